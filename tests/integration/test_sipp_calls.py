@@ -1,0 +1,64 @@
+"""Real SIP traffic from sipp (an independent implementation) against a running `voicebot serve`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from .conftest import SCENARIOS, ServerProcess, free_udp_port, run_sipp
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+def rms(path: Path) -> float:
+    audio, _ = soundfile.read(str(path), dtype="int16")
+    return float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) if len(audio) else 0.0
+
+
+def voiced_seconds(path: Path, threshold: float = 300.0) -> float:
+    """Seconds of 20 ms frames whose RMS exceeds ``threshold`` (speech, not silence or comfort noise)."""
+    audio, rate = soundfile.read(str(path), dtype="int16")
+    frame = rate // 50
+    n = len(audio) // frame
+    if n == 0:
+        return 0.0
+    frames = audio[: n * frame].astype(np.float64).reshape(n, frame)
+    return float(np.sum(np.sqrt(np.mean(frames**2, axis=1)) > threshold)) * 0.02
+
+
+def sipp_args(server: ServerProcess, scenario: str, *extra: str) -> list[str]:
+    return [f"{server.host}:{server.port}", "-sf", str(SCENARIOS / scenario), "-m", "1", "-i", "127.0.0.1",
+            "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(free_udp_port()), *extra]
+
+
+def test_pcap_speech_and_rfc4733_dtmf_arrive(voicebot_server: ServerProcess, tmp_path: Path) -> None:
+    result = run_sipp(sipp_args(voicebot_server, "dtmf_rfc4733.xml"), tmp_path)
+    assert result.returncode == 0, result.stderr
+    ended = voicebot_server.wait_for("call ended")[0]
+    assert ended["digits"] == "123"
+    assert ended["outcome"] == "completed"
+    assert ended["rtp_received"] > 200
+    recording = voicebot_server.recordings()[0]
+    # g711a.pcap carries about 4.7 s of speech; most of it must arrive as voiced audio.
+    assert voiced_seconds(recording) > 2.0
+
+
+def test_sip_info_dtmf_arrives(voicebot_server: ServerProcess, tmp_path: Path) -> None:
+    result = run_sipp(sipp_args(voicebot_server, "dtmf_info.xml"), tmp_path)
+    assert result.returncode == 0, result.stderr
+    ended = voicebot_server.wait_for("call ended")[0]
+    assert ended["digits"] == "45"
+    assert ended["outcome"] == "completed"
+
+
+def test_prompt_audio_reaches_the_caller(voicebot_server: ServerProcess, tmp_path: Path) -> None:
+    # sipp echoes every RTP packet it receives; what voicebot records from the caller is its own prompt.
+    result = run_sipp(sipp_args(voicebot_server, "echo_prompt.xml", "-rtp_echo"), tmp_path)
+    assert result.returncode == 0, result.stderr
+    ended = voicebot_server.wait_for("call ended")[0]
+    assert ended["end_reason"] == "remote hangup"
+    assert ended["rtp_sent"] > 150
+    assert voiced_seconds(voicebot_server.recordings()[0]) > 1.5

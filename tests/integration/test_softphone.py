@@ -1,0 +1,423 @@
+"""The pjsua2 test softphone (`python -m voicebot.softphone`) against sipp UAS scenarios on loopback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (Debian sip-tester) is not installed"),
+]
+
+G711A_PCAP = Path("/usr/share/sip-tester/g711a.pcap")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+# ------------------------------------------------------------------------------------------------
+# Helpers and fixtures
+# ------------------------------------------------------------------------------------------------
+
+
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def free_udp_port_pair() -> int:
+    """An even port P with P and P+2 free (sipp binds media on -mp and -mp+2)."""
+    for _ in range(50):
+        port = free_udp_port() & ~1
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, \
+                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 2))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free UDP port pair found")
+
+
+@dataclass
+class Sipp:
+    """A sipp UAS running in the foreground for exactly one call."""
+
+    process: subprocess.Popen[str]
+    port: int
+
+    @property
+    def uri(self) -> str:
+        return f"sip:service@127.0.0.1:{self.port}"
+
+    def wait(self, timeout: float = 20.0) -> tuple[int, str]:
+        try:
+            out, _ = self.process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, _ = self.process.communicate()
+            return -1, out
+        return self.process.returncode, out
+
+
+@pytest.fixture
+def start_sipp(tmp_path: Path):
+    """Start sipp as a UAS with a built-in (`-sn NAME`) or XML scenario; killed at teardown."""
+    started: list[Sipp] = []
+
+    def start(scenario: str, *extra: str) -> Sipp:
+        port = free_udp_port()
+        scenario_args = ["-sn", scenario] if not scenario.endswith(".xml") else ["-sf", scenario]
+        cmd = ["sipp", *scenario_args, "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_udp_port_pair()),
+               "-m", "1", "-timeout", "30s", "-timeout_error", "-nostdin", *extra]
+        process = subprocess.Popen(cmd, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True)
+        sipp = Sipp(process, port)
+        started.append(sipp)
+        return sipp
+
+    yield start
+    for sipp in started:
+        if sipp.process.poll() is None:
+            sipp.process.kill()
+            sipp.process.communicate()
+
+
+@dataclass
+class SoftphoneRun:
+    returncode: int
+    summary: dict[str, Any]
+    stderr: str
+
+
+def run_softphone(*args: str, timeout: float = 40.0) -> SoftphoneRun:
+    """Run `python -m voicebot.softphone ARGS --json`; parse the JSON summary from stdout."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "voicebot.softphone", *args, "--json"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )
+    lines = [line for line in completed.stdout.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one JSON line on stdout, got {completed.stdout!r}\n{completed.stderr}"
+    return SoftphoneRun(completed.returncode, json.loads(lines[0]), completed.stderr)
+
+
+def write_scenario(tmp_path: Path, name: str, body: str) -> str:
+    path = tmp_path / f"{name}.xml"
+    path.write_text(textwrap.dedent(body).lstrip())
+    return str(path)
+
+
+def write_tone(path: Path, *, frequency: float, seconds: float, rate: int, channels: int) -> Path:
+    t = np.arange(int(rate * seconds)) / rate
+    tone = 0.5 * np.sin(2 * np.pi * frequency * t)
+    sf.write(str(path), np.stack([tone] * channels, axis=1), rate)
+    return path
+
+
+def dominant_frequency(samples: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(samples))
+    return float(np.argmax(spectrum) * rate / samples.size)
+
+
+RECV_INVITE = """
+  <recv request="INVITE">
+    <action>
+      <ereg regexp="sip:[^ ;&gt;]*" search_in="hdr" header="From:" check_it="true" assign_to="caller"/>
+      <ereg regexp="tag=[^ ;]*" search_in="hdr" header="From:" check_it="true" assign_to="caller_tag"/>
+      <ereg regexp="sip:[^ ;&gt;]*" search_in="hdr" header="To:" check_it="true" assign_to="callee"/>
+      <ereg regexp="sip:[^&gt;]*" search_in="hdr" header="Contact:" check_it="true" assign_to="contact"/>
+      <ereg regexp="rtpmap:([0-9]+) telephone-event/8000" search_in="body" check_it="true"
+            assign_to="te_line,te_pt"/>
+    </action>
+  </recv>
+"""
+"""Receive the softphone's INVITE and remember what a UAS needs to answer it and to send BYE."""
+
+ANSWER_200_WITH_SDP = """
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 8 [$te_pt]
+      a=rtpmap:8 PCMA/8000
+      a=rtpmap:[$te_pt] telephone-event/8000
+      a=fmtp:[$te_pt] 0-15
+    ]]>
+  </send>
+  <recv request="ACK" crlf="true"/>
+"""
+"""Answer with PCMA and the caller's telephone-event payload type."""
+
+REPLY_200 = """
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+"""
+
+AWAIT_BYE = f"""
+  <recv request="BYE"/>
+  {REPLY_200}
+"""
+
+SEND_BYE = """
+  <send>
+    <![CDATA[
+      BYE [$contact] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <[$callee]>;tag=[pid]SIPpTag01[call_number]
+      To: <[$caller]>;[$caller_tag]
+      [last_Call-ID:]
+      CSeq: 2 BYE
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200"/>
+"""
+
+
+def answering_scenario(tmp_path: Path, name: str, after_answer: str = "", ending: str = AWAIT_BYE) -> str:
+    """Write a UAS scenario: answer the INVITE, run `after_answer`, then `ending` (default: await BYE)."""
+    return write_scenario(tmp_path, name, f"""
+        <?xml version="1.0" encoding="ISO-8859-1" ?>
+        <scenario name="{name}">
+        {RECV_INVITE}
+        {ANSWER_200_WITH_SDP}
+        {after_answer}
+        {ending}
+        </scenario>
+    """)
+
+
+# ------------------------------------------------------------------------------------------------
+# Tests
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+def test_answered_call_ends_with_bye_after_duration(start_sipp) -> None:
+    sipp = start_sipp("uas")
+
+    run = run_softphone(sipp.uri, "--duration", "1.5", "--header", "X-Test-Case: duration")
+
+    assert run.returncode == 0, run.stderr
+    assert run.summary["result"] == "answered"
+    assert run.summary["status_code"] == 200
+    assert run.summary["hangup"] == "local"
+    assert 1.3 <= run.summary["duration"] <= 4.0
+    sipp_rc, sipp_out = sipp.wait()
+    assert sipp_rc == 0, sipp_out  # sipp's uas scenario passes only when it received our BYE
+
+
+@pytest.mark.timeout(60)
+def test_busy_here_is_reported_as_rejected(start_sipp, tmp_path: Path) -> None:
+    scenario = write_scenario(tmp_path, "busy", """
+        <?xml version="1.0" encoding="ISO-8859-1" ?>
+        <scenario name="reply 486">
+          <recv request="INVITE"/>
+          <send>
+            <![CDATA[
+              SIP/2.0 486 Busy Here
+              [last_Via:]
+              [last_From:]
+              [last_To:];tag=[pid]SIPpTag01[call_number]
+              [last_Call-ID:]
+              [last_CSeq:]
+              Content-Length: 0
+            ]]>
+          </send>
+          <recv request="ACK"/>
+        </scenario>
+    """)
+    sipp = start_sipp(scenario)
+
+    run = run_softphone(sipp.uri, "--duration", "5")
+
+    assert run.returncode != 0
+    assert run.summary["result"] == "rejected"
+    assert run.summary["status_code"] == 486
+    assert run.summary["reason"] == "Busy Here"
+    assert run.summary["duration"] == 0.0
+    assert "rejected" in run.stderr
+    sipp_rc, sipp_out = sipp.wait()
+    assert sipp_rc == 0, sipp_out
+
+
+@pytest.mark.timeout(60)
+def test_remote_bye_ends_the_call(start_sipp, tmp_path: Path) -> None:
+    scenario = answering_scenario(tmp_path, "remote_bye", '<pause milliseconds="1000"/>', ending=SEND_BYE)
+    sipp = start_sipp(scenario)
+
+    run = run_softphone(sipp.uri, "--timeout", "20")
+
+    assert run.returncode == 0, run.stderr
+    assert run.summary["result"] == "answered"
+    assert run.summary["hangup"] == "remote"
+    assert 0.8 <= run.summary["duration"] <= 5.0
+    sipp_rc, sipp_out = sipp.wait()
+    assert sipp_rc == 0, sipp_out
+
+
+@pytest.mark.timeout(60)
+def test_played_tone_comes_back_through_rtp_echo_into_the_recording(start_sipp, tmp_path: Path) -> None:
+    """44.1 kHz stereo input is converted, sent as G.711, echoed by sipp, and recorded."""
+    sipp = start_sipp(answering_scenario(tmp_path, "echo"), "-rtp_echo")
+    tone = write_tone(tmp_path / "tone.wav", frequency=440.0, seconds=3.0, rate=44100, channels=2)
+    recording = tmp_path / "heard.wav"
+
+    run = run_softphone(sipp.uri, "--duration", "2", "--play", str(tone), "--record", str(recording))
+
+    assert run.returncode == 0, run.stderr
+    samples, rate = sf.read(str(recording))
+    assert run.summary["recorded_seconds"] == pytest.approx(samples.size / rate, abs=0.01)
+    assert run.summary["recorded_seconds"] >= 1.5
+    assert run.summary["recording_rms"] > 0.1
+    assert dominant_frequency(samples, rate) == pytest.approx(440.0, abs=5.0)
+    sipp_rc, sipp_out = sipp.wait()
+    assert sipp_rc == 0, sipp_out
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not G711A_PCAP.exists(), reason="sipp's bundled g711a.pcap is missing")
+def test_recording_captures_pcap_speech_played_by_sipp(start_sipp, tmp_path: Path) -> None:
+    play_pcap = f'<nop><action><exec play_pcap_audio="{G711A_PCAP}"/></action></nop>'
+    sipp = start_sipp(answering_scenario(tmp_path, "pcap", play_pcap))
+    recording = tmp_path / "speech.wav"
+
+    run = run_softphone(sipp.uri, "--duration", "3", "--record", str(recording))
+
+    assert run.returncode == 0, run.stderr
+    assert run.summary["recorded_seconds"] >= 2.5
+    # A call with no incoming audio records digital silence (rms 0.0); speech from the pcap is far louder.
+    assert run.summary["recording_rms"] > 0.01
+    samples, rate = sf.read(str(recording))
+    frame = rate // 50
+    frames = samples[: samples.size // frame * frame].reshape(-1, frame)
+    voiced = np.sqrt(np.mean(frames**2, axis=1)) > 0.01
+    assert voiced.mean() > 0.3  # speech energy over a good share of the call, not a single click
+    sipp_rc, sipp_out = sipp.wait()
+    assert sipp_rc == 0, sipp_out
+
+
+@pytest.mark.timeout(60)
+def test_silent_call_records_silence(start_sipp, tmp_path: Path) -> None:
+    sipp = start_sipp(answering_scenario(tmp_path, "silent"))  # sends no RTP
+    recording = tmp_path / "silence.wav"
+
+    run = run_softphone(sipp.uri, "--duration", "1", "--record", str(recording))
+
+    assert run.returncode == 0, run.stderr
+    assert run.summary["recorded_seconds"] >= 0.8
+    assert run.summary["recording_rms"] < 0.001
+    sipp_rc, sipp_out = sipp.wait()
+    assert sipp_rc == 0, sipp_out
+
+
+@pytest.mark.timeout(60)
+def test_dtmf_info_sends_dtmf_relay_and_hangs_up_after_digits(start_sipp, tmp_path: Path) -> None:
+    def expect_info(signal: str) -> str:
+        return f"""
+          <recv request="INFO">
+            <action>
+              <ereg regexp="application/dtmf-relay" search_in="hdr" header="Content-Type:"
+                    check_it="true" assign_to="ct"/>
+              <ereg regexp="Signal=[{signal}]" search_in="body" check_it="true" assign_to="sig"/>
+            </action>
+          </recv>
+          {REPLY_200}
+        """
+
+    sipp = start_sipp(answering_scenario(tmp_path, "info", expect_info("4") + expect_info("#")))
+
+    run = run_softphone(sipp.uri, "--dtmf", "4#", "--dtmf-mode", "info", "--dtmf-delay", "0.3",
+                        "--hangup-after-dtmf", "0.5", "--timeout", "20")
+
+    assert run.returncode == 0, run.stderr
+    assert run.summary["digits_sent"] == "4#"
+    assert run.summary["hangup"] == "local"
+    assert run.summary["duration"] < 5.0
+    sipp_rc, sipp_out = sipp.wait()
+    assert sipp_rc == 0, sipp_out  # fails if an INFO lacked dtmf-relay or carried the wrong digit
+
+
+@pytest.mark.timeout(60)
+def test_rfc4733_digits_are_sent_and_detected_when_echoed(start_sipp, tmp_path: Path) -> None:
+    """sipp echoes our RTP, telephone-events included, so the digits we send come back to our detector."""
+    sipp = start_sipp(answering_scenario(tmp_path, "dtmf_echo"), "-rtp_echo")
+
+    run = run_softphone(sipp.uri, "--dtmf", "19#*A", "--dtmf-delay", "0.2", "--hangup-after-dtmf", "0.5",
+                        "--timeout", "20")
+
+    assert run.returncode == 0, run.stderr
+    assert run.summary["digits_sent"] == "19#*A"
+    assert run.summary["digits_received"] == "19#*A"
+    sipp_rc, sipp_out = sipp.wait()
+    assert sipp_rc == 0, sipp_out
+
+
+@pytest.mark.timeout(60)
+def test_unanswered_call_times_out(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent_peer:  # receives INVITEs, never replies
+        silent_peer.bind(("127.0.0.1", 0))
+        port = silent_peer.getsockname()[1]
+
+        run = run_softphone(f"sip:nobody@127.0.0.1:{port}", "--timeout", "2")
+
+        silent_peer.settimeout(1)
+        assert b"INVITE sip:nobody@" in silent_peer.recv(65536)
+    assert run.summary["result"] == "timeout"
+    assert run.returncode == 3
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["tel:123"], "must start with 'sip:'"),
+        (["sip:a@127.0.0.1", "--dtmf", "12x"], "invalid 'x'"),
+        (["sip:a@127.0.0.1", "--header", "NoColon"], "Name: value"),
+        (["sip:a@127.0.0.1", "--play", "/nonexistent.wav"], "--play file not found"),
+        (["sip:a@127.0.0.1", "--duration", "90"], "shorter than --timeout"),
+        (["sip:a@127.0.0.1", "--username", "u"], "--username and --password"),
+    ],
+)
+def test_bad_arguments_exit_2_with_a_specific_message(args: list[str], message: str) -> None:
+    completed = subprocess.run([sys.executable, "-m", "voicebot.softphone", *args], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=30)
+    assert completed.returncode == 2
+    assert message in completed.stderr
+    assert completed.stdout == ""

@@ -1,0 +1,83 @@
+"""Whisper ASR round trip: Piper speech -> 8 kHz telephone band -> 16 kHz -> base and tiny.en."""
+
+import numpy as np
+import pytest
+
+from voicebot.speech.asr import AsrResult, WhisperAsr
+from voicebot.speech.resample import resample
+from voicebot.speech.tts import PiperTts
+
+SENTENCE = "I would like to check my account balance, please."
+KEY_WORDS = ("check", "account", "balance")
+
+
+@pytest.fixture(scope="module")
+def telephone_speech() -> np.ndarray:
+    pcm, rate = PiperTts().synthesize(SENTENCE)
+    return resample(resample(pcm, rate, 8000), 8000, 16000)  # G.711-like band limit
+
+
+@pytest.fixture(scope="module")
+def base() -> WhisperAsr:
+    return WhisperAsr("base")
+
+
+@pytest.fixture(scope="module")
+def tiny() -> WhisperAsr:
+    return WhisperAsr("tiny.en")
+
+
+def assert_heard(result: AsrResult) -> None:
+    words = result.text.lower()
+    assert all(word in words for word in KEY_WORDS), result.text
+    assert result.confidence > 0.5
+
+
+def test_base_recognises_telephone_band_speech_and_detects_english(base, telephone_speech):
+    result = base.transcribe(telephone_speech, language=None)
+    assert_heard(result)
+    assert result.language == "en"
+    assert result.duration_s == pytest.approx(telephone_speech.size / 16000)
+    assert result.decode_s > 0
+
+
+def test_tiny_en_recognises_float_input(tiny, telephone_speech):
+    result = tiny.transcribe(telephone_speech.astype(np.float32) / 32768.0, language="en")
+    assert_heard(result)
+
+
+def test_silence_gives_empty_text_and_low_confidence(base):
+    result = base.transcribe(np.zeros(2 * 16000, np.int16), language="en")
+    assert result.text == ""
+    assert result.confidence < 0.3
+
+
+def test_audio_longer_than_one_window_is_fully_transcribed(tiny, telephone_speech):
+    gap = np.zeros(16000 * 14, np.int16)
+    long_audio = np.concatenate([telephone_speech, gap, telephone_speech, gap])
+    assert long_audio.size > 30 * 16000
+    result = tiny.transcribe(long_audio)
+    assert result.text.lower().count("balance") == 2, result.text
+
+
+def test_english_only_model_refuses_other_languages(tiny, telephone_speech):
+    with pytest.raises(ValueError, match="English-only"):
+        tiny.transcribe(telephone_speech, language="zh")
+
+
+@pytest.mark.parametrize(
+    "audio,error,message",
+    [
+        (np.zeros(0, np.int16), ValueError, "empty"),
+        (np.zeros((2, 160), np.int16), ValueError, "1-D"),
+        (np.zeros(160, np.int32), TypeError, "int16 or float32"),
+    ],
+)
+def test_bad_audio_is_rejected(tiny, audio, error, message):
+    with pytest.raises(error, match=message):
+        tiny.transcribe(audio)
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="unknown Whisper model 'large'"):
+        WhisperAsr("large")

@@ -1,0 +1,91 @@
+"""SipChannel: the Channel protocol over a SIP call leg and its RTP stream (8 kHz G.711 on the wire)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+import numpy as np
+
+from voicebot.channels.base import ChannelEvent, Dtmf, HungUp
+from voicebot.rtp.stream import RtpStream
+from voicebot.sip.call import SipCall
+from voicebot.speech.resample import resample
+
+log = logging.getLogger("voicebot.channels.sip")
+
+WIRE_RATE = 8000
+APP_RATE = 16000
+
+
+class SipChannel:
+    """Bridges a :class:`SipCall` (signalling) and an :class:`RtpStream` (media) to a call session."""
+
+    def __init__(self, call: SipCall, stream: RtpStream) -> None:
+        self.call = call
+        self.stream = stream
+        self._events: asyncio.Queue[ChannelEvent] = asyncio.Queue()
+        self._playback_done = asyncio.Event()
+        self._playback_done.set()
+        self._audio_cb: Callable[[np.ndarray], None] | None = None
+        self.digits_received: list[Dtmf] = []
+        stream.on_dtmf(lambda digit: self._dtmf(digit, "rfc4733"))
+        stream.on_playback_done(self._playback_done.set)
+        call.on_dtmf = self._dtmf
+        call.on_ended = self._ended
+
+    @property
+    def call_id(self) -> str:
+        return self.call.call_id
+
+    # ------------------------------------------------------------------ events
+    def _dtmf(self, digit: str, source: str) -> None:
+        event = Dtmf(digit, source)
+        self.digits_received.append(event)
+        self._events.put_nowait(event)
+
+    def _ended(self, call: SipCall) -> None:
+        self._playback_done.set()
+        self._events.put_nowait(HungUp(call.end_reason))
+
+    async def next_event(self, timeout: float | None) -> ChannelEvent | None:
+        try:
+            return await asyncio.wait_for(self._events.get(), timeout)
+        except asyncio.TimeoutError:
+            return None
+
+    # ------------------------------------------------------------------ audio
+    def play(self, pcm: np.ndarray, rate: int) -> None:
+        if rate != WIRE_RATE:
+            pcm = resample(pcm, rate, WIRE_RATE)
+        if len(pcm) == 0:
+            return
+        self._playback_done.clear()
+        self.stream.play(pcm)
+
+    def stop_playback(self) -> None:
+        self.stream.stop_playback()
+        self._playback_done.set()
+
+    @property
+    def playing(self) -> bool:
+        return self.stream.playing
+
+    async def wait_playback(self) -> None:
+        await self._playback_done.wait()
+
+    def on_audio(self, callback: Callable[[np.ndarray], None] | None) -> None:
+        self._audio_cb = callback
+        if callback is None:
+            self.stream.on_audio(None)
+        else:
+            self.stream.on_audio(lambda frame: callback(resample(frame, WIRE_RATE, APP_RATE)))
+
+    # ------------------------------------------------------------------ control
+    async def hangup(self) -> None:
+        await self.call.hangup("bot hangup")
+
+    async def transfer(self, target: str) -> bool:
+        status = await self.call.refer(target)
+        return 200 <= status < 300

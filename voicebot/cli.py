@@ -1,0 +1,93 @@
+"""The `voicebot` command line: serve, call (test softphone)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO_ROOT / "sip_config" / "voicebot.yaml"
+
+log = logging.getLogger("voicebot.cli")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from voicebot.config import load_server_config
+    from voicebot.logs import setup_logging
+    from voicebot.yamlsrc import ConfigErrors, YamlSourceError
+
+    try:
+        config = load_server_config(args.config)
+    except (ConfigErrors, YamlSourceError) as exc:
+        print(f"voicebot: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    if args.port is not None or args.host is not None:
+        listen = config.listen.model_copy(update={k: v for k, v in (("port", args.port), ("host", args.host))
+                                                  if v is not None})
+        config = config.model_copy(update={"listen": listen})
+    setup_logging(config.log.level, config.log.json_lines)
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a pinned dependency
+        pass
+    return asyncio.run(_serve_async(config, args))
+
+
+async def _serve_async(config, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from voicebot.server import VoicebotServer, default_cache_dir
+    from voicebot.session import DIGIT_WORDS
+    from voicebot.speech.prompts import PromptCache
+
+    cache = PromptCache(Path(args.cache_dir) if args.cache_dir else default_cache_dir() / "prompts")
+    texts = [config.prompts.greeting, config.prompts.goodbye, "You entered", "We did not receive any digits.",
+             *DIGIT_WORDS.values()]
+    print(f"voicebot: rendering {len(texts)} prompts (first start loads the English voice)...", file=sys.stderr,
+          flush=True)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, cache.prerender, texts)
+    server = VoicebotServer(config, cache)
+    await server.start()
+    print(f"voicebot: listening on udp {config.listen.host}:{server.ua.port} — dial sip:demo@"
+          f"{config.listen.host}:{server.ua.port}", file=sys.stderr, flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    print(f"voicebot: stopping; calls in progress have {config.shutdown_grace_s:g} s to finish", file=sys.stderr,
+          flush=True)
+    await server.drain(config.shutdown_grace_s)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voicebot", description="Offline-first telephony IVR and voice-bot server")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="answer calls with the configured dialplans")
+    serve.add_argument("--config", default=str(DEFAULT_CONFIG), help="server YAML (default: %(default)s)")
+    serve.add_argument("--host", help="override listen.host")
+    serve.add_argument("--port", type=int, help="override listen.port (0 = any free port)")
+    serve.add_argument("--cache-dir", help="prompt cache directory (default: $VOICEBOT_CACHE/prompts)")
+    serve.set_defaults(func=_serve)
+
+    from voicebot.softphone import add_call_arguments, run_call
+
+    call = sub.add_parser("call", help="place a test call with the pjsua2 softphone")
+    add_call_arguments(call)
+    call.set_defaults(func=run_call)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

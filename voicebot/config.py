@@ -1,0 +1,474 @@
+"""The server configuration (sip_config/voicebot.yaml): schema, semantic checks and loading with file:line errors.
+
+    config = load_server_config("sip_config/voicebot.yaml")     # raises yamlsrc.ConfigErrors
+    password = resolve_trunk_password(config.trunks[0])          # raises MissingSecretError
+
+Every model forbids unknown fields (a typo is an error with a suggestion, never silently ignored) and is
+frozen. Secrets never live in the file: a trunk names the environment variable holding its password.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from voicebot.yamlsrc import (
+    ConfigErrors,
+    LocatedValueError,
+    YamlSourceError,
+    format_loc,
+    load_yaml,
+    validate,
+)
+
+__all__ = [
+    "AclConfig",
+    "CodecConfig",
+    "ListenConfig",
+    "LimitsConfig",
+    "LogConfig",
+    "MissingSecretError",
+    "PromptsConfig",
+    "RoutingConfig",
+    "RtpConfig",
+    "ServerConfig",
+    "TransferConfig",
+    "TrunkConfig",
+    "load_server_config",
+    "resolve_trunk_password",
+]
+
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# ------------------------------------------------------------------------------------ value validators
+
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+_SIP_URI = re.compile(
+    r"(?P<scheme>sips?):"
+    r"(?:(?P<user>[^@;?\s]+)@)?"
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:;?\s\[\]@]+)"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+    r"(?P<params>;[^?\s]*)?"
+    r"(?:\?(?P<headers>\S*))?"
+)
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+_DID = re.compile(r"\+?[0-9]{1,32}")
+_LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[A-Z][a-z]{3})?(?:-[A-Z]{2}|-[0-9]{3})?")
+
+
+def _check_host(value: str) -> str:
+    """An IP literal or a DNS name."""
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not _HOSTNAME.fullmatch(value) or value.rstrip(".").rsplit(".", 1)[-1].isdigit():
+        raise ValueError(f"{value!r} is not an IP address or host name")
+    return value
+
+
+def _check_sip_uri(value: str) -> str:
+    """A sip: or sips: URI with a valid host and port."""
+    match = _SIP_URI.fullmatch(value)
+    if match is None:
+        raise LocatedValueError(
+            f"{value!r} is not a SIP URI", hint="write it as sip:host[:port], e.g. sip:sip.example.com"
+        )
+    host = match["host"]
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise LocatedValueError(f"{value!r} has an invalid IPv6 host {host}") from None
+    else:
+        try:
+            _check_host(host)
+        except ValueError:
+            raise LocatedValueError(f"{value!r} has an invalid host {host!r}") from None
+    if match["port"] is not None and not 1 <= int(match["port"]) <= 65535:
+        raise LocatedValueError(f"{value!r} has port {match['port']} outside 1..65535")
+    return value
+
+
+def _check_target_pattern(value: str) -> str:
+    """A SIP URI or an fnmatch pattern of one: must name the sip:/sips: scheme."""
+    if not re.fullmatch(r"sips?:\S+", value):
+        raise LocatedValueError(
+            f"{value!r} is not a SIP URI or URI pattern",
+            hint="start with sip: or sips:, e.g. sip:*@agents.example.com or sip:+1555*@10.0.0.5",
+        )
+    return value
+
+
+def _to_network(value: Any) -> Any:
+    """Parse a CIDR (or a bare address, meaning a single host) into an ip_network."""
+    if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        return value
+    if not isinstance(value, str):
+        raise LocatedValueError(
+            f"expected a network such as '10.0.0.0/8', got {value!r}", hint="quote it as text"
+        )
+    try:
+        return ipaddress.ip_network(value.strip(), strict=True)
+    except ValueError as exc:
+        if "host bits set" in str(exc):
+            loose = ipaddress.ip_network(value.strip(), strict=False)
+            raise LocatedValueError(
+                f"{value!r} has host bits set", hint=f"did you mean {str(loose)!r}?"
+            ) from None
+        raise LocatedValueError(
+            f"{value!r} is not an IP network", hint="write it as address/prefix, e.g. 192.0.2.0/24"
+        ) from None
+
+
+def _check_env_name(value: str) -> str:
+    if not _ENV_NAME.fullmatch(value):
+        raise LocatedValueError(
+            f"{value!r} is not an environment variable name",
+            hint="use letters, digits and underscores, e.g. VOICEBOT_TRUNK_PASSWORD",
+        )
+    return value
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise LocatedValueError(
+            f"{value!r} is not a valid name",
+            hint="use letters, digits, '_', '.', '-' (at most 64), e.g. bank_hotline",
+        )
+    return value
+
+
+def _check_language(value: str) -> str:
+    if not _LANGUAGE.fullmatch(value):
+        raise LocatedValueError(
+            f"{value!r} is not a language tag", hint="use a BCP 47 tag such as en-US or zh-CN"
+        )
+    return value
+
+
+def _check_did_map(value: Mapping[str, str]) -> Mapping[str, str]:
+    for did in value:
+        if not _DID.fullmatch(did):
+            raise LocatedValueError(
+                f"{did!r} is not a DID",
+                loc=(did,),
+                hint="write the number as digits with an optional leading '+', quoted: '+15551234567'",
+            )
+    return value
+
+
+def _check_unique(values: list[Any]) -> list[Any]:
+    seen: set[Any] = set()
+    for index, value in enumerate(values):
+        if value in seen:
+            raise LocatedValueError(f"{value!r} is listed twice", loc=(index,))
+        seen.add(value)
+    return values
+
+
+def _check_even(value: int) -> int:
+    if value % 2:
+        raise LocatedValueError(
+            f"{value} is odd", hint=f"RTP uses even ports (RTCP takes the odd one above); use {value - 1} or {value + 1}"
+        )
+    return value
+
+
+Host = Annotated[str, AfterValidator(_check_host)]
+SipUri = Annotated[str, AfterValidator(_check_sip_uri)]
+TargetPattern = Annotated[str, AfterValidator(_check_target_pattern)]
+Network = Annotated[IpNetwork, BeforeValidator(_to_network)]
+EnvName = Annotated[str, AfterValidator(_check_env_name)]
+Name = Annotated[str, AfterValidator(_check_name)]
+DidMap = Annotated[dict[str, Name], AfterValidator(_check_did_map)]
+Port = Annotated[int, Field(ge=1024, le=65535)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+# ------------------------------------------------------------------------------------------- sections
+
+
+class ListenConfig(_Section):
+    """Where the SIP server listens."""
+
+    host: Host = Field("127.0.0.1", description="address to bind, e.g. 127.0.0.1, 0.0.0.0 or ::")
+    port: int = Field(5060, ge=0, le=65535, description="SIP port; 0 picks a free port (tests)")
+    transports: Annotated[list[Literal["udp", "tcp"]], AfterValidator(_check_unique)] = Field(
+        default_factory=lambda: ["udp"], min_length=1, description="any of udp, tcp"
+    )
+    public_host: Host | None = Field(
+        None, description="address put in Contact and SDP when behind NAT (default: the bound address)"
+    )
+
+
+class RtpConfig(_Section):
+    """The UDP port range for media; each call takes an even RTP port and the odd RTCP port above it."""
+
+    port_start: Annotated[Port, AfterValidator(_check_even)] = 20000
+    port_end: Annotated[Port, AfterValidator(_check_even)] = 30000
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RtpConfig:
+        if self.port_start >= self.port_end:
+            raise LocatedValueError(
+                f"port_end {self.port_end} must be above port_start {self.port_start}",
+                loc=("port_end",),
+                hint="the range needs room for at least one call",
+            )
+        return self
+
+    @property
+    def call_capacity(self) -> int:
+        """How many RTP/RTCP port pairs the range holds."""
+        return (self.port_end - self.port_start) // 2
+
+
+class CodecConfig(_Section):
+    """Audio codecs offered and accepted, most preferred first."""
+
+    preference: Annotated[list[Literal["PCMU", "PCMA"]], AfterValidator(_check_unique)] = Field(
+        default_factory=lambda: ["PCMU", "PCMA"], min_length=1, description="any of PCMU, PCMA"
+    )
+    dtmf_payload_type: int = Field(101, ge=96, le=127, description="RTP payload type for RFC 4733 telephone-event")
+
+
+class AclConfig(_Section):
+    """Sources allowed to send INVITEs when they match no trunk."""
+
+    allow: list[Network] = Field(
+        default_factory=lambda: [ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128")],
+        description="CIDR networks, e.g. 192.0.2.0/24",
+    )
+
+    def allows(self, source: str | IpAddress) -> bool:
+        """Whether `source` lies in one of the allowed networks."""
+        return _in_networks(source, self.allow)
+
+
+class TrunkConfig(_Section):
+    """A SIP trunk (carrier): where to register, which sources to trust, which DIDs it delivers."""
+
+    yaml_field_hints: ClassVar[dict[str, str]] = {
+        "password": "passwords never go in the file: set 'password_env: SOME_VARIABLE' and export "
+        "SOME_VARIABLE in the server's environment",
+        "secret": "secrets never go in the file: name an environment variable with password_env",
+    }
+
+    name: Name = Field(description="unique trunk name, e.g. carrier_a")
+    registrar: SipUri = Field(description="registrar SIP URI, e.g. sip:sip.example.com")
+    username: str | None = Field(None, min_length=1, description="digest user name")
+    password_env: EnvName | None = Field(
+        None, description="name of the environment variable holding the digest password"
+    )
+    register_enabled: bool = Field(True, alias="register", description="send REGISTER to the registrar")
+    expires: int = Field(3600, ge=60, le=86400, description="registration lifetime in seconds (60..86400)")
+    allow_from: list[Network] = Field(
+        default_factory=list, description="source networks whose INVITEs belong to this trunk"
+    )
+    dids: DidMap = Field(default_factory=dict, description="DID -> dialplan name")
+    outbound_proxy: SipUri | None = None
+
+    @model_validator(mode="after")
+    def _credentials(self) -> TrunkConfig:
+        if self.register_enabled:
+            for field in ("username", "password_env"):
+                if getattr(self, field) is None:
+                    raise LocatedValueError(
+                        f"{field} is required when register is true",
+                        loc=(field,),
+                        hint="add it, or set 'register: false' for an IP-authenticated trunk",
+                    )
+        return self
+
+    def matches_source(self, source: str | IpAddress) -> bool:
+        """Whether a request from `source` comes from this trunk."""
+        return _in_networks(source, self.allow_from)
+
+
+class RoutingConfig(_Section):
+    """Which dialplan answers a call."""
+
+    default_dialplan: Name = Field("demo", description="dialplan for calls whose DID is not mapped")
+    dids: DidMap = Field(default_factory=dict, description="DID -> dialplan for peers that are not trunks")
+
+
+class TransferConfig(_Section):
+    """Where calls may be transferred (REFER or blind transfer); nothing else is reachable."""
+
+    allowed_targets: list[TargetPattern] = Field(
+        default_factory=list, description="SIP URIs or fnmatch patterns, e.g. sip:*@agents.example.com"
+    )
+
+    def allows(self, target: str) -> bool:
+        """Whether `target` matches one of the allowed URIs or patterns (case-sensitive)."""
+        return any(fnmatch.fnmatchcase(target, pattern) for pattern in self.allowed_targets)
+
+
+class LimitsConfig(_Section):
+    """Protection against overload and abuse."""
+
+    max_calls: int = Field(500, ge=1, le=100_000)
+    max_calls_per_source: int = Field(50, ge=1)
+    max_message_bytes: int = Field(65535, ge=1500, le=65535, description="largest SIP message accepted")
+    max_headers: int = Field(128, ge=16, le=1024)
+    invite_rate_per_source_per_s: float = Field(20, gt=0, le=10_000)
+
+    @model_validator(mode="after")
+    def _per_source_within_total(self) -> LimitsConfig:
+        if self.max_calls_per_source > self.max_calls:
+            raise LocatedValueError(
+                f"max_calls_per_source {self.max_calls_per_source} exceeds max_calls {self.max_calls}",
+                loc=("max_calls_per_source",),
+                hint=f"lower it to at most {self.max_calls}",
+            )
+        return self
+
+
+class PromptsConfig(_Section):
+    """What the demo IVR says and how it collects digits."""
+
+    greeting: str = Field(
+        "Welcome to voicebot. Please enter your account number followed by the hash key.", min_length=1
+    )
+    goodbye: str = Field("Thank you for calling. Goodbye.", min_length=1)
+    digit_timeout_s: float = Field(5, gt=0, le=60)
+    max_digits: int = Field(16, ge=1, le=64)
+    language: Annotated[str, AfterValidator(_check_language)] = "en-US"
+
+
+class NetworkConfig(_Section):
+    """Where this node may send signalling and media (guards against reflection via crafted Contact/SDP)."""
+
+    egress_allow: list[Network] = Field(
+        default_factory=lambda: [ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")],
+        description="CIDR networks SIP and RTP may be sent to; tests use loopback only",
+    )
+
+
+class RecordingConfig(_Section):
+    """Per-call recordings (caller audio) written as the call goes."""
+
+    enabled: bool = False
+    directory: str = Field("var/recordings", min_length=1, description="where WAV files are written")
+
+
+class LogConfig(_Section):
+    level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+        BeforeValidator(lambda value: value.upper() if isinstance(value, str) else value),
+    ] = "INFO"
+    json_lines: bool = Field(True, alias="json", description="one JSON object per log line")
+
+
+class ServerConfig(_Section):
+    """Everything `voicebot serve` needs, as written in sip_config/voicebot.yaml."""
+
+    listen: ListenConfig = Field(default_factory=ListenConfig)
+    rtp: RtpConfig = Field(default_factory=RtpConfig)
+    codecs: CodecConfig = Field(default_factory=CodecConfig)
+    acl: AclConfig = Field(default_factory=AclConfig)
+    trunks: list[TrunkConfig] = Field(default_factory=list)
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    transfer: TransferConfig = Field(default_factory=TransferConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    prompts: PromptsConfig = Field(default_factory=PromptsConfig)
+    network: NetworkConfig = Field(default_factory=NetworkConfig)
+    recording: RecordingConfig = Field(default_factory=RecordingConfig)
+    shutdown_grace_s: float = Field(30, ge=0, le=3600, description="seconds calls may finish after SIGTERM")
+    log: LogConfig = Field(default_factory=LogConfig)
+
+    @model_validator(mode="after")
+    def _unique_names_and_dids(self) -> ServerConfig:
+        first_trunk: dict[str, int] = {}
+        for index, trunk in enumerate(self.trunks):
+            if trunk.name in first_trunk:
+                raise LocatedValueError(
+                    f"trunk name {trunk.name!r} is used twice",
+                    loc=("trunks", index, "name"),
+                    hint=f"trunks[{first_trunk[trunk.name]}] already has it; give each trunk its own name",
+                )
+            first_trunk[trunk.name] = index
+        where_mapped: dict[str, str] = {}
+        for did_loc, did in self._did_locations():
+            if did in where_mapped:
+                raise LocatedValueError(
+                    f"DID {did!r} is mapped twice",
+                    loc=did_loc,
+                    hint=f"it is already mapped in {where_mapped[did]}; a DID routes to one dialplan",
+                )
+            where_mapped[did] = format_loc(did_loc[:-1])
+        return self
+
+    def _did_locations(self) -> list[tuple[tuple[Any, ...], str]]:
+        found: list[tuple[tuple[Any, ...], str]] = []
+        for index, trunk in enumerate(self.trunks):
+            found.extend((("trunks", index, "dids", did), did) for did in trunk.dids)
+        found.extend((("routing", "dids", did), did) for did in self.routing.dids)
+        return found
+
+    def trunk_for_source(self, source: str | IpAddress) -> TrunkConfig | None:
+        """The first trunk whose allow_from covers `source`."""
+        return next((trunk for trunk in self.trunks if trunk.matches_source(source)), None)
+
+    def dialplan_for(self, did: str, trunk: TrunkConfig | None = None) -> str:
+        """The dialplan for a call to `did`: the trunk's mapping, then routing.dids, then the default."""
+        if trunk is not None and did in trunk.dids:
+            return trunk.dids[did]
+        return self.routing.dids.get(did, self.routing.default_dialplan)
+
+
+def _in_networks(source: str | IpAddress, networks: list[IpNetwork]) -> bool:
+    address = ipaddress.ip_address(source) if isinstance(source, str) else source
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in networks)
+
+
+# -------------------------------------------------------------------------------------------- loading
+
+
+def load_server_config(path: str | Path) -> ServerConfig:
+    """Load and validate a server config file; every problem raises as ConfigErrors with file:line."""
+    try:
+        data, lines = load_yaml(path)
+    except YamlSourceError as error:
+        raise ConfigErrors([error]) from None
+    if data is None:  # an empty file means all defaults
+        data = {}
+    return validate(ServerConfig, data, lines, path)
+
+
+class MissingSecretError(Exception):
+    """A trunk's password environment variable is not set (or the trunk names none)."""
+
+
+def resolve_trunk_password(trunk: TrunkConfig, environ: Mapping[str, str] = os.environ) -> str:
+    """The trunk's digest password, read from the environment variable named by password_env."""
+    if trunk.password_env is None:
+        raise MissingSecretError(
+            f"trunk {trunk.name!r} has no password_env: add 'password_env: VARIABLE' to it in the config"
+        )
+    password = environ.get(trunk.password_env)
+    if not password:
+        state = "is empty" if password == "" else "is not set"
+        raise MissingSecretError(
+            f"trunk {trunk.name!r}: environment variable {trunk.password_env} {state}; "
+            f"export {trunk.password_env}=<password> before starting voicebot"
+        )
+    return password

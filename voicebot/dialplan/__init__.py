@@ -1,0 +1,1 @@
+"""voicebot.dialplan"""

@@ -1,0 +1,419 @@
+"""RtpStream: one call's media — a UDP socket pair, G.711 in/out, DTMF, symmetric RTP, basic RTCP.
+
+Sending and playout are driven by the process-wide MediaTicker (one callback per stream); the
+socket callbacks only parse, decode and buffer. When nothing is queued, silence is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import secrets
+import time
+from collections import deque
+from typing import Any, Callable
+
+import numpy as np
+import numpy.typing as npt
+
+from .dtmf import DtmfPacket, DtmfReceiver, DtmfSender
+from .g711 import Codec, get_codec
+from .jitter import JitterBuffer
+from .packet import HEADER, RtpError, RtpPacket, is_rtcp
+from .ports import PortAllocator, PortsExhausted
+from .reception import ReceptionStats
+from .rtcp import Bye, ReceiverReport, RtcpError, SenderReport, SourceDescription, build_compound, parse_compound
+from .ticker import MediaTicker, get_ticker
+
+__all__ = ["RtpStream", "PortAllocator", "PortsExhausted"]
+
+log = logging.getLogger(__name__)
+
+Pcm = npt.NDArray[np.int16]
+Address = tuple[str, int]
+
+FRAME_SAMPLES = 160  # 20 ms at 8 kHz
+RTCP_INTERVAL = 5.0  # seconds between sender reports
+DTMF_GAP_TICKS = 3  # silence between sent digits
+WARNING_INTERVAL = 10.0  # seconds between repeated warnings of one kind per stream
+_NTP_EPOCH_OFFSET = 2208988800
+
+
+def _ntp_now() -> int:
+    now = time.time() + _NTP_EPOCH_OFFSET
+    seconds = int(now)
+    return (seconds << 32) | int((now - seconds) * (1 << 32))
+
+
+def _host_port(addr: Any) -> Address:
+    return (addr[0], addr[1])
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, handler: Callable[[bytes, Any], None]) -> None:
+        self._handler = handler
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self._handler(data, addr)
+
+    def error_received(self, exc: Exception) -> None:  # ICMP port unreachable etc.
+        log.debug("RTP socket error: %s", exc)
+
+
+class RtpStream:
+    """Media for one call. Create with `await RtpStream.open(...)`."""
+
+    def __init__(self, codec: Codec, payload_type: int, dtmf_payload_type: int | None, allocator: PortAllocator,
+                 port: int, ticker: MediaTicker, jitter_depth: int, rtcp_interval: float) -> None:
+        self.codec = codec
+        self.payload_type = payload_type
+        self.dtmf_payload_type = dtmf_payload_type
+        self.local_port = port
+        self.ssrc = secrets.randbits(32)
+        self.cname = f"voicebot-{self.ssrc:08x}"
+        self._allocator = allocator
+        self._ticker = ticker
+        self._loop = asyncio.get_running_loop()
+        self._rtp: asyncio.DatagramTransport | None = None
+        self._rtcp: asyncio.DatagramTransport | None = None
+        self._closed = False
+        # sending
+        self._sequence = secrets.randbits(16)
+        self._timestamp = secrets.randbits(32)
+        self._remote: Address | None = None
+        self._latched: Address | None = None
+        self._rtcp_remote: Address | None = None
+        self._held = False
+        self._marker = True
+        self._silence = bytes([codec.silence_byte]) * FRAME_SAMPLES
+        self._playback: deque[bytes] = deque()
+        self._play_offset = 0
+        self._dtmf_out: deque[DtmfPacket | None] = deque()  # None = one tick of audio gap
+        self._dtmf_timestamp: int | None = None
+        self._dtmf_sender = DtmfSender()
+        self._rtcp_every = max(1, round(rtcp_interval / ticker.period))  # in ticks
+        self._rtcp_phase = secrets.randbelow(self._rtcp_every)  # spread reports of many calls over time
+        # receiving
+        self._jitter = JitterBuffer(depth=jitter_depth, frame_samples=FRAME_SAMPLES)
+        self._reception = ReceptionStats(codec.sample_rate)
+        self._dtmf_in = DtmfReceiver()
+        self._dtmf_silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+        self._dtmf_silence.setflags(write=False)
+        self._on_audio: Callable[[Pcm], None] | None = None
+        self._on_dtmf: Callable[[str], None] | None = None
+        self._on_playback_done: Callable[[], None] | None = None
+        self._last_warning: dict[str, float] = {}
+        self._counters: dict[str, int] = dict.fromkeys((
+            "packets_sent", "octets_sent", "packets_received", "octets_received", "malformed",
+            "wrong_source", "unexpected_payload_type", "dtmf_sent", "dtmf_received", "rtcp_sent",
+            "rtcp_received", "rtcp_malformed", "callback_errors"), 0)
+        self._remote_report: dict[str, float] = {}
+
+    # ---------------------------------------------------------------- lifecycle
+    @classmethod
+    async def open(cls, local_host: str, allocator: PortAllocator, codec: str = "PCMU", payload_type: int = 0,
+                   dtmf_payload_type: int | None = 101, *, ticker: MediaTicker | None = None,
+                   jitter_depth: int = 3, rtcp_interval: float = RTCP_INTERVAL) -> RtpStream:
+        """Bind an RTP/RTCP socket pair from the allocator's range and join the media ticker."""
+        chosen = get_codec(codec)
+        for value, what in ((payload_type, "payload type"), (dtmf_payload_type, "DTMF payload type")):
+            if value is not None and not 0 <= value <= 127:
+                raise ValueError(f"RTP {what} {value} outside 0..127")
+        if dtmf_payload_type is not None and dtmf_payload_type == payload_type:
+            raise ValueError(f"DTMF payload type {dtmf_payload_type} equals the audio payload type")
+        loop = asyncio.get_running_loop()
+        last_error: OSError | None = None
+        for _ in range(allocator.capacity):
+            port = allocator.acquire()
+            stream = cls(chosen, payload_type, dtmf_payload_type, allocator, port, ticker or get_ticker(), jitter_depth,
+                         rtcp_interval)
+            try:
+                stream._rtp, _ = await loop.create_datagram_endpoint(
+                    lambda: _Datagrams(stream._on_rtp_datagram), local_addr=(local_host, port))
+                stream._rtcp, _ = await loop.create_datagram_endpoint(
+                    lambda: _Datagrams(stream._on_rtcp_datagram), local_addr=(local_host, port + 1))
+            except OSError as exc:
+                last_error = exc
+                for transport in (stream._rtp, stream._rtcp):
+                    if transport is not None:
+                        transport.close()
+                allocator.release(port)
+                continue
+            stream._ticker.add(stream._on_tick)
+            return stream
+        raise OSError(f"no bindable RTP port pair on {local_host} in [{allocator.start}, {allocator.end}): "
+                      f"{last_error}")
+
+    async def close(self) -> None:
+        """Send RTCP BYE, leave the ticker, close the sockets and release the ports. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._ticker.remove(self._on_tick)
+        try:
+            self._send_rtcp(bye=True)
+        except OSError:
+            pass
+        for transport in (self._rtp, self._rtcp):
+            if transport is not None:
+                transport.close()
+        self._allocator.release(self.local_port)
+        await asyncio.sleep(0)  # let the transports finish closing
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # ---------------------------------------------------------------- control
+    def set_remote(self, host: str, port: int) -> None:
+        """Where to send (from SDP). A changed address drops any latch so the new peer can be learnt."""
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"remote RTP host must be an IP address, got {host!r}") from None
+        if not 0 < port < 65536:
+            raise ValueError(f"remote RTP port {port} outside 1..65535")
+        remote = (host, port)
+        if remote != self._remote:
+            self._remote = remote
+            self._latched = None
+            self._rtcp_remote = None
+
+    @property
+    def remote(self) -> Address | None:
+        """Where RTP is sent now: the latched source once RTP has arrived, else the SDP address."""
+        return self._latched or self._remote
+
+    def set_hold(self, held: bool) -> None:
+        """Stop (True) or resume (False) sending; queued audio waits while held."""
+        if self._held and not held:
+            self._marker = True
+        self._held = held
+
+    @property
+    def held(self) -> bool:
+        return self._held
+
+    def play(self, pcm8k: Pcm) -> None:
+        """Queue 8 kHz int16 mono audio to send after whatever is already queued."""
+        if not isinstance(pcm8k, np.ndarray) or pcm8k.dtype != np.int16 or pcm8k.ndim != 1:
+            raise TypeError("play() needs a 1-D numpy int16 array of 8 kHz samples")
+        if len(pcm8k):
+            self._playback.append(self.codec.encode(pcm8k))
+
+    def stop_playback(self) -> None:
+        """Drop all queued audio at once (barge-in)."""
+        self._playback.clear()
+        self._play_offset = 0
+
+    @property
+    def playing(self) -> bool:
+        return bool(self._playback)
+
+    def send_dtmf(self, digits: str, duration_ms: int = 100, volume: int = 10) -> None:
+        """Queue RFC 4733 events for each digit; audio is muted while they are sent."""
+        if self.dtmf_payload_type is None:
+            raise RuntimeError("this stream has no telephone-event payload type negotiated")
+        batches = [self._dtmf_sender.packets(digit, duration_ms, volume) for digit in digits]
+        for batch in batches:
+            self._dtmf_out.extend(batch)
+            self._dtmf_out.extend([None] * DTMF_GAP_TICKS)
+
+    def on_audio(self, callback: Callable[[Pcm], None] | None) -> None:
+        """Receive one 160-sample int16 frame per 20 ms once the far end's audio has started
+        (concealment frames fill losses and pauses). Frames are read-only or fresh arrays."""
+        self._on_audio = callback
+
+    def on_dtmf(self, callback: Callable[[str], None] | None) -> None:
+        self._on_dtmf = callback
+
+    def on_playback_done(self, callback: Callable[[], None] | None) -> None:
+        """Called once each time the playback queue runs empty (not after stop_playback)."""
+        self._on_playback_done = callback
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        jitter = self._jitter.stats
+        result: dict[str, Any] = dict(self._counters)
+        result.update(
+            jitter_lost=jitter.lost, jitter_late=jitter.late, jitter_duplicate=jitter.duplicate,
+            jitter_reordered=jitter.reordered, jitter_concealed=jitter.concealed, jitter_overflow=jitter.overflow,
+            interarrival_jitter_ms=self._reception.jitter * 1000.0 / self.codec.sample_rate,
+            cumulative_lost=self._reception.cumulative_lost,
+            latched=self._latched,
+            dtmf_malformed=self._dtmf_in.malformed,
+        )
+        result.update(self._remote_report)
+        return result
+
+    # ---------------------------------------------------------------- ticker
+    def _on_tick(self, index: int) -> None:
+        frame = self._jitter.pop()
+        if frame is not None and self._on_audio is not None:
+            self._call(self._on_audio, frame)
+        self._timestamp = (self._timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
+        target = self._latched or self._remote
+        if target is None or self._held or self._rtp is None:
+            return
+        item = self._dtmf_out.popleft() if self._dtmf_out else None
+        if item is not None:
+            if self._dtmf_timestamp is None or item.marker:
+                self._dtmf_timestamp = self._timestamp
+            self._send(self.dtmf_payload_type, item.payload, item.marker, self._dtmf_timestamp, target)  # type: ignore[arg-type]
+            self._counters["dtmf_sent"] += 1
+        else:
+            self._dtmf_timestamp = None
+            payload = self._next_payload() if self._playback else self._silence
+            self._send(self.payload_type, payload, self._marker, self._timestamp, target)
+            self._marker = False
+        if index % self._rtcp_every == self._rtcp_phase:
+            self._send_rtcp()
+
+    def _send(self, payload_type: int, payload: bytes, marker: bool, timestamp: int, target: Address) -> None:
+        data = HEADER.pack(0x80, payload_type | (0x80 if marker else 0), self._sequence, timestamp, self.ssrc) + payload
+        self._sequence = (self._sequence + 1) & 0xFFFF
+        self._rtp.sendto(data, target)  # type: ignore[union-attr]
+        counters = self._counters
+        counters["packets_sent"] += 1
+        counters["octets_sent"] += len(payload)
+
+    def _next_payload(self) -> bytes:
+        chunk = self._playback[0]
+        start = self._play_offset
+        end = start + FRAME_SAMPLES
+        if end < len(chunk):
+            self._play_offset = end
+            return chunk[start:end]
+        parts = [chunk[start:]]
+        self._playback.popleft()
+        needed = end - len(chunk)
+        while needed > 0 and self._playback:
+            chunk = self._playback[0]
+            if needed < len(chunk):
+                parts.append(chunk[:needed])
+                self._play_offset = needed
+                return b"".join(parts)
+            parts.append(chunk)
+            self._playback.popleft()
+            needed -= len(chunk)
+        self._play_offset = 0
+        if needed > 0:
+            parts.append(self._silence[:needed])
+        if not self._playback and self._on_playback_done is not None:
+            self._call(self._on_playback_done)
+        return b"".join(parts)
+
+    # ---------------------------------------------------------------- receiving
+    def _on_rtp_datagram(self, data: bytes, addr: Any) -> None:
+        counters = self._counters
+        if is_rtcp(data):  # rtcp-mux peers
+            self._on_rtcp_datagram(data, addr)
+            return
+        source = _host_port(addr)
+        latched = self._latched
+        if latched is not None and source != latched:
+            counters["wrong_source"] += 1
+            self._warn("wrong_source", "RTP from unexpected source %s:%s dropped (latched to %s:%s)",
+                       source[0], source[1], latched[0], latched[1])
+            return
+        try:
+            packet = RtpPacket.parse(data)
+        except RtpError as exc:
+            counters["malformed"] += 1
+            self._warn("malformed", "malformed RTP from %s:%s dropped: %s", source[0], source[1], exc)
+            return
+        payload_type = packet.payload_type
+        is_audio = payload_type == self.payload_type
+        if not is_audio and payload_type != self.dtmf_payload_type:
+            counters["unexpected_payload_type"] += 1
+            return
+        if latched is None:
+            self._latched = source
+            log.debug("RTP stream %d latched to %s:%s", self.local_port, source[0], source[1])
+        counters["packets_received"] += 1
+        counters["octets_received"] += len(packet.payload)
+        reception = self._reception
+        if packet.ssrc != reception.ssrc:
+            reception.reset(packet.ssrc)
+        reception.update(packet.sequence, packet.timestamp if is_audio else None, self._loop.time())
+        if is_audio:
+            self._jitter.push(packet.sequence, self.codec.decode(packet.payload), packet.ssrc)
+            return
+        self._jitter.push(packet.sequence, self._dtmf_silence, packet.ssrc)  # keep the sequence gapless
+        digit = self._dtmf_in.feed(packet)
+        if digit is not None:
+            counters["dtmf_received"] += 1
+            if self._on_dtmf is not None:
+                self._call(self._on_dtmf, digit)
+
+    def _on_rtcp_datagram(self, data: bytes, addr: Any) -> None:
+        try:
+            packets = parse_compound(data)
+        except RtcpError as exc:
+            self._counters["rtcp_malformed"] += 1
+            self._warn("rtcp_malformed", "malformed RTCP from %s:%s dropped: %s", addr[0], addr[1], exc)
+            return
+        self._counters["rtcp_received"] += 1
+        if self._rtcp_remote is None:
+            self._rtcp_remote = _host_port(addr)
+        now = self._loop.time()
+        for packet in packets:
+            if isinstance(packet, SenderReport):
+                self._reception.on_sender_report(packet.ntp_timestamp, now)
+            if isinstance(packet, (SenderReport, ReceiverReport)):
+                for block in packet.reports:
+                    if block.ssrc == self.ssrc:
+                        self._remote_report = {
+                            "remote_fraction_lost": block.fraction_lost / 256.0,
+                            "remote_cumulative_lost": block.cumulative_lost,
+                            "remote_jitter_ms": block.jitter * 1000.0 / self.codec.sample_rate,
+                        }
+                        if block.last_sr:
+                            middle = (_ntp_now() >> 16) & 0xFFFFFFFF
+                            rtt = ((middle - block.last_sr - block.delay_since_last_sr) & 0xFFFFFFFF) / 65536.0
+                            self._remote_report["round_trip_ms"] = rtt * 1000.0
+            elif isinstance(packet, Bye):
+                self._remote_report["remote_bye"] = True
+
+    def _send_rtcp(self, bye: bool = False) -> None:
+        target = self._rtcp_remote
+        if target is None:
+            base = self._latched or self._remote
+            if base is None:
+                return
+            target = (base[0], base[1] + 1)
+        blocks = (self._reception.report_block(self._loop.time()),) if self._reception.received else ()
+        counters = self._counters
+        if counters["packets_sent"]:
+            report: SenderReport | ReceiverReport = SenderReport(
+                self.ssrc, _ntp_now(), self._timestamp, counters["packets_sent"], counters["octets_sent"], blocks)
+        else:
+            report = ReceiverReport(self.ssrc, blocks)
+        parts: list[Any] = [report, SourceDescription(self.ssrc, self.cname)]
+        if bye:
+            parts.append(Bye((self.ssrc,)))
+        if self._rtcp is not None:
+            self._rtcp.sendto(build_compound(*parts), target)
+            counters["rtcp_sent"] += 1
+
+    # ---------------------------------------------------------------- helpers
+    def _call(self, callback: Callable[..., None], *args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception:
+            self._counters["callback_errors"] += 1
+            if self._may_warn("callback"):
+                log.exception("RTP stream %d: callback %r failed", self.local_port, callback)
+
+    def _may_warn(self, kind: str) -> bool:
+        now = self._loop.time()
+        last = self._last_warning.get(kind)
+        if last is not None and now - last < WARNING_INTERVAL:
+            return False
+        self._last_warning[kind] = now
+        return True
+
+    def _warn(self, kind: str, message: str, *args: Any) -> None:
+        if self._may_warn(kind):
+            log.warning("RTP stream %d: " + message, self.local_port, *args)

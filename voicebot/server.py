@@ -1,0 +1,163 @@
+"""VoicebotServer: the SIP UA, media and call sessions wired together for `voicebot serve`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from pathlib import Path
+
+from voicebot.channels.sip import SipChannel
+from voicebot.config import ServerConfig, resolve_trunk_password
+from voicebot.recording import CallerRecorder
+from voicebot.rtp.ports import PortAllocator, PortsExhausted
+from voicebot.rtp.stream import RtpStream
+from voicebot.session import CallRecord, DemoDtmfSession, DemoPrompts, PromptSource
+from voicebot.sip.call import SipCall
+from voicebot.sip.registration import Registration
+from voicebot.sip.sdp import NoCommonCodec, SdpError, negotiate, parse_sdp
+from voicebot.sip.transport import EgressPolicy
+from voicebot.sip.ua import UaLimits, UserAgent
+
+log = logging.getLogger("voicebot.server")
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("VOICEBOT_CACHE") or Path.home() / ".cache" / "voicebot")
+
+
+class VoicebotServer:
+    """Answers calls on the configured address and runs a session per call."""
+
+    def __init__(self, config: ServerConfig, prompts: PromptSource, *, egress: EgressPolicy | None = None) -> None:
+        self.config = config
+        self.prompts = prompts
+        self.egress = egress or EgressPolicy(str(n) for n in config.network.egress_allow)
+        acl = [str(n) for n in config.acl.allow]
+        for trunk in config.trunks:
+            acl.extend(str(n) for n in trunk.allow_from)
+        lim = config.limits
+        self.ua = UserAgent(config.listen.host, config.listen.port, public_host=config.listen.public_host,
+                            acl=acl, egress=self.egress,
+                            limits=UaLimits(max_calls=lim.max_calls, max_calls_per_source=lim.max_calls_per_source,
+                                            max_message_bytes=lim.max_message_bytes, max_headers=lim.max_headers))
+        self.ua.on_invite = self._on_invite
+        self.ports = PortAllocator(config.rtp.port_start, config.rtp.port_end)
+        self.records: list[CallRecord] = []
+        self.registrations: list[Registration] = []
+        self._background: set[asyncio.Task] = set()
+
+    @property
+    def media_host(self) -> str:
+        return self.config.listen.public_host or self.config.listen.host
+
+    async def start(self) -> None:
+        await self.ua.start()
+        log.info("listening", extra={"fields": {"host": self.config.listen.host, "port": self.ua.port}})
+        for trunk in self.config.trunks:
+            if not trunk.register_enabled:
+                continue
+            password = resolve_trunk_password(trunk)
+            registration = Registration(self.ua, trunk.registrar, trunk.username or "", password,
+                                        expires=trunk.expires, name=trunk.name)
+            self.registrations.append(registration)
+            self._background.add(asyncio.ensure_future(registration.run()))
+
+    async def drain(self, grace_s: float) -> None:
+        """Stop taking new calls, let calls in progress finish for up to ``grace_s``, then hang up the rest."""
+        self.ua.accepting = False
+        deadline = time.monotonic() + grace_s
+        while self.ua.active_calls and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        left = self.ua.active_calls
+        log.info("draining done", extra={"fields": {"calls_left": left}})
+        for task in self._background:
+            task.cancel()
+        for registration in self.registrations:
+            await registration.unregister()
+        await self.ua.stop()
+
+    # ------------------------------------------------------------------ one call
+    async def _on_invite(self, call: SipCall) -> None:
+        fields = {"call_id": call.call_id, "from": call.from_header, "to": call.to_header,
+                  "src": f"{call.addr[0]}:{call.addr[1]}"}
+        log.info("call offered", extra={"fields": fields})
+        if not call.remote_sdp:
+            call.reject(488, "Not Acceptable Here (an SDP offer is required)")
+            log.warning("call rejected: no SDP offer", extra={"fields": fields})
+            return
+        try:
+            offer = parse_sdp(call.remote_sdp)
+            preference = list(self.config.codecs.preference)
+            probe = negotiate(offer, self.media_host, 9, preference)
+        except NoCommonCodec as exc:
+            call.reject(488, "Not Acceptable Here", headers=[("Warning", f'304 voicebot "{exc.reason}"')])
+            log.warning("call rejected: no common codec", extra={"fields": {**fields, "reason": exc.reason}})
+            return
+        except SdpError as exc:
+            call.reject(400, "Bad SDP")
+            log.warning("call rejected: bad SDP", extra={"fields": {**fields, "reason": exc.reason}})
+            return
+        try:
+            stream = await RtpStream.open(self.config.listen.host, self.ports, probe.codec.name,
+                                          probe.codec.payload_type, probe.dtmf_payload_type)
+        except (PortsExhausted, OSError) as exc:
+            call.reject(503, "Service Unavailable (no media ports)")
+            log.error("no RTP port: %s", exc, extra={"fields": fields})
+            return
+        record = CallRecord(call_id=call.call_id, from_=call.from_header, to=call.to_header)
+        recorder: CallerRecorder | None = None
+        try:
+            negotiated = negotiate(offer, self.media_host, stream.local_port, preference)
+            self._apply_remote(stream, negotiated.remote_host, negotiated.remote_port, negotiated.on_hold)
+            call.on_reinvite = lambda sdp: self._on_reinvite(stream, sdp, preference)
+            if not await call.answer(negotiated.answer.encode()):
+                record.outcome = call.end_reason or "not answered"
+                return
+            channel = SipChannel(call, stream)
+            if self.config.recording.enabled:
+                recorder = CallerRecorder(Path(self.config.recording.directory), call.call_id)
+                stream.on_audio(recorder.write)
+            session = DemoDtmfSession(channel, self._demo_prompts(), self.prompts, record)
+            await session.run()
+        finally:
+            await stream.close()
+            if recorder is not None:
+                recorder.close()
+            if call.state.value != "ended":
+                await call.hangup("session ended")
+            self._log_call_end(call, record, stream)
+
+    def _apply_remote(self, stream: RtpStream, host: str, port: int, on_hold: bool) -> None:
+        stream.set_hold(on_hold)
+        if port and self.egress.allows(host):
+            stream.set_remote(host, port)
+        elif port and not on_hold:
+            log.warning("media address %s not allowed by egress policy; waiting for symmetric RTP", host)
+
+    async def _on_reinvite(self, stream: RtpStream, sdp: bytes, preference: list[str]) -> bytes | None:
+        try:
+            negotiated = negotiate(parse_sdp(sdp), self.media_host, stream.local_port, preference)
+        except SdpError:
+            return None
+        if negotiated.codec.name != stream.codec.name:
+            return None  # codec change mid-call is not supported: 488
+        self._apply_remote(stream, negotiated.remote_host, negotiated.remote_port, negotiated.on_hold)
+        log.info("re-INVITE", extra={"fields": {"hold": negotiated.on_hold}})
+        return negotiated.answer.encode()
+
+    def _demo_prompts(self) -> DemoPrompts:
+        p = self.config.prompts
+        return DemoPrompts(greeting=p.greeting, goodbye=p.goodbye, digit_timeout_s=p.digit_timeout_s,
+                           max_digits=p.max_digits)
+
+    def _log_call_end(self, call: SipCall, record: CallRecord, stream: RtpStream) -> None:
+        stats = stream.stats
+        self.records.append(record)
+        log.info("call ended", extra={"fields": {
+            "call_id": call.call_id, "from": call.from_header, "to": call.to_header,
+            "duration_s": round(call.duration, 2), "digits": record.digits, "outcome": record.outcome,
+            "end_reason": call.end_reason, "rtp_sent": stats.get("packets_sent"),
+            "rtp_received": stats.get("packets_received"), "rtp_lost": stats.get("cumulative_lost"),
+            "rtp_wrong_source": stats.get("wrong_source")}})

@@ -1,0 +1,306 @@
+"""A SIP call leg (INVITE dialog usage) as the application sees it: answer, hang up, DTMF, hold, REFER."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from enum import Enum
+from typing import TYPE_CHECKING, Awaitable, Callable
+
+from .dialog import Dialog, new_tag
+from .message import SipRequest, SipResponse
+from .transaction import ServerTransaction, TransactionTimeout
+
+if TYPE_CHECKING:
+    from .ua import UserAgent
+
+log = logging.getLogger("voicebot.sip.call")
+
+Addr = tuple[str, int]
+
+INFO_DTMF_TYPES = ("application/dtmf-relay", "application/dtmf")
+VALID_DTMF = set("0123456789*#ABCD")
+
+
+class CallState(Enum):
+    INCOMING = "incoming"
+    CALLING = "calling"
+    RINGING = "ringing"
+    ANSWERING = "answering"
+    CONFIRMED = "confirmed"
+    ENDED = "ended"
+
+
+def parse_info_dtmf(content_type: str, body: bytes) -> str | None:
+    """Digit from a SIP INFO body (application/dtmf-relay ``Signal=5`` or application/dtmf ``5``)."""
+    text = body.decode("utf-8", "replace").strip()
+    if content_type == "application/dtmf-relay":
+        for line in text.splitlines():
+            key, _, value = line.partition("=")
+            if key.strip().lower() == "signal":
+                digit = value.strip().upper()
+                return digit if digit in VALID_DTMF else None
+        return None
+    if content_type == "application/dtmf":
+        digit = text.upper()
+        if digit in VALID_DTMF:
+            return digit
+        if digit.isdigit() and int(digit) in (10, 11):  # RFC 4733 event codes some UAs send
+            return "*" if digit == "10" else "#"
+    return None
+
+
+class SipCall:
+    """One call leg. Inbound legs are created by the UA; outbound by :meth:`UserAgent.invite`."""
+
+    def __init__(self, ua: "UserAgent", invite: SipRequest, addr: Addr, *, inbound: bool,
+                 server_tx: ServerTransaction | None = None) -> None:
+        self.ua = ua
+        self.invite = invite
+        self.addr = addr
+        self.inbound = inbound
+        self.server_tx = server_tx
+        self.local_tag = new_tag() if inbound else (invite.from_.tag or "")
+        self.dialog: Dialog | None = None
+        self.state = CallState.INCOMING if inbound else CallState.CALLING
+        self.remote_sdp: bytes = invite.body if inbound else b""
+        self.local_sdp: bytes = b""
+        self.started_at = time.time()
+        self.answered_at: float | None = None
+        self.ended_at: float | None = None
+        self.end_reason = ""
+        self.ended = asyncio.Event()
+        self.on_dtmf: Callable[[str, str], None] | None = None
+        self.on_reinvite: Callable[[bytes], Awaitable[bytes | None]] | None = None
+        self.on_refer: Callable[[str, SipRequest], bool] | None = None
+        self.on_notify: Callable[[int, bytes], None] | None = None
+        self.on_ended: Callable[["SipCall"], None] | None = None
+        self._refer_subscribed = False
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def call_id(self) -> str:
+        return self.invite.call_id
+
+    @property
+    def from_header(self) -> str:
+        return self.invite.headers.get("From") or ""
+
+    @property
+    def to_header(self) -> str:
+        return self.invite.headers.get("To") or ""
+
+    @property
+    def duration(self) -> float:
+        if self.answered_at is None:
+            return 0.0
+        return (self.ended_at or time.time()) - self.answered_at
+
+    # ------------------------------------------------------------------ inbound: answer / reject
+    def ringing(self) -> None:
+        if self.server_tx is not None and self.state is CallState.INCOMING:
+            self.state = CallState.RINGING
+            self.server_tx.respond(self.ua.make_response(self.invite, 180, to_tag=self.local_tag,
+                                                         contact=True))
+
+    def reject(self, status: int, reason: str | None = None, headers: list[tuple[str, str]] | None = None) -> None:
+        if self.server_tx is None or self.state not in (CallState.INCOMING, CallState.RINGING):
+            return
+        self.server_tx.respond(self.ua.make_response(self.invite, status, reason, to_tag=self.local_tag,
+                                                     headers=headers))
+        self._finish(f"rejected {status}")
+
+    async def answer(self, sdp: bytes, ack_timeout: float | None = None) -> bool:
+        """Send 200 OK with ``sdp``; True once the ACK arrives, False if the caller gave up."""
+        if self.server_tx is None or self.state not in (CallState.INCOMING, CallState.RINGING):
+            return False
+        self.local_sdp = sdp
+        self.state = CallState.ANSWERING
+        self.dialog = Dialog.from_incoming_invite(self.invite, self.local_tag, self.addr)
+        self.ua.register_dialog(self)
+        ok = self.ua.make_response(self.invite, 200, to_tag=self.local_tag, contact=True, body=sdp,
+                                   content_type="application/sdp")
+        self.server_tx.respond(ok)
+        self.answered_at = time.time()
+        assert self.server_tx.acked is not None
+        timeout = ack_timeout if ack_timeout is not None else 64 * self.ua.timers.t1
+        try:
+            await asyncio.wait_for(self.server_tx.acked.wait(), timeout)
+        except asyncio.TimeoutError:
+            log.warning("no ACK for 200 OK", extra={"fields": {"call_id": self.call_id}})
+            await self.hangup("no ACK")
+            return False
+        if self.state is CallState.ANSWERING:
+            self.state = CallState.CONFIRMED
+        return self.state is CallState.CONFIRMED
+
+    def cancelled_by_peer(self) -> None:
+        """CANCEL matched this INVITE before it was answered (§9.2)."""
+        if self.server_tx is not None and self.state in (CallState.INCOMING, CallState.RINGING):
+            self.server_tx.respond(self.ua.make_response(self.invite, 487, to_tag=self.local_tag))
+            self._finish("cancelled")
+
+    # ------------------------------------------------------------------ in-dialog requests received
+    async def handle_request(self, req: SipRequest, tx: ServerTransaction) -> None:
+        assert self.dialog is not None
+        method = req.method
+        if method == "BYE":
+            tx.respond(self.ua.make_response(req, 200))
+            self._finish("remote hangup")
+        elif method == "INFO":
+            ctype = req.content_type
+            if not req.body:
+                tx.respond(self.ua.make_response(req, 200))  # keep-alive INFO
+                return
+            if ctype not in INFO_DTMF_TYPES:
+                tx.respond(self.ua.make_response(req, 415, headers=[("Accept", ", ".join(INFO_DTMF_TYPES))]))
+                return
+            digit = parse_info_dtmf(ctype, req.body)
+            if digit is None:
+                tx.respond(self.ua.make_response(req, 400, "Bad DTMF body"))
+                return
+            tx.respond(self.ua.make_response(req, 200))
+            if self.on_dtmf is not None:
+                self.on_dtmf(digit, "info")
+        elif method == "INVITE":
+            await self._handle_reinvite(req, tx)
+        elif method == "UPDATE":
+            tx.respond(self.ua.make_response(req, 200, contact=True))
+        elif method == "OPTIONS":
+            tx.respond(self.ua.options_response(req))
+        elif method == "REFER":
+            self._handle_refer(req, tx)
+        elif method == "NOTIFY":
+            tx.respond(self.ua.make_response(req, 200))
+            status = _sipfrag_status(req.body)
+            if self.on_notify is not None and status is not None:
+                self.on_notify(status, req.body)
+        else:
+            tx.respond(self.ua.make_response(req, 405, headers=[("Allow", self.ua.allow_header)]))
+
+    async def _handle_reinvite(self, req: SipRequest, tx: ServerTransaction) -> None:
+        if not req.body:
+            # Offerless re-INVITE: we offer our current SDP again.
+            answer: bytes | None = self.local_sdp
+        elif self.on_reinvite is None:
+            answer = None
+        else:
+            try:
+                answer = await self.on_reinvite(req.body)
+            except Exception:  # noqa: BLE001
+                log.exception("re-INVITE handler failed")
+                answer = None
+        if answer is None:
+            tx.respond(self.ua.make_response(req, 488))
+            return
+        self.local_sdp = answer
+        if self.dialog is not None:
+            contacts = req.headers.values("Contact")
+            if contacts:
+                from .message import parse_name_addr
+                self.dialog.remote_target = str(parse_name_addr(contacts[0]).uri)
+        tx.respond(self.ua.make_response(req, 200, contact=True, body=answer, content_type="application/sdp"))
+
+    def _handle_refer(self, req: SipRequest, tx: ServerTransaction) -> None:
+        targets = req.headers.get_all("Refer-To")
+        if len(targets) != 1:
+            tx.respond(self.ua.make_response(req, 400, "Exactly one Refer-To required"))
+            return
+        accepted = bool(self.on_refer and self.on_refer(targets[0], req))
+        if not accepted:
+            tx.respond(self.ua.make_response(req, 403, "Transfer target not allowed"))
+            return
+        tx.respond(self.ua.make_response(req, 202, contact=True))
+        self._refer_subscribed = True
+        asyncio.ensure_future(self.notify_refer(100, "Trying", terminated=False))
+
+    # ------------------------------------------------------------------ requests we send
+    async def send_in_dialog(self, method: str, *, body: bytes = b"", content_type: str | None = None,
+                             headers: list[tuple[str, str]] | None = None) -> SipResponse | None:
+        if self.dialog is None or self.state is CallState.ENDED and method != "BYE":
+            return None
+        req = self.dialog.create_request(method, body=body, content_type=content_type, extra_headers=headers)
+        try:
+            return await self.ua.send_request(req, self.dialog.peer_addr)
+        except TransactionTimeout:
+            log.warning("%s timed out", method, extra={"fields": {"call_id": self.call_id}})
+            return None
+
+    async def hangup(self, reason: str = "local hangup") -> None:
+        """End the call however far it got: BYE, CANCEL or a final error response."""
+        if self.state is CallState.ENDED:
+            return
+        if self.inbound and self.state in (CallState.INCOMING, CallState.RINGING):
+            self.reject(480, "Temporarily Unavailable")
+            return
+        if not self.inbound and self.state in (CallState.CALLING, CallState.RINGING):
+            await self.ua.cancel(self)
+            self._finish(reason)
+            return
+        self._finish(reason)
+        if self.dialog is not None:
+            await self.send_in_dialog("BYE")
+
+    async def send_info_dtmf(self, digit: str, duration_ms: int = 160) -> bool:
+        resp = await self.send_in_dialog("INFO", body=f"Signal={digit}\r\nDuration={duration_ms}\r\n".encode(),
+                                         content_type="application/dtmf-relay")
+        return resp is not None and 200 <= resp.status < 300
+
+    async def reinvite(self, sdp: bytes) -> SipResponse | None:
+        """Send a re-INVITE (hold/unhold); the UA sends the ACK for a 2xx."""
+        if self.dialog is None:
+            return None
+        req = self.dialog.create_request("INVITE", body=sdp, content_type="application/sdp")
+        try:
+            resp = await self.ua.send_request(req, self.dialog.peer_addr)
+        except TransactionTimeout:
+            return None
+        if 200 <= resp.status < 300:
+            self.local_sdp = sdp
+            self.remote_sdp = resp.body or self.remote_sdp
+            self.ua.send_ack(self.dialog, req, resp)
+        return resp
+
+    async def refer(self, target: str, headers: list[tuple[str, str]] | None = None) -> int:
+        """Blind transfer: send REFER; returns the REFER's status (202 = accepted)."""
+        extra = [("Refer-To", f"<{target}>"), ("Referred-By", f"<{self.ua.contact_uri}>")] + (headers or [])
+        resp = await self.send_in_dialog("REFER", headers=extra)
+        return resp.status if resp is not None else 408
+
+    async def notify_refer(self, status: int, reason: str, terminated: bool) -> None:
+        """Report a REFER's progress to the referrer with a message/sipfrag NOTIFY (RFC 3515 §2.4.5)."""
+        if not self._refer_subscribed:
+            return
+        state = "terminated;reason=noresource" if terminated else "active;expires=60"
+        await self.send_in_dialog("NOTIFY", body=f"SIP/2.0 {status} {reason}\r\n".encode(),
+                                  content_type="message/sipfrag;version=2.0",
+                                  headers=[("Event", "refer"), ("Subscription-State", state),
+                                           ("Contact", f"<{self.ua.contact_uri}>")])
+
+    # ------------------------------------------------------------------ lifecycle
+    def _finish(self, reason: str) -> None:
+        if self.state is CallState.ENDED:
+            return
+        self.state = CallState.ENDED
+        self.end_reason = reason
+        self.ended_at = time.time()
+        self.ended.set()
+        self.ua.unregister_call(self)
+        if self.on_ended is not None:
+            try:
+                self.on_ended(self)
+            except Exception:  # noqa: BLE001
+                log.exception("on_ended handler failed")
+
+    def ack_timeout(self) -> None:
+        if self.state is CallState.ANSWERING:
+            asyncio.ensure_future(self.hangup("no ACK"))
+
+
+def _sipfrag_status(body: bytes) -> int | None:
+    first = body.decode("utf-8", "replace").strip().split("\r\n")[0].split("\n")[0]
+    parts = first.split(" ", 2)
+    if len(parts) >= 2 and parts[0].startswith("SIP/") and parts[1].isdigit():
+        return int(parts[1])
+    return None

@@ -1,0 +1,545 @@
+"""The SIP user agent: transport + transaction tables + dialogs, dispatching to the application.
+
+Inbound: parse → 4xx for bad input → ACL / limits → transaction matching → dialog or new call.
+Outbound: requests with Via/branch, digest auth retry (401/407), INVITE with custom headers, CANCEL, REGISTER.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable, Iterable
+
+from . import digest
+from .call import CallState, SipCall
+from .dialog import Dialog, new_call_id, new_tag
+from .message import (Headers, SipParseError, SipRequest, SipResponse, parse_message, parse_name_addr,
+                      parse_uri)
+from .transaction import (ClientTransaction, ServerTransaction, Timers, TransactionTimeout, new_branch,
+                          server_key)
+from .transport import EgressPolicy, UdpTransport
+from .validate import check_request, default_reason
+
+log = logging.getLogger("voicebot.sip.ua")
+
+Addr = tuple[str, int]
+InviteHandler = Callable[[SipCall], Awaitable[None]]
+
+SUPPORTED_METHODS = {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "REFER", "NOTIFY", "UPDATE"}
+SUPPORTED_EXTENSIONS = {"replaces", "norefersub"}
+ACCEPTED_CONTENT_TYPES = {"application/sdp", "application/dtmf-relay", "application/dtmf", "message/sipfrag",
+                          "multipart/mixed"}
+
+
+class CallFailed(Exception):
+    """An outbound INVITE ended without a 2xx."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+@dataclass
+class Credentials:
+    username: str
+    password: str
+
+
+@dataclass
+class UaLimits:
+    max_calls: int = 500
+    max_calls_per_source: int = 50
+    max_message_bytes: int = 65535
+    max_headers: int = 128
+
+
+@dataclass
+class UaStats:
+    requests: int = 0
+    responses: int = 0
+    parse_errors: int = 0
+    dropped: int = 0
+    rejected_acl: int = 0
+    calls_total: int = 0
+    by_status: dict[int, int] = field(default_factory=dict)
+
+
+class UserAgent:
+    """Server-grade SIP UA on one UDP socket."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 5060, *, public_host: str | None = None,
+                 timers: Timers | None = None, acl: Iterable[str] = ("127.0.0.0/8", "::1/128"),
+                 egress: EgressPolicy | None = None, limits: UaLimits | None = None,
+                 user_agent: str = "voicebot/0.1") -> None:
+        self.host = host
+        self.port = port
+        self.public_host = public_host
+        self.timers = timers or Timers()
+        self.acl = [ipaddress.ip_network(n, strict=False) for n in acl]
+        self.egress = egress or EgressPolicy()
+        self.limits = limits or UaLimits()
+        self.user_agent = user_agent
+        self.on_invite: InviteHandler | None = None
+        self.accepting = True
+        self.stats = UaStats()
+        self.transport: UdpTransport | None = None
+        self._server_txs: dict[tuple, ServerTransaction] = {}
+        self._client_txs: dict[tuple[str, str], ClientTransaction] = {}
+        self._dialogs: dict[tuple[str, str, str], SipCall] = {}
+        self._pending_invites: dict[tuple, SipCall] = {}
+        self._calls: set[SipCall] = set()
+        self._per_source: dict[str, int] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._last_drop_log = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        self.transport = await UdpTransport.bind(self.host, self.port, self._on_datagram, self.egress,
+                                                 max_datagram=max(self.limits.max_message_bytes, 65535))
+        self.port = self.transport.local_addr[1]
+
+    async def stop(self) -> None:
+        for call in list(self._calls):
+            await call.hangup("shutdown")
+        for task in list(self._tasks):
+            task.cancel()
+        if self.transport is not None:
+            self.transport.close()
+
+    @property
+    def advertised_host(self) -> str:
+        return self.public_host or self.host
+
+    @property
+    def contact_uri(self) -> str:
+        host = self.advertised_host
+        host = f"[{host}]" if ":" in host else host
+        return f"sip:voicebot@{host}:{self.port}"
+
+    @property
+    def allow_header(self) -> str:
+        return ", ".join(sorted(SUPPORTED_METHODS))
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._calls)
+
+    def spawn(self, coro: Awaitable[None]) -> asyncio.Task:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ------------------------------------------------------------------ sending
+    def send_bytes(self, data: bytes, addr: Addr) -> None:
+        if self.transport is not None:
+            self.transport.send(data, addr)
+
+    def send(self, data: bytes, addr: Addr) -> None:  # Sender protocol for transactions
+        self.send_bytes(data, addr)
+
+    def make_response(self, req: SipRequest, status: int, reason: str | None = None, *, to_tag: str | None = None,
+                      headers: list[tuple[str, str]] | None = None, body: bytes = b"",
+                      content_type: str | None = None, contact: bool = False) -> SipResponse:
+        """A response to ``req`` per RFC 3261 §8.2.6 (Via, From, To(+tag), Call-ID, CSeq copied)."""
+        resp = _response_from_headers(req.headers, status, reason or default_reason(status), to_tag=to_tag)
+        h = resp.headers
+        if contact:
+            h.add("Contact", f"<{self.contact_uri}>")
+        h.add("Server", self.user_agent)
+        for name, value in headers or []:
+            h.add(name, value)
+        if body:
+            h.add("Content-Type", content_type or "application/sdp")
+        resp.body = body
+        return resp
+
+    def options_response(self, req: SipRequest) -> SipResponse:
+        status = 200 if self.accepting else 503
+        return self.make_response(req, status, to_tag=None if req.to.tag else new_tag(), headers=[
+            ("Allow", self.allow_header), ("Accept", "application/sdp, application/dtmf-relay, application/dtmf"),
+            ("Supported", ", ".join(sorted(SUPPORTED_EXTENSIONS)))], contact=True)
+
+    def _add_via(self, req: SipRequest, branch: str) -> None:
+        host = self.advertised_host
+        host = f"[{host}]" if ":" in host else host
+        req.headers.remove("Via")
+        req.headers._items.insert(0, ("Via", f"SIP/2.0/UDP {host}:{self.port};branch={branch};rport"))  # noqa: SLF001
+
+    async def send_request(self, req: SipRequest, addr: Addr | None = None, *,
+                           credentials: Credentials | None = None,
+                           on_provisional: Callable[[SipResponse], None] | None = None) -> SipResponse:
+        """Send ``req`` in a new client transaction and return its final response (auth retried once)."""
+        if addr is None:
+            addr = await self.resolve_target(req)
+        if "Contact" not in req.headers and req.method in ("INVITE", "REFER", "NOTIFY", "SUBSCRIBE",
+                                                           "REGISTER", "UPDATE"):
+            req.headers.add("Contact", f"<{self.contact_uri}>")
+        if "User-Agent" not in req.headers:
+            req.headers.add("User-Agent", self.user_agent)
+        resp = await self._run_client_tx(req, addr, on_provisional)
+        if resp.status in (401, 407) and credentials is not None:
+            challenge_header = "WWW-Authenticate" if resp.status == 401 else "Proxy-Authenticate"
+            value = resp.headers.get(challenge_header)
+            if value:
+                try:
+                    challenge = digest.parse_challenge(value)
+                except digest.DigestError as exc:
+                    log.warning("unusable auth challenge: %s", exc)
+                    return resp
+                auth = digest.build_authorization(challenge, req.method, req.uri, credentials.username,
+                                                  credentials.password, body=req.body)
+                num, method = req.cseq
+                req.headers.set("CSeq", f"{num + 1} {method}")
+                req.headers.remove(digest.response_header_name(resp.status))
+                req.headers.add(digest.response_header_name(resp.status), auth)
+                resp = await self._run_client_tx(req, addr, on_provisional)
+        return resp
+
+    async def _run_client_tx(self, req: SipRequest, addr: Addr,
+                             on_provisional: Callable[[SipResponse], None] | None) -> SipResponse:
+        self._add_via(req, new_branch())
+        tx = ClientTransaction(req, addr, self, self.timers, self._client_tx_done, on_provisional)
+        self._client_txs[tx.key] = tx
+        tx.start()
+        return await tx.final
+
+    def _client_tx_done(self, tx: ClientTransaction) -> None:
+        self._client_txs.pop(tx.key, None)
+
+    def send_ack(self, dialog: Dialog, invite: SipRequest, response: SipResponse) -> None:
+        """ACK for a 2xx: a new request of its own, sent to the dialog's remote target (§13.2.2.4)."""
+        ack = dialog.create_request("ACK", cseq=invite.cseq[0])
+        for name in ("Authorization", "Proxy-Authorization"):
+            for v in invite.headers.get_all(name):
+                ack.headers.add(name, v)
+        self._add_via(ack, new_branch())
+        data = ack.serialize()
+        if dialog.peer_addr is not None:
+            self.send_bytes(data, dialog.peer_addr)
+
+    async def resolve_target(self, req: SipRequest) -> Addr:
+        routes = req.headers.values("Route")
+        uri_text = str(parse_name_addr(routes[0]).uri) if routes else req.uri
+        uri = parse_uri(uri_text)
+        port = uri.port or 5060
+        host = uri.params.get("maddr") or uri.host
+        try:
+            ipaddress.ip_address(host)
+            return (host, port)
+        except ValueError:
+            pass
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+        return (infos[0][4][0], port)
+
+    # ------------------------------------------------------------------ outbound INVITE
+    async def invite(self, target: str, *, from_uri: str | None = None, sdp: bytes = b"",
+                     headers: list[tuple[str, str]] | None = None, credentials: Credentials | None = None,
+                     addr: Addr | None = None, on_ringing: Callable[[SipResponse], None] | None = None) -> SipCall:
+        """Place a call; returns a confirmed SipCall or raises CallFailed."""
+        from_value = from_uri or f"<{self.contact_uri}>"
+        req = SipRequest(method="INVITE", uri=target)
+        h = req.headers
+        h.add("Max-Forwards", "70")
+        h.add("From", f"{from_value};tag={new_tag()}")
+        h.add("To", f"<{target}>")
+        h.add("Call-ID", new_call_id(self.advertised_host))
+        h.add("CSeq", "1 INVITE")
+        h.add("Allow", self.allow_header)
+        for name, value in headers or []:
+            h.add(name, value)
+        if sdp:
+            h.add("Content-Type", "application/sdp")
+            req.body = sdp
+        if addr is None:
+            addr = await self.resolve_target(req)
+        call = SipCall(self, req, addr, inbound=False)
+        call.local_sdp = sdp
+        self._calls.add(call)
+
+        def provisional(resp: SipResponse) -> None:
+            if resp.status in (180, 183) and call.state is CallState.CALLING:
+                call.state = CallState.RINGING
+                if on_ringing is not None:
+                    on_ringing(resp)
+
+        call._outbound_addr = addr  # type: ignore[attr-defined]
+        try:
+            resp = await self.send_request(req, addr, credentials=credentials, on_provisional=provisional)
+        except TransactionTimeout:
+            call._finish("timeout")  # noqa: SLF001
+            raise CallFailed(408, "Request Timeout") from None
+        if call.state is CallState.ENDED:
+            raise CallFailed(487, "Request Terminated")
+        if not 200 <= resp.status < 300:
+            call._finish(f"failed {resp.status}")  # noqa: SLF001
+            raise CallFailed(resp.status, resp.reason)
+        dialog = Dialog.from_2xx(req, resp, addr)
+        call.dialog = dialog
+        call.remote_sdp = resp.body
+        call.state = CallState.CONFIRMED
+        call.answered_at = time.time()
+        self.register_dialog(call)
+        self.send_ack(dialog, req, resp)
+        tx = self._find_client_tx(req)
+        if tx is not None:
+            tx.extra_2xx = lambda r: self.send_ack(dialog, req, r)
+        return call
+
+    def _find_client_tx(self, req: SipRequest) -> ClientTransaction | None:
+        return self._client_txs.get((req.top_via.branch or "", req.method))
+
+    async def cancel(self, call: SipCall) -> None:
+        """CANCEL a pending outbound INVITE (§9.1)."""
+        req = call.invite
+        cancel = SipRequest(method="CANCEL", uri=req.uri)
+        cancel.headers.add("Via", req.headers.values("Via")[0])
+        for name in ("Route",):
+            for v in req.headers.get_all(name):
+                cancel.headers.add(name, v)
+        cancel.headers.add("Max-Forwards", "70")
+        for name in ("From", "To", "Call-ID"):
+            cancel.headers.add(name, req.headers.get(name) or "")
+        cancel.headers.add("CSeq", f"{req.cseq[0]} CANCEL")
+        addr: Addr = getattr(call, "_outbound_addr", call.addr)
+        tx = ClientTransaction(cancel, addr, self, self.timers, self._client_tx_done)
+        self._client_txs[tx.key] = tx
+        tx.start()
+        try:
+            await tx.final
+        except TransactionTimeout:
+            pass
+
+    # ------------------------------------------------------------------ registry
+    def register_dialog(self, call: SipCall) -> None:
+        assert call.dialog is not None
+        self._dialogs[call.dialog.key] = call
+
+    def unregister_call(self, call: SipCall) -> None:
+        self._calls.discard(call)
+        if call.dialog is not None:
+            self._dialogs.pop(call.dialog.key, None)
+        if call.inbound and call.server_tx is not None:
+            self._pending_invites.pop(call.server_tx.key, None)
+            src = call.addr[0]
+            left = self._per_source.get(src, 1) - 1
+            if left <= 0:
+                self._per_source.pop(src, None)
+            else:
+                self._per_source[src] = left
+
+    # ------------------------------------------------------------------ receiving
+    def _on_datagram(self, data: bytes, addr: Addr) -> None:
+        if not data.strip(b"\r\n"):
+            return  # CRLF keep-alive (RFC 5626)
+        try:
+            msg = parse_message(data, max_headers=self.limits.max_headers)
+        except SipParseError as err:
+            self.stats.parse_errors += 1
+            self._reply_to_parse_error(err, addr, len(data))
+            return
+        if isinstance(msg, SipResponse):
+            self.stats.responses += 1
+            self._on_response(msg, addr)
+        else:
+            self.stats.requests += 1
+            self._on_request(msg, addr)
+
+    def _reply_to_parse_error(self, err: SipParseError, addr: Addr, size: int) -> None:
+        log.warning("bad SIP message dropped" if err.status is None else "bad SIP message rejected",
+                    extra={"fields": {"src": f"{addr[0]}:{addr[1]}", "bytes": size, "reason": err.reason,
+                                      "status": err.status}})
+        if err.status is None or not err.is_request or err.headers is None or err.method == "ACK":
+            return
+        resp = _response_from_headers(err.headers, err.status, f"{default_reason(err.status)} ({err.reason})"[:120],
+                                      to_tag=new_tag())
+        if resp is not None:
+            self._count(err.status)
+            self.send_bytes(resp.serialize(), addr)
+
+    def _count(self, status: int) -> None:
+        self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
+
+    def _on_response(self, resp: SipResponse, addr: Addr) -> None:
+        vias = resp.headers.values("Via")
+        if len(vias) != 1:
+            self._log_drop("response with %d Via values dropped (RFC 3261 §8.1.3.3)" % len(vias), addr)
+            return
+        try:
+            branch = resp.top_via.branch or ""
+            _, method = resp.cseq
+        except SipParseError:
+            return
+        tx = self._client_txs.get((branch, method))
+        if tx is None:
+            self._log_drop(f"stray {resp.status} response for {method} dropped", addr)
+            return
+        tx.on_response(resp)
+
+    def _log_drop(self, message: str, addr: Addr) -> None:
+        self.stats.dropped += 1
+        now = time.monotonic()
+        if now - self._last_drop_log > 1.0:
+            self._last_drop_log = now
+            log.info(message, extra={"fields": {"src": f"{addr[0]}:{addr[1]}"}})
+
+    def _source_allowed(self, host: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(ip.version == n.version and ip in n for n in self.acl)
+
+    def _on_request(self, req: SipRequest, addr: Addr) -> None:
+        method = req.method
+        # Retransmissions and ACKs for non-2xx first: they belong to an existing server transaction.
+        key = server_key(req)
+        tx = self._server_txs.get(key)
+        if tx is not None:
+            tx.on_retransmission(req)
+            return
+        if method == "ACK":
+            self._on_ack(req)
+            return
+        if method == "CANCEL":
+            self._on_cancel(req, addr)
+            return
+        if not self._source_allowed(addr[0]):
+            self.stats.rejected_acl += 1
+            self._respond_stateless(req, addr, 403, "Forbidden (source not allowed)")
+            log.warning("request from disallowed source", extra={"fields": {"src": addr[0], "method": method}})
+            return
+        rejection = check_request(req, supported_methods=SUPPORTED_METHODS,
+                                  supported_extensions=SUPPORTED_EXTENSIONS,
+                                  accepted_content_types=ACCEPTED_CONTENT_TYPES)
+        if rejection is not None:
+            self._respond_stateless(req, addr, rejection.status, rejection.reason, rejection.extra_headers)
+            return
+        to_tag = req.to.tag
+        if to_tag:
+            self._on_in_dialog(req, addr)
+            return
+        if method == "INVITE":
+            self._on_new_invite(req, addr)
+        elif method == "OPTIONS":
+            self._new_server_tx(req, addr).respond(self.options_response(req))
+        elif method in ("BYE", "INFO", "REFER", "NOTIFY", "UPDATE"):
+            self._respond_stateless(req, addr, 481, "Call/Transaction Does Not Exist")
+        else:
+            self._respond_stateless(req, addr, 405, headers=[("Allow", self.allow_header)])
+
+    def _new_server_tx(self, req: SipRequest, addr: Addr, on_ack_timeout: Callable[[ServerTransaction], None]
+                       | None = None) -> ServerTransaction:
+        tx = ServerTransaction(req, addr, self, self.timers, self._server_tx_done, on_ack_timeout)
+        self._server_txs[tx.key] = tx
+        return tx
+
+    def _server_tx_done(self, tx: ServerTransaction) -> None:
+        self._server_txs.pop(tx.key, None)
+
+    def _respond_stateless(self, req: SipRequest, addr: Addr, status: int, reason: str | None = None,
+                           headers: list[tuple[str, str]] | None = None) -> None:
+        """Respond inside a server transaction so retransmissions get the same answer."""
+        self._count(status)
+        tx = self._new_server_tx(req, addr)
+        tx.respond(self.make_response(req, status, reason, to_tag=None if req.to.tag else new_tag(),
+                                      headers=headers))
+
+    def _on_new_invite(self, req: SipRequest, addr: Addr) -> None:
+        if not self.accepting:
+            self._respond_stateless(req, addr, 503, "Service Unavailable (shutting down)",
+                                    headers=[("Retry-After", "30")])
+            return
+        if len(self._calls) >= self.limits.max_calls:
+            self._respond_stateless(req, addr, 503, "Service Unavailable (call limit)",
+                                    headers=[("Retry-After", "5")])
+            return
+        if self._per_source.get(addr[0], 0) >= self.limits.max_calls_per_source:
+            self._respond_stateless(req, addr, 486, "Busy Here (too many calls from this source)")
+            return
+        call_holder: list[SipCall] = []
+        tx = self._new_server_tx(req, addr, on_ack_timeout=lambda _tx: call_holder and call_holder[0].ack_timeout())
+        tx.respond(self.make_response(req, 100))
+        call = SipCall(self, req, addr, inbound=True, server_tx=tx)
+        call_holder.append(call)
+        self._calls.add(call)
+        self._pending_invites[tx.key] = call
+        self._per_source[addr[0]] = self._per_source.get(addr[0], 0) + 1
+        self.stats.calls_total += 1
+        if self.on_invite is None:
+            call.reject(480, "No application")
+            return
+        self.spawn(self._run_invite_handler(call))
+
+    async def _run_invite_handler(self, call: SipCall) -> None:
+        assert self.on_invite is not None
+        try:
+            await self.on_invite(call)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - one call's crash never takes down the others
+            log.exception("call handler crashed", extra={"fields": {"call_id": call.call_id}})
+            if call.state in (CallState.INCOMING, CallState.RINGING):
+                call.reject(500, "Server Internal Error")
+            else:
+                await call.hangup("handler crashed")
+
+    def _on_ack(self, req: SipRequest) -> None:
+        call = self._dialogs.get((req.call_id, req.to.tag or "", req.from_.tag or ""))
+        if call is not None and call.server_tx is not None and call.server_tx.request.cseq[0] == req.cseq[0]:
+            call.server_tx.on_ack()
+            return
+        if call is not None:
+            return  # ACK for a 2xx to a re-INVITE: nothing to do (its transaction retransmits until timer L)
+        self._log_drop("ACK matching no dialog dropped", ("-", 0))
+
+    def _on_cancel(self, req: SipRequest, addr: Addr) -> None:
+        invite_key = server_key(_as_method(req, "INVITE"))
+        call = self._pending_invites.get(invite_key)
+        if call is None:
+            self._respond_stateless(req, addr, 481, "Call/Transaction Does Not Exist")
+            return
+        tx = self._new_server_tx(req, addr)
+        tx.respond(self.make_response(req, 200, to_tag=call.local_tag))
+        call.cancelled_by_peer()
+
+    def _on_in_dialog(self, req: SipRequest, addr: Addr) -> None:
+        call = self._dialogs.get((req.call_id, req.to.tag or "", req.from_.tag or ""))
+        if call is None or call.dialog is None:
+            log.info("in-dialog %s for unknown dialog", req.method,
+                     extra={"fields": {"src": f"{addr[0]}:{addr[1]}", "call_id": req.call_id}})
+            self._respond_stateless(req, addr, 481, "Call/Transaction Does Not Exist")
+            return
+        if not call.dialog.accept_remote_cseq(req):
+            self._respond_stateless(req, addr, 500, "CSeq out of order")
+            return
+        tx = self._new_server_tx(req, addr)
+        if req.method == "INVITE":
+            tx.respond(self.make_response(req, 100))
+        self.spawn(call.handle_request(req, tx))
+
+
+def _as_method(req: SipRequest, method: str) -> SipRequest:
+    clone = SipRequest(headers=req.headers, body=req.body, method=method, uri=req.uri)
+    return clone
+
+
+def _response_from_headers(headers: Headers, status: int, reason: str, *, to_tag: str | None) -> SipResponse:
+    """Copy Via(s), From, To (+ tag), Call-ID, CSeq from a request's headers (§8.2.6.2)."""
+    resp = SipResponse(status=status, reason=reason)
+    h = resp.headers
+    for via in headers.get_all("Via"):
+        h.add("Via", via)
+    h.add("From", headers.get("From") or "")
+    to = headers.get("To") or ""
+    if to_tag and status > 100 and ";tag=" not in to.replace(" ", "").lower():
+        to = f"{to};tag={to_tag}"
+    h.add("To", to)
+    h.add("Call-ID", headers.get("Call-ID") or "")
+    h.add("CSeq", headers.get("CSeq") or "")
+    return resp

@@ -1,0 +1,573 @@
+"""`voicebot call`: a pjsua2 (PJSIP) test softphone that places one call and reports what happened.
+
+It plays a WAV into the call, records what it hears, sends DTMF (RFC 4733 or SIP INFO), hangs up after
+a duration, and prints a one-line summary (or JSON). One pjlib thread: `threadCnt=0`, the main thread
+polls `libHandleEvents`; every pjsua2 callback only records state and never raises.
+
+Run as `voicebot call ...` or `python -m voicebot.softphone ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import os
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from voicebot.softphone_audio import AudioFileError, measure_recording, prepare_playback_wav
+from voicebot.softphone_summary import (
+    EXIT_TIMEOUT,
+    EXIT_USAGE,
+    CallSummary,
+    HangupSide,
+    classify_result,
+)
+
+DTMF_CHARACTERS = frozenset("0123456789*#ABCDabcd")
+RFC4733_SECONDS_PER_DIGIT = 0.25  # pjmedia default: 160 ms tone + end packets + inter-digit gap
+HANGUP_GRACE_SECONDS = 3.0  # wait this long for BYE/CANCEL to complete after hanging up
+WATCHDOG_EXTRA_SECONDS = 15.0  # hard exit if pjlib itself wedges past --timeout + this
+G711_PRIORITIES = {"PCMU/8000": 255, "PCMA/8000": 254}
+
+
+class UsageError(ValueError):
+    """Bad command-line input, reported with a specific message and exit code 2."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Arguments
+# ----------------------------------------------------------------------------------------------
+
+
+def add_call_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the `voicebot call` options to `parser`."""
+    parser.add_argument("uri", help="SIP URI to call, e.g. sip:100@127.0.0.1:5060")
+    parser.add_argument("--play", type=Path, help="WAV (any rate/channels) to play into the call once")
+    parser.add_argument("--record", type=Path, help="write what the softphone hears to this WAV")
+    parser.add_argument("--dtmf", default="", help="DTMF digits to send after answer, e.g. 123#")
+    parser.add_argument("--dtmf-mode", choices=("rfc4733", "info"), default="rfc4733",
+                        help="RFC 4733 telephone-events (default) or SIP INFO application/dtmf-relay")
+    parser.add_argument("--dtmf-delay", type=float, default=1.0, metavar="SEC",
+                        help="seconds after answer before sending --dtmf (default 1.0)")
+    parser.add_argument("--duration", type=float, metavar="SEC",
+                        help="hang up this many seconds after answer (default: wait for the remote)")
+    parser.add_argument("--hangup-after-dtmf", type=float, metavar="SEC",
+                        help="hang up this many seconds after the last DTMF digit was sent")
+    parser.add_argument("--header", action="append", default=[], metavar="'Name: value'",
+                        help="extra header on the INVITE (repeatable)")
+    parser.add_argument("--local-port", type=int, default=0, metavar="N",
+                        help="local SIP UDP port (default: any free port)")
+    parser.add_argument("--bind", default="127.0.0.1", help="local address for SIP and RTP (default 127.0.0.1)")
+    parser.add_argument("--username", help="digest auth user name")
+    parser.add_argument("--password", help="digest auth password")
+    parser.add_argument("--timeout", type=float, default=60.0, metavar="SEC",
+                        help="give up and hang up after this many seconds in total (default 60)")
+    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.add_argument("--verbose", action="store_true", help="show pjsua logs and SIP traffic on stderr")
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """Validated call options."""
+
+    uri: str
+    play: Path | None
+    record: Path | None
+    digits: str
+    dtmf_info: bool
+    dtmf_delay: float
+    duration: float | None
+    hangup_after_dtmf: float | None
+    headers: tuple[tuple[str, str], ...]
+    local_port: int
+    bind: str
+    username: str | None
+    password: str | None
+    timeout: float
+    verbose: bool
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """Split 'Name: value' into (name, value); reject malformed or multi-line headers."""
+    name, sep, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    if not sep or not name or any(c.isspace() for c in name):
+        raise UsageError(f"--header must look like 'Name: value', got {text!r}")
+    if "\r" in text or "\n" in text:
+        raise UsageError(f"--header must be a single line, got {text!r}")
+    return name, value
+
+
+def plan_from_args(args: argparse.Namespace) -> CallPlan:
+    """Validate parsed arguments into a CallPlan, raising UsageError with a specific message."""
+    uri = str(args.uri).strip()
+    if not uri.lower().startswith("sip:"):
+        raise UsageError(f"URI must start with 'sip:' (UDP only), got {uri!r}")
+    bad_digits = sorted(set(args.dtmf) - DTMF_CHARACTERS)
+    if bad_digits:
+        raise UsageError(f"--dtmf accepts 0-9 * # A-D, got invalid {''.join(bad_digits)!r}")
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout must be positive, got {args.timeout}")
+    for option, value in (("--duration", args.duration), ("--dtmf-delay", args.dtmf_delay),
+                          ("--hangup-after-dtmf", args.hangup_after_dtmf)):
+        if value is not None and value < 0:
+            raise UsageError(f"{option} must not be negative, got {value}")
+    if args.duration is not None and args.duration >= args.timeout:
+        raise UsageError(f"--duration ({args.duration}) must be shorter than --timeout ({args.timeout})")
+    if args.hangup_after_dtmf is not None and not args.dtmf:
+        raise UsageError("--hangup-after-dtmf needs --dtmf")
+    if not 0 <= args.local_port <= 65535:
+        raise UsageError(f"--local-port must be 0-65535, got {args.local_port}")
+    if (args.username is None) != (args.password is None):
+        raise UsageError("--username and --password go together")
+    if args.play is not None and not args.play.is_file():
+        raise UsageError(f"--play file not found: {args.play}")
+    if args.record is not None and not args.record.parent.resolve().is_dir():
+        raise UsageError(f"--record directory does not exist: {args.record.parent}")
+    return CallPlan(
+        uri=uri, play=args.play, record=args.record, digits=args.dtmf.upper(),
+        dtmf_info=args.dtmf_mode == "info", dtmf_delay=args.dtmf_delay, duration=args.duration,
+        hangup_after_dtmf=args.hangup_after_dtmf,
+        headers=tuple(parse_header(h) for h in args.header), local_port=args.local_port,
+        bind=args.bind, username=args.username, password=args.password, timeout=args.timeout,
+        verbose=args.verbose,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Call state, filled in by pjsua2 callbacks
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CallTracker:
+    """What the callbacks observed; read by the main loop."""
+
+    answered_at: float | None = None
+    disconnected_at: float | None = None
+    status_code: int = 0
+    reason: str = ""
+    connect_seconds: float = 0.0
+    media_active: bool = False
+    digits_received: str = ""
+    callback_errors: list[str] = field(default_factory=list)
+
+
+def _report_callback_error(tracker: CallTracker, where: str) -> None:
+    message = f"{where}: {traceback.format_exc(limit=3)}"
+    tracker.callback_errors.append(message)
+    print(f"softphone: callback error in {message}", file=sys.stderr)
+
+
+def _pj_error_text(exc: BaseException) -> str:
+    info = getattr(exc, "info", None)
+    if callable(info):
+        try:
+            return str(info()).strip()
+        except Exception:  # noqa: BLE001 - fall back to the type name
+            pass
+    return str(exc) or type(exc).__name__
+
+
+# ----------------------------------------------------------------------------------------------
+# pjsua2 session
+# ----------------------------------------------------------------------------------------------
+
+
+def _quiet_pjlib_before_create() -> None:
+    """libCreate logs at level 5 before EpConfig applies; lower pjlib's level through its C API."""
+    import pjsua2
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(pjsua2._pjsua2.__file__).pj_log_set_level(1)
+
+
+def _flush_c_stdio() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).fflush(None)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[TextIO]:
+    """Point fd 1 at stderr while pjlib runs (its logger prints to stdout); yield the real stdout."""
+    sys.stdout.flush()
+    saved_fd = os.dup(1)
+    os.dup2(2, 1)
+    real_stdout = os.fdopen(os.dup(saved_fd), "w")
+    try:
+        yield real_stdout
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        _flush_c_stdio()  # pjlib's printf output is buffered; it must land on stderr, not on stdout
+        os.dup2(saved_fd, 1)
+        os.close(saved_fd)
+        real_stdout.flush()
+        real_stdout.close()
+
+
+class _Session:
+    """One pjsua2 endpoint, account and call; `run()` returns the summary."""
+
+    def __init__(self, plan: CallPlan, playback_wav: Path | None) -> None:
+        import pjsua2 as pj  # imported lazily: `voicebot --help` must not load PJSIP
+
+        self.pj = pj
+        self.plan = plan
+        self.playback_wav = playback_wav
+        self.tracker = CallTracker()
+        self.endpoint: Any = None
+        self.account: Any = None
+        self.call: Any = None
+        self.player: Any = None
+        self.recorder: Any = None
+        self.hangup_requested_at: float | None = None
+        self.timed_out = False
+        self.digits_sent = ""
+        self.dtmf_sent_at: float | None = None
+        self.error: str | None = None
+
+    # -- setup ---------------------------------------------------------------------------------
+
+    def _start_endpoint(self) -> None:
+        pj = self.pj
+        if not self.plan.verbose:
+            _quiet_pjlib_before_create()
+        ep = pj.Endpoint()
+        ep.libCreate()
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = True
+        cfg.uaConfig.maxCalls = 4
+        cfg.uaConfig.userAgent = "voicebot-softphone (pjsua2)"
+        level = 5 if self.plan.verbose else 1
+        cfg.logConfig.level = level
+        cfg.logConfig.consoleLevel = level
+        cfg.logConfig.msgLogging = 1 if self.plan.verbose else 0
+        cfg.medConfig.noVad = True
+        cfg.medConfig.ecTailLen = 0
+        ep.libInit(cfg)
+        self.endpoint = ep
+
+        ipv6 = ":" in self.plan.bind
+        tcfg = pj.TransportConfig()
+        tcfg.port = self.plan.local_port
+        tcfg.boundAddress = self.plan.bind
+        transport_type = pj.PJSIP_TRANSPORT_UDP6 if ipv6 else pj.PJSIP_TRANSPORT_UDP
+        ep.transportCreate(transport_type, tcfg)
+        ep.libStart()
+        ep.audDevManager().setNullDev()
+        self._prefer_g711()
+
+    def _prefer_g711(self) -> None:
+        for codec in self.endpoint.codecEnum2():
+            base = "/".join(codec.codecId.split("/")[:2])
+            self.endpoint.codecSetPriority(codec.codecId, G711_PRIORITIES.get(base, 0))
+
+    def _create_account(self) -> None:
+        pj = self.pj
+        host = f"[{self.plan.bind}]" if ":" in self.plan.bind else self.plan.bind
+        acfg = pj.AccountConfig()
+        acfg.idUri = f"sip:{self.plan.username or 'voicebot'}@{host}"
+        acfg.regConfig.registerOnAdd = False
+        acfg.mediaConfig.transportConfig.port = 0  # any free RTP port, so parallel runs never clash
+        acfg.mediaConfig.transportConfig.boundAddress = self.plan.bind
+        if self.plan.username is not None:
+            acfg.sipConfig.authCreds.append(
+                pj.AuthCredInfo("digest", "*", self.plan.username, 0, self.plan.password or "")
+            )
+        account = pj.Account()
+        account.create(acfg)
+        self.account = account
+
+    def _make_call(self) -> None:
+        pj = self.pj
+        prm = pj.CallOpParam(True)
+        for name, value in self.plan.headers:
+            header = pj.SipHeader()
+            header.hName = name
+            header.hValue = value
+            prm.txOption.headers.append(header)
+        call = _SoftphoneCall(self.account, self)
+        self.call = call
+        call.makeCall(self.plan.uri, prm)
+
+    # -- media (called from onCallMediaState on the main thread) ----------------------------------
+
+    def connect_media(self, audio: Any) -> None:
+        pj = self.pj
+        self.tracker.media_active = True
+        if self.plan.record is not None:
+            if self.recorder is None:
+                self.recorder = pj.AudioMediaRecorder()
+                self.recorder.createRecorder(str(self.plan.record))
+            audio.startTransmit(self.recorder)
+        if self.playback_wav is not None:
+            if self.player is None:
+                self.player = pj.AudioMediaPlayer()
+                self.player.createPlayer(str(self.playback_wav), pj.PJMEDIA_FILE_NO_LOOP)
+            self.player.startTransmit(audio)
+
+    # -- main loop -----------------------------------------------------------------------------
+
+    def _hangup(self) -> None:
+        if self.hangup_requested_at is not None:
+            return
+        self.hangup_requested_at = time.monotonic()
+        if self.call is None:
+            return
+        try:
+            self.call.hangup(self.pj.CallOpParam(True))
+        except self.pj.Error as exc:
+            print(f"softphone: hangup failed: {_pj_error_text(exc)}", file=sys.stderr)
+
+    def _send_dtmf(self) -> None:
+        pj = self.pj
+        prm = pj.CallSendDtmfParam()
+        prm.digits = self.plan.digits
+        prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO if self.plan.dtmf_info else pj.PJSUA_DTMF_METHOD_RFC2833
+        self.dtmf_sent_at = time.monotonic()
+        try:
+            self.call.sendDtmf(prm)
+            self.digits_sent = self.plan.digits
+        except pj.Error as exc:
+            self.error = f"sending DTMF failed: {_pj_error_text(exc)}"
+            print(f"softphone: {self.error}", file=sys.stderr)
+            self._hangup()
+
+    def _dtmf_finished_at(self) -> float | None:
+        if self.dtmf_sent_at is None:
+            return None
+        if self.plan.dtmf_info:
+            return self.dtmf_sent_at
+        return self.dtmf_sent_at + RFC4733_SECONDS_PER_DIGIT * len(self.plan.digits)
+
+    def _tick(self, now: float, deadline: float) -> None:
+        """Act on timers: DTMF, --duration, --hangup-after-dtmf, --timeout."""
+        answered_at = self.tracker.answered_at
+        if answered_at is not None and self.hangup_requested_at is None and self.call is not None:
+            if self.plan.digits and self.dtmf_sent_at is None and now >= answered_at + self.plan.dtmf_delay:
+                self._send_dtmf()
+            if self.plan.duration is not None and now >= answered_at + self.plan.duration:
+                self._hangup()
+            finished = self._dtmf_finished_at()
+            if (self.plan.hangup_after_dtmf is not None and finished is not None
+                    and now >= finished + self.plan.hangup_after_dtmf):
+                self._hangup()
+        if now >= deadline and self.hangup_requested_at is None:
+            self.timed_out = True
+            self._hangup()
+
+    def run(self) -> CallSummary:
+        started = time.monotonic()
+        deadline = started + self.plan.timeout
+        try:
+            self._start_endpoint()
+            self._create_account()
+            self._make_call()
+        except self.pj.Error as exc:
+            self.error = _pj_error_text(exc)
+            self.call = None
+        while self.call is not None:
+            self.endpoint.libHandleEvents(10)
+            now = time.monotonic()
+            if self.tracker.disconnected_at is not None:
+                self.call = None  # drop the reference once pjsua reported DISCONNECTED
+                break
+            self._tick(now, deadline)
+            if self.hangup_requested_at is not None and now >= self.hangup_requested_at + HANGUP_GRACE_SECONDS:
+                self.error = self.error or "call did not end after hangup"
+                break
+        return self._summarise()
+
+    def _summarise(self) -> CallSummary:
+        t = self.tracker
+        answered = t.answered_at is not None
+        hangup: HangupSide | None = None
+        if answered:
+            hangup = "local" if self.hangup_requested_at is not None and (
+                t.disconnected_at is None or self.hangup_requested_at <= t.disconnected_at) else "remote"
+        if answered:
+            end = t.disconnected_at or time.monotonic()
+            duration = t.connect_seconds or max(0.0, end - (t.answered_at or end))
+        else:
+            duration = 0.0
+        status = t.status_code
+        reason = t.reason
+        if self.timed_out and not answered and not status:
+            status, reason = 408, "Request Timeout (softphone --timeout)"
+        return CallSummary(
+            uri=self.plan.uri,
+            result=classify_result(answered=answered, status_code=status, timed_out=self.timed_out),
+            status_code=status, reason=reason, duration=round(duration, 3),
+            digits_sent=self.digits_sent, digits_received=t.digits_received, recorded_seconds=None, recording_rms=None, hangup=hangup,
+            error=self.error,
+        )
+
+    def close(self) -> None:
+        """Release media ports and the call, then destroy the library (recorder first: it finalises the WAV)."""
+        self.call = None
+        for name in ("player", "recorder"):
+            port = getattr(self, name)
+            setattr(self, name, None)
+            del port
+        self.account = None
+        if self.endpoint is not None:
+            try:
+                self.endpoint.libDestroy()
+            except self.pj.Error as exc:
+                print(f"softphone: libDestroy failed: {_pj_error_text(exc)}", file=sys.stderr)
+            self.endpoint = None
+
+
+def _make_call_class() -> type:
+    import pjsua2 as pj
+
+    class SoftphoneCall(pj.Call):  # type: ignore[misc]
+        """pjsua2 Call whose callbacks only record state in the session's tracker."""
+
+        def __init__(self, account: Any, session: _Session) -> None:
+            super().__init__(account)
+            self._session = session
+            self._last_event_timestamp: int | None = None
+
+        def onCallState(self, prm: Any) -> None:  # noqa: N802 - pjsua2 callback name
+            tracker = self._session.tracker
+            try:
+                info = self.getInfo()
+                if info.state == pj.PJSIP_INV_STATE_CONFIRMED and tracker.answered_at is None:
+                    tracker.answered_at = time.monotonic()
+                    tracker.status_code, tracker.reason = info.lastStatusCode, info.lastReason
+                elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+                    tracker.disconnected_at = time.monotonic()
+                    if tracker.answered_at is None:
+                        tracker.status_code, tracker.reason = info.lastStatusCode, info.lastReason
+                    tracker.connect_seconds = info.connectDuration.sec + info.connectDuration.msec / 1000
+            except Exception:  # noqa: BLE001 - never let an exception cross into pjlib
+                _report_callback_error(tracker, "onCallState")
+
+        def onDtmfDigit(self, prm: Any) -> None:  # noqa: N802 - pjsua2 callback name
+            """SIP INFO digits arrive here (RFC 4733 ones go to onDtmfEvent)."""
+            try:
+                if prm.method != pj.PJSUA_DTMF_METHOD_RFC2833:
+                    self._session.tracker.digits_received += str(prm.digit)
+            except Exception:  # noqa: BLE001
+                _report_callback_error(self._session.tracker, "onDtmfDigit")
+
+        def onDtmfEvent(self, prm: Any) -> None:  # noqa: N802 - pjsua2 callback name
+            """RFC 4733 events: count each event once, at its first packet (a new RTP timestamp)."""
+            try:
+                if prm.method == pj.PJSUA_DTMF_METHOD_RFC2833 and prm.timestamp != self._last_event_timestamp:
+                    self._last_event_timestamp = prm.timestamp
+                    self._session.tracker.digits_received += str(prm.digit)
+            except Exception:  # noqa: BLE001
+                _report_callback_error(self._session.tracker, "onDtmfEvent")
+
+        def onCallMediaState(self, prm: Any) -> None:  # noqa: N802 - pjsua2 callback name
+            try:
+                info = self.getInfo()
+                for index, media in enumerate(info.media):
+                    if (media.type == pj.PJMEDIA_TYPE_AUDIO
+                            and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE):
+                        self._session.connect_media(self.getAudioMedia(index))
+            except Exception:  # noqa: BLE001
+                _report_callback_error(self._session.tracker, "onCallMediaState")
+
+    return SoftphoneCall
+
+
+def _SoftphoneCall(account: Any, session: _Session) -> Any:  # noqa: N802 - behaves like a class
+    global _CALL_CLASS
+    if _CALL_CLASS is None:
+        _CALL_CLASS = _make_call_class()
+    return _CALL_CLASS(account, session)
+
+
+_CALL_CLASS: type | None = None
+
+
+# ----------------------------------------------------------------------------------------------
+# Entry points
+# ----------------------------------------------------------------------------------------------
+
+
+def _start_watchdog(seconds: float, uri: str, as_json: bool, out: TextIO) -> threading.Timer:
+    """Hard-exit if pjlib wedges: the softphone must never outlive --timeout by much."""
+
+    def fire() -> None:
+        summary = CallSummary(uri=uri, result="timeout", status_code=0, reason="", duration=0.0,
+                              digits_sent="", digits_received="", recorded_seconds=None, recording_rms=None, hangup=None,
+                              error="softphone wedged; killed by watchdog")
+        with contextlib.suppress(Exception):
+            print(summary.to_json() if as_json else summary.to_text(), file=out, flush=True)
+        os._exit(EXIT_TIMEOUT)
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _attach_recording_stats(summary: CallSummary, record: Path | None) -> None:
+    if record is None:
+        return
+    if not record.exists():
+        summary.recorded_seconds, summary.recording_rms = 0.0, 0.0
+        return
+    try:
+        stats = measure_recording(record)
+    except AudioFileError as exc:
+        summary.error = summary.error or str(exc)
+        return
+    summary.recorded_seconds = round(stats.seconds, 3)
+    summary.recording_rms = round(stats.rms, 5)
+
+
+def run_call(args: argparse.Namespace) -> int:
+    """Place one call as described by `args` (see add_call_arguments); print the summary; return the exit code."""
+    try:
+        plan = plan_from_args(args)
+    except UsageError as exc:
+        print(f"voicebot call: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    with tempfile.TemporaryDirectory(prefix="voicebot-softphone-") as tmp:
+        playback: Path | None = None
+        if plan.play is not None:
+            try:
+                playback = prepare_playback_wav(plan.play, Path(tmp) / "play.wav")
+            except AudioFileError as exc:
+                print(f"voicebot call: error: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+        with _stdout_to_stderr() as out:
+            watchdog = _start_watchdog(plan.timeout + WATCHDOG_EXTRA_SECONDS, plan.uri, args.json, out)
+            session = _Session(plan, playback)
+            try:
+                summary = session.run()
+            finally:
+                session.close()
+                watchdog.cancel()
+            _attach_recording_stats(summary, plan.record)
+            print(summary.to_json() if args.json else summary.to_text(), file=out, flush=True)
+    if summary.exit_code() != 0:
+        print(f"voicebot call: {summary.to_text()}", file=sys.stderr)
+    return summary.exit_code()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point for `python -m voicebot.softphone`."""
+    parser = argparse.ArgumentParser(prog="python -m voicebot.softphone", description=__doc__.splitlines()[0])
+    add_call_arguments(parser)
+    return run_call(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

