@@ -42,6 +42,11 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def involuntary_switches() -> int:
+    """Times the kernel preempted this process (other load competing for the cores)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+
+
 def tone(frequency: float, seconds: float) -> np.ndarray:
     t = np.arange(int(8000 * seconds)) / 8000
     return (6000 * np.sin(2 * np.pi * frequency * t)).astype(np.int16)
@@ -57,7 +62,9 @@ class _Counter(asyncio.DatagramProtocol):
             self.received += 1
 
 
-def callers_main(calls: int, conn: Connection) -> None:
+def callers_main(calls: int, conn: Connection, cpu: int | None) -> None:
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
     uvloop.run(_callers(calls, conn))
 
 
@@ -99,10 +106,14 @@ async def _callers(calls: int, conn: Connection) -> None:
 
 
 # ------------------------------------------------------------------ server side (this process)
-async def run(calls: int, seconds: float) -> dict[str, float]:
+async def run(calls: int, seconds: float, pin: bool) -> dict[str, float]:
     loop = asyncio.get_running_loop()
     parent, child = mp.Pipe()
-    process = mp.get_context("spawn").Process(target=callers_main, args=(calls, child), daemon=True)
+    cpus = sorted(os.sched_getaffinity(0))
+    caller_cpu = cpus[-1] if pin and len(cpus) > 1 else None
+    if caller_cpu is not None:  # server and callers on different cores: no wake-up preemption ping-pong
+        os.sched_setaffinity(0, {cpus[0]})
+    process = mp.get_context("spawn").Process(target=callers_main, args=(calls, child, caller_cpu), daemon=True)
     process.start()
     caller_ports: list[int] = await loop.run_in_executor(None, parent.recv)
     base_rss = rss_kb()
@@ -123,9 +134,9 @@ async def run(calls: int, seconds: float) -> dict[str, float]:
     await asyncio.sleep(1.0)  # warm-up: latching, jitter buffers filling
     ticker = get_ticker()
     ticker.reset_stats()
-    cpu0, wall0 = cpu_seconds(), time.perf_counter()
+    cpu0, wall0, switches0 = cpu_seconds(), time.perf_counter(), involuntary_switches()
     await asyncio.sleep(seconds)
-    cpu1, wall1 = cpu_seconds(), time.perf_counter()
+    cpu1, wall1, switches1 = cpu_seconds(), time.perf_counter(), involuntary_switches()
     ticks = ticker.stats()
     rss_per_call = (rss_kb() - base_rss) / calls
     parent.send("stop")
@@ -156,6 +167,8 @@ async def run(calls: int, seconds: float) -> dict[str, float]:
         "max_tick_work_ms": ticks["max_busy_ms"],
         "server_cpu_pct": 100.0 * (cpu1 - cpu0) / (wall1 - wall0),
         "server_rss_per_call_kb": rss_per_call,
+        "server_preemptions": switches1 - switches0,
+        "load_average_1min": os.getloadavg()[0],
         "caller_process_cpu_s": caller_cpu,
     }
 
@@ -164,12 +177,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--no-pin", action="store_true",
+                        help="do not pin the server and the caller process to different cores")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     needed = 2 * args.calls + 64
     if soft < needed:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(needed, soft)), hard))
-    result = uvloop.run(run(args.calls, args.seconds))
+    result = uvloop.run(run(args.calls, args.seconds, not args.no_pin))
     for key, value in result.items():
         print(f"{key:28s} {value:.2f}" if isinstance(value, float) else f"{key:28s} {value}")
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from .conftest import SCENARIOS, ServerProcess, free_udp_port, run_sipp
+from tests.integration.support import SCENARIOS, ServerProcess, free_udp_port, run_sipp
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 

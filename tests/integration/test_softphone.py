@@ -132,19 +132,31 @@ def dominant_frequency(samples: np.ndarray, rate: int) -> float:
     return float(np.argmax(spectrum) * rate / samples.size)
 
 
-RECV_INVITE = """
-  <recv request="INVITE">
-    <action>
+DIALOG_CAPTURE = """
       <ereg regexp="sip:[^ ;&gt;]*" search_in="hdr" header="From:" check_it="true" assign_to="caller"/>
       <ereg regexp="tag=[^ ;]*" search_in="hdr" header="From:" check_it="true" assign_to="caller_tag"/>
       <ereg regexp="sip:[^ ;&gt;]*" search_in="hdr" header="To:" check_it="true" assign_to="callee"/>
       <ereg regexp="sip:[^&gt;]*" search_in="hdr" header="Contact:" check_it="true" assign_to="contact"/>
+"""
+
+
+def recv_invite(*, remember_dialog: bool) -> str:
+    """Receive the softphone's INVITE; keep its telephone-event payload type, and the dialog for a BYE.
+
+    sipp rejects a variable that is assigned but never used, so dialog fields are only captured when the
+    scenario sends its own BYE, and the whole-match variable of the payload-type regexp is logged.
+    """
+    return f"""
+  <recv request="INVITE">
+    <action>
+      {DIALOG_CAPTURE if remember_dialog else ""}
       <ereg regexp="rtpmap:([0-9]+) telephone-event/8000" search_in="body" check_it="true"
             assign_to="te_line,te_pt"/>
+      <log message="caller offers [$te_line]"/>
     </action>
   </recv>
 """
-"""Receive the softphone's INVITE and remember what a UAS needs to answer it and to send BYE."""
+
 
 ANSWER_200_WITH_SDP = """
   <send>
@@ -216,7 +228,7 @@ def answering_scenario(tmp_path: Path, name: str, after_answer: str = "", ending
     return write_scenario(tmp_path, name, f"""
         <?xml version="1.0" encoding="ISO-8859-1" ?>
         <scenario name="{name}">
-        {RECV_INVITE}
+        {recv_invite(remember_dialog=ending == SEND_BYE)}
         {ANSWER_200_WITH_SDP}
         {after_answer}
         {ending}

@@ -256,3 +256,42 @@ async def test_invalid_arguments_are_rejected():
     finally:
         await stream.close()
     assert ports.in_use == 0
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_packets_with_extension_padding_and_csrcs_are_decoded():
+    """A raw peer sends tone packets carrying header extensions, CSRCs and padding, then a DTMF event."""
+    from voicebot.rtp.dtmf import DtmfSender
+    from voicebot.rtp.packet import RtpExtension, RtpPacket
+
+    ports = allocator()
+    stream = await RtpStream.open(HOST, ports)
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    heard, digits = [], []
+    stream.on_audio(heard.append)
+    stream.on_dtmf(digits.append)
+    try:
+        peer.bind((HOST, 0))
+        stream.set_remote(*peer.getsockname())
+        audio = ulaw_encode(tone(440, 0.4))
+        sequence = 0
+        for n in range(20):
+            packet = RtpPacket(0, sequence, n * 160, 0xABC, audio[n * 160:(n + 1) * 160], n == 0, (1, 2),
+                               RtpExtension(0xBEDE, b"\x10\x01\x00\x00"))
+            padded = bytearray(packet.serialize()) + b"\x00\x00\x00\x04"
+            padded[0] |= 0x20
+            peer.sendto(bytes(padded), (HOST, stream.local_port))
+            sequence += 1
+            await asyncio.sleep(0.02)
+        for dtmf in DtmfSender().packets("7"):
+            peer.sendto(RtpPacket(101, sequence, 20 * 160, 0xABC, dtmf.payload, dtmf.marker).serialize(),
+                        (HOST, stream.local_port))
+            sequence += 1
+        peer.sendto(struct.pack("!BBHII", 0x80, 0, sequence, 0, 0xABC), (HOST, stream.local_port))  # empty
+        await wait_until(lambda: digits == ["7"] and stream.stats["malformed"] == 1)
+        await wait_until(lambda: sum(rms(frame) > 3000 for frame in heard) >= 15)
+        assert stream.stats["packets_received"] == 20 + 8 and stream.stats["jitter_lost"] == 0
+    finally:
+        peer.close()
+        await stream.close()

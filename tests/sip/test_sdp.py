@@ -1,4 +1,4 @@
-"""SDP parsing, serialisation and offer/answer against offers shaped like real peers' (PJSIP, sipp, baresip)."""
+"""SDP parsing, serialisation and offer/answer against offers captured from real peers (PJSIP, sipp, baresip)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from voicebot.sip.sdp import (
     parse_sdp,
     with_direction,
 )
-
 
 TORTURE_DIR = Path(__file__).resolve().parents[3] / "shared" / "sip-torture" / "rfc4475"
 

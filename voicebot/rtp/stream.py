@@ -34,6 +34,8 @@ Pcm = npt.NDArray[np.int16]
 Address = tuple[str, int]
 
 FRAME_SAMPLES = 160  # 20 ms at 8 kHz
+_HEADER_SIZE = HEADER.size
+_PLAIN_HEADER = 0x80  # version 2, no padding, no extension, no CSRCs
 RTCP_INTERVAL = 5.0  # seconds between sender reports
 DTMF_GAP_TICKS = 3  # silence between sent digits
 WARNING_INTERVAL = 10.0  # seconds between repeated warnings of one kind per stream
@@ -317,30 +319,44 @@ class RtpStream:
             self._warn("wrong_source", "RTP from unexpected source %s:%s dropped (latched to %s:%s)",
                        source[0], source[1], latched[0], latched[1])
             return
-        try:
-            packet = RtpPacket.parse(data)
-        except RtpError as exc:
-            counters["malformed"] += 1
-            self._warn("malformed", "malformed RTP from %s:%s dropped: %s", source[0], source[1], exc)
-            return
-        payload_type = packet.payload_type
+        packet: RtpPacket | None = None
+        if len(data) >= _HEADER_SIZE and data[0] == _PLAIN_HEADER:
+            # fast path, the usual case: no padding, extension or CSRCs; no packet object built
+            _, second, sequence, timestamp, ssrc = HEADER.unpack_from(data)
+            payload_type = second & 0x7F
+            payload: bytes | memoryview = memoryview(data)[_HEADER_SIZE:]
+        else:
+            try:
+                packet = RtpPacket.parse(data)
+            except RtpError as exc:
+                counters["malformed"] += 1
+                self._warn("malformed", "malformed RTP from %s:%s dropped: %s", source[0], source[1], exc)
+                return
+            payload_type, sequence, timestamp, ssrc = packet.payload_type, packet.sequence, packet.timestamp, packet.ssrc
+            payload = packet.payload
         is_audio = payload_type == self.payload_type
         if not is_audio and payload_type != self.dtmf_payload_type:
             counters["unexpected_payload_type"] += 1
+            return
+        if not payload:
+            counters["malformed"] += 1
+            self._warn("malformed", "RTP without payload from %s:%s dropped", source[0], source[1])
             return
         if latched is None:
             self._latched = source
             log.debug("RTP stream %d latched to %s:%s", self.local_port, source[0], source[1])
         counters["packets_received"] += 1
-        counters["octets_received"] += len(packet.payload)
+        counters["octets_received"] += len(payload)
         reception = self._reception
-        if packet.ssrc != reception.ssrc:
-            reception.reset(packet.ssrc)
-        reception.update(packet.sequence, packet.timestamp if is_audio else None, self._loop.time())
+        if ssrc != reception.ssrc:
+            reception.reset(ssrc)
+        reception.update(sequence, timestamp if is_audio else None, self._loop.time())
         if is_audio:
-            self._jitter.push(packet.sequence, self.codec.decode(packet.payload), packet.ssrc)
+            self._jitter.push(sequence, self.codec.decode(payload), ssrc)
             return
-        self._jitter.push(packet.sequence, self._dtmf_silence, packet.ssrc)  # keep the sequence gapless
+        self._jitter.push(sequence, self._dtmf_silence, ssrc)  # keep the sequence gapless
+        if packet is None:
+            packet = RtpPacket(payload_type, sequence, timestamp, ssrc, bytes(payload), bool(second & 0x80))
         digit = self._dtmf_in.feed(packet)
         if digit is not None:
             counters["dtmf_received"] += 1

@@ -104,6 +104,8 @@ def canonical_name(name: str) -> str:
 
 def _split_raw(value: str) -> list[str]:
     """Split on commas outside quoted strings and <...>; elements are stripped, empty ones kept."""
+    if "," not in value:
+        return [value.strip(" \t")]
     if '"' not in value and "<" not in value:
         return [p.strip(" \t") for p in value.split(",")]
     parts: list[str] = []
@@ -360,6 +362,11 @@ _PASSWORD_RE = re.compile(rf"(?:[{_UNRESERVED}&=+$,]|{_ESCAPED})*\Z")
 _URI_PARAM_RE = re.compile(rf"(?:[{_UNRESERVED}\[\]/:&+$]|{_ESCAPED})+\Z")
 _URI_HEADER_RE = re.compile(rf"(?:[{_UNRESERVED}\[\]/?:+$]|{_ESCAPED})*\Z")
 _HOSTNAME_RE = re.compile(r"[A-Za-z0-9\-._]+\Z")
+# The common shape (no escapes, no URI headers, hostname or IPv4 host) in one match; anything else takes the
+# general path below. Character classes are disjoint from their delimiters, so matching is linear.
+_PLAIN_SIP_URI_RE = re.compile(
+    rf"(sips?):(?:([{_UNRESERVED}&=+$,;?/]+)(?::([{_UNRESERVED}&=+$,]*))?@)?([A-Za-z0-9\-._]+)"
+    r"(?::([0-9]{1,5}))?((?:;[" + _UNRESERVED + r"\[\]/:&+$=]*)*)\Z")
 
 
 def parse_uri(text: str) -> SipUri:
@@ -369,6 +376,10 @@ def parse_uri(text: str) -> SipUri:
     Raises SipParseError.
     """
     text = text.strip(" \t")
+    if "%" not in text:
+        fast = _PLAIN_SIP_URI_RE.match(text)
+        if fast:
+            return _plain_sip_uri(text, *fast.groups())
     m = _SCHEME_RE.match(text)
     if not m or _URI_FORBIDDEN_RE.search(text):
         raise SipParseError(f"malformed URI {_clip(text)!r}")
@@ -410,6 +421,26 @@ def parse_uri(text: str) -> SipUri:
             params[k] = v if eq else None
     return SipUri(scheme=scheme, user=user, password=password, host=host, port=port, params=params,
                   headers=headers)
+
+
+def _plain_sip_uri(text: str, scheme: str, user: str | None, password: str | None, host: str, port: str | None,
+                   paramstr: str) -> SipUri:
+    params: dict[str, str | None] = {}
+    if paramstr:
+        for p in paramstr[1:].split(";"):
+            k, eq, v = p.partition("=")
+            if not k or (eq and (not v or "=" in v)):
+                raise SipParseError(f"malformed URI parameter {_clip(p)!r}")
+            k = k.lower()
+            if k in params:
+                raise SipParseError(f"duplicate URI parameter {k!r}")
+            params[k] = v if eq else None
+    port_num = None
+    if port is not None:
+        port_num = int(port)
+        if not 0 < port_num < 65536:
+            raise SipParseError(f"port out of range in URI {_clip(text)!r}")
+    return SipUri(scheme=scheme, user=user, password=password, host=host.lower(), port=port_num, params=params)
 
 
 def _split_hostport(hostport: str) -> tuple[str, int | None]:
@@ -673,7 +704,8 @@ def split_multipart(content_type: str, body: bytes) -> list[tuple[Headers, bytes
             head_b, part_body = b"", chunk[2 if chunk.startswith(b"\r\n") else 1:]
         else:
             head_b, part_body = split_head_body(chunk)
-        _, fields, problem = _read_head("\r\n" + head_b.decode("utf-8", "surrogateescape"))
+        prefix = b"\n" if b"\n" in head_b and b"\r\n" not in head_b else b"\r\n"
+        _, fields, problem = _read_head(prefix + head_b)
         if problem:
             raise SipParseError(f"multipart part headers: {problem}")
         part_headers = Headers()
@@ -690,8 +722,6 @@ _CALL_ID_WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
 _CALL_ID_RE = re.compile(rf"{_CALL_ID_WORD}(?:@{_CALL_ID_WORD})?\Z")
 _DATE_RE = re.compile(r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
                       r"[0-9]{4} [0-2][0-9]:[0-5][0-9]:[0-6][0-9] GMT\Z")
-_CTL_CRLF_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n")
-_CTL_LF_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 def split_head_body(data: bytes) -> tuple[bytes, bytes]:
@@ -725,17 +755,32 @@ def _stray_ctl(line: str) -> bool:
     return False
 
 
-def _read_head(head: str) -> tuple[str, list[tuple[str, str]], str | None]:
+_CTL_BYTES = bytes(i for i in range(32) if i not in (9, 10, 13)) + b"\x7f"
+_FIELD_RE = re.compile(rf"^([{_TOKEN_CHARS}]+)[ \t]*:[ \t]*([^\r\n]*)", re.M)
+
+
+def _read_head(head_b: bytes) -> tuple[str, list[tuple[str, str]], str | None]:
     """Split the header section into the start line and unfolded (name, value) fields.
 
-    Never raises: the first syntax problem is returned so headers can still be used to form a response.
+    Bytes that are not UTF-8 are kept as surrogate escapes (re-encoded on serialise). Never raises: the first
+    syntax problem is returned so the headers can still be used to form a response.
     """
+    head = head_b.decode("utf-8", "surrogateescape")
     problem: str | None = None
-    crlf = "\r\n" in head
-    lines = head.split("\r\n") if crlf else head.split("\n")
-    if (_CTL_CRLF_RE if crlf else _CTL_LF_RE).search(head):
-        if any(_stray_ctl(line) for line in lines):
-            problem = "control character in header section"
+    n_crlf = head_b.count(b"\r\n")
+    lines = head.split("\r\n") if n_crlf else head.split("\n")
+    if n_crlf:
+        if head_b.count(b"\r") != n_crlf or head_b.count(b"\n") != n_crlf:
+            problem = "bare CR or LF in header section"
+    elif b"\r" in head_b:
+        problem = "bare CR in header section"
+    if len(head_b.translate(None, _CTL_BYTES)) != len(head_b) and any(_stray_ctl(line) for line in lines):
+        problem = problem or "control character in header section"
+    if n_crlf and b"\n " not in head_b and b"\n\t" not in head_b:
+        # Fast path: no folding; one anchored match per line, or fall through to the detailed loop.
+        found = _FIELD_RE.findall(head, len(lines[0]) + 2)
+        if len(found) == len(lines) - 1:
+            return lines[0], [(n, v.rstrip(" \t")) for n, v in found], problem
     fields: list[tuple[str, str]] = []
     name: str | None = None
     parts: list[str] = []
@@ -783,7 +828,7 @@ def parse_message(data: bytes, *, max_headers: int = DEFAULT_MAX_HEADERS, max_si
     if not data:
         raise SipParseError("empty datagram (keep-alive)", status=None)
     head_b, body = split_head_body(data)
-    start, fields, problem = _read_head(head_b.decode("utf-8", "surrogateescape"))
+    start, fields, problem = _read_head(head_b)
     headers = Headers()
     headers._items = [(canonical_name(k), v) for k, v in fields]
 
@@ -851,7 +896,7 @@ def _request_error(reason: str, status: int, headers: Headers, method: str | Non
 def _limit_error(data: bytes, reason: str, status: int) -> SipParseError:
     """Error for a message over a limit: read just enough of the head to decide whether to answer."""
     head_b, _ = split_head_body(data.lstrip(b"\r\n"))
-    start, fields, _ = _read_head(head_b.decode("utf-8", "surrogateescape"))
+    start, fields, _ = _read_head(head_b)
     headers = Headers()
     headers._items = [(canonical_name(k), v) for k, v in fields]
     m = _REQUEST_LINE_RE.match(start)

@@ -49,8 +49,7 @@ class UdpTransport(asyncio.DatagramProtocol):
         return proto
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self._transport = transport
+        self._transport = transport  # type: ignore[assignment]  # uvloop's UDPTransport is duck-typed
         sockname = transport.get_extra_info("sockname")
         self.local_addr = (sockname[0], sockname[1])
 

@@ -1,0 +1,151 @@
+"""Helpers for integration tests: a real `voicebot serve` process on loopback, sipp runner, log reader."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SCENARIOS = Path(__file__).resolve().parent / "sipp"
+SIPP_PCAPS = Path("/usr/share/sip-tester")
+
+
+def free_udp_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def free_port_range(size: int = 200) -> tuple[int, int]:
+    """An even-aligned range of UDP ports, picked from the process id so parallel runs rarely overlap."""
+    base = 30000 + (os.getpid() * 397 % 300) * 100
+    return base, base + size
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen
+    host: str
+    port: int
+    workdir: Path
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def uri(self) -> str:
+        return f"sip:1000@{self.host}:{self.port}"
+
+    def records(self, msg: str | None = None) -> list[dict]:
+        out = []
+        for line in list(self.lines):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if msg is None or entry.get("msg") == msg:
+                out.append(entry)
+        return out
+
+    def wait_for(self, msg: str, count: int = 1, timeout: float = 30.0) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.records(msg)
+            if len(found) >= count:
+                return found
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no {count}x {msg!r} in server log within {timeout}s; last lines:\n"
+                             + "\n".join(self.lines[-30:]))
+
+    def recordings(self) -> list[Path]:
+        return sorted((self.workdir / "recordings").glob("*.caller.wav"))
+
+
+def write_config(path: Path, *, port: int = 0, extra: str = "") -> None:
+    rtp_start, rtp_end = free_port_range()
+    path.write_text(f"""
+listen: {{host: 127.0.0.1, port: {port}}}
+rtp: {{port_start: {rtp_start}, port_end: {rtp_end}}}
+network: {{egress_allow: [127.0.0.0/8, "::1/128"]}}
+recording: {{enabled: true, directory: {path.parent / 'recordings'}}}
+prompts:
+  greeting: "Welcome to voicebot. Please enter your account number followed by the hash key."
+  digit_timeout_s: 3
+shutdown_grace_s: 5
+{extra}
+""")
+
+
+def start_server(workdir: Path, extra_config: str = "", env: dict[str, str] | None = None) -> ServerProcess:
+    config = workdir / "voicebot.yaml"
+    write_config(config, extra=extra_config)
+    proc = subprocess.Popen([sys.executable, "-m", "voicebot.cli", "serve", "--config", str(config)],
+                            cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, **(env or {})})
+    server = ServerProcess(proc=proc, host="127.0.0.1", port=0, workdir=workdir)
+    ready = threading.Event()
+
+    def reader() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            server.lines.append(line.rstrip("\n"))
+            if "listening on udp" in line:
+                server.port = int(line.split("listening on udp ")[1].split()[0].rsplit(":", 1)[1])
+                ready.set()
+        ready.set()
+
+    threading.Thread(target=reader, daemon=True).start()
+    if not ready.wait(180) or server.port == 0:
+        proc.kill()
+        raise RuntimeError("voicebot serve did not start:\n" + "\n".join(server.lines[-40:]))
+    return server
+
+
+def stop_server(server: ServerProcess, timeout: float = 20.0) -> int:
+    if server.proc.poll() is None:
+        server.proc.send_signal(signal.SIGTERM)
+        try:
+            server.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait()
+    return server.proc.returncode
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"{name} is not installed: run scripts/setup.sh (it installs the apt packages)")
+    return path
+
+
+def run_sipp(args: list[str], cwd: Path, timeout: float = 60.0) -> SippResult:
+    """Run sipp in the foreground (it exits by itself: -m N and -timeout)."""
+    require_tool("sipp")
+    pcap_link = cwd / "pcap"
+    if not pcap_link.exists():
+        pcap_link.symlink_to(SIPP_PCAPS)
+    cmd = ["sipp", *args, "-nostdin", "-timeout", f"{int(timeout)}s", "-timeout_error", "-trace_err",
+           "-error_file", str(cwd / "sipp_errors.log")]
+    proc = subprocess.run(cmd, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=timeout + 15)
+    errors = (cwd / "sipp_errors.log").read_text() if (cwd / "sipp_errors.log").exists() else ""
+    return SippResult(proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:] + errors[-4000:])
