@@ -16,7 +16,6 @@ import asyncio
 import multiprocessing as mp
 import os
 import resource
-import socket
 import struct
 import time
 from multiprocessing.connection import Connection

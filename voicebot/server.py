@@ -16,9 +16,10 @@ from voicebot.rtp.stream import RtpStream
 from voicebot.session import CallRecord, DemoDtmfSession, DemoPrompts, PromptSource
 from voicebot.sip.call import SipCall
 from voicebot.sip.registration import Registration
-from voicebot.sip.sdp import NoCommonCodec, SdpError, negotiate, parse_sdp
+from voicebot.sip.message import SipParseError, parse_name_addr
+from voicebot.sip.sdp import NoCommonCodec, SdpError, apply_answer, build_offer, negotiate, parse_sdp
 from voicebot.sip.transport import EgressPolicy
-from voicebot.sip.ua import UaLimits, UserAgent
+from voicebot.sip.ua import CallFailed, UaLimits, UserAgent
 
 log = logging.getLogger("voicebot.server")
 
@@ -112,6 +113,7 @@ class VoicebotServer:
             negotiated = negotiate(offer, self.media_host, stream.local_port, preference)
             self._apply_remote(stream, negotiated.remote_host, negotiated.remote_port, negotiated.on_hold)
             call.on_reinvite = lambda sdp: self._on_reinvite(stream, sdp, preference)
+            call.on_refer = lambda refer_to, _req: self._on_refer(call, refer_to)
             if not await call.answer(negotiated.answer.encode()):
                 record.outcome = call.end_reason or "not answered"
                 return
@@ -146,6 +148,54 @@ class VoicebotServer:
         self._apply_remote(stream, negotiated.remote_host, negotiated.remote_port, negotiated.on_hold)
         log.info("re-INVITE", extra={"fields": {"hold": negotiated.on_hold}})
         return negotiated.answer.encode()
+
+    def _on_refer(self, call: SipCall, refer_to: str) -> bool:
+        """Accept a REFER only to a configured target; then call it and report progress by NOTIFY."""
+        try:
+            target = parse_name_addr(refer_to).uri
+        except SipParseError:
+            return False
+        target.headers = None  # Replaces/other embedded headers are not honoured
+        target_text = str(target)
+        if not target.is_sip or not self.config.transfer.allows(target_text):
+            log.warning("REFER refused: target not allowed",
+                        extra={"fields": {"call_id": call.call_id, "target": target_text}})
+            return False
+        log.info("REFER accepted", extra={"fields": {"call_id": call.call_id, "target": target_text}})
+        self.ua.spawn(self._follow_refer(call, target_text))
+        return True
+
+    async def _follow_refer(self, referred: SipCall, target: str) -> None:
+        """Place the referred call; the new leg gets a session of its own (blind transfer semantics)."""
+        try:
+            stream = await RtpStream.open(self.config.listen.host, self.ports, self.config.codecs.preference[0],
+                                          0 if self.config.codecs.preference[0] == "PCMU" else 8,
+                                          self.config.codecs.dtmf_payload_type)
+        except (PortsExhausted, OSError):
+            await referred.notify_refer(503, "Service Unavailable", terminated=True)
+            return
+        offer = build_offer(self.media_host, stream.local_port, list(self.config.codecs.preference),
+                            self.config.codecs.dtmf_payload_type)
+        try:
+            leg = await self.ua.invite(target, sdp=offer.encode(),
+                                       headers=[("Referred-By", f"<{self.ua.contact_uri}>")])
+        except CallFailed as exc:
+            await stream.close()
+            await referred.notify_refer(exc.status, exc.reason, terminated=True)
+            return
+        await referred.notify_refer(200, "OK", terminated=True)
+        record = CallRecord(call_id=leg.call_id, from_=leg.from_header, to=leg.to_header)
+        try:
+            negotiated = apply_answer(offer, parse_sdp(leg.remote_sdp))
+            self._apply_remote(stream, negotiated.remote_host, negotiated.remote_port, negotiated.on_hold)
+            session = DemoDtmfSession(SipChannel(leg, stream), self._demo_prompts(), self.prompts, record)
+            await session.run()
+        except SdpError:
+            record.outcome = "bad SDP answer"
+            await leg.hangup("bad SDP answer")
+        finally:
+            await stream.close()
+            self._log_call_end(leg, record, stream)
 
     def _demo_prompts(self) -> DemoPrompts:
         p = self.config.prompts

@@ -163,18 +163,22 @@ class CallTracker:
 
 
 def _report_callback_error(tracker: CallTracker, where: str) -> None:
-    message = f"{where}: {traceback.format_exc(limit=3)}"
-    tracker.callback_errors.append(message)
-    print(f"softphone: callback error in {message}", file=sys.stderr)
+    """Record the exception being handled in a callback; the full traceback goes to stderr."""
+    exc = sys.exc_info()[1]
+    tracker.callback_errors.append(f"{where}: {_pj_error_text(exc) if exc else 'unknown error'}")
+    print(f"softphone: error in {where}:\n{traceback.format_exc(limit=4)}", file=sys.stderr)
 
 
 def _pj_error_text(exc: BaseException) -> str:
+    """Short text for a pjsua2.Error (its str() is empty): the reason and pj status code."""
+    reason = getattr(exc, "reason", "")
+    if reason:
+        status = getattr(exc, "status", None)
+        return f"{reason} (pj status {status})" if status else str(reason)
     info = getattr(exc, "info", None)
     if callable(info):
-        try:
+        with contextlib.suppress(Exception):
             return str(info()).strip()
-        except Exception:  # noqa: BLE001 - fall back to the type name
-            pass
     return str(exc) or type(exc).__name__
 
 
@@ -188,7 +192,7 @@ def _quiet_pjlib_before_create() -> None:
     import pjsua2
 
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(pjsua2._pjsua2.__file__).pj_log_set_level(1)
+        ctypes.CDLL(pjsua2._pjsua2.__file__).pj_log_set_level(0)
 
 
 def _flush_c_stdio() -> None:
@@ -198,7 +202,8 @@ def _flush_c_stdio() -> None:
 
 @contextlib.contextmanager
 def _stdout_to_stderr() -> Iterator[TextIO]:
-    """Point fd 1 at stderr while pjlib runs (its logger prints to stdout); yield the real stdout."""
+    """Point fd 1 at stderr while pjlib runs (its logger prints to stdout); yield a handle on the real stdout
+    (for the watchdog, which may have to report while pjlib still holds fd 1)."""
     sys.stdout.flush()
     saved_fd = os.dup(1)
     os.dup2(2, 1)
@@ -249,7 +254,7 @@ class _Session:
         cfg.uaConfig.mainThreadOnly = True
         cfg.uaConfig.maxCalls = 4
         cfg.uaConfig.userAgent = "voicebot-softphone (pjsua2)"
-        level = 5 if self.plan.verbose else 1
+        level = 5 if self.plan.verbose else 0
         cfg.logConfig.level = level
         cfg.logConfig.consoleLevel = level
         cfg.logConfig.msgLogging = 1 if self.plan.verbose else 0
@@ -403,14 +408,14 @@ class _Session:
             duration = 0.0
         status = t.status_code
         reason = t.reason
-        if self.timed_out and not answered and not status:
-            status, reason = 408, "Request Timeout (softphone --timeout)"
+        if self.timed_out and not answered:  # the 487 of our own CANCEL would mislead
+            status, reason = 408, f"no answer within --timeout {self.plan.timeout:g}s"
         return CallSummary(
             uri=self.plan.uri,
             result=classify_result(answered=answered, status_code=status, timed_out=self.timed_out),
             status_code=status, reason=reason, duration=round(duration, 3),
             digits_sent=self.digits_sent, digits_received=t.digits_received, recorded_seconds=None, recording_rms=None, hangup=hangup,
-            error=self.error,
+            error=self.error or (t.callback_errors[0] if t.callback_errors else None),
         )
 
     def close(self) -> None:
@@ -555,9 +560,9 @@ def run_call(args: argparse.Namespace) -> int:
             finally:
                 session.close()
                 watchdog.cancel()
-            _attach_recording_stats(summary, plan.record)
-            print(summary.to_json() if args.json else summary.to_text(), file=out, flush=True)
-    if summary.exit_code() != 0:
+        _attach_recording_stats(summary, plan.record)
+    print(summary.to_json() if args.json else summary.to_text(), flush=True)
+    if summary.exit_code() != 0 and args.json:  # in text mode the summary line already says it
         print(f"voicebot call: {summary.to_text()}", file=sys.stderr)
     return summary.exit_code()
 

@@ -66,7 +66,8 @@ class CallSummary:
 
     def to_text(self) -> str:
         """One human-readable summary line."""
-        parts = [f"call {self.result}: {self.status_code} {self.reason}".rstrip()]
+        status = f"{self.status_code} {self.reason}" if self.status_code else (self.reason or "no response")
+        parts = [f"call {self.result}: {status}".rstrip()]
         parts.append(f"duration {self.duration:.2f}s")
         if self.digits_sent:
             parts.append(f"digits sent {self.digits_sent!r}")

@@ -82,6 +82,7 @@ recording: {{enabled: true, directory: {path.parent / 'recordings'}}}
 prompts:
   greeting: "Welcome to voicebot. Please enter your account number followed by the hash key."
   digit_timeout_s: 3
+transfer: {{allowed_targets: ["sip:agent@127.0.0.1:*"]}}
 shutdown_grace_s: 5
 {extra}
 """)

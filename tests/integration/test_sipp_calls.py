@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -62,3 +64,38 @@ def test_prompt_audio_reaches_the_caller(voicebot_server: ServerProcess, tmp_pat
     assert ended["end_reason"] == "remote hangup"
     assert ended["rtp_sent"] > 150
     assert voiced_seconds(voicebot_server.recordings()[0]) > 1.5
+
+
+def _sipp_uas_target(tmp_path: Path) -> tuple[subprocess.Popen, int]:
+    port = free_udp_port()
+    proc = subprocess.Popen(["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-mi", "127.0.0.1",
+                             "-mp", str(free_udp_port()), "-m", "1", "-nostdin", "-timeout", "40s",
+                             "-timeout_error"], cwd=tmp_path, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    return proc, port
+
+
+def test_refer_to_allowed_target_is_followed(voicebot_server: ServerProcess, tmp_path: Path) -> None:
+    target_proc, target_port = _sipp_uas_target(tmp_path)
+    inf = tmp_path / "target.csv"
+    inf.write_text(f"SEQUENTIAL\nsip:agent@127.0.0.1:{target_port};\n")
+    try:
+        result = run_sipp(sipp_args(voicebot_server, "refer_accepted.xml", "-inf", str(inf)), tmp_path)
+        assert result.returncode == 0, result.stderr
+        # The referred leg reached the target, which answered: voicebot ran a session on it and hung up.
+        assert target_proc.wait(30) == 0
+    finally:
+        if target_proc.poll() is None:
+            target_proc.kill()
+    logs = voicebot_server.records("REFER accepted")
+    assert logs and logs[0]["target"] == f"sip:agent@127.0.0.1:{target_port}"
+
+
+def test_refer_to_unlisted_target_is_refused(voicebot_server: ServerProcess, tmp_path: Path) -> None:
+    inf = tmp_path / "target.csv"
+    inf.write_text("SEQUENTIAL\nsip:+19005550100@198.51.100.7;\n")  # a premium-rate number: toll fraud attempt
+    result = run_sipp(sipp_args(voicebot_server, "refer_refused.xml", "-inf", str(inf)), tmp_path)
+    assert result.returncode == 0, result.stderr
+    refused = voicebot_server.records("REFER refused: target not allowed")
+    assert refused and "198.51.100.7" in refused[0]["target"]

@@ -140,7 +140,7 @@ DIALOG_CAPTURE = """
 """
 
 
-def recv_invite(*, remember_dialog: bool) -> str:
+def recv_invite(*, remember_dialog: bool, extra_actions: str = "") -> str:
     """Receive the softphone's INVITE; keep its telephone-event payload type, and the dialog for a BYE.
 
     sipp rejects a variable that is assigned but never used, so dialog fields are only captured when the
@@ -153,6 +153,7 @@ def recv_invite(*, remember_dialog: bool) -> str:
       <ereg regexp="rtpmap:([0-9]+) telephone-event/8000" search_in="body" check_it="true"
             assign_to="te_line,te_pt"/>
       <log message="caller offers [$te_line]"/>
+      {extra_actions}
     </action>
   </recv>
 """
@@ -223,15 +224,20 @@ SEND_BYE = """
 """
 
 
-def answering_scenario(tmp_path: Path, name: str, after_answer: str = "", ending: str = AWAIT_BYE) -> str:
-    """Write a UAS scenario: answer the INVITE, run `after_answer`, then `ending` (default: await BYE)."""
+def answering_scenario(tmp_path: Path, name: str, after_answer: str = "", ending: str = AWAIT_BYE, *,
+                       before: str = "", invite_actions: str = "", before_answer: str = "") -> str:
+    """Write a UAS scenario: `before`, receive the INVITE (checked by `invite_actions`), `before_answer`,
+    answer it, run `after_answer`, then `ending` (default: await BYE); label "end" closes it."""
     return write_scenario(tmp_path, name, f"""
         <?xml version="1.0" encoding="ISO-8859-1" ?>
         <scenario name="{name}">
-        {recv_invite(remember_dialog=ending == SEND_BYE)}
+        {before}
+        {recv_invite(remember_dialog=ending == SEND_BYE, extra_actions=invite_actions)}
+        {before_answer}
         {ANSWER_200_WITH_SDP}
         {after_answer}
         {ending}
+        <label id="end"/>
         </scenario>
     """)
 
@@ -400,6 +406,81 @@ def test_rfc4733_digits_are_sent_and_detected_when_echoed(start_sipp, tmp_path: 
     assert run.summary["digits_received"] == "19#*A"
     sipp_rc, sipp_out = sipp.wait()
     assert sipp_rc == 0, sipp_out
+
+
+@pytest.mark.timeout(60)
+def test_custom_headers_and_local_port_reach_the_callee(start_sipp, tmp_path: Path) -> None:
+    local_port = free_udp_port()
+    checks = f"""
+      <ereg regexp="^ *case-42$" search_in="hdr" header="X-Voicebot-Case:" check_it="true" assign_to="case"/>
+      <ereg regexp="^ *two words;x=1$" search_in="hdr" header="X-Other:" check_it="true" assign_to="other"/>
+      <ereg regexp="127.0.0.1:{local_port}" search_in="hdr" header="Via:" check_it="true" assign_to="via"/>
+      <log message="[$case] [$other] [$via]"/>
+    """
+    sipp = start_sipp(answering_scenario(tmp_path, "headers", invite_actions=checks))
+
+    run = run_softphone(sipp.uri, "--duration", "0.5", "--local-port", str(local_port),
+                        "--header", "X-Voicebot-Case: case-42", "--header", "X-Other: two words;x=1")
+
+    assert run.returncode == 0, run.stderr
+    sipp_rc, sipp_out = sipp.wait()
+    assert sipp_rc == 0, sipp_out  # a missing or altered header, or another source port, fails the regexps
+
+
+DIGEST_CHALLENGE = """
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 401 Unauthorized
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      WWW-Authenticate: Digest realm="voicebot.test", nonce="4f1b2c3d5e6f", algorithm=MD5
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="ACK"/>
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("password", "answered"), [("s3cret", True), ("wrong", False)])
+def test_digest_auth_answers_a_401_challenge(start_sipp, tmp_path: Path, password: str, answered: bool) -> None:
+    verify = """
+      <verifyauth assign_to="auth_ok" username="alice" password="s3cret"/>
+    """
+    refuse_bad_auth = """
+      <nop test="auth_ok" next="answer"/>
+      <send>
+        <![CDATA[
+          SIP/2.0 403 Forbidden
+          [last_Via:]
+          [last_From:]
+          [last_To:];tag=[pid]SIPpTag02[call_number]
+          [last_Call-ID:]
+          [last_CSeq:]
+          Content-Length: 0
+        ]]>
+      </send>
+      <recv request="ACK" next="end"/>
+      <label id="answer"/>
+    """
+    scenario = answering_scenario(tmp_path, "digest", before=DIGEST_CHALLENGE, invite_actions=verify,
+                                  before_answer=refuse_bad_auth)
+    sipp = start_sipp(scenario)
+
+    run = run_softphone(sipp.uri, "--duration", "0.5", "--username", "alice", "--password", password)
+
+    if answered:
+        assert run.returncode == 0, run.stderr
+        assert run.summary["result"] == "answered"
+    else:
+        assert run.returncode == 1
+        assert run.summary["result"] == "rejected"
+        assert run.summary["status_code"] == 403
+    sipp.wait()
 
 
 @pytest.mark.timeout(60)

@@ -295,3 +295,20 @@ async def test_packets_with_extension_padding_and_csrcs_are_decoded():
     finally:
         peer.close()
         await stream.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_failing_user_callback_does_not_stop_the_stream():
+    async with connected_pair() as (a, b):
+        calls = []
+
+        def broken(frame):
+            calls.append(frame)
+            raise RuntimeError("application bug")
+
+        b.on_audio(broken)
+        await wait_until(lambda: len(calls) >= 10)
+        assert b.stats["callback_errors"] >= 10
+        sent = b.stats["packets_sent"]
+        await wait_until(lambda: b.stats["packets_sent"] >= sent + 5)  # still ticking

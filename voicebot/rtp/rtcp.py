@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Union
 
 SR, RR, SDES, BYE, APP = 200, 201, 202, 203, 204

@@ -256,7 +256,11 @@ class RtpStream:
             self._call(self._on_audio, frame)
         self._timestamp = (self._timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
         target = self._latched or self._remote
-        if target is None or self._held or self._rtp is None:
+        if target is None or self._rtp is None:
+            return
+        if index % self._rtcp_every == self._rtcp_phase:
+            self._send_rtcp()  # RTCP continues while on hold
+        if self._held:
             return
         item = self._dtmf_out.popleft() if self._dtmf_out else None
         if item is not None:
@@ -269,8 +273,6 @@ class RtpStream:
             payload = self._next_payload() if self._playback else self._silence
             self._send(self.payload_type, payload, self._marker, self._timestamp, target)
             self._marker = False
-        if index % self._rtcp_every == self._rtcp_phase:
-            self._send_rtcp()
 
     def _send(self, payload_type: int, payload: bytes, marker: bool, timestamp: int, target: Address) -> None:
         data = HEADER.pack(0x80, payload_type | (0x80 if marker else 0), self._sequence, timestamp, self.ssrc) + payload

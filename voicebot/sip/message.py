@@ -495,6 +495,8 @@ def parse_params(text: str) -> dict[str, str | None]:
         if not m:
             raise SipParseError(f"malformed parameters {_clip(text[pos:])!r}")
         name, value = m.group(1), m.group(2)
+        if value == "" and text[m.end():m.end() + 1] == '"':
+            raise SipParseError(f"unterminated quoted string in parameter {_clip(name)!r}")
         if not _TOKEN_RE.match(name):
             raise SipParseError(f"bad parameter name {_clip(name)!r}")
         if value is not None and not (value[:1] == '"' or _GEN_VALUE_RE.match(value)):

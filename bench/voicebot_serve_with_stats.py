@@ -1,0 +1,60 @@
+"""`voicebot serve`, unchanged, plus the figures the SIP benchmarks need but the server does not log.
+
+    .venv/bin/python bench/voicebot_serve_with_stats.py --config bench.yaml   # same arguments as `voicebot serve`
+
+Added, observation only (no behaviour change of the server):
+- every second a JSON line ``{"msg": "bench stats", ...}`` with the media ticker's stats (ticks, late_ticks,
+  skipped_ticks, max_lateness_ms, mean/max_busy_ms), active calls and the UA's message counters;
+- after each "call ended" line a ``{"msg": "bench call media", ...}`` line with the call's full RtpStream stats
+  (jitter_late, interarrival_jitter_ms, ... which "call ended" leaves out);
+- SIGUSR1 resets the ticker's stats, so a benchmark can measure one window (e.g. the hold phase) alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from voicebot import cli  # noqa: E402
+from voicebot.rtp.ticker import get_ticker  # noqa: E402
+from voicebot.server import VoicebotServer  # noqa: E402
+
+log = logging.getLogger("voicebot.bench")
+STATS_PERIOD_S = 1.0
+
+_original_start = VoicebotServer.start
+_original_log_call_end = VoicebotServer._log_call_end
+
+
+async def _report_stats(server: VoicebotServer) -> None:
+    ticker = get_ticker()
+    while True:
+        await asyncio.sleep(STATS_PERIOD_S)
+        fields: dict[str, Any] = {"ticker": ticker.stats(), "active_calls": server.ua.active_calls,
+                                  "ua": dataclasses.asdict(server.ua.stats)}
+        log.info("bench stats", extra={"fields": fields})
+
+
+async def _start_with_stats(self: VoicebotServer) -> None:
+    await _original_start(self)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, get_ticker().reset_stats)
+    self._background.add(asyncio.ensure_future(_report_stats(self)))
+
+
+def _log_call_end_with_media(self: VoicebotServer, call: Any, record: Any, stream: Any) -> None:
+    _original_log_call_end(self, call, record, stream)
+    log.info("bench call media", extra={"fields": {"call_id": call.call_id, **stream.stats}})
+
+
+VoicebotServer.start = _start_with_stats  # type: ignore[method-assign]
+VoicebotServer._log_call_end = _log_call_end_with_media  # type: ignore[method-assign]
+
+if __name__ == "__main__":
+    sys.exit(cli.main(["serve", *sys.argv[1:]]))
