@@ -388,6 +388,7 @@ class ServerConfig(_Section):
     transfer: TransferConfig = Field(default_factory=TransferConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     prompts: PromptsConfig = Field(default_factory=PromptsConfig)
+    answer_delay_s: float = Field(0, ge=0, le=30, description="ring (180) this long before answering")
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
     shutdown_grace_s: float = Field(30, ge=0, le=3600, description="seconds calls may finish after SIGTERM")

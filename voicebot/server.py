@@ -110,6 +110,12 @@ class VoicebotServer:
         record = CallRecord(call_id=call.call_id, from_=call.from_header, to=call.to_header)
         recorder: CallerRecorder | None = None
         try:
+            if self.config.answer_delay_s:
+                call.ringing()
+                try:
+                    await asyncio.wait_for(call.ended.wait(), self.config.answer_delay_s)
+                except asyncio.TimeoutError:
+                    pass
             negotiated = negotiate(offer, self.media_host, stream.local_port, preference)
             self._apply_remote(stream, negotiated.remote_host, negotiated.remote_port, negotiated.on_hold)
             call.on_reinvite = lambda sdp: self._on_reinvite(stream, sdp, preference)

@@ -16,6 +16,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from voicebot.softphone_args import UsageError, parse_header
+from voicebot.softphone_audio import resample_linear, to_mono
+from voicebot.softphone_summary import CallSummary, classify_result
+
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (Debian sip-tester) is not installed"),
@@ -301,9 +305,10 @@ def test_remote_bye_ends_the_call(start_sipp, tmp_path: Path) -> None:
     scenario = answering_scenario(tmp_path, "remote_bye", '<pause milliseconds="1000"/>', ending=SEND_BYE)
     sipp = start_sipp(scenario)
 
-    run = run_softphone(sipp.uri, "--timeout", "20")
+    run = run_softphone(sipp.uri, "--timeout", "20", "--verbose")
 
     assert run.returncode == 0, run.stderr
+    assert "INVITE sip:service@127.0.0.1" in run.stderr  # --verbose shows SIP traffic, on stderr only
     assert run.summary["result"] == "answered"
     assert run.summary["hangup"] == "remote"
     assert 0.8 <= run.summary["duration"] <= 5.0
@@ -506,6 +511,8 @@ def test_unanswered_call_times_out(tmp_path: Path) -> None:
         (["sip:a@127.0.0.1", "--play", "/nonexistent.wav"], "--play file not found"),
         (["sip:a@127.0.0.1", "--duration", "90"], "shorter than --timeout"),
         (["sip:a@127.0.0.1", "--username", "u"], "--username and --password"),
+        (["sip:a@127.0.0.1", "--record", "/tmp"], "must name a .wav file"),
+        (["sip:a@127.0.0.1", "--hangup-after-dtmf", "1"], "needs --dtmf"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_specific_message(args: list[str], message: str) -> None:
@@ -514,3 +521,55 @@ def test_bad_arguments_exit_2_with_a_specific_message(args: list[str], message: 
     assert completed.returncode == 2
     assert message in completed.stderr
     assert completed.stdout == ""
+
+
+# ------------------------------------------------------------------------------------------------
+# Pure helpers (no network)
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answered", "status", "timed_out", "expected"),
+    [
+        (True, 200, False, "answered"),
+        (True, 200, True, "timeout"),
+        (False, 486, False, "rejected"),
+        (False, 603, False, "rejected"),
+        (False, 404, False, "rejected"),
+        (False, 408, False, "timeout"),
+        (False, 503, False, "failed"),
+        (False, 0, False, "failed"),
+    ],
+)
+def test_classify_result(answered: bool, status: int, timed_out: bool, expected: str) -> None:
+    assert classify_result(answered=answered, status_code=status, timed_out=timed_out) == expected
+
+
+def test_summary_exit_codes_and_text() -> None:
+    def summary(result: str, error: str | None = None) -> CallSummary:
+        return CallSummary(uri="sip:x@h", result=result, status_code=486, reason="Busy Here",  # type: ignore[arg-type]
+                           duration=0.0, digits_sent="", digits_received="", recorded_seconds=None,
+                           recording_rms=None, hangup=None, error=error)
+
+    assert summary("answered").exit_code() == 0
+    assert summary("answered", error="sending DTMF failed").exit_code() == 1
+    assert summary("rejected").exit_code() == 1
+    assert summary("timeout").exit_code() == 3
+    assert summary("rejected").to_text().startswith("call rejected: 486 Busy Here")
+    assert json.loads(summary("rejected").to_json())["status_code"] == 486
+
+
+def test_resample_keeps_duration_and_pitch() -> None:
+    rate_in, rate_out = 44100, 16000
+    t = np.arange(rate_in) / rate_in
+    out = resample_linear(np.sin(2 * np.pi * 440 * t), rate_in, rate_out)
+    assert out.size == rate_out
+    assert dominant_frequency(out, rate_out) == pytest.approx(440.0, abs=1.0)
+    assert to_mono(np.array([[1.0, 0.0], [0.5, 0.5]])).tolist() == [0.5, 0.5]
+
+
+def test_parse_header() -> None:
+    assert parse_header("X-Foo:  bar baz ") == ("X-Foo", "bar baz")
+    for bad in ("NoColon", ": value", "Bad Name: v"):
+        with pytest.raises(UsageError):
+            parse_header(bad)

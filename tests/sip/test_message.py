@@ -198,7 +198,7 @@ def test_round_trip_preserves_order_and_values() -> None:
 
 def test_serialiser_refuses_header_injection() -> None:
     h = Headers()
-    with pytest.raises(ValueError, match="CR, LF"):
+    with pytest.raises(ValueError, match="CR or LF"):
         h.add("X-Context", "1\r\nBYE sip:x SIP/2.0")
     with pytest.raises(ValueError, match="not a token"):
         h.set("X Bad", "v")

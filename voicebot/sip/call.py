@@ -77,6 +77,7 @@ class SipCall:
         self.on_notify: Callable[[int, bytes], None] | None = None
         self.on_ended: Callable[["SipCall"], None] | None = None
         self._refer_subscribed = False
+        self.reinvite_txs: dict[int, ServerTransaction] = {}
 
     # ------------------------------------------------------------------ identity
     @property

@@ -147,14 +147,14 @@ def _split_list_strict(value: str, name: str) -> list[str]:
 def _check_field(name: str, value: str) -> None:
     if not _TOKEN_RE.match(name):
         raise ValueError(f"header name {name!r} is not a token")
-    if "\r" in value or "\n" in value or "\x00" in value:
-        raise ValueError(f"header {name} value contains CR, LF or NUL: {value!r}")
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"header {name} value contains CR or LF: {_clip(value)!r}")
 
 
 class Headers:
     """Ordered, case-insensitive multi-map of SIP headers with canonical names.
 
-    ``add``/``set`` refuse names that are not tokens and values containing CR, LF or NUL (header injection).
+    ``add``/``set`` refuse names that are not tokens and values containing CR or LF (header injection).
     """
 
     __slots__ = ("_items",)
@@ -811,8 +811,14 @@ def _read_head(head_b: bytes) -> tuple[str, list[tuple[str, str]], str | None]:
 
 
 def _can_respond(headers: Headers) -> bool:
-    present = {k for k, _ in headers._items}
-    return all(name in present for name in RESPONSE_HEADERS)
+    """Whether Via, From, To, Call-ID and CSeq are present and safe to echo (no stray CR/LF)."""
+    present = set()
+    for k, v in headers._items:
+        if k in RESPONSE_HEADERS:
+            if "\r" in v or "\n" in v:
+                return False
+            present.add(k)
+    return len(present) == len(RESPONSE_HEADERS)
 
 
 def parse_message(data: bytes, *, max_headers: int = DEFAULT_MAX_HEADERS, max_size: int = DEFAULT_MAX_SIZE,
@@ -940,10 +946,9 @@ def _check_headers(msg: SipRequest | SipResponse, first: dict[str, str], counts:
         _scalar(first["Expires"], "Expires")
     if "Content-Type" in first:
         parse_media_type(first["Content-Type"])
-    if "Date" in first and not _DATE_RE.match(first["Date"]):
+    # Informational headers are checked in requests only: a response is never dropped over them.
+    if "Date" in first and isinstance(msg, SipRequest) and not _DATE_RE.match(first["Date"]):
         raise SipParseError(f"Date is not an RFC 1123 GMT date: {_clip(first['Date'])!r}")
-    if "Retry-After" in first:
-        _scalar(first["Retry-After"].split(";", 1)[0].split("(", 1)[0].strip(" \t"), "Retry-After")
     if "Contact" in counts:
         _check_contacts(h.get_all("Contact"))
     for name in ("Route", "Record-Route"):

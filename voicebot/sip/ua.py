@@ -17,12 +17,12 @@ from typing import Awaitable, Callable, Iterable
 from . import digest
 from .call import CallState, SipCall
 from .dialog import Dialog, new_call_id, new_tag
-from .message import (Headers, SipParseError, SipRequest, SipResponse, parse_message, parse_name_addr,
+from .message import (SipParseError, SipRequest, SipResponse, parse_message, parse_name_addr,
                       parse_uri)
 from .transaction import (ClientTransaction, ServerTransaction, Timers, TransactionTimeout, new_branch,
                           server_key)
 from .transport import EgressPolicy, UdpTransport
-from .validate import check_request, default_reason
+from .validate import build_response, check_request, default_reason
 
 log = logging.getLogger("voicebot.sip.ua")
 
@@ -147,7 +147,8 @@ class UserAgent:
                       headers: list[tuple[str, str]] | None = None, body: bytes = b"",
                       content_type: str | None = None, contact: bool = False) -> SipResponse:
         """A response to ``req`` per RFC 3261 §8.2.6 (Via, From, To(+tag), Call-ID, CSeq copied)."""
-        resp = _response_from_headers(req.headers, status, reason or default_reason(status), to_tag=to_tag)
+        resp = build_response(req, status, reason or default_reason(status), to_tag=to_tag)
+        assert resp is not None  # parsed requests always carry Via, From, To, Call-ID and CSeq
         h = resp.headers
         if contact:
             h.add("Contact", f"<{self.contact_uri}>")
@@ -338,7 +339,7 @@ class UserAgent:
         if not data.strip(b"\r\n"):
             return  # CRLF keep-alive (RFC 5626)
         try:
-            msg = parse_message(data, max_headers=self.limits.max_headers)
+            msg = parse_message(data, max_headers=self.limits.max_headers, max_size=self.limits.max_message_bytes)
         except SipParseError as err:
             self.stats.parse_errors += 1
             self._reply_to_parse_error(err, addr, len(data))
@@ -356,8 +357,7 @@ class UserAgent:
                                       "status": err.status}})
         if err.status is None or not err.is_request or err.headers is None or err.method == "ACK":
             return
-        resp = _response_from_headers(err.headers, err.status, f"{default_reason(err.status)} ({err.reason})"[:120],
-                                      to_tag=new_tag())
+        resp = build_response(err.headers, err.status, f"{default_reason(err.status)} ({err.reason})"[:120])
         if resp is not None:
             self._count(err.status)
             self.send_bytes(resp.serialize(), addr)
@@ -495,7 +495,10 @@ class UserAgent:
             call.server_tx.on_ack()
             return
         if call is not None:
-            return  # ACK for a 2xx to a re-INVITE: nothing to do (its transaction retransmits until timer L)
+            reinvite_tx = call.reinvite_txs.pop(req.cseq[0], None)
+            if reinvite_tx is not None:
+                reinvite_tx.on_ack()  # stops the 2xx retransmissions of a re-INVITE
+            return
         self._log_drop("ACK matching no dialog dropped", ("-", 0))
 
     def _on_cancel(self, req: SipRequest, addr: Addr) -> None:
@@ -520,6 +523,7 @@ class UserAgent:
             return
         tx = self._new_server_tx(req, addr)
         if req.method == "INVITE":
+            call.reinvite_txs[req.cseq[0]] = tx
             tx.respond(self.make_response(req, 100))
         self.spawn(call.handle_request(req, tx))
 
@@ -527,19 +531,3 @@ class UserAgent:
 def _as_method(req: SipRequest, method: str) -> SipRequest:
     clone = SipRequest(headers=req.headers, body=req.body, method=method, uri=req.uri)
     return clone
-
-
-def _response_from_headers(headers: Headers, status: int, reason: str, *, to_tag: str | None) -> SipResponse:
-    """Copy Via(s), From, To (+ tag), Call-ID, CSeq from a request's headers (§8.2.6.2)."""
-    resp = SipResponse(status=status, reason=reason)
-    h = resp.headers
-    for via in headers.get_all("Via"):
-        h.add("Via", via)
-    h.add("From", headers.get("From") or "")
-    to = headers.get("To") or ""
-    if to_tag and status > 100 and ";tag=" not in to.replace(" ", "").lower():
-        to = f"{to};tag={to_tag}"
-    h.add("To", to)
-    h.add("Call-ID", headers.get("Call-ID") or "")
-    h.add("CSeq", headers.get("CSeq") or "")
-    return resp

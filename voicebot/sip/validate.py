@@ -26,7 +26,6 @@ from voicebot.sip.message import (
     parse_media_type,
     parse_name_addr,
     parse_uri,
-    split_list,
     split_multipart,
 )
 
@@ -205,7 +204,8 @@ def build_response(source: SipRequest | Headers | None, status: int, reason: str
     Copies every Via (in order), From, To, Call-ID and CSeq; adds a To tag when the request had none and the
     status is above 100 (``to_tag`` or a random one); copies Timestamp into 100 Trying and Record-Route into
     101–299 responses of dialog-creating methods (§12.1.1). ``reason`` defaults to :func:`default_reason`.
-    Returns None when any of Via, From, To, Call-ID, CSeq is missing: no valid response can be formed.
+    Returns None when any of Via, From, To, Call-ID, CSeq is missing (or holds a stray CR/LF): no valid
+    response can be formed.
     """
     if source is None:
         return None
@@ -214,6 +214,8 @@ def build_response(source: SipRequest | Headers | None, status: int, reason: str
     copied = {name: headers.get(name) for name in ("From", "To", "Call-ID", "CSeq")}
     if not vias or any(v is None for v in copied.values()):
         return None
+    if any("\r" in v or "\n" in v for v in [*vias, *copied.values()] if v is not None):
+        return None  # values from a message with bare CR/LF cannot be echoed safely
     to_value = copied["To"] or ""
     if status > 100 and not _has_tag(to_value):
         to_value = f"{to_value};tag={to_tag or secrets.token_hex(6)}"

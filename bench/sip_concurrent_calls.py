@@ -1,0 +1,159 @@
+"""Concurrent calls with audio both ways held by one `voicebot serve` process, and how late its media runs.
+
+sipp (UAC, bench/sipp/short_call.xml with -rtp_echo) ramps up to --calls calls at --ramp-rate calls/s and holds
+each for --seconds. voicebot sends 50 G.711 packets/s per call (greeting, then silence while it waits for digits);
+sipp echoes every packet back, so the server also receives 50 packets/s per call. While all calls are up the
+benchmark samples the server's CPU and RSS and its media ticker's stats (a tick more than 5 ms behind its 20 ms
+slot delays that tick's packet on every call, so late ticks / ticks is the share of late packets sent). When the
+calls end it reads each call's RTP counters from the server's log ("call ended": rtp_sent, rtp_received, rtp_lost;
+"bench call media": jitter_late, interarrival_jitter_ms) and prints a verdict against the goal
+(≥ 400 concurrent calls with < 1 % late packets).
+
+    .venv/bin/python bench/sip_concurrent_calls.py                  # 400 calls held 60 s
+    .venv/bin/python bench/sip_concurrent_calls.py --calls 200 --seconds 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sip_bench_common import BenchServer, SippRun, bench_config, cpu_percent, read_usage  # noqa: E402
+
+GOAL_CALLS = 400
+GOAL_LATE_PCT = 1.0
+PACKETS_PER_S = 50
+DIGIT_TIMEOUT_S = 60  # the server's maximum; it hangs up ~greeting + this after answering
+MAX_HOLD_S = 55
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=GOAL_CALLS, help="concurrent calls (default: 400)")
+    parser.add_argument("--seconds", type=float, default=50.0, help=f"hold time of each call, s (default: 50, "
+                        f"at most {MAX_HOLD_S}: the server hangs up after its {DIGIT_TIMEOUT_S} s digit timeout)")
+    parser.add_argument("--ramp-rate", type=int, default=50, help="new calls per second while ramping (default: 50)")
+    parser.add_argument("--keep", action="store_true", help="keep the run directory (sipp csv files, logs)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.calls <= 1900:
+        parser.error("--calls must be between 1 and 1900 (the bench RTP port range holds 2000 calls)")
+    if not 1 <= args.ramp_rate <= 500:
+        parser.error("--ramp-rate must be between 1 and 500 calls/s")
+    ramp_s = args.calls / args.ramp_rate
+    if not ramp_s + 5 <= args.seconds <= MAX_HOLD_S:
+        parser.error(f"--seconds must be between ramp time + 5 s ({ramp_s + 5:g}) and {MAX_HOLD_S}")
+
+    workdir = Path(tempfile.mkdtemp(prefix="voicebot-bench-concurrent-"))
+    server = BenchServer.start(workdir, bench_config(max_calls=max(args.calls + 50, 100),
+                                                      digit_timeout_s=DIGIT_TIMEOUT_S))
+    sipp: SippRun | None = None
+    try:
+        idle = read_usage(server.pid)
+        print(f"voicebot serve on 127.0.0.1:{server.port} (pid {server.pid}, idle RSS {idle.rss_kb / 1024:.1f} MB); "
+              f"{args.calls} calls at {args.ramp_rate}/s, each held {args.seconds:g} s, RTP echoed by sipp; "
+              f"run dir {workdir}", flush=True)
+        hold_ms = int(args.seconds * 1000)
+        sipp_timeout = ramp_s + args.seconds + 30
+        sipp = SippRun.start(server, "short_call.xml", workdir / "sipp",
+                             ["-r", str(args.ramp_rate), "-m", str(args.calls), "-l", str(args.calls),
+                              "-d", str(hold_ms), "-rtp_echo", "-timeout_error"], sipp_timeout)
+        started = time.monotonic()
+        # ramp: wait (bounded) until every call is up
+        up_deadline = started + ramp_s + 10
+        while time.monotonic() < up_deadline and server.active_calls() < args.calls and sipp.proc.poll() is None:
+            time.sleep(0.2)
+        ramp_done = time.monotonic() - started
+        up = server.active_calls()
+        print(f"ramp: {up} calls up after {ramp_done:.1f} s", flush=True)
+
+        # steady window: all calls up, until 3 s before the first call's hold ends
+        window_s = max(1.0, args.seconds - ramp_done - 3.0)
+        time.sleep(1.0)  # let the first full ticker interval start
+        server.reset_ticker_stats()
+        reset_ts = time.time()
+        first = read_usage(server.pid)
+        samples = [first]
+        sipp_first = read_usage(sipp.proc.pid)
+        active: list[int] = []
+        window_end = time.monotonic() + window_s - 1.0
+        while time.monotonic() < window_end and sipp.proc.poll() is None and server.alive():
+            time.sleep(1.0)
+            samples.append(read_usage(server.pid))
+            active.append(server.active_calls())
+        sipp_last = read_usage(sipp.proc.pid) if sipp.proc.poll() is None else sipp_first
+        steady_end_ts = time.time()
+        last = samples[-1]
+        ticker_stats = server.wait_stats_after(steady_end_ts) or {}
+        ticker = ticker_stats.get("ticker", {})
+        if _log_after(server, reset_ts) is None:
+            print("warning: no ticker stats after the reset", flush=True)
+
+        # calls end: sipp sends BYE for each, the server logs the counters
+        sipp.wait(sipp_timeout + 10)
+        server.wait_idle(timeout=20)
+        ended = server.messages("call ended")
+        media = {entry["call_id"]: entry for entry in server.messages("bench call media")}
+        counts = sipp.final_counts()
+    finally:
+        if sipp is not None:
+            sipp.kill()
+        server.stop()
+
+    per_sample_cpu = [cpu_percent(a, b) for a, b in zip(samples, samples[1:])]
+    calls_held = min(active) if active else 0
+    cpu = cpu_percent(first, last)
+    rss_mb = last.rss_kb / 1024
+    rss_per_call_kb = (last.rss_kb - idle.rss_kb) / max(1, calls_held)
+    ticks = int(ticker.get("ticks", 0))
+    late = int(ticker.get("late_ticks", 0)) + int(ticker.get("skipped_ticks", 0))
+    late_pct = 100.0 * late / (ticks + int(ticker.get("skipped_ticks", 0))) if ticks else float("nan")
+
+    sent = sum(int(e.get("rtp_sent") or 0) for e in ended)
+    received = sum(int(e.get("rtp_received") or 0) for e in ended)
+    lost = sum(int(e.get("rtp_lost") or 0) for e in ended)
+    expected = sum(float(e.get("duration_s") or 0) * PACKETS_PER_S for e in ended)
+    jitter_late = sum(int(m.get("jitter_late") or 0) for m in media.values())
+    jitter_ms = [float(m.get("interarrival_jitter_ms") or 0) for m in media.values()]
+
+    print(f"sipp: {counts.get('created', 0)} calls, {counts.get('successful', 0)} successful, "
+          f"{counts.get('failed', 0)} failed, {counts.get('retransmissions', 0)} retransmissions "
+          f"(sipp CPU {cpu_percent(sipp_first, sipp_last):.0f} %)")
+    if counts.get("failed"):
+        print("  sipp errors: " + sipp.errors_excerpt(4).replace("\n", "\n               "))
+    print(f"steady window: {last.at - first.at:.0f} s with {calls_held}..{max(active, default=0)} calls up")
+    print(f"server CPU: {cpu:.1f} % of one core (1 s samples {min(per_sample_cpu, default=0):.0f}.."
+          f"{max(per_sample_cpu, default=0):.0f} %), {cpu / max(1, calls_held):.3f} % per call")
+    print(f"server RSS: {rss_mb:.1f} MB (idle {idle.rss_kb / 1024:.1f} MB, peak {last.peak_rss_kb / 1024:.1f} MB), "
+          f"{rss_per_call_kb:.0f} KB per call")
+    print(f"media ticker (steady window): {ticks} ticks, {late} late > 5 ms ({late_pct:.2f} %), "
+          f"skipped {ticker.get('skipped_ticks', 0)}, max lateness {ticker.get('max_lateness_ms', 0):.1f} ms, "
+          f"tick work mean {ticker.get('mean_busy_ms', 0):.2f} ms / max {ticker.get('max_busy_ms', 0):.1f} ms")
+    print(f"RTP per server log ({len(ended)} calls ended): sent {sent} ({100.0 * sent / expected if expected else 0:.2f} "
+          f"% of duration x 50/s), received {received} ({100.0 * received / sent if sent else 0:.2f} % of sent, "
+          f"echoed), lost {lost}, late for the jitter buffer {jitter_late}, "
+          f"interarrival jitter median {statistics.median(jitter_ms) if jitter_ms else 0:.2f} ms / "
+          f"max {max(jitter_ms, default=0):.2f} ms")
+    ok = calls_held >= GOAL_CALLS and late_pct < GOAL_LATE_PCT and not counts.get("failed")
+    print(f"verdict: {'MEETS' if ok else 'MISSES'} the goal (>= {GOAL_CALLS} concurrent calls with < "
+          f"{GOAL_LATE_PCT:g} % late packets): {calls_held} calls held, {late_pct:.2f} % late ticks, "
+          f"{counts.get('failed', 0)} failed calls")
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def _log_after(server: BenchServer, moment_ts: float) -> dict[str, Any] | None:
+    return server.wait_stats_after(moment_ts, timeout=0.1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Events the interpreter reacts to: what the caller, the session or the outside world did."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+__all__ = [
+    "AgentAnswered",
+    "CallContext",
+    "CallStarted",
+    "Event",
+    "Hangup",
+    "Heard",
+    "Keys",
+    "NoInput",
+    "NoMatch",
+    "QueueUpdate",
+    "TransferFailed",
+    "WebhookResult",
+]
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """Who is calling whom: available to templates as `caller` (number, dnis, lang, channel, profile...)."""
+
+    caller: str = ""
+    dnis: str = ""
+    lang: str | None = None
+    channel: str = "text"
+    call_id: str = ""
+    profile: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CallStarted:
+    context: CallContext
+
+
+@dataclass(frozen=True)
+class Heard:
+    """One recognised utterance with its NLU reading; `entities` maps entity type -> normalised value."""
+
+    text: str
+    intent: str | None = None
+    entities: dict[str, Any] = field(default_factory=dict)
+    confidence: float = 1.0
+    lang: str | None = None
+
+
+@dataclass(frozen=True)
+class Keys:
+    """DTMF digits, collected by the session up to max_digits or the terminator."""
+
+    digits: str
+
+
+@dataclass(frozen=True)
+class NoInput:
+    """The listen timed out in silence."""
+
+
+@dataclass(frozen=True)
+class NoMatch:
+    """Something was heard but nothing could be recognised."""
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    ok: bool
+    data: Any = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class QueueUpdate:
+    position: int
+    ewt_s: float
+
+
+@dataclass(frozen=True)
+class AgentAnswered:
+    agent: str = ""
+
+
+@dataclass(frozen=True)
+class TransferFailed:
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Hangup:
+    """The caller hung up."""
+
+
+Event = Union[
+    CallStarted, Heard, Keys, NoInput, NoMatch, WebhookResult, QueueUpdate, AgentAnswered, TransferFailed, Hangup
+]
