@@ -48,6 +48,16 @@ def free_sip_port() -> int:
     raise RuntimeError("no free SIP port (UDP+TCP on P, TCP on P+1) found on 127.0.0.1")
 
 
+def free_baresip_ports() -> tuple[int, int]:
+    """(sip_port, ctrl_port): a SIP port as in `free_sip_port` and a distinct free TCP port for ctrl_tcp."""
+    sip_port = free_sip_port()
+    for _ in range(100):
+        ctrl_port = free_tcp_port()
+        if ctrl_port not in (sip_port, sip_port + 1):
+            return sip_port, ctrl_port
+    raise RuntimeError("no free TCP port for baresip's ctrl_tcp found on 127.0.0.1")
+
+
 @dataclass(frozen=True)
 class BaresipConfig:
     """Everything that varies between baresip runs; the rest of the config is fixed (loopback, G.711 only)."""
@@ -68,6 +78,7 @@ def write_baresip_config(cfg: BaresipConfig) -> None:
 poll_method		epoll
 sip_listen		127.0.0.1:{cfg.sip_port}
 net_interface		127.0.0.1
+dns_server		127.0.0.1:53
 call_local_timeout	20
 call_max_calls		1
 audio_source		aufile,{cfg.source_wav}

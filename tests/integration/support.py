@@ -68,6 +68,16 @@ class ServerProcess:
         raise AssertionError(f"no {count}x {msg!r} in server log within {timeout}s; last lines:\n"
                              + "\n".join(self.lines[-30:]))
 
+    def wait_for_match(self, msg: str, timeout: float = 30.0, **fields: object) -> dict:
+        """The first ``msg`` log record whose fields equal ``fields``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for entry in self.records(msg):
+                if all(entry.get(k) == v for k, v in fields.items()):
+                    return entry
+            time.sleep(0.05)
+        raise AssertionError(f"no {msg!r} with {fields} in server log within {timeout}s")
+
     def recordings(self) -> list[Path]:
         return sorted((self.workdir / "recordings").glob("*.caller.wav"))
 

@@ -14,8 +14,7 @@ import soundfile
 from tests.integration.baresip_support import (
     BaresipConfig,
     BaresipProcess,
-    free_sip_port,
-    free_tcp_port,
+    free_baresip_ports,
     parse_sip_trace,
     start_baresip,
     stop_baresip,
@@ -42,7 +41,8 @@ def baresip(tmp_path: Path) -> Iterator[BaresipProcess]:
         pytest.fail("baresip is not installed: run scripts/setup.sh (it installs the apt packages)")
     caller_wav = tmp_path / "caller.wav"
     write_caller_wav(caller_wav)
-    config = BaresipConfig(config_dir=tmp_path / "baresip", sip_port=free_sip_port(), ctrl_port=free_tcp_port(),
+    sip_port, ctrl_port = free_baresip_ports()
+    config = BaresipConfig(config_dir=tmp_path / "baresip", sip_port=sip_port, ctrl_port=ctrl_port,
                            source_wav=caller_wav, dump_dir=tmp_path / "baresip-audio")
     process = start_baresip(config)
     yield process

@@ -152,6 +152,7 @@ HUGE = 64 * 1024
     ("Via: SIP/2.0/UDP h;branch=z9hG4bK1" + ",SIP/2.0/UDP h" * (HUGE // 10),),
     ("Require: " + "tag," * (HUGE // 4),),
     ("Date: " + "Mon, " * (HUGE // 5),),
+    tuple(["X-A: 1"] * (HUGE // 8)),
 ], ids=lambda e: e[0][:20])
 def test_64k_headers_do_not_hang_or_crash(extra: tuple[str, ...]) -> None:
     data = request(extra=extra)

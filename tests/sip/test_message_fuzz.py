@@ -137,3 +137,30 @@ def test_generated_requests_round_trip(data: bytes) -> None:
     msg = exercise(data)
     if msg is not None:
         assert_round_trip(msg)
+
+
+URI_PIECES = st.sampled_from(list("abAB09:@;=?&.-_!~*'()+$,/[]%x ") + ["sips:", "1.2.3.4", "5060", "::1"])
+
+
+@pytest.mark.timeout(60)
+@FUZZ
+@given(st.lists(URI_PIECES, max_size=14).map(lambda pieces: "sip:" + "".join(pieces)))
+def test_uri_fast_path_agrees_with_general_path(text: str) -> None:
+    import re
+
+    import voicebot.sip.message as message
+
+    def outcome() -> object:
+        try:
+            return message.parse_uri(text)
+        except SipParseError:
+            return "error"
+
+    fast = outcome()
+    saved = message._PLAIN_SIP_URI_RE
+    message._PLAIN_SIP_URI_RE = re.compile(r"(?!)")  # never matches: force the general path
+    try:
+        general = outcome()
+    finally:
+        message._PLAIN_SIP_URI_RE = saved
+    assert fast == general

@@ -21,9 +21,6 @@ from dataclasses import dataclass, field
 
 from voicebot.nlu.base import Entity
 from voicebot.nlu.numbers import (
-    TEENS,
-    TENS,
-    UNITS,
     ZH_NUMERAL,
     Token,
     chunks_to_digits,
@@ -33,7 +30,7 @@ from voicebot.nlu.numbers import (
     zh_number,
 )
 
-__all__ = ["BUILTIN_TYPES", "DataPatterns", "extract_entities"]
+__all__ = ["BUILTIN_TYPES", "DataPatterns", "entity_types", "extract_entities"]
 
 BUILTIN_TYPES = frozenset({"number", "digits", "money", "date", "time", "order_id", "flight_number"})
 _PLAIN_TYPES = ("number", "digits")
@@ -79,8 +76,9 @@ def _resolve_overlaps(found: list[Entity]) -> list[Entity]:
             (k.start, k.end) == (entity.start, entity.end) and k.type != entity.type for k in kept
         ):
             kept.append(entity)
+    rich_kept = list(kept)
     for entity in found:
-        if entity.type in _PLAIN_TYPES and all(entity.end <= k.start or entity.start >= k.end for k in kept):
+        if entity.type in _PLAIN_TYPES and all(entity.end <= k.start or entity.start >= k.end for k in rich_kept):
             kept.append(entity)
     unique: dict[tuple[str, int, int], Entity] = {}
     for entity in kept:
@@ -98,9 +96,9 @@ def _with_synonym(entity: Entity, synonyms: dict[str, str]) -> Entity:
 
 # ----------------------------------------------------------------------------------- ids and patterns
 
-_ORDER_ID = re.compile(r"(?<![\w-])([A-Za-z]{1,3}\d{1,4})\s?-\s?(\d{3,8})(?![\w-])")
-_FLIGHT = re.compile(r"(?<![\w-])([A-Z]{2}|[A-Z]\d|\d[A-Z]) ?(\d{1,4})(?![\w-])")
-_FLIGHT_LOWER = re.compile(r"(?<![\w-])([a-z]{2})(\d{2,4})(?![\w-])")
+_ORDER_ID = re.compile(r"(?<![A-Za-z0-9-])([A-Za-z]{1,3}\d{1,4})\s?-\s?(\d{3,8})(?![A-Za-z0-9-])")
+_FLIGHT = re.compile(r"(?<![A-Za-z0-9-])([A-Z]{2}|[A-Z]\d|\d[A-Z]) ?(\d{1,4})(?![A-Za-z0-9-])")
+_FLIGHT_LOWER = re.compile(r"(?<![A-Za-z0-9-])([a-z]{2})(\d{2,4})(?![A-Za-z0-9-])")
 
 
 def _id_entities(text: str) -> list[Entity]:
@@ -223,10 +221,7 @@ def _en_money(tokens: list[Token], i: int, now: dt.datetime) -> _Read:
         chunks, end = read_chunks(tokens, i + 1)
         if not chunks:
             return None
-        amount = _amount(chunks)
-        if _word(tokens, end) in ("and", "dollars", "dollar") or _word(tokens, end) in _CURRENCY_WORDS:
-            pass
-        return "money", {"amount": amount, "currency": _SYMBOLS[word]}, end
+        return "money", {"amount": _amount(chunks), "currency": _SYMBOLS[word]}, end
     chunks, end = read_chunks(tokens, i)
     if not chunks or (i > 0 and read_chunks(tokens, i - 1)[0]):
         return None  # only at the start of a number run
@@ -519,7 +514,7 @@ def _zh_entities(text: str, now: dt.datetime) -> list[Entity]:
 
 def _measure_word_follows(text: str, index: int) -> bool:
     """'一下', '一个', '两张': a numeral used as an article, not a number the caller gave."""
-    return index < len(text) and text[index] in "下个张点些样次起"
+    return index < len(text) and text[index] in "下个张点些样次起遍会直定般切共位"
 
 
 def _zh_value(text: str | None) -> int | float | None:
@@ -564,6 +559,9 @@ def _zh_time(match: re.Match[str], text: str) -> Entity | None:
         return None
     if marker == "点" and not has_detail and _zh_decimal_follows(text, match.end()):
         return None
+    bare_minute = match["minute"] and not text[match.end("minute") : match.end()].startswith("分")
+    if marker == "点" and bare_minute and len(match["minute"]) < 2 and not match["part"]:
+        return None  # 十二点五 is 12.5; 三点十五 and 下午三点五 are times
     minute = 30 if match["half"] else 15 * int(_zh_value(match["quarter"]) or 0) if match["quarter"] else 0
     if match["minute"]:
         value = _zh_value(match["minute"])
@@ -613,5 +611,3 @@ def entity_types(patterns: DataPatterns | None) -> set[str]:
     extra: Iterable[str] = () if patterns is None else [*patterns.regexes, *patterns.lookups]
     return set(BUILTIN_TYPES) | set(extra)
 
-
-_ = (TEENS, TENS, UNITS)  # re-exported vocabularies used by callers' tests
