@@ -32,6 +32,7 @@ GOAL_LATE_PCT = 1.0
 PACKETS_PER_S = 50
 DIGIT_TIMEOUT_S = 60  # the server's maximum; it hangs up ~greeting + this after answering
 MAX_HOLD_S = 55
+RTP_ECHO_BUFFER = 4 * 1024 * 1024  # sipp's one echo socket takes 50 pkt/s x calls; 208 KB default overflows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         sipp_timeout = ramp_s + args.seconds + 30
         sipp = SippRun.start(server, "short_call.xml", workdir / "sipp",
                              ["-r", str(args.ramp_rate), "-m", str(args.calls), "-l", str(args.calls),
-                              "-d", str(hold_ms), "-rtp_echo", "-timeout_error"], sipp_timeout)
+                              "-d", str(hold_ms), "-rtp_echo", "-rtp_buffsize", str(RTP_ECHO_BUFFER),
+                              "-timeout_error"], sipp_timeout)
         started = time.monotonic()
         # ramp: wait (bounded) until every call is up
         up_deadline = started + ramp_s + 10

@@ -440,7 +440,6 @@ class _Run:
             spec = node.listen
             if intent is not None and heard.confidence >= spec.min_confidence:
                 if intent in spec.intents:
-                    self.consume_entities_for(intent)
                     self.take(spec.intents[intent])
                     return
                 if intent in self.plan.global_.intents:
@@ -459,9 +458,6 @@ class _Run:
         elif s.step == "callback_offer":
             accepted = extract_slot(_YES_NO, text=heard.text, intent=intent)
             self.on_callback_answer(accepted is True)
-
-    def consume_entities_for(self, intent: str) -> None:
-        """Entities stay available for later asks; nothing to do at routing time (kept for clarity)."""
 
     def on_keys(self, digits: str) -> None:
         s = self.state
@@ -550,7 +546,7 @@ class _Run:
                 if value is not None:
                     del s.entities[entity_type]
                     self.log("slot_from_earlier", slot=ask.slot, entity=entity_type)
-                    return self.answer(ask, value, prompt_first=False)
+                    return self.answer(ask, value, continue_node=False)
         if ask.sensitive and not s.recording_paused:
             s.recording_paused = True
             self.actions.append(act.SetRecording(paused=True))
@@ -562,7 +558,7 @@ class _Run:
         self.say_counted(ask.say, f"{self.state.node}.ask", advance=advance)
         self.listen_for_ask(ask)
 
-    def answer(self, ask: AskSpec, value: Any, *, prompt_first: bool = True) -> bool:
+    def answer(self, ask: AskSpec, value: Any, *, continue_node: bool = True) -> bool:
         """A candidate value (None = not understood). True when filled and the node may continue now."""
         if value is None:
             self.ask_failed(ask, "nomatch")
@@ -575,7 +571,7 @@ class _Run:
             self.ask_confirmation(ask)
             return False
         self.fill(ask, value)
-        if prompt_first:
+        if continue_node:
             self.run_from("webhook")
         return True
 
