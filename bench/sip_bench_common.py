@@ -79,20 +79,29 @@ class ProcUsage:
     cpu_s: float
     rss_kb: int
     peak_rss_kb: int
+    preempted: int  # involuntary context switches of the main thread: other load took the core
 
 
 def read_usage(pid: int) -> ProcUsage:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     cpu_s = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-    rss_kb = peak_kb = 0
+    rss_kb = peak_kb = preempted = 0
     with open(f"/proc/{pid}/status") as status:
         for line in status:
             if line.startswith("VmRSS:"):
                 rss_kb = int(line.split()[1])
             elif line.startswith("VmHWM:"):
                 peak_kb = int(line.split()[1])
-    return ProcUsage(time.monotonic(), cpu_s, rss_kb, peak_kb)
+            elif line.startswith("nonvoluntary_ctxt_switches:"):
+                preempted = int(line.split()[1])
+    return ProcUsage(time.monotonic(), cpu_s, rss_kb, peak_kb, preempted)
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average (other engineers' work shares these cores)."""
+    with open("/proc/loadavg") as loadavg:
+        return float(loadavg.read().split()[0])
 
 
 def cpu_percent(first: ProcUsage, last: ProcUsage) -> float:
@@ -214,6 +223,7 @@ class SippRun:
     proc: subprocess.Popen[bytes]
     rundir: Path
     stat_file: Path
+    media_port: int
 
     @classmethod
     def start(cls, server: BenchServer, scenario: str, rundir: Path, args: list[str], timeout_s: float) -> SippRun:
@@ -222,14 +232,15 @@ class SippRun:
         if not pcap.exists():
             pcap.symlink_to(SIPP_PCAPS)
         stat_file = rundir / "stats.csv"
+        media_port = free_media_port()
         cmd = ["sipp", f"127.0.0.1:{server.port}", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1",
-               "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(free_media_port()), *args,
+               "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(media_port), *args,
                "-nostdin", "-timeout", f"{int(math.ceil(timeout_s))}s", "-trace_stat", "-stf", str(stat_file),
                "-fd", "1", "-trace_rtt", "-rtt_freq", "50", "-trace_err", "-error_file", str(rundir / "errors.log")]
         (rundir / "command.txt").write_text(" ".join(cmd) + "\n")
         proc = subprocess.Popen(cmd, cwd=rundir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=open(rundir / "sipp.stderr", "wb"))
-        return cls(proc, rundir, stat_file)
+        return cls(proc, rundir, stat_file, media_port)
 
     def wait(self, timeout: float) -> int:
         try:
@@ -305,6 +316,19 @@ def _hms_seconds(value: str) -> float:
         return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
     except ValueError:
         return 0.0
+
+
+def udp_drops_by_port(host_hex: str = "0100007F") -> dict[int, int]:
+    """Datagrams the kernel dropped per local UDP port on 127.0.0.1 (receive buffer full), from /proc/net/udp."""
+    drops: dict[int, int] = {}
+    with open("/proc/net/udp") as table:
+        next(table)
+        for line in table:
+            parts = line.split()
+            address, port_hex = parts[1].split(":")
+            if address == host_hex:
+                drops[int(port_hex, 16)] = drops.get(int(port_hex, 16), 0) + int(parts[-1])
+    return drops
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -16,6 +16,8 @@ calls end it reads each call's RTP counters from the server's log ("call ended":
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import statistics
 import sys
 import tempfile
@@ -25,14 +27,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sip_bench_common import BenchServer, SippRun, bench_config, cpu_percent, read_usage  # noqa: E402
+from sip_bench_common import (  # noqa: E402
+    RTP_PORT_END, RTP_PORT_START, BenchServer, SippRun, bench_config, cpu_percent, load_average, read_usage,
+    udp_drops_by_port)
 
 GOAL_CALLS = 400
 GOAL_LATE_PCT = 1.0
 PACKETS_PER_S = 50
 DIGIT_TIMEOUT_S = 60  # the server's maximum; it hangs up ~greeting + this after answering
 MAX_HOLD_S = 55
-RTP_ECHO_BUFFER = 4 * 1024 * 1024  # sipp's one echo socket takes 50 pkt/s x calls; 208 KB default overflows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,10 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=50.0, help=f"hold time of each call, s (default: 50, "
                         f"at most {MAX_HOLD_S}: the server hangs up after its {DIGIT_TIMEOUT_S} s digit timeout)")
     parser.add_argument("--ramp-rate", type=int, default=50, help="new calls per second while ramping (default: 50)")
+    parser.add_argument("--calls-per-sipp", type=int, default=50,
+                        help="calls per sipp process (default: 50); sipp echoes all its calls' RTP on one socket "
+                             "whose 208 KB receive buffer overflows beyond ~100 calls")
     parser.add_argument("--keep", action="store_true", help="keep the run directory (sipp csv files, logs)")
     args = parser.parse_args(argv)
     if not 1 <= args.calls <= 1900:
         parser.error("--calls must be between 1 and 1900 (the bench RTP port range holds 2000 calls)")
+    if not 1 <= args.calls_per_sipp <= args.calls:
+        parser.error("--calls-per-sipp must be between 1 and --calls")
     if not 1 <= args.ramp_rate <= 500:
         parser.error("--ramp-rate must be between 1 and 500 calls/s")
     ramp_s = args.calls / args.ramp_rate
@@ -54,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="voicebot-bench-concurrent-"))
     server = BenchServer.start(workdir, bench_config(max_calls=max(args.calls + 50, 100),
                                                       digit_timeout_s=DIGIT_TIMEOUT_S))
-    sipp: SippRun | None = None
+    sipps: list[SippRun] = []
     try:
         idle = read_usage(server.pid)
         print(f"voicebot serve on 127.0.0.1:{server.port} (pid {server.pid}, idle RSS {idle.rss_kb / 1024:.1f} MB); "
@@ -62,14 +70,18 @@ def main(argv: list[str] | None = None) -> int:
               f"run dir {workdir}", flush=True)
         hold_ms = int(args.seconds * 1000)
         sipp_timeout = ramp_s + args.seconds + 30
-        sipp = SippRun.start(server, "short_call.xml", workdir / "sipp",
-                             ["-r", str(args.ramp_rate), "-m", str(args.calls), "-l", str(args.calls),
-                              "-d", str(hold_ms), "-rtp_echo", "-rtp_buffsize", str(RTP_ECHO_BUFFER),
-                              "-timeout_error"], sipp_timeout)
+        instances = math.ceil(args.calls / args.calls_per_sipp)
+        for index in range(instances):
+            calls = args.calls // instances + (1 if index < args.calls % instances else 0)
+            # each instance ramps at ramp_rate / instances: "ramp_rate calls per instances seconds"
+            sipps.append(SippRun.start(server, "short_call.xml", workdir / f"sipp-{index}",
+                                       ["-r", str(args.ramp_rate), "-rp", str(1000 * instances), "-m", str(calls),
+                                        "-l", str(calls), "-d", str(hold_ms), "-rtp_echo", "-timeout_error"],
+                                       sipp_timeout))
         started = time.monotonic()
         # ramp: wait (bounded) until every call is up
         up_deadline = started + ramp_s + 10
-        while time.monotonic() < up_deadline and server.active_calls() < args.calls and sipp.proc.poll() is None:
+        while time.monotonic() < up_deadline and server.active_calls() < args.calls and _running(sipps):
             time.sleep(0.2)
         ramp_done = time.monotonic() - started
         up = server.active_calls()
@@ -82,30 +94,38 @@ def main(argv: list[str] | None = None) -> int:
         reset_ts = time.time()
         first = read_usage(server.pid)
         samples = [first]
-        sipp_first = read_usage(sipp.proc.pid)
+        sipp_first = [read_usage(run.proc.pid) for run in sipps]
         active: list[int] = []
         window_end = time.monotonic() + window_s - 1.0
-        while time.monotonic() < window_end and sipp.proc.poll() is None and server.alive():
+        while time.monotonic() < window_end and _running(sipps) and server.alive():
             time.sleep(1.0)
             samples.append(read_usage(server.pid))
             active.append(server.active_calls())
-        sipp_last = read_usage(sipp.proc.pid) if sipp.proc.poll() is None else sipp_first
+        sipp_last = [read_usage(run.proc.pid) if run.proc.poll() is None else usage
+                     for run, usage in zip(sipps, sipp_first)]
+        drops = udp_drops_by_port()
         steady_end_ts = time.time()
         last = samples[-1]
+        load = load_average()
         ticker_stats = server.wait_stats_after(steady_end_ts) or {}
         ticker = ticker_stats.get("ticker", {})
         if _log_after(server, reset_ts) is None:
             print("warning: no ticker stats after the reset", flush=True)
 
         # calls end: sipp sends BYE for each, the server logs the counters
-        sipp.wait(sipp_timeout + 10)
+        deadline = time.monotonic() + sipp_timeout + 10
+        for run in sipps:
+            run.wait(max(1.0, deadline - time.monotonic()))
         server.wait_idle(timeout=20)
         ended = server.messages("call ended")
         media = {entry["call_id"]: entry for entry in server.messages("bench call media")}
-        counts = sipp.final_counts()
+        counts: dict[str, int] = {}
+        for run in sipps:
+            for key, value in run.final_counts().items():
+                counts[key] = counts.get(key, 0) + value
     finally:
-        if sipp is not None:
-            sipp.kill()
+        for run in sipps:
+            run.kill()
         server.stop()
 
     per_sample_cpu = [cpu_percent(a, b) for a, b in zip(samples, samples[1:])]
@@ -126,12 +146,14 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"sipp: {counts.get('created', 0)} calls, {counts.get('successful', 0)} successful, "
           f"{counts.get('failed', 0)} failed, {counts.get('retransmissions', 0)} retransmissions "
-          f"(sipp CPU {cpu_percent(sipp_first, sipp_last):.0f} %)")
+          f"({len(sipps)} sipp processes, together {sum(map(cpu_percent, sipp_first, sipp_last)):.0f} % CPU)")
     if counts.get("failed"):
-        print("  sipp errors: " + sipp.errors_excerpt(4).replace("\n", "\n               "))
+        print("  sipp errors: " + sipps[0].errors_excerpt(4).replace("\n", "\n               "))
     print(f"steady window: {last.at - first.at:.0f} s with {calls_held}..{max(active, default=0)} calls up")
     print(f"server CPU: {cpu:.1f} % of one core (1 s samples {min(per_sample_cpu, default=0):.0f}.."
           f"{max(per_sample_cpu, default=0):.0f} %), {cpu / max(1, calls_held):.3f} % per call")
+    print(f"machine: load average {load:.2f} on {os.cpu_count()} cores; server main thread preempted "
+          f"{last.preempted - first.preempted} times in the window")
     print(f"server RSS: {rss_mb:.1f} MB (idle {idle.rss_kb / 1024:.1f} MB, peak {last.peak_rss_kb / 1024:.1f} MB), "
           f"{rss_per_call_kb:.0f} KB per call")
     print(f"media ticker (steady window): {ticks} ticks, {late} late > 5 ms ({late_pct:.2f} %), "
@@ -142,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
           f"echoed), lost {lost}, late for the jitter buffer {jitter_late}, "
           f"interarrival jitter median {statistics.median(jitter_ms) if jitter_ms else 0:.2f} ms / "
           f"max {max(jitter_ms, default=0):.2f} ms")
+    sipp_drops = sum(drops.get(run.media_port, 0) for run in sipps)
+    server_drops = sum(count for port, count in drops.items() if RTP_PORT_START <= port < RTP_PORT_END)
+    print(f"kernel UDP receive-buffer drops at the end of the window: sipp echo sockets {sipp_drops}, "
+          f"server RTP sockets {server_drops}")
     ok = calls_held >= GOAL_CALLS and late_pct < GOAL_LATE_PCT and not counts.get("failed")
     print(f"verdict: {'MEETS' if ok else 'MISSES'} the goal (>= {GOAL_CALLS} concurrent calls with < "
           f"{GOAL_LATE_PCT:g} % late packets): {calls_held} calls held, {late_pct:.2f} % late ticks, "
@@ -151,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
 
         shutil.rmtree(workdir, ignore_errors=True)
     return 0
+
+
+def _running(sipps: list[SippRun]) -> bool:
+    return all(run.proc.poll() is None for run in sipps)
 
 
 def _log_after(server: BenchServer, moment_ts: float) -> dict[str, Any] | None:

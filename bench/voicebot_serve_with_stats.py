@@ -7,13 +7,17 @@ Added, observation only (no behaviour change of the server):
   skipped_ticks, max_lateness_ms, mean/max_busy_ms), active calls and the UA's message counters;
 - after each "call ended" line a ``{"msg": "bench call media", ...}`` line with the call's full RtpStream stats
   (jitter_late, interarrival_jitter_ms, ... which "call ended" leaves out);
-- SIGUSR1 resets the ticker's stats, so a benchmark can measure one window (e.g. the hold phase) alone.
+- SIGUSR1 resets the ticker's stats, so a benchmark can measure one window (e.g. the hold phase) alone;
+- SIGUSR2 logs ``{"msg": "bench objects", ...}``: live objects by type (the 12 most common, after a full GC)
+  and the sizes of the UA's per-call tables, to tell a leak from allocator growth.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
+import gc
 import logging
 import signal
 import sys
@@ -42,9 +46,19 @@ async def _report_stats(server: VoicebotServer) -> None:
         log.info("bench stats", extra={"fields": fields})
 
 
+def _log_objects(server: VoicebotServer) -> None:
+    gc.collect()
+    census = collections.Counter(type(obj).__qualname__ for obj in gc.get_objects())
+    tables = {name: len(value) for name, value in vars(server.ua).items() if isinstance(value, (dict, list, set))}
+    tables["server.records"] = len(server.records)
+    log.info("bench objects", extra={"fields": {"top_types": dict(census.most_common(12)), "tables": tables}})
+
+
 async def _start_with_stats(self: VoicebotServer) -> None:
     await _original_start(self)
-    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, get_ticker().reset_stats)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, get_ticker().reset_stats)
+    loop.add_signal_handler(signal.SIGUSR2, _log_objects, self)
     self._background.add(asyncio.ensure_future(_report_stats(self)))
 
 

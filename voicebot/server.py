@@ -77,6 +77,9 @@ class VoicebotServer:
             task.cancel()
         for registration in self.registrations:
             await registration.unregister()
+        log.info("stopped", extra={"fields": {"calls_left": left, "rtp_ports_in_use": self.ports.in_use,
+                                              "calls_total": self.ua.stats.calls_total,
+                                              "parse_errors": self.ua.stats.parse_errors}})
         await self.ua.stop()
 
     # ------------------------------------------------------------------ one call

@@ -255,6 +255,9 @@ def test_sigterm_refuses_new_calls_and_lets_current_ones_finish(tmp_path: Path) 
         byes = [r for r in first.peer.requests if r.startswith("BYE ")]
         assert byes, "voicebot did not finish the call in progress"
         assert server.proc.wait(15) == 0
+        stopped = server.wait_for("stopped")[0]
+        assert stopped["rtp_ports_in_use"] == 0  # every media port of every call was released
+        assert stopped["calls_total"] == 1  # the INVITE refused with 503 never became a call
     finally:
         first.close()
         second.close()

@@ -23,7 +23,8 @@ async def test_pool_round_trip_concurrency_and_crash_recovery():
         speech16k = resample(pcm, rate, 16000)
 
         results = [await pool.transcribe(speech16k, language="en") for _ in range(2)]
-        assert all("billing" in result.text.lower() for result in results)
+        # Piper's synthesis is stochastic (noise_scale), so allow the usual tiny.en variants of "billing".
+        assert all("transfer" in r.text.lower() and "bill" in r.text.lower() for r in results), results
 
         # A worker killed mid-job: the caller gets EngineCrashed, the worker is replaced.
         long_audio = np.tile(speech16k, 12)  # > 30 s: several decoder windows, ~1 s of work

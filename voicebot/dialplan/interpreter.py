@@ -134,12 +134,12 @@ class _Run:
     def node(self, name: str | None = None) -> Node:
         return self.plan.nodes[name or self.state.node]
 
-    def template(self, value: Any, **extra: Any) -> Any:
+    def template(self, source: Any, /, **extra: Any) -> Any:
         """Evaluate a template value; a failure is logged and yields None."""
         try:
-            return evaluate(value, self.context(**extra))
+            return evaluate(source, self.context(**extra))
         except TemplateError as exc:
-            self.log("template_error", message=str(exc), template=str(value))
+            self.log("template_error", message=str(exc), template=str(source))
             return None
 
     # ------------------------------------------------------------------ speaking and listening

@@ -24,6 +24,7 @@ __all__ = [
     "evaluate",
     "is_template",
     "render",
+    "slots_read",
     "condition_holds",
     "templates_in",
 ]
@@ -48,7 +49,12 @@ class _Environment(SandboxedEnvironment):
         )
 
 
-_ENV = _Environment(undefined=jinja2.ChainableUndefined, autoescape=False, keep_trailing_newline=True)
+_ENV = _Environment(
+    undefined=jinja2.ChainableUndefined,
+    autoescape=False,
+    keep_trailing_newline=True,
+    finalize=lambda value: "" if value is None else value,  # a missing value reads as nothing, not "None"
+)
 _ENV.globals.clear()  # no range/dict/lipsum/cycler/joiner/namespace: data only
 _ENV.globals.update({"len": len, "min": min, "max": max, "round": round, "int": int, "str": str})
 
@@ -103,6 +109,21 @@ def check_expression(source: str, allowed: frozenset[str] = KNOWN_NAMES) -> None
     """Raise TemplateError when the expression `source` does not compile or reads an unknown name."""
     check_template("{{ " + source + " }}", allowed)
     _expression(source)
+
+
+def slots_read(source: str) -> set[str]:
+    """Slot names a template reads as `slots.name` or `slots['name']`."""
+    try:
+        ast = _ENV.parse(source)
+    except jinja2.TemplateSyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        if isinstance(node.node, nodes.Name) and node.node.name == "slots":
+            name = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+            if isinstance(name, str):
+                names.add(name)
+    return names
 
 
 def _plain(context: Mapping[str, Any]) -> dict[str, Any]:

@@ -64,7 +64,8 @@ def _languages(domain_dir: Path, only: str | None = None) -> list[Path]:
     return dirs
 
 
-def _train_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def _train_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     try:
         for lang_dir in _languages(args.domain_dir):
             started = time.perf_counter()
@@ -120,7 +121,8 @@ def cross_validate(texts: list[str], labels: list[str], lang: str, folds: int) -
     )
 
 
-def _eval_command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def _eval_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     if args.folds < 2:
         print("error: --folds must be at least 2", file=sys.stderr)
         return 2

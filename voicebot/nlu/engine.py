@@ -92,8 +92,10 @@ class EmbeddedNlu:
         domain_dir: Path,
         threshold: float | None = None,
         clock: Callable[[], dt.datetime] = dt.datetime.now,
+        estimator: str = "logreg",
     ) -> None:
         self.domain_dir = Path(domain_dir)
+        self.estimator = estimator
         if not self.domain_dir.is_dir():
             raise NluError(f"{self.domain_dir}: NLU domain directory not found")
         self.threshold = threshold
@@ -118,9 +120,9 @@ class EmbeddedNlu:
                         f"no NLU data for language {lang!r} in {self.domain_dir} "
                         f"(have: {', '.join(self.languages) or 'none'})"
                     )
-                config = ClassifierConfig(lang=code)
+                config = ClassifierConfig(lang=code, estimator=self.estimator)
                 if self.threshold is not None:
-                    config = ClassifierConfig(lang=code, threshold=self.threshold)
+                    config = ClassifierConfig(lang=code, threshold=self.threshold, estimator=self.estimator)
                 model = load_language(lang_dir, config)
                 self._models[code] = model
             return model

@@ -106,8 +106,11 @@ class UserAgent:
     async def stop(self) -> None:
         for call in list(self._calls):
             await call.hangup("shutdown")
-        for task in list(self._tasks):
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        if tasks:  # let their finally blocks release media ports and write call records
+            await asyncio.wait(tasks, timeout=5)
         if self.transport is not None:
             self.transport.close()
 
