@@ -129,3 +129,12 @@ def test_confidence_is_calibrated_on_training_like_data() -> None:
     model = train([(e.text, e.intent) for e in data.examples], ClassifierConfig(lang="en"))
     assert 0.05 < model.temperature < 5.0
     assert model.predict("I lost my card").confidence > model.predict("card").confidence
+
+
+def test_linear_svm_estimator_also_classifies() -> None:
+    data = load_nlu_data(DEMO / "zh" / "nlu.yml")
+    model = train([(e.text, e.intent) for e in data.examples], ClassifierConfig(lang="zh", estimator="linear_svm"))
+    hits = sum(model.predict(text).intent == intent for text, intent in HELD_OUT["zh"])
+    assert hits >= len(HELD_OUT["zh"]) - 1
+    with pytest.raises(TrainingError, match="unknown estimator 'forest'"):
+        train([("hi", "a"), ("bye", "b")], ClassifierConfig(estimator="forest"))
