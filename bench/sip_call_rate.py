@@ -6,7 +6,7 @@ For each rate it prints: calls attempted, successful, failed, sipp retransmissio
 p50/p95, the rate sipp actually offered, the server's CPU % (100 % = one core) and RSS, and its media ticker's
 late ticks; then the highest rate with 0 failures against the goal (≥ 200 setups/s).
 
-    .venv/bin/python bench/sip_call_rate.py                       # rates 50,100,200,300 for 10 s each
+    .venv/bin/python bench/sip_call_rate.py                       # rates 50,100,200,300,400 for 10 s each
     .venv/bin/python bench/sip_call_rate.py --rates 100,400 --seconds 5 --hold-ms 500
 """
 
@@ -122,8 +122,8 @@ def print_result(result: RateResult) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rates", type=parse_rates, default=[50, 100, 200, 300],
-                        help="comma-separated call rates per second (default: 50,100,200,300)")
+    parser.add_argument("--rates", type=parse_rates, default=[50, 100, 200, 300, 400],
+                        help="comma-separated call rates per second (default: 50,100,200,300,400)")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of calls at each rate (default: 10)")
     parser.add_argument("--hold-ms", type=int, default=1000, help="call hold time in ms (default: 1000)")
     parser.add_argument("--keep", action="store_true", help="keep the run directory (sipp csv files, logs)")

@@ -76,7 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cache-dir", help="prompt cache directory (default: $VOICEBOT_CACHE/prompts)")
     serve.set_defaults(func=_serve)
 
+    from voicebot.dialplan.cli import register as register_dialplan_commands
+    from voicebot.nlu.cli import register as register_nlu_commands
     from voicebot.softphone import add_call_arguments, run_call
+
+    register_dialplan_commands(sub)
+    register_nlu_commands(sub)
 
     call = sub.add_parser("call", help="place a test call with the pjsua2 softphone")
     add_call_arguments(call)
