@@ -98,6 +98,18 @@ def read_usage(pid: int) -> ProcUsage:
     return ProcUsage(time.monotonic(), cpu_s, rss_kb, peak_kb, preempted)
 
 
+def git_revision() -> str:
+    """The checkout's commit (+ "-dirty" when voicebot/ has local changes), to tie figures to code."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "voicebot"], cwd=REPO, capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return (rev or "unknown") + ("-dirty" if dirty else "")
+
+
 def load_average() -> float:
     """The machine's 1-minute load average (other engineers' work shares these cores)."""
     with open("/proc/loadavg") as loadavg:

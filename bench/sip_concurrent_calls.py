@@ -28,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sip_bench_common import (  # noqa: E402
-    RTP_PORT_END, RTP_PORT_START, BenchServer, SippRun, bench_config, cpu_percent, load_average, read_usage,
+    RTP_PORT_END, RTP_PORT_START, BenchServer, SippRun, bench_config, cpu_percent, git_revision, load_average, read_usage,
     udp_drops_by_port)
 
 GOAL_CALLS = 400
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     sipps: list[SippRun] = []
     try:
         idle = read_usage(server.pid)
-        print(f"voicebot serve on 127.0.0.1:{server.port} (pid {server.pid}, idle RSS {idle.rss_kb / 1024:.1f} MB); "
+        print(f"voicebot {git_revision()} serve on 127.0.0.1:{server.port} (pid {server.pid}, idle RSS {idle.rss_kb / 1024:.1f} MB); "
               f"{args.calls} calls at {args.ramp_rate}/s, each held {args.seconds:g} s, RTP echoed by sipp; "
               f"run dir {workdir}", flush=True)
         hold_ms = int(args.seconds * 1000)

@@ -40,7 +40,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _serve_async(config, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from voicebot.runtime import Runtime
     from voicebot.server import VoicebotServer, default_cache_dir
+    from voicebot.yamlsrc import ConfigErrors, YamlSourceError
     from voicebot.session import DIGIT_WORDS
     from voicebot.speech.prompts import PromptCache
 
@@ -51,7 +53,14 @@ async def _serve_async(config, args: argparse.Namespace) -> int:  # type: ignore
           flush=True)
     loop = asyncio.get_running_loop()
     await loop.run_in_executor(None, cache.prerender, texts)
-    server = VoicebotServer(config, cache)
+    runtime = Runtime(config, cache)
+    try:
+        runtime.load()
+    except (ConfigErrors, YamlSourceError, FileNotFoundError) as exc:
+        print(f"voicebot: cannot load dialplans:\n{exc}", file=sys.stderr)
+        return 2
+    await runtime.start()
+    server = VoicebotServer(config, cache, runtime=runtime)
     await server.start()
     print(f"voicebot: listening on udp {config.listen.host}:{server.ua.port} — dial sip:demo@"
           f"{config.listen.host}:{server.ua.port}", file=sys.stderr, flush=True)
@@ -62,6 +71,7 @@ async def _serve_async(config, args: argparse.Namespace) -> int:  # type: ignore
     print(f"voicebot: stopping; calls in progress have {config.shutdown_grace_s:g} s to finish", file=sys.stderr,
           flush=True)
     await server.drain(config.shutdown_grace_s)
+    await runtime.close()
     return 0
 
 

@@ -368,6 +368,13 @@ class RecordingConfig(_Section):
     directory: str = Field("var/recordings", min_length=1, description="where WAV files are written")
 
 
+class SpeechConfig(_Section):
+    """Speech engines for dialplan calls (worker processes load the models once)."""
+
+    asr_model: Literal["base", "tiny.en"] = Field("base", description="Whisper model: base (en+zh) or tiny.en")
+    workers: int = Field(0, ge=0, le=64, description="speech worker processes; 0 = one per core")
+
+
 class LogConfig(_Section):
     level: Annotated[
         Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
@@ -388,6 +395,10 @@ class ServerConfig(_Section):
     transfer: TransferConfig = Field(default_factory=TransferConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     prompts: PromptsConfig = Field(default_factory=PromptsConfig)
+    dialplans_dir: str = Field("dialplans", min_length=1, description="directory of <name>.yaml dialplans")
+    nlu_dir: str = Field("nlu_models", min_length=1, description="directory of NLU domains")
+    webhooks: dict[str, str] = Field(default_factory=dict, description="webhook name -> http(s) URL")
+    speech: "SpeechConfig" = Field(default_factory=lambda: SpeechConfig())
     answer_delay_s: float = Field(0, ge=0, le=30, description="ring (180) this long before answering")
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     recording: RecordingConfig = Field(default_factory=RecordingConfig)

@@ -13,6 +13,9 @@ from voicebot.config import ServerConfig, resolve_trunk_password
 from voicebot.recording import CallerRecorder
 from voicebot.rtp.ports import PortAllocator, PortsExhausted
 from voicebot.rtp.stream import RtpStream
+from voicebot.conversation import DialplanSession
+from voicebot.dialplan.events import CallContext
+from voicebot.runtime import KEYPAD_DEMO, Runtime
 from voicebot.session import CallRecord, DemoDtmfSession, DemoPrompts, PromptSource
 from voicebot.sip.call import SipCall
 from voicebot.sip.registration import Registration
@@ -31,9 +34,11 @@ def default_cache_dir() -> Path:
 class VoicebotServer:
     """Answers calls on the configured address and runs a session per call."""
 
-    def __init__(self, config: ServerConfig, prompts: PromptSource, *, egress: EgressPolicy | None = None) -> None:
+    def __init__(self, config: ServerConfig, prompts: PromptSource, *, egress: EgressPolicy | None = None,
+                 runtime: Runtime | None = None) -> None:
         self.config = config
         self.prompts = prompts
+        self.runtime = runtime
         self.egress = egress or EgressPolicy(str(n) for n in config.network.egress_allow)
         acl = [str(n) for n in config.acl.allow]
         for trunk in config.trunks:
@@ -129,9 +134,13 @@ class VoicebotServer:
             channel = SipChannel(call, stream)
             if self.config.recording.enabled:
                 recorder = CallerRecorder(Path(self.config.recording.directory), call.call_id)
-                stream.on_audio(recorder.write)
-            session = DemoDtmfSession(channel, self._demo_prompts(), self.prompts, record)
-            await session.run()
+                channel.on_wire_audio(recorder.write)
+            dialplan = self._dialplan_for(call)
+            record.dialplan = dialplan
+            if dialplan == KEYPAD_DEMO or self.runtime is None or dialplan not in self.runtime.interpreters:
+                await DemoDtmfSession(channel, self._demo_prompts(), self.prompts, record).run()
+            else:
+                await self._run_dialplan(dialplan, call, channel, record, recorder)
         finally:
             await stream.close()
             if recorder is not None:
@@ -139,6 +148,26 @@ class VoicebotServer:
             if call.state.value != "ended":
                 await call.hangup("session ended")
             self._log_call_end(call, record, stream)
+
+    def _dialplan_for(self, call: SipCall) -> str:
+        did = call.to_uri_user or ""
+        trunk = self.config.trunk_for_source(call.addr[0])
+        return self.config.dialplan_for(did, trunk)
+
+    async def _run_dialplan(self, name: str, call: SipCall, channel: SipChannel, record: CallRecord,
+                            recorder: CallerRecorder | None) -> None:
+        assert self.runtime is not None and self.runtime.speech is not None
+        caller = call.from_uri_user or ""
+        context = CallContext(caller=caller, dnis=call.to_uri_user or "", channel="sip", call_id=call.call_id)
+        session = DialplanSession(
+            channel, self.runtime.interpreters[name], context, self.runtime.speech, self.runtime.nlu.get(name),
+            webhooks=self.runtime.webhook, transfer_allowed=self.config.transfer.allows,
+            on_recording=recorder.pause if recorder is not None else None)
+        try:
+            record.outcome = await session.run()
+        finally:
+            record.transcript = session.transcript.entries
+            record.turns = [t.__dict__ for t in session.turns]
 
     def _apply_remote(self, stream: RtpStream, host: str, port: int, on_hold: bool) -> None:
         stream.set_hold(on_hold)
@@ -217,6 +246,7 @@ class VoicebotServer:
         log.info("call ended", extra={"fields": {
             "call_id": call.call_id, "from": call.from_header, "to": call.to_header,
             "duration_s": round(call.duration, 2), "digits": record.digits, "outcome": record.outcome,
+            "dialplan": record.dialplan, "transcript": record.transcript, "turns": record.turns,
             "end_reason": call.end_reason, "rtp_sent": stats.get("packets_sent"),
             "rtp_received": stats.get("packets_received"), "rtp_lost": stats.get("cumulative_lost"),
             "rtp_wrong_source": stats.get("wrong_source")}})

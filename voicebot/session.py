@@ -46,7 +46,10 @@ class CallRecord:
     started_at: float = field(default_factory=time.time)
     digits: str = ""
     outcome: str = ""
+    dialplan: str = ""
     events: list[str] = field(default_factory=list)
+    transcript: list[dict] = field(default_factory=list)
+    turns: list[dict] = field(default_factory=list)
 
 
 class DemoDtmfSession:

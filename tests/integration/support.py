@@ -93,6 +93,7 @@ prompts:
   greeting: "Welcome to voicebot. Please enter your account number followed by the hash key."
   digit_timeout_s: 3
 transfer: {{allowed_targets: ["sip:agent@127.0.0.1:*"]}}
+routing: {{default_dialplan: keypad-demo}}
 shutdown_grace_s: 5
 {extra}
 """)

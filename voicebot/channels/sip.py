@@ -11,7 +11,7 @@ import numpy as np
 from voicebot.channels.base import ChannelEvent, Dtmf, HungUp
 from voicebot.rtp.stream import RtpStream
 from voicebot.sip.call import SipCall
-from voicebot.speech.resample import resample
+from voicebot.speech.resample import StreamResampler, resample
 
 log = logging.getLogger("voicebot.channels.sip")
 
@@ -29,6 +29,8 @@ class SipChannel:
         self._playback_done = asyncio.Event()
         self._playback_done.set()
         self._audio_cb: Callable[[np.ndarray], None] | None = None
+        self._wire_cb: Callable[[np.ndarray], None] | None = None
+        self._upsampler: StreamResampler | None = None
         self.digits_received: list[Dtmf] = []
         stream.on_dtmf(lambda digit: self._dtmf(digit, "rfc4733"))
         stream.on_playback_done(self._playback_done.set)
@@ -76,11 +78,27 @@ class SipChannel:
         await self._playback_done.wait()
 
     def on_audio(self, callback: Callable[[np.ndarray], None] | None) -> None:
+        """Caller audio for the session: 16 kHz int16 frames (stateful resampling from the 8 kHz wire)."""
         self._audio_cb = callback
-        if callback is None:
+        self._upsampler = StreamResampler(WIRE_RATE, APP_RATE) if callback is not None else None
+        self._update_stream_callback()
+
+    def on_wire_audio(self, callback: Callable[[np.ndarray], None] | None) -> None:
+        """Caller audio as received: 8 kHz int16 frames (recording)."""
+        self._wire_cb = callback
+        self._update_stream_callback()
+
+    def _update_stream_callback(self) -> None:
+        if self._audio_cb is None and self._wire_cb is None:
             self.stream.on_audio(None)
         else:
-            self.stream.on_audio(lambda frame: callback(resample(frame, WIRE_RATE, APP_RATE)))
+            self.stream.on_audio(self._on_frame)
+
+    def _on_frame(self, frame: np.ndarray) -> None:
+        if self._wire_cb is not None:
+            self._wire_cb(frame)
+        if self._audio_cb is not None and self._upsampler is not None:
+            self._audio_cb(self._upsampler.process(frame))
 
     # ------------------------------------------------------------------ control
     async def hangup(self) -> None:

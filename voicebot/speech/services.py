@@ -1,0 +1,100 @@
+"""Speech for calls: TTS through the prompt cache and worker processes, ASR in worker processes.
+
+The event loop never runs a model: synthesis and recognition go to :class:`SpeechWorkerPool`; rendered prompts are
+cached on disk (and in memory) keyed by text + voice, so a static prompt is synthesized once, ever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import AsyncIterator
+
+import numpy as np
+
+from voicebot.speech.asr import AsrResult
+from voicebot.speech.normalize import normalize
+from voicebot.speech.prompts import PromptCache
+from voicebot.speech.resample import resample
+from voicebot.speech.workers import SpeechWorkerPool
+
+log = logging.getLogger("voicebot.speech.services")
+
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？；;])\s*")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences (and Chinese clauses) in order, so the first can play while the next is synthesized."""
+    parts = [p.strip() for p in _SENTENCE_END.split(text)]
+    return [p for p in parts if p]
+
+
+def voice_for(lang: str | None) -> str:
+    """The voice name for a dialplan language tag (en-US → en, zh-CN → zh)."""
+    base = (lang or "en").split("-")[0].lower()
+    return "zh" if base == "zh" else "en"
+
+
+@dataclass
+class Utterance:
+    text: str
+    confidence: float
+    language: str
+    decode_s: float
+
+
+class SpeechServices:
+    """What a call session needs from speech engines, all async."""
+
+    def __init__(self, pool: SpeechWorkerPool, cache: PromptCache, *, asr_model: str = "base",
+                 static_texts: set[str] | None = None, memory_items: int = 256) -> None:
+        self.pool = pool
+        self.cache = cache
+        self.asr_model = asr_model
+        self.static_texts = static_texts or set()
+        self._recent: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
+        self._memory_items = memory_items
+
+    async def synthesize(self, text: str, lang: str | None, rate: int) -> np.ndarray:
+        """int16 PCM of ``text`` at ``rate``.
+
+        Static dialplan prompts are cached on disk (rendered once, ever). Dynamic text (balances, names, numbers)
+        is kept only in a small in-memory LRU: caller data never lands in the prompt cache directory.
+        """
+        voice = voice_for(lang)
+        static = text in self.static_texts
+        if static:
+            cached = self.cache.lookup(text, voice, rate)
+            if cached is not None:
+                return cached
+        key = (text, voice, rate)
+        recent = self._recent.get(key)
+        if recent is not None:
+            self._recent.move_to_end(key)
+            return recent
+        pcm, engine_rate = await self.pool.synthesize(normalize(text, voice), voice)
+        if static:
+            return self.cache.store(text, voice, rate, pcm, engine_rate)
+        audio = resample(pcm, engine_rate, rate) if engine_rate != rate else pcm
+        self._recent[key] = audio
+        if len(self._recent) > self._memory_items:
+            self._recent.popitem(last=False)
+        return audio
+
+    async def stream(self, text: str, lang: str | None, rate: int) -> AsyncIterator[np.ndarray]:
+        """Sentence by sentence: the next sentence is synthesized while the previous one plays."""
+        sentences = split_sentences(text) or [text]
+        pending = asyncio.ensure_future(self.synthesize(sentences[0], lang, rate))
+        for index in range(len(sentences)):
+            pcm = await pending
+            if index + 1 < len(sentences):
+                pending = asyncio.ensure_future(self.synthesize(sentences[index + 1], lang, rate))
+            yield pcm
+
+    async def transcribe(self, pcm16k: np.ndarray, lang: str | None) -> Utterance:
+        language = (lang or "").split("-")[0].lower() or None
+        result: AsrResult = await self.pool.transcribe(pcm16k, language=language, model=self.asr_model)
+        return Utterance(result.text.strip(), result.confidence, result.language, result.decode_s)
