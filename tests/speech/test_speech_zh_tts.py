@@ -102,7 +102,7 @@ def test_split_clauses_keeps_punctuation_and_cuts_long_runs():
     assert split_clauses(GREETING) == ["您好，", "欢迎致电。", "请问有什么可以帮您？"]
     assert split_clauses("好的;谢谢!再见") == ["好的;", "谢谢!", "再见"]
     assert split_clauses("一" * 25, max_chars=10) == ["一" * 10, "一" * 10, "一" * 5]
-    assert split_clauses("，。 ") == ["，。"]
+    assert split_clauses("，。 ") == []  # punctuation alone is no clause
 
 
 def test_greeting_has_sane_duration_and_energy(tts):
@@ -122,9 +122,10 @@ def test_clauses_stream_one_by_one_with_pauses_between(tts):
     chunks = list(tts.iter_sentences(GREETING))
     assert len(chunks) == 3
     gap = int(0.2 * tts.sample_rate)
-    assert not chunks[1][-gap:].any()  # the sentence pause after 欢迎致电。
-    assert not chunks[0][-gap // 2 :].any()  # the shorter clause pause after 您好，
-    assert chunks[2][-gap // 4 :].any()  # the last clause carries no added pause
+    assert chunks[0].size == tts.clause_audio("您好，").size + gap // 2  # short pause after a comma
+    assert chunks[1].size == tts.clause_audio("欢迎致电。").size + gap  # full pause after a full stop
+    assert chunks[2].size == tts.clause_audio("请问有什么可以帮您？").size  # none after the last clause
+    assert not chunks[1][-gap:].any()
     assert sum(chunk.size for chunk in chunks) == tts.synthesize(GREETING)[0].size
 
 
