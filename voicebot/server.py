@@ -10,7 +10,7 @@ from pathlib import Path
 
 from voicebot.channels.sip import SipChannel
 from voicebot.config import ServerConfig, resolve_trunk_password
-from voicebot.recording import CallerRecorder
+from voicebot.recording import CallRecorder
 from voicebot.rtp.ports import PortAllocator, PortsExhausted
 from voicebot.rtp.stream import RtpStream
 from voicebot.conversation import DialplanSession
@@ -116,7 +116,7 @@ class VoicebotServer:
             log.error("no RTP port: %s", exc, extra={"fields": fields})
             return
         record = CallRecord(call_id=call.call_id, from_=call.from_header, to=call.to_header)
-        recorder: CallerRecorder | None = None
+        recorder: CallRecorder | None = None
         try:
             if self.config.answer_delay_s:
                 call.ringing()
@@ -133,8 +133,8 @@ class VoicebotServer:
                 return
             channel = SipChannel(call, stream)
             if self.config.recording.enabled:
-                recorder = CallerRecorder(Path(self.config.recording.directory), call.call_id)
-                channel.on_wire_audio(recorder.write)
+                recorder = CallRecorder(Path(self.config.recording.directory), call.call_id, stream.codec.decode)
+                stream.on_tick_media(recorder.on_tick)
             dialplan = self._dialplan_for(call)
             record.dialplan = dialplan
             if dialplan == KEYPAD_DEMO or self.runtime is None or dialplan not in self.runtime.interpreters:
@@ -144,7 +144,9 @@ class VoicebotServer:
         finally:
             await stream.close()
             if recorder is not None:
+                stream.on_tick_media(None)
                 recorder.close()
+                record.recording = {"path": str(recorder.path), "pauses": recorder.pauses}
             if call.state.value != "ended":
                 await call.hangup("session ended")
             self._log_call_end(call, record, stream)
@@ -155,7 +157,7 @@ class VoicebotServer:
         return self.config.dialplan_for(did, trunk)
 
     async def _run_dialplan(self, name: str, call: SipCall, channel: SipChannel, record: CallRecord,
-                            recorder: CallerRecorder | None) -> None:
+                            recorder: CallRecorder | None) -> None:
         assert self.runtime is not None and self.runtime.speech is not None
         caller = call.from_uri_user or ""
         context = CallContext(caller=caller, dnis=call.to_uri_user or "", channel="sip", call_id=call.call_id)
@@ -247,6 +249,7 @@ class VoicebotServer:
             "call_id": call.call_id, "from": call.from_header, "to": call.to_header,
             "duration_s": round(call.duration, 2), "digits": record.digits, "outcome": record.outcome,
             "dialplan": record.dialplan, "transcript": record.transcript, "turns": record.turns,
+            "recording": record.recording,
             "end_reason": call.end_reason, "rtp_sent": stats.get("packets_sent"),
             "rtp_received": stats.get("packets_received"), "rtp_lost": stats.get("cumulative_lost"),
             "rtp_wrong_source": stats.get("wrong_source")}})

@@ -50,6 +50,7 @@ class CallRecord:
     events: list[str] = field(default_factory=list)
     transcript: list[dict] = field(default_factory=list)
     turns: list[dict] = field(default_factory=list)
+    recording: dict | None = None
 
 
 class DemoDtmfSession:

@@ -79,7 +79,7 @@ class ServerProcess:
         raise AssertionError(f"no {msg!r} with {fields} in server log within {timeout}s")
 
     def recordings(self) -> list[Path]:
-        return sorted((self.workdir / "recordings").glob("*.caller.wav"))
+        return sorted((self.workdir / "recordings").glob("*.wav"))
 
 
 def write_config(path: Path, *, port: int = 0, extra: str = "") -> None:

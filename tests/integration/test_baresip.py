@@ -89,6 +89,8 @@ def test_baresip_call_enters_digits_and_is_hung_up_by_server(voicebot_server: Se
     # What voicebot recorded from the caller: baresip's tone bursts (about half of the call is tone).
     recordings = voicebot_server.recordings()
     assert len(recordings) == 1, recordings
-    assert recordings[0].name == f"{established['id']}.caller.wav"
-    caller_audio, caller_rate = soundfile.read(str(recordings[0]), dtype="int16")
-    assert voiced_seconds(caller_audio, caller_rate) > 1.0
+    assert recordings[0].name == f"{established['id']}.wav"
+    stereo, caller_rate = soundfile.read(str(recordings[0]), dtype="int16")
+    assert stereo.ndim == 2  # left: caller, right: what voicebot sent
+    assert voiced_seconds(stereo[:, 0], caller_rate) > 1.0
+    assert voiced_seconds(stereo[:, 1], caller_rate) > 1.0

@@ -15,14 +15,14 @@ from tests.integration.support import SCENARIOS, ServerProcess, free_udp_port, r
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
-def rms(path: Path) -> float:
-    audio, _ = soundfile.read(str(path), dtype="int16")
-    return float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))) if len(audio) else 0.0
+def voiced_seconds(path: Path, threshold: float = 300.0, channel: int = 0) -> float:
+    """Seconds of 20 ms frames whose RMS exceeds ``threshold`` (speech, not silence or comfort noise).
 
-
-def voiced_seconds(path: Path, threshold: float = 300.0) -> float:
-    """Seconds of 20 ms frames whose RMS exceeds ``threshold`` (speech, not silence or comfort noise)."""
+    Call recordings are stereo: channel 0 is the caller, channel 1 what voicebot sent.
+    """
     audio, rate = soundfile.read(str(path), dtype="int16")
+    if audio.ndim > 1:
+        audio = audio[:, channel]
     frame = rate // 50
     n = len(audio) // frame
     if n == 0:

