@@ -143,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     results: list[RateResult] = []
     try:
         idle = read_usage(server.pid)
-        print(f"voicebot {git_revision()} serve (dialplan {args.dialplan}) on 127.0.0.1:{server.port} (pid {server.pid}, idle RSS {idle.rss_kb / 1024:.1f} MB); "
+        print(f"voicebot {git_revision()} serve (dialplan {args.dialplan}) on 127.0.0.1:{server.port} "
+              f"(pid {server.pid}, idle RSS {idle.rss_kb / 1024:.1f} MB); "
               f"short calls: INVITE/200/ACK, {args.hold_ms} ms hold with greeting playback, BYE; "
               f"{args.seconds:g} s per rate; run dir {workdir}", flush=True)
         print_header()

@@ -29,8 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from sip_bench_common import (  # noqa: E402
     KEYPAD_DEMO,
-    RTP_PORT_END, RTP_PORT_START, BenchServer, SippRun, bench_config, cpu_percent, git_revision, load_average, read_usage,
-    udp_drops_by_port)
+    RTP_PORT_END, RTP_PORT_START, BenchServer, SippRun, bench_config, cpu_percent, git_revision, load_average,
+    read_usage, udp_drops_by_port)
 
 GOAL_CALLS = 400
 GOAL_LATE_PCT = 1.0
@@ -70,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     sipps: list[SippRun] = []
     try:
         idle = read_usage(server.pid)
-        print(f"voicebot {git_revision()} serve (dialplan {args.dialplan}) on 127.0.0.1:{server.port} (pid {server.pid}, idle RSS {idle.rss_kb / 1024:.1f} MB); "
+        print(f"voicebot {git_revision()} serve (dialplan {args.dialplan}) on 127.0.0.1:{server.port} "
+              f"(pid {server.pid}, idle RSS {idle.rss_kb / 1024:.1f} MB); "
               f"{args.calls} calls at {args.ramp_rate}/s, each held {args.seconds:g} s, RTP echoed by sipp; "
               f"run dir {workdir}", flush=True)
         hold_ms = int(args.seconds * 1000)
@@ -164,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"media ticker (steady window): {ticks} ticks, {late} late > 5 ms ({late_pct:.2f} %), "
           f"skipped {ticker.get('skipped_ticks', 0)}, max lateness {ticker.get('max_lateness_ms', 0):.1f} ms, "
           f"tick work mean {ticker.get('mean_busy_ms', 0):.2f} ms / max {ticker.get('max_busy_ms', 0):.1f} ms")
-    print(f"RTP per server log ({len(ended)} calls ended): sent {sent} ({100.0 * sent / expected if expected else 0:.2f} "
+    sent_pct = 100.0 * sent / expected if expected else 0.0
+    print(f"RTP per server log ({len(ended)} calls ended): sent {sent} ({sent_pct:.2f} "
           f"% of duration x 50/s), received {received} ({100.0 * received / sent if sent else 0:.2f} % of sent, "
           f"echoed), lost {lost}, late for the jitter buffer {jitter_late}, "
           f"interarrival jitter median {statistics.median(jitter_ms) if jitter_ms else 0:.2f} ms / "

@@ -1,6 +1,8 @@
 """Regenerate the caller audio fixtures: bundled voices → 8 kHz G.711 μ-law round trip (sox) → 16-bit WAV.
 
-    .venv/bin/python tests/audio_fixtures/generate.py
+    .venv/bin/python tests/audio_fixtures/generate.py [--force]
+
+Existing files are kept unless --force is given.
 
 Each fixture is `<name>.wav` (8 kHz mono PCM16, what a phone line delivers) with its text in fixtures.yaml.
 Piper's synthesis is stochastic, so a regenerated file differs slightly; tests assert words, not bytes.
@@ -48,7 +50,10 @@ def g711_round_trip(pcm: np.ndarray, rate: int, out: Path) -> None:
 
 def main() -> int:
     spec = yaml.safe_load((HERE / "fixtures.yaml").read_text(encoding="utf-8"))
+    force = "--force" in sys.argv[1:]
     for name, item in spec["fixtures"].items():
+        if (HERE / f"{name}.wav").exists() and not force:
+            continue
         pcm, rate = render(item["text"], item.get("voice", "en"))
         g711_round_trip(pcm, rate, HERE / f"{name}.wav")
         print(f"{name}.wav  {item['text']}")

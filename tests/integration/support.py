@@ -82,7 +82,7 @@ class ServerProcess:
         return sorted((self.workdir / "recordings").glob("*.wav"))
 
 
-def write_config(path: Path, *, port: int = 0, extra: str = "") -> None:
+def write_config(path: Path, *, port: int = 0, extra: str = "", dialplan: str = "keypad-demo") -> None:
     rtp_start, rtp_end = free_port_range()
     path.write_text(f"""
 listen: {{host: 127.0.0.1, port: {port}}}
@@ -93,15 +93,18 @@ prompts:
   greeting: "Welcome to voicebot. Please enter your account number followed by the hash key."
   digit_timeout_s: 3
 transfer: {{allowed_targets: ["sip:agent@127.0.0.1:*"]}}
-routing: {{default_dialplan: keypad-demo}}
+routing: {{default_dialplan: {dialplan}}}
+dialplans_dir: {REPO / 'dialplans'}
+nlu_dir: {REPO / 'nlu_models'}
 shutdown_grace_s: 5
 {extra}
 """)
 
 
-def start_server(workdir: Path, extra_config: str = "", env: dict[str, str] | None = None) -> ServerProcess:
+def start_server(workdir: Path, extra_config: str = "", env: dict[str, str] | None = None,
+                 dialplan: str = "keypad-demo") -> ServerProcess:
     config = workdir / "voicebot.yaml"
-    write_config(config, extra=extra_config)
+    write_config(config, extra=extra_config, dialplan=dialplan)
     proc = subprocess.Popen([sys.executable, "-m", "voicebot.cli", "serve", "--config", str(config)],
                             cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, **(env or {})})

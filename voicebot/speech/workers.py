@@ -8,6 +8,7 @@ fail, with `EngineCrashed`; the worker is replaced at once and later calls proce
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
 import os
 from collections.abc import Mapping, Sequence
@@ -21,6 +22,8 @@ import numpy as np
 from voicebot.speech.asr import AsrResult
 from voicebot.speech.voices import VoiceSpec, default_voices
 
+
+log = logging.getLogger("voicebot.speech.workers")
 
 class EngineCrashed(RuntimeError):
     """A speech worker process died while (or before) running this job. The worker has been replaced."""
@@ -176,6 +179,8 @@ class SpeechWorkerPool:
     def _replace(self, index: int, dead: _Worker) -> _Worker:
         if index < len(self._workers) and self._workers[index] is dead:
             self.crashes += 1
+            log.warning("speech worker died; starting a replacement",
+                        extra={"fields": {"pid": dead.pid, "crashes": self.crashes}})
             dead.executor.shutdown(wait=False, cancel_futures=True)
             fresh = _Worker(self.config)
             fresh.ready = asyncio.create_task(self._learn_pid(fresh))  # loads in the background

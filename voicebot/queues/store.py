@@ -1,0 +1,160 @@
+"""Where ACD state lives: in memory (embedded default) or in Redis (shared by nodes, survives restarts).
+
+    store = MemoryStore()  |  RedisStore.from_url("redis://127.0.0.1:6379/0", namespace="prod")
+    result = await store.transact(lambda state: Acd(agents, queues, state).enqueue(...))
+
+`transact(fn)` runs `fn` on a fresh copy of the state and commits what it changed atomically; `fn` must be
+pure (it may run again when another node changed the state meanwhile). Redis keys are
+`voicebot:<namespace>:<kind>` hashes (entries, agents, assignments, callbacks, stats) of JSON records, and
+`voicebot:<namespace>:context:<id>` strings with a TTL. Optimistic WATCH/MULTI/EXEC makes every transaction
+all-or-nothing across nodes: of two nodes racing for one agent, exactly one commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+from voicebot.queues.state import STATE_KINDS, AcdState, decode_state, encode_state
+
+__all__ = ["MemoryStore", "RedisStore", "Store", "StoreConflict"]
+
+T = TypeVar("T")
+Raw = dict[str, dict[str, str]]
+
+
+class StoreConflict(RuntimeError):
+    """A Redis transaction kept losing races with other nodes and gave up."""
+
+
+class Store(Protocol):
+    async def transact(self, fn: Callable[[AcdState], T]) -> T: ...
+
+    async def load(self) -> AcdState: ...
+
+    async def put_context(self, context_id: str, data: dict[str, Any], ttl_s: float = 86400.0) -> None: ...
+
+    async def get_context(self, context_id: str) -> dict[str, Any] | None: ...
+
+    async def close(self) -> None: ...
+
+
+def _diff(before: Raw, after: Raw) -> tuple[dict[str, dict[str, str]], dict[str, list[str]]]:
+    """Fields to set and fields to delete, per kind."""
+    sets: dict[str, dict[str, str]] = {}
+    deletes: dict[str, list[str]] = {}
+    for kind in STATE_KINDS:
+        old, new = before.get(kind, {}), after.get(kind, {})
+        changed = {key: value for key, value in new.items() if old.get(key) != value}
+        gone = [key for key in old if key not in new]
+        if changed:
+            sets[kind] = changed
+        if gone:
+            deletes[kind] = gone
+    return sets, deletes
+
+
+class MemoryStore:
+    """State in this process only: the embedded default, and the reference the Redis store must match."""
+
+    def __init__(self) -> None:
+        self._raw: Raw = {kind: {} for kind in STATE_KINDS}
+        self._contexts: dict[str, str] = {}
+        self._lock = asyncio.Lock()
+
+    async def transact(self, fn: Callable[[AcdState], T]) -> T:
+        async with self._lock:
+            state = decode_state(self._raw)
+            result = fn(state)  # an exception leaves the stored state untouched
+            sets, deletes = _diff(self._raw, encode_state(state))
+            for kind, fields in sets.items():
+                self._raw[kind].update(fields)
+            for kind, keys in deletes.items():
+                for key in keys:
+                    self._raw[kind].pop(key, None)
+            return result
+
+    async def load(self) -> AcdState:
+        return decode_state(self._raw)
+
+    async def put_context(self, context_id: str, data: dict[str, Any], ttl_s: float = 86400.0) -> None:
+        self._contexts[context_id] = json.dumps(data)
+
+    async def get_context(self, context_id: str) -> dict[str, Any] | None:
+        text = self._contexts.get(context_id)
+        return None if text is None else json.loads(text)
+
+    async def close(self) -> None:
+        return None
+
+
+class RedisStore:
+    """State in Redis under `voicebot:<namespace>:...`, shared by every node using the same namespace."""
+
+    def __init__(self, client: Any, namespace: str = "default", *, max_retries: int = 200) -> None:
+        if not namespace or ":" in namespace:
+            raise ValueError(f"namespace must be non-empty text without ':', got {namespace!r}")
+        self._redis = client
+        self.namespace = namespace
+        self._max_retries = max_retries
+
+    @classmethod
+    def from_url(cls, url: str, namespace: str = "default") -> RedisStore:
+        import redis.asyncio
+
+        return cls(redis.asyncio.Redis.from_url(url, decode_responses=True), namespace)
+
+    def key(self, *parts: str) -> str:
+        return ":".join(("voicebot", self.namespace, *parts))
+
+    async def _read(self, client: Any) -> Raw:
+        raw: Raw = {}
+        for kind in STATE_KINDS:
+            raw[kind] = await client.hgetall(self.key(kind))
+        return raw
+
+    async def transact(self, fn: Callable[[AcdState], T]) -> T:
+        from redis.exceptions import WatchError
+
+        keys = [self.key(kind) for kind in STATE_KINDS]
+        for attempt in range(self._max_retries):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(*keys)
+                    before = await self._read(pipe)
+                    state = decode_state(before)
+                    result = fn(state)
+                    sets, deletes = _diff(before, encode_state(state))
+                    pipe.multi()
+                    for kind, fields in sets.items():
+                        pipe.hset(self.key(kind), mapping=fields)
+                    for kind, names in deletes.items():
+                        pipe.hdel(self.key(kind), *names)
+                    if not sets and not deletes:
+                        pipe.exists(keys[0])  # an empty EXEC still fails if a watched key changed
+                    await pipe.execute()
+                    return result
+                except WatchError:
+                    await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
+        raise StoreConflict(f"gave up after {self._max_retries} conflicting Redis transactions")
+
+    async def load(self) -> AcdState:
+        return decode_state(await self._read(self._redis))
+
+    async def put_context(self, context_id: str, data: dict[str, Any], ttl_s: float = 86400.0) -> None:
+        await self._redis.set(self.key("context", context_id), json.dumps(data), ex=max(1, int(ttl_s)))
+
+    async def get_context(self, context_id: str) -> dict[str, Any] | None:
+        text = await self._redis.get(self.key("context", context_id))
+        return None if text is None else json.loads(text)
+
+    async def clear(self) -> None:
+        """Delete every key of this namespace (tests, `voicebot queues reset`)."""
+        async for key in self._redis.scan_iter(match=self.key("*")):
+            await self._redis.delete(key)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
