@@ -47,10 +47,10 @@ class VoicebotServer:
         self.ua = UserAgent(config.listen.host, config.listen.port, public_host=config.listen.public_host,
                             acl=acl, egress=self.egress,
                             limits=UaLimits(max_calls=lim.max_calls, max_calls_per_source=lim.max_calls_per_source,
-                                            max_message_bytes=lim.max_message_bytes, max_headers=lim.max_headers))
+                                            max_message_bytes=lim.max_message_bytes, max_headers=lim.max_headers,
+                                            requests_per_source_per_s=lim.invite_rate_per_source_per_s))
         self.ua.on_invite = self._on_invite
         self.ports = PortAllocator(config.rtp.port_start, config.rtp.port_end)
-        self.records: list[CallRecord] = []
         self.registrations: list[Registration] = []
         self._background: set[asyncio.Task] = set()
 
@@ -244,7 +244,6 @@ class VoicebotServer:
 
     def _log_call_end(self, call: SipCall, record: CallRecord, stream: RtpStream) -> None:
         stats = stream.stats
-        self.records.append(record)
         log.info("call ended", extra={"fields": {
             "call_id": call.call_id, "from": call.from_header, "to": call.to_header,
             "duration_s": round(call.duration, 2), "digits": record.digits, "outcome": record.outcome,

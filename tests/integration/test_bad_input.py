@@ -262,3 +262,38 @@ def test_sigterm_refuses_new_calls_and_lets_current_ones_finish(tmp_path: Path) 
         first.close()
         second.close()
         stop_server(server)
+
+
+def test_flood_from_one_source_is_throttled_while_another_source_is_served(voicebot_server: ServerProcess) -> None:
+    flooder = RawPeer((voicebot_server.host, voicebot_server.port), bind_host="127.0.0.2")
+    answered = 0
+    try:
+        for _ in range(1500):  # bounded flood, loopback only
+            flooder.send(flooder.request("OPTIONS", voicebot_server.uri))
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and flooder.recv(0.3) is not None:
+            answered += 1
+        assert answered < 200, f"{answered} of 1500 flood requests were answered"
+        caller = Caller(voicebot_server)  # 127.0.0.1: a different source
+        try:
+            assert caller.invite() == 200
+            assert caller.bye() == 200
+        finally:
+            caller.close()
+        # The flooding source is banned for a while: even a polite request is ignored now.
+        flooder.send(flooder.request("OPTIONS", voicebot_server.uri))
+        assert flooder.wait_reply("OPTIONS", timeout=1.0) is None
+    finally:
+        flooder.close()
+    limited = voicebot_server.wait_for("requests from source rate-limited")
+    assert limited[0]["src"] == "127.0.0.2"
+
+
+def test_scanner_user_agent_gets_no_answer(voicebot_server: ServerProcess) -> None:
+    peer = RawPeer((voicebot_server.host, voicebot_server.port), bind_host="127.0.0.3")
+    try:
+        peer.send(peer.request("OPTIONS", voicebot_server.uri, extra="User-Agent: friendly-scanner\r\n"))
+        assert peer.wait_reply("OPTIONS", timeout=1.0) is None
+    finally:
+        peer.close()
+    assert options_ok(voicebot_server)

@@ -14,6 +14,7 @@ in_transit, out_for_delivery, delivered, cancelled. Only orders not yet out for 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from voicebot.demo_backend.data import BadRequest, customer_for, require, store
@@ -40,11 +41,16 @@ def _public(order: dict[str, Any]) -> dict[str, Any]:
             "refund_status": refund.get("status", "none")}
 
 
+def _compact(order_id: str) -> str:
+    """Upper-case letters and digits only: "a12 3456" and "A12-3456" are the same order."""
+    return re.sub(r"[^A-Z0-9]", "", order_id.upper())
+
+
 def _find(order_id: str) -> dict[str, Any] | None:
-    wanted = order_id.upper().replace(" ", "")
+    wanted = _compact(order_id)
     for orders in store().orders.values():
         for order in orders:
-            if order["order_id"] == wanted:
+            if _compact(order["order_id"]) == wanted:
                 return order
     return None
 

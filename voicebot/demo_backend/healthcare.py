@@ -1,7 +1,7 @@
 """Handlers for dialplans/healthcare.yaml (Riverside General Hospital). Every hook takes `ani` (the caller
 number; FAILING_CALLERS answer 500) and, where text is returned, `lang` (en-US / zh-CN, default English).
 
-    healthcare.verify_patient {dob, mrn_last4}              -> {verified, patient_id, name}
+    healthcare.verify_patient {dob (YYYYMMDD), mrn_last4}   -> {verified, patient_id, name}
     healthcare.find_slot      {department, date}            -> {available, slot_id, date, time, doctor}
     healthcare.book           {patient_id, slot_id}         -> {booked, reference, date, time, doctor}
     healthcare.appointments   {patient_id}                  -> {found, appointment_id, department, doctor, date, time}
@@ -94,9 +94,21 @@ def triage_text(text: str) -> str | None:
 # ------------------------------------------------------------------------------------------- handlers
 
 
+def _birth_date(args: dict[str, Any]) -> str:
+    """`dob` as keyed (YYYYMMDD) or ISO (YYYY-MM-DD), returned as ISO."""
+    text = require(args, "dob")
+    compact = text.replace("-", "")
+    try:
+        if not (compact.isdigit() and len(compact) == 8):
+            raise ValueError
+        return dt.date(int(compact[:4]), int(compact[4:6]), int(compact[6:])).isoformat()
+    except ValueError:
+        raise BadRequest(f"'dob' must be a date as YYYYMMDD or YYYY-MM-DD, got {text!r}") from None
+
+
 def verify_patient(args: dict[str, Any]) -> dict[str, Any]:
     caller_of(args)
-    dob, last4 = require(args, "dob"), require(args, "mrn_last4")
+    dob, last4 = _birth_date(args), require(args, "mrn_last4")
     if not (last4.isdigit() and len(last4) == 4):
         raise BadRequest(f"'mrn_last4' must be 4 digits, got {last4!r}")
     for patient_id, patient in samples.PATIENTS.items():

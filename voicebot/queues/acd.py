@@ -354,11 +354,11 @@ class Acd:
                 events.append(Overflowed(entry.call_id, entry.queue, overflow.queue))
                 entry.queue, entry.queue_since = overflow.queue, now
                 entry.path.append(overflow.queue)
-                config = self.queues[entry.queue]
-            limit = config.max_wait_s
-            if limit is not None and not entry.max_wait_reported and now - entry.enqueued_at >= limit:
+            limits = [self.queues[q] for q in entry.path if q in self.queues and self.queues[q].max_wait_s is not None]
+            strictest = min(limits, key=lambda q: q.max_wait_s or 0.0, default=None)  # overflow keeps the promise
+            if strictest is not None and not entry.max_wait_reported and now - entry.enqueued_at >= (strictest.max_wait_s or 0.0):
                 entry.max_wait_reported = True
-                events.append(MaxWaitReached(entry.call_id, entry.queue, config.on_max_wait, entry.node))
+                events.append(MaxWaitReached(entry.call_id, entry.queue, strictest.on_max_wait, entry.node))
         return events
 
     # ------------------------------------------------------------------------------------- helpers

@@ -310,6 +310,8 @@ class SipCall:
                 self.on_ended(self)
             except Exception:  # noqa: BLE001
                 log.exception("on_ended handler failed")
+        # Transactions may outlive the call by up to 64*T1: drop references to media and sessions now.
+        self.on_dtmf = self.on_reinvite = self.on_refer = self.on_notify = self.on_ended = None
 
     def ack_timeout(self) -> None:
         if self.state is CallState.ANSWERING:

@@ -17,6 +17,7 @@ from typing import Awaitable, Callable, Iterable
 from . import digest
 from .call import CallState, SipCall
 from .dialog import Dialog, new_call_id, new_tag
+from .ratelimit import SourceLimiter
 from .message import (SipParseError, SipRequest, SipResponse, parse_message, parse_name_addr,
                       parse_uri)
 from .transaction import (ClientTransaction, ServerTransaction, Timers, TransactionTimeout, new_branch,
@@ -56,6 +57,7 @@ class UaLimits:
     max_calls_per_source: int = 50
     max_message_bytes: int = 65535
     max_headers: int = 128
+    requests_per_source_per_s: float = 20.0
 
 
 @dataclass
@@ -96,6 +98,9 @@ class UserAgent:
         self._per_source: dict[str, int] = {}
         self._tasks: set[asyncio.Task] = set()
         self._last_drop_log = 0.0
+        rate = self.limits.requests_per_source_per_s
+        self.limiter = SourceLimiter(rate=rate, burst=max(10.0, 2 * rate))
+        self._last_limit_log: dict[str, float] = {}
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -391,6 +396,14 @@ class UserAgent:
             self._last_drop_log = now
             log.info(message, extra={"fields": {"src": f"{addr[0]}:{addr[1]}"}})
 
+    def _log_limited(self, source: str, method: str) -> None:
+        now = time.monotonic()
+        if now - self._last_limit_log.get(source, 0.0) >= 5.0:
+            self._last_limit_log[source] = now
+            log.warning("requests from source rate-limited", extra={"fields": {
+                "src": source, "method": method, "banned": self.limiter.banned(source, now),
+                "refused_total": self.limiter.refused}})
+
     def _source_allowed(self, host: str) -> bool:
         try:
             ip = ipaddress.ip_address(host)
@@ -412,6 +425,9 @@ class UserAgent:
         if method == "CANCEL":
             self._on_cancel(req, addr)
             return
+        if not self.limiter.admit(addr[0], time.monotonic(), req.headers.get("User-Agent")):
+            self._log_limited(addr[0], method)
+            return  # dropped: answering a flood would amplify it
         if not self._source_allowed(addr[0]):
             self.stats.rejected_acl += 1
             self._respond_stateless(req, addr, 403, "Forbidden (source not allowed)")

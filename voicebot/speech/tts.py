@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import json
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ def bundled_piper_voice() -> tuple[Path, Path]:
     return model, config
 
 
+@functools.lru_cache(maxsize=64)
 def piper_engine_id(model_name: str, length_scale: float | None, sentence_silence_ms: int) -> str:
     """Identity of a Piper voice + settings, used in cache keys (changes when any of them changes)."""
     version = importlib.metadata.version("piper-tts")

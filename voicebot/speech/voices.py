@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,7 @@ class VoiceSpec:
             from voicebot.speech.zh_tts import zh_engine_id
 
             return zh_engine_id(self.length_scale, self.sentence_silence_ms)
-        model_name = Path(self.model).name if self.model else bundled_piper_voice()[0].name
+        model_name = Path(self.model).name if self.model else _bundled_model_name()
         return piper_engine_id(model_name, self.length_scale, self.sentence_silence_ms)
 
     def load(self, threads: int = 1) -> TtsEngine:
@@ -95,3 +97,8 @@ def load_voices(path: str | Path = DEFAULT_VOICES_FILE) -> dict[str, VoiceSpec]:
         except (TypeError, ValueError) as error:
             raise ValueError(f"{path}: {error}") from None
     return voices
+
+
+@functools.lru_cache(maxsize=1)
+def _bundled_model_name() -> str:
+    return bundled_piper_voice()[0].name
