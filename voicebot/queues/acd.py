@@ -328,7 +328,7 @@ class Acd:
         status.handled += 1
         wrap_up_s = self.agents[assignment.agent_id].wrap_up_s
         self._set(status, "wrap_up", now)
-        status.call_id, status.assignment_id = None, None
+        status.assignment_id = None  # call_id stays during wrap-up: the agent may still read its context
         status.wrap_up_until = now + wrap_up_s
         if wrap_up_s <= 0:
             self._finish_wrap_up(status, now)

@@ -165,7 +165,13 @@ class AcdService:
     # ------------------------------------------------------------------------------------- context
 
     async def put_context(self, record: CallContextRecord, ttl_s: float = 86400.0) -> None:
+        """Save (or update) a call's context; agents read it by call id through the API."""
         await self.store.put_context(record.context_id, record.to_dict(), ttl_s)
+        await self.store.put_context("call:" + record.call_id, {"context_id": record.context_id}, ttl_s)
+
+    async def call_context(self, call_id: str) -> dict[str, Any] | None:
+        alias = await self.store.get_context("call:" + call_id)
+        return None if alias is None else await self.store.get_context(alias["context_id"])
 
     async def get_context(self, context_id: str) -> dict[str, Any] | None:
         return await self.store.get_context(context_id)

@@ -1,0 +1,154 @@
+"""The agent desktop's WebSocket: authenticate with the first message, then screen-pops and state buttons.
+
+Client -> server:  {"type": "auth", "token": "vbt_..."}                 (first message, within the timeout)
+                   {"type": "state", "state": "available"|"offline"|"wrap_up"}
+                   {"type": "accept", "assignment": ID}  |  {"type": "reject", "assignment": ID}
+Server -> client:  {"type": "hello", "agent": ID, "name": ..., "state": ...}
+                   {"type": "screen_pop", "assignment": {...}, "context": {...} | null}
+                   {"type": "state", "state": ..., "assignment": ID | null}
+                   {"type": "error", "message": ...}
+Screen-pops come from the ACD service's events, so an assignment made on any node reaches the agent's page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from voicebot.api.tokens import Principal
+from voicebot.queues.acd import AcdError
+from voicebot.queues.service import AcdService, AgentChanged, AssignmentOffered, ServiceEvent
+from voicebot.queues.state import Assignment
+
+__all__ = ["AgentHub"]
+
+log = logging.getLogger(__name__)
+
+
+class AgentHub:
+    def __init__(self, service: AcdService, auth_timeout_s: float = 10.0) -> None:
+        self.service = service
+        self.auth_timeout_s = auth_timeout_s
+        self._sockets: dict[str, set[web.WebSocketResponse]] = {}
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        if self._unsubscribe is None:
+            self._unsubscribe = self.service.subscribe(self._on_event)
+
+    async def close(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        for sockets in list(self._sockets.values()):
+            for ws in list(sockets):
+                await ws.close(code=1001, message=b"server shutting down")
+
+    async def _on_event(self, event: ServiceEvent) -> None:
+        if isinstance(event, AssignmentOffered):
+            if event.assignment.agent_id in self._sockets:
+                await self._send_all(event.assignment.agent_id, await self._screen_pop(event.assignment))
+        elif isinstance(event, AgentChanged) and event.agent_id in self._sockets:
+            await self._send_all(event.agent_id, {"type": "state", "state": event.state, "assignment": event.assignment_id})
+
+    async def _screen_pop(self, assignment: Assignment) -> dict[str, Any]:
+        context = await self.service.get_context(assignment.context_id) if assignment.context_id else None
+        data = asdict(assignment)
+        data.pop("entry", None)
+        return {"type": "screen_pop", "assignment": data, "context": context}
+
+    async def _send_all(self, agent_id: str, message: dict[str, Any]) -> None:
+        for ws in list(self._sockets.get(agent_id, ())):
+            try:
+                await ws.send_json(message)
+            except (ConnectionError, RuntimeError):
+                self._sockets[agent_id].discard(ws)
+
+    async def handle(
+        self,
+        request: web.Request,
+        authenticate: Callable[[str | None], Principal | web.Response],
+        audit: Callable[..., None],
+    ) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=16 * 1024)
+        await ws.prepare(request)
+        try:
+            first = await ws.receive(timeout=self.auth_timeout_s)
+        except asyncio.TimeoutError:
+            await ws.close(code=4401, message=b"authenticate first")
+            return ws
+        token = None
+        if first.type == WSMsgType.TEXT:
+            try:
+                body = json.loads(first.data)
+                if isinstance(body, dict) and body.get("type") == "auth" and isinstance(body.get("token"), str):
+                    token = body["token"]
+            except ValueError:
+                pass
+        outcome = authenticate(token)
+        if isinstance(outcome, web.Response):
+            await ws.close(code=4429 if outcome.status == 429 else 4401, message=b"authentication failed")
+            return ws
+        if outcome.role != "agent" or outcome.agent not in self.service.agents:
+            await ws.close(code=4403, message=b"agent token required")
+            return ws
+        agent_id = outcome.agent
+        audit("agent_desktop_login", outcome, agent=agent_id, address=request.remote)
+        self._sockets.setdefault(agent_id, set()).add(ws)
+        try:
+            await self._greet(ws, agent_id)
+            async for message in ws:
+                if message.type != WSMsgType.TEXT:
+                    continue
+                await self._command(ws, agent_id, message.data, outcome, audit)
+        finally:
+            sockets = self._sockets.get(agent_id)
+            if sockets is not None:
+                sockets.discard(ws)
+                if not sockets:
+                    del self._sockets[agent_id]
+        return ws
+
+    async def _greet(self, ws: web.WebSocketResponse, agent_id: str) -> None:
+        state = await self.service.snapshot()
+        status = state.agents.get(agent_id)
+        config = self.service.agents[agent_id]
+        await ws.send_json({"type": "hello", "agent": agent_id, "name": config.name,
+                            "state": status.state if status else "offline",
+                            "assignment": status.assignment_id if status else None})
+        if status is not None and status.assignment_id in state.assignments:
+            await ws.send_json(await self._screen_pop(state.assignments[status.assignment_id]))
+
+    async def _command(
+        self, ws: web.WebSocketResponse, agent_id: str, text: str, principal: Principal, audit: Callable[..., None]
+    ) -> None:
+        try:
+            body = json.loads(text)
+            kind = body["type"]
+        except (ValueError, KeyError, TypeError):
+            await ws.send_json({"type": "error", "message": "send JSON objects with a 'type'"})
+            return
+        try:
+            if kind == "state" and body.get("state") in ("available", "offline", "wrap_up"):
+                await self.service.set_agent_state(agent_id, body["state"])
+                audit("agent_state", principal, agent=agent_id, state=body["state"])
+            elif kind in ("accept", "reject") and isinstance(body.get("assignment"), str):
+                snapshot = await self.service.snapshot()
+                assignment = snapshot.assignments.get(body["assignment"])
+                if assignment is None or assignment.agent_id != agent_id:
+                    await ws.send_json({"type": "error", "message": "no such assignment for you"})
+                    return
+                if kind == "accept":
+                    await self.service.agent_answered(assignment.id)
+                else:
+                    await self.service.agent_no_answer(assignment.id)
+            else:
+                await ws.send_json({"type": "error", "message": f"unknown command {kind!r}"})
+        except AcdError as exc:
+            await ws.send_json({"type": "error", "message": str(exc)})
