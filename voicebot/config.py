@@ -398,6 +398,7 @@ class ServerConfig(_Section):
     dialplans_dir: str = Field("dialplans", min_length=1, description="directory of <name>.yaml dialplans")
     nlu_dir: str = Field("nlu_models", min_length=1, description="directory of NLU domains")
     webhooks: dict[str, str] = Field(default_factory=dict, description="webhook name -> http(s) URL")
+    demo_backend: bool = Field(True, description="serve the built-in demo backend for webhooks not configured")
     speech: "SpeechConfig" = Field(default_factory=lambda: SpeechConfig())
     answer_delay_s: float = Field(0, ge=0, le=30, description="ring (180) this long before answering")
     network: NetworkConfig = Field(default_factory=NetworkConfig)

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from voicebot.config import ServerConfig
+from voicebot.demo_backend.app import DemoBackend, start_demo_backend
 from voicebot.dialplan.actions import Webhook
 from voicebot.dialplan.events import WebhookResult
 from voicebot.dialplan.interpreter import Interpreter
@@ -75,6 +76,8 @@ class Runtime:
         self.pool: SpeechWorkerPool | None = None
         self.speech: SpeechServices | None = None
         self.http: httpx.AsyncClient | None = None
+        self.endpoints: dict[str, str] = dict(config.webhooks)
+        self.demo_backend: DemoBackend | None = None
 
     def load(self) -> None:
         """Load every routed dialplan (raises the loader's ConfigErrors naming file:line)."""
@@ -120,15 +123,22 @@ class Runtime:
                 log.warning("no %s voice installed: %d prompts cannot be spoken", voice, len(texts))
                 continue
             await asyncio.gather(*(self.speech.synthesize(text, voice, 16000) for text in sorted(texts)))
+        if self.config.demo_backend:
+            self.demo_backend = await start_demo_backend()
+            # Configured (real) backends win over the built-in demo handlers of the same name.
+            self.endpoints = {**self.demo_backend.endpoints(), **self.config.webhooks}
+            say(f"demo backend on {self.demo_backend.base_url} ({len(self.demo_backend.endpoints())} hooks)")
         self.http = httpx.AsyncClient()
 
     async def webhook(self, action: Webhook) -> WebhookResult:
         assert self.http is not None
-        return await perform(action, self.http, endpoints=self.config.webhooks)
+        return await perform(action, self.http, endpoints=self.endpoints)
 
     async def close(self) -> None:
         if self.http is not None:
             await self.http.aclose()
+        if self.demo_backend is not None:
+            await self.demo_backend.close()
         if self.pool is not None:
             await self.pool.close()
 
