@@ -375,6 +375,33 @@ class SpeechConfig(_Section):
     workers: int = Field(0, ge=0, le=64, description="speech worker processes; 0 = one per core")
 
 
+class QueuesConfig(_Section):
+    """Human agent queues (ACD): agents, queues, where the shared state lives, how agents are rung."""
+
+    enabled: bool = True
+    agents_file: str = Field("sip_config/agents.yaml", min_length=1)
+    queues_file: str = Field("sip_config/queues.yaml", min_length=1)
+    store: Literal["memory", "redis"] = Field("memory", description="redis shares queues across nodes")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="used when store is redis")
+    namespace: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$", description="Redis key namespace")
+    node_id: str | None = Field(None, description="unique per node (default: host name + SIP port)")
+    ring_timeout_s: float = Field(20, gt=0, le=120, description="ring an agent this long before trying another")
+    announce_every_s: float = Field(30, ge=5, le=600, description="position/wait announcements while queued")
+    hold_audio: str | None = Field(None, description="WAV played while queued (default: a generated melody)")
+    callback_allowed: list[str] = Field(default_factory=lambda: ["+*", "0*", "[1-9]*"],
+                                        description="fnmatch patterns a callback number must match")
+
+
+class ApiConfig(_Section):
+    """The admin/agent HTTP API, agent desktop and dashboard (tokens: `voicebot token create`)."""
+
+    enabled: bool = True
+    host: Host = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535, description="0 picks a free port (tests)")
+    tokens_file: str | None = Field(None, description="token store (default: ~/.config/voicebot/tokens.json)")
+    allowed_origins: list[str] = Field(default_factory=list, description="CORS origins allowed (none by default)")
+
+
 class LogConfig(_Section):
     level: Annotated[
         Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
@@ -402,6 +429,8 @@ class ServerConfig(_Section):
     speech: "SpeechConfig" = Field(default_factory=lambda: SpeechConfig())
     answer_delay_s: float = Field(0, ge=0, le=30, description="ring (180) this long before answering")
     network: NetworkConfig = Field(default_factory=NetworkConfig)
+    queues: QueuesConfig = Field(default_factory=QueuesConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
     shutdown_grace_s: float = Field(30, ge=0, le=3600, description="seconds calls may finish after SIGTERM")
     log: LogConfig = Field(default_factory=LogConfig)

@@ -66,13 +66,30 @@ WebhookRunner = Callable[[act.Webhook], Awaitable[ev.WebhookResult]]
 TransferPolicy = Callable[[str], bool]
 
 
+class QueueMembership(Protocol):
+    """A caller's place in the ACD (voicebot.handoff.CallQueue)."""
+
+    events: asyncio.Queue[ev.Event]
+    bridged: asyncio.Event
+    done: bool
+
+
+class QueuePort(Protocol):
+    """The session's door to the human queues (voicebot.handoff, bound to this call by the server)."""
+
+    async def join(self, action: act.Enqueue, transcript: list[dict[str, Any]], lang: str) -> QueueMembership: ...
+
+    async def leave(self, membership: QueueMembership, reason: str) -> None: ...
+
+
 class DialplanSession:
     """One call's conversation. ``run()`` returns when the call ends."""
 
     def __init__(self, channel: Channel, interpreter: Interpreter, context: ev.CallContext, speech: Speech,
                  nlu: NluEngine | None, *, webhooks: WebhookRunner | None = None,
                  transfer_allowed: TransferPolicy = lambda _target: False,
-                 on_recording: Callable[[bool], None] | None = None, play_rate: int = 16000) -> None:
+                 on_recording: Callable[[bool], None] | None = None, play_rate: int = 16000,
+                 queues: QueuePort | None = None, hold_audio: np.ndarray | None = None) -> None:
         self.channel = channel
         self.interpreter = interpreter
         self.context = context
@@ -82,6 +99,11 @@ class DialplanSession:
         self.transfer_allowed = transfer_allowed
         self.on_recording = on_recording
         self.play_rate = play_rate
+        self.queues = queues
+        self.hold_audio = hold_audio
+        self.membership: QueueMembership | None = None
+        self.bridged = False
+        self.lang = "en-US"
         self.transcript = Transcript()
         self.turns: list[TurnTiming] = []
         self.outcome = ""
@@ -109,7 +131,10 @@ class DialplanSession:
                     break
                 state, actions = self.interpreter.handle(state, event)
         finally:
-            self.channel.on_audio(None)
+            if self.membership is not None and not self.membership.done and not self.bridged:
+                await self.queues.leave(self.membership, "abandon")  # type: ignore[union-attr]
+            if not self.bridged:  # a bridge relays the caller's audio to the agent: leave it alone
+                self.channel.on_audio(None)
         return self.outcome
 
     def _on_audio(self, frame: np.ndarray) -> None:
@@ -131,9 +156,11 @@ class DialplanSession:
             elif isinstance(action, act.Transfer):
                 return await self._transfer(action)
             elif isinstance(action, act.Enqueue):
-                await self._wait_prompts()
-                self.transcript.add("system", f"enqueue {action.queue}")
-                return ev.TransferFailed("no agent queues are configured on this server")
+                return await self._enqueue(action)
+            elif isinstance(action, act.LeaveQueue):
+                if self.membership is not None and self.queues is not None:
+                    await self.queues.leave(self.membership, action.reason)
+                self.membership = None
             elif isinstance(action, act.SetRecording):
                 self.sensitive = action.paused
                 if self.on_recording is not None:
@@ -147,6 +174,10 @@ class DialplanSession:
                 self.transcript.add("event", action.kind, **{k: v for k, v in action.data.items()
                                                              if isinstance(v, (str, int, float, bool))})
             del index
+        if self.bridged:
+            return await self._stay_bridged()
+        if self.membership is not None and not self.membership.done:
+            return await self._queue_wait()
         # Actions ended without a Listen/Hangup: nothing will happen any more — end the call politely.
         await self._wait_prompts()
         self.outcome = self.outcome or "dialplan ended"
@@ -156,6 +187,7 @@ class DialplanSession:
     # ------------------------------------------------------------------ output
     async def _say(self, say: act.Say) -> None:
         self._barge_in = say.barge_in
+        self.lang = say.lang or self.lang
         self.transcript.add("bot", say.text)
         parts = say.parts or (say.text,)
         for part in parts:
@@ -337,6 +369,53 @@ class DialplanSession:
 
     def _asr_lang(self, listen: act.Listen) -> str | None:
         return None if self.detect_language else listen.lang
+
+    # ------------------------------------------------------------------ human queues
+    async def _enqueue(self, action: act.Enqueue) -> ev.Event | None:
+        await self._wait_prompts()
+        if self.queues is None:
+            self.transcript.add("system", f"enqueue {action.queue}: no queues configured")
+            return ev.TransferFailed("no agent queues are configured on this server")
+        try:
+            self.membership = await self.queues.join(action, self.transcript.entries, self.lang)
+        except Exception as exc:  # noqa: BLE001 - QueueJoinError and store failures alike go to on_failure
+            self.transcript.add("system", f"enqueue {action.queue} failed: {exc}")
+            return ev.TransferFailed(str(exc))
+        self.transcript.add("system", f"queued in {action.queue}")
+        return await self._queue_wait()
+
+    async def _queue_wait(self) -> ev.Event | None:
+        """Hold audio until the ACD reports something (position/EWT, agent answered) or the caller acts."""
+        membership = self.membership
+        assert membership is not None
+        while True:
+            if self._hung_up:
+                return None
+            if not membership.events.empty():
+                event = membership.events.get_nowait()
+                if isinstance(event, ev.AgentAnswered):
+                    self.channel.stop_playback()
+                    self.bridged = True
+                    self.outcome = "agent"
+                    self.transcript.add("system", f"connected to agent {event.agent}")
+                else:
+                    self.channel.stop_playback()  # the hold music pauses for the announcement
+                return event
+            if self._pending_keys:
+                self.channel.stop_playback()
+                key = self._pending_keys.popleft()
+                self.transcript.add("caller", key, kind="dtmf")
+                return ev.Keys(key)
+            if not self.channel.playing and self.hold_audio is not None and not membership.bridged.is_set():
+                self.channel.play(self.hold_audio, 8000)
+            self._frames.clear()  # hold audio is never fed to the recogniser; caller speech is not listened to
+            await self._wait_input(0.1)
+
+    async def _stay_bridged(self) -> None:
+        """The agent has the caller: wait for either side to hang up."""
+        while not self._hung_up:
+            await self._wait_input(1.0)
+        return None
 
     # ------------------------------------------------------------------ the outside world
     async def _webhook(self, action: act.Webhook) -> ev.Event:

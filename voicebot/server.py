@@ -5,11 +5,23 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import time
 from pathlib import Path
 
 from voicebot.channels.sip import SipChannel
+from aiohttp import web
+
+from voicebot.api.app import NodeStatus, create_app
+from voicebot.api.cli import default_tokens_path
+from voicebot.api.tokens import TokenStore
 from voicebot.config import ServerConfig, resolve_trunk_password
+from voicebot.dialplan.actions import Enqueue
+from voicebot.handoff import CallerLeg, CallQueue, HandoffManager
+from voicebot.hold import load_hold_audio
+from voicebot.queues.models import check_queues_servable, load_agents, load_queues
+from voicebot.queues.service import AcdService
+from voicebot.queues.store import MemoryStore, RedisStore, Store
 from voicebot.recording import CallRecorder
 from voicebot.rtp.ports import PortAllocator, PortsExhausted
 from voicebot.rtp.stream import RtpStream
@@ -25,6 +37,22 @@ from voicebot.sip.transport import EgressPolicy
 from voicebot.sip.ua import CallFailed, UaLimits, UserAgent
 
 log = logging.getLogger("voicebot.server")
+
+
+class CallQueuePort:
+    """The handoff manager bound to one caller, as the dialplan session sees it."""
+
+    def __init__(self, handoff: HandoffManager, leg: CallerLeg, caller_number: str) -> None:
+        self.handoff = handoff
+        self.leg = leg
+        self.caller_number = caller_number
+
+    async def join(self, action: Enqueue, transcript: list[dict], lang: str) -> CallQueue:
+        return await self.handoff.join(self.leg, action.queue, tuple(action.skills), action.priority,
+                                       dict(action.context), transcript, self.caller_number, lang)
+
+    async def leave(self, membership: CallQueue, reason: str) -> None:  # type: ignore[override]
+        await self.handoff.leave(membership, reason)
 
 
 def default_cache_dir() -> Path:
@@ -52,6 +80,12 @@ class VoicebotServer:
         self.ua.on_invite = self._on_invite
         self.ports = PortAllocator(config.rtp.port_start, config.rtp.port_end)
         self.registrations: list[Registration] = []
+        self.acd: AcdService | None = None
+        self.handoff: HandoffManager | None = None
+        self.node_status = NodeStatus(active_calls=lambda: self.ua.active_calls)
+        self.api_runner: web.AppRunner | None = None
+        self.api_port: int | None = None
+        self.hold_audio = load_hold_audio(config.queues.hold_audio)
         self._background: set[asyncio.Task] = set()
 
     @property
@@ -61,6 +95,8 @@ class VoicebotServer:
     async def start(self) -> None:
         await self.ua.start()
         log.info("listening", extra={"fields": {"host": self.config.listen.host, "port": self.ua.port}})
+        if self.config.queues.enabled:
+            await self._start_queues()
         for trunk in self.config.trunks:
             if not trunk.register_enabled:
                 continue
@@ -70,9 +106,36 @@ class VoicebotServer:
             self.registrations.append(registration)
             self._background.add(asyncio.ensure_future(registration.run()))
 
+    async def _start_queues(self) -> None:
+        qc = self.config.queues
+        agents = load_agents(qc.agents_file)
+        queues = load_queues(qc.queues_file)
+        check_queues_servable(queues, agents, qc.queues_file)
+        store: Store = MemoryStore() if qc.store == "memory" else RedisStore.from_url(qc.redis_url, qc.namespace)
+        node = qc.node_id or f"{socket.gethostname()}:{self.ua.port}"
+        self.acd = AcdService(store, agents, queues, node=node)
+        self.handoff = HandoffManager(self.ua, self.ports, self.acd, media_host=self.media_host,
+                                      dtmf_payload_type=self.config.codecs.dtmf_payload_type, egress=self.egress,
+                                      ring_timeout_s=qc.ring_timeout_s, announce_every_s=qc.announce_every_s,
+                                      callback_allowed=tuple(qc.callback_allowed))
+        self.handoff.start()
+        log.info("queues ready", extra={"fields": {"node": node, "store": qc.store, "agents": len(agents.agents),
+                                                   "queues": len(queues.queues)}})
+        api = self.config.api
+        if api.enabled:
+            tokens = TokenStore.load(api.tokens_file or default_tokens_path())
+            app = create_app(self.acd, tokens, allowed_origins=api.allowed_origins, node_status=self.node_status)
+            self.api_runner = web.AppRunner(app, access_log=None)
+            await self.api_runner.setup()
+            site = web.TCPSite(self.api_runner, api.host, api.port)
+            await site.start()
+            self.api_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+            log.info("api listening", extra={"fields": {"host": api.host, "port": self.api_port}})
+
     async def drain(self, grace_s: float) -> None:
         """Stop taking new calls, let calls in progress finish for up to ``grace_s``, then hang up the rest."""
         self.ua.accepting = False
+        self.node_status.draining = True
         deadline = time.monotonic() + grace_s
         while self.ua.active_calls and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
@@ -82,6 +145,10 @@ class VoicebotServer:
             task.cancel()
         for registration in self.registrations:
             await registration.unregister()
+        if self.handoff is not None:
+            await self.handoff.close()
+        if self.api_runner is not None:
+            await self.api_runner.cleanup()
         log.info("stopped", extra={"fields": {"calls_left": left, "rtp_ports_in_use": self.ports.in_use,
                                               "calls_total": self.ua.stats.calls_total,
                                               "parse_errors": self.ua.stats.parse_errors}})
@@ -161,10 +228,14 @@ class VoicebotServer:
         assert self.runtime is not None and self.runtime.speech is not None
         caller = call.from_uri_user or ""
         context = CallContext(caller=caller, dnis=call.to_uri_user or "", channel="sip", call_id=call.call_id)
+        queues = None
+        if self.handoff is not None:
+            queues = CallQueuePort(self.handoff, CallerLeg(call, channel.stream), caller)
         session = DialplanSession(
             channel, self.runtime.interpreters[name], context, self.runtime.speech, self.runtime.nlu.get(name),
             webhooks=self.runtime.webhook, transfer_allowed=self.config.transfer.allows,
-            on_recording=recorder.pause if recorder is not None else None)
+            on_recording=recorder.pause if recorder is not None else None, queues=queues,
+            hold_audio=self.hold_audio)
         try:
             record.outcome = await session.run()
         finally:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -127,8 +128,22 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+@dataclass
+class NodeStatus:
+    """Mutable node state shared with the SIP server: draining nodes report not-ready to load balancers."""
+
+    draining: bool = False
+    active_calls: Callable[[], int] = lambda: 0
+
+
+NODE_KEY = web.AppKey("node_status", NodeStatus)
+
+
 @public
 async def readyz(request: web.Request) -> web.Response:
+    node = request.app.get(NODE_KEY)
+    if node is not None and node.draining:
+        return web.json_response({"status": "draining", "active_calls": node.active_calls()}, status=503)
     try:
         await request.app[ACD_KEY].store.load()
     except Exception:  # store unreachable: not ready, and say nothing more to an anonymous caller
@@ -293,10 +308,12 @@ def create_app(
     login_failures: int = 5,
     login_window_s: float = 60.0,
     ws_auth_timeout_s: float = 10.0,
+    node_status: NodeStatus | None = None,
 ) -> web.Application:
     """The API application. Start `acd_service.run()` yourself (the server owns the loop task)."""
     app = web.Application(middlewares=[_auth_middleware(CorsPolicy(allowed_origins))], client_max_size=64 * 1024)
     app[ACD_KEY] = acd_service
+    app[NODE_KEY] = node_status or NodeStatus()
     app[TOKENS_KEY] = tokens
     app[LIMITER_KEY] = LoginLimiter(login_failures, login_window_s)
     app[CLOCK_KEY] = clock

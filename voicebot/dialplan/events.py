@@ -75,8 +75,15 @@ class WebhookResult:
 
 @dataclass(frozen=True)
 class QueueUpdate:
+    """Position in the queue and the estimated wait (`ewt_s` < 0: no data yet).
+
+    `announcement` is the ACD's own wording ("You are number 2 in line; the wait is about 3 to 5 minutes"),
+    spoken instead of the dialplan's default phrase when present.
+    """
+
     position: int
     ewt_s: float
+    announcement: str | None = None
 
 
 @dataclass(frozen=True)

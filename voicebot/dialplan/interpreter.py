@@ -707,7 +707,10 @@ class _Run:
         s.vars["queue_ewt_s"] = update.ewt_s
         minutes = max(1, math.ceil(update.ewt_s / 60))
         if spec.announce_wait:
-            self.say(spec.wait_say or phrase("queue_wait", s.lang), position=update.position, minutes=minutes)
+            if update.announcement and not spec.wait_say:
+                self.say(update.announcement)
+            elif update.ewt_s >= 0 or spec.wait_say:
+                self.say(spec.wait_say or phrase("queue_wait", s.lang), position=update.position, minutes=minutes)
         if (spec.offer_callback_after is not None and not s.callback_offered
                 and update.ewt_s >= spec.offer_callback_after):
             s.callback_offered = True

@@ -249,7 +249,8 @@ class UserAgent:
     # ------------------------------------------------------------------ outbound INVITE
     async def invite(self, target: str, *, from_uri: str | None = None, sdp: bytes = b"",
                      headers: list[tuple[str, str]] | None = None, credentials: Credentials | None = None,
-                     addr: Addr | None = None, on_ringing: Callable[[SipResponse], None] | None = None) -> SipCall:
+                     addr: Addr | None = None, on_ringing: Callable[[SipResponse], None] | None = None,
+                     on_created: Callable[[SipCall], None] | None = None) -> SipCall:
         """Place a call; returns a confirmed SipCall or raises CallFailed."""
         from_value = from_uri or f"<{self.contact_uri}>"
         req = SipRequest(method="INVITE", uri=target)
@@ -270,6 +271,8 @@ class UserAgent:
         call = SipCall(self, req, addr, inbound=False)
         call.local_sdp = sdp
         self._calls.add(call)
+        if on_created is not None:
+            on_created(call)  # lets the caller CANCEL a call that rings too long
 
         def provisional(resp: SipResponse) -> None:
             if resp.status in (180, 183) and call.state is CallState.CALLING:

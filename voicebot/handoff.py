@@ -1,0 +1,259 @@
+"""Handoff to human agents: ACD queue membership per call, agent dialling with context headers, media bridge.
+
+The ACD itself (voicebot.queues) is pure and shared (memory or Redis); this module is its SIP side on one node:
+it rings the agent the ACD picked (X-Voicebot-Call-Id + User-to-User carrying the context id), relays RTP between
+caller and agent through voicebot (so recording continues), and reports answers, no-answers and hang-ups back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from voicebot.dialplan import events as ev
+from voicebot.queues.acd import AcdError
+from voicebot.queues.callbacks import confirm_number
+from voicebot.queues.context import CallContextRecord, call_id_header, user_to_user
+from voicebot.queues.models import AgentConfig
+from voicebot.queues.service import AcdService, AssignmentOffered, ServiceEvent
+from voicebot.queues.state import Assignment
+from voicebot.rtp.ports import PortAllocator, PortsExhausted
+from voicebot.rtp.stream import RtpStream
+from voicebot.sip.call import CallState, SipCall
+from voicebot.sip.sdp import SdpError, apply_answer, build_offer, parse_sdp
+from voicebot.sip.transport import EgressPolicy
+from voicebot.sip.ua import CallFailed, UserAgent
+
+log = logging.getLogger("voicebot.handoff")
+
+MAX_RELAY_BACKLOG = 10  # frames; beyond this the relay drops the oldest audio (keeps latency bounded)
+
+
+class QueueJoinError(Exception):
+    """The caller could not be queued (unknown or full queue, closed, no agents configured)."""
+
+
+@dataclass
+class CallQueue:
+    """One caller's membership of the ACD on this node, seen by the call session."""
+
+    call_id: str
+    queue: str
+    context_id: str
+    caller_number: str
+    lang: str
+    events: asyncio.Queue[ev.Event] = field(default_factory=asyncio.Queue)
+    bridged: asyncio.Event = field(default_factory=asyncio.Event)
+    done: bool = False
+    agent_leg: SipCall | None = None
+    agent_id: str = ""
+
+
+@dataclass
+class CallerLeg:
+    """What the handoff needs of the caller's call."""
+
+    call: SipCall
+    stream: RtpStream
+
+
+class HandoffManager:
+    """Joins callers to the ACD and connects them to agents; one per server process."""
+
+    def __init__(self, ua: UserAgent, ports: PortAllocator, service: AcdService, *, media_host: str,
+                 dtmf_payload_type: int, egress: EgressPolicy, ring_timeout_s: float = 20.0,
+                 announce_every_s: float = 30.0, callback_allowed: tuple[str, ...] = ("*",)) -> None:
+        self.ua = ua
+        self.ports = ports
+        self.service = service
+        self.media_host = media_host
+        self.dtmf_payload_type = dtmf_payload_type
+        self.egress = egress
+        self.ring_timeout_s = ring_timeout_s
+        self.announce_every_s = announce_every_s
+        self.callback_allowed = callback_allowed
+        self._waiting: dict[str, tuple[CallQueue, CallerLeg]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._unsubscribe = service.subscribe(self._on_event)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self._spawn(self.service.run())
+
+    async def close(self) -> None:
+        self._unsubscribe()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ------------------------------------------------------------------ callers
+    async def join(self, leg: CallerLeg, queue: str, skills: tuple[str, ...], priority: int,
+                   context: dict[str, Any], transcript: list[dict[str, Any]], caller_number: str,
+                   lang: str) -> CallQueue:
+        """Queue the caller with their context; raises QueueJoinError with a reason the dialplan can route on."""
+        call_id = leg.call.call_id
+        record = CallContextRecord.new(call_id, caller_number, lang, time.time())
+        for entry in transcript:
+            if entry.get("who") in ("caller", "bot") and entry.get("text"):
+                record.add_turn(entry["who"], str(entry["text"]), entry.get("t", 0.0))
+        slots = context.get("slots") or {}
+        record.set_slots({k: v for k, v in slots.items() if v != "***"},
+                         sensitive=[k for k, v in slots.items() if v == "***"])
+        if context.get("intent"):
+            record.intents.append(str(context["intent"]))
+        record.verified = context.get("verified")
+        record.profile = {k: v for k, v in context.items() if k not in ("slots", "intent")}
+        record.entered_queue(queue, time.time())
+        waiter = CallQueue(call_id, queue, record.context_id, caller_number, lang)
+        self._waiting[call_id] = (waiter, leg)  # before enqueue: an agent may be assigned at once
+        try:
+            await self.service.put_context(record)
+            position = await self.service.enqueue(call_id, queue, skills, priority, record.context_id)
+        except (AcdError, ValueError) as exc:
+            self._waiting.pop(call_id, None)
+            raise QueueJoinError(str(exc) or type(exc).__name__) from None
+        log.info("caller queued", extra={"fields": {"call_id": call_id, "queue": queue, "position": position.position,
+                                                    "context_id": record.context_id}})
+        await self._announce(waiter)
+        self._spawn(self._announcer(waiter))
+        return waiter
+
+    async def leave(self, waiter: CallQueue, reason: str) -> None:
+        """The caller left the queue (hung up, or chose a callback); cancels a ringing agent."""
+        if waiter.done:
+            return
+        waiter.done = True
+        self._waiting.pop(waiter.call_id, None)
+        if reason == "callback":
+            try:
+                number = confirm_number(waiter.caller_number, None, self.callback_allowed)
+                await self.service.request_callback(waiter.call_id, number)
+                log.info("callback requested", extra={"fields": {"call_id": waiter.call_id}})
+                return
+            except (AcdError, ValueError) as exc:
+                log.warning("callback refused: %s", exc, extra={"fields": {"call_id": waiter.call_id}})
+        released = await self.service.abandon(waiter.call_id)
+        if getattr(released, "was", "") == "offered" and waiter.agent_leg is not None:
+            await waiter.agent_leg.hangup("caller left")
+
+    async def _announce(self, waiter: CallQueue) -> None:
+        result = await self.service.announcement(waiter.call_id, waiter.lang)
+        if result is None:
+            return
+        position, ewt, sentence = result
+        await waiter.events.put(ev.QueueUpdate(position.position, ewt.mid_s if ewt is not None else -1.0,
+                                               announcement=sentence))
+
+    async def _announcer(self, waiter: CallQueue) -> None:
+        while not waiter.done and not waiter.bridged.is_set():
+            await asyncio.sleep(self.announce_every_s)
+            if not waiter.done and not waiter.bridged.is_set():
+                await self._announce(waiter)
+
+    # ------------------------------------------------------------------ agents
+    async def _on_event(self, event: ServiceEvent) -> None:
+        if isinstance(event, AssignmentOffered) and event.assignment.node == self.service.node:
+            entry = self._waiting.get(event.assignment.call_id)
+            if event.assignment.kind == "call" and entry is not None:
+                self._spawn(self._ring_agent(entry[0], entry[1], event.assignment, event.agent))
+
+    async def _ring_agent(self, waiter: CallQueue, caller: CallerLeg, assignment: Assignment,
+                          agent: AgentConfig) -> None:
+        if not agent.sip_uri:
+            await self.service.agent_no_answer(assignment.id)
+            return
+        try:
+            stream = await RtpStream.open(self.media_host, self.ports, caller.stream.codec.name,
+                                          caller.stream.payload_type, self.dtmf_payload_type)
+        except (PortsExhausted, OSError):
+            await self.service.agent_no_answer(assignment.id)
+            return
+        offer = build_offer(self.media_host, stream.local_port, [caller.stream.codec.name], self.dtmf_payload_type)
+        headers = [("X-Voicebot-Call-Id", call_id_header(waiter.call_id)),
+                   ("User-to-User", user_to_user(waiter.context_id)),
+                   ("X-Voicebot-Queue", waiter.queue)]
+        ringing: list[SipCall] = []
+        log.info("ringing agent", extra={"fields": {"call_id": waiter.call_id, "agent": agent.id,
+                                                    "uri": agent.sip_uri}})
+        try:
+            leg = await asyncio.wait_for(
+                self.ua.invite(agent.sip_uri, sdp=offer.encode(), headers=headers, on_created=ringing.append),
+                self.ring_timeout_s)
+        except (CallFailed, asyncio.TimeoutError) as exc:
+            if ringing and ringing[0].state is not CallState.ENDED:
+                await ringing[0].hangup("no answer")
+            await stream.close()
+            reason = f"{exc.status} {exc.reason}" if isinstance(exc, CallFailed) else "no answer"
+            log.info("agent did not answer", extra={"fields": {"call_id": waiter.call_id, "agent": agent.id,
+                                                               "reason": reason}})
+            if not waiter.done:
+                await self.service.agent_no_answer(assignment.id)
+            return
+        if waiter.done or caller.call.state is CallState.ENDED:
+            await leg.hangup("caller gone")
+            await stream.close()
+            await self.service.call_ended(waiter.call_id)
+            return
+        try:
+            negotiated = apply_answer(offer, parse_sdp(leg.remote_sdp))
+        except SdpError:
+            await leg.hangup("bad SDP")
+            await stream.close()
+            await self.service.agent_no_answer(assignment.id)
+            return
+        if self.egress.allows(negotiated.remote_host):
+            stream.set_remote(negotiated.remote_host, negotiated.remote_port)
+        waiter.agent_leg, waiter.agent_id = leg, agent.id
+        self._waiting.pop(waiter.call_id, None)
+        await self.service.agent_answered(assignment.id)
+        bridge = MediaBridge(caller.stream, stream)
+        waiter.bridged.set()
+        await waiter.events.put(ev.AgentAnswered(agent.id))
+        log.info("agent connected", extra={"fields": {"call_id": waiter.call_id, "agent": agent.id}})
+        try:
+            ended = {asyncio.ensure_future(caller.call.ended.wait()), asyncio.ensure_future(leg.ended.wait())}
+            await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
+            for task in ended:
+                task.cancel()
+        finally:
+            bridge.close()
+            waiter.done = True
+            await leg.hangup("caller hung up")
+            await caller.call.hangup("agent hung up")
+            await stream.close()
+            await self.service.call_ended(waiter.call_id)
+            log.info("agent call ended", extra={"fields": {"call_id": waiter.call_id, "agent": agent.id}})
+
+
+class MediaBridge:
+    """Relays audio between two RTP streams, frame by frame on the media ticker (recording keeps running)."""
+
+    def __init__(self, a: RtpStream, b: RtpStream) -> None:
+        self.a, self.b = a, b
+        a.stop_playback()
+        a.on_audio(self._relay_to(b))
+        b.on_audio(self._relay_to(a))
+
+    @staticmethod
+    def _relay_to(target: RtpStream):  # type: ignore[no-untyped-def]
+        def relay(frame: np.ndarray) -> None:
+            if len(target._playback) > MAX_RELAY_BACKLOG:  # noqa: SLF001 - bounded latency beats completeness
+                target.stop_playback()
+            target.play(np.asarray(frame, dtype=np.int16))
+        return relay
+
+    def close(self) -> None:
+        self.a.on_audio(None)
+        self.b.on_audio(None)
