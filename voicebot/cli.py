@@ -64,10 +64,14 @@ async def _serve_async(config, args: argparse.Namespace) -> int:  # type: ignore
     await server.start()
     print(f"voicebot: listening on udp {config.listen.host}:{server.ua.port} — dial sip:demo@"
           f"{config.listen.host}:{server.ua.port}", file=sys.stderr, flush=True)
+    watcher = asyncio.ensure_future(runtime.watch()) if runtime.dialplans else None
+    loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, runtime.reload_changed))
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    if watcher is not None:
+        watcher.cancel()
     print(f"voicebot: stopping; calls in progress have {config.shutdown_grace_s:g} s to finish", file=sys.stderr,
           flush=True)
     await server.drain(config.shutdown_grace_s)
@@ -90,8 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     from voicebot.nlu.cli import register as register_nlu_commands
     from voicebot.softphone import add_call_arguments, run_call
 
+    from voicebot.api.cli import register as register_token_commands
+    from voicebot.compliance.retention import register as register_retention_command
+
     register_dialplan_commands(sub)
     register_nlu_commands(sub)
+    register_token_commands(sub)
+    register_retention_command(sub)
 
     call = sub.add_parser("call", help="place a test call with the pjsua2 softphone")
     add_call_arguments(call)

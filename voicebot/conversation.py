@@ -17,6 +17,7 @@ from typing import Any, Awaitable, Callable, Protocol
 import numpy as np
 
 from voicebot.channels.base import Channel, Dtmf, HungUp
+from voicebot.compliance.redact import redact, redact_obj
 from voicebot.dialplan import actions as act
 from voicebot.dialplan import events as ev
 from voicebot.dialplan.interpreter import Interpreter
@@ -59,7 +60,8 @@ class Transcript:
     entries: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, who: str, text: str, **extra: Any) -> None:
-        self.entries.append({"t": round(time.time(), 3), "who": who, "text": text, **extra})
+        """Record one line; card numbers, IDs, phone numbers and e-mails are masked before it is kept."""
+        self.entries.append({"t": round(time.time(), 3), "who": who, "text": redact(text), **redact_obj(extra)})
 
 
 WebhookRunner = Callable[[act.Webhook], Awaitable[ev.WebhookResult]]

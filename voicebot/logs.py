@@ -23,6 +23,8 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # already formatted (and redacted) by the RedactingLogFilter
+            entry["exc"] = record.exc_text
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
@@ -43,3 +45,6 @@ def setup_logging(level: str = "INFO", json_lines: bool = True) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    from voicebot.compliance.redact import install_log_redaction
+
+    install_log_redaction()  # card numbers, IDs, phones, e-mails never reach a log line

@@ -77,20 +77,72 @@ class Runtime:
         self.speech: SpeechServices | None = None
         self.http: httpx.AsyncClient | None = None
         self.endpoints: dict[str, str] = dict(config.webhooks)
+        self._mtimes: dict[str, tuple[float, ...]] = {}
         self.demo_backend: DemoBackend | None = None
 
     def load(self) -> None:
         """Load every routed dialplan (raises the loader's ConfigErrors naming file:line)."""
-        directory = Path(self.config.dialplans_dir)
         for name in sorted(routed_dialplans(self.config) - {KEYPAD_DEMO}):
-            path = directory / f"{name}.yaml"
+            path = self._path(name)
             if not path.exists():
                 raise FileNotFoundError(f"dialplan {name!r} is routed in the config but {path} does not exist")
-            plan = load_dialplan(path)
-            self.dialplans[name] = plan
-            self.interpreters[name] = Interpreter(plan)
-            if plan.nlu:
-                self.nlu[name] = load_nlu(Path(self.config.nlu_dir) / plan.nlu)
+            self._install(name, load_dialplan(path))
+            self._mtimes[name] = self._stamp(name)
+
+    def _path(self, name: str) -> Path:
+        return Path(self.config.dialplans_dir) / f"{name}.yaml"
+
+    def _stamp(self, name: str) -> tuple[float, ...]:
+        """Modification times of a dialplan and its NLU data: a change to any of them reloads it."""
+        stamps = [self._path(name).stat().st_mtime if self._path(name).exists() else 0.0]
+        plan = self.dialplans.get(name)
+        if plan is not None and plan.nlu:
+            for nlu_file in sorted((Path(self.config.nlu_dir) / plan.nlu).glob("*/nlu.yml")):
+                stamps.append(nlu_file.stat().st_mtime)
+        return tuple(stamps)
+
+    def _install(self, name: str, plan: Dialplan) -> None:
+        """Swap in a new version atomically for new calls; calls in progress keep the interpreter they started with."""
+        nlu = load_nlu(Path(self.config.nlu_dir) / plan.nlu) if plan.nlu else None
+        self.dialplans[name] = plan
+        self.interpreters[name] = Interpreter(plan)
+        if nlu is not None:
+            self.nlu[name] = nlu
+        else:
+            self.nlu.pop(name, None)
+
+    def reload_changed(self) -> list[str]:
+        """Reload dialplans whose files changed; a broken one is refused (logged with file:line) and the old one
+        keeps serving. Returns the names reloaded."""
+        reloaded = []
+        for name in list(self.dialplans):
+            stamp = self._stamp(name)
+            if stamp == self._mtimes.get(name):
+                continue
+            self._mtimes[name] = stamp
+            try:
+                plan = load_dialplan(self._path(name))
+                if plan.nlu:
+                    languages = {lang.split("-")[0] for lang in plan.languages}
+                    _warm_nlu(load_nlu(Path(self.config.nlu_dir) / plan.nlu), languages)  # refuse broken NLU data
+            except Exception as exc:  # noqa: BLE001 - any error: keep the old version serving
+                log.error("dialplan reload refused; the previous version keeps serving",
+                          extra={"fields": {"dialplan": name, "error": str(exc)}})
+                continue
+            self._install(name, plan)
+            reloaded.append(name)
+            log.info("dialplan reloaded", extra={"fields": {"dialplan": name, "nodes": len(plan.nodes)}})
+        return reloaded
+
+    async def watch(self, interval_s: float = 2.0) -> None:
+        """Poll for changed dialplans (hot reload); NLU retraining runs off the event loop."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await loop.run_in_executor(None, self.reload_changed)
+            except Exception:  # noqa: BLE001
+                log.exception("dialplan watcher failed")
 
     async def start(self, progress: bool = True) -> None:
         if not self.dialplans:

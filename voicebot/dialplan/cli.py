@@ -27,6 +27,9 @@ def register(subparsers: Any) -> None:
     validate.add_argument("paths", nargs="*", type=Path, help=f"files or directories (default {DEFAULT_DIALPLANS})")
     validate.add_argument("--nlu-dir", type=Path, default=DEFAULT_NLU, help="NLU domains directory")
     validate.add_argument("--no-nlu", action="store_true", help="skip the check that intents are trained")
+    from voicebot.compliance.lint import register_lint
+
+    register_lint(validate)
     validate.set_defaults(func=_validate)
 
     simulate = subparsers.add_parser("simulate", help="talk to a dialplan in text (stdin); #123 sends DTMF")
@@ -109,6 +112,9 @@ def _validate(args: argparse.Namespace) -> int:
     paths = args.paths or [DEFAULT_DIALPLANS]
     intents = None if args.no_nlu else _nlu_intents(args.nlu_dir)
     report = validate_all(list(paths), None if args.no_nlu else args.nlu_dir, intents)
+    from voicebot.compliance.lint import run_lint
+
+    report.errors += run_lint(args, report.plans)
     for warning in report.warnings:
         print(f"warning: {warning}")
     for error in report.errors:
@@ -117,7 +123,7 @@ def _validate(args: argparse.Namespace) -> int:
         if not any(e.path == path for e in report.errors):
             print(f"ok: {path} ({plan.dialplan}, {len(plan.nodes)} nodes)")
     print(f"{len(report.plans)} dialplan(s), {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
-    return 0 if report.ok else 1
+    return 0 if not report.errors else 1
 
 
 def _simulate(args: argparse.Namespace) -> int:
