@@ -48,6 +48,7 @@ SHORT_SCRIPT = ["en_balance", "en_account_digits", "en_yes"]
 LEAD_S = 2.0  # the caller starts while the greeting plays (barge-in)
 GAP_S = 3.5  # from the end of one caller utterance to the start of the next
 TURN_GOAL_MS = 1500.0
+VERBOSE = False
 END_SILENCE_MS = {"greet": 700, "default": 800}  # demo.yaml: greet sets 700, asks use the 800 ms default
 
 
@@ -133,6 +134,12 @@ def run_round(server: ServerProcess, names: list[str], parallel: int, workdir: P
             raise RuntimeError(f"softphone call failed: {out[-500:]} {err[-1500:]}")
     records = wait_records(server, before + parallel)[before:before + parallel]
     turns = [t for r in records for t in measure(Path(r["recording"]["path"]))]
+    if VERBOSE:
+        for record in records:
+            print("  latencies:", [t.latency_ms for t in measure(Path(record["recording"]["path"]))])
+            for entry in record["transcript"]:
+                if entry["who"] in ("bot", "caller"):
+                    print(f"    {entry['who']}: {entry['text']!r} {entry.get('kind') or entry.get('intent') or ''}")
     return turns, records
 
 
@@ -175,7 +182,10 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=5, help="sequential calls of 7 turns each for p50/p95")
     parser.add_argument("--concurrency", default="2,4,8", help="simultaneous callers to try, comma-separated")
     parser.add_argument("--workers", type=int, default=0, help="speech worker processes (0: one per core)")
+    parser.add_argument("--verbose", action="store_true", help="print each call's transcript and turn latencies")
     args = parser.parse_args()
+    global VERBOSE
+    VERBOSE = args.verbose
     cores = os.cpu_count() or 1
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="turn-latency-") as tmp:

@@ -25,7 +25,10 @@ from voicebot.queues.store import MemoryStore, RedisStore, Store
 from voicebot.recording import CallRecorder
 from voicebot.rtp.ports import PortAllocator, PortsExhausted
 from voicebot.rtp.stream import RtpStream
+from voicebot.channels.webrtc import WebRtcChannel
 from voicebot.conversation import DialplanSession
+from voicebot.web.captions import caption_session
+from voicebot.web.routes import add_webrtc_routes
 from voicebot.dialplan.events import CallContext
 from voicebot.runtime import KEYPAD_DEMO, Runtime
 from voicebot.session import CallRecord, DemoDtmfSession, DemoPrompts, PromptSource
@@ -125,6 +128,7 @@ class VoicebotServer:
         if api.enabled:
             tokens = TokenStore.load(api.tokens_file or default_tokens_path())
             app = create_app(self.acd, tokens, allowed_origins=api.allowed_origins, node_status=self.node_status)
+            add_webrtc_routes(app, self._on_browser_call)
             self.api_runner = web.AppRunner(app, access_log=None)
             await self.api_runner.setup()
             site = web.TCPSite(self.api_runner, api.host, api.port)
@@ -241,6 +245,23 @@ class VoicebotServer:
         finally:
             record.transcript = session.transcript.entries
             record.turns = [t.__dict__ for t in session.turns]
+
+    async def _on_browser_call(self, channel: WebRtcChannel) -> None:
+        """A caller on the "call us" web page: the default dialplan, same session as a phone call."""
+        name = self.config.routing.default_dialplan
+        record = CallRecord(call_id=channel.call_id, from_="browser", to=name, dialplan=name)
+        if self.runtime is None or name not in self.runtime.interpreters or self.runtime.speech is None:
+            await DemoDtmfSession(channel, self._demo_prompts(), self.prompts, record).run()
+        else:
+            context = CallContext(caller="", dnis=name, channel="webrtc", call_id=channel.call_id)
+            session = DialplanSession(channel, self.runtime.interpreters[name], context, self.runtime.speech,
+                                      self.runtime.nlu.get(name), webhooks=self.runtime.webhook,
+                                      transfer_allowed=lambda _target: False, hold_audio=self.hold_audio)
+            caption_session(session, channel.caption)
+            record.outcome = await session.run()
+            record.transcript = session.transcript.entries
+        log.info("browser call ended", extra={"fields": {"call_id": channel.call_id, "outcome": record.outcome,
+                                                         "transcript": record.transcript}})
 
     def _apply_remote(self, stream: RtpStream, host: str, port: int, on_hold: bool) -> None:
         stream.set_hold(on_hold)

@@ -1,5 +1,1 @@
-"""The browser side of voicebot: the "call us" page and its WebRTC signalling."""
-
-from voicebot.web.routes import add_webrtc_routes
-
-__all__ = ["add_webrtc_routes"]
+"""The browser side of voicebot: the "call us" page and its WebRTC signalling (see voicebot.web.routes)."""
