@@ -92,13 +92,17 @@ class Turn:
     bot_was_playing: bool
 
 
-def measure(recording: Path) -> list[Turn]:
+def measure(recording: Path, pauses: list[dict] | None = None) -> list[Turn]:
+    """Turns of one call; turns ending inside a recording pause (sensitive input: silence) are left out."""
+    paused_from = min((p["from_s"] for p in pauses or []), default=None)
     stereo, rate = soundfile.read(str(recording), dtype="int16")
     assert rate == RATE, rate
     caller, bot = frame_rms(stereo[:, 0]) > VOICED_RMS, frame_rms(stereo[:, 1]) > VOICED_RMS
     spans = utterances(caller)
     turns = []
     for index, (_, last) in enumerate(spans):
+        if paused_from is not None and (last + 1) * 0.02 >= paused_from - 2.0:
+            break  # the reply falls into the paused part (e.g. the PIN prompt): not measurable
         limit = spans[index + 1][0] if index + 1 < len(spans) else len(bot)
         replies = np.flatnonzero(bot[last + 1:limit])
         latency = (int(replies[0])) * 20.0 if len(replies) else None
@@ -133,10 +137,11 @@ def run_round(server: ServerProcess, names: list[str], parallel: int, workdir: P
         if not out.strip() or json.loads(out.strip().splitlines()[-1]).get("result") != "answered":
             raise RuntimeError(f"softphone call failed: {out[-500:]} {err[-1500:]}")
     records = wait_records(server, before + parallel)[before:before + parallel]
-    turns = [t for r in records for t in measure(Path(r["recording"]["path"]))]
+    turns = [t for r in records for t in measure(Path(r["recording"]["path"]), r["recording"].get("pauses"))]
     if VERBOSE:
         for record in records:
-            print("  latencies:", [t.latency_ms for t in measure(Path(record["recording"]["path"]))])
+            print("  latencies:", [t.latency_ms for t in measure(Path(record["recording"]["path"]),
+                                                  record["recording"].get("pauses"))])
             for entry in record["transcript"]:
                 if entry["who"] in ("bot", "caller"):
                     print(f"    {entry['who']}: {entry['text']!r} {entry.get('kind') or entry.get('intent') or ''}")
