@@ -67,6 +67,7 @@ listen: {{host: 127.0.0.1, port: 0}}
 rtp: {{port_start: {RTP_PORT_START}, port_end: {RTP_PORT_END}}}
 network: {{egress_allow: [127.0.0.0/8]}}
 recording: {{enabled: false}}
+api: {{port: 0}}
 limits: {{max_calls: {max_calls}, max_calls_per_source: {max_calls}, invite_rate_per_source_per_s: 10000}}
 prompts: {{digit_timeout_s: {digit_timeout_s}}}
 routing: {{default_dialplan: {dialplan}, dids: {{"1000": {dialplan}}}}}

@@ -61,7 +61,12 @@ async def _serve_async(config, args: argparse.Namespace) -> int:  # type: ignore
         return 2
     await runtime.start()
     server = VoicebotServer(config, cache, runtime=runtime)
-    await server.start()
+    try:
+        await server.start()
+    except OSError as exc:
+        print(f"voicebot: cannot listen: {exc} — change listen.port / api.port in the config", file=sys.stderr)
+        await runtime.close()
+        return 2
     print(f"voicebot: listening on udp {config.listen.host}:{server.ua.port} — dial sip:demo@"
           f"{config.listen.host}:{server.ua.port}", file=sys.stderr, flush=True)
     watcher = asyncio.ensure_future(runtime.watch()) if runtime.dialplans else None

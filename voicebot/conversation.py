@@ -24,7 +24,7 @@ from voicebot.dialplan.interpreter import Interpreter
 from voicebot.nlu.base import NluEngine, NluError
 from voicebot.speech.endpointer import (HangoverCancelled, HangoverStarted, ListenSettings, MaxUtterance,
                                         SpeechEnded, SpeechStarted)
-from voicebot.speech.services import Utterance
+from voicebot.speech.services import Utterance, split_sentences
 from voicebot.speech.vad import FrameVad, SpeechDetector
 from voicebot.speech.workers import EngineCrashed
 
@@ -200,15 +200,17 @@ class DialplanSession:
                 continue
             if not part.strip():
                 continue
-            try:
-                pcm = await self.speech.synthesize(part, say.lang, self.play_rate)
-            except EngineCrashed as exc:
-                self.engine_failures += 1
-                log.error("TTS failed: %s", exc, extra={"fields": {"call_id": self.channel.call_id}})
-                continue
-            if self._pending_keys and say.barge_in != "none":
-                return  # the caller already keyed ahead: don't start talking over them
-            self.channel.play(pcm, self.play_rate)
+            # Sentence by sentence: the first plays while the next is synthesized.
+            for sentence in split_sentences(part) or [part]:
+                try:
+                    pcm = await self.speech.synthesize(sentence, say.lang, self.play_rate)
+                except EngineCrashed as exc:
+                    self.engine_failures += 1
+                    log.error("TTS failed: %s", exc, extra={"fields": {"call_id": self.channel.call_id}})
+                    continue
+                if self._hung_up or (self._pending_keys and say.barge_in != "none"):
+                    return  # the caller already keyed ahead (or left): don't start talking over them
+                self.channel.play(pcm, self.play_rate)
 
     async def _wait_prompts(self) -> None:
         waiter = asyncio.ensure_future(self.channel.wait_playback())

@@ -22,7 +22,7 @@ from voicebot.dialplan.schema import Dialplan
 from voicebot.dialplan.webhooks import perform
 from voicebot.nlu.base import NluEngine, load_nlu
 from voicebot.speech.prompts import PromptCache
-from voicebot.speech.services import SpeechServices, voice_for
+from voicebot.speech.services import SpeechServices, split_sentences, voice_for
 from voicebot.speech.workers import SpeechWorkerPool
 
 log = logging.getLogger("voicebot.runtime")
@@ -58,7 +58,8 @@ def static_prompts(plan: Dialplan) -> dict[str, set[str]]:
                 return
             for part in parts:
                 if isinstance(part, str) and part.strip():
-                    found.setdefault(voice_for(lang), set()).add(part.strip())
+                    # The session speaks sentence by sentence, so that is the unit that gets cached.
+                    found.setdefault(voice_for(lang), set()).update(split_sentences(part.strip()) or [part.strip()])
 
     visit(plan.model_dump(by_alias=True), None, default_lang)
     return found

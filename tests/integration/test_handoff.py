@@ -58,7 +58,7 @@ def test_caller_reaches_agent_with_context_and_both_hear_each_other(tmp_path: Pa
     server = start_server(tmp_path, f"""speech: {{workers: 2, asr_model: base}}
 codecs: {{preference: [PCMA, PCMU]}}
 queues: {{agents_file: {tmp_path / 'agents.yaml'}, queues_file: {tmp_path / 'queues.yaml'}, ring_timeout_s: 10}}
-api: {{port: 0, tokens_file: {tmp_path / 'tokens.json'}}}""", dialplan="demo")
+""", dialplan="demo")
     (tmp_path / "pcap").symlink_to("/usr/share/sip-tester")
     agent = subprocess.Popen(["sipp", "-sf", str(SCENARIOS / "agent_answers.xml"), "-i", "127.0.0.1", "-p",
                               str(agent_port), "-mi", "127.0.0.1", "-mp", str(free_udp_port()), "-rtp_echo", "-m",

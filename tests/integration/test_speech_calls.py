@@ -119,7 +119,7 @@ def test_mandarin_caller_is_answered_in_mandarin(speech_server: ServerProcess, t
 
 def test_barge_in_stops_the_prompt_quickly(speech_server: ServerProcess, tmp_path: Path) -> None:
     before = len(speech_server.records("call ended"))
-    lead = 2.0  # the greeting is playing by then
+    lead = 3.5  # the greeting (two prompts, ~9 s) is playing by then
     call(speech_server, tmp_path, "--play", str(caller_wav(tmp_path, "en_agent", lead_s=lead)), "--duration", "8")
     record = ended_record(speech_server, before)
     stereo, rate = soundfile.read(record["recording"]["path"], dtype="int16")

@@ -17,10 +17,24 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_demo_configs_load_and_every_queue_is_servable():
     agents = load_agents(ROOT / "sip_config/agents.yaml")
     queues = load_queues(ROOT / "sip_config/queues.yaml")
-    assert [a.id for a in agents.agents] == ["a1", "a2", "a3"]
+    ids = [a.id for a in agents.agents]
+    assert len(ids) == len(set(ids)) >= 3
     assert all(a.sip_uri and "@127.0.0.1:" in a.sip_uri for a in agents.agents)
-    assert len(queues.queues) == 2 and queues.by_name()["cards"].overflow.queue == "general"
+    assert queues.by_name()["cards"].overflow.queue == "general"
     check_queues_servable(queues, agents, ROOT / "sip_config/queues.yaml")
+
+
+def test_every_queue_a_shipped_dialplan_uses_is_configured():
+    """A dialplan's enqueue must land in a configured queue, or callers asking for a human get 'no agents'."""
+    import re
+
+    queues = load_queues(ROOT / "sip_config/queues.yaml").by_name()
+    used = set()
+    for plan in (ROOT / "dialplans").glob("*.yaml"):
+        if plan.name.endswith(".tests.yaml"):
+            continue
+        used |= set(re.findall(r"^\s+queue:\s*([A-Za-z0-9_-]+)\s*$", plan.read_text(), re.M))
+    assert used and used <= set(queues), f"not configured: {sorted(used - set(queues))}"
 
 
 def _errors(tmp_path, loader, text) -> list[str]:

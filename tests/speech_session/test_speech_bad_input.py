@@ -113,7 +113,8 @@ async def converse(channel: WavChannel, plan: Dialplan, speech: Any, nlu: NluEng
     session = DialplanSession(channel, Interpreter(plan),
                               CallContext(caller="5550100", channel="wav", call_id=channel.call_id), speech, nlu)
     run = asyncio.ensure_future(session.run())
-    while until is not None and not run.done():
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while until is not None and not run.done() and asyncio.get_running_loop().time() < deadline:
         if until(session):
             channel.caller_hangup()
             break

@@ -28,6 +28,35 @@ FRAME = RATE * FRAME_MS // 1000
 DTMF_DIGITS = re.compile(r"^[0-9*#A-D]$")
 
 
+class EventInbox:
+    """Channel events for ``next_event``: an event leaves the inbox only with a call that returns it (a call
+    cancelled at any moment takes nothing), and after a HungUp every call returns that HungUp again."""
+
+    def __init__(self) -> None:
+        self._events: deque[ChannelEvent] = deque()
+        self._ready = asyncio.Event()
+
+    def put(self, event: ChannelEvent) -> None:
+        self._events.append(event)
+        self._ready.set()
+
+    async def next(self, timeout: float | None) -> ChannelEvent | None:
+        if not self._events:
+            self._ready.clear()
+            try:
+                # asyncio.timeout, not wait_for: wait_for (3.11) may swallow a cancel once the wait is done.
+                async with asyncio.timeout(timeout):
+                    await self._ready.wait()
+            except TimeoutError:
+                return None
+        if not self._events:
+            return None
+        event = self._events[0]
+        if not isinstance(event, HungUp):
+            self._events.popleft()
+        return event
+
+
 @dataclass(frozen=True)
 class TimelineEvent:
     """Something that happened at ``at_s`` seconds of the caller timeline."""
@@ -91,8 +120,7 @@ class WavChannel:
         self._dtmf = deque(sorted(dtmf))
         self._bot_out = np.zeros(self._total_ticks * FRAME, dtype=np.int16)
         self._queue: deque[np.ndarray] = deque()
-        self._pending_events: deque[ChannelEvent] = deque()
-        self._event_ready = asyncio.Event()
+        self._inbox = EventInbox()
         self._playback_done = asyncio.Event()
         self._playback_done.set()
         self._audio_cb: Callable[[np.ndarray], None] | None = None
@@ -141,7 +169,7 @@ class WavChannel:
                 self._step()
             if self.ended is None:
                 self._end("caller hangup")
-                self._put_event(HungUp("caller hung up"))
+                self._inbox.put(HungUp("caller hung up"))
         finally:
             self._write_recording()
 
@@ -150,7 +178,7 @@ class WavChannel:
         while self._dtmf and self._dtmf[0][0] <= now:
             _, digit = self._dtmf.popleft()
             self._note("dtmf", digit)
-            self._put_event(Dtmf(digit, "wav"))
+            self._inbox.put(Dtmf(digit, "wav"))
         offset = self._tick * FRAME
         if self._audio_cb is not None:
             frame = self.caller[offset:offset + FRAME]
@@ -222,24 +250,7 @@ class WavChannel:
         await self._playback_done.wait()
 
     async def next_event(self, timeout: float | None) -> ChannelEvent | None:
-        """Cancellation-safe: an event is taken only by a call that returns it. After the hang-up, every call
-        returns the HungUp again (the call stays over)."""
-        if not self._pending_events:
-            self._event_ready.clear()
-            try:
-                await asyncio.wait_for(self._event_ready.wait(), timeout)
-            except asyncio.TimeoutError:
-                return None
-        if not self._pending_events:
-            return None
-        event = self._pending_events[0]
-        if not isinstance(event, HungUp):
-            self._pending_events.popleft()
-        return event
-
-    def _put_event(self, event: ChannelEvent) -> None:
-        self._pending_events.append(event)
-        self._event_ready.set()
+        return await self._inbox.next(timeout)
 
     def on_audio(self, callback: Callable[[np.ndarray], None] | None) -> None:
         self._audio_cb = callback
@@ -249,7 +260,7 @@ class WavChannel:
     async def hangup(self) -> None:
         if self.ended is None:
             self._end("bot hangup")
-            self._put_event(HungUp("bot hangup"))
+            self._inbox.put(HungUp("bot hangup"))
             if self._clock is None:
                 self._write_recording()
         await self.wait_closed()
@@ -258,7 +269,7 @@ class WavChannel:
         """The caller hangs up now (before the end of the input)."""
         if self.ended is None:
             self._end("caller hangup")
-            self._put_event(HungUp("caller hung up"))
+            self._inbox.put(HungUp("caller hung up"))
 
     async def transfer(self, target: str) -> bool:
         self._note("transfer", target)

@@ -1,6 +1,9 @@
 """Embedded intent classifier: TF-IDF word + character n-grams, logistic regression, calibrated confidence.
 
 English uses word 1-2-grams and char_wb 2-5-grams; Chinese uses jieba words plus character 1-3-grams.
+When a sentence-embedding package is installed (see embeddings.py) its vectors are appended to the TF-IDF
+features (`ClassifierConfig.embedding`, default "auto": the best installed encoder for the language, else
+TF-IDF alone): Banking77 91.6 -> 93.3 %, our pooled zh intents 66 -> 76 % (bench/nlu_banking77.py, nlu_zh.py).
 Confidence is the softmax of the decision scores divided by a temperature fitted on out-of-fold scores
 (minimum log-loss), so 0.8 means "right about 80 % of the time" on data like the training set. Below
 `threshold` the prediction is out of scope (intent None); so is the reserved intent `out_of_scope`.
@@ -18,25 +21,32 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse
 import sklearn
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
+from voicebot.nlu.embeddings import ENCODERS, available_encoder, encoder, encoder_version
+
 __all__ = [
+    "AUTO",
     "OUT_OF_SCOPE",
     "ClassifierConfig",
     "IntentClassifier",
     "Prediction",
+    "SentenceEmbeddings",
     "TrainingError",
     "model_key",
     "train",
 ]
 
 OUT_OF_SCOPE = "out_of_scope"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
+AUTO = "auto"
 
 
 class TrainingError(ValueError):
@@ -50,6 +60,21 @@ class ClassifierConfig:
     regularisation_c: float = 10.0
     calibration_folds: int = 3
     estimator: str = "logreg"  # or "linear_svm": ~0.3 pt less accurate on Banking77, ~30x faster to train
+    # Sentence encoder whose vectors join the TF-IDF features: "auto" (best installed for `lang`, resolved
+    # when the config is made, so a model's cache key names the encoder), a name from embeddings.ENCODERS,
+    # or None for TF-IDF alone.
+    embedding: str | None = AUTO
+    embedding_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.embedding == AUTO:
+            object.__setattr__(self, "embedding", available_encoder(self.lang))
+        elif self.embedding is not None and self.embedding not in ENCODERS:
+            raise TrainingError(
+                f"unknown embedding {self.embedding!r}; use 'auto', None or one of {', '.join(sorted(ENCODERS))}"
+            )
+        if self.embedding_weight <= 0:
+            raise TrainingError(f"embedding_weight must be positive, got {self.embedding_weight}")
 
 
 @dataclass(frozen=True)
@@ -72,19 +97,43 @@ def jieba_words(text: str) -> list[str]:
     return [word for word in jieba.lcut(normalise(text)) if word.strip()]
 
 
-def _features(lang: str) -> FeatureUnion:
+class SentenceEmbeddings(BaseEstimator, TransformerMixin):  # type: ignore[misc]
+    """Texts -> sparse rows of the named encoder's unit vectors times `weight`.
+
+    Holds only the encoder's name, so a pickled pipeline stays small and the process-wide model is reused.
+    """
+
+    def __init__(self, name: str = "use-multilingual", weight: float = 1.0) -> None:
+        self.name = name
+        self.weight = weight
+
+    def fit(self, texts: Sequence[str], labels: Sequence[str] | None = None) -> SentenceEmbeddings:
+        return self
+
+    def transform(self, texts: Sequence[str]) -> scipy.sparse.csr_matrix:
+        return scipy.sparse.csr_matrix(encoder(self.name).encode(list(texts)) * self.weight)
+
+
+def _tfidf(lang: str) -> list[tuple[str, TfidfVectorizer]]:
     if lang == "zh":
-        return FeatureUnion([
+        return [
             ("words", TfidfVectorizer(analyzer=jieba_words, sublinear_tf=True)),
             ("chars", TfidfVectorizer(analyzer="char", ngram_range=(1, 3), preprocessor=normalise, sublinear_tf=True)),
-        ])
-    return FeatureUnion([
+        ]
+    return [
         ("words", TfidfVectorizer(
             analyzer="word", ngram_range=(1, 2), token_pattern=r"(?u)\b\w+\b", preprocessor=normalise,
             sublinear_tf=True,
         )),
         ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), preprocessor=normalise, sublinear_tf=True)),
-    ])
+    ]
+
+
+def _features(lang: str, embedding: str | None = None, weight: float = 1.0) -> FeatureUnion:
+    parts: list[tuple[str, TfidfVectorizer | SentenceEmbeddings]] = list(_tfidf(lang))
+    if embedding is not None:
+        parts.append(("embedding", SentenceEmbeddings(embedding, weight)))
+    return FeatureUnion(parts)
 
 
 def _pipeline(config: ClassifierConfig) -> Pipeline:
@@ -94,7 +143,8 @@ def _pipeline(config: ClassifierConfig) -> Pipeline:
         model = LinearSVC(C=config.regularisation_c / 10)
     else:
         raise TrainingError(f"unknown estimator {config.estimator!r}; use 'logreg' or 'linear_svm'")
-    return Pipeline([("features", _features(config.lang)), ("model", model)])
+    features = _features(config.lang, config.embedding, config.embedding_weight)
+    return Pipeline([("features", features), ("model", model)])
 
 
 class IntentClassifier:
@@ -207,6 +257,8 @@ def _fit_temperature(
 def model_key(examples: Sequence[tuple[str, str]], config: ClassifierConfig) -> str:
     """A short hash of the training data, config and library versions: the trained model's file name."""
     payload = json.dumps(
-        [_FORMAT_VERSION, sklearn.__version__, config.__dict__, sorted(examples)], ensure_ascii=False
+        [_FORMAT_VERSION, sklearn.__version__, config.__dict__, sorted(examples),
+         encoder_version(config.embedding) if config.embedding else ""],
+        ensure_ascii=False,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -10,11 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from voicebot.nlu.base import NluError, NluResult
-from voicebot.nlu.classifier import ClassifierConfig, IntentClassifier, TrainingError, model_key, train
+from voicebot.nlu.classifier import AUTO, ClassifierConfig, IntentClassifier, TrainingError, model_key, train
 from voicebot.nlu.entities import BUILTIN_TYPES, DataPatterns, entity_types, extract_entities
 from voicebot.nlu.rasa_data import NluData, load_nlu_data
 from voicebot.yamlsrc import YamlSourceError
@@ -93,9 +93,12 @@ class EmbeddedNlu:
         threshold: float | None = None,
         clock: Callable[[], dt.datetime] = dt.datetime.now,
         estimator: str = "logreg",
+        embedding: str | None = AUTO,
     ) -> None:
+        """`embedding`: sentence encoder joined to TF-IDF ("auto": best installed, None: TF-IDF only)."""
         self.domain_dir = Path(domain_dir)
         self.estimator = estimator
+        self.embedding = embedding
         if not self.domain_dir.is_dir():
             raise NluError(f"{self.domain_dir}: NLU domain directory not found")
         self.threshold = threshold
@@ -120,9 +123,9 @@ class EmbeddedNlu:
                         f"no NLU data for language {lang!r} in {self.domain_dir} "
                         f"(have: {', '.join(self.languages) or 'none'})"
                     )
-                config = ClassifierConfig(lang=code, estimator=self.estimator)
+                config = ClassifierConfig(lang=code, estimator=self.estimator, embedding=self.embedding)
                 if self.threshold is not None:
-                    config = ClassifierConfig(lang=code, threshold=self.threshold, estimator=self.estimator)
+                    config = replace(config, threshold=self.threshold)
                 model = load_language(lang_dir, config)
                 self._models[code] = model
             return model
