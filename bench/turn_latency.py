@@ -117,14 +117,18 @@ def run_call(server: ServerProcess, wav: Path, duration: float, workdir: Path) -
                             text=True)
 
 
-def wait_records(server: ServerProcess, count: int, timeout: float = 60) -> list[dict]:
+def wait_records(server: ServerProcess, count: int, timeout: float = 30) -> list[dict]:
+    """The 'call ended' records; after ``timeout`` whatever there is (a call the server did not end is reported)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         records = server.records("call ended")
         if len(records) >= count:
             return records
         time.sleep(0.1)
-    raise RuntimeError(f"expected {count} 'call ended' records; last log lines:\n" + "\n".join(server.lines[-20:]))
+    records = server.records("call ended")
+    print(f"  WARNING: {count - len(records)} call(s) hung up by the caller have no 'call ended' record "
+          f"{timeout:.0f} s later (server kept them: see its log)")
+    return records
 
 
 def run_round(server: ServerProcess, names: list[str], parallel: int, workdir: Path) -> tuple[list[Turn], list[dict]]:
@@ -199,7 +203,7 @@ def main() -> int:
         workdir = Path(tmp)
         print(f"starting voicebot serve (demo dialplan, Whisper {args.asr_model}, "
               f"{args.workers or cores} speech workers, {cores} cores)...", flush=True)
-        config = f"speech: {{workers: {args.workers}, asr_model: {args.asr_model}}}\napi: {{port: 0}}"
+        config = f"speech: {{workers: {args.workers}, asr_model: {args.asr_model}}}"
         server = start_server(workdir, config, dialplan="demo")
         try:
             turns: list[Turn] = []

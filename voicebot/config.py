@@ -390,6 +390,8 @@ class QueuesConfig(_Section):
     hold_audio: str | None = Field(None, description="WAV played while queued (default: a generated melody)")
     callback_allowed: list[str] = Field(default_factory=lambda: ["+*", "0*", "[1-9]*"],
                                         description="fnmatch patterns a callback number must match")
+    callback_uri_template: str | None = Field(
+        None, description='where callbacks are dialled, e.g. "sip:{number}@carrier.example" (default: first trunk)')
 
 
 class ApiConfig(_Section):

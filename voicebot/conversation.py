@@ -33,6 +33,7 @@ log = logging.getLogger("voicebot.conversation")
 AUDIO_RATE = 16000
 INTER_DIGIT_TIMEOUT_S = 3.0
 NO_INPUT_AFTER_PROMPT_S = 5.0
+MIN_ASR_CONFIDENCE = 0.4  # below this the recogniser is guessing (noise, another language): treat as no match
 FRAME_QUEUE_LIMIT = 50 * 60  # one minute of 20 ms frames
 
 
@@ -111,7 +112,8 @@ class DialplanSession:
         self.outcome = ""
         self.sensitive = False
         self._frames: deque[np.ndarray] = deque(maxlen=FRAME_QUEUE_LIMIT)
-        self._frame_ready = asyncio.Event()
+        self._wake = asyncio.Event()  # audio frame, key or hang-up arrived
+        self._control = asyncio.Event()  # key or hang-up arrived (not set by audio)
         self._pending_keys: deque[str] = deque()
         self._hung_up = False
         self._barge_in = "speech"
@@ -125,6 +127,8 @@ class DialplanSession:
     # ------------------------------------------------------------------ main loop
     async def run(self) -> str:
         self.channel.on_audio(self._on_audio)
+        # One reader for the whole call: channel events are never read by a task that might be cancelled.
+        reader = asyncio.ensure_future(self._read_channel_events())
         state, actions = self.interpreter.start(self.context)
         try:
             while True:
@@ -133,6 +137,7 @@ class DialplanSession:
                     break
                 state, actions = self.interpreter.handle(state, event)
         finally:
+            reader.cancel()
             if self.membership is not None and not self.membership.done and not self.bridged:
                 await self.queues.leave(self.membership, "abandon")  # type: ignore[union-attr]
             if not self.bridged:  # a bridge relays the caller's audio to the agent: leave it alone
@@ -142,7 +147,19 @@ class DialplanSession:
     def _on_audio(self, frame: np.ndarray) -> None:
         """Ticker context: only enqueue (the session task does the work)."""
         self._frames.append(frame)
-        self._frame_ready.set()
+        self._wake.set()
+
+    async def _read_channel_events(self) -> None:
+        while True:
+            event = await self.channel.next_event(None)
+            if isinstance(event, Dtmf):
+                self._pending_keys.append(event.digit)
+            elif isinstance(event, HungUp):
+                self._hung_up = True
+            self._control.set()
+            self._wake.set()
+            if self._hung_up:
+                return
 
     async def _perform(self, actions: list[act.Action]) -> ev.Event | None:
         """Carry out actions in order; return the event that answers the last one (None: the call is over)."""
@@ -213,21 +230,16 @@ class DialplanSession:
                 self.channel.play(pcm, self.play_rate)
 
     async def _wait_prompts(self) -> None:
-        waiter = asyncio.ensure_future(self.channel.wait_playback())
-        hangup = asyncio.ensure_future(self._next_channel_event_if_hangup())
-        done, _ = await asyncio.wait({waiter, hangup}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (waiter, hangup):
-            if task not in done:
-                task.cancel()
-
-    async def _next_channel_event_if_hangup(self) -> None:
-        while not self._hung_up:
-            event = await self.channel.next_event(None)
-            if isinstance(event, HungUp):
-                self._hung_up = True
-                return
-            if isinstance(event, Dtmf):
-                self._pending_keys.append(event.digit)
+        """Until the queued prompts have been played (or the caller hung up); keys typed meanwhile are kept."""
+        playback = asyncio.ensure_future(self.channel.wait_playback())
+        try:
+            while not playback.done() and not self._hung_up:
+                self._control.clear()
+                control = asyncio.ensure_future(self._control.wait())
+                await asyncio.wait({playback, control}, return_when=asyncio.FIRST_COMPLETED)
+                control.cancel()
+        finally:
+            playback.cancel()
 
     # ------------------------------------------------------------------ input
     async def _listen(self, listen: act.Listen) -> ev.Event | None:
@@ -317,21 +329,14 @@ class DialplanSession:
             await self._wait_input(0.02 if self._frames else 0.05)
 
     async def _wait_input(self, timeout: float) -> None:
-        """Sleep until audio, a channel event or ``timeout``."""
-        self._frame_ready.clear()
-        event_task = asyncio.ensure_future(self.channel.next_event(timeout))
-        frame_task = asyncio.ensure_future(self._frame_ready.wait())
-        done, _ = await asyncio.wait({event_task, frame_task}, timeout=timeout,
-                                     return_when=asyncio.FIRST_COMPLETED)
-        frame_task.cancel()
-        if event_task in done:
-            event = event_task.result()
-            if isinstance(event, HungUp):
-                self._hung_up = True
-            elif isinstance(event, Dtmf):
-                self._pending_keys.append(event.digit)
-        else:
-            event_task.cancel()
+        """Sleep until audio, a key, a hang-up or ``timeout`` (waiting on an Event consumes nothing)."""
+        self._wake.clear()
+        if self._frames or self._pending_keys or self._hung_up:
+            return
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        except asyncio.TimeoutError:
+            pass
 
     async def _understand(self, audio: np.ndarray, listen: act.Listen,
                           speculative: asyncio.Task[Utterance] | None) -> ev.Event:
@@ -351,8 +356,8 @@ class DialplanSession:
                 return ev.NoMatch()
         timing.asr_ms = (time.perf_counter() - started) * 1000
         text = utterance.text
-        if not text:
-            self.transcript.add("caller", "", kind="nomatch")
+        if not text or utterance.confidence < MIN_ASR_CONFIDENCE:
+            self.transcript.add("caller", "", kind="nomatch", asr_confidence=round(utterance.confidence, 2))
             self.turns.append(timing)
             return ev.NoMatch()
         intent, entities, confidence = None, {}, utterance.confidence

@@ -67,7 +67,8 @@ class HandoffManager:
 
     def __init__(self, ua: UserAgent, ports: PortAllocator, service: AcdService, *, media_host: str,
                  dtmf_payload_type: int, egress: EgressPolicy, ring_timeout_s: float = 20.0,
-                 announce_every_s: float = 30.0, callback_allowed: tuple[str, ...] = ("*",)) -> None:
+                 announce_every_s: float = 30.0, callback_allowed: tuple[str, ...] = ("*",),
+                 callback_uri_template: str | None = None) -> None:
         self.ua = ua
         self.ports = ports
         self.service = service
@@ -77,6 +78,7 @@ class HandoffManager:
         self.ring_timeout_s = ring_timeout_s
         self.announce_every_s = announce_every_s
         self.callback_allowed = callback_allowed
+        self.callback_uri_template = callback_uri_template
         self._waiting: dict[str, tuple[CallQueue, CallerLeg]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe = service.subscribe(self._on_event)
@@ -168,6 +170,89 @@ class HandoffManager:
             entry = self._waiting.get(event.assignment.call_id)
             if event.assignment.kind == "call" and entry is not None:
                 self._spawn(self._ring_agent(entry[0], entry[1], event.assignment, event.agent))
+            elif event.assignment.kind == "callback":
+                self._spawn(self._call_back(event.assignment, event.agent))
+
+    async def _dial(self, uri: str, headers: list[tuple[str, str]], codec: str = "PCMU",
+                    payload_type: int = 0) -> tuple[SipCall, RtpStream] | None:
+        """An outbound leg with its own RTP stream; None when it is not answered within the ring timeout."""
+        try:
+            stream = await RtpStream.open(self.media_host, self.ports, codec, payload_type, self.dtmf_payload_type)
+        except (PortsExhausted, OSError):
+            return None
+        codecs = [codec] + [c for c in ("PCMU", "PCMA") if c != codec]
+        offer = build_offer(self.media_host, stream.local_port, codecs, self.dtmf_payload_type)
+        ringing: list[SipCall] = []
+        try:
+            leg = await asyncio.wait_for(
+                self.ua.invite(uri, sdp=offer.encode(), headers=headers, on_created=ringing.append),
+                self.ring_timeout_s)
+        except (CallFailed, asyncio.TimeoutError) as exc:
+            if ringing and ringing[0].state is not CallState.ENDED:
+                await ringing[0].hangup("no answer")
+            await stream.close()
+            log.info("outbound leg not answered", extra={"fields": {"uri": uri, "reason": str(exc) or "timeout"}})
+            return None
+        try:
+            negotiated = apply_answer(offer, parse_sdp(leg.remote_sdp))
+        except SdpError as exc:
+            await leg.hangup("bad SDP answer")
+            await stream.close()
+            log.warning("outbound leg answered with unusable SDP", extra={"fields": {"uri": uri, "reason": str(exc)}})
+            return None
+        if negotiated.codec.name != stream.codec.name:
+            stream.set_codec(negotiated.codec.name, negotiated.codec.payload_type)
+        if self.egress.allows(negotiated.remote_host):
+            stream.set_remote(negotiated.remote_host, negotiated.remote_port)
+        return leg, stream
+
+    def callback_uri(self, number: str) -> str | None:
+        """Where a callback number is dialled: the template (e.g. "sip:{number}@carrier.example"), else None."""
+        return self.callback_uri_template.format(number=number) if self.callback_uri_template else None
+
+    async def _call_back(self, assignment: Assignment, agent: AgentConfig) -> None:
+        """A due callback: ring the agent first (they see the context), then dial the customer and bridge."""
+        number = assignment.callback_number or ""
+        if not agent.sip_uri or not number:
+            await self.service.agent_no_answer(assignment.id)
+            return
+        context_id = assignment.context_id
+        headers = [("X-Voicebot-Call-Id", call_id_header(assignment.call_id)),
+                   ("User-to-User", user_to_user(context_id)), ("X-Voicebot-Callback", number)]
+        log.info("callback: ringing agent", extra={"fields": {"call_id": assignment.call_id, "agent": agent.id}})
+        target = self.callback_uri(number)
+        if target is None:
+            log.error("callback cannot be dialled: no trunk and no queues.callback_uri_template configured",
+                      extra={"fields": {"call_id": assignment.call_id}})
+            await self.service.callback_failed(assignment.id)
+            return
+        agent_leg = await self._dial(agent.sip_uri, headers)
+        if agent_leg is None:
+            await self.service.agent_no_answer(assignment.id)
+            return
+        customer_leg = await self._dial(target, [("X-Voicebot-Call-Id", call_id_header(assignment.call_id))])
+        if customer_leg is None:
+            await agent_leg[0].hangup("customer did not answer")
+            await agent_leg[1].close()
+            await self.service.callback_failed(assignment.id)
+            log.info("callback: customer did not answer", extra={"fields": {"call_id": assignment.call_id}})
+            return
+        await self.service.agent_answered(assignment.id)
+        bridge = MediaBridge(customer_leg[1], agent_leg[1])
+        log.info("callback connected", extra={"fields": {"call_id": assignment.call_id, "agent": agent.id}})
+        try:
+            ended = {asyncio.ensure_future(agent_leg[0].ended.wait()),
+                     asyncio.ensure_future(customer_leg[0].ended.wait())}
+            await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
+            for task in ended:
+                task.cancel()
+        finally:
+            bridge.close()
+            for leg, stream in (agent_leg, customer_leg):
+                await leg.hangup("callback ended")
+                await stream.close()
+            await self.service.call_ended(assignment.call_id)
+            log.info("callback ended", extra={"fields": {"call_id": assignment.call_id}})
 
     async def _ring_agent(self, waiter: CallQueue, caller: CallerLeg, assignment: Assignment,
                           agent: AgentConfig) -> None:
@@ -180,7 +265,8 @@ class HandoffManager:
         except (PortsExhausted, OSError):
             await self.service.agent_no_answer(assignment.id)
             return
-        offer = build_offer(self.media_host, stream.local_port, [caller.stream.codec.name], self.dtmf_payload_type)
+        codecs = [caller.stream.codec.name] + [c for c in ("PCMU", "PCMA") if c != caller.stream.codec.name]
+        offer = build_offer(self.media_host, stream.local_port, codecs, self.dtmf_payload_type)
         headers = [("X-Voicebot-Call-Id", call_id_header(waiter.call_id)),
                    ("User-to-User", user_to_user(waiter.context_id)),
                    ("X-Voicebot-Queue", waiter.queue)]
@@ -213,6 +299,8 @@ class HandoffManager:
             await stream.close()
             await self.service.agent_no_answer(assignment.id)
             return
+        if negotiated.codec.name != stream.codec.name:
+            stream.set_codec(negotiated.codec.name, negotiated.codec.payload_type)  # the bridge transcodes
         if self.egress.allows(negotiated.remote_host):
             stream.set_remote(negotiated.remote_host, negotiated.remote_port)
         waiter.agent_leg, waiter.agent_id = leg, agent.id

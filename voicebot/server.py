@@ -34,7 +34,7 @@ from voicebot.runtime import KEYPAD_DEMO, Runtime
 from voicebot.session import CallRecord, DemoDtmfSession, DemoPrompts, PromptSource
 from voicebot.sip.call import SipCall
 from voicebot.sip.registration import Registration
-from voicebot.sip.message import SipParseError, parse_name_addr
+from voicebot.sip.message import SipParseError, parse_name_addr, parse_uri
 from voicebot.sip.sdp import NoCommonCodec, SdpError, apply_answer, build_offer, negotiate, parse_sdp
 from voicebot.sip.transport import EgressPolicy
 from voicebot.sip.ua import CallFailed, UaLimits, UserAgent
@@ -120,7 +120,8 @@ class VoicebotServer:
         self.handoff = HandoffManager(self.ua, self.ports, self.acd, media_host=self.media_host,
                                       dtmf_payload_type=self.config.codecs.dtmf_payload_type, egress=self.egress,
                                       ring_timeout_s=qc.ring_timeout_s, announce_every_s=qc.announce_every_s,
-                                      callback_allowed=tuple(qc.callback_allowed))
+                                      callback_allowed=tuple(qc.callback_allowed),
+                                      callback_uri_template=qc.callback_uri_template or self._trunk_template())
         self.handoff.start()
         log.info("queues ready", extra={"fields": {"node": node, "store": qc.store, "agents": len(agents.agents),
                                                    "queues": len(queues.queues)}})
@@ -135,6 +136,14 @@ class VoicebotServer:
             await site.start()
             self.api_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
             log.info("api listening", extra={"fields": {"host": api.host, "port": self.api_port}})
+
+    def _trunk_template(self) -> str | None:
+        """Callbacks go out through the first trunk: sip:<number>@<outbound proxy or registrar host>."""
+        if not self.config.trunks:
+            return None
+        trunk = self.config.trunks[0]
+        uri = parse_uri(trunk.outbound_proxy or trunk.registrar)
+        return f"sip:{{number}}@{uri.host}" + (f":{uri.port}" if uri.port else "")
 
     async def drain(self, grace_s: float) -> None:
         """Stop taking new calls, let calls in progress finish for up to ``grace_s``, then hang up the rest."""

@@ -67,7 +67,8 @@ async def test_a_silent_turn_is_a_noinput_and_agent_goes_to_the_fallback(demo: D
     kinds = [e.get("kind") or e.get("intent") for e in caller_entries(session)]
     assert kinds == ["noinput", "agent"]
     assert "Sorry, I didn't hear you." in channel.said
-    assert channel.said[-2:] == ["Let me get you an agent.", "All our agents are busy. Please call again later."]
+    spoken = " ".join(channel.said)  # prompts may be synthesised sentence by sentence
+    assert spoken.endswith("Let me get you an agent. All our agents are busy. Please call again later."), spoken
     assert session.outcome == "no_agents" and channel.ended == "bot hangup"
 
 
@@ -94,11 +95,6 @@ class QueueEventsChannel(TextChannel):
             return None
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "DialplanSession._wait_input cancels its next_event() task when a caller frame wins the race; with "
-    "SipChannel's/WebRtcChannel's next_event (asyncio.wait_for(queue.get())) a cancel that lands after get() "
-    "returned is swallowed by wait_for (Python 3.11) and the event becomes the result of a task nobody reads: "
-    "keyed digits (here the first of 123456) and even HungUp are lost while audio flows"))
 @pytest.mark.asyncio
 async def test_no_digit_is_lost_with_a_queue_based_channel(demo: Dialplan, nlu: NluEngine) -> None:
     channel = QueueEventsChannel(["I would like to check my balance please", "#123456"])

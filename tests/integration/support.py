@@ -82,8 +82,12 @@ class ServerProcess:
         return sorted((self.workdir / "recordings").glob("*.wav"))
 
 
-def write_config(path: Path, *, port: int = 0, extra: str = "", dialplan: str = "keypad-demo") -> None:
+def write_config(path: Path, *, port: int = 0, extra: str = "", dialplan: str = "keypad-demo",
+                 dids: dict[str, str] | None = None) -> None:
+    """Write a loopback server config; ``dids`` (DID -> dialplan) goes into routing.dids when given."""
     rtp_start, rtp_end = free_port_range()
+    entries = ", ".join(f"'{did}': {name}" for did, name in (dids or {}).items())
+    did_map = f", dids: {{{entries}}}" if dids else ""
     path.write_text(f"""
 listen: {{host: 127.0.0.1, port: {port}}}
 rtp: {{port_start: {rtp_start}, port_end: {rtp_end}}}
@@ -93,7 +97,7 @@ prompts:
   greeting: "Welcome to voicebot. Please enter your account number followed by the hash key."
   digit_timeout_s: 3
 transfer: {{allowed_targets: ["sip:agent@127.0.0.1:*"]}}
-routing: {{default_dialplan: {dialplan}}}
+routing: {{default_dialplan: {dialplan}{did_map}}}
 api: {{port: 0, tokens_file: {path.parent / 'tokens.json'}}}
 dialplans_dir: {REPO / 'dialplans'}
 nlu_dir: {REPO / 'nlu_models'}
@@ -103,9 +107,9 @@ shutdown_grace_s: 5
 
 
 def start_server(workdir: Path, extra_config: str = "", env: dict[str, str] | None = None,
-                 dialplan: str = "keypad-demo") -> ServerProcess:
+                 dialplan: str = "keypad-demo", dids: dict[str, str] | None = None) -> ServerProcess:
     config = workdir / "voicebot.yaml"
-    write_config(config, extra=extra_config, dialplan=dialplan)
+    write_config(config, extra=extra_config, dialplan=dialplan, dids=dids)
     proc = subprocess.Popen([sys.executable, "-m", "voicebot.cli", "serve", "--config", str(config)],
                             cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, **(env or {})})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -24,6 +26,35 @@ class HungUp:
 
 
 ChannelEvent = Dtmf | HungUp
+
+
+class EventInbox:
+    """Channel events for ``next_event``: an event leaves the inbox only with a call that returns it (a call
+    cancelled at any moment takes nothing), and after a HungUp every call returns that HungUp again."""
+
+    def __init__(self) -> None:
+        self._events: deque[ChannelEvent] = deque()
+        self._ready = asyncio.Event()
+
+    def put(self, event: ChannelEvent) -> None:
+        self._events.append(event)
+        self._ready.set()
+
+    async def next(self, timeout: float | None) -> ChannelEvent | None:
+        if not self._events:
+            self._ready.clear()
+            try:
+                # asyncio.timeout, not wait_for: wait_for (3.11) may swallow a cancel once the wait is done.
+                async with asyncio.timeout(timeout):
+                    await self._ready.wait()
+            except TimeoutError:
+                return None
+        if not self._events:
+            return None
+        event = self._events[0]
+        if not isinstance(event, HungUp):
+            self._events.popleft()
+        return event
 
 
 class Channel(Protocol):

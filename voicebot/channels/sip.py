@@ -8,7 +8,7 @@ from typing import Callable
 
 import numpy as np
 
-from voicebot.channels.base import ChannelEvent, Dtmf, HungUp
+from voicebot.channels.base import ChannelEvent, Dtmf, EventInbox, HungUp
 from voicebot.rtp.stream import RtpStream
 from voicebot.sip.call import SipCall
 from voicebot.speech.resample import StreamResampler, resample
@@ -25,7 +25,7 @@ class SipChannel:
     def __init__(self, call: SipCall, stream: RtpStream) -> None:
         self.call = call
         self.stream = stream
-        self._events: asyncio.Queue[ChannelEvent] = asyncio.Queue()
+        self._events = EventInbox()  # cancellation-safe: a cancelled wait never loses a key or a hang-up
         self._playback_done = asyncio.Event()
         self._playback_done.set()
         self._audio_cb: Callable[[np.ndarray], None] | None = None
@@ -45,17 +45,14 @@ class SipChannel:
     def _dtmf(self, digit: str, source: str) -> None:
         event = Dtmf(digit, source)
         self.digits_received.append(event)
-        self._events.put_nowait(event)
+        self._events.put(event)
 
     def _ended(self, call: SipCall) -> None:
         self._playback_done.set()
-        self._events.put_nowait(HungUp(call.end_reason))
+        self._events.put(HungUp(call.end_reason))
 
     async def next_event(self, timeout: float | None) -> ChannelEvent | None:
-        try:
-            return await asyncio.wait_for(self._events.get(), timeout)
-        except asyncio.TimeoutError:
-            return None
+        return await self._events.next(timeout)
 
     # ------------------------------------------------------------------ audio
     def play(self, pcm: np.ndarray, rate: int) -> None:

@@ -19,42 +19,13 @@ from typing import Callable, Sequence
 import numpy as np
 import soundfile
 
-from voicebot.channels.base import ChannelEvent, Dtmf, HungUp
+from voicebot.channels.base import ChannelEvent, Dtmf, EventInbox, HungUp
 from voicebot.speech.resample import resample
 
 RATE = 16000
 FRAME_MS = 20
 FRAME = RATE * FRAME_MS // 1000
 DTMF_DIGITS = re.compile(r"^[0-9*#A-D]$")
-
-
-class EventInbox:
-    """Channel events for ``next_event``: an event leaves the inbox only with a call that returns it (a call
-    cancelled at any moment takes nothing), and after a HungUp every call returns that HungUp again."""
-
-    def __init__(self) -> None:
-        self._events: deque[ChannelEvent] = deque()
-        self._ready = asyncio.Event()
-
-    def put(self, event: ChannelEvent) -> None:
-        self._events.append(event)
-        self._ready.set()
-
-    async def next(self, timeout: float | None) -> ChannelEvent | None:
-        if not self._events:
-            self._ready.clear()
-            try:
-                # asyncio.timeout, not wait_for: wait_for (3.11) may swallow a cancel once the wait is done.
-                async with asyncio.timeout(timeout):
-                    await self._ready.wait()
-            except TimeoutError:
-                return None
-        if not self._events:
-            return None
-        event = self._events[0]
-        if not isinstance(event, HungUp):
-            self._events.popleft()
-        return event
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import numpy as np
 from aiortc import MediaStreamTrack, RTCDataChannel, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
-from voicebot.channels.base import ChannelEvent, Dtmf, HungUp
+from voicebot.channels.base import EventInbox, ChannelEvent, Dtmf, HungUp
 from voicebot.speech.resample import resample
 from voicebot.web.protocol import (CaptionMessage, ControlMessage, DtmfMessage, HangupMessage, ProtocolError,
                                    encode_message, parse_message)
@@ -128,7 +128,7 @@ class WebRtcChannel:
     def __init__(self, pc: RTCPeerConnection, call_id: str) -> None:
         self.pc = pc
         self._call_id = call_id
-        self._events: asyncio.Queue[ChannelEvent] = asyncio.Queue()
+        self._events = EventInbox()  # cancellation-safe: a cancelled wait never loses a key or a hang-up
         self._playback_done = asyncio.Event()
         self._playback_done.set()
         self._audio_cb: Callable[[np.ndarray], None] | None = None
@@ -224,7 +224,7 @@ class WebRtcChannel:
         if isinstance(message, DtmfMessage):
             event = Dtmf(message.digit, "datachannel")
             self.digits_received.append(event)
-            self._events.put_nowait(event)
+            self._events.put(event)
         elif isinstance(message, HangupMessage):
             self._end(message.reason or "caller hung up")
 
@@ -248,10 +248,7 @@ class WebRtcChannel:
 
     # ------------------------------------------------------------------ events and control
     async def next_event(self, timeout: float | None) -> ChannelEvent | None:
-        try:
-            return await asyncio.wait_for(self._events.get(), timeout)
-        except asyncio.TimeoutError:
-            return None
+        return await self._events.next(timeout)
 
     def _on_connection_state(self) -> None:
         if self.pc.connectionState in ("failed", "closed"):
@@ -263,7 +260,7 @@ class WebRtcChannel:
         self.end_reason = reason
         self.ended.set()
         self.stop_playback()
-        self._events.put_nowait(HungUp(reason))
+        self._events.put(HungUp(reason))
 
     async def hangup(self) -> None:
         """End the call from the server side: tell the page, then close the peer connection."""

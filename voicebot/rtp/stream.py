@@ -205,6 +205,15 @@ class RtpStream:
         if len(pcm8k):
             self._playback.append(self.codec.encode(pcm8k))
 
+    def set_codec(self, codec: str, payload_type: int) -> None:
+        """Switch the audio codec (after the peer answered our multi-codec offer with another one)."""
+        chosen = get_codec(codec)
+        self.codec = chosen
+        self.payload_type = payload_type
+        self._silence = bytes([chosen.silence_byte]) * FRAME_SAMPLES
+        self._playback.clear()
+        self._play_offset = 0
+
     def stop_playback(self) -> None:
         """Drop all queued audio at once (barge-in)."""
         self._playback.clear()
