@@ -165,12 +165,12 @@ class Node:
 
 
 def start_node(workdir: Path, name: str, *, redis_url: str, namespace: str, rtp_start: int,
-               grace_s: int = 20) -> Node:
+               rtp_size: int = 200, grace_s: int = 20) -> Node:
     """Start `voicebot serve` for one node and wait until SIP and the API listen."""
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "voicebot.yaml"
     config.write_text(node_config(workdir=workdir, redis_url=redis_url, namespace=namespace, node_id=name,
-                                  rtp_start=rtp_start, grace_s=grace_s))
+                                  rtp_start=rtp_start, rtp_size=rtp_size, grace_s=grace_s))
     proc = subprocess.Popen([sys.executable, "-m", "voicebot.cli", "serve", "--config", str(config)],
                             cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)

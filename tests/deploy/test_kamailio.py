@@ -92,6 +92,12 @@ def wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[no
         time.sleep(0.05)
 
 
+def taken_out_line(kamailio: Kamailio, node: Node) -> str | None:
+    """The first Kamailio log line showing ``node`` taken out of the dispatcher set, if any."""
+    marks = (f"edge: node {node_uri(node)} down", f"edge: node {node_uri(node)} failed INVITE")
+    return next((line for line in list(kamailio.lines) if any(mark in line for mark in marks)), None)
+
+
 def test_dispatcher_list_and_command_are_rendered_for_loopback(tmp_path: Path) -> None:
     listing = dispatcher_list([("127.0.0.1", 5071), ("::1", 5072)])
     assert listing == "1 sip:127.0.0.1:5071\n1 sip:[::1]:5072\n"
@@ -123,10 +129,14 @@ def test_edge_refuses_sources_outside_the_acl(tmp_path: Path) -> None:
     require_tool("sipp")
     redis = RedisServer(tmp_path)
     redis.start()
-    node = start_node(tmp_path / "node", "node-acl", redis_url=redis.url, namespace="acl" + uuid.uuid4().hex[:8],
-                      rtp_start=40000 + (uuid.uuid4().int % 40) * 100)
-    kamailio = start_kamailio(tmp_path / "kamailio", [node], allowed_sources="10.0.0.0/8")
+    nodes: list[Node] = []
+    kamailio: Kamailio | None = None
     try:
+        nodes.append(start_node(tmp_path / "node", "node-acl", redis_url=redis.url,
+                                namespace="acl" + uuid.uuid4().hex[:8],
+                                rtp_start=40000 + (uuid.uuid4().int % 40) * 100))
+        node = nodes[0]
+        kamailio = start_kamailio(tmp_path / "kamailio", nodes, allowed_sources="10.0.0.0/8")
         result = run_sipp(sipp_command(kamailio, tmp_path, calls=1, rate=1, hold_ms=100, timeout_s=15), tmp_path,
                           timeout=30)
         assert result.returncode != 0
@@ -135,8 +145,10 @@ def test_edge_refuses_sources_outside_the_acl(tmp_path: Path) -> None:
         assert kamailio.dispatched() == {}
         assert node.calls_ended() == []
     finally:
-        stop_kamailio(kamailio)
-        stop_node(node)
+        if kamailio is not None:
+            stop_kamailio(kamailio)
+        for node in nodes:
+            stop_node(node)
         redis.stop()
 
 
@@ -176,7 +188,9 @@ def test_calls_spread_over_nodes_and_a_draining_node_is_taken_out(
         wait_until(lambda: node_b.http_status("/readyz") == 503, 5, "node B /readyz 503")
         assert sip_options_status(node_b.server.host, node_b.server.port) == 503
         assert node_a.http_status("/readyz") == 200
-        down = kamailio.wait_for(f"edge: node {node_uri(node_b)} down", timeout=5)
+        # Kamailio takes B out when a probe gets 503, or earlier when an INVITE gets 503 (then it fails over).
+        wait_until(lambda: taken_out_line(kamailio, node_b) is not None, 5, "Kamailio taking node B out")
+        down = taken_out_line(kamailio, node_b)
         stdout, stderr = sipp.communicate(timeout=60)
     finally:
         if sipp.poll() is None:
@@ -190,6 +204,7 @@ def test_calls_spread_over_nodes_and_a_draining_node_is_taken_out(
     assert node_b.server.records("draining done")[0]["calls_left"] == 0
 
     # After Kamailio saw B down, every new call went to A (a call that hit B in the gap was failed over to A).
+    assert down is not None
     after_down = kamailio.lines[kamailio.lines.index(down):]
     assert not [line for line in after_down if "edge: dispatch INVITE" in line and node_uri(node_b) in line]
     assert [line for line in after_down if "edge: dispatch INVITE" in line and node_uri(node_a) in line]
@@ -211,13 +226,16 @@ def test_invite_answered_503_by_a_draining_node_fails_over(tmp_path: Path) -> No
     redis.start()
     namespace = "failover" + uuid.uuid4().hex[:8]
     base = 41000 + (uuid.uuid4().int % 40) * 400
-    nodes = [start_node(tmp_path / name, name, redis_url=redis.url, namespace=namespace, rtp_start=base + offset)
-             for name, offset in (("node-a", 0), ("node-b", 200))]
-    kamailio = start_kamailio(tmp_path / "kamailio", nodes, ping_interval_s=60)
-    node_a, node_b = nodes
+    nodes: list[Node] = []
+    kamailio: Kamailio | None = None
     long_calls = tmp_path / "long"
     long_calls.mkdir()
     try:
+        for name, offset in (("node-a", 0), ("node-b", 200)):
+            nodes.append(start_node(tmp_path / name, name, redis_url=redis.url, namespace=namespace,
+                                    rtp_start=base + offset))
+        node_a, node_b = nodes
+        kamailio = start_kamailio(tmp_path / "kamailio", nodes, ping_interval_s=60)
         # One long call on each node keeps B alive while it drains.
         holding = subprocess.Popen(sipp_command(kamailio, long_calls, calls=2, rate=10, hold_ms=6000, timeout_s=30),
                                    cwd=long_calls, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -236,7 +254,8 @@ def test_invite_answered_503_by_a_draining_node_fails_over(tmp_path: Path) -> No
         assert [record["outcome"] for record in node_b.calls_ended()] == ["completed"]
         assert node_b.server.proc.wait(20) == 0
     finally:
-        stop_kamailio(kamailio)
+        if kamailio is not None:
+            stop_kamailio(kamailio)
         for node in nodes:
             stop_node(node)
         redis.stop()

@@ -21,6 +21,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -120,8 +121,20 @@ def call_record(server: ServerProcess, call_id: str, timeout: float = 30.0) -> d
 # ------------------------------------------------------------------------------------------- the tests
 
 
-def test_finance_verification_by_keypad_leaks_no_digits_and_pauses_the_recording(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class FinanceCall:
+    """What one finance call left behind: every server log line, the call record, the agent context."""
+
+    lines: list[str]
+    record: dict
+    context: dict
+
+
+@pytest.fixture(scope="module")
+def finance_call(tmp_path_factory: pytest.TempPathFactory) -> FinanceCall:
+    """One bank customer keys ID last four and PIN, is refused by the backend and waits for an agent, then hangs up."""
     require_tool("sipp")
+    tmp_path = tmp_path_factory.mktemp("finance")
     (tmp_path / "agents.yaml").write_text(f"""agents:
   - id: b1
     name: Banking Desk
@@ -162,6 +175,12 @@ queues: {{agents_file: {tmp_path / 'agents.yaml'}, queues_file: {tmp_path / 'que
         if caller.poll() is None:
             caller.kill()
         stop_server(server)
+    return FinanceCall(list(server.lines), record, context)
+
+
+@pytest.mark.timeout(150)
+def test_finance_verification_by_keypad_leaks_no_digits_and_pauses_the_recording(finance_call: FinanceCall) -> None:
+    record, context = finance_call.record, finance_call.context
 
     # The check really ran on the keyed digits: the backend refused them and the caller went to an agent.
     bot_said = " ".join(t.get("text", "") for t in record["transcript"] if t.get("who") == "bot")
@@ -170,7 +189,7 @@ queues: {{agents_file: {tmp_path / 'agents.yaml'}, queues_file: {tmp_path / 'que
     assert "****" in keyed, keyed  # the sensitive entries are there, masked
     assert context["verified"] is not True
     # ...and the digits are nowhere: every server log line, the call record, the agent context.
-    assert leaks("\n".join(server.lines), ID_LAST4, PIN) == []
+    assert leaks("\n".join(finance_call.lines), ID_LAST4, PIN) == []
     assert leaks(json.dumps(record), ID_LAST4, PIN) == []
     assert leaks(json.dumps(context), ID_LAST4, PIN) == []
 
@@ -190,6 +209,13 @@ queues: {{agents_file: {tmp_path / 'agents.yaml'}, queues_file: {tmp_path / 'que
         before = caller_rms[max(0, int(start * 50) - 50):int(start * 50)]  # the second before the pause
         assert before.size and np.median(before) > 50, "no caller hum before the pause: silence proves nothing"
     assert total_paused >= 5.0, pauses  # eight digits and two prompts were keyed through, not a blip
+
+
+@pytest.mark.xfail(strict=True, reason="GET /calls/{id}/context masks the top-level 'caller' (+****0100) but "
+                   "profile.caller carries the caller's number unmasked (+15550100)")
+def test_agent_context_does_not_show_the_callers_number_unmasked(finance_call: FinanceCall) -> None:
+    assert finance_call.context["caller"] != ALICE  # masked at the top level...
+    assert ALICE.lstrip("+") not in json.dumps(finance_call.context)  # ...and everywhere else
 
 
 @pytest.mark.timeout(120)

@@ -109,10 +109,11 @@ def test_mandarin_caller_is_answered_in_mandarin(speech_server: ServerProcess, t
     wav = caller_wav(tmp_path, "zh_balance", lead_s=1.0)
     summary = call(speech_server, tmp_path, "--play", str(wav), "--duration", "14")
     record = ended_record(speech_server, before)
-    callers = [e for e in record["transcript"] if e["who"] == "caller"]
-    assert callers and callers[0]["lang"] == "zh"
-    assert callers[0]["intent"] == "check_balance"
-    assert any("账号" in t for t in bot_texts(record))  # the dialplan switched to zh-CN (auto_language)
+    callers = [e for e in record["transcript"] if e["who"] == "caller" and e.get("text")]
+    # The greeting "你好，" may be endpointed as a turn of its own; the request itself must be understood.
+    asked = [e for e in callers if e.get("intent") == "check_balance"]
+    assert asked and asked[0]["lang"] == "zh", callers
+    assert any("账号" in t for t in bot_texts(record)), record["transcript"]  # switched to zh-CN (auto_language)
     heard = transcribe_file(whisper, summary["heard"], "zh")
     assert any(word in heard for word in ("账号", "帐号", "六位")), heard
 
