@@ -366,6 +366,7 @@ class RecordingConfig(_Section):
 
     enabled: bool = False
     directory: str = Field("var/recordings", min_length=1, description="where WAV files are written")
+    retention_days: int = Field(90, ge=1, le=3650, description="`voicebot retention` deletes older recordings")
 
 
 class SpeechConfig(_Section):
@@ -401,6 +402,8 @@ class ApiConfig(_Section):
     host: Host = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535, description="0 picks a free port (tests)")
     tokens_file: str | None = Field(None, description="token store (default: ~/.config/voicebot/tokens.json)")
+    audit_log: str = Field("var/audit/audit.jsonl", min_length=1,
+                           description="append-only, hash-chained audit log (logins, context/recording access, reloads)")
     allowed_origins: list[str] = Field(default_factory=list, description="CORS origins allowed (none by default)")
 
 

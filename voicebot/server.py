@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import socket
@@ -13,6 +14,8 @@ from voicebot.channels.sip import SipChannel
 from aiohttp import web
 
 from voicebot.api.app import NodeStatus, create_app
+from voicebot.api.recordings import add_recording_routes
+from voicebot.compliance.audit import AuditLog
 from voicebot.api.cli import default_tokens_path
 from voicebot.api.tokens import TokenStore
 from voicebot.config import ServerConfig, resolve_trunk_password
@@ -40,6 +43,34 @@ from voicebot.sip.transport import EgressPolicy
 from voicebot.sip.ua import CallFailed, UaLimits, UserAgent
 
 log = logging.getLogger("voicebot.server")
+
+
+class AuditFileHandler(logging.Handler):
+    """Copies audit events (API logins, context and recording reads, agent states, dialplan reloads) to the
+    append-only audit file."""
+
+    AUDITED_RUNTIME = {"dialplan reloaded": "config.reload", "dialplan reload refused": "config.reload_refused"}
+
+    def __init__(self, audit: AuditLog) -> None:
+        super().__init__(logging.INFO)
+        self.audit = audit
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            if record.name == "voicebot.audit":
+                data = json.loads(message)
+                actor = f"{data.pop('role', None) or 'anonymous'}:{data.pop('token', None) or '-'}"
+                event = str(data.pop("event", "event"))
+                target = str(data.get("call_id") or data.get("agent") or data.get("path") or "-")
+                self.audit.record(actor, event, target, **data)
+            else:
+                action = next((v for k, v in self.AUDITED_RUNTIME.items() if message.startswith(k)), None)
+                if action is not None:
+                    fields = getattr(record, "fields", {}) or {}
+                    self.audit.record("system", action, str(fields.get("dialplan", "-")), **fields)
+        except Exception:  # noqa: BLE001 - auditing must never break the call path
+            self.handleError(record)
 
 
 class CallQueuePort:
@@ -96,6 +127,7 @@ class VoicebotServer:
         return self.config.listen.public_host or self.config.listen.host
 
     async def start(self) -> None:
+        self._start_audit()
         await self.ua.start()
         log.info("listening", extra={"fields": {"host": self.config.listen.host, "port": self.ua.port}})
         if self.config.queues.enabled:
@@ -108,6 +140,13 @@ class VoicebotServer:
                                         expires=trunk.expires, name=trunk.name)
             self.registrations.append(registration)
             self._background.add(asyncio.ensure_future(registration.run()))
+
+    def _start_audit(self) -> None:
+        """Everything the API and the server audit (logger "voicebot.audit") also goes to the hash-chained file."""
+        self.audit = AuditLog(self.config.api.audit_log)
+        handler = AuditFileHandler(self.audit)
+        for name in ("voicebot.audit", "voicebot.runtime"):
+            logging.getLogger(name).addHandler(handler)
 
     async def _start_queues(self) -> None:
         qc = self.config.queues
@@ -130,6 +169,7 @@ class VoicebotServer:
             tokens = TokenStore.load(api.tokens_file or default_tokens_path())
             app = create_app(self.acd, tokens, allowed_origins=api.allowed_origins, node_status=self.node_status)
             add_webrtc_routes(app, self._on_browser_call)
+            add_recording_routes(app, Path(self.config.recording.directory))
             self.api_runner = web.AppRunner(app, access_log=None)
             await self.api_runner.setup()
             site = web.TCPSite(self.api_runner, api.host, api.port)

@@ -98,7 +98,7 @@ prompts:
   digit_timeout_s: 3
 transfer: {{allowed_targets: ["sip:agent@127.0.0.1:*"]}}
 routing: {{default_dialplan: {dialplan}{did_map}}}
-api: {{port: 0, tokens_file: {path.parent / 'tokens.json'}}}
+api: {{port: 0, tokens_file: {path.parent / 'tokens.json'}, audit_log: {path.parent / 'audit' / 'audit.jsonl'}}}
 dialplans_dir: {REPO / 'dialplans'}
 nlu_dir: {REPO / 'nlu_models'}
 shutdown_grace_s: 5

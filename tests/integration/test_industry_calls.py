@@ -141,9 +141,9 @@ def test_finance_english_balance_after_two_factor_check(server: ServerProcess, t
 
 
 def test_finance_mandarin_lost_card_is_blocked(server: ServerProcess, tmp_path: Path) -> None:
-    wav = caller_audio(tmp_path, [("zh_speak_chinese", 2.0), ("zh_lost_card", 9.0)])
+    wav = caller_audio(tmp_path, [("zh_speak_chinese", 2.0), ("zh_lost_card", 10.0)])
     call = Call(place_call(server, "2001", tmp_path, play=wav, duration=24,
-                           dtmf=SAM["finance_id_last4"] + "1" + SAM["finance_pin"] + "1", dtmf_delay=15))
+                           dtmf=SAM["finance_id_last4"] + "1" + SAM["finance_pin"] + "1", dtmf_delay=16))
     assert call.intents()[:2] == ["speak_chinese", "lost_card"], call
     assert [e["lang"] for e in call.utterances()[:2]] == ["zh", "zh"], call
     assert call.languages()[:1] == ["zh-CN"], call
@@ -165,8 +165,8 @@ def test_ecommerce_english_return_policy_names_the_special_item_exception(server
 
 
 def test_ecommerce_mandarin_refund_status(server: ServerProcess, tmp_path: Path) -> None:
-    wav = caller_audio(tmp_path, [("zh_speak_chinese", 2.0), ("zh_refund_status", 9.0)])
-    call = Call(place_call(server, "2002", tmp_path, play=wav, duration=20))
+    wav = caller_audio(tmp_path, [("zh_speak_chinese", 2.0), ("zh_refund_status", 10.0)])
+    call = Call(place_call(server, "2002", tmp_path, play=wav, duration=21))
     assert call.intents()[:2] == ["speak_chinese", "refund_status"], call
     assert call.languages()[:1] == ["zh-CN"], call
     assert "ecommerce.refund" in call.webhooks(), call
@@ -177,7 +177,7 @@ def test_ecommerce_mandarin_refund_status(server: ServerProcess, tmp_path: Path)
 
 def test_healthcare_english_chest_pain_reaches_the_emergency_queue(server: ServerProcess, tmp_path: Path) -> None:
     call = Call(place_call(server, "2003", tmp_path, play=caller_audio(tmp_path, [("en_chest_pain", 2.0)]),
-                           duration=16))
+                           duration=22))
     assert call.intents()[:1] == ["emergency"], call
     assert call.bot_said("This may be an emergency"), call
     assert call.queued_in() == ["emergency"], call
@@ -185,9 +185,9 @@ def test_healthcare_english_chest_pain_reaches_the_emergency_queue(server: Serve
 
 def test_healthcare_mandarin_booking_after_identity_check(server: ServerProcess, tmp_path: Path) -> None:
     """Date of birth and MRN keyed, department 1 (family medicine), date keyed, "1" books the offered slot."""
-    wav = caller_audio(tmp_path, [("zh_speak_chinese", 2.0), ("zh_book_appointment", 9.0)])
+    wav = caller_audio(tmp_path, [("zh_speak_chinese", 2.0), ("zh_see_doctor", 10.0)])
     call = Call(place_call(server, "2003", tmp_path, play=wav, duration=26,
-                           dtmf=SAM["dob"] + SAM["mrn_last4"] + "1" + "20261201" + "1", dtmf_delay=15))
+                           dtmf=SAM["dob"] + SAM["mrn_last4"] + "1" + "20261201" + "1", dtmf_delay=16))
     assert call.intents()[:2] == ["speak_chinese", "book_appointment"], call
     assert call.languages()[:1] == ["zh-CN"], call
     assert call.webhooks()[:1] == ["healthcare.verify_patient"], call
@@ -210,7 +210,7 @@ def test_airline_english_compensation_rules_for_the_us(server: ServerProcess, tm
 
 
 def test_airline_mandarin_compensation_rules_for_china(server: ServerProcess, tmp_path: Path) -> None:
-    wav = caller_audio(tmp_path, [("zh_chinese_service", 1.0)])
+    wav = caller_audio(tmp_path, [("zh_speak_chinese", 1.0)])
     call = Call(place_call(server, "2004", tmp_path, play=wav, dtmf="43", dtmf_delay=8, duration=20))
     assert call.intents()[:1] == ["speak_chinese"], call
     assert call.languages()[:1] == ["zh-CN"], call
@@ -233,8 +233,8 @@ def test_education_english_course_enquiry_reaches_the_topic_adviser(server: Serv
 
 
 def test_education_mandarin_course_enquiry_reaches_the_topic_adviser(server: ServerProcess, tmp_path: Path) -> None:
-    wav = caller_audio(tmp_path, [("zh_speak_chinese", 2.0), ("zh_programming_courses", 9.0)])
-    call = Call(place_call(server, "2005", tmp_path, play=wav, dtmf="1", dtmf_delay=18, duration=26))
+    wav = caller_audio(tmp_path, [("zh_speak_chinese", 2.0), ("zh_programming_courses", 10.0)])
+    call = Call(place_call(server, "2005", tmp_path, play=wav, dtmf="1", dtmf_delay=19, duration=27))
     assert call.intents()[:2] == ["speak_chinese", "course_enquiry"], call
     assert call.languages()[:1] == ["zh-CN"], call
     assert call.slot("topic") == "programming", call
