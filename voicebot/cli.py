@@ -60,7 +60,12 @@ async def _serve_async(config, args: argparse.Namespace) -> int:  # type: ignore
         print(f"voicebot: cannot load dialplans:\n{exc}", file=sys.stderr)
         return 2
     await runtime.start()
-    server = VoicebotServer(config, cache, runtime=runtime)
+    try:
+        server = VoicebotServer(config, cache, runtime=runtime)
+    except ValueError as exc:
+        print(f"voicebot: {exc}", file=sys.stderr)
+        await runtime.close()
+        return 2
     try:
         await server.start()
     except OSError as exc:

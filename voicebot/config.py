@@ -248,6 +248,19 @@ class CodecConfig(_Section):
     dtmf_payload_type: int = Field(101, ge=96, le=127, description="RTP payload type for RFC 4733 telephone-event")
 
 
+class DigestUser(_Section):
+    username: str = Field(min_length=1)
+    password_env: EnvName = Field(description="environment variable holding the password")
+
+
+class AuthConfig(_Section):
+    """Digest authentication asked of callers that are not trunks (trunks are trusted by their allow_from)."""
+
+    challenge_non_trunk: bool = Field(False, description="answer INVITEs from non-trunk sources with 401")
+    realm: str = Field("voicebot", min_length=1)
+    users: list[DigestUser] = Field(default_factory=list)
+
+
 class AclConfig(_Section):
     """Sources allowed to send INVITEs when they match no trunk."""
 
@@ -422,6 +435,7 @@ class ServerConfig(_Section):
     rtp: RtpConfig = Field(default_factory=RtpConfig)
     codecs: CodecConfig = Field(default_factory=CodecConfig)
     acl: AclConfig = Field(default_factory=AclConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     trunks: list[TrunkConfig] = Field(default_factory=list)
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     transfer: TransferConfig = Field(default_factory=TransferConfig)

@@ -36,6 +36,7 @@ from voicebot.dialplan.events import CallContext
 from voicebot.runtime import KEYPAD_DEMO, Runtime
 from voicebot.session import CallRecord, DemoDtmfSession, DemoPrompts, PromptSource
 from voicebot.sip.call import SipCall
+from voicebot.sip.challenge import DigestGuard
 from voicebot.sip.registration import Registration
 from voicebot.sip.message import SipParseError, parse_name_addr, parse_uri
 from voicebot.sip.sdp import NoCommonCodec, SdpError, apply_answer, build_offer, negotiate, parse_sdp
@@ -112,6 +113,16 @@ class VoicebotServer:
                                             max_message_bytes=lim.max_message_bytes, max_headers=lim.max_headers,
                                             requests_per_source_per_s=lim.invite_rate_per_source_per_s))
         self.ua.on_invite = self._on_invite
+        if config.auth.challenge_non_trunk:
+            users = {}
+            for user in config.auth.users:
+                password = os.environ.get(user.password_env)
+                if not password:
+                    raise ValueError(f"auth.users: environment variable {user.password_env} for "
+                                     f"{user.username!r} is not set")
+                users[user.username] = password
+            trusted = [str(n) for trunk in config.trunks for n in trunk.allow_from]
+            self.ua.guard = DigestGuard.build(config.auth.realm, users, trusted)
         self.ports = PortAllocator(config.rtp.port_start, config.rtp.port_end)
         self.registrations: list[Registration] = []
         self.acd: AcdService | None = None

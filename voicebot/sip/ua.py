@@ -17,6 +17,7 @@ from typing import Awaitable, Callable, Iterable
 from . import digest
 from .call import CallState, SipCall
 from .dialog import Dialog, new_call_id, new_tag
+from .challenge import DigestGuard
 from .ratelimit import SourceLimiter
 from .message import (SipParseError, SipRequest, SipResponse, parse_message, parse_name_addr,
                       parse_uri)
@@ -87,6 +88,7 @@ class UserAgent:
         self.limits = limits or UaLimits()
         self.user_agent = user_agent
         self.on_invite: InviteHandler | None = None
+        self.guard: DigestGuard | None = None  # digest challenge for INVITEs from non-trunk sources
         self.accepting = True
         self.stats = UaStats()
         self.transport: UdpTransport | None = None
@@ -447,6 +449,12 @@ class UserAgent:
             self._on_in_dialog(req, addr)
             return
         if method == "INVITE":
+            if self.guard is not None:
+                admitted, challenge, reason = self.guard.check(req, addr[0])
+                if not admitted:
+                    log.info("INVITE challenged", extra={"fields": {"src": addr[0], "reason": reason}})
+                    self._respond_stateless(req, addr, 401, headers=challenge)
+                    return
             self._on_new_invite(req, addr)
         elif method == "OPTIONS":
             self._new_server_tx(req, addr).respond(self.options_response(req))
