@@ -224,10 +224,12 @@ def test_recording_survives_kill_9_mid_call_up_to_the_last_second(tmp_path: Path
     t = np.arange(40 * RATE) / RATE
     caller_wav = tmp_path / "tone.wav"
     soundfile.write(str(caller_wav), (5000 * np.sin(2 * np.pi * tone_hz * t)).astype(np.int16), RATE)
-    server = start_server(tmp_path)  # keypad demo: greeting, then waits for digits; recording.enabled is on
+    server = start_server(tmp_path)  # keypad demo (recording.enabled is on): greeting, then waits for digits
     recordings = tmp_path / "recordings"
+    # A key at 5 s restarts the demo's digit timer, so the call is still going when the server is killed at 6 s.
     caller = subprocess.Popen([sys.executable, "-m", "voicebot.cli", "call", server.uri, "--play", str(caller_wav),
-                               "--duration", "30", "--timeout", "40", "--json"], cwd=REPO,
+                               "--dtmf", "1", "--dtmf-delay", "5", "--duration", "30", "--timeout", "40", "--json"],
+                              cwd=REPO,
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
