@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from voicebot.compliance.redact import redact_obj
 from voicebot.dialplan import events as ev
 from voicebot.queues.acd import AcdError
 from voicebot.queues.callbacks import confirm_number
@@ -116,7 +117,8 @@ class HandoffManager:
         if context.get("intent"):
             record.intents.append(str(context["intent"]))
         record.verified = context.get("verified")
-        record.profile = {k: v for k, v in context.items() if k not in ("slots", "intent")}
+        profile = {k: v for k, v in context.items() if k not in ("slots", "intent", "caller")}
+        record.profile = redact_obj(profile)  # the masked caller number is record.caller; nothing raw here
         record.entered_queue(queue, time.time())
         waiter = CallQueue(call_id, queue, record.context_id, caller_number, lang)
         self._waiting[call_id] = (waiter, leg)  # before enqueue: an agent may be assigned at once

