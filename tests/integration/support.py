@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.error
+import urllib.request
 import shutil
 import signal
 import socket
@@ -169,3 +171,17 @@ def run_sipp(args: list[str], cwd: Path, timeout: float = 60.0) -> SippResult:
                           timeout=timeout + 15)
     errors = (cwd / "sipp_errors.log").read_text() if (cwd / "sipp_errors.log").exists() else ""
     return SippResult(proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:] + errors[-4000:])
+
+
+def api_request(port: int, method: str, path: str, token: str | None, body: dict | None = None) -> tuple[int, dict]:
+    """One JSON call to voicebot's HTTP API on loopback; (status, decoded body)."""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method, headers=headers,
+                                     data=json.dumps(body).encode() if body is not None else None)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")

@@ -12,14 +12,14 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 
-from tests.integration.support import REPO, SCENARIOS, free_udp_port, require_tool, start_server, stop_server
+from tests.integration.support import (REPO, SCENARIOS, api_request, free_udp_port, require_tool, start_server,
+                                       stop_server)
 from voicebot.api.tokens import TokenStore
 from voicebot.speech.asr import WhisperAsr
 from voicebot.speech.resample import resample
@@ -29,15 +29,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 FIXTURES = REPO / "tests" / "audio_fixtures"
 
 
-def api(port: int, method: str, path: str, token: str, body: dict | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
 
 
 def test_caller_reaches_agent_with_context_and_both_hear_each_other(tmp_path: Path) -> None:
@@ -68,7 +59,7 @@ queues: {{agents_file: {tmp_path / 'agents.yaml'}, queues_file: {tmp_path / 'que
                              stderr=subprocess.DEVNULL)
     try:
         api_port = server.wait_for("api listening")[0]["port"]
-        status, state = api(api_port, "POST", "/agents/a1/state", agent_token, {"state": "available"})
+        status, state = api_request(api_port, "POST", "/agents/a1/state", agent_token, {"state": "available"})
         assert status == 200, state
         # Speech starts 9 s into the call: by then the caller pressed 0 (at 3 s) and is talking to the agent.
         audio, rate = soundfile.read(str(FIXTURES / "en_long_talk.wav"), dtype="int16")
@@ -83,11 +74,11 @@ queues: {{agents_file: {tmp_path / 'agents.yaml'}, queues_file: {tmp_path / 'que
         assert connected["agent"] == "a1"
         # While talking, the agent's desktop reads the context the bot gathered; nobody else can.
         call_id = connected["call_id"]
-        status, context = api(api_port, "GET", f"/calls/{call_id}/context", agent_token)
+        status, context = api_request(api_port, "GET", f"/calls/{call_id}/context", agent_token)
         assert status == 200, context
         assert context["queue_path"][0]["queue"] == "support"
         assert any(turn["who"] == "bot" for turn in context["transcript"])
-        status, _ = api(api_port, "GET", f"/calls/{call_id}/context", "vbt_bogus_token")
+        status, _ = api_request(api_port, "GET", f"/calls/{call_id}/context", "vbt_bogus_token")
         assert status == 401
         out, err = caller.communicate(timeout=90)
         summary = json.loads(out.strip().splitlines()[-1])
