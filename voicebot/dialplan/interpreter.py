@@ -253,12 +253,15 @@ class _Run:
                 self.actions.append(act.LeaveQueue(queue, reason="caller_left"))
         if s.recording_paused:
             s.recording_paused = False
-            self.actions.append(act.SetRecording(paused=False))
+            if not s.recording_held:
+                self.actions.append(act.SetRecording(paused=False))
 
     def run_from(self, phase: str) -> None:
         node = self.node()
         name = self.state.node
         for current in _PHASES[_PHASES.index(phase):]:
+            if current == "set" and node.recording is not None:
+                self.hold_recording(node.recording == "pause")
             if current == "set" and node.set:
                 self.assign(node.set)
             elif current == "say" and node.say is not None:
@@ -273,6 +276,15 @@ class _Run:
             elif current == "exit":
                 self.exit(node)
                 return
+
+    def hold_recording(self, paused: bool) -> None:
+        """A node's `recording: pause|resume` (a sensitive ask in progress keeps its own pause)."""
+        s = self.state
+        if paused != s.recording_held:
+            s.recording_held = paused
+            if not s.recording_paused:
+                self.actions.append(act.SetRecording(paused=paused))
+            self.log("recording_paused" if paused else "recording_resumed")
 
     def assign(self, values: Mapping[str, Any]) -> None:
         for key, value in values.items():
@@ -376,7 +388,8 @@ class _Run:
             self.say(phrase("error", s.lang))
         if s.recording_paused:
             s.recording_paused = False
-            self.actions.append(act.SetRecording(paused=False))
+            if not s.recording_held:
+                self.actions.append(act.SetRecording(paused=False))
         s.step = "ended"
         s.ended = True
         s.end_reason = reason
@@ -549,7 +562,8 @@ class _Run:
                     return self.answer(ask, value, continue_node=False)
         if ask.sensitive and not s.recording_paused:
             s.recording_paused = True
-            self.actions.append(act.SetRecording(paused=True))
+            if not s.recording_held:
+                self.actions.append(act.SetRecording(paused=True))
         self.prompt_ask(ask, advance=True)
         return False
 
@@ -625,7 +639,8 @@ class _Run:
         self.log("slot", slot=ask.slot, value=MASK if ask.sensitive else value)
         if s.recording_paused:
             s.recording_paused = False
-            self.actions.append(act.SetRecording(paused=False))
+            if not s.recording_held:
+                self.actions.append(act.SetRecording(paused=False))
         s.step = "enter"
 
     # ------------------------------------------------------------------ webhooks

@@ -437,6 +437,8 @@ class Node(_Model):
     }
 
     set: dict[str, Any] | None = Field(None, description="vars to assign on entry (templates allowed)")
+    recording: Literal["pause", "resume"] | None = Field(
+        None, description="pause or resume the call recording on entry (e.g. around a card payment)")
     say: Prompts | None = None
     ask: AskSpec | None = None
     webhook: WebhookSpec | None = None

@@ -34,6 +34,7 @@ class State:
     trail: list[str] = field(default_factory=list)
     """Nodes entered, in order (coverage and call records)."""
     recording_paused: bool = False
+    recording_held: bool = False  # paused by a node's `recording: pause` (not by a sensitive ask)
     callback_offered: bool = False
     ended: bool = False
     end_reason: str | None = None
