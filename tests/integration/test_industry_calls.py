@@ -196,11 +196,6 @@ def test_healthcare_mandarin_booking_after_identity_check(server: ServerProcess,
     assert call.bot_said("您希望哪一天就诊"), call  # the date question follows
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a keyed date cannot be entered: a `type: date` ask without `length` listens with max_digits=None, so the "
-    "session ends the input at the first key, and slots._from_keys accepts that single digit ('2') as the date; "
-    "healthcare.find_slot then answers HTTP 400 and the caller lands at the front desk (same for finance ask_dob, "
-    "education callback_date/callback_time)"))
 def test_healthcare_booking_with_a_keyed_date(server: ServerProcess, tmp_path: Path) -> None:
     """All keys: 1 (book), date of birth, MRN, department 1, the date 2026-12-01, 1 to accept the offered slot."""
     call = Call(place_call(server, "2003", tmp_path, duration=12, dtmf_delay=2,

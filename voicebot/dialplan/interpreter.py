@@ -209,7 +209,7 @@ class _Run:
 
     def listen_for_ask(self, ask: AskSpec) -> None:
         mode = ask.input or ("speech" if ask.type == "text" else "both")
-        self.emit_listen(ask, mode, ask.length or ask.max_length)
+        self.emit_listen(ask, mode, keyed_length(ask))
 
     def listen_for_yes_no(self, ask: AskSpec) -> None:
         self.emit_listen(ask, "both", 1)
@@ -764,6 +764,14 @@ class _Run:
 
 
 _YES_NO = AskSpec(slot="confirmation", type="yes_no", say="")
+
+# Keys collected for a slot without a length: a date is YYYYMMDD, a time HHMM, a choice one key; anything else
+# runs until the terminator (#) or the inter-digit timeout.
+_KEYED_LENGTH = {"date": 8, "time": 4, "yes_no": 1, "choice": 1}
+
+
+def keyed_length(ask: AskSpec) -> int:
+    return ask.length or ask.max_length or _KEYED_LENGTH.get(ask.type, 32)
 
 
 def _spoken(value: Any, slot_type: str) -> str:

@@ -113,6 +113,8 @@ def _from_keys(ask: AskSpec, keys: str) -> Any | None:
         return _date(keys[:4], keys[4:6], keys[6:])
     if ask.type == "time" and re.fullmatch(r"\d{4}", keys):
         return _time(int(keys[:2]), int(keys[2:]))
+    if ask.type in ("date", "time"):
+        return None  # anything but YYYYMMDD / HHMM is not a date or time: no match, the caller is asked again
     if ask.type == "text":
         return None
     if not keys.isdigit():

@@ -24,6 +24,13 @@ __all__ = ["EmbeddedNlu", "LanguageModel", "base_language", "check_entity_types"
 TRAINED_DIR = "trained"
 
 
+def to_simplified(text: str) -> str:
+    """Traditional → simplified Chinese (zhconv); text without Chinese characters is returned unchanged."""
+    import zhconv
+
+    return zhconv.convert(text, "zh-cn")
+
+
 def base_language(lang: str) -> str:
     """'en-US' -> 'en', 'zh_CN' -> 'zh', 'ZH' -> 'zh'."""
     return lang.replace("_", "-").split("-")[0].lower()
@@ -137,6 +144,8 @@ class EmbeddedNlu:
         """Classify `text` and extract its entities; relative dates are resolved against `now`."""
         model = self.model(lang)
         code = base_language(lang)
+        if code == "zh":
+            text = to_simplified(text)  # Whisper often writes traditional characters; the training data is simplified
         prediction = model.classifier.predict(text) if text.strip() else None
         entities = extract_entities(text, code, now or self.clock(), model.patterns)
         if prediction is None:
