@@ -42,3 +42,18 @@ def test_node_pauses_and_resumes_recording_around_a_sensitive_ask(tmp_path: Path
     says = [a for a in actions if isinstance(a, (act.Say, act.SetRecording))]
     assert isinstance(says[0], act.SetRecording)  # resumed before "Thank you." is spoken
     assert state.recording_held is False
+
+
+def test_pressing_zero_while_queued_keeps_the_callers_place() -> None:
+    from voicebot.dialplan.events import QueueUpdate, WebhookResult
+
+    plan = load_dialplan(Path(__file__).resolve().parents[2] / "dialplans" / "demo.yaml")
+    interpreter = Interpreter(plan)
+    state, actions = interpreter.start(CallContext(caller="+15550100"))
+    state, actions = interpreter.handle(state, WebhookResult(True, {}))
+    state, actions = interpreter.handle(state, Keys("0"))  # agent, from the menu
+    assert [a.queue for a in actions if isinstance(a, act.Enqueue)] == ["support"]
+    state, actions = interpreter.handle(state, QueueUpdate(2, 60.0))
+    state, actions = interpreter.handle(state, Keys("0"))  # impatient: presses 0 again while waiting
+    assert not [a for a in actions if isinstance(a, (act.Enqueue, act.LeaveQueue))]
+    assert state.step == "queue"

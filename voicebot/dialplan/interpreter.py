@@ -336,6 +336,9 @@ class _Run:
     def take(self, transition: Any) -> None:
         """Follow a handler's transition: set, say, then goto / repeat / switch language / hang up."""
         spec: TransitionSpec = transition_spec(transition)
+        if spec.goto == self.state.node and self.state.step in IN_QUEUE:
+            self.log("event_ignored", event="already_queued", node=self.state.node)  # "0" while waiting: keep place
+            return
         if spec.set:
             self.assign(spec.set)
         if spec.say is not None:
