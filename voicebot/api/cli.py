@@ -58,6 +58,8 @@ def _create(args: argparse.Namespace) -> int:
         return 2
     print(secret)
     print(f"saved (hashed) in {store.path}; this token is not shown again", file=sys.stderr)
+    token_id = secret.split("_")[1] if secret.count("_") >= 2 else "?"
+    _audit("token.create", token_id, role=args.role, agent=args.agent, label=args.label)
     return 0
 
 
@@ -81,7 +83,17 @@ def _revoke(args: argparse.Namespace) -> int:
     if not removed:
         print(f"error: no token {args.id!r}", file=sys.stderr)
         return 1
+    _audit("token.revoke", args.id)
     return 0
+
+
+def _audit(action: str, target: str, **details: Any) -> None:
+    """Admin changes go to the append-only audit log ($VOICEBOT_AUDIT_LOG, default var/audit/audit.jsonl)."""
+    from voicebot.compliance.audit import AuditLog
+
+    path = os.environ.get("VOICEBOT_AUDIT_LOG") or "var/audit/audit.jsonl"
+    actor = f"cli:{os.environ.get('USER') or os.getuid()}"
+    AuditLog(path).record(actor, action, target, **{k: v for k, v in details.items() if v is not None})
 
 
 def main(argv: list[str] | None = None) -> int:

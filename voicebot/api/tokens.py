@@ -19,6 +19,8 @@ import os
 import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from voicebot.compliance.secrets import SecretError, check_secret_file
 from typing import Literal
 
 __all__ = ["ROLES", "Principal", "TokenRecord", "TokenStore", "TokenFileError"]
@@ -64,6 +66,10 @@ class TokenStore:
         file = Path(path)
         if not file.exists():
             return cls([], file)
+        try:
+            check_secret_file(file)  # token hashes are secrets too: 0600, owned by us
+        except SecretError as exc:
+            raise TokenFileError(str(exc)) from None
         try:
             data = json.loads(file.read_text(encoding="utf-8"))
             records = [TokenRecord(**item) for item in data["tokens"]]
