@@ -106,6 +106,7 @@ class DialplanSession:
         self.hold_audio = hold_audio
         self.membership: QueueMembership | None = None
         self.bridged = False
+        self._audio_attached = False
         self.lang = "en-US"
         self.transcript = Transcript()
         self.turns: list[TurnTiming] = []
@@ -127,6 +128,7 @@ class DialplanSession:
     # ------------------------------------------------------------------ main loop
     async def run(self) -> str:
         self.channel.on_audio(self._on_audio)
+        self._audio_attached = True
         # One reader for the whole call: channel events are never read by a task that might be cancelled.
         reader = asyncio.ensure_future(self._read_channel_events())
         state, actions = self.interpreter.start(self.context)
@@ -140,7 +142,7 @@ class DialplanSession:
             reader.cancel()
             if self.membership is not None and not self.membership.done and not self.bridged:
                 await self.queues.leave(self.membership, "abandon")  # type: ignore[union-attr]
-            if not self.bridged:  # a bridge relays the caller's audio to the agent: leave it alone
+            if not self.bridged and self._audio_attached:  # a bridge relays the caller's audio: leave it alone
                 self.channel.on_audio(None)
         return self.outcome
 
@@ -242,8 +244,15 @@ class DialplanSession:
             playback.cancel()
 
     # ------------------------------------------------------------------ input
+    def _attach_audio(self, attached: bool) -> None:
+        if attached != self._audio_attached and not self.bridged:
+            self._audio_attached = attached
+            self.channel.on_audio(self._on_audio if attached else None)
+            self._frames.clear()
+
     async def _listen(self, listen: act.Listen) -> ev.Event | None:
         """Wait for speech, keys, silence or hang-up, with barge-in on the prompt still playing."""
+        self._attach_audio(listen.mode in ("speech", "both"))
         want_speech = listen.mode in ("speech", "both")
         want_keys = listen.mode in ("dtmf", "both")
         settings = ListenSettings(no_input_timeout_ms=3_600_000, end_silence_ms=max(200, listen.end_silence_ms),
@@ -391,6 +400,7 @@ class DialplanSession:
             self.transcript.add("system", f"enqueue {action.queue} failed: {exc}")
             return ev.TransferFailed(str(exc))
         self.transcript.add("system", f"queued in {action.queue}")
+        self._attach_audio(False)  # nobody listens to a waiting caller: keys arrive as DTMF events
         return await self._queue_wait()
 
     async def _queue_wait(self) -> ev.Event | None:
