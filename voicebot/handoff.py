@@ -148,9 +148,9 @@ class HandoffManager:
                 return
             except (AcdError, ValueError) as exc:
                 log.warning("callback refused: %s", exc, extra={"fields": {"call_id": waiter.call_id}})
-        released = await self.service.abandon(waiter.call_id)
-        if getattr(released, "was", "") == "offered" and waiter.agent_leg is not None:
-            await waiter.agent_leg.hangup("caller left")
+        await self.service.abandon(waiter.call_id)
+        if waiter.agent_leg is not None and waiter.agent_leg.state is not CallState.ENDED:
+            await waiter.agent_leg.hangup("caller left")  # CANCELs an agent that is still ringing
 
     async def _announce(self, waiter: CallQueue) -> None:
         result = await self.service.announcement(waiter.call_id, waiter.lang)
@@ -277,7 +277,9 @@ class HandoffManager:
                                                     "uri": agent.sip_uri}})
         try:
             leg = await asyncio.wait_for(
-                self.ua.invite(agent.sip_uri, sdp=offer.encode(), headers=headers, on_created=ringing.append),
+                self.ua.invite(agent.sip_uri, sdp=offer.encode(), headers=headers,
+                               on_created=lambda created: (ringing.append(created),
+                                                           setattr(waiter, "agent_leg", created))),
                 self.ring_timeout_s)
         except (CallFailed, asyncio.TimeoutError) as exc:
             if ringing and ringing[0].state is not CallState.ENDED:

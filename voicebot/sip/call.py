@@ -78,6 +78,7 @@ class SipCall:
         self.on_ended: Callable[["SipCall"], None] | None = None
         self._refer_subscribed = False
         self.reinvite_txs: dict[int, ServerTransaction] = {}
+        self.got_provisional = False
 
     # ------------------------------------------------------------------ identity
     @property
@@ -253,7 +254,10 @@ class SipCall:
             self.reject(480, "Temporarily Unavailable")
             return
         if not self.inbound and self.state in (CallState.CALLING, CallState.RINGING):
-            await self.ua.cancel(self)
+            if self.got_provisional:
+                await self.ua.cancel(self)
+            else:
+                self.ua.abandon_invite(self)  # nothing answered yet: a CANCEL would wait out timer F for nothing
             self._finish(reason)
             return
         self._finish(reason)

@@ -277,6 +277,7 @@ class UserAgent:
             on_created(call)  # lets the caller CANCEL a call that rings too long
 
         def provisional(resp: SipResponse) -> None:
+            call.got_provisional = True
             if resp.status in (180, 183) and call.state is CallState.CALLING:
                 call.state = CallState.RINGING
                 if on_ringing is not None:
@@ -307,6 +308,13 @@ class UserAgent:
 
     def _find_client_tx(self, req: SipRequest) -> ClientTransaction | None:
         return self._client_txs.get((req.top_via.branch or "", req.method))
+
+    def abandon_invite(self, call: SipCall) -> None:
+        """Give up an outbound INVITE that got no provisional response: no CANCEL may be sent yet (§9.1), so
+        stop retransmitting; a late answer finds no transaction and is dropped."""
+        tx = self._find_client_tx(call.invite)
+        if tx is not None:
+            tx.terminate()
 
     async def cancel(self, call: SipCall) -> None:
         """CANCEL a pending outbound INVITE (§9.1)."""
