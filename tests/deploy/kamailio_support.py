@@ -12,7 +12,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -21,7 +20,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.integration.support import REPO, ServerProcess, free_udp_port
+from tests.integration.support import REPO, ServerProcess, free_udp_port, launch_server
 
 KAMAILIO_CFG = REPO / "deploy" / "kamailio" / "kamailio.cfg"
 SCENARIO = Path(__file__).resolve().parent / "sipp" / "keypad_via_proxy.xml"
@@ -171,26 +170,11 @@ def start_node(workdir: Path, name: str, *, redis_url: str, namespace: str, rtp_
     config = workdir / "voicebot.yaml"
     config.write_text(node_config(workdir=workdir, redis_url=redis_url, namespace=namespace, node_id=name,
                                   rtp_start=rtp_start, rtp_size=rtp_size, grace_s=grace_s))
-    proc = subprocess.Popen([sys.executable, "-m", "voicebot.cli", "serve", "--config", str(config)],
-                            cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    server = ServerProcess(proc=proc, host="127.0.0.1", port=0, workdir=workdir)
+    try:
+        server = launch_server(config, workdir, timeout=120)
+    except RuntimeError as exc:
+        raise RuntimeError(f"node {name} did not start: {exc}") from None
     node = Node(name=name, server=server)
-    ready = threading.Event()
-
-    def reader() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            server.lines.append(line.rstrip("\n"))
-            if "listening on udp" in line:
-                server.port = int(line.split("listening on udp ")[1].split()[0].rsplit(":", 1)[1])
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=reader, daemon=True).start()
-    if not ready.wait(120) or server.port == 0:
-        proc.kill()
-        raise RuntimeError(f"node {name} did not start:\n" + "\n".join(server.lines[-40:]))
     node.api_port = int(server.wait_for("api listening", timeout=10)[0]["port"])
     return node
 

@@ -112,6 +112,12 @@ def start_server(workdir: Path, extra_config: str = "", env: dict[str, str] | No
                  dialplan: str = "keypad-demo", dids: dict[str, str] | None = None) -> ServerProcess:
     config = workdir / "voicebot.yaml"
     write_config(config, extra=extra_config, dialplan=dialplan, dids=dids)
+    return launch_server(config, workdir, env=env)
+
+
+def launch_server(config: Path, workdir: Path, env: dict[str, str] | None = None,
+                  timeout: float = 180.0) -> ServerProcess:
+    """`voicebot serve --config config` in a subprocess; returns once it listens (its log lines are collected)."""
     proc = subprocess.Popen([sys.executable, "-m", "voicebot.cli", "serve", "--config", str(config)],
                             cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, **(env or {})})
@@ -128,9 +134,9 @@ def start_server(workdir: Path, extra_config: str = "", env: dict[str, str] | No
         ready.set()
 
     threading.Thread(target=reader, daemon=True).start()
-    if not ready.wait(180) or server.port == 0:
+    if not ready.wait(timeout) or server.port == 0:
         proc.kill()
-        raise RuntimeError("voicebot serve did not start:\n" + "\n".join(server.lines[-40:]))
+        raise RuntimeError(f"voicebot serve ({config}) did not start:\n" + "\n".join(server.lines[-40:]))
     return server
 
 
