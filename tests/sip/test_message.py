@@ -208,6 +208,15 @@ def test_serialiser_refuses_header_injection() -> None:
     assert list(h) == [("X-Ok", "w")]
 
 
+def test_prepend_puts_the_header_first_and_refuses_injection() -> None:
+    h = Headers([("Via", "SIP/2.0/UDP b;branch=z9hG4bK2"), ("v", "SIP/2.0/UDP c;branch=z9hG4bK3")])
+    h.prepend("via", "SIP/2.0/UDP a;branch=z9hG4bK1")
+    assert h.get_all("Via") == ["SIP/2.0/UDP a;branch=z9hG4bK1", "SIP/2.0/UDP b;branch=z9hG4bK2",
+                                "SIP/2.0/UDP c;branch=z9hG4bK3"]
+    with pytest.raises(ValueError, match="CR or LF"):
+        h.prepend("Via", "x\r\nBYE")
+
+
 def test_bare_lf_messages_are_tolerated() -> None:
     msg = parse_message(request().replace(b"\r\n", b"\n"))
     assert isinstance(msg, SipRequest) and msg.call_id == "3848276298220188511@example.com"

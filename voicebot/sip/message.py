@@ -168,6 +168,11 @@ class Headers:
         _check_field(name, value)
         self._items.append((canonical_name(name), value))
 
+    def prepend(self, name: str, value: str) -> None:
+        """Put a header before all others (a proxy or UA adding its topmost Via)."""
+        _check_field(name, value)
+        self._items.insert(0, (canonical_name(name), value))
+
     def set(self, name: str, value: str) -> None:
         """Replace every occurrence of ``name`` by one header with ``value`` (kept at the first position)."""
         _check_field(name, value)

@@ -180,7 +180,7 @@ class UserAgent:
         host = self.advertised_host
         host = f"[{host}]" if ":" in host else host
         req.headers.remove("Via")
-        req.headers._items.insert(0, ("Via", f"SIP/2.0/UDP {host}:{self.port};branch={branch};rport"))  # noqa: SLF001
+        req.headers.prepend("Via", f"SIP/2.0/UDP {host}:{self.port};branch={branch};rport")
 
     async def send_request(self, req: SipRequest, addr: Addr | None = None, *,
                            credentials: Credentials | None = None,
