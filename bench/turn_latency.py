@@ -136,10 +136,18 @@ def run_round(server: ServerProcess, names: list[str], parallel: int, workdir: P
     duration = caller_script(names, wav) + 1.0
     before = len(server.records("call ended"))
     procs = [run_call(server, wav, duration, workdir) for _ in range(parallel)]
-    for proc in procs:
-        out, err = proc.communicate(timeout=duration + 60)
-        if not out.strip() or json.loads(out.strip().splitlines()[-1]).get("result") != "answered":
-            raise RuntimeError(f"softphone call failed: {out[-500:]} {err[-1500:]}")
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=duration + 60)
+            if not out.strip() or json.loads(out.strip().splitlines()[-1]).get("result") != "answered":
+                raise RuntimeError(f"softphone call failed: {out[-500:]} {err[-1500:]}")
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"a softphone did not finish its call in time ({exc.timeout:.0f} s)") from None
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     records = wait_records(server, before + parallel)[before:before + parallel]
     turns = [t for r in records for t in measure(Path(r["recording"]["path"]), r["recording"].get("pauses"))]
     if VERBOSE:
@@ -177,14 +185,31 @@ def breakdown(records: list[dict], mean_latency: float) -> None:
     nlu = statistics.mean(t["nlu_ms"] for t in timings)
     spec = sum(1 for t in timings if t.get("speculative_hit")) / len(timings)
     first = [e for r in records for e in r["transcript"] if e["who"] == "caller"]
-    endpoint = statistics.mean(END_SILENCE_MS["greet"] if i == 0 else END_SILENCE_MS["default"]
-                               for i in range(len(first))) if first else END_SILENCE_MS["default"]
+    if all("early" in t for t in timings):  # the session records the silence that ended each turn
+        endpoint = statistics.mean(t["endpoint_ms"] for t in timings)
+        early = sum(1 for t in timings if t["early"]) / len(timings)
+        decodes = statistics.mean(t.get("asr_decodes", 0) for t in timings)
+        how = f"semantic early endpoint on {early:.0%} of turns, {decodes:.2f} ASR decodes per turn"
+    else:
+        endpoint = statistics.mean(END_SILENCE_MS["greet"] if i == 0 else END_SILENCE_MS["default"]
+                                   for i in range(len(first))) if first else END_SILENCE_MS["default"]
+        how = "dialplan end_silence_ms"
     rest = mean_latency - endpoint - asr - nlu
-    print(f"  where the time goes (means): endpointing silence ~{endpoint:.0f} ms (dialplan end_silence_ms), "
+    replies = [t["tts_first_ms"] for t in timings if t.get("tts_first_ms")]
+    reply = f", of which turn end → reply audio queued (interpreter + TTS) {statistics.mean(replies):.0f} ms" \
+        if replies else ""
+    print(f"  where the time goes (means): endpointing silence ~{endpoint:.0f} ms ({how}), "
           f"ASR after the endpoint {asr:.0f} ms (speculative hits {spec:.0%}), NLU {nlu:.1f} ms, "
-          f"TTS + interpreter + media ≈ {rest:.0f} ms (mean turn {mean_latency:.0f} ms − the others)")
+          f"TTS + interpreter + media ≈ {rest:.0f} ms{reply} (mean turn {mean_latency:.0f} ms − the others)")
     kinds = [e.get("kind") or e.get("intent") for e in first]
     print(f"  caller turns as the bot understood them: {kinds}")
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
 
 
 def main() -> int:
@@ -212,12 +237,16 @@ def main() -> int:
                 call_turns, call_records = run_round(server, FULL_SCRIPT, 1, workdir)
                 turns += call_turns
                 records += call_records
-            single = summarize(f"one call at a time ({args.calls} calls)", turns)
+            single = summarize(f"one call at a time ({args.calls} calls; load average {load_average()})", turns)
             breakdown(records, single["mean"])
             best = 1
             for n in [int(x) for x in args.concurrency.split(",") if x.strip()]:
-                conc_turns, conc_records = run_round(server, SHORT_SCRIPT, n, workdir)
-                figures = summarize(f"{n} simultaneous calls", conc_turns)
+                try:
+                    conc_turns, conc_records = run_round(server, SHORT_SCRIPT, n, workdir)
+                except RuntimeError as exc:
+                    print(f"{n} simultaneous calls (load average {load_average()}): failed: {exc}")
+                    break
+                figures = summarize(f"{n} simultaneous calls (load average {load_average()})", conc_turns)
                 breakdown(conc_records, figures["mean"])
                 if figures["p95"] <= TURN_GOAL_MS:
                     best = max(best, n)

@@ -72,6 +72,10 @@ async def _serve_async(config, args: argparse.Namespace) -> int:  # type: ignore
         print(f"voicebot: cannot listen: {exc} — change listen.port / api.port in the config", file=sys.stderr)
         await runtime.close()
         return 2
+    except ValueError as exc:  # e.g. an agent's SIP password is not set (compliance.secrets.SecretError)
+        print(f"voicebot: {exc}", file=sys.stderr)
+        await runtime.close()
+        return 2
     print(f"voicebot: listening on udp {config.listen.host}:{server.ua.port} — dial sip:demo@"
           f"{config.listen.host}:{server.ua.port}", file=sys.stderr, flush=True)
     watcher = asyncio.ensure_future(runtime.watch()) if runtime.dialplans else None

@@ -399,6 +399,9 @@ class QueuesConfig(_Section):
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="used when store is redis")
     namespace: str = Field("default", pattern=r"^[A-Za-z0-9_.-]+$", description="Redis key namespace")
     node_id: str | None = Field(None, description="unique per node (default: host name + SIP port)")
+    heartbeat_s: float = Field(2, gt=0, le=60, description="redis store: renew this node's heartbeat this often")
+    node_ttl_s: float = Field(6, gt=0, le=300, description="redis store: a node silent this long is lost; "
+                              "survivors re-offer its waiting callers as callbacks")
     ring_timeout_s: float = Field(20, gt=0, le=120, description="ring an agent this long before trying another")
     announce_every_s: float = Field(30, ge=5, le=600, description="position/wait announcements while queued")
     hold_audio: str | None = Field(None, description="WAV played while queued (default: a generated melody)")
@@ -406,6 +409,14 @@ class QueuesConfig(_Section):
                                         description="fnmatch patterns a callback number must match")
     callback_uri_template: str | None = Field(
         None, description='where callbacks are dialled, e.g. "sip:{number}@carrier.example" (default: first trunk)')
+
+    @model_validator(mode="after")
+    def _heartbeat_within_ttl(self) -> QueuesConfig:
+        if self.heartbeat_s >= self.node_ttl_s:
+            raise LocatedValueError(f"heartbeat_s ({self.heartbeat_s:g}) must be shorter than node_ttl_s "
+                                    f"({self.node_ttl_s:g})", loc=("heartbeat_s",),
+                                    hint="e.g. heartbeat_s: 2 with node_ttl_s: 6 (three beats may be missed)")
+        return self
 
 
 class ApiConfig(_Section):

@@ -20,11 +20,13 @@ from voicebot.channels.base import Channel, Dtmf, HungUp
 from voicebot.compliance.redact import redact, redact_obj
 from voicebot.dialplan import actions as act
 from voicebot.dialplan import events as ev
+from voicebot.dialplan.early_endpoint import EarlyEndpoint, decide
 from voicebot.dialplan.interpreter import Interpreter
-from voicebot.nlu.base import NluEngine, NluError
+from voicebot.nlu.base import NluEngine, NluError, NluResult
 from voicebot.speech.endpointer import (HangoverCancelled, HangoverStarted, ListenSettings, MaxUtterance,
                                         SpeechEnded, SpeechStarted)
-from voicebot.speech.services import Utterance, split_sentences
+from voicebot.speech.services import Utterance, split_sentences, trim_leading_silence
+from voicebot.speech.speculation import Speculation
 from voicebot.speech.vad import FrameVad, SpeechDetector
 from voicebot.speech.workers import EngineCrashed
 
@@ -35,6 +37,7 @@ INTER_DIGIT_TIMEOUT_S = 3.0
 NO_INPUT_AFTER_PROMPT_S = 5.0
 MIN_ASR_CONFIDENCE = 0.4  # below this the recogniser is guessing (noise, another language): treat as no match
 FRAME_QUEUE_LIMIT = 50 * 60  # one minute of 20 ms frames
+SILENCE_RMS = 60.0  # ~ -55 dBFS: quieter caller frames are silence (ends webrtcvad's hangover on a quiet line)
 
 
 class Speech(Protocol):
@@ -50,8 +53,10 @@ class TurnTiming:
     endpoint_ms: float = 0.0
     asr_ms: float = 0.0
     nlu_ms: float = 0.0
-    tts_first_ms: float = 0.0
+    tts_first_ms: float = 0.0  # turn end -> first reply audio queued (interpreter, webhooks, TTS)
     speculative_hit: bool = False
+    early: bool = False  # ended by semantic endpointing (endpoint_ms of silence instead of end_silence_ms)
+    asr_decodes: int = 0  # recogniser runs for this turn (speculative ones included)
 
 
 @dataclass
@@ -110,6 +115,7 @@ class DialplanSession:
         self.lang = "en-US"
         self.transcript = Transcript()
         self.turns: list[TurnTiming] = []
+        self._turn_ended: float | None = None  # perf_counter() when the last speech turn ended (until its reply)
         self.outcome = ""
         self.sensitive = False
         self._frames: deque[np.ndarray] = deque(maxlen=FRAME_QUEUE_LIMIT)
@@ -118,7 +124,7 @@ class DialplanSession:
         self._pending_keys: deque[str] = deque()
         self._hung_up = False
         self._barge_in = "speech"
-        self._vad = FrameVad(aggressiveness=2, sample_rate=AUDIO_RATE)
+        self._vad = FrameVad(aggressiveness=2, sample_rate=AUDIO_RATE, energy_floor=SILENCE_RMS)
         self.engine_failures = 0
         languages = getattr(interpreter.dialplan, "languages", ["en-US"])
         # Several languages and a multilingual recogniser: let Whisper tell en from zh on every utterance.
@@ -229,6 +235,11 @@ class DialplanSession:
                     continue
                 if self._hung_up or (self._pending_keys and say.barge_in != "none"):
                     return  # the caller already keyed ahead (or left): don't start talking over them
+                if not self.channel.playing:
+                    pcm = trim_leading_silence(pcm, self.play_rate)  # the caller waits for this audio: no lead-in
+                if self._turn_ended is not None and self.turns:
+                    self.turns[-1].tts_first_ms = (time.perf_counter() - self._turn_ended) * 1000
+                    self._turn_ended = None
                 self.channel.play(pcm, self.play_rate)
 
     async def _wait_prompts(self) -> None:
@@ -252,15 +263,26 @@ class DialplanSession:
 
     async def _listen(self, listen: act.Listen) -> ev.Event | None:
         """Wait for speech, keys, silence or hang-up, with barge-in on the prompt still playing."""
+        busy = getattr(self.speech, "busy", None)
+        speculation = Speculation(lambda audio: self.speech.transcribe(audio, self._asr_lang(listen)), self._wake.set,
+                                  busy if callable(busy) else (lambda: False))
+        try:
+            return await self._listen_turn(listen, speculation)
+        finally:
+            speculation.close()  # a speculative decode still running finishes in its worker unheeded
+
+    async def _listen_turn(self, listen: act.Listen, speculation: Speculation) -> ev.Event | None:
         self._attach_audio(listen.mode in ("speech", "both"))
         want_speech = listen.mode in ("speech", "both")
         want_keys = listen.mode in ("dtmf", "both")
+        early = listen.early if want_speech else None
+        hangover_ms = min(200, max(0, listen.end_silence_ms), early.silence_ms if early else 200)
         settings = ListenSettings(no_input_timeout_ms=3_600_000, end_silence_ms=max(200, listen.end_silence_ms),
-                                  max_utterance_ms=15000, hangover_start_ms=min(200, max(0, listen.end_silence_ms)))
+                                  max_utterance_ms=15000, hangover_start_ms=hangover_ms)
         detector = SpeechDetector(settings, self._vad)
         self._frames.clear()
         digits = ""
-        speculative: tuple[int, asyncio.Task[Utterance]] | None = None
+        judged: dict[int, tuple[Utterance, NluResult | None]] = {}  # speculative results found incomplete
         no_input_deadline: float | None = None
         digit_deadline: float | None = None
         timeout_s = max(0.5, listen.timeout_ms / 1000.0)
@@ -314,20 +336,18 @@ class DialplanSession:
                             self.channel.stop_playback()  # barge-in
                             log.info("barge-in", extra={"fields": {"call_id": self.channel.call_id}})
                     elif isinstance(point, HangoverStarted):
-                        speculative = (point.revision, asyncio.ensure_future(
-                            self.speech.transcribe(point.audio, self._asr_lang(listen))))
+                        speculation.start(point.revision, point.audio)
                     elif isinstance(point, HangoverCancelled):
-                        if speculative is not None:
-                            speculative[1].cancel()
-                        speculative = None
+                        speculation.cancel(point.revision)
+                        judged.pop(point.revision, None)
                     elif isinstance(point, (SpeechEnded, MaxUtterance)):
-                        audio = point.audio
-                        reuse = None
-                        if isinstance(point, SpeechEnded) and speculative and speculative[0] == point.revision:
-                            reuse = speculative[1]
-                        elif speculative is not None:
-                            speculative[1].cancel()
-                        return await self._understand(audio, listen, reuse)
+                        revision = point.revision if isinstance(point, SpeechEnded) else None
+                        return await self._understand(point.audio, listen, speculation, revision, judged)
+            # 3b. semantic endpointing: a complete answer after a short silence ends the turn now
+            if early is not None:
+                committed = self._early_commit(detector, early, speculation, listen, judged)
+                if committed is not None:
+                    return committed
             # 4. timers
             now = loop.time()
             if digits and digit_deadline is not None and now >= digit_deadline:
@@ -347,39 +367,78 @@ class DialplanSession:
         except asyncio.TimeoutError:
             pass
 
-    async def _understand(self, audio: np.ndarray, listen: act.Listen,
-                          speculative: asyncio.Task[Utterance] | None) -> ev.Event:
-        timing = TurnTiming(speculative_hit=speculative is not None)
+    async def _understand(self, audio: np.ndarray, listen: act.Listen, speculation: Speculation,
+                          revision: int | None, judged: dict[int, tuple[Utterance, NluResult | None]]) -> ev.Event:
+        """The utterance ended after end_silence_ms (or at its maximum length): recognise and understand it."""
+        timing = TurnTiming(endpoint_ms=float(max(200, listen.end_silence_ms)) if revision is not None else 0.0)
         started = time.perf_counter()
         try:
-            utterance = await speculative if speculative is not None else await self.speech.transcribe(
-                audio, self._asr_lang(listen))
-        except (EngineCrashed, asyncio.CancelledError) as exc:
-            if isinstance(exc, asyncio.CancelledError) and not self._hung_up:
-                utterance = await self.speech.transcribe(audio, self._asr_lang(listen))
-            else:
-                self.engine_failures += 1
-                log.error("ASR failed: %s; asking for keys instead", exc,
-                          extra={"fields": {"call_id": self.channel.call_id}})
-                self.transcript.add("caller", "", kind="asr_failed")
-                return ev.NoMatch()
+            utterance, timing.speculative_hit = await speculation.final(revision, audio)
+        except EngineCrashed as exc:
+            self.engine_failures += 1
+            log.error("ASR failed: %s; asking for keys instead", exc,
+                      extra={"fields": {"call_id": self.channel.call_id}})
+            self.transcript.add("caller", "", kind="asr_failed")
+            return ev.NoMatch()
         timing.asr_ms = (time.perf_counter() - started) * 1000
+        timing.asr_decodes = speculation.decodes
+        parsed = judged.get(revision)[1] if revision in judged else None  # type: ignore[index]
+        return self._interpret(utterance, listen, timing, parsed)
+
+    def _early_commit(self, detector: SpeechDetector, early: EarlyEndpoint, speculation: Speculation,
+                      listen: act.Listen, judged: dict[int, tuple[Utterance, NluResult | None]]) -> ev.Event | None:
+        """After early.silence_ms of silence, end the turn if the speculative recognition already answers."""
+        endpointer = detector.endpointer
+        revision = endpointer.revision
+        if not detector_busy(detector) or endpointer.silence_ms < early.silence_ms or revision in judged:
+            return None
+        speculation.kick(revision)  # deferred while the engines were saturated: this pause is worth a decode
+        utterance = speculation.result(revision)
+        if utterance is None:
+            return None  # still decoding: checked again at the next frame or when the result arrives
+        timing = TurnTiming(endpoint_ms=endpointer.silence_ms, speculative_hit=True, early=True,
+                            asr_decodes=speculation.decodes)
+        parsed = self._parse(utterance, listen, timing) if utterance.text and \
+            utterance.confidence >= MIN_ASR_CONFIDENCE else None
+        verdict = decide(early, text=utterance.text, asr_confidence=utterance.confidence,
+                         intent=parsed.intent if parsed else None,
+                         intent_confidence=parsed.confidence if parsed else 0.0,
+                         entities={e.type: e.value for e in parsed.entities} if parsed else None)
+        if not verdict.complete:
+            judged[revision] = (utterance, parsed)
+            return None
+        log.debug("early endpoint: %s", verdict.reason, extra={"fields": {"call_id": self.channel.call_id}})
+        return self._interpret(utterance, listen, timing, parsed)
+
+    def _parse(self, utterance: Utterance, listen: act.Listen, timing: TurnTiming) -> NluResult | None:
+        if self.nlu is None:
+            return None
+        t0 = time.perf_counter()
+        try:
+            return self.nlu.parse(utterance.text, utterance.language or listen.lang)
+        except NluError as exc:
+            log.warning("NLU failed: %s", exc)
+            return None
+        finally:
+            timing.nlu_ms = (time.perf_counter() - t0) * 1000
+
+    def _interpret(self, utterance: Utterance, listen: act.Listen, timing: TurnTiming,
+                   parsed: NluResult | None) -> ev.Event:
+        """The recognised words as a dialplan event (NLU reused when the speculative result was parsed already)."""
         text = utterance.text
         if not text or utterance.confidence < MIN_ASR_CONFIDENCE:
             self.transcript.add("caller", "", kind="nomatch", asr_confidence=round(utterance.confidence, 2))
             self.turns.append(timing)
+            self._turn_ended = time.perf_counter()
             return ev.NoMatch()
+        if parsed is None:
+            parsed = self._parse(utterance, listen, timing)
         intent, entities, confidence = None, {}, utterance.confidence
-        if self.nlu is not None:
-            t0 = time.perf_counter()
-            try:
-                result = self.nlu.parse(text, utterance.language or listen.lang)
-                intent, confidence = result.intent, result.confidence
-                entities = {e.type: e.value for e in result.entities}
-            except NluError as exc:
-                log.warning("NLU failed: %s", exc)
-            timing.nlu_ms = (time.perf_counter() - t0) * 1000
+        if parsed is not None:
+            intent, confidence = parsed.intent, parsed.confidence
+            entities = {e.type: e.value for e in parsed.entities}
         self.turns.append(timing)
+        self._turn_ended = time.perf_counter()
         self.transcript.add("caller", "[sensitive]" if self.sensitive else text, intent=intent,
                             lang=utterance.language)
         return ev.Heard(text=text, intent=intent, entities=entities, confidence=confidence,

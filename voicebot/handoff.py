@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from voicebot.sip.call import CallState, SipCall
 from voicebot.sip.sdp import SdpError, apply_answer, build_offer, parse_sdp
 from voicebot.sip.transport import EgressPolicy
 from voicebot.sip.ua import CallFailed, UserAgent
+
+if TYPE_CHECKING:
+    from voicebot.browser_agent import BrowserAgentLegs
 
 log = logging.getLogger("voicebot.handoff")
 
@@ -80,7 +84,10 @@ class HandoffManager:
         self.announce_every_s = announce_every_s
         self.callback_allowed = callback_allowed
         self.callback_uri_template = callback_uri_template
+        self.browser_legs: BrowserAgentLegs | None = None  # set by the server: agents answering on their page
+        self.agent_contact: Callable[[str], str | None] | None = None  # agent id -> registered phone Contact
         self._waiting: dict[str, tuple[CallQueue, CallerLeg]] = {}
+        self.handed_over: dict[str, str] = {}  # call id -> call record outcome, for callers a stopping node let go
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe = service.subscribe(self._on_event)
 
@@ -123,7 +130,7 @@ class HandoffManager:
         waiter = CallQueue(call_id, queue, record.context_id, caller_number, lang)
         self._waiting[call_id] = (waiter, leg)  # before enqueue: an agent may be assigned at once
         try:
-            await self.service.put_context(record)
+            await self.service.put_context(record, callback_number=self._reachable_at(caller_number))
             position = await self.service.enqueue(call_id, queue, skills, priority, record.context_id)
         except (AcdError, ValueError) as exc:
             self._waiting.pop(call_id, None)
@@ -134,10 +141,29 @@ class HandoffManager:
         self._spawn(self._announcer(waiter))
         return waiter
 
-    async def leave(self, waiter: CallQueue, reason: str) -> None:
-        """The caller left the queue (hung up, or chose a callback); cancels a ringing agent."""
+    def _reachable_at(self, caller_number: str) -> str | None:
+        """The caller's number if the callback policy allows calling it back (kept for recovery by another node)."""
+        try:
+            return confirm_number(caller_number, None, self.callback_allowed)
+        except ValueError:
+            return None
+
+    async def hand_over(self) -> dict[str, str]:
+        """The node stops and its drain time is over: each caller still waiting becomes a callback task (when the
+        policy allows calling their number back; another node dials it) before the call is hung up."""
+        for waiter, _leg in list(self._waiting.values()):
+            if waiter.done or waiter.bridged.is_set() or waiter.agent_leg is not None:
+                continue  # an agent is being rung or talking: that call runs its course
+            called_back = await self.leave(waiter, "callback")
+            self.handed_over[waiter.call_id] = "node stopped → " + ("callback queued" if called_back else "no callback")
+            log.info("caller handed over", extra={"fields": {"call_id": waiter.call_id, "callback": called_back}})
+        return dict(self.handed_over)
+
+    async def leave(self, waiter: CallQueue, reason: str) -> bool:
+        """The caller left the queue (hung up, or chose a callback); cancels a ringing agent. True: a callback
+        task now keeps their place."""
         if waiter.done:
-            return
+            return False
         waiter.done = True
         self._waiting.pop(waiter.call_id, None)
         if reason == "callback":
@@ -145,12 +171,13 @@ class HandoffManager:
                 number = confirm_number(waiter.caller_number, None, self.callback_allowed)
                 await self.service.request_callback(waiter.call_id, number)
                 log.info("callback requested", extra={"fields": {"call_id": waiter.call_id}})
-                return
+                return True
             except (AcdError, ValueError) as exc:
                 log.warning("callback refused: %s", exc, extra={"fields": {"call_id": waiter.call_id}})
         await self.service.abandon(waiter.call_id)
         if waiter.agent_leg is not None and waiter.agent_leg.state is not CallState.ENDED:
             await waiter.agent_leg.hangup("caller left")  # CANCELs an agent that is still ringing
+        return False
 
     async def _announce(self, waiter: CallQueue) -> None:
         result = await self.service.announcement(waiter.call_id, waiter.lang)
@@ -167,6 +194,11 @@ class HandoffManager:
                 await self._announce(waiter)
 
     # ------------------------------------------------------------------ agents
+    def agent_uri(self, agent: AgentConfig) -> str | None:
+        """Where to ring a SIP agent: their phone's registered Contact (voicebot.sip.registrar), else sip_uri."""
+        contact = self.agent_contact(agent.id) if self.agent_contact is not None else None
+        return contact or agent.sip_uri
+
     async def _on_event(self, event: ServiceEvent) -> None:
         if isinstance(event, AssignmentOffered) and event.assignment.node == self.service.node:
             entry = self._waiting.get(event.assignment.call_id)
@@ -215,7 +247,8 @@ class HandoffManager:
     async def _call_back(self, assignment: Assignment, agent: AgentConfig) -> None:
         """A due callback: ring the agent first (they see the context), then dial the customer and bridge."""
         number = assignment.callback_number or ""
-        if not agent.sip_uri or not number:
+        agent_uri = self.agent_uri(agent)
+        if not agent_uri or not number:
             await self.service.agent_no_answer(assignment.id)
             return
         context_id = assignment.context_id
@@ -228,7 +261,7 @@ class HandoffManager:
                       extra={"fields": {"call_id": assignment.call_id}})
             await self.service.callback_failed(assignment.id)
             return
-        agent_leg = await self._dial(agent.sip_uri, headers)
+        agent_leg = await self._dial(agent_uri, headers)
         if agent_leg is None:
             await self.service.agent_no_answer(assignment.id)
             return
@@ -258,7 +291,12 @@ class HandoffManager:
 
     async def _ring_agent(self, waiter: CallQueue, caller: CallerLeg, assignment: Assignment,
                           agent: AgentConfig) -> None:
-        if not agent.sip_uri:
+        if self.browser_legs is not None and self.browser_legs.answers_for(agent):
+            await self.browser_legs.ring(waiter, caller, assignment, agent,
+                                         on_connected=lambda: self._waiting.pop(waiter.call_id, None))
+            return
+        agent_uri = self.agent_uri(agent)
+        if not agent_uri:
             await self.service.agent_no_answer(assignment.id)
             return
         try:
@@ -274,10 +312,10 @@ class HandoffManager:
                    ("X-Voicebot-Queue", waiter.queue)]
         ringing: list[SipCall] = []
         log.info("ringing agent", extra={"fields": {"call_id": waiter.call_id, "agent": agent.id,
-                                                    "uri": agent.sip_uri}})
+                                                    "uri": agent_uri}})
         try:
             leg = await asyncio.wait_for(
-                self.ua.invite(agent.sip_uri, sdp=offer.encode(), headers=headers,
+                self.ua.invite(agent_uri, sdp=offer.encode(), headers=headers,
                                on_created=lambda created: (ringing.append(created),
                                                            setattr(waiter, "agent_leg", created))),
                 self.ring_timeout_s)

@@ -1,4 +1,8 @@
-"""Hold audio: a configured WAV file or a gentle generated melody, as 8 kHz int16 PCM."""
+"""Hold audio: a configured WAV file or a gentle generated melody, as 8 kHz int16 PCM.
+
+The loaded array is read-only: every waiting caller plays the same array, so its G.711 payload is encoded once
+(voicebot.rtp.payloads) and shared.
+"""
 
 from __future__ import annotations
 
@@ -28,9 +32,12 @@ def generated_hold_music(seconds: float = 16.0, rate: int = RATE, level: float =
 
 
 def load_hold_audio(path: str | Path | None) -> np.ndarray:
-    """The configured hold file (any rate, mixed to mono) or the generated melody."""
+    """The configured hold file (any rate, mixed to mono) or the generated melody, read-only (shared by calls)."""
     if path is None:
-        return generated_hold_music()
-    audio, rate = soundfile.read(str(path), dtype="int16", always_2d=True)
-    mono = audio.mean(axis=1).astype(np.int16)
-    return resample(mono, rate, RATE) if rate != RATE else mono
+        audio = generated_hold_music()
+    else:
+        stereo, rate = soundfile.read(str(path), dtype="int16", always_2d=True)
+        mono = stereo.mean(axis=1).astype(np.int16)
+        audio = resample(mono, rate, RATE) if rate != RATE else mono
+    audio.flags.writeable = False
+    return audio

@@ -21,13 +21,17 @@ from voicebot.api.tokens import TokenStore
 from voicebot.config import ServerConfig, resolve_trunk_password
 from voicebot.dialplan.actions import Enqueue
 from voicebot.handoff import CallerLeg, CallQueue, HandoffManager
+from voicebot.browser_agent import BrowserAgentLegs, add_browser_agent_routes
 from voicebot.hold import load_hold_audio
-from voicebot.queues.models import check_queues_servable, load_agents, load_queues
+from voicebot.queues.models import AgentsConfig, check_queues_servable, load_agents, load_queues
 from voicebot.queues.service import AcdService
-from voicebot.queues.store import MemoryStore, RedisStore, Store
+from voicebot.queues.liveness import NodeLiveness
+from voicebot.queues.resilient import ResilientStore
+from voicebot.queues.store import MemoryStore, Store
 from voicebot.recording import CallRecorder
 from voicebot.rtp.ports import PortAllocator, PortsExhausted
 from voicebot.rtp.stream import RtpStream
+from voicebot.rtp.ticker import get_ticker, log_media_stats
 from voicebot.channels.webrtc import WebRtcChannel
 from voicebot.conversation import DialplanSession
 from voicebot.web.captions import caption_session
@@ -37,6 +41,8 @@ from voicebot.runtime import KEYPAD_DEMO, Runtime
 from voicebot.session import CallRecord, DemoDtmfSession, DemoPrompts, PromptSource
 from voicebot.sip.call import SipCall
 from voicebot.sip.challenge import DigestGuard
+from voicebot.sip.registrar import Registrar, SipAccount
+from voicebot.compliance.secrets import Secret, read_secret
 from voicebot.sip.registration import Registration
 from voicebot.sip.message import SipParseError, parse_name_addr, parse_uri
 from voicebot.sip.sdp import NoCommonCodec, SdpError, apply_answer, build_offer, negotiate, parse_sdp
@@ -125,6 +131,7 @@ class VoicebotServer:
             self.ua.guard = DigestGuard.build(config.auth.realm, users, trusted)
         self.ports = PortAllocator(config.rtp.port_start, config.rtp.port_end)
         self.registrations: list[Registration] = []
+        self.registrar: Registrar | None = None  # agent phones registering to this node
         self.acd: AcdService | None = None
         self.handoff: HandoffManager | None = None
         self.node_status = NodeStatus(active_calls=lambda: self.ua.active_calls)
@@ -141,6 +148,7 @@ class VoicebotServer:
         self._start_audit()
         await self.ua.start()
         log.info("listening", extra={"fields": {"host": self.config.listen.host, "port": self.ua.port}})
+        self._background.add(asyncio.ensure_future(log_media_stats(get_ticker())))  # "media ticker" every 60 s
         if self.config.queues.enabled:
             await self._start_queues()
         for trunk in self.config.trunks:
@@ -164,15 +172,21 @@ class VoicebotServer:
         agents = load_agents(qc.agents_file)
         queues = load_queues(qc.queues_file)
         check_queues_servable(queues, agents, qc.queues_file)
-        store: Store = MemoryStore() if qc.store == "memory" else RedisStore.from_url(qc.redis_url, qc.namespace)
         node = qc.node_id or f"{socket.gethostname()}:{self.ua.port}"
+        # Redis behind ResilientStore: callers keep waiting on local state while Redis is down, reconciled after
+        store: Store = MemoryStore() if qc.store == "memory" else ResilientStore.from_url(qc.redis_url, qc.namespace,
+                                                                                          node=node)
         self.acd = AcdService(store, agents, queues, node=node)
+        if qc.store == "redis":  # shared by nodes: heartbeat, and recovery of the callers of a lost node
+            self.acd.liveness = NodeLiveness(self.acd, heartbeat_s=qc.heartbeat_s, ttl_s=qc.node_ttl_s,
+                                             callback_allowed=qc.callback_allowed)
         self.handoff = HandoffManager(self.ua, self.ports, self.acd, media_host=self.media_host,
                                       dtmf_payload_type=self.config.codecs.dtmf_payload_type, egress=self.egress,
                                       ring_timeout_s=qc.ring_timeout_s, announce_every_s=qc.announce_every_s,
                                       callback_allowed=tuple(qc.callback_allowed),
                                       callback_uri_template=qc.callback_uri_template or self._trunk_template())
         self.handoff.start()
+        self._start_registrar(agents)
         log.info("queues ready", extra={"fields": {"node": node, "store": qc.store, "agents": len(agents.agents),
                                                    "queues": len(queues.queues)}})
         api = self.config.api
@@ -180,6 +194,8 @@ class VoicebotServer:
             tokens = TokenStore.load(api.tokens_file or default_tokens_path())
             app = create_app(self.acd, tokens, allowed_origins=api.allowed_origins, node_status=self.node_status)
             add_webrtc_routes(app, self._on_browser_call)
+            self.handoff.browser_legs = BrowserAgentLegs(self.acd, ring_timeout_s=qc.ring_timeout_s)
+            add_browser_agent_routes(app, self.handoff.browser_legs)
             add_recording_routes(app, Path(self.config.recording.directory))
             self.api_runner = web.AppRunner(app, access_log=None)
             await self.api_runner.setup()
@@ -187,6 +203,20 @@ class VoicebotServer:
             await site.start()
             self.api_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
             log.info("api listening", extra={"fields": {"host": api.host, "port": self.api_port}})
+
+    def _start_registrar(self, agents: AgentsConfig) -> None:
+        """Agents with a sip_user register their phones here (digest, realm auth.realm) and are rung at the
+        registered Contact. Bindings are per node. A missing password stops the start with SecretError."""
+        accounts = {agent.sip_user: SipAccount(agent.sip_user, agent.id, Secret(read_secret(
+            env=agent.sip_password_env, file=agent.sip_password_file, name=f"agent {agent.id!r} SIP password")))
+            for agent in agents.agents if agent.sip_user is not None}
+        if not accounts or self.handoff is None:
+            return
+        self.registrar = Registrar(self.config.auth.realm, accounts)
+        self.ua.on_register = self.registrar.handle
+        self.handoff.agent_contact = self.registrar.contact_for_agent
+        log.info("agent registrar ready", extra={"fields": {"realm": self.config.auth.realm,
+                                                            "accounts": len(accounts)}})
 
     def _trunk_template(self) -> str | None:
         """Callbacks go out through the first trunk: sip:<number>@<outbound proxy or registrar host>."""
@@ -205,12 +235,19 @@ class VoicebotServer:
             await asyncio.sleep(0.1)
         left = self.ua.active_calls
         log.info("draining done", extra={"fields": {"calls_left": left}})
+        if self.handoff is not None and left:
+            await self.handoff.hand_over()  # callers still queued become callbacks before they are hung up
         for task in self._background:
             task.cancel()
         for registration in self.registrations:
             await registration.unregister()
         if self.handoff is not None:
             await self.handoff.close()
+        if self.acd is not None and self.acd.liveness is not None:
+            try:
+                await self.acd.liveness.retire()  # survivors take over this node's callbacks now, not after the TTL
+            except Exception as exc:  # noqa: BLE001 - Redis down: the heartbeat simply expires
+                log.warning("could not retire the node heartbeat: %s", exc)
         if self.api_runner is not None:
             await self.api_runner.cleanup()
         log.info("stopped", extra={"fields": {"calls_left": left, "rtp_ports_in_use": self.ports.in_use,
@@ -305,6 +342,8 @@ class VoicebotServer:
         finally:
             record.transcript = session.transcript.entries
             record.turns = [t.__dict__ for t in session.turns]
+            if self.handoff is not None and call.call_id in self.handoff.handed_over:  # this node stopped
+                record.outcome = self.handoff.handed_over.pop(call.call_id)
 
     async def _on_browser_call(self, channel: WebRtcChannel) -> None:
         """A caller on the "call us" web page: the default dialplan, same session as a phone call."""

@@ -7,6 +7,7 @@ Used by tests/deploy/test_kamailio.py and bench/kamailio_spread.py. Pure pieces 
 from __future__ import annotations
 
 import collections
+import json
 import os
 import shutil
 import signal
@@ -24,6 +25,8 @@ from tests.integration.support import REPO, ServerProcess, free_udp_port, launch
 
 KAMAILIO_CFG = REPO / "deploy" / "kamailio" / "kamailio.cfg"
 SCENARIO = Path(__file__).resolve().parent / "sipp" / "keypad_via_proxy.xml"
+QUEUE_SCENARIO = Path(__file__).resolve().parent / "sipp" / "queue_via_proxy.xml"
+SIPP_PCAPS = Path("/usr/share/sip-tester")
 
 
 # ------------------------------------------------------------------------------------------ pure config
@@ -64,25 +67,28 @@ def kamailio_command(config: Path, *, host: str, port: int, dispatcher_file: Pat
 
 
 def node_config(*, workdir: Path, redis_url: str, namespace: str, node_id: str, rtp_start: int,
-                rtp_size: int = 200, grace_s: int = 20) -> str:
-    """A voicebot node behind the proxy: keypad-demo for every call, queue state in the shared Redis.
+                rtp_size: int = 200, grace_s: int = 20, dialplan: str = "keypad-demo", queues_extra: str = "",
+                extra: str = "") -> str:
+    """A voicebot node behind the proxy: ``dialplan`` for every call, queue state in the shared Redis.
 
     Every call reaches the node from the proxy's address, so the per-source limits are raised to the total ones.
+    ``queues_extra`` (", key: value" items) extends the queues section, ``extra`` (YAML lines) the config.
     """
     return f"""
 listen: {{host: 127.0.0.1, port: 0}}
 rtp: {{port_start: {rtp_start}, port_end: {rtp_start + rtp_size}}}
 network: {{egress_allow: [127.0.0.0/8]}}
 acl: {{allow: [127.0.0.0/8]}}
-routing: {{default_dialplan: keypad-demo}}
+routing: {{default_dialplan: {dialplan}}}
 limits: {{max_calls: 500, max_calls_per_source: 500, invite_rate_per_source_per_s: 1000}}
 prompts: {{digit_timeout_s: 3}}
 api: {{port: 0, tokens_file: {workdir / 'tokens.json'}}}
-queues: {{store: redis, redis_url: "{redis_url}", namespace: {namespace}, node_id: {node_id}}}
+queues: {{store: redis, redis_url: "{redis_url}", namespace: {namespace}, node_id: {node_id}{queues_extra}}}
 dialplans_dir: {REPO / 'dialplans'}
 nlu_dir: {REPO / 'nlu_models'}
 shutdown_grace_s: {grace_s}
 log: {{level: INFO, json: true}}
+{extra}
 """
 
 
@@ -136,6 +142,12 @@ class RedisServer:
                              text=True, timeout=10, check=True).stdout
         return [line for line in out.splitlines() if line]
 
+    def records(self, key: str) -> dict[str, dict]:
+        """The JSON records of one state hash (HGETALL ``key`` through redis-cli)."""
+        out = subprocess.run(["redis-cli", "-p", str(self.port), "--raw", "HGETALL", key], capture_output=True,
+                             text=True, timeout=10, check=True).stdout.splitlines()
+        return {field: json.loads(value) for field, value in zip(out[::2], out[1::2])}
+
     def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
@@ -164,19 +176,48 @@ class Node:
 
 
 def start_node(workdir: Path, name: str, *, redis_url: str, namespace: str, rtp_start: int,
-               rtp_size: int = 200, grace_s: int = 20) -> Node:
-    """Start `voicebot serve` for one node and wait until SIP and the API listen."""
+               rtp_size: int = 200, grace_s: int = 20, **config: str) -> Node:
+    """Start `voicebot serve` for one node and wait until SIP and the API listen (``config``: see node_config)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    config = workdir / "voicebot.yaml"
-    config.write_text(node_config(workdir=workdir, redis_url=redis_url, namespace=namespace, node_id=name,
-                                  rtp_start=rtp_start, rtp_size=rtp_size, grace_s=grace_s))
+    config_file = workdir / "voicebot.yaml"
+    config_file.write_text(node_config(workdir=workdir, redis_url=redis_url, namespace=namespace, node_id=name,
+                                       rtp_start=rtp_start, rtp_size=rtp_size, grace_s=grace_s, **config))
     try:
-        server = launch_server(config, workdir, timeout=120)
+        server = launch_server(config_file, workdir, timeout=120)
     except RuntimeError as exc:
         raise RuntimeError(f"node {name} did not start: {exc}") from None
     node = Node(name=name, server=server)
     node.api_port = int(server.wait_for("api listening", timeout=10)[0]["port"])
     return node
+
+
+def kill_node(node: Node) -> None:
+    """A crash: SIGKILL the node and its speech workers at once (no drain, no clean-up of any kind)."""
+    pids = [node.server.proc.pid, *_descendants(node.server.proc.pid)]
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    node.server.proc.wait(10)
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    children.setdefault(int(stat.read().rsplit(")", 1)[1].split()[1]), []).append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    found, stack = [], [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
 
 
 def stop_node(node: Node, timeout: float = 30.0) -> int:
@@ -295,4 +336,19 @@ def sipp_command(kamailio: Kamailio, workdir: Path, *, calls: int, rate: float, 
             "-r", str(rate), "-l", str(limit), "-d", str(hold_ms), "-i", "127.0.0.1", "-p", str(free_udp_port()),
             "-mi", "127.0.0.1", "-mp", str(free_udp_port() & ~1), "-nostdin", "-timeout", f"{timeout_s}s",
             "-timeout_error", "-trace_err", "-error_file", str(workdir / "sipp_errors.log"),
+            "-trace_stat", "-stf", str(workdir / "sipp_stats.csv"), "-fd", "1"]
+
+
+def queue_sipp_command(kamailio: Kamailio, workdir: Path, *, calls: int, rate: float, wait_ms: int,
+                       caller_prefix: str, timeout_s: int = 120) -> list[str]:
+    """sipp placing ``calls`` callers (From sip:+<caller_prefix><n>) who key 0 and wait ``wait_ms`` in the queue.
+
+    Creates the "pcap" link the scenario's DTMF needs in ``workdir`` (the directory sipp must run in)."""
+    pcap = workdir / "pcap"
+    if not pcap.exists():
+        pcap.symlink_to(SIPP_PCAPS)
+    return ["sipp", f"{kamailio.host}:{kamailio.port}", "-sf", str(QUEUE_SCENARIO), "-m", str(calls),
+            "-r", str(rate), "-d", str(wait_ms), "-key", "caller_prefix", caller_prefix,
+            "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(free_udp_port() & ~1),
+            "-nostdin", "-timeout", f"{timeout_s}s", "-trace_err", "-error_file", str(workdir / "sipp_errors.log"),
             "-trace_stat", "-stf", str(workdir / "sipp_stats.csv"), "-fd", "1"]

@@ -117,3 +117,34 @@ def test_requirements_parse_and_match():
         parse_requirements(["cards >= 3"])
     with pytest.raises(ValueError):
         parse_requirements(["lang:klingon!"])
+
+
+def test_agent_phone_accounts_need_a_password_source_and_unique_users(tmp_path):
+    text = "\n".join(_errors(tmp_path, load_agents, """agents:
+  - id: a1
+    name: A
+    languages: [en-US]
+    sip_user: alice
+  - id: a2
+    name: B
+    languages: [en-US]
+    sip_user: bob
+    password: hunter2
+  - id: a3
+    name: C
+    languages: [en-US]
+    sip_password_env: C_PW
+    sip_uri: sip:c@127.0.0.1:5090
+"""))
+    assert "x.yaml:5:" in text and "has a sip_user but no password" in text and "sip_password_env" in text
+    assert "x.yaml:10:" in text and "'password' is not allowed" in text and "sip_password_file" in text
+    assert "x.yaml:14:" in text and "SIP password but no sip_user" in text
+    text = "\n".join(_errors(tmp_path, load_agents, """agents:
+  - {id: a1, name: A, languages: [en-US], sip_user: alice, sip_password_env: A_PW}
+  - {id: a2, name: B, languages: [en-US], sip_user: alice, sip_password_file: /run/secrets/b}
+"""))
+    assert "x.yaml:3:" in text and "sip_user 'alice' is used twice" in text
+    (tmp_path / "ok.yaml").write_text("agents:\n  - {id: a1, name: A, languages: [en-US], sip_user: alice, "
+                                      "sip_password_file: /run/secrets/a}\n")
+    agent = load_agents(tmp_path / "ok.yaml").agents[0]
+    assert (agent.sip_user, agent.sip_uri, agent.sip_password_file) == ("alice", None, "/run/secrets/a")

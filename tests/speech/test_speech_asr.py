@@ -81,3 +81,38 @@ def test_bad_audio_is_rejected(tiny, audio, error, message):
 def test_unknown_model_name():
     with pytest.raises(ValueError, match="unknown Whisper model 'large'"):
         WhisperAsr("large")
+
+
+def test_english_only_model_encodes_a_short_window_and_base_the_full_one(tiny, base):
+    assert tiny.window_s == 10.0 and base.window_s == 30.0
+    with pytest.raises(ValueError, match="window_s"):
+        WhisperAsr("tiny.en", window_s=0.5, warm=False)
+
+
+@pytest.mark.parametrize("text, looping", [
+    ("Can I speak to an agent? Can I speak to an agent?", True),
+    ("I'd like to know about your programming courses. I'd like to know about your", True),  # cut short
+    ("Yes, yes, yes, yes", True),
+    ("Hi, I would like to check my account balance please.", False),
+    ("1 2 3 4 5 6", False),
+    ("No, that's wrong.", False),
+])
+def test_repetition_rule(text, looping):
+    from voicebot.speech.asr import _repetitive
+
+    assert _repetitive(text) is looping
+
+
+def test_a_short_window_that_makes_whisper_loop_falls_back_to_the_full_window():
+    """A 6 s window makes tiny.en repeat these utterances; the runaway decode is redone on 30 s."""
+    import soundfile
+
+    from pathlib import Path
+
+    asr = WhisperAsr("tiny.en", window_s=6.0)
+    for name, expected in [("en_return_item", "can i return this item"), ("en_yes", "yes, that's right")]:
+        audio, rate = soundfile.read(str(Path(__file__).parents[1] / "audio_fixtures" / f"{name}.wav"), dtype="int16")
+        audio = resample(audio, rate, 16000)
+        loud = np.flatnonzero(np.abs(audio) > 300)
+        result = asr.transcribe(audio[max(0, loud[0] - 1600):loud[-1] + 3200], language="en")
+        assert result.text.lower().rstrip(".?!") == expected, result.text

@@ -55,10 +55,27 @@ def test_detector_reports_no_input_on_silence_and_accepts_odd_chunk_sizes():
     assert events[0].waited_ms == pytest.approx(500.0)
 
 
+def test_energy_floor_ends_webrtcvads_hangover_on_a_quiet_line(speech16k):
+    """webrtcvad calls ~100 ms of digital silence after the last word speech; the floor stops at the words."""
+    loud = np.flatnonzero(np.abs(speech16k) > 300)
+    words = speech16k[: loud[-1] + 1]
+    call_audio = np.concatenate([words, np.zeros(RATE, np.int16)])
+    last_word_frame = (words.size - 1) // 320
+
+    def last_voiced(vad: FrameVad) -> int:
+        return max(i for i, (_, voiced) in enumerate(vad.frames(call_audio)) if voiced)
+
+    plain, floored = last_voiced(FrameVad(2)), last_voiced(FrameVad(2, energy_floor=60))
+    assert plain - last_word_frame >= 3  # the hangover this removes
+    assert last_word_frame - 2 <= floored <= last_word_frame + 1
+    speech_flags = [voiced for _, voiced in FrameVad(2, energy_floor=60).frames(speech16k)]
+    assert np.mean(speech_flags) > 0.6  # speech itself stays speech
+
+
 @pytest.mark.parametrize(
     "kwargs,message",
     [({"aggressiveness": 4}, "aggressiveness"), ({"sample_rate": 22050}, "sample rates"),
-     ({"frame_ms": 25}, "frames of")],
+     ({"frame_ms": 25}, "frames of"), ({"energy_floor": -1}, "energy_floor")],
 )
 def test_bad_vad_configuration(kwargs, message):
     with pytest.raises(ValueError, match=message):

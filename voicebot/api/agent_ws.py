@@ -3,7 +3,8 @@
 Client -> server:  {"type": "auth", "token": "vbt_..."}                 (first message, within the timeout)
                    {"type": "state", "state": "available"|"offline"|"wrap_up"}
                    {"type": "accept", "assignment": ID}  |  {"type": "reject", "assignment": ID}
-Server -> client:  {"type": "hello", "agent": ID, "name": ..., "state": ...}
+Server -> client:  {"type": "hello", "agent": ID, "name": ..., "state": ..., "browser": bool}  (browser:
+                   only where this app answers WebRTC legs: true = the agent answers calls in the page)
                    {"type": "screen_pop", "assignment": {...}, "context": {...} | null}
                    {"type": "state", "state": ..., "assignment": ID | null}
                    {"type": "error", "message": ...}
@@ -23,6 +24,7 @@ from aiohttp import WSMsgType, web
 
 from voicebot.api.tokens import Principal
 from voicebot.queues.acd import AcdError
+from voicebot.queues.models import AgentConfig
 from voicebot.queues.service import AcdService, AgentChanged, AssignmentOffered, ServiceEvent
 from voicebot.queues.state import Assignment
 
@@ -31,12 +33,18 @@ __all__ = ["AgentHub"]
 log = logging.getLogger(__name__)
 
 
+def _answers_in_browser(agent: AgentConfig) -> bool:
+    """Same rule as voicebot.browser_agent.is_browser_agent (not imported: that module imports the API)."""
+    return agent.browser or not (agent.sip_uri or getattr(agent, "sip_user", None))
+
+
 class AgentHub:
     def __init__(self, service: AcdService, auth_timeout_s: float = 10.0) -> None:
         self.service = service
         self.auth_timeout_s = auth_timeout_s
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
         self._unsubscribe: Callable[[], None] | None = None
+        self.browser_media = False  # True once voicebot.browser_agent serves WebRTC answers on this app
 
     def start(self) -> None:
         if self._unsubscribe is None:
@@ -119,9 +127,12 @@ class AgentHub:
         state = await self.service.snapshot()
         status = state.agents.get(agent_id)
         config = self.service.agents[agent_id]
-        await ws.send_json({"type": "hello", "agent": agent_id, "name": config.name,
-                            "state": status.state if status else "offline",
-                            "assignment": status.assignment_id if status else None})
+        hello = {"type": "hello", "agent": agent_id, "name": config.name,
+                 "state": status.state if status else "offline",
+                 "assignment": status.assignment_id if status else None}
+        if self.browser_media:
+            hello["browser"] = _answers_in_browser(config)
+        await ws.send_json(hello)
         if status is not None and status.assignment_id in state.assignments:
             await ws.send_json(await self._screen_pop(state.assignments[status.assignment_id]))
 
@@ -144,7 +155,10 @@ class AgentHub:
                 if assignment is None or assignment.agent_id != agent_id:
                     await ws.send_json({"type": "error", "message": "no such assignment for you"})
                     return
-                if kind == "accept":
+                if (kind == "accept" and self.browser_media and assignment.kind == "call"
+                        and _answers_in_browser(self.service.agents[agent_id])):
+                    await ws.send_json({"type": "error", "message": "answer this call in the browser (Answer)"})
+                elif kind == "accept":
                     await self.service.agent_answered(assignment.id)
                 else:
                     await self.service.agent_no_answer(assignment.id)

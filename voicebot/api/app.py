@@ -144,11 +144,13 @@ async def readyz(request: web.Request) -> web.Response:
     node = request.app.get(NODE_KEY)
     if node is not None and node.draining:
         return web.json_response({"status": "draining", "active_calls": node.active_calls()}, status=503)
+    store = request.app[ACD_KEY].store
     try:
-        await request.app[ACD_KEY].store.load()
+        await store.load()
     except Exception:  # store unreachable: not ready, and say nothing more to an anonymous caller
         return web.json_response({"status": "store unavailable"}, status=503)
-    return web.json_response({"status": "ready"})
+    mode = getattr(store, "mode", None)  # ResilientStore: "degraded" while Redis is down (calls still served)
+    return web.json_response({"status": "ready", **({"store": mode} if mode else {})})
 
 
 @public
@@ -179,7 +181,12 @@ async def metrics(request: web.Request) -> web.Response:
     state = await service.snapshot()
     ewts = {q.name: await service.ewt(q.name, state=state) for q in service.queues_config.queues}
     summaries = queue_summaries(state, service.agents_config, service.queues_config, service.clock(), ewts)
-    return web.Response(text=prometheus_text(summaries, state), content_type="text/plain", charset="utf-8",
+    text = prometheus_text(summaries, state)
+    mode = getattr(service.store, "mode", None)
+    if mode is not None:
+        text += ("# HELP voicebot_queue_store_degraded 1 while the shared queue store (Redis) is unreachable\n"
+                 f"# TYPE voicebot_queue_store_degraded gauge\nvoicebot_queue_store_degraded {int(mode == 'degraded')}\n")
+    return web.Response(text=text, content_type="text/plain", charset="utf-8",
                         headers={"X-Prometheus-Format": "0.0.4"})
 
 

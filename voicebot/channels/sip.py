@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from voicebot.channels.base import ChannelEvent, Dtmf, EventInbox, HungUp
+from voicebot.rtp.payloads import SharedAudio
 from voicebot.rtp.stream import RtpStream
 from voicebot.sip.call import SipCall
 from voicebot.speech.resample import StreamResampler, resample
@@ -17,6 +18,14 @@ log = logging.getLogger("voicebot.channels.sip")
 
 WIRE_RATE = 8000
 APP_RATE = 16000
+_wire_audio = SharedAudio(size=lambda pcm: pcm.nbytes)  # prompts at the wire rate, resampled once for every call
+
+
+def _to_wire(pcm: np.ndarray, rate: int) -> np.ndarray:
+    """`pcm` at the wire rate; read-only when `pcm` is, so its G.711 payload is shared too (voicebot.rtp.payloads)."""
+    wire = resample(pcm, rate, WIRE_RATE)
+    wire.flags.writeable = pcm.flags.writeable  # one-off audio stays out of the payload cache
+    return wire
 
 
 class SipChannel:
@@ -57,7 +66,7 @@ class SipChannel:
     # ------------------------------------------------------------------ audio
     def play(self, pcm: np.ndarray, rate: int) -> None:
         if rate != WIRE_RATE:
-            pcm = resample(pcm, rate, WIRE_RATE)
+            pcm = _wire_audio.get(pcm, rate, lambda audio: _to_wire(audio, rate))
         if len(pcm) == 0:
             return
         self._playback_done.clear()

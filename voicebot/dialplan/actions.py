@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Union
+
+if TYPE_CHECKING:
+    from voicebot.dialplan.early_endpoint import EarlyEndpoint
 
 __all__ = [
     "Action",
@@ -42,6 +45,7 @@ class Listen:
     terminator: str | None = "#"
     hints: tuple[str, ...] = ()
     lang: str = "en-US"
+    early: EarlyEndpoint | None = None  # what lets the turn end after a short silence (None: end_silence_ms only)
 
 
 @dataclass(frozen=True)

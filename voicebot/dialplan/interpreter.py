@@ -19,6 +19,8 @@ from typing import Any
 
 from voicebot.dialplan import actions as act
 from voicebot.dialplan import events as ev
+from voicebot.dialplan.early_endpoint import EarlyEndpoint
+from voicebot.dialplan.early_endpoint import resolve as resolve_early
 from voicebot.dialplan.phrases import phrase
 from voicebot.dialplan.prompts import SsmlError, parse_ssml_lite, pick_language, plain_text
 from voicebot.dialplan.schema import (
@@ -194,9 +196,11 @@ class _Run:
             mode = "dtmf"
         lengths = [len(key) for key in (*spec.dtmf, *global_dtmf)]
         max_digits = spec.max_digits or (max(lengths) if lengths else None)
-        self.emit_listen(spec, mode, max_digits)
+        confidence = spec.min_confidence
+        self.emit_listen(spec, mode, max_digits, intents=set(spec.intents), min_confidence=confidence)
 
-    def emit_listen(self, hints: Any, mode: str, max_digits: int | None) -> None:
+    def emit_listen(self, hints: Any, mode: str, max_digits: int | None, *, intents: set[str] | None = None,
+                    slot: AskSpec | None = None, min_confidence: float = 0.0) -> None:
         self.actions.append(act.Listen(
             mode=mode,  # type: ignore[arg-type]
             timeout_ms=hints.timeout_ms,
@@ -205,14 +209,25 @@ class _Run:
             terminator=hints.terminator,
             hints=tuple(hints.hints),
             lang=self.state.lang,
+            early=None if mode == "dtmf" else self.early_endpoint(hints, intents or set(), slot, min_confidence),
         ))
+
+    def early_endpoint(self, hints: Any, intents: set[str], slot: AskSpec | None,
+                       min_confidence: float) -> EarlyEndpoint | None:
+        """What may end this listen's turn after a short silence (global intents always count)."""
+        settings = resolve_early(self.plan.early_endpoint, getattr(hints, "early_endpoint", None))
+        if settings is None:
+            return None
+        return EarlyEndpoint(silence_ms=min(settings.silence_ms, hints.end_silence_ms),
+                             min_confidence=max(settings.min_confidence, min_confidence),
+                             intents=frozenset(intents | set(self.plan.global_.intents)), slot=slot)
 
     def listen_for_ask(self, ask: AskSpec) -> None:
         mode = ask.input or ("speech" if ask.type == "text" else "both")
-        self.emit_listen(ask, mode, keyed_length(ask))
+        self.emit_listen(ask, mode, keyed_length(ask), slot=ask)
 
     def listen_for_yes_no(self, ask: AskSpec) -> None:
-        self.emit_listen(ask, "both", 1)
+        self.emit_listen(ask, "both", 1, slot=_YES_NO)
 
     # ------------------------------------------------------------------ moving between nodes
 
@@ -734,7 +749,7 @@ class _Run:
             s.callback_offered = True
             s.step = "callback_offer"
             self.say(phrase("callback_offer", s.lang))
-            self.emit_listen(_YES_NO, "both", 1)
+            self.emit_listen(_YES_NO, "both", 1, slot=_YES_NO)
 
     def on_callback_answer(self, accepted: bool) -> None:
         spec = self.queue_spec(self.node())

@@ -221,6 +221,16 @@ class RetryHandler(_Model):
     then: Transition | None = Field(None, description="where to go at `max`; default: the dialplan fallback")
 
 
+class EarlyEndpointSpec(_Model):
+    """Semantic endpointing: end the turn after a short silence when what was heard already answers the listen
+    (an in-scope intent above `min_confidence`, or a slot value that is complete: digits of the required length,
+    yes/no, a choice, a date or time, a pattern); otherwise the turn ends after the usual end_silence_ms."""
+
+    enabled: bool = Field(True, description="false: always wait for end_silence_ms")
+    silence_ms: int = Field(300, ge=100, le=5000, description="silence after which a complete answer ends the turn")
+    min_confidence: float = Field(0.7, ge=0, le=1, description="NLU intent confidence needed to end the turn early")
+
+
 class Endpointing(_Model):
     """Hints for the session's listener."""
 
@@ -229,6 +239,9 @@ class Endpointing(_Model):
     max_digits: int | None = Field(None, ge=1, le=64, description="DTMF digits before the input completes")
     terminator: str | None = Field("#", description="DTMF key that ends digit entry")
     hints: list[str] = Field(default_factory=list, description="words/phrases to bias recognition")
+    early_endpoint: EarlyEndpointSpec | bool | None = Field(
+        None, description="override the dialplan's early_endpoint here: false turns it off, a mapping changes fields"
+    )
 
 
 class ListenSpec(Endpointing):
@@ -512,6 +525,9 @@ class Dialplan(_Model):
     fallback: str | None = Field(None, description="where exhausted retries and errors go; default hang up")
     barge_in: BargeIn = Field("speech", description="default barge-in policy for prompts")
     auto_language: bool = Field(False, description="follow the language the recogniser hears")
+    early_endpoint: EarlyEndpointSpec = Field(
+        default_factory=EarlyEndpointSpec, description="semantic endpointing defaults for every listen and ask"
+    )
     vars: dict[str, Any] = Field(default_factory=dict, description="initial vars")
     lookup: WebhookSpec | None = Field(None, description="caller profile lookup at call start: caller.profile")
     global_: GlobalHandlers = Field(default_factory=GlobalHandlers, alias="global")

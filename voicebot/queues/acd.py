@@ -361,6 +361,30 @@ class Acd:
                 events.append(MaxWaitReached(entry.call_id, entry.queue, strictest.on_max_wait, entry.node))
         return events
 
+    def due(self, now: float) -> bool:
+        """Whether `tick(now)` or `next_assignment(now)` would change anything (read-only: nothing is mutated)."""
+        for status in self.state.agents.values():
+            if status.state == "wrap_up" and status.wrap_up_until is not None and status.wrap_up_until <= now:
+                return True
+        for entry in self.state.entries.values():
+            config = self.queues.get(entry.queue)
+            if config is None:
+                continue
+            overflow = config.overflow
+            if overflow is not None and now - entry.queue_since >= overflow.after_s and overflow.queue not in entry.path:
+                return True
+            if not entry.max_wait_reported:
+                limits = [self.queues[q].max_wait_s for q in entry.path if q in self.queues]
+                strictest = min((limit for limit in limits if limit is not None), default=None)
+                if strictest is not None and now - entry.enqueued_at >= strictest:
+                    return True
+        free = [s for s in self.state.agents.values() if s.state == "available" and s.agent_id in self.agents]
+        if not free:
+            return False
+        candidates: list[QueueEntry | CallbackTask] = list(self.state.entries.values())
+        candidates += [task for task in self.state.callbacks.values() if is_due(task, now)]
+        return any(self._best_agent(candidate, free) is not None for candidate in candidates)
+
     # ------------------------------------------------------------------------------------- helpers
 
     def staffed(self, queue: str) -> tuple[int, int]:

@@ -20,7 +20,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from voicebot.config import Name, SipUri, _check_language
+from voicebot.config import EnvName, Name, SipUri, _check_language
 from voicebot.yamlsrc import ConfigErrors, LocatedValueError, YamlSourceError, load_yaml, validate
 
 __all__ = [
@@ -47,6 +47,7 @@ _SKILL = re.compile(r"[a-z0-9_][a-z0-9_.-]{0,63}")
 _REQUIREMENT = re.compile(r"(?P<skill>[a-z0-9_][a-z0-9_.-]{0,63})(?:>=(?P<level>[0-9]{1,2}))?")
 _HOURS = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-4]):([0-5][0-9])")
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_SIP_USER = re.compile(r"[A-Za-z0-9._~+-]{1,64}")
 
 
 def _check_skill(value: str) -> str:
@@ -74,6 +75,11 @@ class AgentConfig(_Section):
     name: str = Field(min_length=1, max_length=80, description="display name")
     sip_uri: SipUri | None = Field(default=None, description="where to ring the agent, e.g. sip:alice@127.0.0.1:5070")
     browser: bool = Field(default=False, description="the agent answers in the browser (WebRTC) instead of SIP")
+    sip_user: str | None = Field(
+        default=None, description="the agent's phone registers to voicebot with this digest user name and is rung "
+        "at its registered Contact (sip_uri, if given, is the fallback while it is not registered)")
+    sip_password_env: EnvName | None = Field(default=None, description="environment variable with the phone's password")
+    sip_password_file: str | None = Field(default=None, description="owner-only (0600) file with the phone's password")
     skills: dict[Skill, Annotated[int, Field(ge=1, le=10)]] = Field(
         default_factory=dict, description="skill name -> level 1..10, e.g. {cards: 5}"
     )
@@ -81,12 +87,35 @@ class AgentConfig(_Section):
     wrap_up_s: float = Field(default=30.0, ge=0, le=3600, description="after-call work before the next call")
     max_calls: Literal[1] = Field(default=1, description="calls at a time (only 1 is supported)")
 
+    yaml_field_hints: ClassVar[dict[str, str]] = {
+        "password": "passwords never go in the file: set sip_password_env (an environment variable) or "
+        "sip_password_file (a 0600 file)",
+        "sip_password": "passwords never go in the file: set sip_password_env (an environment variable) or "
+        "sip_password_file (a 0600 file)",
+    }
+
     @model_validator(mode="after")
     def _reachable(self) -> AgentConfig:
-        if self.sip_uri is None and not self.browser:
+        if self.sip_uri is None and not self.browser and self.sip_user is None:
             raise LocatedValueError(
-                f"agent {self.id!r} cannot be reached", hint="give a sip_uri (sip:user@host:port) or set browser: true"
+                f"agent {self.id!r} cannot be reached",
+                hint="give a sip_uri (sip:user@host:port), a sip_user for a phone that registers, or browser: true",
             )
+        return self
+
+    @model_validator(mode="after")
+    def _sip_account(self) -> AgentConfig:
+        has_password = self.sip_password_env is not None or self.sip_password_file is not None
+        if self.sip_user is not None and not _SIP_USER.fullmatch(self.sip_user):
+            raise LocatedValueError(f"{self.sip_user!r} is not a SIP user name", loc=("sip_user",),
+                                    hint="use letters, digits and . _ ~ + - (at most 64), e.g. alice")
+        if self.sip_user is not None and not has_password:
+            raise LocatedValueError(f"agent {self.id!r} has a sip_user but no password", loc=("sip_user",),
+                                    hint="add sip_password_env: VARIABLE or sip_password_file: /path (mode 0600)")
+        if self.sip_user is None and has_password:
+            raise LocatedValueError(f"agent {self.id!r} has a SIP password but no sip_user",
+                                    loc=("sip_password_env" if self.sip_password_env else "sip_password_file",),
+                                    hint="add sip_user: <name the phone registers with>")
         return self
 
 
@@ -97,10 +126,15 @@ class AgentsConfig(_Section):
     @classmethod
     def _unique_ids(cls, agents: list[AgentConfig]) -> list[AgentConfig]:
         seen: set[str] = set()
+        users: set[str] = set()
         for index, agent in enumerate(agents):
             if agent.id in seen:
                 raise LocatedValueError(f"agent id {agent.id!r} is used twice", loc=(index, "id"))
             seen.add(agent.id)
+            if agent.sip_user is not None:
+                if agent.sip_user in users:
+                    raise LocatedValueError(f"sip_user {agent.sip_user!r} is used twice", loc=(index, "sip_user"))
+                users.add(agent.sip_user)
         return agents
 
     def by_id(self) -> dict[str, AgentConfig]:

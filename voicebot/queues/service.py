@@ -9,6 +9,11 @@ dispatches waiting callers to free agents and tells subscribers what happened (o
 Assignments and agent changes are detected by comparing snapshots of the shared state, so a caller enqueued
 on node A and an agent freed on node B produce an AssignmentOffered on both nodes; only the node named in
 `assignment.node` (the one holding the caller's call) rings the agent.
+
+Announcements read one shared QueueSnapshot (positions and staffing indexed once), not the whole state per
+caller: the state this service's latest transaction committed, or loaded again once the store may have changed
+since (a MemoryStore tells by its version; a shared store, changed by other nodes, when the snapshot is older than
+`snapshot_max_age_s`). The loop's step skips its transaction when the MemoryStore is unchanged and nothing is due.
 """
 
 from __future__ import annotations
@@ -19,15 +24,19 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voicebot.queues.acd import Acd, MaxWaitReached, Overflowed, Position, QueueEvent, Released
 from voicebot.queues.callbacks import CallbackTask
 from voicebot.queues.context import CallContextRecord
 from voicebot.queues.ewt import Ewt, announce, estimate
 from voicebot.queues.models import AgentConfig, AgentsConfig, QueuesConfig
+from voicebot.queues.snapshot import QueueSnapshot
 from voicebot.queues.state import AcdState, AgentStatus, Assignment
 from voicebot.queues.store import Store
+
+if TYPE_CHECKING:
+    from voicebot.queues.liveness import NodeLiveness
 
 __all__ = ["AcdService", "AgentChanged", "AssignmentOffered", "ServiceEvent"]
 
@@ -63,6 +72,7 @@ class AcdService:
         node: str = "local",
         clock: Callable[[], float] = time.time,
         poll_s: float = 0.25,
+        snapshot_max_age_s: float = 1.0,
     ) -> None:
         self.store = store
         self.agents_config = agents
@@ -77,6 +87,13 @@ class AcdService:
         self._seen_max_wait: set[str] = set()
         self._publish_lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self.snapshot_max_age_s = snapshot_max_age_s
+        self._stamps = 0  # transactions started here, in order; the committed one's stamp orders its state
+        self._committed = 0  # stamp of the latest transaction known committed
+        # (stamp, taken at, store version, snapshot) of the state announcements are read from
+        self._announce_from: tuple[int, float, int | None, QueueSnapshot] | None = None
+        self._last_commit: tuple[int, AcdState] | None = None  # (store version, state) after this service's last commit
+        self.liveness: NodeLiveness | None = None  # heartbeat + lost-node recovery (shared stores; set by the server)
 
     # ------------------------------------------------------------------------------------ plumbing
 
@@ -86,8 +103,55 @@ class AcdService:
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     async def _apply(self, operation: Callable[[Acd, float], Any]) -> Any:
+        result, _state = await self._apply_with_state(operation)
+        return result
+
+    async def _apply_with_state(self, operation: Callable[[Acd, float], Any]) -> tuple[Any, AcdState]:
+        """Run `operation` in a transaction; also returns the state it committed (not to be mutated)."""
         now = self.clock()
-        return await self.store.transact(lambda state: operation(Acd(self.agents_config, self.queues_config, state), now))
+        stamp = 0
+
+        def run(state: AcdState) -> tuple[Any, AcdState]:
+            nonlocal stamp
+            self._stamps += 1
+            stamp = self._stamps  # the attempt that commits is the last to run: its stamp orders the commit
+            return operation(Acd(self.agents_config, self.queues_config, state), now), state
+
+        try:
+            result, state = await self.store.transact(run)
+        finally:
+            self._committed = max(self._committed, stamp)  # a failed attempt may still have been retried
+        version = getattr(self.store, "version", None)  # read right after the commit (no await in between)
+        self._last_commit = None if version is None else (version, state)
+        self._keep_for_announcements(stamp, version, state)
+        return result, state
+
+    def _keep_for_announcements(self, stamp: int, version: int | None, state: AcdState) -> None:
+        current = self._announce_from
+        if current is None or stamp >= current[0]:
+            snapshot = QueueSnapshot(self.agents_config, self.queues_config, state)
+            self._announce_from = (stamp, self.clock(), version, snapshot)
+
+    async def _announcement_snapshot(self) -> QueueSnapshot:
+        """The shared snapshot, reloaded when a later transaction committed or the state may have changed since:
+        the store's version moved (MemoryStore), or, for a store without one, it is older than the max age."""
+        current = self._announce_from
+        if current is not None and current[0] >= self._committed:
+            stamp, taken_at, version, snapshot = current
+            if version is not None and version == getattr(self.store, "version", None):
+                return snapshot
+            if version is None and 0 <= self.clock() - taken_at < self.snapshot_max_age_s:
+                return snapshot
+        stamp = self._committed  # the state loaded now includes at least this transaction
+        version = getattr(self.store, "version", None)  # the load below does not wait for a MemoryStore
+        state = await self.store.load()
+        snapshot = QueueSnapshot(self.agents_config, self.queues_config, state)
+        self._keep_for_announcements_loaded(stamp, version, snapshot)
+        return snapshot
+
+    def _keep_for_announcements_loaded(self, stamp: int, version: int | None, snapshot: QueueSnapshot) -> None:
+        if self._announce_from is None or stamp >= self._announce_from[0]:
+            self._announce_from = (stamp, self.clock(), version, snapshot)
 
     async def _apply_and_dispatch(self, operation: Callable[[Acd, float], Any]) -> Any:
         result = await self._apply(operation)
@@ -127,12 +191,20 @@ class AcdService:
         return estimate(position, staffed, available, stats.aht_s, stats.handled, stats.patience_rate)
 
     async def announcement(self, call_id: str, lang: str = "en-US") -> tuple[Position, Ewt | None, str] | None:
-        """(position, ewt, sentence to speak) for a waiting caller, or None when they are no longer waiting."""
-        state = await self.store.load()
-        position = Acd(self.agents_config, self.queues_config, state).position(call_id, self.clock())
+        """(position, ewt, sentence to speak) for a waiting caller, or None when they are no longer waiting.
+
+        Read from the shared snapshot (current for a MemoryStore; at most snapshot_max_age_s old for a shared store;
+        never older than this service's own last transaction); a caller missing from it is looked up again in
+        freshly loaded state before saying None."""
+        snapshot = await self._announcement_snapshot()
+        position = snapshot.position(call_id, self.clock())
+        if position is None and self._announce_from is not None and self._announce_from[3] is snapshot:
+            self._announce_from = None  # e.g. enqueued on another node since: look again in fresh state
+            snapshot = await self._announcement_snapshot()
+            position = snapshot.position(call_id, self.clock())
         if position is None:
             return None
-        ewt = await self.ewt(position.queue, position.position, state)
+        ewt = snapshot.ewt(position.queue, position.position)
         return position, ewt, announce(ewt, lang, position.position)
 
     async def abandon(self, call_id: str) -> Released:
@@ -164,10 +236,15 @@ class AcdService:
 
     # ------------------------------------------------------------------------------------- context
 
-    async def put_context(self, record: CallContextRecord, ttl_s: float = 86400.0) -> None:
-        """Save (or update) a call's context; agents read it by call id through the API."""
+    async def put_context(self, record: CallContextRecord, ttl_s: float = 86400.0, *,
+                          callback_number: str | None = None) -> None:
+        """Save (or update) a call's context; agents read it by call id through the API. `callback_number` (already
+        allowed by the callback policy) lets another node call the caller back if this node is lost."""
         await self.store.put_context(record.context_id, record.to_dict(), ttl_s)
-        await self.store.put_context("call:" + record.call_id, {"context_id": record.context_id}, ttl_s)
+        alias: dict[str, Any] = {"context_id": record.context_id}
+        if callback_number:
+            alias["callback_number"] = callback_number  # never served by the API (call_context reads the record)
+        await self.store.put_context("call:" + record.call_id, alias, ttl_s)
 
     async def call_context(self, call_id: str) -> dict[str, Any] | None:
         alias = await self.store.get_context("call:" + call_id)
@@ -186,11 +263,19 @@ class AcdService:
 
         def tick_and_dispatch(acd: Acd, now: float) -> tuple[list[QueueEvent], AcdState]:
             events = acd.tick(now)
-            while acd.next_assignment(now) is not None:
+            # a store that lost its shared backend (ResilientStore degraded) keeps callers waiting, assigns no one
+            while getattr(self.store, "dispatching", True) and acd.next_assignment(now) is not None:
                 pass
             return events, acd.state
 
-        timer_events, state = await self._apply(tick_and_dispatch)
+        # A store that tells its version (MemoryStore), unchanged since this service's last commit, and nothing due
+        # in that state: skip the O(callers) transaction; only publish what that commit changed (if not yet done).
+        last = self._last_commit
+        if (last is not None and last[0] == getattr(self.store, "version", None)
+                and not Acd(self.agents_config, self.queues_config, last[1]).due(self.clock())):
+            timer_events, state = [], last[1]
+        else:
+            (timer_events, state), _ = await self._apply_with_state(tick_and_dispatch)
         async with self._publish_lock:
             events: list[ServiceEvent] = [e for e in timer_events if isinstance(e, Overflowed)]
             events += self._changes(state)
@@ -241,7 +326,17 @@ class AcdService:
             except Exception:
                 log.exception("ACD step failed; retrying")
             try:
+                if self.liveness is not None:
+                    await self.liveness.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("ACD heartbeat or lost-node recovery failed; retrying")
+            try:
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():  # 3.11's wait_for swallows a cancel racing a wake()
+                raise asyncio.CancelledError

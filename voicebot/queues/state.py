@@ -7,7 +7,7 @@ so a store writes only the fields that changed and two nodes sharing Redis see t
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from voicebot.queues.callbacks import CallbackTask
@@ -128,7 +128,8 @@ STATE_KINDS = tuple(_RECORDS)
 
 def encode_state(state: AcdState) -> dict[str, dict[str, str]]:
     return {
-        kind: {key: json.dumps(asdict(record), separators=(",", ":"), sort_keys=True) for key, record in getattr(state, kind).items()}
+        # vars(): records hold only JSON values (no nested dataclasses), so this equals asdict() at a third of the cost
+        kind: {key: json.dumps(vars(record), separators=(",", ":"), sort_keys=True) for key, record in getattr(state, kind).items()}
         for kind in STATE_KINDS
     }
 

@@ -8,6 +8,10 @@ pure (it may run again when another node changed the state meanwhile). Redis key
 `voicebot:<namespace>:<kind>` hashes (entries, agents, assignments, callbacks, stats) of JSON records, and
 `voicebot:<namespace>:context:<id>` strings with a TTL. Optimistic WATCH/MULTI/EXEC makes every transaction
 all-or-nothing across nodes: of two nodes racing for one agent, exactly one commits.
+
+Node heartbeats (`heartbeat`, `live_nodes`, `retire`): each node renews `voicebot:<namespace>:node:<id>` (its
+process start time) with a TTL; a node whose key expired is lost, and survivors recover its calls
+(voicebot.queues.orphans).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -63,7 +68,9 @@ class MemoryStore:
     def __init__(self) -> None:
         self._raw: Raw = {kind: {} for kind in STATE_KINDS}
         self._contexts: dict[str, str] = {}
+        self._nodes: dict[str, tuple[float, float]] = {}  # node -> (started_at, alive until, monotonic)
         self._lock = asyncio.Lock()
+        self.version = 0  # bumped by every transaction that changed the state (the ACD skips idle steps)
 
     async def transact(self, fn: Callable[[AcdState], T]) -> T:
         async with self._lock:
@@ -75,6 +82,8 @@ class MemoryStore:
             for kind, keys in deletes.items():
                 for key in keys:
                     self._raw[kind].pop(key, None)
+            if sets or deletes:
+                self.version += 1
             return result
 
     async def load(self) -> AcdState:
@@ -86,6 +95,19 @@ class MemoryStore:
     async def get_context(self, context_id: str) -> dict[str, Any] | None:
         text = self._contexts.get(context_id)
         return None if text is None else json.loads(text)
+
+    async def heartbeat(self, node: str, started_at: float, ttl_s: float) -> None:
+        """`node` (its process started at `started_at`) is alive for the next `ttl_s` seconds."""
+        self._nodes[node] = (started_at, time.monotonic() + ttl_s)
+
+    async def live_nodes(self) -> dict[str, float]:
+        """Nodes with an unexpired heartbeat -> their process start time."""
+        now = time.monotonic()
+        return {node: started for node, (started, until) in self._nodes.items() if until > now}
+
+    async def retire(self, node: str) -> None:
+        """`node` stops cleanly: its heartbeat goes at once, so survivors take over without waiting for the TTL."""
+        self._nodes.pop(node, None)
 
     async def close(self) -> None:
         return None
@@ -150,6 +172,26 @@ class RedisStore:
     async def get_context(self, context_id: str) -> dict[str, Any] | None:
         text = await self._redis.get(self.key("context", context_id))
         return None if text is None else json.loads(text)
+
+    async def heartbeat(self, node: str, started_at: float, ttl_s: float) -> None:
+        """`node` (its process started at `started_at`) is alive for the next `ttl_s` seconds."""
+        await self._redis.set(self.key("node", node), json.dumps({"started_at": started_at}),
+                              px=max(1, int(ttl_s * 1000)))
+
+    async def live_nodes(self) -> dict[str, float]:
+        """Nodes with an unexpired heartbeat -> their process start time."""
+        prefix = self.key("node", "")
+        keys = [key async for key in self._redis.scan_iter(match=prefix + "*", count=500)]
+        values = await self._redis.mget(keys) if keys else []
+        live: dict[str, float] = {}
+        for key, text in zip(keys, values):
+            if text is not None:  # expired between SCAN and MGET
+                live[key[len(prefix):]] = float(json.loads(text)["started_at"])
+        return live
+
+    async def retire(self, node: str) -> None:
+        """`node` stops cleanly: its heartbeat goes at once, so survivors take over without waiting for the TTL."""
+        await self._redis.delete(self.key("node", node))
 
     async def clear(self) -> None:
         """Delete every key of this namespace (tests, `voicebot queues reset`)."""

@@ -65,6 +65,11 @@ class JitterBuffer:
     def buffered(self) -> int:
         return len(self._frames)
 
+    @property
+    def idle(self) -> bool:
+        """Nothing buffered and not playing out: pop() would only return None or a concealment frame."""
+        return not self._playing and not self._frames
+
     def reset(self) -> None:
         """Forget everything buffered (new source, re-INVITE); counters are kept."""
         self._clear()

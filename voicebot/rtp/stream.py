@@ -21,6 +21,7 @@ from .dtmf import DtmfPacket, DtmfReceiver, DtmfSender
 from .g711 import Codec, get_codec
 from .jitter import JitterBuffer
 from .packet import HEADER, RtpError, RtpPacket, is_rtcp
+from .payloads import encode_shared
 from .ports import PortAllocator, PortsExhausted
 from .reception import ReceptionStats
 from .rtcp import Bye, ReceiverReport, RtcpError, SenderReport, SourceDescription, build_compound, parse_compound
@@ -199,11 +200,12 @@ class RtpStream:
         return self._held
 
     def play(self, pcm8k: Pcm) -> None:
-        """Queue 8 kHz int16 mono audio to send after whatever is already queued."""
+        """Queue 8 kHz int16 mono audio to send after whatever is already queued. A read-only array (a cached
+        prompt, hold audio) is encoded once per codec and its payload shared by every stream playing it."""
         if not isinstance(pcm8k, np.ndarray) or pcm8k.dtype != np.int16 or pcm8k.ndim != 1:
             raise TypeError("play() needs a 1-D numpy int16 array of 8 kHz samples")
         if len(pcm8k):
-            self._playback.append(self.codec.encode(pcm8k))
+            self._playback.append(encode_shared(self.codec, pcm8k))
 
     def set_codec(self, codec: str, payload_type: int) -> None:
         """Switch the audio codec (after the peer answered our multi-codec offer with another one)."""
@@ -261,7 +263,11 @@ class RtpStream:
 
     # ---------------------------------------------------------------- ticker
     def _on_tick(self, index: int) -> None:
-        frame = self._jitter.pop()
+        jitter = self._jitter
+        if self._on_audio is None and self._on_tick_media is None and jitter.idle:
+            frame = None  # nobody takes caller audio (e.g. waiting in a queue) and none is buffered: no concealment
+        else:
+            frame = jitter.pop()
         if frame is not None and self._on_audio is not None:
             self._call(self._on_audio, frame)
         sent = self._send_tick(index)

@@ -3,6 +3,9 @@
 Ticks follow an absolute schedule (start + n * period via loop.call_at), so lateness of one tick
 never shifts later ones. A tick that is late fires as soon as possible; if the loop stalled for
 more than `max_catch_up` periods the schedule jumps forward instead of bursting.
+
+`log_media_stats` logs the ticker's figures for each period with calls ("media ticker", every 60 s by default),
+so operators see late ticks (each delays that tick's packet on every call) in the server's own log.
 """
 
 from __future__ import annotations
@@ -10,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable
+from typing import Any, Callable
 
 log = logging.getLogger(__name__)
 
 TickCallback = Callable[[int], None]
 PERIOD = 0.020
 LATE_THRESHOLD = 0.005
+STATS_LOG_PERIOD_S = 60.0
+LATE_WARNING_RATIO = 0.01  # the media goal: < 1 % late packets
 
 
 class MediaTicker:
@@ -43,6 +48,7 @@ class MediaTicker:
         self.busy_total = 0.0  # seconds spent inside callbacks
         self.max_busy = 0.0
         self._generation = 0  # bumped on every halt, so a tick in flight knows it was superseded
+        self._window = [0, 0, 0, 0.0, 0.0, 0.0]  # since take_window(): ticks, late, skipped, busy, max late, max busy
 
     @property
     def running(self) -> bool:
@@ -90,10 +96,15 @@ class MediaTicker:
         began = time.monotonic()  # loop.time() is cached per iteration (and ms-granular on uvloop)
         lateness = began - scheduled
         self.ticks += 1
+        window = self._window
+        window[0] += 1
         if lateness > self.late_threshold:
             self.late_ticks += 1
+            window[1] += 1
         if lateness > self.max_lateness:
             self.max_lateness = lateness
+        if lateness > window[4]:
+            window[4] = lateness
         index = self._index
         generation = self._generation
         for callback in self._snapshot:
@@ -108,6 +119,9 @@ class MediaTicker:
         self.busy_total += busy
         if busy > self.max_busy:
             self.max_busy = busy
+        window[3] += busy
+        if busy > window[5]:
+            window[5] = busy
         if generation != self._generation:
             return  # halted (and maybe restarted) by a callback during this tick
         if not self._callbacks:
@@ -119,6 +133,8 @@ class MediaTicker:
             # a stall: skipped ticks count as late, the schedule resumes from now instead of bursting
             self.skipped_ticks += behind
             self.max_lateness = max(self.max_lateness, overdue)
+            window[2] += behind
+            window[4] = max(window[4], overdue)
             self._index += behind
         self._handle = loop.call_at(self._start + (self._index + 1) * self.period, self._tick)
 
@@ -136,9 +152,40 @@ class MediaTicker:
             "errors": self.errors,
         }
 
+    def take_window(self) -> dict[str, Any]:
+        """Stats since the previous take_window() (independent of stats()/reset_stats()), then start a new window."""
+        ticks, late, skipped, busy, max_late, max_busy = self._window
+        self._window = [0, 0, 0, 0.0, 0.0, 0.0]
+        return {
+            "ticks": ticks,
+            "late_ticks": late,
+            "skipped_ticks": skipped,
+            "late_pct": round(100.0 * (late + skipped) / (ticks + skipped), 3) if ticks else 0.0,
+            "max_lateness_ms": round(max_late * 1000.0, 2),
+            "mean_busy_ms": round(1000.0 * busy / ticks, 3) if ticks else 0.0,
+            "max_busy_ms": round(max_busy * 1000.0, 2),
+            "streams": len(self._callbacks),
+        }
+
     def reset_stats(self) -> None:
         self.ticks = self.late_ticks = self.skipped_ticks = self.errors = 0
         self.max_lateness = self.busy_total = self.max_busy = 0.0
+
+
+async def log_media_stats(ticker: MediaTicker, period_s: float = STATS_LOG_PERIOD_S) -> None:
+    """Forever: every `period_s`, log the window's ticker stats if the ticker ran (there were calls) in it.
+
+    A window with `LATE_WARNING_RATIO` or more late ticks is logged as a warning."""
+    if period_s <= 0:
+        raise ValueError(f"period_s must be positive, got {period_s}")
+    ticker.take_window()
+    while True:
+        await asyncio.sleep(period_s)
+        window = ticker.take_window()
+        if not window["ticks"]:
+            continue
+        level = logging.WARNING if window["late_pct"] >= 100.0 * LATE_WARNING_RATIO else logging.INFO
+        log.log(level, "media ticker", extra={"fields": {"period_s": period_s, **window}})
 
 
 _ticker: MediaTicker | None = None

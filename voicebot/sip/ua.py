@@ -89,6 +89,8 @@ class UserAgent:
         self.user_agent = user_agent
         self.on_invite: InviteHandler | None = None
         self.guard: DigestGuard | None = None  # digest challenge for INVITEs from non-trunk sources
+        # REGISTER from agent phones (voicebot.sip.registrar): request, source -> (status, reason, headers)
+        self.on_register: Callable[[SipRequest, Addr], tuple[int, str, list[tuple[str, str]]]] | None = None
         self.accepting = True
         self.stats = UaStats()
         self.transport: UdpTransport | None = None
@@ -446,11 +448,16 @@ class UserAgent:
             self._respond_stateless(req, addr, 403, "Forbidden (source not allowed)")
             log.warning("request from disallowed source", extra={"fields": {"src": addr[0], "method": method}})
             return
-        rejection = check_request(req, supported_methods=SUPPORTED_METHODS,
+        methods = SUPPORTED_METHODS | {"REGISTER"} if self.on_register is not None else SUPPORTED_METHODS
+        rejection = check_request(req, supported_methods=methods,
                                   supported_extensions=SUPPORTED_EXTENSIONS,
                                   accepted_content_types=ACCEPTED_CONTENT_TYPES)
         if rejection is not None:
             self._respond_stateless(req, addr, rejection.status, rejection.reason, rejection.extra_headers)
+            return
+        if method == "REGISTER" and self.on_register is not None:
+            status, reason, headers = self.on_register(req, addr)
+            self._respond_stateless(req, addr, status, reason, headers)
             return
         to_tag = req.to.tag
         if to_tag:

@@ -126,6 +126,16 @@ class Endpointer:
     def done(self) -> bool:
         return self.phase is Phase.DONE
 
+    @property
+    def revision(self) -> int:
+        """The revision of the latest HangoverStarted (0 before the first pause)."""
+        return self._revision
+
+    @property
+    def silence_ms(self) -> float:
+        """Trailing silence of the utterance so far (0 while voiced or before speech started)."""
+        return self._silence_ms if self.phase in (Phase.SPEECH, Phase.HANGOVER) else 0.0
+
     def feed(self, frame: np.ndarray, voiced: bool) -> list[EndpointEvent]:
         """Advance by one frame. Returns the events it caused (usually none). Ignores frames once done."""
         if frame.ndim != 1 or frame.size == 0:

@@ -32,6 +32,18 @@ def split_sentences(text: str) -> list[str]:
     return [p for p in parts if p]
 
 
+def trim_leading_silence(pcm: np.ndarray, rate: int, *, threshold: int = 200, keep_ms: int = 20) -> np.ndarray:
+    """``pcm`` without the near-silence a TTS voice puts before the first word (keeping ``keep_ms`` of it).
+
+    Audio that is silent throughout is returned unchanged.
+    """
+    loud = np.flatnonzero(np.abs(pcm) > threshold)
+    if loud.size == 0:
+        return pcm
+    start = max(0, int(loud[0]) - rate * keep_ms // 1000)
+    return pcm[start:]
+
+
 def voice_for(lang: str | None) -> str:
     """The voice name for a dialplan language tag (en-US → en, zh-CN → zh)."""
     base = (lang or "en").split("-")[0].lower()
@@ -93,6 +105,10 @@ class SpeechServices:
             if index + 1 < len(sentences):
                 pending = asyncio.ensure_future(self.synthesize(sentences[index + 1], lang, rate))
             yield pcm
+
+    def busy(self) -> bool:
+        """Every speech worker is working: speculative decodes should wait for a surer moment."""
+        return self.pool.saturated()
 
     @property
     def multilingual(self) -> bool:

@@ -13,9 +13,15 @@ VAD_FRAME_MS = (10, 20, 30)
 
 
 class FrameVad:
-    """webrtcvad over fixed frames (default 16 kHz, 20 ms = 320 samples). aggressiveness 0 (lenient) .. 3 (strict)."""
+    """webrtcvad over fixed frames (default 16 kHz, 20 ms = 320 samples). aggressiveness 0 (lenient) .. 3 (strict).
 
-    def __init__(self, aggressiveness: int = 2, sample_rate: int = 16000, frame_ms: int = 20) -> None:
+    ``energy_floor`` (RMS, int16 scale): quieter frames are silence whatever webrtcvad says. webrtcvad keeps
+    reporting speech for ~100 ms of true silence after a word (its internal hangover); the floor ends that at once
+    on a quiet line, so the end-of-speech silence is counted from the real end of the words (0 disables it).
+    """
+
+    def __init__(self, aggressiveness: int = 2, sample_rate: int = 16000, frame_ms: int = 20,
+                 energy_floor: float = 0.0) -> None:
         import webrtcvad
 
         if aggressiveness not in (0, 1, 2, 3):
@@ -24,7 +30,10 @@ class FrameVad:
             raise ValueError(f"webrtcvad supports sample rates {VAD_RATES}, got {sample_rate}")
         if frame_ms not in VAD_FRAME_MS:
             raise ValueError(f"webrtcvad supports frames of {VAD_FRAME_MS} ms, got {frame_ms}")
+        if energy_floor < 0:
+            raise ValueError(f"energy_floor must be >= 0, got {energy_floor!r}")
         self.sample_rate, self.frame_ms = sample_rate, frame_ms
+        self.energy_floor = float(energy_floor)
         self.frame_samples = sample_rate * frame_ms // 1000
         self._vad = webrtcvad.Vad(aggressiveness)
 
@@ -35,7 +44,11 @@ class FrameVad:
                 f"expected an int16 frame of {self.frame_samples} samples "
                 f"({self.frame_ms} ms at {self.sample_rate} Hz), got {frame.dtype} {frame.shape}"
             )
-        return bool(self._vad.is_speech(frame.tobytes(), self.sample_rate))
+        speech = bool(self._vad.is_speech(frame.tobytes(), self.sample_rate))  # always: keeps its state current
+        if speech and self.energy_floor > 0:
+            rms = float(np.sqrt(np.mean(frame.astype(np.float32) ** 2)))
+            return rms >= self.energy_floor
+        return speech
 
     def frames(self, pcm: np.ndarray) -> Iterator[tuple[np.ndarray, bool]]:
         """Split whole int16 audio into frames (a partial last frame is dropped) with voiced flags."""

@@ -80,6 +80,18 @@ def _synthesize(text: str, voice: str) -> tuple[np.ndarray, int]:
 # ---------------------------------------------------------------- in the server process
 
 
+def _release(worker: _Worker) -> None:
+    worker.pending -= 1
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, function: Any, *args: Any) -> None:
+    """From an executor thread: run ``function`` on ``loop`` (dropped if the loop has closed meanwhile)."""
+    try:
+        loop.call_soon_threadsafe(function, *args)
+    except RuntimeError:
+        pass
+
+
 class _Worker:
     def __init__(self, config: WorkerConfig) -> None:
         self.executor = ProcessPoolExecutor(
@@ -140,6 +152,10 @@ class SpeechWorkerPool:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
+    def saturated(self) -> bool:
+        """True when every worker has a job (a new one would queue)."""
+        return bool(self._workers) and all(worker.pending > 0 for worker in self._workers)
+
     def worker_pids(self) -> list[int | None]:
         return [worker.pid for worker in self._workers]
 
@@ -174,7 +190,11 @@ class SpeechWorkerPool:
             self._replace(index, worker)
             raise EngineCrashed(f"speech worker (pid {pid}) died during {job}; it has been replaced") from None
         finally:
-            worker.pending -= 1
+            if future.done() or future.cancel():
+                worker.pending -= 1
+            else:  # cancelled while running: the worker stays busy until the job ends
+                loop = asyncio.get_running_loop()
+                future.add_done_callback(lambda _f: _call_soon(loop, _release, worker))
 
     def _replace(self, index: int, dead: _Worker) -> _Worker:
         if index < len(self._workers) and self._workers[index] is dead:

@@ -1,0 +1,170 @@
+"""Semantic endpointing in the call session: a small dialplan on the demo NLU over a real-time WavChannel, real
+Whisper + piper workers.
+
+A complete answer ends the turn after the short early silence; an incomplete one (three of six digits) does not,
+and the digits the caller adds after the pause are part of the same answer; speech resuming after an early end
+barges into the reply; `early_endpoint: {enabled: false}` restores the plain end_silence_ms endpoint. The plain
+end silence is long (2.5 s) so that only semantic endpointing can end a turn sooner, even on a loaded machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from voicebot.channels.wav import RATE, WavChannel, load_caller_audio
+from voicebot.conversation import DialplanSession
+from voicebot.dialplan.events import CallContext
+from voicebot.dialplan.interpreter import Interpreter
+from voicebot.dialplan.schema import Dialplan, EarlyEndpointSpec
+from voicebot.nlu.base import NluEngine, load_nlu
+from voicebot.speech.prompts import PromptCache
+from voicebot.speech.services import SpeechServices
+from voicebot.speech.workers import SpeechWorkerPool
+from voicebot.yamlsrc import load_yaml_text, validate
+
+pytestmark = pytest.mark.timeout(180)
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "audio_fixtures"
+ASR_MODEL = "tiny.en"
+END_SILENCE_MS = 2500
+PLAN = f"""
+dialplan: early-test
+nlu: demo
+start: greet
+early_endpoint: {{silence_ms: 300}}
+global:
+  intents: {{agent: bye}}
+nodes:
+  greet:
+    say: "Say balance or pay a bill."
+    listen:
+      intents: {{check_balance: account, pay_bill: account}}
+      end_silence_ms: {END_SILENCE_MS}
+  account:
+    ask: {{slot: account, type: digits, length: 6, say: "Your six digit account number?", confirm: true,
+          end_silence_ms: {END_SILENCE_MS}}}
+    goto: bye
+  bye:
+    say: "Goodbye."
+    hangup: true
+"""
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[SpeechWorkerPool]:
+    workers = SpeechWorkerPool(2, asr_models=(ASR_MODEL,))
+    asyncio.run(workers.start())
+    yield workers
+    asyncio.run(workers.close())
+
+
+@pytest.fixture(scope="module")
+def nlu() -> NluEngine:
+    engine = load_nlu(REPO / "nlu_models" / "demo")
+    engine.parse("hello", "en")
+    return engine
+
+
+@pytest.fixture(scope="module")
+def demo() -> Dialplan:
+    data, lines = load_yaml_text(textwrap.dedent(PLAN), "early-test.yaml")
+    return validate(Dialplan, data, lines, "early-test.yaml")
+
+
+@pytest.fixture()
+def speech(pool: SpeechWorkerPool, tmp_path: Path) -> SpeechServices:
+    return SpeechServices(pool, PromptCache(tmp_path / "prompts"), asr_model=ASR_MODEL)
+
+
+def spoken(name: str) -> np.ndarray:
+    audio = load_caller_audio(FIXTURES / f"{name}.wav")
+    loud = np.flatnonzero(np.abs(audio) > 300)
+    return audio[max(0, loud[0] - 1600):loud[-1] + 160]
+
+
+def quiet(seconds: float) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    return (rng.standard_normal(int(seconds * RATE)) * 20).astype(np.int16)
+
+
+def split_at_widest_gap(audio: np.ndarray, pause_s: float) -> np.ndarray:
+    """Widen the longest quiet stretch in the middle third of ``audio`` to ``pause_s`` of silence."""
+    frame = RATE // 50
+    level = np.array([np.abs(audio[i:i + frame]).max() for i in range(0, len(audio) - frame, frame)])
+    third = len(level) // 3
+    middle = level[third:2 * third]
+    index = third + int(np.argmin(np.convolve(middle, np.ones(5), "same")))
+    cut = index * frame
+    return np.concatenate([audio[:cut], quiet(pause_s), audio[cut:]])
+
+
+async def converse(caller: np.ndarray, plan: Dialplan, speech: SpeechServices, nlu: NluEngine
+                   ) -> tuple[DialplanSession, WavChannel]:
+    channel = WavChannel(caller, RATE, speed=1.0, tail_s=0)
+    session = DialplanSession(channel, Interpreter(plan), CallContext(caller="5550100", channel="wav",
+                                                                      call_id=channel.call_id), speech, nlu)
+    await asyncio.wait_for(session.run(), 120)
+    await channel.wait_closed()
+    return session, channel
+
+
+def digits_in(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def caller_lines(session: DialplanSession) -> list[tuple[str, str | None]]:
+    return [(e["text"], e.get("intent") or e.get("kind")) for e in session.transcript.entries if e["who"] == "caller"]
+
+
+def test_complete_answers_end_the_turn_early(demo: Dialplan, speech: SpeechServices, nlu: NluEngine) -> None:
+    caller = np.concatenate([quiet(2.0), spoken("en_balance"), quiet(4.0), spoken("en_account_digits"), quiet(3.0)])
+    session, _ = asyncio.run(converse(caller, demo, speech, nlu))
+    lines = caller_lines(session)
+    assert lines[0][1] == "check_balance" and digits_in(lines[1][0]) == "123456", lines
+    first, second = session.turns[:2]
+    assert first.early and second.early, session.turns
+    assert first.endpoint_ms < END_SILENCE_MS and second.endpoint_ms < END_SILENCE_MS
+    assert first.asr_ms == 0.0 and first.speculative_hit  # the speculative result ended the turn
+
+
+def test_incomplete_digits_wait_and_the_rest_joins_the_same_answer(demo: Dialplan, speech: SpeechServices,
+                                                                   nlu: NluEngine) -> None:
+    digits = split_at_widest_gap(spoken("en_account_digits"), pause_s=1.0)
+    caller = np.concatenate([quiet(2.0), spoken("en_balance"), quiet(4.0), digits, quiet(3.0)])
+    session, _ = asyncio.run(converse(caller, demo, speech, nlu))
+    lines = caller_lines(session)
+    assert digits_in(lines[1][0]) == "123456", lines  # not "123" (+ a nomatch for "456")
+    assert session.turns[1].asr_decodes >= 2  # the pause was decoded and judged incomplete
+
+
+def test_speech_after_an_early_end_barges_into_the_reply(demo: Dialplan, speech: SpeechServices,
+                                                         nlu: NluEngine) -> None:
+    no_then_more = split_at_widest_gap(spoken("en_no"), pause_s=1.2)  # "No, ... that's wrong."
+    before = np.concatenate([quiet(2.0), spoken("en_balance"), quiet(4.0), spoken("en_account_digits"), quiet(5.0)])
+    caller = np.concatenate([before, no_then_more, quiet(4.0)])
+    session, channel = asyncio.run(converse(caller, demo, speech, nlu))
+    lines = caller_lines(session)
+    assert lines[2][1] == "deny", lines
+    answered_at = session.transcript.entries.index(next(e for e in session.transcript.entries
+                                                         if e["who"] == "caller" and e.get("intent") == "deny"))
+    reply = [e["text"] for e in session.transcript.entries[answered_at + 1:] if e["who"] == "bot"]
+    assert reply and "account number" in reply[0], reply
+    stops = [e.at_s for e in channel.events if e.kind == "stop_playback"]
+    assert any(at > len(before) / RATE + 1.0 for at in stops), channel.events  # the re-asked question was cut
+    assert session.turns[2].early and len(lines) >= 4, lines  # "that's wrong" became the next turn
+
+
+def test_disabled_in_the_dialplan_waits_for_end_silence(demo: Dialplan, speech: SpeechServices,
+                                                        nlu: NluEngine) -> None:
+    plan = demo.model_copy(update={"early_endpoint": EarlyEndpointSpec(enabled=False)})
+    caller = np.concatenate([quiet(2.0), spoken("en_balance"), quiet(4.0)])
+    session, _ = asyncio.run(converse(caller, plan, speech, nlu))
+    assert len(caller_lines(session)) == 1, caller_lines(session)
+    assert not session.turns[0].early and session.turns[0].endpoint_ms == END_SILENCE_MS

@@ -1,0 +1,249 @@
+"""Browser agents: ring an agent on their desktop page and bridge their WebRTC leg to the queued caller's RTP.
+
+An agent with ``browser: true`` (or no ``sip_uri``) is not dialled: the ACD's screen-pop reaches their page, which
+answers by posting a WebRTC offer to ``POST /agents/{agent}/answer`` with the agent's own token. aiortc answers
+(``iceServers=[]`` by default: host candidates only), and :class:`WebRtcBridge` relays audio between the caller's
+8 kHz RtpStream and the agent's 16 kHz channel, so the caller's stereo recording keeps running (caller left, agent
+right). Either side hanging up ends both legs and the agent goes to wrap-up; no answer within the ring timeout puts
+the caller back at the head of the queue, as for SIP agents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from aiohttp import web
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from voicebot.api.app import HUB_KEY, audit, principal_of, roles
+from voicebot.channels.webrtc import FRAME_SAMPLES as AGENT_FRAME_SAMPLES, WebRtcChannel
+from voicebot.dialplan import events as ev
+from voicebot.handoff import MAX_RELAY_BACKLOG, CallerLeg, CallQueue
+from voicebot.queues.acd import AcdError
+from voicebot.queues.models import AgentConfig
+from voicebot.queues.service import AcdService, AgentChanged, ServiceEvent
+from voicebot.queues.state import Assignment
+from voicebot.rtp.stream import RtpStream
+from voicebot.sip.call import CallState
+from voicebot.speech.resample import StreamResampler
+from voicebot.web.protocol import ProtocolError, parse_offer
+from voicebot.web.routes import IceServerSpec, ice_configuration
+
+__all__ = ["AnswerRefused", "BrowserAgentLegs", "WebRtcBridge", "add_browser_agent_routes", "is_browser_agent"]
+
+log = logging.getLogger("voicebot.handoff.browser")
+
+CALLER_RATE, AGENT_RATE = 8000, 16000
+SCRIPT = Path(__file__).parent / "api" / "static" / "agent_call.js"
+
+
+def is_browser_agent(agent: AgentConfig) -> bool:
+    """Rung on the desktop page rather than by SIP: ``browser: true``, or no SIP phone at all."""
+    return agent.browser or not (agent.sip_uri or getattr(agent, "sip_user", None))
+
+
+class AnswerRefused(Exception):
+    """The page's answer cannot be taken; ``status`` is the HTTP status to reply with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class WebRtcBridge:
+    """Relays audio both ways between a caller's RtpStream (8 kHz) and an agent's WebRtcChannel (16 kHz).
+
+    Stateful resamplers keep the audio continuous across 20 ms frames; each direction's queue is bounded at
+    MAX_RELAY_BACKLOG frames (latency beats completeness), as in the SIP MediaBridge.
+    """
+
+    def __init__(self, caller: RtpStream, agent: WebRtcChannel) -> None:
+        self.caller, self.agent = caller, agent
+        self._up = StreamResampler(CALLER_RATE, AGENT_RATE)
+        self._down = StreamResampler(AGENT_RATE, CALLER_RATE)
+        self.frames_to_agent = 0
+        self.frames_to_caller = 0
+        caller.stop_playback()
+        caller.on_audio(self._to_agent)
+        agent.on_audio(self._to_caller)
+
+    def _to_agent(self, frame: np.ndarray) -> None:
+        if self.agent.outbound.queue.pending > MAX_RELAY_BACKLOG * AGENT_FRAME_SAMPLES:
+            self.agent.stop_playback()
+        self.agent.play(self._up.process(np.asarray(frame, dtype=np.int16)), AGENT_RATE)
+        self.frames_to_agent += 1
+
+    def _to_caller(self, frame: np.ndarray) -> None:
+        if len(self.caller._playback) > MAX_RELAY_BACKLOG:  # noqa: SLF001 - same bound as MediaBridge
+            self.caller.stop_playback()
+        pcm = self._down.process(np.asarray(frame, dtype=np.int16))
+        if pcm.size:
+            self.caller.play(pcm)
+        self.frames_to_caller += 1
+
+    def close(self) -> None:
+        self.caller.on_audio(None)
+        self.agent.on_audio(None)
+
+
+@dataclass
+class _Ringing:
+    assignment_id: str
+    agent_id: str
+    call_id: str
+    answered: asyncio.Future[WebRtcChannel] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+class BrowserAgentLegs:
+    """Rings browser agents (waits for their page's answer) and runs the bridged call; one per server process."""
+
+    def __init__(self, service: AcdService, *, ring_timeout_s: float = 20.0,
+                 ice_servers: Sequence[IceServerSpec] = ()) -> None:
+        self.service = service
+        self.ring_timeout_s = ring_timeout_s
+        self.configuration = ice_configuration(ice_servers)
+        self._ringing: dict[str, _Ringing] = {}  # assignment id -> offer waiting for the page
+        self._unsubscribe = service.subscribe(self._on_event)
+
+    @staticmethod
+    def answers_for(agent: AgentConfig) -> bool:
+        """Whether ``agent`` is rung here (on their page) instead of by SIP."""
+        return is_browser_agent(agent)
+
+    def close(self) -> None:
+        self._unsubscribe()
+        for ringing in list(self._ringing.values()):
+            if not ringing.answered.done():
+                ringing.answered.cancel()
+
+    async def _on_event(self, event: ServiceEvent) -> None:
+        """The ACD withdrew an offer (agent rejected or went offline, caller left): stop waiting for the page."""
+        if not isinstance(event, AgentChanged):
+            return
+        for ringing in list(self._ringing.values()):
+            if ringing.agent_id == event.agent_id and event.assignment_id != ringing.assignment_id:
+                if not ringing.answered.done():
+                    ringing.answered.cancel()
+
+    # ------------------------------------------------------------------ the page answers
+    async def answer(self, agent_id: str, assignment_id: str, offer_sdp: str) -> tuple[str, str]:
+        """Answer the page's WebRTC offer for a ringing assignment of ``agent_id``: (answer SDP, leg id)."""
+        ringing = self._ringing.get(assignment_id)
+        if ringing is None or ringing.agent_id != agent_id:
+            raise AnswerRefused(404, f"no call {assignment_id!r} is ringing for agent {agent_id!r} on this node")
+        if ringing.answered.done():
+            raise AnswerRefused(409, "this call was already answered, withdrawn or timed out")
+        pc = RTCPeerConnection(self.configuration)
+        channel = WebRtcChannel(pc, call_id=f"{ringing.call_id}~agent-{agent_id}")
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as exc:  # noqa: BLE001 - aiortc's SDP parser fails with assert/Key/Value errors
+            await channel.close()
+            raise AnswerRefused(400, f"cannot answer this offer: {str(exc) or type(exc).__name__}") from None
+        if ringing.answered.done():  # timed out or withdrawn while the answer was being made
+            await channel.close()
+            raise AnswerRefused(409, "this call was withdrawn or timed out before the answer was ready")
+        ringing.answered.set_result(channel)
+        return pc.localDescription.sdp, channel.call_id
+
+    # ------------------------------------------------------------------ ringing and the bridged call
+    async def ring(self, waiter: CallQueue, caller: CallerLeg, assignment: Assignment, agent: AgentConfig,
+                   on_connected: Callable[[], None]) -> None:
+        """Wait up to the ring timeout for the page's answer, then bridge until either side hangs up."""
+        ringing = _Ringing(assignment.id, agent.id, waiter.call_id)
+        self._ringing[assignment.id] = ringing
+        log.info("ringing browser agent", extra={"fields": {"call_id": waiter.call_id, "agent": agent.id}})
+        try:
+            done, _ = await asyncio.wait({ringing.answered}, timeout=self.ring_timeout_s)
+        finally:
+            self._ringing.pop(assignment.id, None)
+            if not ringing.answered.done():
+                ringing.answered.cancel()  # a late answer from the page now gets 409
+        if not done or ringing.answered.cancelled():
+            reason = "withdrawn" if done else "no answer"
+            log.info("browser agent did not answer", extra={"fields": {
+                "call_id": waiter.call_id, "agent": agent.id, "reason": reason}})
+            if not done and not waiter.done:
+                try:
+                    await self.service.agent_no_answer(assignment.id)
+                except AcdError as error:  # the ACD moved on meanwhile (e.g. the caller left)
+                    log.info("no-answer not applied: %s", error, extra={"fields": {"call_id": waiter.call_id}})
+            return
+        channel = ringing.answered.result()
+        await self._talk(waiter, caller, assignment, agent, channel, on_connected)
+
+    async def _talk(self, waiter: CallQueue, caller: CallerLeg, assignment: Assignment, agent: AgentConfig,
+                    channel: WebRtcChannel, on_connected: Callable[[], None]) -> None:
+        if waiter.done or caller.call.state is CallState.ENDED:
+            await channel.hangup()
+            await self.service.call_ended(waiter.call_id)
+            return
+        try:
+            await self.service.agent_answered(assignment.id)
+        except AcdError as exc:
+            log.warning("browser answer not applied: %s", exc, extra={"fields": {"call_id": waiter.call_id}})
+            await channel.hangup()
+            return
+        waiter.agent_id = agent.id
+        on_connected()
+        bridge = WebRtcBridge(caller.stream, channel)
+        waiter.bridged.set()
+        await waiter.events.put(ev.AgentAnswered(agent.id))
+        log.info("agent connected", extra={"fields": {"call_id": waiter.call_id, "agent": agent.id,
+                                                      "leg": "webrtc"}})
+        ended = "caller"
+        try:
+            waits = {asyncio.ensure_future(caller.call.ended.wait()), asyncio.ensure_future(channel.ended.wait())}
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            ended = "agent" if channel.ended.is_set() else "caller"
+            for task in waits:
+                task.cancel()
+        finally:
+            bridge.close()
+            waiter.done = True
+            await channel.hangup()
+            await caller.call.hangup("agent hung up")
+            await self.service.call_ended(waiter.call_id)
+            log.info("agent call ended", extra={"fields": {
+                "call_id": waiter.call_id, "agent": agent.id, "leg": "webrtc", "hung_up_by": ended,
+                "frames_to_agent": bridge.frames_to_agent, "frames_to_caller": bridge.frames_to_caller}})
+
+
+def add_browser_agent_routes(app: web.Application, legs: BrowserAgentLegs) -> None:
+    """POST /agents/{agent}/answer (the agent's own token only) and the page's /agent_call.js."""
+
+    @roles("agent")
+    async def answer(request: web.Request) -> web.Response:
+        agent_id = request.match_info["agent"]
+        principal = principal_of(request)
+        if principal.agent != agent_id:
+            audit("browser_answer_denied", principal, agent=agent_id)
+            return web.json_response({"error": "only the agent's own token may answer its calls"}, status=403)
+        try:
+            body: Any = await request.json()
+            assignment_id = body.get("assignment") if isinstance(body, dict) else None
+            if not isinstance(assignment_id, str) or not assignment_id:
+                raise ProtocolError('send JSON: {"assignment": ID, "type": "offer", "sdp": "v=0..."}')
+            offer = parse_offer(await request.text())
+        except (ValueError, ProtocolError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        try:
+            sdp, leg_id = await legs.answer(agent_id, assignment_id, offer.sdp)
+        except AnswerRefused as exc:
+            return web.json_response({"error": str(exc)}, status=exc.status)
+        audit("browser_answer", principal, agent=agent_id, assignment=assignment_id)
+        return web.json_response({"type": "answer", "sdp": sdp, "leg": leg_id})
+
+    async def script(_request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(SCRIPT, headers={"Cache-Control": "no-cache", "Content-Type": "text/javascript"})
+
+    setattr(script, "voicebot_public", True)  # static code, no data: same marker as voicebot.api.app.public
+    app[HUB_KEY].browser_media = True
+    app.router.add_post("/agents/{agent}/answer", answer)
+    app.router.add_get("/agent_call.js", script)
