@@ -6,6 +6,10 @@ answers by posting a WebRTC offer to ``POST /agents/{agent}/answer`` with the ag
 8 kHz RtpStream and the agent's 16 kHz channel, so the caller's stereo recording keeps running (caller left, agent
 right). Either side hanging up ends both legs and the agent goes to wrap-up; no answer within the ring timeout puts
 the caller back at the head of the queue, as for SIP agents.
+
+With several nodes, the page talks to one node while the caller may be held (and the agent rung) on another: an
+answer for an assignment owned by another node is forwarded there (voicebot.api.forward, signalling only) and the
+owner's SDP answer is returned to the page, so media flows between the browser and the owning node.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from voicebot.api.app import HUB_KEY, audit, principal_of, roles
+from voicebot.api.forward import FORWARDED_HEADER, AnswerForwarder, ForwardError
 from voicebot.channels.webrtc import FRAME_SAMPLES as AGENT_FRAME_SAMPLES, WebRtcChannel
 from voicebot.dialplan import events as ev
 from voicebot.handoff import MAX_RELAY_BACKLOG, CallerLeg, CallQueue
@@ -108,6 +113,7 @@ class BrowserAgentLegs:
         self.ring_timeout_s = ring_timeout_s
         self.configuration = ice_configuration(ice_servers)
         self._ringing: dict[str, _Ringing] = {}  # assignment id -> offer waiting for the page
+        self.forwarder: AnswerForwarder | None = None  # set with a shared store: answers for other nodes' calls
         self._unsubscribe = service.subscribe(self._on_event)
 
     @staticmethod
@@ -151,6 +157,13 @@ class BrowserAgentLegs:
             raise AnswerRefused(409, "this call was withdrawn or timed out before the answer was ready")
         ringing.answered.set_result(channel)
         return pc.localDescription.sdp, channel.call_id
+
+    async def owner_elsewhere(self, agent_id: str, assignment_id: str) -> str | None:
+        """The other node that holds this offer of ``agent_id`` (shared ACD state), or None if it is not elsewhere."""
+        assignment = (await self.service.snapshot()).assignments.get(assignment_id)
+        if assignment is None or assignment.agent_id != agent_id or assignment.node == self.service.node:
+            return None
+        return assignment.node
 
     # ------------------------------------------------------------------ ringing and the bridged call
     async def ring(self, waiter: CallQueue, caller: CallerLeg, assignment: Assignment, agent: AgentConfig,
@@ -236,9 +249,29 @@ def add_browser_agent_routes(app: web.Application, legs: BrowserAgentLegs) -> No
         try:
             sdp, leg_id = await legs.answer(agent_id, assignment_id, offer.sdp)
         except AnswerRefused as exc:
+            if exc.status == 404 and legs.forwarder is not None and FORWARDED_HEADER not in request.headers:
+                owner = await legs.owner_elsewhere(agent_id, assignment_id)
+                if owner is not None:
+                    return await _forward(request, legs.forwarder, owner, agent_id, assignment_id)
             return web.json_response({"error": str(exc)}, status=exc.status)
         audit("browser_answer", principal, agent=agent_id, assignment=assignment_id)
         return web.json_response({"type": "answer", "sdp": sdp, "leg": leg_id})
+
+    async def _forward(request: web.Request, forwarder: AnswerForwarder, owner: str, agent_id: str,
+                       assignment_id: str) -> web.Response:
+        """The owning node answers (the page's body and token, unchanged); its reply goes back to the page."""
+        token = request.headers.get("Authorization", "").partition(" ")[2].strip()
+        principal = principal_of(request)
+        try:
+            status, reply = await forwarder.forward(owner, agent_id, token, await request.read())
+        except ForwardError as exc:
+            log.warning("browser answer not forwarded: %s", exc, extra={"fields": {"agent": agent_id, "node": owner}})
+            audit("browser_answer_forward_failed", principal, agent=agent_id, assignment=assignment_id, node=owner)
+            return web.json_response({"error": str(exc), "node": owner}, status=502)
+        audit("browser_answer_forwarded", principal, agent=agent_id, assignment=assignment_id, node=owner,
+              status=status)
+        log.info("browser answer forwarded", extra={"fields": {"agent": agent_id, "node": owner, "status": status}})
+        return web.json_response(reply, status=status)
 
     async def script(_request: web.Request) -> web.StreamResponse:
         return web.FileResponse(SCRIPT, headers={"Cache-Control": "no-cache", "Content-Type": "text/javascript"})

@@ -79,6 +79,13 @@ def _check_host(value: str) -> str:
     return value
 
 
+def _check_advertise_url(value: str) -> str:
+    """An http(s) base URL other nodes can reach (voicebot.api.forward)."""
+    from voicebot.api.forward import check_advertise_url
+
+    return check_advertise_url(value)
+
+
 def _check_sip_uri(value: str) -> str:
     """A sip: or sips: URI with a valid host and port."""
     match = _SIP_URI.fullmatch(value)
@@ -429,6 +436,9 @@ class ApiConfig(_Section):
     audit_log: str = Field("var/audit/audit.jsonl", min_length=1,
                            description="append-only, hash-chained audit log (logins, context/recording access, reloads)")
     allowed_origins: list[str] = Field(default_factory=list, description="CORS origins allowed (none by default)")
+    advertise_url: Annotated[str, AfterValidator(_check_advertise_url)] | None = Field(
+        None, description="this node's API base URL for other nodes (forwarded browser answers), e.g. "
+                          "http://10.0.0.5:8080 (default: http://<host>:<port>; listen.public_host for a wildcard host)")
 
 
 class LogConfig(_Section):

@@ -38,6 +38,7 @@ NO_INPUT_AFTER_PROMPT_S = 5.0
 MIN_ASR_CONFIDENCE = 0.4  # below this the recogniser is guessing (noise, another language): treat as no match
 FRAME_QUEUE_LIMIT = 50 * 60  # one minute of 20 ms frames
 SILENCE_RMS = 60.0  # ~ -55 dBFS: quieter caller frames are silence (ends webrtcvad's hangover on a quiet line)
+QUEUE_SAFETY_WAKE_S = 5.0  # a waiting caller is woken by events; this only bounds a missed one
 
 
 class Speech(Protocol):
@@ -109,6 +110,7 @@ class DialplanSession:
         self.play_rate = play_rate
         self.queues = queues
         self.hold_audio = hold_audio
+        self._hold_playing = False  # hold audio is what plays now: the next prompt replaces it once it is ready
         self.membership: QueueMembership | None = None
         self.bridged = False
         self._audio_attached = False
@@ -221,6 +223,7 @@ class DialplanSession:
             if self._hung_up:
                 return
             if isinstance(part, int):
+                self._end_hold()
                 self.channel.play(np.zeros(self.play_rate * part // 1000, dtype=np.int16), self.play_rate)
                 continue
             if not part.strip():
@@ -235,12 +238,19 @@ class DialplanSession:
                     continue
                 if self._hung_up or (self._pending_keys and say.barge_in != "none"):
                     return  # the caller already keyed ahead (or left): don't start talking over them
+                self._end_hold()
                 if not self.channel.playing:
                     pcm = trim_leading_silence(pcm, self.play_rate)  # the caller waits for this audio: no lead-in
                 if self._turn_ended is not None and self.turns:
                     self.turns[-1].tts_first_ms = (time.perf_counter() - self._turn_ended) * 1000
                     self._turn_ended = None
                 self.channel.play(pcm, self.play_rate)
+
+    def _end_hold(self) -> None:
+        """A prompt is ready: it replaces the hold audio (waiting callers hear hold audio, not silence, while TTS works)."""
+        if self._hold_playing:
+            self.channel.stop_playback()
+            self._hold_playing = False
 
     async def _wait_prompts(self) -> None:
         """Until the queued prompts have been played (or the caller hung up); keys typed meanwhile are kept."""
@@ -466,28 +476,53 @@ class DialplanSession:
         """Hold audio until the ACD reports something (position/EWT, agent answered) or the caller acts."""
         membership = self.membership
         assert membership is not None
+        event: ev.Event | None = None
         while True:
             if self._hung_up:
                 return None
-            if not membership.events.empty():
+            if event is None and not membership.events.empty():
                 event = membership.events.get_nowait()
+            if event is not None:
                 if isinstance(event, ev.AgentAnswered):
+                    self._end_hold()
                     self.channel.stop_playback()
                     self.bridged = True
                     self.outcome = "agent"
                     self.transcript.add("system", f"connected to agent {event.agent}")
-                else:
-                    self.channel.stop_playback()  # the hold music pauses for the announcement
+                # Otherwise (announcements) the hold audio plays on until the announcement's audio is ready.
                 return event
             if self._pending_keys:
                 self.channel.stop_playback()
+                self._hold_playing = False
                 key = self._pending_keys.popleft()
                 self.transcript.add("caller", key, kind="dtmf")
                 return ev.Keys(key)
             if not self.channel.playing and self.hold_audio is not None and not membership.bridged.is_set():
                 self.channel.play(self.hold_audio, 8000)
+                self._hold_playing = True
             self._frames.clear()  # hold audio is never fed to the recogniser; caller speech is not listened to
-            await self._wait_input(0.1)
+            event = await self._next_queue_signal(membership)
+
+    async def _next_queue_signal(self, membership: QueueMembership) -> ev.Event | None:
+        """An ACD event, or None when woken by a key, a hang-up or the end of the hold audio.
+
+        No polling: hundreds of waiting callers cost nothing between events (a long timeout is only a safety net).
+        """
+        self._wake.clear()
+        if self._pending_keys or self._hung_up or not membership.events.empty():
+            return None
+        getter = asyncio.ensure_future(membership.events.get())
+        others = [asyncio.ensure_future(self._wake.wait())]
+        if self.channel.playing:
+            others.append(asyncio.ensure_future(self.channel.wait_playback()))
+        try:
+            await asyncio.wait([getter, *others], timeout=QUEUE_SAFETY_WAKE_S, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in others:
+                waiter.cancel()
+            if not getter.done():
+                getter.cancel()  # asyncio.Queue.get leaves the item in the queue when cancelled
+        return getter.result() if getter.done() and not getter.cancelled() else None
 
     async def _stay_bridged(self) -> None:
         """The agent has the caller: wait for either side to hang up."""

@@ -17,6 +17,7 @@ from voicebot.api.app import NodeStatus, create_app
 from voicebot.api.recordings import add_recording_routes
 from voicebot.compliance.audit import AuditLog
 from voicebot.api.cli import default_tokens_path
+from voicebot.api.forward import AnswerForwarder, advertised_url
 from voicebot.api.tokens import TokenStore
 from voicebot.config import ServerConfig, resolve_trunk_password
 from voicebot.dialplan.actions import Enqueue
@@ -203,6 +204,18 @@ class VoicebotServer:
             await site.start()
             self.api_port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
             log.info("api listening", extra={"fields": {"host": api.host, "port": self.api_port}})
+            self._advertise_api(self.handoff.browser_legs, api.advertise_url or advertised_url(
+                api.host, self.api_port, self.config.listen.public_host))
+
+    def _advertise_api(self, legs: BrowserAgentLegs, url: str) -> None:
+        """Nodes sharing Redis: publish our API URL in the heartbeat, forward answers for calls held elsewhere."""
+        liveness = self.acd.liveness if self.acd is not None else None
+        registry = getattr(liveness, "registry", None)
+        if liveness is None or registry is None:
+            return
+        liveness.advertise(url)
+        legs.forwarder = AnswerForwarder(registry.node_api_url, liveness.service.node)
+        log.info("api advertised", extra={"fields": {"url": url}})
 
     def _start_registrar(self, agents: AgentsConfig) -> None:
         """Agents with a sip_user register their phones here (digest, realm auth.realm) and are rung at the

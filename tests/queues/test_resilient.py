@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from voicebot.api.app import create_app
 from voicebot.api.tokens import TokenStore
 from voicebot.queues.acd import Acd
-from voicebot.queues.resilient import ResilientStore, missing_own_entries
+from voicebot.queues.resilient import ResilientStore, put_back_transaction, missing_own_entries
 from voicebot.queues.service import AcdService
 from voicebot.queues.state import AcdState, Assignment, QueueEntry
 from voicebot.queues.store import RedisStore
@@ -58,7 +58,12 @@ def test_missing_own_entries_are_only_this_nodes_callers_unknown_to_the_shared_s
     shared.callbacks["cb:callback"] = CallbackTask(id="cb:callback", call_id="callback", number="+1555", queue="cards",
                                                    skills=[], priority=0, context_id="", node="n1", requested_at=1.0,
                                                    enqueued_at=1.0, not_before=1.0, max_attempts=3, path=[])
-    assert [e.call_id for e in missing_own_entries(local, shared, "n1")] == ["unknown"]
+    # "callback": another node took n1 for lost and queued a callback, but the caller is still waiting on n1.
+    assert [e.call_id for e in missing_own_entries(local, shared, "n1")] == ["unknown", "callback"]
+
+    added = put_back_transaction(missing_own_entries(local, shared, "n1"))(shared)
+    assert added == ["unknown", "callback"]
+    assert set(shared.entries) == {"waiting", "unknown", "callback"} and not shared.callbacks
 
 
 @pytest.mark.asyncio

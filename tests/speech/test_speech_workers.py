@@ -58,3 +58,30 @@ async def test_unknown_engine_names_and_unstarted_pool_give_clear_errors():
 def test_bad_pool_size():
     with pytest.raises(ValueError, match="size must be >= 1"):
         SpeechWorkerPool(size=0)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_tts_is_resampled_in_the_worker_and_shared_by_simultaneous_callers(tmp_path):
+    from voicebot.speech.prompts import PromptCache
+    from voicebot.speech.services import SpeechServices
+
+    async with SpeechWorkerPool(size=1, asr_models=("tiny.en",)) as pool:
+        pcm, rate = await pool.synthesize("You are number three in the queue.", rate=8000)
+        assert rate == 8000 and pcm.dtype == np.int16 and pcm.size > 8000
+
+        jobs: list[str] = []
+        real = pool.synthesize
+
+        async def counted(text: str, voice: str = "en", rate: int | None = None):  # type: ignore[no-untyped-def]
+            jobs.append(text)
+            return await real(text, voice, rate)
+
+        pool.synthesize = counted  # type: ignore[method-assign]
+        speech = SpeechServices(pool, PromptCache(tmp_path / "prompts"), asr_model="tiny.en")
+        sentence = "You are number seven in the queue."
+        results = await asyncio.gather(*(speech.synthesize(sentence, "en-US", 8000) for _ in range(20)))
+        assert len(jobs) == 1  # twenty waiting callers, one synthesis
+        assert all(r is results[0] for r in results) and not results[0].flags.writeable
+        again = await speech.synthesize(sentence, "en-US", 8000)
+        assert again is results[0] and len(jobs) == 1  # then from the in-memory LRU

@@ -53,6 +53,13 @@ class NodeLiveness:
         self._next_beat = 0.0
         self._beating_since: float | None = None
         self.recovered: list[LostCall] = []  # by this node, for diagnosis
+        self.api_url: str | None = None  # advertised in the heartbeat: other nodes forward browser answers there
+
+    def advertise(self, api_url: str) -> None:
+        """Publish this node's API URL with every heartbeat from the next tick on (which beats at once)."""
+        self.api_url = api_url
+        self._next_beat = 0.0
+        self.service.wake()
 
     async def tick(self) -> list[LostCall]:
         """Renew the heartbeat when due, then recover lost nodes' calls; store errors propagate (logged by run)."""
@@ -61,7 +68,7 @@ class NodeLiveness:
             return []
         self._next_beat = now + self.heartbeat_s
         try:
-            await self.registry.heartbeat(self.service.node, self.started_at, self.ttl_s)
+            await self.registry.heartbeat(self.service.node, self.started_at, self.ttl_s, self.api_url)
         except Exception:
             self._beating_since = None
             raise

@@ -63,14 +63,16 @@ def _redis_errors() -> tuple[type[BaseException], ...]:
 
 
 def missing_own_entries(local: AcdState, shared: AcdState, node: str) -> list[QueueEntry]:
-    """This node's callers waiting in `local` of whom `shared` knows nothing (not waiting, offered, connected
-    nor turned into a callback). Pure."""
+    """This node's callers waiting in `local` whom `shared` has neither waiting nor with an agent. Pure.
+
+    A *pending* callback for one of them does not count: during a long outage another node took this node for
+    lost and turned its callers into callbacks (voicebot.queues.orphans), but the caller is still on the line.
+    """
     known = set(shared.entries) | {a.call_id for a in shared.assignments.values()}
-    known |= {task.call_id for task in shared.callbacks.values()}
     return [entry for entry in local.entries.values() if entry.node == node and entry.call_id not in known]
 
 
-def _put_back(entries: Iterable[QueueEntry]) -> Callable[[AcdState], list[str]]:
+def put_back_transaction(entries: Iterable[QueueEntry]) -> Callable[[AcdState], list[str]]:
     """A pure transaction: add back each entry the shared state still knows nothing of (checked inside)."""
     wanted = [asdict(entry) for entry in entries]
 
@@ -81,6 +83,9 @@ def _put_back(entries: Iterable[QueueEntry]) -> Callable[[AcdState], list[str]]:
             if missing_own_entries(AcdState(entries={entry.call_id: entry}), state, entry.node):
                 state.entries[entry.call_id] = entry
                 added.append(entry.call_id)
+                for task_id, task in list(state.callbacks.items()):  # the caller is here: no call back
+                    if task.call_id == entry.call_id and task.state == "pending":
+                        del state.callbacks[task_id]
         return added
 
     return put_back
@@ -294,7 +299,7 @@ class ResilientStore:
                 local = decode_state(self._raw)
                 missing = missing_own_entries(local, await self.remote.load(), self.node)
                 if missing:
-                    report.put_back = await self.remote.transact(_put_back(missing))
+                    report.put_back = await self.remote.transact(put_back_transaction(missing))
                 self._seen = await self.remote.load()
             except _redis_errors() as exc:
                 log.debug("queue store still degraded", extra={"fields": {"error": type(exc).__name__}})

@@ -11,7 +11,8 @@ all-or-nothing across nodes: of two nodes racing for one agent, exactly one comm
 
 Node heartbeats (`heartbeat`, `live_nodes`, `retire`): each node renews `voicebot:<namespace>:node:<id>` (its
 process start time) with a TTL; a node whose key expired is lost, and survivors recover its calls
-(voicebot.queues.orphans).
+(voicebot.queues.orphans). The heartbeat also carries the node's advertised API URL (`node_api_url`), where other
+nodes forward a browser agent's answer for a call this node holds.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class MemoryStore:
         self._raw: Raw = {kind: {} for kind in STATE_KINDS}
         self._contexts: dict[str, str] = {}
         self._nodes: dict[str, tuple[float, float]] = {}  # node -> (started_at, alive until, monotonic)
+        self._urls: dict[str, str] = {}  # node -> advertised API URL
         self._lock = asyncio.Lock()
         self.version = 0  # bumped by every transaction that changed the state (the ACD skips idle steps)
 
@@ -96,9 +98,17 @@ class MemoryStore:
         text = self._contexts.get(context_id)
         return None if text is None else json.loads(text)
 
-    async def heartbeat(self, node: str, started_at: float, ttl_s: float) -> None:
-        """`node` (its process started at `started_at`) is alive for the next `ttl_s` seconds."""
+    async def heartbeat(self, node: str, started_at: float, ttl_s: float, api_url: str | None = None) -> None:
+        """`node` (its process started at `started_at`, API at `api_url`) is alive for the next `ttl_s` seconds."""
         self._nodes[node] = (started_at, time.monotonic() + ttl_s)
+        if api_url:
+            self._urls[node] = api_url
+        else:
+            self._urls.pop(node, None)
+
+    async def node_api_url(self, node: str) -> str | None:
+        """The API URL a live node advertises, or None (unknown, lost, or advertising none)."""
+        return self._urls.get(node) if node in await self.live_nodes() else None
 
     async def live_nodes(self) -> dict[str, float]:
         """Nodes with an unexpired heartbeat -> their process start time."""
@@ -173,10 +183,18 @@ class RedisStore:
         text = await self._redis.get(self.key("context", context_id))
         return None if text is None else json.loads(text)
 
-    async def heartbeat(self, node: str, started_at: float, ttl_s: float) -> None:
-        """`node` (its process started at `started_at`) is alive for the next `ttl_s` seconds."""
-        await self._redis.set(self.key("node", node), json.dumps({"started_at": started_at}),
-                              px=max(1, int(ttl_s * 1000)))
+    async def heartbeat(self, node: str, started_at: float, ttl_s: float, api_url: str | None = None) -> None:
+        """`node` (its process started at `started_at`, API at `api_url`) is alive for the next `ttl_s` seconds."""
+        record: dict[str, Any] = {"started_at": started_at}
+        if api_url:
+            record["api_url"] = api_url
+        await self._redis.set(self.key("node", node), json.dumps(record), px=max(1, int(ttl_s * 1000)))
+
+    async def node_api_url(self, node: str) -> str | None:
+        """The API URL a live node advertises, or None (unknown, lost, or advertising none)."""
+        text = await self._redis.get(self.key("node", node))
+        url = json.loads(text).get("api_url") if text else None
+        return url if isinstance(url, str) and url else None
 
     async def live_nodes(self) -> dict[str, float]:
         """Nodes with an unexpired heartbeat -> their process start time."""

@@ -62,13 +62,14 @@ class SpeechServices:
     """What a call session needs from speech engines, all async."""
 
     def __init__(self, pool: SpeechWorkerPool, cache: PromptCache, *, asr_model: str = "base",
-                 static_texts: set[str] | None = None, memory_items: int = 256) -> None:
+                 static_texts: set[str] | None = None, memory_items: int = 512) -> None:
         self.pool = pool
         self.cache = cache
         self.asr_model = asr_model
         self.static_texts = static_texts or set()
         self._recent: OrderedDict[tuple[str, str, int], np.ndarray] = OrderedDict()
         self._memory_items = memory_items
+        self._in_flight: dict[tuple[str, str, int], asyncio.Future[np.ndarray]] = {}
 
     async def synthesize(self, text: str, lang: str | None, rate: int) -> np.ndarray:
         """int16 PCM of ``text`` at ``rate``.
@@ -87,11 +88,21 @@ class SpeechServices:
         if recent is not None:
             self._recent.move_to_end(key)
             return recent
-        pcm, engine_rate = await self.pool.synthesize(normalize(text, voice), voice)
+        in_flight = self._in_flight.get(key)
+        if in_flight is not None:  # the same sentence for many callers at once (queue announcements): one synthesis
+            return await asyncio.shield(in_flight)
+        future = asyncio.ensure_future(self._render(text, voice, rate, static))
+        self._in_flight[key] = future
+        future.add_done_callback(lambda _done: self._in_flight.pop(key, None))
+        return await asyncio.shield(future)
+
+    async def _render(self, text: str, voice: str, rate: int, static: bool) -> np.ndarray:
+        pcm, pcm_rate = await self.pool.synthesize(normalize(text, voice), voice, rate)  # resampled in the worker
         if static:
-            return self.cache.store(text, voice, rate, pcm, engine_rate)
-        audio = resample(pcm, engine_rate, rate) if engine_rate != rate else pcm
-        self._recent[key] = audio
+            return self.cache.store(text, voice, rate, pcm, pcm_rate)
+        audio = resample(pcm, pcm_rate, rate) if pcm_rate != rate else pcm
+        audio.flags.writeable = False  # shared by callers (and by the media layer's encoded-payload cache)
+        self._recent[(text, voice, rate)] = audio
         if len(self._recent) > self._memory_items:
             self._recent.popitem(last=False)
         return audio

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from voicebot.speech.asr import AsrResult
+from voicebot.speech.resample import resample
 from voicebot.speech.voices import VoiceSpec, default_voices
 
 
@@ -47,9 +48,24 @@ class WorkerConfig:
 _ENGINES: dict[str, Any] = {}
 
 
+def _exit_with_parent(parent_pid: int, every_s: float = 1.0) -> None:
+    """A worker whose server died (kill -9, crash) exits instead of lingering with its models loaded."""
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(every_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _load_engines(config: WorkerConfig) -> None:
     """Process initializer: load and warm every configured engine once."""
     from voicebot.speech.asr import WhisperAsr
+
+    _exit_with_parent(os.getppid())
 
     for name in config.asr_models:
         _ENGINES[f"asr:{name}"] = WhisperAsr(name, compute_type=config.compute_type, cpu_threads=1)
@@ -73,8 +89,11 @@ def _transcribe(pcm16k: np.ndarray, language: str | None, model: str, hints: str
     return _engine("asr", model).transcribe(pcm16k, language=language, hints=hints)
 
 
-def _synthesize(text: str, voice: str) -> tuple[np.ndarray, int]:
-    return _engine("tts", voice).synthesize(text)  # type: ignore[no-any-return]
+def _synthesize(text: str, voice: str, rate: int | None) -> tuple[np.ndarray, int]:
+    pcm, engine_rate = _engine("tts", voice).synthesize(text)
+    if rate is None or rate == engine_rate:
+        return pcm, engine_rate
+    return resample(pcm, engine_rate, rate), rate  # here, not in the server's event loop (~20 ms a sentence)
 
 
 # ---------------------------------------------------------------- in the server process
@@ -167,9 +186,9 @@ class SpeechWorkerPool:
         result: AsrResult = await self._run("transcribe", _transcribe, pcm16k, language, chosen, hints)
         return result
 
-    async def synthesize(self, text: str, voice: str = "en") -> tuple[np.ndarray, int]:
-        """Speak `text` with `voice` in a worker; returns (int16 PCM, sample rate)."""
-        audio: tuple[np.ndarray, int] = await self._run("synthesize", _synthesize, text, voice)
+    async def synthesize(self, text: str, voice: str = "en", rate: int | None = None) -> tuple[np.ndarray, int]:
+        """Speak `text` with `voice` in a worker; returns (int16 PCM, sample rate) — resampled there to `rate`."""
+        audio: tuple[np.ndarray, int] = await self._run("synthesize", _synthesize, text, voice, rate)
         return audio
 
     async def _run(self, job: str, function: Any, *args: Any) -> Any:
