@@ -135,7 +135,8 @@ def test_barge_in_stops_the_prompt_quickly(speech_server: ServerProcess, tmp_pat
     stereo, rate = soundfile.read(record["recording"]["path"], dtype="int16")
     caller, bot = frame_energy(stereo[:, 0]), frame_energy(stereo[:, 1])
     onset = int(np.argmax(caller > 500))  # first voiced caller frame as voicebot received it
-    assert onset > 0 and bot[max(0, onset - 10):onset].mean() > 300, "the greeting was playing at the onset"
+    # The greeting was in progress at the onset (a pause between its sentences may fall just before it).
+    assert onset > 0 and bot[max(0, onset - 25):onset].max() > 300, "the greeting was playing at the onset"
     quiet = np.flatnonzero(bot[onset:] < 50)
     stop = onset + int(quiet[0])
     latency_ms = (stop - onset) * 20
