@@ -84,11 +84,9 @@ class WebRtcBridge:
         self.frames_to_agent += 1
 
     def _to_caller(self, frame: np.ndarray) -> None:
-        if len(self.caller._playback) > MAX_RELAY_BACKLOG:  # noqa: SLF001 - same bound as MediaBridge
-            self.caller.stop_playback()
         pcm = self._down.process(np.asarray(frame, dtype=np.int16))
         if pcm.size:
-            self.caller.play(pcm)
+            self.caller.play_live(pcm, MAX_RELAY_BACKLOG)
         self.frames_to_caller += 1
 
     def close(self) -> None:

@@ -379,9 +379,7 @@ class MediaBridge:
     @staticmethod
     def _relay_to(target: RtpStream):  # type: ignore[no-untyped-def]
         def relay(frame: np.ndarray) -> None:
-            if len(target._playback) > MAX_RELAY_BACKLOG:  # noqa: SLF001 - bounded latency beats completeness
-                target.stop_playback()
-            target.play(np.asarray(frame, dtype=np.int16))
+            target.play_live(np.asarray(frame, dtype=np.int16), MAX_RELAY_BACKLOG)
         return relay
 
     def close(self) -> None:

@@ -15,7 +15,7 @@ import asyncio
 import os
 import signal
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import pytest
@@ -26,7 +26,7 @@ from voicebot.dialplan.events import CallContext
 from voicebot.dialplan.interpreter import Interpreter
 from voicebot.dialplan.loader import load_dialplan
 from voicebot.dialplan.schema import Dialplan
-from voicebot.nlu.base import NluEngine, load_nlu
+from voicebot.nlu.base import NluEngine
 from voicebot.speech.prompts import PromptCache
 from voicebot.speech.services import SpeechServices, Utterance
 from voicebot.speech.workers import SpeechWorkerPool
@@ -36,22 +36,8 @@ pytestmark = pytest.mark.timeout(120)
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "audio_fixtures"
 ASR_MODEL = "tiny.en"
+POOL_SIZE = 1  # speech workers for this module (conftest.pool)
 DEMO_INTENT_NODES = {"check_balance", "pay_bill", "agent", "repeat", "goodbye", "speak_chinese", "speak_english"}
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[SpeechWorkerPool]:
-    workers = SpeechWorkerPool(1, asr_models=(ASR_MODEL,))
-    asyncio.run(workers.start())
-    yield workers
-    asyncio.run(workers.close())
-
-
-@pytest.fixture(scope="module")
-def nlu() -> NluEngine:
-    engine = load_nlu(REPO / "nlu_models" / "demo")
-    engine.parse("hello", "en")  # train once for the module
-    return engine
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import textwrap
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -22,7 +21,7 @@ from voicebot.conversation import DialplanSession
 from voicebot.dialplan.events import CallContext
 from voicebot.dialplan.interpreter import Interpreter
 from voicebot.dialplan.schema import Dialplan, EarlyEndpointSpec
-from voicebot.nlu.base import NluEngine, load_nlu
+from voicebot.nlu.base import NluEngine
 from voicebot.speech.prompts import PromptCache
 from voicebot.speech.services import SpeechServices
 from voicebot.speech.workers import SpeechWorkerPool
@@ -33,6 +32,7 @@ pytestmark = pytest.mark.timeout(180)
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "audio_fixtures"
 ASR_MODEL = "tiny.en"
+POOL_SIZE = 2  # speech workers for this module (conftest.pool)
 END_SILENCE_MS = 2500
 PLAN = f"""
 dialplan: early-test
@@ -55,21 +55,6 @@ nodes:
     say: "Goodbye."
     hangup: true
 """
-
-
-@pytest.fixture(scope="module")
-def pool() -> Iterator[SpeechWorkerPool]:
-    workers = SpeechWorkerPool(2, asr_models=(ASR_MODEL,))
-    asyncio.run(workers.start())
-    yield workers
-    asyncio.run(workers.close())
-
-
-@pytest.fixture(scope="module")
-def nlu() -> NluEngine:
-    engine = load_nlu(REPO / "nlu_models" / "demo")
-    engine.parse("hello", "en")
-    return engine
 
 
 @pytest.fixture(scope="module")

@@ -29,10 +29,9 @@ log = logging.getLogger("voicebot.queues.liveness")
 
 
 def node_registry(store: Any) -> Any | None:
-    """The store (or the Redis store a wrapper such as ResilientStore holds) that keeps node heartbeats."""
-    for candidate in (store, getattr(store, "remote", None)):
-        if candidate is not None and all(hasattr(candidate, name) for name in ("heartbeat", "live_nodes", "retire")):
-            return candidate
+    """`store` when it keeps node heartbeats (MemoryStore, RedisStore, ResilientStore), else None."""
+    if all(hasattr(store, name) for name in ("heartbeat", "live_nodes", "retire")):
+        return store
     return None
 
 

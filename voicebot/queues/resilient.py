@@ -197,6 +197,19 @@ class ResilientStore:
         text = self._contexts.get(context_id)
         return None if text is None else json.loads(text)
 
+    # Node heartbeats (voicebot.queues.liveness) go straight to Redis: a node that cannot reach it must not look alive.
+    async def heartbeat(self, node: str, started_at: float, ttl_s: float, api_url: str | None = None) -> None:
+        await self.remote.heartbeat(node, started_at, ttl_s, api_url)
+
+    async def live_nodes(self) -> dict[str, float]:
+        return await self.remote.live_nodes()
+
+    async def retire(self, node: str) -> None:
+        await self.remote.retire(node)
+
+    async def node_api_url(self, node: str) -> str | None:
+        return await self.remote.node_api_url(node)
+
     async def close(self) -> None:
         if self._probe is not None:
             self._probe.cancel()

@@ -207,6 +207,13 @@ class RtpStream:
         if len(pcm8k):
             self._playback.append(encode_shared(self.codec, pcm8k))
 
+    def play_live(self, pcm8k: Pcm, max_backlog: int) -> None:
+        """Queue relayed live audio (a bridge): when more than `max_backlog` chunks wait, what waits is dropped
+        first, so the delay stays bounded (latency beats completeness)."""
+        if len(self._playback) > max_backlog:
+            self.stop_playback()
+        self.play(pcm8k)
+
     def set_codec(self, codec: str, payload_type: int) -> None:
         """Switch the audio codec (after the peer answered our multi-codec offer with another one)."""
         chosen = get_codec(codec)
