@@ -261,6 +261,8 @@ class VoicebotServer:
                 await self.acd.liveness.retire()  # survivors take over this node's callbacks now, not after the TTL
             except Exception as exc:  # noqa: BLE001 - Redis down: the heartbeat simply expires
                 log.warning("could not retire the node heartbeat: %s", exc)
+        if self.acd is not None:
+            await self.acd.store.close()  # a degraded store says what it could not write back
         if self.api_runner is not None:
             await self.api_runner.cleanup()
         log.info("stopped", extra={"fields": {"calls_left": left, "rtp_ports_in_use": self.ports.in_use,
