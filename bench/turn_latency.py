@@ -218,6 +218,8 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=5, help="sequential calls of 7 turns each for p50/p95")
     parser.add_argument("--concurrency", default="2,4,8", help="simultaneous callers to try, comma-separated")
     parser.add_argument("--workers", type=int, default=0, help="speech worker processes (0: one per core)")
+    parser.add_argument("--asr-window", type=float, default=None,
+                        help="speech.asr_window_s for tiny.en (e.g. 10; default: the full 30 s window)")
     parser.add_argument("--verbose", action="store_true", help="print each call's transcript and turn latencies")
     args = parser.parse_args()
     global VERBOSE
@@ -228,7 +230,8 @@ def main() -> int:
         workdir = Path(tmp)
         print(f"starting voicebot serve (demo dialplan, Whisper {args.asr_model}, "
               f"{args.workers or cores} speech workers, {cores} cores)...", flush=True)
-        config = f"speech: {{workers: {args.workers}, asr_model: {args.asr_model}}}"
+        window = f", asr_window_s: {args.asr_window}" if args.asr_window else ""
+        config = f"speech: {{workers: {args.workers}, asr_model: {args.asr_model}{window}}}"
         server = start_server(workdir, config, dialplan="demo")
         try:
             turns: list[Turn] = []

@@ -394,6 +394,9 @@ class SpeechConfig(_Section):
 
     asr_model: Literal["base", "tiny.en"] = Field("base", description="Whisper model: base (en+zh) or tiny.en")
     workers: int = Field(0, ge=0, le=64, description="speech worker processes; 0 = one per core")
+    asr_window_s: float | None = Field(None, ge=1.0, le=30.0, description=(
+        "tiny.en only: encode a shorter Whisper window (e.g. 10 = a third of the ASR CPU, slightly less accurate); "
+        "unset = the full 30 s"))
 
 
 class QueuesConfig(_Section):

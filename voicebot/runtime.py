@@ -161,7 +161,8 @@ class Runtime:
 
         available = default_voices()
         self.pool = SpeechWorkerPool(workers, asr_models=(self.config.speech.asr_model,),
-                                     voices={v: available[v] for v in voices if v in available})
+                                     voices={v: available[v] for v in voices if v in available},
+                                     asr_window_s=self.config.speech.asr_window_s)
         await self.pool.start()
         static: dict[str, set[str]] = {}
         for plan in self.dialplans.values():

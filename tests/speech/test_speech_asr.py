@@ -83,8 +83,9 @@ def test_unknown_model_name():
         WhisperAsr("large")
 
 
-def test_english_only_model_encodes_a_short_window_and_base_the_full_one(tiny, base):
-    assert tiny.window_s == 10.0 and base.window_s == 30.0
+def test_full_window_by_default_and_a_short_one_only_on_request_for_english_models(tiny, base):
+    assert tiny.window_s == 30.0 and base.window_s == 30.0
+    assert WhisperAsr("tiny.en", window_s=10, warm=False).window_s == 10.0
     with pytest.raises(ValueError, match="window_s"):
         WhisperAsr("tiny.en", window_s=0.5, warm=False)
 

@@ -41,6 +41,7 @@ class WorkerConfig:
     asr_models: tuple[str, ...] = ("base",)
     voices: Mapping[str, VoiceSpec] = field(default_factory=default_pool_voices)
     compute_type: str = "int8"
+    asr_window_s: float | None = None  # None: Whisper's full 30 s window (voicebot.speech.asr)
 
 
 # ---------------------------------------------------------------- inside the worker process
@@ -68,7 +69,8 @@ def _load_engines(config: WorkerConfig) -> None:
     _exit_with_parent(os.getppid())
 
     for name in config.asr_models:
-        _ENGINES[f"asr:{name}"] = WhisperAsr(name, compute_type=config.compute_type, cpu_threads=1)
+        _ENGINES[f"asr:{name}"] = WhisperAsr(name, compute_type=config.compute_type, cpu_threads=1,
+                                             window_s=config.asr_window_s)
     for name, spec in config.voices.items():
         _ENGINES[f"tts:{name}"] = spec.load(threads=1)
 
@@ -133,12 +135,13 @@ class SpeechWorkerPool:
         asr_models: Sequence[str] = ("base",),
         voices: Mapping[str, VoiceSpec] | None = None,
         compute_type: str = "int8",
+        asr_window_s: float | None = None,
     ) -> None:
         size = size if size is not None else (os.cpu_count() or 1)
         if size < 1:
             raise ValueError(f"worker pool size must be >= 1, got {size}")
         chosen_voices = dict(voices) if voices is not None else default_pool_voices()
-        self.config = WorkerConfig(tuple(asr_models), chosen_voices, compute_type)
+        self.config = WorkerConfig(tuple(asr_models), chosen_voices, compute_type, asr_window_s)
         self.size = size
         self._workers: list[_Worker] = []
         self.crashes = 0
