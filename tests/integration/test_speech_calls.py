@@ -137,8 +137,11 @@ def test_barge_in_stops_the_prompt_quickly(speech_server: ServerProcess, tmp_pat
     onset = int(np.argmax(caller > 500))  # first voiced caller frame as voicebot received it
     # The greeting was in progress at the onset (a pause between its sentences may fall just before it).
     assert onset > 0 and bot[max(0, onset - 25):onset].max() > 300, "the greeting was playing at the onset"
-    quiet = np.flatnonzero(bot[onset:] < 50)
-    stop = onset + int(quiet[0])
+    # Stopped = the first quiet frame from which the bot stays quiet (a pause between the greeting's sentences
+    # right at the onset is not the stop).
+    quiet = [i for i in range(onset, len(bot) - 25) if bot[i] < 50 and bot[i:i + 25].max() < 300]
+    assert quiet, "the prompt never stopped"
+    stop = quiet[0]
     latency_ms = (stop - onset) * 20
     print(f"barge-in latency: {latency_ms} ms")
     assert latency_ms <= 200  # issue goal 100 ms; the figure is printed and reported in the README
