@@ -219,7 +219,7 @@ def main() -> int:
     parser.add_argument("--concurrency", default="2,4,8", help="simultaneous callers to try, comma-separated")
     parser.add_argument("--workers", type=int, default=0, help="speech worker processes (0: one per core)")
     parser.add_argument("--asr-window", type=float, default=None,
-                        help="speech.asr_window_s for tiny.en (e.g. 10; default: the full 30 s window)")
+                        help="speech.asr_window_s (English Whisper window; default: 10 s for base, 30 s for tiny.en)")
     parser.add_argument("--verbose", action="store_true", help="print each call's transcript and turn latencies")
     args = parser.parse_args()
     global VERBOSE

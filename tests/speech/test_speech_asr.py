@@ -37,6 +37,7 @@ def test_base_recognises_telephone_band_speech_and_detects_english(base, telepho
     result = base.transcribe(telephone_speech, language=None)
     assert_heard(result)
     assert result.language == "en"
+    assert result.window_s == 10.0  # detected as English on the short window and decoded there
     assert result.duration_s == pytest.approx(telephone_speech.size / 16000)
     assert result.decode_s > 0
 
@@ -50,6 +51,19 @@ def test_silence_gives_empty_text_and_low_confidence(base):
     result = base.transcribe(np.zeros(2 * 16000, np.int16), language="en")
     assert result.text == ""
     assert result.confidence < 0.3
+    assert result.window_s == 30.0  # the short window's doubtful "you" was redone on the full window
+
+
+@pytest.mark.parametrize("language", [None, "zh"])
+def test_mandarin_is_recognised_on_the_full_window(base, language):
+    import soundfile
+
+    from pathlib import Path
+
+    audio, rate = soundfile.read(str(Path(__file__).parents[1] / "audio_fixtures" / "zh_balance.wav"), dtype="int16")
+    result = base.transcribe(resample(audio, rate, 16000), language=language)
+    assert result.language == "zh" and result.window_s == 30.0
+    assert "查询" in result.text and "账户" in result.text, result.text
 
 
 def test_audio_longer_than_one_window_is_fully_transcribed(tiny, telephone_speech):
@@ -83,8 +97,8 @@ def test_unknown_model_name():
         WhisperAsr("large")
 
 
-def test_full_window_by_default_and_a_short_one_only_on_request_for_english_models(tiny, base):
-    assert tiny.window_s == 30.0 and base.window_s == 30.0
+def test_english_window_defaults_per_model_and_can_be_configured(tiny, base):
+    assert tiny.window_s == 30.0 and base.window_s == 10.0
     assert WhisperAsr("tiny.en", window_s=10, warm=False).window_s == 10.0
     with pytest.raises(ValueError, match="window_s"):
         WhisperAsr("tiny.en", window_s=0.5, warm=False)

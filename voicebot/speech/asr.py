@@ -3,9 +3,12 @@
 One utterance (<= 30 s, the usual IVR case) costs one encoder pass and one greedy decode: language
 detection (restricted to en/zh) reuses the encoder output instead of encoding twice as
 `WhisperModel.transcribe` would. Longer audio falls back to `transcribe` with the same options.
-`window_s` (opt-in, English-only models) encodes a shorter window than Whisper's 30 s when the utterance fits: a
-third of the encoder work at 10 s, but measured less accurate (tiny.en on Piper speech: 23/24 key words right at
-10 s vs 24/24 at 30 s), so the full window is the default; a runaway short-window decode is redone on 30 s.
+`window_s` encodes a shorter window than Whisper's 30 s for English when the utterance fits (a third of the encoder
+work at 10 s). Its default is per model, from bench/asr_window.py (300 Banking77 requests spoken by Piper through
+G.711): base keeps its accuracy at 10 s (WER 4.8 % vs 5.0 % at 30 s), tiny.en loses some (5.8 % vs 5.0 %), so base
+recognises English on 10 s and tiny.en on the full window unless configured. Mandarin always uses the full window;
+detection runs on the short window and redoes Mandarin or an unsure call on the full one. A runaway or doubtful
+short-window decode is redone on 30 s. `AsrResult.window_s` says which window the text came from.
 """
 
 from __future__ import annotations
@@ -29,8 +32,14 @@ DETECTABLE_LANGUAGES = ("en", "zh")
 NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
 _WINDOW_SECONDS = 30
-SHORT_WINDOW_SECONDS = 10.0  # a useful opt-in encoder window for English-only models (speech.asr_window_s)
+SHORT_WINDOW_SECONDS = 10.0
+# English encoder window per model when not configured (measured by bench/asr_window.py; see the module docstring)
+DEFAULT_ENGLISH_WINDOW_S = {"base": SHORT_WINDOW_SECONDS, "tiny.en": float(_WINDOW_SECONDS)}
 _WINDOW_MARGIN_S = 0.5
+# Detection on a 10 s window is as sure as on 30 s (base, 60 English / 40 Mandarin telephone-band sentences: all
+# right; English >= 0.999 of the en+zh probability, Mandarin down to 0.56): English this sure is decoded on the short
+# window, anything else on the full one.
+_SHORT_WINDOW_MIN_EN_SHARE = 0.9
 _MAX_TOKENS_PER_S = 8  # speech is ~3-5 tokens/s: more means a short-window decode is repeating itself
 _MAX_COMPRESSION_RATIO = 2.4  # Whisper's own repetition rule (gzip ratio of the text)
 
@@ -44,6 +53,7 @@ class AsrResult:
     decode_s: float  # wall time spent recognising
     avg_logprob: float = 0.0
     no_speech_prob: float = 0.0
+    window_s: float = 30.0  # the encoder window the text came from
 
 
 class WhisperAsr:
@@ -71,8 +81,8 @@ class WhisperAsr:
             str(directory), device="cpu", compute_type=compute_type, cpu_threads=cpu_threads, num_workers=1
         )
         self.multilingual: bool = bool(self._model.model.is_multilingual)
-        # Opt-in for English-only models; Mandarin on the multilingual model loses accuracy with a short window.
-        self.window_s = float(window_s or _WINDOW_SECONDS) if not self.multilingual else float(_WINDOW_SECONDS)
+        # English only: Mandarin on the multilingual model loses accuracy with a short window.
+        self.window_s = float(window_s or DEFAULT_ENGLISH_WINDOW_S.get(model, _WINDOW_SECONDS))
         if not 1.0 <= self.window_s <= _WINDOW_SECONDS:
             raise ValueError(f"window_s must be within 1..{_WINDOW_SECONDS} s, got {self.window_s}")
         if warm:
@@ -92,8 +102,9 @@ class WhisperAsr:
             language = "en"
         if audio.size > _WINDOW_SECONDS * SAMPLE_RATE:
             text, language, avg_logprob, no_speech = self._transcribe_long(audio, language, hints)
+            window = float(_WINDOW_SECONDS)
         else:
-            text, language, avg_logprob, no_speech = self._transcribe_window(audio, language, hints)
+            text, language, avg_logprob, no_speech, window = self._transcribe_window(audio, language, hints)
         if no_speech > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD:
             text = ""  # Whisper's own silence rule: drop hallucinations like "you" on empty audio
         confidence = math.exp(min(avg_logprob, 0.0)) * (1.0 - no_speech)
@@ -105,27 +116,34 @@ class WhisperAsr:
             decode_s=time.perf_counter() - started,
             avg_logprob=avg_logprob,
             no_speech_prob=no_speech,
+            window_s=window,
         )
 
     def _transcribe_window(
         self, audio: np.ndarray, language: str | None, hints: str | None, *, full_window: bool = False
-    ) -> tuple[str, str, float, float]:
-        """One encoder pass + greedy decode. A short window whose decode runs away (Whisper repeating itself:
-        too many tokens for the audio, or a highly compressible text) is decoded again on the full window."""
+    ) -> tuple[str, str, float, float, float]:
+        """One encoder pass + greedy decode (text, language, avg logprob, no-speech probability, window). A short window whose decode runs away (Whisper repeating itself:
+        too many tokens for the audio, or a highly compressible text) or is doubtful (average token logprob below
+        Whisper's -1.0: silence, noise, mumbling, where the short window hallucinates "you") is decoded again on
+        the full window."""
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
 
         model = self._model
         features = model.feature_extractor(audio)
-        short = not full_window and audio.size <= (self.window_s - _WINDOW_MARGIN_S) * SAMPLE_RATE
+        short = (not full_window and language in ("en", None) and self.window_s < _WINDOW_SECONDS
+                 and audio.size <= (self.window_s - _WINDOW_MARGIN_S) * SAMPLE_RATE)
         frames = int(self.window_s * SAMPLE_RATE) // model.feature_extractor.hop_length if short \
             else model.feature_extractor.nb_max_frames
         encoder_output = model.encode(pad_or_trim(features[..., :frames], frames))
         max_length = min(model.max_length, int(_MAX_TOKENS_PER_S * audio.size / SAMPLE_RATE) + 16) if short \
             else model.max_length
         if language is None:
-            language = self._detect(encoder_output)
+            language, share = self._detect(encoder_output)
+            if short and (language != "en" or share < _SHORT_WINDOW_MIN_EN_SHARE):  # Mandarin or unsure: 30 s
+                return self._transcribe_window(audio, language if share >= _SHORT_WINDOW_MIN_EN_SHARE else None,
+                                               hints, full_window=True)
         tokenizer = Tokenizer(model.hf_tokenizer, self.multilingual, task="transcribe", language=language)
         prompt = model.get_prompt(tokenizer, [], without_timestamps=True, hotwords=hints)
         result = model.model.generate(
@@ -141,15 +159,19 @@ class WhisperAsr:
         )[0]
         tokens = result.sequences_ids[0]
         text = tokenizer.decode(tokens).strip()
-        if short and (len(tokens) >= max_length - len(prompt) - 1 or _repetitive(text)):
-            return self._transcribe_window(audio, language, hints, full_window=True)
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-        return text, language, float(avg_logprob), float(result.no_speech_prob)
+        if short and (len(tokens) >= max_length - len(prompt) - 1 or _repetitive(text)
+                      or avg_logprob < LOGPROB_THRESHOLD):
+            return self._transcribe_window(audio, language, hints, full_window=True)
+        window = self.window_s if short else float(_WINDOW_SECONDS)
+        return text, language, float(avg_logprob), float(result.no_speech_prob), window
 
-    def _detect(self, encoder_output: object) -> str:
-        """Most probable of DETECTABLE_LANGUAGES given an encoded window."""
+    def _detect(self, encoder_output: object) -> tuple[str, float]:
+        """Most probable of DETECTABLE_LANGUAGES given an encoded window, and its share of their probability."""
         probabilities = {token[2:-2]: p for token, p in self._model.model.detect_language(encoder_output)[0]}
-        return max(DETECTABLE_LANGUAGES, key=lambda code: probabilities.get(code, 0.0))
+        language = max(DETECTABLE_LANGUAGES, key=lambda code: probabilities.get(code, 0.0))
+        total = sum(probabilities.get(code, 0.0) for code in DETECTABLE_LANGUAGES)
+        return language, probabilities.get(language, 0.0) / total if total > 0 else 0.0
 
     def _transcribe_long(
         self, audio: np.ndarray, language: str | None, hints: str | None
@@ -159,7 +181,7 @@ class WhisperAsr:
         model = self._model
         if language is None:
             first = pad_or_trim(model.feature_extractor(audio[: _WINDOW_SECONDS * SAMPLE_RATE]))
-            language = self._detect(model.encode(first))
+            language, _ = self._detect(model.encode(first))
         segments, _ = model.transcribe(
             audio,
             language=language,
