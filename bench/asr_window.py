@@ -5,7 +5,7 @@ voice at three speaking rates, sent through a G.711 mu-law round trip at 8 kHz, 
 `WhisperAsr` once per window size. Prints word error rate, sentences with any error, and decode time per window,
 so `speech.asr_window_s` can be chosen on evidence rather than a handful of fixtures.
 
-Run: .venv/bin/python bench/asr_window.py [--model tiny.en] [--sentences 120] [--windows 30,20,15,10]
+Run: .venv/bin/python bench/asr_window.py [--model tiny.en] [--sentences 300] [--windows 30,20,15,10]
 """
 
 from __future__ import annotations
@@ -56,9 +56,9 @@ def telephone_audio(tts_by_rate: dict[float, PiperTts], text: str, rate_choice: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="tiny.en", help="tiny.en or base")
-    parser.add_argument("--sentences", type=int, default=120)
+    parser.add_argument("--sentences", type=int, default=300)
     parser.add_argument("--windows", default="30,20,15,10", help="encoder windows in seconds")
-    parser.add_argument("--seed", type=int, default=77)
+    parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
 
     with BANKING77_TEST.open(encoding="utf-8") as handle:

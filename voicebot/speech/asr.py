@@ -40,6 +40,8 @@ _WINDOW_MARGIN_S = 0.5
 # right; English >= 0.999 of the en+zh probability, Mandarin down to 0.56): English this sure is decoded on the short
 # window, anything else on the full one.
 _SHORT_WINDOW_MIN_EN_SHARE = 0.9
+_SILENT_PEAK = 10 ** (-60 / 20)  # audio whose loudest sample is below -60 dBFS holds no speech
+_SILENT_LOG_MEL = (-10.0 + 4.0) / 4.0  # normalised log-mel of digital silence: log10(1e-10), then (x + 4) / 4
 _MAX_TOKENS_PER_S = 8  # speech is ~3-5 tokens/s: more means a short-window decode is repeating itself
 _MAX_COMPRESSION_RATIO = 2.4  # Whisper's own repetition rule (gzip ratio of the text)
 
@@ -53,7 +55,7 @@ class AsrResult:
     decode_s: float  # wall time spent recognising
     avg_logprob: float = 0.0
     no_speech_prob: float = 0.0
-    window_s: float = 30.0  # the encoder window the text came from
+    window_s: float = 30.0  # the encoder window the text came from (0: nothing audible, not decoded)
 
 
 class WhisperAsr:
@@ -100,6 +102,9 @@ class WhisperAsr:
             if language not in (None, "en"):
                 raise ValueError(f"model {self.model_name!r} is English-only; cannot recognise {language!r}")
             language = "en"
+        if float(np.max(np.abs(audio))) < _SILENT_PEAK:  # nothing audible: Whisper would only hallucinate ("you")
+            return AsrResult("", 0.0, language or DETECTABLE_LANGUAGES[0], audio.size / SAMPLE_RATE,
+                             time.perf_counter() - started, avg_logprob=-math.inf, no_speech_prob=1.0, window_s=0.0)
         if audio.size > _WINDOW_SECONDS * SAMPLE_RATE:
             text, language, avg_logprob, no_speech = self._transcribe_long(audio, language, hints)
             window = float(_WINDOW_SECONDS)
@@ -122,11 +127,11 @@ class WhisperAsr:
     def _transcribe_window(
         self, audio: np.ndarray, language: str | None, hints: str | None, *, full_window: bool = False
     ) -> tuple[str, str, float, float, float]:
-        """One encoder pass + greedy decode (text, language, avg logprob, no-speech probability, window). A short window whose decode runs away (Whisper repeating itself:
-        too many tokens for the audio, or a highly compressible text) or is doubtful (average token logprob below
-        Whisper's -1.0: silence, noise, mumbling, where the short window hallucinates "you") is decoded again on
-        the full window."""
-        from faster_whisper.audio import pad_or_trim
+        """One encoder pass + greedy decode: text, language, avg logprob, no-speech probability, window.
+
+        A short window whose decode runs away (Whisper repeating itself: too many tokens for the audio, or a highly
+        compressible text) or is doubtful (average token logprob below Whisper's -1.0: silence, noise, mumbling,
+        where the short window hallucinates "you") is decoded again on the full window."""
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
 
@@ -136,7 +141,7 @@ class WhisperAsr:
                  and audio.size <= (self.window_s - _WINDOW_MARGIN_S) * SAMPLE_RATE)
         frames = int(self.window_s * SAMPLE_RATE) // model.feature_extractor.hop_length if short \
             else model.feature_extractor.nb_max_frames
-        encoder_output = model.encode(pad_or_trim(features[..., :frames], frames))
+        encoder_output = model.encode(_pad_with_silence(features[..., :frames], frames))
         max_length = min(model.max_length, int(_MAX_TOKENS_PER_S * audio.size / SAMPLE_RATE) + 16) if short \
             else model.max_length
         if language is None:
@@ -176,12 +181,10 @@ class WhisperAsr:
     def _transcribe_long(
         self, audio: np.ndarray, language: str | None, hints: str | None
     ) -> tuple[str, str, float, float]:
-        from faster_whisper.audio import pad_or_trim
-
         model = self._model
         if language is None:
-            first = pad_or_trim(model.feature_extractor(audio[: _WINDOW_SECONDS * SAMPLE_RATE]))
-            language, _ = self._detect(model.encode(first))
+            first = model.feature_extractor(audio[: _WINDOW_SECONDS * SAMPLE_RATE])
+            language, _ = self._detect(model.encode(_pad_with_silence(first, model.feature_extractor.nb_max_frames)))
         segments, _ = model.transcribe(
             audio,
             language=language,
@@ -199,6 +202,22 @@ class WhisperAsr:
         avg_logprob = float(np.mean([segment.avg_logprob for segment in segments]))
         no_speech = float(np.mean([segment.no_speech_prob for segment in segments]))
         return text, language, avg_logprob, no_speech
+
+
+def _pad_with_silence(features: np.ndarray, frames: int) -> np.ndarray:
+    """Log-mel `features` padded to `frames` with the log-mel of digital silence, as Whisper was trained.
+
+    OpenAI's Whisper pads the audio with zeros before its log-mel, so the padding is the floor value
+    (normalised max - 2: log10 clamped at max - 8, then (x + 4) / 4). faster-whisper pads the features with 0, a
+    louder-than-silence level that misleads the decoder on short windows and short trailing silences (base on 10 s:
+    "I have chest pain" heard as "I have just paint"; 编程课程 as 边城客城 even on 30 s). Equal to padding the
+    audio except at the one boundary frame, without computing a 30 s spectrogram.
+    """
+    if features.shape[-1] >= frames:
+        return features[..., :frames]
+    floor = max(float(features.max()) - 2.0, _SILENT_LOG_MEL)  # audio all silent: its own (unclamped) level
+    padding = np.full((*features.shape[:-1], frames - features.shape[-1]), floor, dtype=features.dtype)
+    return np.concatenate([features, padding], axis=-1)
 
 
 def _repetitive(text: str) -> bool:
