@@ -70,8 +70,13 @@ def test_browser_caller_asks_for_the_balance_and_hears_account_number(tmp_path: 
         driver.get(server.server.url)
         click(driver, "#call")
         wait_for(driver, "window.voicebotCall.state === 'connected'", 20, "the call to connect")
-        wait_for(driver, "window.voicebotCall.captions.some(c => c.text.includes('account number'))", 60,
-                 "the bot to ask for the account number")
+        try:
+            wait_for(driver, "window.voicebotCall.captions.some(c => c.text.includes('account number'))", 60,
+                     "the bot to ask for the account number")
+        except AssertionError as exc:  # say what the bot heard (the page only captions the bot's side then)
+            session = state.get("session")
+            heard_lines = [e for e in session.transcript.entries if e.get("who") != "bot"] if session else []
+            raise AssertionError(f"{exc}\nserver transcript (caller/events): {heard_lines}") from None
         channel = state["channel"]
         deadline = time.monotonic() + 15
         time.sleep(0.5)
