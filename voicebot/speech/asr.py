@@ -3,9 +3,9 @@
 One utterance (<= 30 s, the usual IVR case) costs one encoder pass and one greedy decode: language
 detection (restricted to en/zh) reuses the encoder output instead of encoding twice as
 `WhisperModel.transcribe` would. Longer audio falls back to `transcribe` with the same options.
-`window_s` encodes a shorter window than Whisper's 30 s for English when the utterance fits (a third of the encoder
-work at 10 s). Its default is per model, from bench/asr_window.py (300 Banking77 requests spoken by Piper through
-G.711): base keeps its accuracy at 10 s (WER 4.8 % vs 5.0 % at 30 s), tiny.en loses some (5.8 % vs 5.0 %), so base
+`window_s` encodes a shorter window than Whisper's 30 s for English when the utterance fits (about a quarter
+of base's decode time at 10 s). Its default is per model, from bench/asr_window.py (300 Banking77 requests spoken
+by Piper through G.711): base keeps its accuracy at 10 s (WER 4.8 % vs 5.0 % at 30 s), tiny.en loses some (5.8 % vs 5.0 %), so base
 recognises English on 10 s and tiny.en on the full window unless configured. Mandarin always uses the full window;
 detection runs on the short window and redoes Mandarin or an unsure call on the full one. A runaway or doubtful
 short-window decode is redone on 30 s. `AsrResult.window_s` says which window the text came from.
@@ -125,7 +125,8 @@ class WhisperAsr:
         )
 
     def _transcribe_window(
-        self, audio: np.ndarray, language: str | None, hints: str | None, *, full_window: bool = False
+        self, audio: np.ndarray, language: str | None, hints: str | None, *, full_window: bool = False,
+        features: np.ndarray | None = None,
     ) -> tuple[str, str, float, float, float]:
         """One encoder pass + greedy decode: text, language, avg logprob, no-speech probability, window.
 
@@ -136,7 +137,8 @@ class WhisperAsr:
         from faster_whisper.transcribe import get_suppressed_tokens
 
         model = self._model
-        features = model.feature_extractor(audio)
+        if features is None:  # a redo on the full window reuses the log-mel of the short attempt
+            features = model.feature_extractor(audio)
         short = (not full_window and language in ("en", None) and self.window_s < _WINDOW_SECONDS
                  and audio.size <= (self.window_s - _WINDOW_MARGIN_S) * SAMPLE_RATE)
         frames = int(self.window_s * SAMPLE_RATE) // model.feature_extractor.hop_length if short \
@@ -148,7 +150,7 @@ class WhisperAsr:
             language, share = self._detect(encoder_output)
             if short and (language != "en" or share < _SHORT_WINDOW_MIN_EN_SHARE):  # Mandarin or unsure: 30 s
                 return self._transcribe_window(audio, language if share >= _SHORT_WINDOW_MIN_EN_SHARE else None,
-                                               hints, full_window=True)
+                                               hints, full_window=True, features=features)
         tokenizer = Tokenizer(model.hf_tokenizer, self.multilingual, task="transcribe", language=language)
         prompt = model.get_prompt(tokenizer, [], without_timestamps=True, hotwords=hints)
         result = model.model.generate(
@@ -167,7 +169,7 @@ class WhisperAsr:
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
         if short and (len(tokens) >= max_length - len(prompt) - 1 or _repetitive(text)
                       or avg_logprob < LOGPROB_THRESHOLD):
-            return self._transcribe_window(audio, language, hints, full_window=True)
+            return self._transcribe_window(audio, language, hints, full_window=True, features=features)
         window = self.window_s if short else float(_WINDOW_SECONDS)
         return text, language, float(avg_logprob), float(result.no_speech_prob), window
 

@@ -41,7 +41,7 @@ class WorkerConfig:
     asr_models: tuple[str, ...] = ("base",)
     voices: Mapping[str, VoiceSpec] = field(default_factory=default_pool_voices)
     compute_type: str = "int8"
-    asr_window_s: float | None = None  # None: Whisper's full 30 s window (voicebot.speech.asr)
+    asr_window_s: float | None = None  # None: the model's English window (voicebot.speech.asr)
 
 
 # ---------------------------------------------------------------- inside the worker process
