@@ -6,8 +6,9 @@ detection (restricted to en/zh) reuses the encoder output instead of encoding tw
 `window_s` encodes a shorter window than Whisper's 30 s for English when the utterance fits (about a quarter
 of base's decode time at 10 s). Its default is per model, from bench/asr_window.py (300 Banking77 requests spoken
 by Piper through G.711): base keeps its accuracy at 10 s (WER 4.8 % vs 5.0 % at 30 s), tiny.en loses some
-(5.8 % vs 5.0 %), so base recognises English on 10 s and tiny.en on the full window unless configured. Mandarin always uses the full window;
-detection runs on the short window and redoes Mandarin or an unsure call on the full one. A runaway or doubtful
+(5.8 % vs 5.0 %), so base recognises English on 10 s and tiny.en on the full window unless configured.
+Mandarin always uses the full window; detection runs on the short window and redoes Mandarin or an unsure call on
+the full one. A runaway or doubtful
 short-window decode is redone on 30 s. `AsrResult.window_s` says which window the text came from.
 """
 
