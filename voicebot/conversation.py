@@ -48,7 +48,7 @@ QUEUE_SAFETY_WAKE_S = 5.0  # a waiting caller is woken by events; this only boun
 class Speech(Protocol):
     async def synthesize(self, text: str, lang: str | None, rate: int) -> np.ndarray: ...
 
-    async def transcribe(self, pcm16k: np.ndarray, lang: str | None) -> Utterance: ...
+    async def transcribe(self, pcm16k: np.ndarray, lang: str | None, likely: str | None = None) -> Utterance: ...
 
 
 @dataclass
@@ -136,6 +136,7 @@ class DialplanSession:
         # Several languages and a multilingual recogniser: let Whisper tell en from zh on every utterance.
         self.detect_language = len({lang.split("-")[0] for lang in languages}) > 1 and getattr(
             speech, "multilingual", False)
+        self._caller_language: str | None = None  # what the caller last spoke (a hint when detecting)
 
     # ------------------------------------------------------------------ main loop
     async def run(self) -> str:
@@ -278,7 +279,8 @@ class DialplanSession:
     async def _listen(self, listen: act.Listen) -> ev.Event | None:
         """Wait for speech, keys, silence or hang-up, with barge-in on the prompt still playing."""
         busy = getattr(self.speech, "busy", None)
-        speculation = Speculation(lambda audio: self.speech.transcribe(audio, self._asr_lang(listen)), self._wake.set,
+        speculation = Speculation(lambda audio: self.speech.transcribe(audio, self._asr_lang(listen),
+                                                                   self._caller_language), self._wake.set,
                                   busy if callable(busy) else (lambda: False))
         try:
             return await self._listen_turn(listen, speculation)
@@ -456,6 +458,8 @@ class DialplanSession:
         self._turn_ended = time.perf_counter()
         self.transcript.add("caller", "[sensitive]" if self.sensitive else text, intent=intent,
                             lang=utterance.language)
+        if self.detect_language and utterance.language:
+            self._caller_language = utterance.language
         return ev.Heard(text=text, intent=intent, entities=entities, confidence=confidence,
                         lang=utterance.language or None)
 

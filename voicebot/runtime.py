@@ -59,7 +59,8 @@ def static_prompts(plan: Dialplan) -> dict[str, set[str]]:
             for part in parts:
                 if isinstance(part, str) and part.strip():
                     # The session speaks sentence by sentence, so that is the unit that gets cached.
-                    found.setdefault(voice_for(lang), set()).update(split_sentences(part.strip()) or [part.strip()])
+                    for sentence in split_sentences(part.strip()) or [part.strip()]:
+                        found.setdefault(voice_for(lang, sentence), set()).add(sentence)
 
     visit(plan.model_dump(by_alias=True), None, default_lang)
     return found

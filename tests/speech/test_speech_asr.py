@@ -138,3 +138,37 @@ def test_a_short_window_that_makes_whisper_loop_falls_back_to_the_full_window():
         loud = np.flatnonzero(np.abs(audio) > 300)
         result = asr.transcribe(audio[max(0, loud[0] - 1600):loud[-1] + 3200], language="en")
         assert result.text.lower().rstrip(".?!") == expected, result.text
+
+
+def _count_encodes(asr: WhisperAsr, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count encoder passes (each is one window's encode) by wrapping the model's encode."""
+    calls: list[int] = []
+    original = asr._model.encode
+
+    def counting(features, *args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(features.shape[-1])
+        return original(features, *args, **kwargs)
+
+    monkeypatch.setattr(asr._model, "encode", counting)
+    return calls
+
+
+def test_a_mandarin_caller_hint_skips_the_short_window_and_a_switch_is_still_detected(base, telephone_speech,
+                                                                                        monkeypatch):
+    import soundfile
+
+    from pathlib import Path
+
+    audio, rate = soundfile.read(str(Path(__file__).parents[1] / "audio_fixtures" / "zh_refund_status.wav"), dtype="int16")
+    mandarin = resample(audio, rate, 16000)
+    encodes = _count_encodes(base, monkeypatch)
+    unhinted = base.transcribe(mandarin)
+    assert encodes == [1000, 3000]  # 10 s try, detected Mandarin, redone on 30 s
+    encodes.clear()
+    hinted = base.transcribe(mandarin, likely_language="zh")
+    assert encodes == [3000]
+    assert hinted.language == "zh" and hinted.window_s == 30.0 and hinted.text == unhinted.text
+    encodes.clear()
+    switched = base.transcribe(telephone_speech, likely_language="zh")  # the caller switched to English
+    assert switched.language == "en" and encodes == [3000]
+    assert_heard(switched)

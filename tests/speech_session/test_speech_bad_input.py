@@ -209,7 +209,7 @@ class CrashOnFirstTranscribe:
     async def synthesize(self, text: str, lang: str | None, rate: int) -> np.ndarray:
         return await self.services.synthesize(text, lang, rate)
 
-    async def transcribe(self, pcm16k: np.ndarray, lang: str | None) -> Utterance:
+    async def transcribe(self, pcm16k: np.ndarray, lang: str | None, likely: str | None = None) -> Utterance:
         if not self.killed:
             pid = self.pool.worker_pids()[0]
             assert pid is not None

@@ -91,11 +91,15 @@ class WhisperAsr:
         if warm:
             self.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32), language="en")
 
-    def transcribe(self, pcm16k: np.ndarray, language: str | None = None, hints: str | None = None) -> AsrResult:
+    def transcribe(self, pcm16k: np.ndarray, language: str | None = None, hints: str | None = None,
+                   likely_language: str | None = None) -> AsrResult:
         """Recognise one utterance of 16 kHz mono audio (int16, or float in [-1, 1]).
 
         language: "en", "zh", ... or None to detect among en/zh. hints: words likely to be said
-        (menu options, names), passed to Whisper as hotwords.
+        (menu options, names), passed to Whisper as hotwords. likely_language: when detecting, the language the
+        caller spoke so far; a Mandarin caller's utterance is then encoded and detected on the full window at once
+        instead of after a wasted short-window encode (~80 ms less per turn with base on 2 cores); a caller who
+        switches language is still detected.
         """
         started = time.perf_counter()
         audio = _as_float_audio(pcm16k)
@@ -110,7 +114,9 @@ class WhisperAsr:
             text, language, avg_logprob, no_speech = self._transcribe_long(audio, language, hints)
             window = float(_WINDOW_SECONDS)
         else:
-            text, language, avg_logprob, no_speech, window = self._transcribe_window(audio, language, hints)
+            full = language is None and likely_language not in (None, "en")  # Mandarin so far: skip the short try
+            text, language, avg_logprob, no_speech, window = self._transcribe_window(audio, language, hints,
+                                                                                     full_window=full)
         if no_speech > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD:
             text = ""  # Whisper's own silence rule: drop hallucinations like "you" on empty audio
         confidence = math.exp(min(avg_logprob, 0.0)) * (1.0 - no_speech)

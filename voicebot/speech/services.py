@@ -44,9 +44,18 @@ def trim_leading_silence(pcm: np.ndarray, rate: int, *, threshold: int = 200, ke
     return pcm[start:]
 
 
-def voice_for(lang: str | None) -> str:
-    """The voice name for a dialplan language tag (en-US → en, zh-CN → zh)."""
+_HANZI = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def voice_for(lang: str | None, text: str = "") -> str:
+    """The voice name for a dialplan language tag (en-US → en, zh-CN → zh).
+
+    A Mandarin call given English words only (a prompt the dialplan did not translate) gets the English voice:
+    the Mandarin voice reads Hanzi only and would say nothing."""
     base = (lang or "en").split("-")[0].lower()
+    if base == "zh" and _LATIN.search(text) and not _HANZI.search(text):
+        return "en"
     return "zh" if base == "zh" else "en"
 
 
@@ -77,7 +86,7 @@ class SpeechServices:
         Static dialplan prompts are cached on disk (rendered once, ever). Dynamic text (balances, names, numbers)
         is kept only in a small in-memory LRU: caller data never lands in the prompt cache directory.
         """
-        voice = voice_for(lang)
+        voice = voice_for(lang, text)
         static = text in self.static_texts
         if static:
             cached = self.cache.lookup(text, voice, rate)
@@ -125,7 +134,9 @@ class SpeechServices:
     def multilingual(self) -> bool:
         return not self.asr_model.endswith(".en")
 
-    async def transcribe(self, pcm16k: np.ndarray, lang: str | None) -> Utterance:
+    async def transcribe(self, pcm16k: np.ndarray, lang: str | None, likely: str | None = None) -> Utterance:
+        """Recognise in `lang`, or detect it (None); `likely`: the caller's language so far, a hint for detection."""
         language = (lang or "").split("-")[0].lower() or None
-        result: AsrResult = await self.pool.transcribe(pcm16k, language=language, model=self.asr_model)
+        result: AsrResult = await self.pool.transcribe(pcm16k, language=language, model=self.asr_model,
+                                                       likely_language=likely)
         return Utterance(result.text.strip(), result.confidence, result.language, result.decode_s)

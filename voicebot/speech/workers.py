@@ -87,8 +87,9 @@ def _worker_pid() -> int:
     return os.getpid()
 
 
-def _transcribe(pcm16k: np.ndarray, language: str | None, model: str, hints: str | None) -> AsrResult:
-    return _engine("asr", model).transcribe(pcm16k, language=language, hints=hints)
+def _transcribe(pcm16k: np.ndarray, language: str | None, model: str, hints: str | None,
+                likely_language: str | None = None) -> AsrResult:
+    return _engine("asr", model).transcribe(pcm16k, language=language, hints=hints, likely_language=likely_language)
 
 
 def _synthesize(text: str, voice: str, rate: int | None) -> tuple[np.ndarray, int]:
@@ -182,11 +183,13 @@ class SpeechWorkerPool:
         return [worker.pid for worker in self._workers]
 
     async def transcribe(
-        self, pcm16k: np.ndarray, language: str | None = None, model: str | None = None, hints: str | None = None
+        self, pcm16k: np.ndarray, language: str | None = None, model: str | None = None, hints: str | None = None,
+        likely_language: str | None = None,
     ) -> AsrResult:
         """Recognise 16 kHz audio in a worker (model defaults to the first configured ASR model)."""
         chosen = model or self.config.asr_models[0]
-        result: AsrResult = await self._run("transcribe", _transcribe, pcm16k, language, chosen, hints)
+        result: AsrResult = await self._run("transcribe", _transcribe, pcm16k, language, chosen, hints,
+                                            likely_language)
         return result
 
     async def synthesize(self, text: str, voice: str = "en", rate: int | None = None) -> tuple[np.ndarray, int]:
