@@ -23,17 +23,20 @@ from voicebot.dialplan.templates import (
     is_template,
     slots_read,
 )
+from voicebot.dialplan.translations import find_gap, gap_hint, gap_message
 from voicebot.yamlsrc import ConfigErrors, LineMap, Loc, YamlSourceError, format_loc, load_yaml, validate
 
 __all__ = ["ValidationReport", "check_dialplan", "dialplan_files", "load_dialplan", "validate_all"]
 
 _PROMPT_KEYS = {"say", "text", "reprompts", "confirm", "wait_say"}
+_PROMPT_FIELDS = _PROMPT_KEYS - {"text"}  # hold one prompt or a list of them ("text" is inside a prompt)
 _DATA_KEYS = {"set", "vars", "args", "context", "headers", "result", "options"}
 _TARGET_KEYS = {"goto", "else", "then", "on_fail", "on_error", "on_failure", "callback", "node"}
 
 
 def load_dialplan(path: str | Path, *, warnings: list[YamlSourceError] | None = None) -> Dialplan:
-    """Read, validate and cross-check one dialplan file; warnings (unreachable nodes) go to `warnings`."""
+    """Read, validate and cross-check one dialplan file; warnings (unreachable nodes, untranslated prompts)
+    go to `warnings`."""
     label = str(path)
     data, lines = load_yaml(path)
     if not isinstance(data, dict):
@@ -96,6 +99,9 @@ class _Checker:
             self.template(loc, value)
         if data_part:
             return
+        field_name = self._prompt_field(loc)
+        if field_name is not None and isinstance(value, (str, dict)):
+            self.translations(loc, value, field_name)
         if isinstance(value, str) and any(part in _PROMPT_KEYS for part in loc if isinstance(part, str)):
             if "options" not in loc:
                 try:
@@ -119,9 +125,30 @@ class _Checker:
         """A string directly under listen.intents / listen.dtmf / global handlers is a node name."""
         return len(loc) >= 2 and loc[-2] in ("intents", "dtmf") and ("listen" in loc or loc[0] == "global")
 
+    def _prompt_field(self, loc: Loc) -> str | None:
+        """The field (say, reprompts, confirm, wait_say) when `loc` holds one prompt or a list entry of them."""
+        if len(loc) < 2 or self._is_named(loc):
+            return None
+        key = loc[-2] if isinstance(loc[-1], int) else loc[-1]
+        return key if key in _PROMPT_FIELDS else None
+
+    def translations(self, loc: Loc, prompt: str | dict[str, Any], field_name: str) -> None:
+        """Warn when a prompt of a multi-language dialplan lacks one of its languages."""
+        gap = find_gap(prompt, self.plan.languages)
+        if gap is not None:
+            hint = gap_hint(gap.loc[-1] if gap.loc else field_name, self.plan.languages,
+                            entry=isinstance(loc[-1], int) and not gap.loc)
+            self.at((*loc, *gap.loc), gap_message(gap), hint, warning=True)
+
     def _is_lang_map(self, loc: Loc) -> bool:
-        return bool(loc) and loc[-1] in ("say", "text", "audio", "wait_say", "confirm") or (
+        if not loc or self._is_named(loc):
+            return False
+        return loc[-1] in ("say", "text", "audio", "wait_say", "confirm") or (
             len(loc) >= 2 and loc[-2] in ("say", "reprompts") and isinstance(loc[-1], int))
+
+    def _is_named(self, loc: Loc) -> bool:
+        """Is loc[-1] a node or intent name (a node 'confirm', an intent 'say') rather than a field?"""
+        return (len(loc) == 2 and loc[0] == "nodes") or self._is_route(loc)
 
     def template(self, loc: Loc, source: str, *, expression: bool = False) -> None:
         try:
