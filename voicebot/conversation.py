@@ -12,7 +12,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -48,7 +48,8 @@ QUEUE_SAFETY_WAKE_S = 5.0  # a waiting caller is woken by events; this only boun
 class Speech(Protocol):
     async def synthesize(self, text: str, lang: str | None, rate: int) -> np.ndarray: ...
 
-    async def transcribe(self, pcm16k: np.ndarray, lang: str | None, likely: str | None = None) -> Utterance: ...
+    async def transcribe(self, pcm16k: np.ndarray, lang: str | None, likely: str | None = None,
+                         hints: Sequence[str] = ()) -> Utterance: ...
 
 
 @dataclass
@@ -280,7 +281,8 @@ class DialplanSession:
         """Wait for speech, keys, silence or hang-up, with barge-in on the prompt still playing."""
         busy = getattr(self.speech, "busy", None)
         speculation = Speculation(lambda audio: self.speech.transcribe(audio, self._asr_lang(listen),
-                                                                   self._caller_language), self._wake.set,
+                                                                   self._caller_language, listen.hints),
+                                  self._wake.set,
                                   busy if callable(busy) else (lambda: False))
         try:
             return await self._listen_turn(listen, speculation)

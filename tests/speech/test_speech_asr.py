@@ -172,3 +172,28 @@ def test_a_mandarin_caller_hint_skips_the_short_window_and_a_switch_is_still_det
     switched = base.transcribe(telephone_speech, likely_language="zh")  # the caller switched to English
     assert switched.language == "en" and encodes == [3000]
     assert_heard(switched)
+
+
+@pytest.mark.parametrize(("hints", "language", "expected"), [
+    ("balance bill 账户余额 缴费", "zh", "账户余额 缴费"),
+    ("balance bill 账户余额 缴费", "en", None),  # English decodes are not biased (see hints_for)
+    ("账户余额", "en", None),
+    (None, "zh", None),
+])
+def test_only_mandarin_decodes_get_their_hanzi_hints(hints, language, expected):
+    from voicebot.speech.asr import hints_for
+
+    assert hints_for(hints, language) == expected
+
+
+def test_mandarin_hints_correct_a_misheard_word_and_english_hints_do_not_leak_in(base):
+    import soundfile
+
+    from pathlib import Path
+
+    audio, rate = soundfile.read(str(Path(__file__).parents[1] / "audio_fixtures" / "zh_balance.wav"), dtype="int16")
+    mandarin = np.concatenate([np.zeros(4800, np.int16), resample(audio, rate, 16000)])  # 0.3 s lead
+    plain = base.transcribe(mandarin)
+    hinted = base.transcribe(mandarin, hints="balance bill agent 账户余额 缴费 人工服务")
+    assert "余额" not in plain.text, plain.text  # without the hint base mishears 余额 on this fixture
+    assert hinted.language == "zh" and "余额" in hinted.text, hinted.text

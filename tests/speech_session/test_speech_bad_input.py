@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Callable
 
@@ -209,7 +210,8 @@ class CrashOnFirstTranscribe:
     async def synthesize(self, text: str, lang: str | None, rate: int) -> np.ndarray:
         return await self.services.synthesize(text, lang, rate)
 
-    async def transcribe(self, pcm16k: np.ndarray, lang: str | None, likely: str | None = None) -> Utterance:
+    async def transcribe(self, pcm16k: np.ndarray, lang: str | None, likely: str | None = None,
+                         hints: Sequence[str] = ()) -> Utterance:
         if not self.killed:
             pid = self.pool.worker_pids()[0]
             assert pid is not None

@@ -9,7 +9,7 @@ detected and understood.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +52,9 @@ class HintRecorder:
     async def synthesize(self, text: str, lang: str | None, rate: int) -> np.ndarray:
         return await self.services.synthesize(text, lang, rate)
 
-    async def transcribe(self, pcm16k: np.ndarray, lang: str | None, likely: str | None = None) -> Utterance:
-        utterance = await self.services.transcribe(pcm16k, lang, likely)
+    async def transcribe(self, pcm16k: np.ndarray, lang: str | None, likely: str | None = None,
+                         hints: Sequence[str] = ()) -> Utterance:
+        utterance = await self.services.transcribe(pcm16k, lang, likely, hints)
         self.calls.append((likely, utterance.language, utterance.text))
         return utterance
 

@@ -11,7 +11,7 @@ import logging
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import AsyncIterator
+from typing import AsyncIterator, Sequence
 
 import numpy as np
 
@@ -134,9 +134,11 @@ class SpeechServices:
     def multilingual(self) -> bool:
         return not self.asr_model.endswith(".en")
 
-    async def transcribe(self, pcm16k: np.ndarray, lang: str | None, likely: str | None = None) -> Utterance:
-        """Recognise in `lang`, or detect it (None); `likely`: the caller's language so far, a hint for detection."""
+    async def transcribe(self, pcm16k: np.ndarray, lang: str | None, likely: str | None = None,
+                         hints: Sequence[str] = ()) -> Utterance:
+        """Recognise in `lang`, or detect it (None); `likely`: the caller's language so far, a hint for detection;
+        `hints`: words the listen expects (Whisper hotwords, each language's own)."""
         language = (lang or "").split("-")[0].lower() or None
         result: AsrResult = await self.pool.transcribe(pcm16k, language=language, model=self.asr_model,
-                                                       likely_language=likely)
+                                                       hints=" ".join(hints) or None, likely_language=likely)
         return Utterance(result.text.strip(), result.confidence, result.language, result.decode_s)
