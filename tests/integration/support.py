@@ -29,6 +29,19 @@ def free_udp_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def free_udp_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct free UDP ports, held together while chosen: two free_udp_port calls can return the same
+    port (two sipp agents on one port: the second never answered, a flaky test_redis_outage)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind((host, 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def free_port_range(size: int = 200) -> tuple[int, int]:
     """An even-aligned range of UDP ports, picked from the process id so parallel runs rarely overlap."""
     base = 30000 + (os.getpid() * 397 % 300) * 100

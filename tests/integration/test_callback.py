@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.support import SCENARIOS, free_udp_port, require_tool
+from tests.integration.support import SCENARIOS, free_udp_port, free_udp_ports, require_tool
 from voicebot.handoff import HandoffManager
 from voicebot.queues.models import load_agents, load_queues
 from voicebot.queues.service import AcdService
@@ -31,7 +31,7 @@ def sipp_uas(scenario: str, port: int, cwd: Path, name: str, *extra: str) -> sub
 
 def test_callback_rings_agent_then_dials_customer_and_bridges(tmp_path: Path) -> None:
     require_tool("sipp")
-    agent_port, customer_port = free_udp_port(), free_udp_port()
+    agent_port, customer_port = free_udp_ports(2)
     (tmp_path / "agents.yaml").write_text(f"""agents:
   - id: a1
     name: Test Agent

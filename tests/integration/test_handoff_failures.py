@@ -17,7 +17,7 @@ from typing import AsyncIterator
 
 import pytest
 
-from tests.integration.support import SCENARIOS, free_udp_port, require_tool
+from tests.integration.support import SCENARIOS, free_udp_port, free_udp_ports, require_tool
 from voicebot.handoff import CallerLeg, CallQueue, HandoffManager
 from voicebot.queues.models import load_agents, load_queues
 from voicebot.queues.service import AcdService, AssignmentOffered, ServiceEvent
@@ -205,7 +205,7 @@ def phone_ua_ports() -> PortAllocator:
 def run_failover(tmp_path: Path, failing_scenario: str | None) -> None:
     """a_bad (longest idle, so rung first) fails; the caller goes back to the head and a_good answers."""
     require_tool("sipp")
-    bad_port, good_port = free_udp_port(), free_udp_port()
+    bad_port, good_port = free_udp_ports(2)
     write_config(tmp_path, {"a_bad": bad_port, "a_good": good_port})
     bad = sipp_agent(failing_scenario, bad_port, tmp_path, "bad") if failing_scenario else None
     good = sipp_agent("agent_answers.xml", good_port, tmp_path, "good")

@@ -24,8 +24,8 @@ import pytest
 import redis
 import soundfile
 
-from tests.integration.support import (REPO, SCENARIOS, ServerProcess, api_request, free_udp_port, require_tool,
-                                       start_server, stop_server)
+from tests.integration.support import (REPO, SCENARIOS, ServerProcess, api_request, free_udp_port, free_udp_ports,
+                                       require_tool, start_server, stop_server)
 from tests.integration.test_two_nodes import tone_dominant_seconds
 from tests.queues.conftest import RedisServer
 from voicebot.api.tokens import TokenStore
@@ -77,7 +77,7 @@ def test_callers_keep_waiting_through_a_redis_outage_and_are_served_after_the_re
     store.start()
     client = redis.Redis(host="127.0.0.1", port=store.port, decode_responses=True)
     namespace = "outage" + uuid.uuid4().hex[:8]
-    agent_ports = {"a1": free_udp_port(), "a2": free_udp_port()}
+    agent_ports = dict(zip(("a1", "a2"), free_udp_ports(2)))
     (tmp_path / "agents.yaml").write_text("agents:\n" + "".join(
         f"  - id: {agent}\n    name: Agent {agent}\n    sip_uri: sip:{agent}@127.0.0.1:{port}\n"
         "    skills: {billing: 5}\n    languages: [en-US]\n    wrap_up_s: 0\n" for agent, port in agent_ports.items()))
