@@ -148,8 +148,10 @@ class LineMap:
 # --------------------------------------------------------------------------------------------- loading
 
 
-def load_yaml(path: str | Path) -> tuple[Any, LineMap]:
-    """Read and safe-load one YAML document, recording the position of every key and item."""
+def load_yaml(path: str | Path, *, core_booleans: bool = False) -> tuple[Any, LineMap]:
+    """Read and safe-load one YAML document, recording the position of every key and item.
+
+    core_booleans: only true/false are booleans (YAML 1.2, as Rasa reads its files); yes/no/on/off stay text."""
     label = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -162,12 +164,25 @@ def load_yaml(path: str | Path) -> tuple[Any, LineMap]:
         raise YamlSourceError(
             label, line, None, "file is not valid UTF-8", "save the file as UTF-8"
         ) from exc
-    return load_yaml_text(text, label)
+    return load_yaml_text(text, label, core_booleans=core_booleans)
 
 
-def load_yaml_text(text: str, path_label: str) -> tuple[Any, LineMap]:
-    """Safe-load one YAML document from `text`; errors name `path_label`."""
-    loader = yaml.SafeLoader(text)
+class _CoreBooleanLoader(yaml.SafeLoader):
+    """SafeLoader whose plain booleans are YAML 1.2's: true/false only (yes, no, on, off stay strings)."""
+
+
+_CoreBooleanLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_CoreBooleanLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def load_yaml_text(text: str, path_label: str, *, core_booleans: bool = False) -> tuple[Any, LineMap]:
+    """Safe-load one YAML document from `text`; errors name `path_label` (core_booleans: see load_yaml)."""
+    loader = _CoreBooleanLoader(text) if core_booleans else yaml.SafeLoader(text)
     try:
         try:
             root = loader.get_single_node()

@@ -112,3 +112,16 @@ def test_load_from_file_reports_its_path(tmp_path) -> None:  # type: ignore[no-u
     with pytest.raises(YamlSourceError) as info:
         load_nlu_data(path)
     assert str(info.value).startswith(f"{path}:4")
+
+
+def test_unquoted_yes_and_no_intents_are_text_as_rasa_reads_them(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Rasa reads YAML 1.2: `- intent: yes` names the intent 'yes' (PyYAML's 1.1 rules would make it True)."""
+    body = (
+        'version: "3.1"\nnlu:\n- intent: yes\n  examples: |\n    - yes please\n'
+        "- intent: no\n  examples: |\n    - no thanks\n- intent: on\n  examples: |\n    - turn it on\n"
+    )
+    path = tmp_path / "nlu.yml"
+    path.write_text(body, encoding="utf-8")
+    for data in (parse_nlu_text(body), load_nlu_data(path)):
+        assert data.intents == {"yes", "no", "on"}
+        assert {example.text: example.intent for example in data.examples}["yes please"] == "yes"

@@ -104,13 +104,13 @@ class AnnotationError(ValueError):
 
 def load_nlu_data(path: str | Path) -> NluData:
     """Read one Rasa nlu.yml; raise YamlSourceError (file:line) on any problem."""
-    data, lines = load_yaml(path)
+    data, lines = load_yaml(path, core_booleans=True)  # as Rasa reads it: `- intent: yes` is the text 'yes'
     return _read(data, lines, str(path))
 
 
 def parse_nlu_text(text: str, label: str = "<nlu.yml>") -> NluData:
     """Read Rasa NLU data from a string; errors name `label`."""
-    data, lines = load_yaml_text(text, label)
+    data, lines = load_yaml_text(text, label, core_booleans=True)
     return _read(data, lines, label)
 
 
