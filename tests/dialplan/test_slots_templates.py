@@ -95,3 +95,18 @@ def test_pick_language_falls_back_by_primary_subtag_then_default() -> None:
     texts = {"en": "Hello", "zh-CN": "你好"}
     assert pick_language(texts, "zh-TW", "en-US") == "你好"
     assert pick_language(texts, "fr-FR", "en-US") == "Hello"
+
+
+@pytest.mark.parametrize(
+    ("said", "answer"),
+    [
+        ("Yes, please cancel it.", True), ("that's right", True), ("go ahead", True),
+        ("Sure, go ahead and block it", True),
+        ("好的，帮我取消", True), ("对，取消吧", True), ("that's not right", False), ("no thanks", False),
+        ("not now", False), ("不是这个", False), ("US please", None), ("I don't know", None), ("我不知道", None),
+        ("no, that's right", None), ("good morning", None),
+    ],
+)
+def test_yes_no_reads_what_people_say(said: str, answer: bool | None) -> None:
+    ask = AskSpec(slot="ok", type="yes_no", say="Shall I?")
+    assert extract_slot(ask, text=said) is answer

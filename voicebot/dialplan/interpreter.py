@@ -467,28 +467,43 @@ class _Run:
             s.entities.update(heard.entities)
         intent = heard.intent
         node = self.node()
+        global_route = self.global_route(heard)
         if s.step == "listen" and node.listen is not None:
             spec = node.listen
-            if intent is not None and heard.confidence >= spec.min_confidence:
-                if intent in spec.intents:
-                    self.take(spec.intents[intent])
-                    return
-                if intent in self.plan.global_.intents:
-                    self.take(self.plan.global_.intents[intent])
-                    return
+            if intent is not None and heard.confidence >= spec.min_confidence and intent in spec.intents:
+                self.take(spec.intents[intent])
+                return
+            answer = confirmation_route(spec.intents, heard.text)  # "yes, please cancel it" answers "shall I?"
+            if answer is not None:
+                self.take(spec.intents[answer])
+                return
+            if global_route is not None and heard.confidence >= spec.min_confidence:
+                self.take(global_route)
+                return
             self.on_failure("nomatch")
-            return
-        if intent is not None and intent in self.plan.global_.intents:
-            self.take(self.plan.global_.intents[intent])
             return
         if s.step == "ask" and node.ask is not None:
             value = extract_slot(node.ask, text=heard.text, intent=intent, entities=heard.entities)
+            if global_route is not None and (value is None or node.ask.type == "text"):
+                self.take(global_route)  # a text slot would take "agent" as its value: the global intent wins
+                return
             self.answer(node.ask, value)
-        elif s.step == "confirm" and node.ask is not None:
-            self.on_confirmation(node.ask, extract_slot(_YES_NO, text=heard.text, intent=intent))
+            return
+        yes_no = extract_slot(_YES_NO, text=heard.text, intent=intent) if s.step in _YES_NO_STEPS else None
+        if global_route is not None and yes_no is None:
+            self.take(global_route)
+            return
+        if s.step == "confirm" and node.ask is not None:
+            self.on_confirmation(node.ask, yes_no)
         elif s.step == "callback_offer":
-            accepted = extract_slot(_YES_NO, text=heard.text, intent=intent)
-            self.on_callback_answer(accepted is True)
+            self.on_callback_answer(yes_no is True)
+
+    def global_route(self, heard: ev.Heard) -> Any | None:
+        """The global handler a heard intent takes, when the NLU is sure enough (global_.min_confidence)."""
+        handlers = self.plan.global_
+        if heard.intent is None or heard.intent not in handlers.intents:
+            return None
+        return handlers.intents[heard.intent] if heard.confidence >= handlers.min_confidence else None
 
     def on_keys(self, digits: str) -> None:
         s = self.state
@@ -782,6 +797,24 @@ class _Run:
 
 
 _YES_NO = AskSpec(slot="confirmation", type="yes_no", say="")
+_YES_NO_STEPS = ("confirm", "callback_offer")
+_AFFIRM, _DENY = ("affirm", "yes"), ("deny", "no")
+
+
+def confirmation_route(intents: Mapping[str, Any], text: str) -> str | None:
+    """The affirm/deny route of a yes-or-no listen that the words answer, when the NLU chose another intent.
+
+    "Yes, please cancel it." reads as cancel_appointment to the NLU, yet it answers "Shall I cancel it?"."""
+    affirm = next((name for name in _AFFIRM if name in intents), None)
+    deny = next((name for name in _DENY if name in intents), None)
+    if affirm is None and deny is None:
+        return None
+    yes = extract_slot(_YES_NO, text=text)
+    if yes is True:
+        return affirm
+    if yes is False:
+        return deny
+    return None
 
 # Keys collected for a slot without a length: a date is YYYYMMDD, a time HHMM, a choice one key; anything else
 # runs until the terminator (#) or the inter-digit timeout.

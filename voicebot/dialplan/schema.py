@@ -202,6 +202,11 @@ class GlobalHandlers(_Model):
 
     intents: dict[str, Transition] = Field(default_factory=dict, description="intent name -> transition")
     dtmf: dict[str, Transition] = Field(default_factory=dict, description='keys, e.g. "0" -> transition')
+    min_confidence: float = Field(
+        0.7, ge=0, le=1,
+        description="NLU confidence a global intent needs to be taken (garbled speech, e.g. 'yes please' heard "
+                    "'US please' at 0.58 for agent, must be a nomatch, not a jump); local routes use their own",
+    )
 
     @field_validator("dtmf")
     @classmethod

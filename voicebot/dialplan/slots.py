@@ -35,6 +35,15 @@ _DIGIT_WORDS = {
 _YES = {"yes", "yeah", "yep", "yup", "correct", "right", "sure", "ok", "okay", "affirmative", "true",
         "是", "是的", "对", "对的", "好", "好的", "没错", "可以", "嗯"}
 _NO = {"no", "nope", "nah", "wrong", "incorrect", "negative", "false", "不", "不是", "不对", "错", "错了", "不要"}
+_YES |= {"alright", "absolutely", "definitely", "certainly", "yea", "ya", "行", "是啊", "对啊", "好啊", "确认", "没问题"}
+_NO |= {"not", "never", "don't", "dont", "不用", "不用了", "别", "算了", "没有"}
+# Said as a whole phrase they answer yes/no (the words alone do not: "go", "do", "good")
+_YES_PHRASES = ("go ahead", "please do", "do it", "sounds good", "of course", "all right", "that's it",
+                "that is it", "that's correct", "that is correct")
+_NO_PHRASES = ("no thanks", "not now", "do not", "not right", "not correct", "not it")
+_UNSURE = ("don't know", "dont know", "not sure", "no idea", "不知道", "不确定", "不清楚")
+_HANZI_YES_START = ("是", "对", "好", "嗯", "可以", "没错", "行")
+_HANZI_NO_START = ("不", "别", "没有", "算了")
 _YES_INTENTS = {"affirm", "yes", "confirm"}
 _NO_INTENTS = {"deny", "no", "reject"}
 
@@ -175,15 +184,28 @@ def _words(text: str) -> list[str]:
 
 
 def _yes_no(text: str) -> bool | None:
+    """True/False when the words answer a yes-or-no question ("yes, please cancel it", "go ahead", "对，取消吧",
+    "that's not right"), None when they do not or say both."""
     lowered = text.lower().strip(" .!?。！？")
     if lowered in _YES:
         return True
     if lowered in _NO:
         return False
+    if any(phrase in lowered for phrase in _UNSURE):
+        return None
+    padded = f" {' '.join(_words(lowered))} "
+    if any(f" {phrase} " in padded for phrase in _NO_PHRASES):
+        return False
     words = set(_words(lowered))
-    yes, no = bool(words & _YES), bool(words & _NO)
+    yes = bool(words & _YES) or any(f" {phrase} " in padded for phrase in _YES_PHRASES)
+    no = bool(words & _NO)
     if yes != no:
         return yes
+    if not yes and lowered[:1] >= "\u3400":  # Mandarin: the answer leads ("好的，帮我取消", "不是这个")
+        if lowered.startswith(_HANZI_NO_START):
+            return False
+        if lowered.startswith(_HANZI_YES_START):
+            return True
     return None
 
 
