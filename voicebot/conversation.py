@@ -25,7 +25,7 @@ from voicebot.dialplan.interpreter import Interpreter
 from voicebot.nlu.base import NluEngine, NluError, NluResult
 from voicebot.speech.endpointer import (HangoverCancelled, HangoverStarted, ListenSettings, MaxUtterance,
                                         SpeechEnded, SpeechStarted)
-from voicebot.speech.services import Utterance, split_sentences, trim_leading_silence
+from voicebot.speech.services import Utterance, split_sentences, trim_silence
 from voicebot.speech.speculation import Speculation
 from voicebot.speech.vad import FrameVad, SpeechDetector
 from voicebot.speech.workers import EngineCrashed
@@ -34,6 +34,7 @@ log = logging.getLogger("voicebot.conversation")
 
 AUDIO_RATE = 16000
 INTER_DIGIT_TIMEOUT_S = 3.0
+SENTENCE_GAP_MS = 200  # pause between two sentences of a prompt (callers talk into pauses of 0.8 s and more)
 NO_INPUT_AFTER_PROMPT_S = 5.0
 # Silence after which a speculative decode starts (bench/turn_latency.py, Whisper base on 10 s: 200 ms gave p50
 # 720 / p95 882 ms, 100 ms 600 / 740 ms with the same 1.57 decodes a turn, 40 ms 670 / 977 ms: 3.1 decodes a turn
@@ -225,12 +226,13 @@ class DialplanSession:
         self.lang = say.lang or self.lang
         self.transcript.add("bot", say.text)
         parts = say.parts or (say.text,)
+        pause_ms = 0  # silence owed before the next sentence: a <break>, else the sentence gap
+        spoke = False
         for part in parts:
             if self._hung_up:
                 return
             if isinstance(part, int):
-                self._end_hold()
-                self.channel.play(np.zeros(self.play_rate * part // 1000, dtype=np.int16), self.play_rate)
+                pause_ms += part  # an author's break is the whole pause (the voice's own edge silence is trimmed)
                 continue
             if not part.strip():
                 continue
@@ -245,12 +247,23 @@ class DialplanSession:
                 if self._hung_up or (self._pending_keys and say.barge_in != "none"):
                     return  # the caller already keyed ahead (or left): don't start talking over them
                 self._end_hold()
-                if not self.channel.playing:
-                    pcm = trim_leading_silence(pcm, self.play_rate)  # the caller waits for this audio: no lead-in
+                pcm = trim_silence(pcm, self.play_rate)  # the caller waits for this audio: no lead-in, no dead air
+                if spoke and pause_ms == 0:
+                    pause_ms = SENTENCE_GAP_MS
+                if pause_ms:
+                    self._play_silence(pause_ms)
+                    pause_ms = 0
                 if self._turn_ended is not None and self.turns:
                     self.turns[-1].tts_first_ms = (time.perf_counter() - self._turn_ended) * 1000
                     self._turn_ended = None
                 self.channel.play(pcm, self.play_rate)
+                spoke = True
+        if pause_ms and not self._hung_up:  # a closing break ("Take your time. <break/>") is kept
+            self._play_silence(pause_ms)
+
+    def _play_silence(self, ms: int) -> None:
+        self._end_hold()
+        self.channel.play(np.zeros(self.play_rate * ms // 1000, dtype=np.int16), self.play_rate)
 
     def _end_hold(self) -> None:
         """A prompt is ready: it replaces the hold audio (waiting callers hear hold audio, not silence, while TTS works)."""
