@@ -462,7 +462,10 @@ class DialplanSession:
             self.transcript.add("caller", "", kind="nomatch", asr_confidence=round(utterance.confidence, 2))
             self.turns.append(timing)
             self._turn_ended = time.perf_counter()
-            return ev.NoMatch()
+            heard_lang = utterance.language if self.detect_language and text else None
+            if heard_lang:
+                self._caller_language = heard_lang
+            return ev.NoMatch(lang=heard_lang)
         if parsed is None:
             parsed = self._parse(utterance, listen, timing)
         intent, entities, confidence = None, {}, utterance.confidence

@@ -63,7 +63,10 @@ class NoInput:
 
 @dataclass(frozen=True)
 class NoMatch:
-    """Something was heard but nothing could be recognised."""
+    """Something was heard but nothing could be recognised; `lang`: the language it sounded like, if the recogniser
+    could tell (a Mandarin caller is answered in Mandarin even when the words were not understood)."""
+
+    lang: str | None = None
 
 
 @dataclass(frozen=True)

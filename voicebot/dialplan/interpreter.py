@@ -431,6 +431,8 @@ class _Run:
         elif isinstance(event, ev.NoInput):
             self.on_failure("noinput")
         elif isinstance(event, ev.NoMatch):
+            if event.lang and self.plan.auto_language and s.step in WAITING_FOR_CALLER:
+                self.switch_language(event.lang)  # the retry prompt speaks the caller's language
             self.on_failure("nomatch")
         elif isinstance(event, ev.WebhookResult):
             self.on_webhook(event)
@@ -691,6 +693,9 @@ class _Run:
                 s.caller["profile"] = dict(result.data)
                 for key, value in result.data.items():
                     s.caller.setdefault(key, value)
+                preferred = result.data.get("lang") or result.data.get("language")
+                if isinstance(preferred, str) and match_language(preferred, self.plan.languages):
+                    self.switch_language(preferred)  # a known customer is greeted in their own language
             else:
                 self.log("lookup_failed", error=result.error)
             self.enter(self.plan.start)

@@ -67,7 +67,7 @@ class Step(_Model):
     lang: str | None = Field(None, description="with caller: the recognised language; else: expected call language")
     dtmf: str | None = None
     noinput: bool = False
-    nomatch: bool = False
+    nomatch: bool | str = Field(False, description="true, or the language the unrecognised speech sounded like: zh")
     webhook: WebhookStep | None = None
     queue: QueueStep | None = None
     agent_answered: bool = False
@@ -100,7 +100,7 @@ class Step(_Model):
         if self.noinput:
             return ev.NoInput()
         if self.nomatch:
-            return ev.NoMatch()
+            return ev.NoMatch(lang=self.nomatch if isinstance(self.nomatch, str) else None)
         if self.webhook is not None:
             return ev.WebhookResult(self.webhook.ok, self.webhook.data, self.webhook.error)
         if self.queue is not None:
