@@ -14,6 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.results import BenchRecord  # noqa: E402
 from voicebot.compliance.corpus import load_corpus, score_corpus  # noqa: E402
 from voicebot.compliance.redact import Redactor  # noqa: E402
 
@@ -42,17 +43,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
-    redactor = Redactor()
-    corpus = load_corpus(CORPUS)
-    score = score_corpus(redactor, corpus)
-    print(f"corpus: {score.pii_total} PII items in {len(corpus['positives'])} lines, "
-          f"{score.negatives_total} negative lines, {score.keeps_total} kept substrings")
-    print(f"recall {score.recall:.4f}  false-positive rate {score.false_positive_rate:.4f}  "
-          f"boundary errors {len(score.boundary_errors)}")
-    lines = [e["text"] for e in corpus["positives"]] + [e["text"] for e in corpus["negatives"]]
-    print(f"corpus lines: {per_line_us(redactor, lines, args.rounds):8.1f} µs/line")
-    print(f"plain prose : {per_line_us(redactor, PROSE, args.rounds * 10):8.1f} µs/line")
-    print(f"log lines   : {per_line_us(redactor, LOG_LINES, args.rounds * 10):8.1f} µs/line")
+    with BenchRecord("redaction") as record:
+        redactor = Redactor()
+        corpus = load_corpus(CORPUS)
+        score = score_corpus(redactor, corpus)
+        print(f"corpus: {score.pii_total} PII items in {len(corpus['positives'])} lines, "
+              f"{score.negatives_total} negative lines, {score.keeps_total} kept substrings")
+        print(f"recall {score.recall:.4f}  false-positive rate {score.false_positive_rate:.4f}  "
+              f"boundary errors {len(score.boundary_errors)}")
+        lines = [e["text"] for e in corpus["positives"]] + [e["text"] for e in corpus["negatives"]]
+        corpus_us = per_line_us(redactor, lines, args.rounds)
+        print(f"corpus lines: {corpus_us:8.1f} µs/line")
+        print(f"plain prose : {per_line_us(redactor, PROSE, args.rounds * 10):8.1f} µs/line")
+        print(f"log lines   : {per_line_us(redactor, LOG_LINES, args.rounds * 10):8.1f} µs/line")
+        record.data.update(recall=score.recall, false_positive_rate=score.false_positive_rate,
+                           corpus_us_per_line=corpus_us)
+        record.row(f"PII redaction, development corpus ({score.pii_total} items, {score.negatives_total} clean lines)",
+                   f"recall {score.recall:.3f}, false positives {score.false_positive_rate:.3f}, "
+                   f"{corpus_us:.0f} µs/line")
 
 
 if __name__ == "__main__":
