@@ -110,7 +110,7 @@ def test_global_handler_targets_and_template_names_are_checked(tmp_path: Path) -
                            "  a: {say: '{{ slot.x }}', hangup: true}\n  human: {hangup: true}\n")
     assert errors_of(path) == [
         f"{path}:4:13: global.intents.agent: goto target 'humn' is not a node — did you mean 'human'?",
-        f"{path}:6:7: node 'a' (say): unknown name 'slot'; templates can read call, caller, lang, minutes, "
+        f"{path}:6:7: node 'a' (say): unknown name 'slot'; templates can read call, caller, item, lang, minutes, "
         "position, result, slots, value, vars — templates look like {{ slots.account }}; see docs/dialplan.md",
     ]
 

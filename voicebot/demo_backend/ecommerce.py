@@ -1,6 +1,6 @@
 """E-commerce demo webhooks for dialplans/ecommerce.yaml.
 
-    ecommerce.lookup        {ani}                          -> {known, name, has_order, order: {...}}
+    ecommerce.lookup        {ani}                          -> {known, name, has_order, order: {...}, orders: [...]}
     ecommerce.order         {order_id, ani?}               -> {found, order: {...}}
     ecommerce.refund        {order_id}                     -> {found, has_refund, refund_status, amount, expected}
     ecommerce.return_policy {order_id}                     -> {found, returnable, window_days, special, reason}
@@ -64,6 +64,7 @@ def lookup(args: dict[str, Any]) -> dict[str, Any]:
                               "vip": customer["vip"], "has_order": bool(orders), "order_count": len(orders)}
     if orders:
         result["order"] = _public(orders[0])
+        result["orders"] = [_public(order) for order in orders]  # newest first: what "my shoes" may refer to
     return result
 
 

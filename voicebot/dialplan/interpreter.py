@@ -38,6 +38,7 @@ from voicebot.dialplan.schema import (
     prompt_spec,
     transition_spec,
 )
+from voicebot.dialplan.matching import code_matches
 from voicebot.dialplan.slots import entity_types, extract_slot, validate_slot
 from voicebot.dialplan.state import State
 from voicebot.dialplan.templates import TemplateError, condition_holds, evaluate, is_template
@@ -129,9 +130,17 @@ class _Run:
             "vars": s.vars,
             "result": s.result,
             "lang": s.lang,
-            "call": {"node": s.node, "dialplan": s.dialplan, "intent": s.last_intent},
+            "call": {"node": s.node, "dialplan": s.dialplan, "intent": s.last_intent, "heard": self.last_heard()},
             **extra,
         }
+
+    def last_heard(self) -> str:
+        """What the caller last said (masked text stays masked; keys are not words)."""
+        for entry in reversed(self.state.history):
+            if entry.get("who") == "caller":
+                text = str(entry.get("text") or "")
+                return "" if text.startswith("#") else text
+        return ""
 
     def node(self, name: str | None = None) -> Node:
         return self.plan.nodes[name or self.state.node]
@@ -486,6 +495,8 @@ class _Run:
             return
         if s.step == "ask" and node.ask is not None:
             value = extract_slot(node.ask, text=heard.text, intent=intent, entities=heard.entities)
+            if node.ask.candidates is not None and self.answer_from_candidates(node.ask, heard.text, value):
+                return
             if global_route is not None and (value is None or node.ask.type == "text"):
                 self.take(global_route)  # a text slot would take "agent" as its value: the global intent wins
                 return
@@ -527,6 +538,9 @@ class _Run:
             return
         if s.step == "ask" and node.ask is not None:
             value = extract_slot(node.ask, keys=digits)
+            if node.ask.candidates is not None and value is None and key not in global_dtmf \
+                    and self.answer_from_candidates(node.ask, key, None):
+                return
             if value is None and key in global_dtmf:
                 self.take(global_dtmf[key])
             else:
@@ -626,13 +640,48 @@ class _Run:
 
     def ask_confirmation(self, ask: AskSpec) -> None:
         self.state.step = "confirm"
-        prompt = ask.confirm if not isinstance(ask.confirm, bool) else phrase("confirm", self.state.lang)
+        record = self.state.vars.get(_CANDIDATE_RECORD)
+        if record is not None and ask.candidates is not None and ask.candidates.confirm is not None:
+            prompt: Any = ask.candidates.confirm  # "Is that your order of running shoes from 2 November?"
+        else:
+            prompt = ask.confirm if not isinstance(ask.confirm, bool) else phrase("confirm", self.state.lang)
         spoken = _spoken(self.state.candidate, ask.type)
         masked = {"value": MASK} if ask.sensitive else None
-        self.say(prompt, value=spoken, masked_extra=masked)
+        self.say(prompt, value=spoken, item=record, masked_extra=masked)
         self.listen_for_yes_no(ask)
 
+    def answer_from_candidates(self, ask: AskSpec, heard: str, value: Any) -> bool:
+        """Match the answer against the caller's own records (ask.candidates); True when that settled the turn."""
+        spec = ask.candidates
+        assert spec is not None
+        try:
+            items = self.template(spec.items)
+        except TemplateError as exc:
+            self.log("error", message=f"candidates of slot {ask.slot!r}: {exc}")
+            return False
+        if not isinstance(items, list):
+            return False
+        records = {str(item[spec.value]): item for item in items if isinstance(item, Mapping) and item.get(spec.value)}
+        matches, exact = code_matches(list(records), heard)
+        if not matches and value is not None:
+            matches, exact = code_matches(list(records), str(value))
+        if len(matches) != 1:
+            if len(matches) > 1:
+                self.log("candidates_ambiguous", slot=ask.slot, count=len(matches))
+            return False
+        code = matches[0]
+        self.log("candidate_match", slot=ask.slot, exact=exact)
+        if exact:
+            self.answer(ask, code)
+            return True
+        self.state.candidate = code
+        self.state.vars[_CANDIDATE_RECORD] = records[code]
+        self.ask_confirmation(ask)
+        return True
+
     def on_confirmation(self, ask: AskSpec, yes: Any) -> None:
+        if yes is not None:
+            self.state.vars.pop(_CANDIDATE_RECORD, None)
         if yes is True:
             value = self.state.candidate
             self.state.candidate = None
@@ -803,6 +852,7 @@ class _Run:
 
 _YES_NO = AskSpec(slot="confirmation", type="yes_no", say="")
 _YES_NO_STEPS = ("confirm", "callback_offer")
+_CANDIDATE_RECORD = "_candidate_record"  # vars key: the record a near-match code is read back with
 _AFFIRM, _DENY = ("affirm", "yes"), ("deny", "no")
 
 

@@ -281,6 +281,20 @@ class ChoiceOption(_Model):
     dtmf: str | None = None
 
 
+class CandidatesSpec(_Model):
+    """The caller's own records a code answer is matched against (their orders, bookings, appointments).
+
+    An answer with the same letters and digits as one record's code takes it; a near miss (one character misheard,
+    dropped or added, or only its last 4+ characters) is read back with `confirm` and taken on a yes. Keys work
+    too: the digits of A12-3001 (123001) match it."""
+
+    items: str = Field(description='template of the list of records, e.g. "{{ caller.profile.orders }}"')
+    value: str = Field(description="the field of a record that holds the code, e.g. order_id")
+    confirm: Prompt | None = Field(
+        None, description='read-back of a near match; reads `item`, e.g. "Is that your order of {{ item.item }}?"'
+    )
+
+
 class AskSpec(Endpointing):
     """Fill one slot: prompt, parse the answer by type, reprompt, optionally confirm."""
 
@@ -301,6 +315,7 @@ class AskSpec(Endpointing):
     input: InputMode | None = Field(None, description="default: both for digits/number/yes_no/choice")
     entity: str | None = Field(None, description="NLU entity type that fills this slot (default by type)")
     confirm: bool | Prompt = Field(False, description='true, or the question: "You said {{value}}, right?"')
+    candidates: CandidatesSpec | None = Field(None, description="match a code against the caller's own records")
     sensitive: bool = Field(False, description="mask in transcripts and pause recording while collecting")
     max_attempts: int = Field(3, ge=1, le=10)
     on_fail: Transition | None = Field(None, description="after max_attempts; default: the dialplan fallback")

@@ -1,7 +1,8 @@
 """Sandboxed Jinja templates and expressions for dialplans.
 
-Templates read `caller`, `slots`, `vars`, `result`, `lang`, `value`, `position`, `minutes` and nothing of
-Python's internals: `{{ ''.__class__ }}` raises `TemplateError`. A value that is exactly one `{{ expression }}`
+Templates read `caller`, `slots`, `vars`, `result`, `lang`, `value`, `position`, `minutes`, `call` (node,
+dialplan, intent, `heard`: the caller's last words) and `item` (a record read back) and nothing of Python's
+internals; the filter `mentioned(text, fields)` keeps the records a caller named: `{{ ''.__class__ }}` raises `TemplateError`. A value that is exactly one `{{ expression }}`
 keeps its type (`"{{ 10 if caller.vip else 0 }}"` -> 10); anything else renders to text.
 """
 
@@ -16,6 +17,8 @@ import jinja2
 from jinja2 import meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
+from voicebot.dialplan.matching import mentioned
+
 __all__ = [
     "KNOWN_NAMES",
     "TemplateError",
@@ -29,7 +32,7 @@ __all__ = [
     "templates_in",
 ]
 
-KNOWN_NAMES = frozenset({"caller", "slots", "vars", "result", "lang", "value", "position", "minutes", "call"})
+KNOWN_NAMES = frozenset({"caller", "slots", "vars", "result", "lang", "value", "position", "minutes", "call", "item"})
 """The names a dialplan template may read."""
 
 _WHOLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.DOTALL)
@@ -57,6 +60,7 @@ _ENV = _Environment(
 )
 _ENV.globals.clear()  # no range/dict/lipsum/cycler/joiner/namespace: data only
 _ENV.globals.update({"len": len, "min": min, "max": max, "round": round, "int": int, "str": str})
+_ENV.filters["mentioned"] = mentioned  # {{ caller.orders | mentioned(call.heard, ['item', 'item_zh']) }}
 
 
 def is_template(value: Any) -> bool:
