@@ -1,7 +1,8 @@
 """Handlers for dialplans/airline.yaml (Example Air). Every hook takes `ani` (the caller number; FAILING_CALLERS
 answer 500) and `lang` (en-US / zh-CN, default English) for the text it returns.
 
-    airline.lookup             {}                      -> {known, name, tier, disruption}
+    airline.lookup             {}                      -> {known, name, tier, disruption, bookings: [{pnr, flight,
+                                                           date, destination}]}
     airline.flight_status      {flight}                -> {found, flight, origin, destination, date, time, gate,
                                                            status, status_text, disrupted}
     airline.booking            {pnr}                   -> {found, ...the flight's status, disruption}
@@ -106,10 +107,15 @@ def lookup(args: dict[str, Any]) -> dict[str, Any]:
     if passenger is None:
         return {"known": False, "name": "", "tier": "", "disruption": None}
     disruption = None
+    bookings = []
     for pnr, booking in _tables()["bookings"].items():
         if booking["ani"] == ani:
             disruption = disruption or _disruption(pnr, booking, _zh(args))
-    return {"known": True, "name": passenger["name"], "tier": passenger["tier"], "disruption": disruption}
+            flight = samples.FLIGHTS[booking["flight"]]
+            bookings.append({"pnr": pnr, "flight": booking["flight"], "date": flight["date"],
+                             "destination": _place(flight["destination"], _zh(args))})
+    return {"known": True, "name": passenger["name"], "tier": passenger["tier"], "disruption": disruption,
+            "bookings": bookings}
 
 
 def flight_status(args: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from voicebot.dialplan.matching import code_key
 from voicebot.dialplan.schema import AskSpec, ChoiceOption
 
 __all__ = ["entity_types", "extract_slot", "validate_slot"]
@@ -224,14 +225,19 @@ def _choice(ask: AskSpec, text: str) -> str | None:
 
 
 def _pattern(ask: AskSpec, text: str) -> str | None:
+    """The answer as the pattern wants it: as said, upper-cased, without spaces/dashes, or spelled out
+    ("D E F four five six" -> DEF456); else a whole word of a longer sentence ("it's CA981 please"), never a piece
+    of a longer code (U857 is not read out of XU8571)."""
     regex = re.compile(ask.pattern or "")
-    for candidate in (text, text.upper(), re.sub(r"[\s-]", "", text).upper()):
-        if regex.fullmatch(candidate):
+    for candidate in (text, text.upper(), re.sub(r"[\s-]", "", text).upper(), code_key(text)):
+        if candidate and regex.fullmatch(candidate):
             return candidate
     for candidate in (text, text.upper()):
-        match = regex.search(candidate)
-        if match:
-            return match.group(0)
+        for match in regex.finditer(candidate):
+            before = candidate[match.start() - 1] if match.start() > 0 else " "
+            after = candidate[match.end()] if match.end() < len(candidate) else " "
+            if not (before.isalnum() or after.isalnum()):
+                return match.group(0)
     return None
 
 
