@@ -110,11 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from voicebot.api.cli import register as register_token_commands
     from voicebot.compliance.retention import register as register_retention_command
+    from voicebot.records.cli import register as register_records_commands
 
     register_dialplan_commands(sub)
     register_nlu_commands(sub)
     register_token_commands(sub)
     register_retention_command(sub)
+    register_records_commands(sub)
 
     call = sub.add_parser("call", help="place a test call with the pjsua2 softphone")
     add_call_arguments(call)

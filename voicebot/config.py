@@ -389,6 +389,13 @@ class RecordingConfig(_Section):
     retention_days: int = Field(90, ge=1, le=3650, description="`voicebot retention` deletes older recordings")
 
 
+class RecordsConfig(_Section):
+    """Call records as events, written as the call goes (voicebot/records): a crash loses at most the last event."""
+
+    enabled: bool = True
+    path: str = Field("var/records/calls.sqlite3", min_length=1, description="SQLite file of the call records")
+
+
 class SpeechConfig(_Section):
     """Speech engines for dialplan calls (worker processes load the models once)."""
 
@@ -464,6 +471,7 @@ class ServerConfig(_Section):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     transfer: TransferConfig = Field(default_factory=TransferConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    records: RecordsConfig = Field(default_factory=RecordsConfig)
     prompts: PromptsConfig = Field(default_factory=PromptsConfig)
     dialplans_dir: str = Field("dialplans", min_length=1, description="directory of <name>.yaml dialplans")
     nlu_dir: str = Field("nlu_models", min_length=1, description="directory of NLU domains")

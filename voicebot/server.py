@@ -30,6 +30,8 @@ from voicebot.queues.liveness import NodeLiveness
 from voicebot.queues.resilient import ResilientStore
 from voicebot.queues.store import MemoryStore, Store
 from voicebot.recording import CallRecorder
+from voicebot.records.journal import CallJournal
+from voicebot.records.store import SqliteRecordStore
 from voicebot.rtp.ports import PortAllocator, PortsExhausted
 from voicebot.rtp.stream import RtpStream
 from voicebot.rtp.ticker import get_ticker, log_media_stats
@@ -139,6 +141,7 @@ class VoicebotServer:
         self.api_runner: web.AppRunner | None = None
         self.api_port: int | None = None
         self.hold_audio = load_hold_audio(config.queues.hold_audio)
+        self.journal = CallJournal(SqliteRecordStore(config.records.path) if config.records.enabled else None)
         self._background: set[asyncio.Task] = set()
 
     @property
@@ -269,6 +272,7 @@ class VoicebotServer:
                                               "calls_total": self.ua.stats.calls_total,
                                               "parse_errors": self.ua.stats.parse_errors}})
         await self.ua.stop()
+        self.journal.close()
 
     # ------------------------------------------------------------------ one call
     async def _on_invite(self, call: SipCall) -> None:
@@ -315,6 +319,8 @@ class VoicebotServer:
                 record.outcome = call.end_reason or "not answered"
                 return
             channel = SipChannel(call, stream)
+            self.journal.start(call.call_id, caller=call.from_uri_user or "", callee=call.to_uri_user or "",
+                               dialplan=self._dialplan_for(call), channel="sip")
             if self.config.recording.enabled:
                 recorder = CallRecorder(Path(self.config.recording.directory), call.call_id, stream.codec.decode)
                 stream.on_tick_media(recorder.on_tick)
@@ -352,6 +358,7 @@ class VoicebotServer:
             webhooks=self.runtime.webhook, transfer_allowed=self.config.transfer.allows,
             on_recording=recorder.pause if recorder is not None else None, queues=queues,
             hold_audio=self.hold_audio)
+        session.transcript.sink = self.journal.sink(call.call_id)
         try:
             record.outcome = await session.run()
         finally:
@@ -372,8 +379,11 @@ class VoicebotServer:
                                       self.runtime.nlu.get(name), webhooks=self.runtime.webhook,
                                       transfer_allowed=lambda _target: False, hold_audio=self.hold_audio)
             caption_session(session, channel.caption)
+            self.journal.start(channel.call_id, caller="browser", callee=name, dialplan=name, channel="webrtc")
+            session.transcript.sink = self.journal.sink(channel.call_id)
             record.outcome = await session.run()
             record.transcript = session.transcript.entries
+            self.journal.end(channel.call_id, outcome=record.outcome, end_reason="browser call ended")
         log.info("browser call ended", extra={"fields": {"call_id": channel.call_id, "outcome": record.outcome,
                                                          "transcript": record.transcript}})
 
@@ -450,6 +460,11 @@ class VoicebotServer:
 
     def _log_call_end(self, call: SipCall, record: CallRecord, stream: RtpStream) -> None:
         stats = stream.stats
+        self.journal.end(call.call_id, outcome=record.outcome, end_reason=call.end_reason or "",
+                         duration_s=round(call.duration, 2), dialplan=record.dialplan or None,
+                         recording=(record.recording or {}).get("path"),
+                         extra={"turns": record.turns, "rtp_sent": stats.get("packets_sent"),
+                                "rtp_received": stats.get("packets_received"), "rtp_lost": stats.get("cumulative_lost")})
         log.info("call ended", extra={"fields": {
             "call_id": call.call_id, "from": call.from_header, "to": call.to_header,
             "duration_s": round(call.duration, 2), "digits": record.digits, "outcome": record.outcome,

@@ -114,6 +114,7 @@ prompts:
 transfer: {{allowed_targets: ["sip:agent@127.0.0.1:*"]}}
 routing: {{default_dialplan: {dialplan}{did_map}}}
 api: {{port: 0, tokens_file: {path.parent / 'tokens.json'}, audit_log: {path.parent / 'audit' / 'audit.jsonl'}}}
+records: {{path: {path.parent / 'records' / 'calls.sqlite3'}}}
 dialplans_dir: {REPO / 'dialplans'}
 nlu_dir: {REPO / 'nlu_models'}
 shutdown_grace_s: 5

@@ -1,0 +1,63 @@
+"""Feed one call's events into the record store without ever costing the call: a failing store is logged once a
+minute and the call goes on (the log line "call ended" still carries the whole record)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from voicebot.records.store import SqliteRecordStore
+
+__all__ = ["CallJournal", "event_kind"]
+
+log = logging.getLogger("voicebot.records")
+_WARN_EVERY_S = 60.0
+
+
+def event_kind(entry: Mapping[str, Any]) -> str:
+    """A transcript entry's record kind: bot / caller / system, or the dialplan event's name (node, slot, ...)."""
+    who = str(entry.get("who") or "event")
+    if who == "event":
+        return str(entry.get("text") or "event")
+    return who
+
+
+class CallJournal:
+    """The server's door to the record store; every method swallows store failures after logging them."""
+
+    def __init__(self, store: SqliteRecordStore | None) -> None:
+        self.store = store
+        self._warned_at = 0.0
+        self.failures = 0
+
+    def _guard(self, what: str, work: Callable[[], Any]) -> None:
+        if self.store is None:
+            return
+        try:
+            work()
+        except Exception as exc:  # noqa: BLE001 - a full disk or a locked file must never cost the call
+            self.failures += 1
+            now = time.monotonic()
+            if now - self._warned_at >= _WARN_EVERY_S:
+                self._warned_at = now
+                log.warning("call record store: %s failed: %s (%d failures so far)", what, exc, self.failures)
+
+    def start(self, call_id: str, **fields: Any) -> None:
+        self._guard("start", lambda: self.store.start_call(call_id, **fields))  # type: ignore[union-attr]
+
+    def sink(self, call_id: str) -> Callable[[dict[str, Any]], None]:
+        """A transcript sink: each (already redacted) entry becomes an event of the call's record."""
+        def write(entry: dict[str, Any]) -> None:
+            data = {k: v for k, v in entry.items() if k != "t"}
+            self._guard("append", lambda: self.store.append(  # type: ignore[union-attr]
+                call_id, event_kind(entry), data, t=entry.get("t")))
+        return write
+
+    def end(self, call_id: str, **fields: Any) -> None:
+        self._guard("end", lambda: self.store.end_call(call_id, **fields))  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        if self.store is not None:
+            self._guard("close", self.store.close)

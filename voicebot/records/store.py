@@ -1,0 +1,160 @@
+"""Call records written as the call goes: one row per event, committed when it happens (SQLite, embedded default).
+
+A call's record is its events in order — call started, each bot prompt and caller turn (text, intent, confidence;
+redacted before they reach the record), dialplan events (node entered, slot, webhook result, queue joined, agent
+answered, transfer), and the end (outcome, reason, duration, recording) — so a crash or `kill -9` loses at most
+the event being written. The database runs in WAL mode with `synchronous=NORMAL`: a commit survives the
+process dying at once (only a power loss may take the last transactions), and readers (`voicebot records`, the
+API) never block the writer.
+
+Schema (version 1):
+    calls(call_id PK, started_at, ended_at, dialplan, caller, callee, channel, outcome, end_reason, duration_s,
+          recording, node)                                       -- one row per call, updated as it goes
+    call_events(call_id, seq, t, kind, data JSON, PK(call_id, seq))  -- append-only
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SCHEMA_VERSION", "CallEvent", "RecordStoreError", "SqliteRecordStore"]
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    call_id TEXT PRIMARY KEY,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    dialplan TEXT,
+    caller TEXT,
+    callee TEXT,
+    channel TEXT,
+    outcome TEXT,
+    end_reason TEXT,
+    duration_s REAL,
+    recording TEXT,
+    node TEXT
+);
+CREATE TABLE IF NOT EXISTS call_events (
+    call_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    t REAL NOT NULL,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (call_id, seq)
+);
+CREATE INDEX IF NOT EXISTS calls_started ON calls (started_at);
+CREATE INDEX IF NOT EXISTS events_kind ON call_events (kind, t);
+"""
+_MAX_TEXT = 4000  # a single field of an event is clipped (caller-controlled text must not bloat the store)
+
+
+class RecordStoreError(ValueError):
+    """The record store cannot be opened or written; the message names the path."""
+
+
+@dataclass(frozen=True)
+class CallEvent:
+    call_id: str
+    seq: int
+    t: float
+    kind: str
+    data: dict[str, Any]
+
+
+def _clip(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > _MAX_TEXT:
+        return value[:_MAX_TEXT] + "…"
+    if isinstance(value, Mapping):
+        return {str(k): _clip(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clip(v) for v in value]
+    return value
+
+
+class SqliteRecordStore:
+    """Call records in one SQLite file; safe to share between the event loop and worker threads."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self.path.chmod(0o600)  # call records hold (masked) caller data: private like tokens and audit
+        except (OSError, sqlite3.Error) as exc:
+            raise RecordStoreError(f"cannot open the call record store {self.path}: {exc}") from exc
+        self._lock = threading.Lock()
+        self._seq: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ writing
+    def start_call(self, call_id: str, *, caller: str = "", callee: str = "", dialplan: str = "",
+                   channel: str = "sip", started_at: float | None = None) -> None:
+        """Open a call's record (its first event, `call_started`)."""
+        started = started_at if started_at is not None else time.time()
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO calls (call_id, started_at, dialplan, caller, callee, channel) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (call_id, started, dialplan, caller, callee, channel))
+        self.append(call_id, "call_started", {"caller": caller, "callee": callee, "dialplan": dialplan,
+                                              "channel": channel}, t=started)
+
+    def append(self, call_id: str, kind: str, data: Mapping[str, Any], *, t: float | None = None) -> int:
+        """Append one event now (committed before returning); its sequence number within the call."""
+        payload = json.dumps(_clip(dict(data)), ensure_ascii=False, default=str)
+        with self._lock:
+            seq = self._seq.get(call_id)
+            if seq is None:
+                row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM call_events WHERE call_id = ?",
+                                       (call_id,)).fetchone()
+                seq = int(row[0])
+            seq += 1
+            self._seq[call_id] = seq
+            self._db.execute("INSERT INTO call_events (call_id, seq, t, kind, data) VALUES (?, ?, ?, ?, ?)",
+                             (call_id, seq, t if t is not None else time.time(), kind, payload))
+            node = data.get("node") if isinstance(data, Mapping) else None
+            if isinstance(node, str) and node:
+                self._db.execute("UPDATE calls SET node = ? WHERE call_id = ?", (node, call_id))
+        return seq
+
+    def end_call(self, call_id: str, *, outcome: str = "", end_reason: str = "", duration_s: float | None = None,
+                 recording: str | None = None, dialplan: str | None = None, extra: Mapping[str, Any] | None = None,
+                 ended_at: float | None = None) -> None:
+        """Close a call's record: its last event, `call_ended`, and the call row's outcome."""
+        ended = ended_at if ended_at is not None else time.time()
+        self.append(call_id, "call_ended", {"outcome": outcome, "end_reason": end_reason, "duration_s": duration_s,
+                                            "recording": recording, **dict(extra or {})}, t=ended)
+        with self._lock:
+            self._db.execute(
+                "UPDATE calls SET ended_at = ?, outcome = ?, end_reason = ?, duration_s = ?, recording = ?, "
+                "dialplan = COALESCE(?, dialplan) WHERE call_id = ?",
+                (ended, outcome, end_reason, duration_s, recording, dialplan or None, call_id))
+            self._seq.pop(call_id, None)
+
+    # ------------------------------------------------------------------ reading
+    def events(self, call_id: str) -> list[CallEvent]:
+        with self._lock:
+            rows = self._db.execute("SELECT call_id, seq, t, kind, data FROM call_events WHERE call_id = ? "
+                                    "ORDER BY seq", (call_id,)).fetchall()
+        return [CallEvent(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    def calls(self, *, limit: int = 50) -> list[dict[str, Any]]:
+        """The most recent calls, newest first."""
+        with self._lock:
+            cursor = self._db.execute("SELECT * FROM calls ORDER BY started_at DESC LIMIT ?", (limit,))
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
