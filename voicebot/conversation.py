@@ -499,7 +499,7 @@ class DialplanSession:
         except Exception as exc:  # noqa: BLE001 - QueueJoinError and store failures alike go to on_failure
             self.transcript.add("system", f"enqueue {action.queue} failed: {exc}")
             return ev.TransferFailed(str(exc))
-        self.transcript.add("system", f"queued in {action.queue}")
+        self.transcript.add("system", f"queued in {action.queue}", event="queue_joined", queue=action.queue)
         self._attach_audio(False)  # nobody listens to a waiting caller: keys arrive as DTMF events
         return await self._queue_wait()
 
@@ -519,7 +519,8 @@ class DialplanSession:
                     self.channel.stop_playback()
                     self.bridged = True
                     self.outcome = "agent"
-                    self.transcript.add("system", f"connected to agent {event.agent}")
+                    self.transcript.add("system", f"connected to agent {event.agent}", event="agent_answered",
+                                        agent=event.agent)
                 # Otherwise (announcements) the hold audio plays on until the announcement's audio is ready.
                 return event
             if self._pending_keys:
@@ -575,7 +576,7 @@ class DialplanSession:
             return ev.TransferFailed(f"target {action.target} is not in transfer.allowed_targets")
         if await self.channel.transfer(action.target):
             self.outcome = "transferred"
-            self.transcript.add("system", f"transferred to {action.target}")
+            self.transcript.add("system", f"transferred to {action.target}", event="transferred")
             await self.channel.hangup()
             return None
         return ev.TransferFailed("the transfer was refused")

@@ -14,6 +14,7 @@ from voicebot.channels.sip import SipChannel
 from aiohttp import web
 
 from voicebot.api.app import NodeStatus, create_app
+from voicebot.api.analytics import add_analytics_routes
 from voicebot.api.recordings import add_recording_routes
 from voicebot.compliance.audit import AuditLog
 from voicebot.api.cli import default_tokens_path
@@ -201,6 +202,7 @@ class VoicebotServer:
             self.handoff.browser_legs = BrowserAgentLegs(self.acd, ring_timeout_s=qc.ring_timeout_s)
             add_browser_agent_routes(app, self.handoff.browser_legs)
             add_recording_routes(app, Path(self.config.recording.directory))
+            add_analytics_routes(app, Path(self.config.records.path))
             self.api_runner = web.AppRunner(app, access_log=None)
             await self.api_runner.setup()
             site = web.TCPSite(self.api_runner, api.host, api.port)

@@ -17,7 +17,10 @@ _WARN_EVERY_S = 60.0
 
 
 def event_kind(entry: Mapping[str, Any]) -> str:
-    """A transcript entry's record kind: bot / caller / system, or the dialplan event's name (node, slot, ...)."""
+    """A transcript entry's record kind: the named event of a system line (queue_joined, agent_answered,
+    transferred), the dialplan event's name (node, slot, nomatch, ...), else who spoke (bot, caller, system)."""
+    if entry.get("event"):
+        return str(entry["event"])
     who = str(entry.get("who") or "event")
     if who == "event":
         return str(entry.get("text") or "event")

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "CallEvent", "RecordStoreError", "SqliteRecordStore"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "CallEvent", "RecordStoreError", "SqliteRecordStore"]
 
 SCHEMA_VERSION = 1
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     call_id TEXT PRIMARY KEY,
     started_at REAL NOT NULL,
@@ -89,7 +89,7 @@ class SqliteRecordStore:
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self.path.chmod(0o600)  # call records hold (masked) caller data: private like tokens and audit
         except (OSError, sqlite3.Error) as exc:
