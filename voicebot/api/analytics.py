@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from voicebot.api.app import _error, roles
+from voicebot.api.app import STATIC_DIR, _error, public, roles
 from voicebot.records.analytics import AnalyticsFilter, report, report_csv
 from voicebot.records.store import SCHEMA
 
@@ -89,7 +89,14 @@ async def analytics_csv(request: web.Request) -> web.StreamResponse:
                         headers={"Content-Disposition": 'attachment; filename="voicebot-analytics.csv"'})
 
 
+@public
+async def analytics_page(request: web.Request) -> web.FileResponse:
+    """The analytics page: static HTML; the figures it fetches need a supervisor or admin token."""
+    return web.FileResponse(STATIC_DIR / "analytics.html")
+
+
 def add_analytics_routes(app: web.Application, records_path: Path) -> None:
     app[RECORDS_PATH_KEY] = records_path
     app.router.add_get("/analytics", analytics_json)
     app.router.add_get("/analytics.csv", analytics_csv)
+    app.router.add_get("/analytics/view", analytics_page)
