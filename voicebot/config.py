@@ -393,7 +393,12 @@ class RecordsConfig(_Section):
     """Call records as events, written as the call goes (voicebot/records): a crash loses at most the last event."""
 
     enabled: bool = True
-    path: str = Field("var/records/calls.sqlite3", min_length=1, description="SQLite file of the call records")
+    path: str = Field("var/records/calls.sqlite3", min_length=1,
+                      description="SQLite file of the call records (with postgres: this node's local outbox)")
+    store: Literal["sqlite", "postgres"] = Field(
+        "sqlite", description="sqlite (embedded) or postgres (several nodes write to one database)")
+    postgres_dsn_env: str = Field("VOICEBOT_RECORDS_DSN", pattern=r"^[A-Z_][A-Z0-9_]*$",
+                                  description="environment variable holding the PostgreSQL connection string")
 
 
 class SpeechConfig(_Section):

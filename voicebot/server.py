@@ -31,8 +31,7 @@ from voicebot.queues.liveness import NodeLiveness
 from voicebot.queues.resilient import ResilientStore
 from voicebot.queues.store import MemoryStore, Store
 from voicebot.recording import CallRecorder
-from voicebot.records.journal import CallJournal
-from voicebot.records.store import SqliteRecordStore
+from voicebot.records.journal import open_journal
 from voicebot.rtp.ports import PortAllocator, PortsExhausted
 from voicebot.rtp.stream import RtpStream
 from voicebot.rtp.ticker import get_ticker, log_media_stats
@@ -142,7 +141,7 @@ class VoicebotServer:
         self.api_runner: web.AppRunner | None = None
         self.api_port: int | None = None
         self.hold_audio = load_hold_audio(config.queues.hold_audio)
-        self.journal = CallJournal(SqliteRecordStore(config.records.path) if config.records.enabled else None)
+        self.journal, self.shipper = open_journal(config.records, node=f"{socket.gethostname()}:{config.listen.port}")
         self._background: set[asyncio.Task] = set()
 
     @property
@@ -151,6 +150,8 @@ class VoicebotServer:
 
     async def start(self) -> None:
         self._start_audit()
+        if self.shipper is not None:
+            self.shipper.start()
         await self.ua.start()
         log.info("listening", extra={"fields": {"host": self.config.listen.host, "port": self.ua.port}})
         self._background.add(asyncio.ensure_future(log_media_stats(get_ticker())))  # "media ticker" every 60 s
@@ -274,6 +275,8 @@ class VoicebotServer:
                                               "calls_total": self.ua.stats.calls_total,
                                               "parse_errors": self.ua.stats.parse_errors}})
         await self.ua.stop()
+        if self.shipper is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.shipper.stop)
         self.journal.close()
 
     # ------------------------------------------------------------------ one call

@@ -103,6 +103,7 @@ def write_config(path: Path, *, port: int = 0, extra: str = "", dialplan: str = 
     rtp_start, rtp_end = free_port_range()
     entries = ", ".join(f"'{did}': {name}" for did, name in (dids or {}).items())
     did_map = f", dids: {{{entries}}}" if dids else ""
+    records = "" if "records:" in extra else f"records: {{path: {path.parent / 'records' / 'calls.sqlite3'}}}\n"
     path.write_text(f"""
 listen: {{host: 127.0.0.1, port: {port}}}
 rtp: {{port_start: {rtp_start}, port_end: {rtp_end}}}
@@ -114,8 +115,7 @@ prompts:
 transfer: {{allowed_targets: ["sip:agent@127.0.0.1:*"]}}
 routing: {{default_dialplan: {dialplan}{did_map}}}
 api: {{port: 0, tokens_file: {path.parent / 'tokens.json'}, audit_log: {path.parent / 'audit' / 'audit.jsonl'}}}
-records: {{path: {path.parent / 'records' / 'calls.sqlite3'}}}
-dialplans_dir: {REPO / 'dialplans'}
+{records}dialplans_dir: {REPO / 'dialplans'}
 nlu_dir: {REPO / 'nlu_models'}
 shutdown_grace_s: 5
 {extra}

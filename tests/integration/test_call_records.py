@@ -63,3 +63,35 @@ def test_kill_9_in_the_menu_keeps_the_call_record_up_to_the_kill(tmp_path: Path)
                             call_ids.pop()], cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
     assert shown.returncode == 0, shown.stderr
     assert "call_started" in shown.stdout and "Welcome" in shown.stdout, shown.stdout
+
+
+def test_a_node_configured_for_postgres_ships_its_calls_there(tmp_path: Path) -> None:
+    from tests.records.pg import fresh_database, server_dsn
+
+    quiet = tmp_path / "quiet.wav"
+    soundfile.write(str(quiet), np.zeros(20 * 8000, dtype=np.int16), 8000)
+    with server_dsn() as server_url, fresh_database(server_url) as dsn:
+        import psycopg
+
+        server = start_server(tmp_path, "speech: {workers: 1, asr_model: tiny.en}\nrecords: {store: postgres, path: "
+                              f"{tmp_path / 'outbox.sqlite3'}, postgres_dsn_env: VB_TEST_RECORDS_DSN}}",
+                              dialplan="demo", env={"VB_TEST_RECORDS_DSN": dsn})
+        try:
+            caller = subprocess.run([sys.executable, "-m", "voicebot.cli", "call", server.uri, "--play", str(quiet),
+                                     "--duration", "8", "--timeout", "30", "--json"], cwd=REPO, timeout=60,
+                                    stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+            assert caller.returncode == 0, caller.stderr[-2000:]
+            deadline = time.monotonic() + 30
+            while True:
+                with psycopg.connect(dsn) as db:
+                    row = db.execute("SELECT COUNT(*) FILTER (WHERE kind = 'bot'), "
+                                     "COUNT(*) FILTER (WHERE kind = 'call_ended') FROM call_events").fetchone()
+                if row is not None and row[0] >= 1 and row[1] == 1:
+                    break
+                assert time.monotonic() < deadline, ("nothing shipped", row, server.lines[-20:])
+                time.sleep(0.1)
+            with psycopg.connect(dsn) as db:
+                dialplan, outcome = db.execute("SELECT dialplan, outcome FROM calls").fetchone()
+            assert dialplan == "demo" and outcome is not None
+        finally:
+            stop_server(server)

@@ -8,9 +8,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from voicebot.records.postgres import Shipper
 from voicebot.records.store import SqliteRecordStore
 
-__all__ = ["CallJournal", "event_kind"]
+__all__ = ["CallJournal", "event_kind", "open_journal"]
 
 log = logging.getLogger("voicebot.records")
 _WARN_EVERY_S = 60.0
@@ -64,3 +65,20 @@ class CallJournal:
     def close(self) -> None:
         if self.store is not None:
             self._guard("close", self.store.close)
+
+
+def open_journal(config: Any, *, node: str) -> tuple[CallJournal, Shipper | None]:
+    """The journal `records:` configures: SQLite alone, or SQLite feeding PostgreSQL (the DSN from the environment
+    variable the config names: no secrets in files). Raises ValueError naming what is missing."""
+    import os
+
+    if not config.enabled:
+        return CallJournal(None), None
+    if config.store == "sqlite":
+        return CallJournal(SqliteRecordStore(config.path)), None
+    dsn = os.environ.get(config.postgres_dsn_env, "")
+    if not dsn:
+        raise ValueError(f"records.store is postgres but the environment variable {config.postgres_dsn_env} "
+                         "(the PostgreSQL connection string) is not set")
+    store = SqliteRecordStore(config.path, ship=True)
+    return CallJournal(store), Shipper(store, dsn, node=node)

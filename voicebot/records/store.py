@@ -11,6 +11,8 @@ Schema (version 1):
     calls(call_id PK, started_at, ended_at, dialplan, caller, callee, channel, outcome, end_reason, duration_s,
           recording, node)                                       -- one row per call, updated as it goes
     call_events(call_id, seq, t, kind, data JSON, PK(call_id, seq))  -- append-only
+    outbox(id, op, payload)   -- with `ship=True`: every write, in order, for voicebot/records/postgres.py to
+                              -- forward to a shared PostgreSQL (written in the same transaction as the row)
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ CREATE TABLE IF NOT EXISTS call_events (
     data TEXT NOT NULL,
     PRIMARY KEY (call_id, seq)
 );
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    op TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
 CREATE INDEX IF NOT EXISTS calls_started ON calls (started_at);
 CREATE INDEX IF NOT EXISTS events_kind ON call_events (kind, t);
 """
@@ -82,15 +89,17 @@ def _clip(value: Any) -> Any:
 class SqliteRecordStore:
     """Call records in one SQLite file; safe to share between the event loop and worker threads."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, ship: bool = False) -> None:
         self.path = Path(path)
+        self.ship = ship
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level="DEFERRED")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._db.commit()
             self.path.chmod(0o600)  # call records hold (masked) caller data: private like tokens and audit
         except (OSError, sqlite3.Error) as exc:
             raise RecordStoreError(f"cannot open the call record store {self.path}: {exc}") from exc
@@ -102,17 +111,20 @@ class SqliteRecordStore:
                    channel: str = "sip", started_at: float | None = None) -> None:
         """Open a call's record (its first event, `call_started`)."""
         started = started_at if started_at is not None else time.time()
-        with self._lock:
+        row = {"call_id": call_id, "started_at": started, "dialplan": dialplan, "caller": caller, "callee": callee,
+               "channel": channel}
+        with self._lock, self._transaction():
             self._db.execute(
                 "INSERT OR IGNORE INTO calls (call_id, started_at, dialplan, caller, callee, channel) "
-                "VALUES (?, ?, ?, ?, ?, ?)", (call_id, started, dialplan, caller, callee, channel))
+                "VALUES (:call_id, :started_at, :dialplan, :caller, :callee, :channel)", row)
+            self._outbox("call", row)
         self.append(call_id, "call_started", {"caller": caller, "callee": callee, "dialplan": dialplan,
                                               "channel": channel}, t=started)
 
     def append(self, call_id: str, kind: str, data: Mapping[str, Any], *, t: float | None = None) -> int:
         """Append one event now (committed before returning); its sequence number within the call."""
         payload = json.dumps(_clip(dict(data)), ensure_ascii=False, default=str)
-        with self._lock:
+        with self._lock, self._transaction():
             seq = self._seq.get(call_id)
             if seq is None:
                 row = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM call_events WHERE call_id = ?",
@@ -120,11 +132,14 @@ class SqliteRecordStore:
                 seq = int(row[0])
             seq += 1
             self._seq[call_id] = seq
+            when = t if t is not None else time.time()
             self._db.execute("INSERT INTO call_events (call_id, seq, t, kind, data) VALUES (?, ?, ?, ?, ?)",
-                             (call_id, seq, t if t is not None else time.time(), kind, payload))
+                             (call_id, seq, when, kind, payload))
             node = data.get("node") if isinstance(data, Mapping) else None
             if isinstance(node, str) and node:
                 self._db.execute("UPDATE calls SET node = ? WHERE call_id = ?", (node, call_id))
+            self._outbox("event", {"call_id": call_id, "seq": seq, "t": when, "kind": kind, "data": payload,
+                                   "node": node if isinstance(node, str) and node else None})
         return seq
 
     def end_call(self, call_id: str, *, outcome: str = "", end_reason: str = "", duration_s: float | None = None,
@@ -134,12 +149,39 @@ class SqliteRecordStore:
         ended = ended_at if ended_at is not None else time.time()
         self.append(call_id, "call_ended", {"outcome": outcome, "end_reason": end_reason, "duration_s": duration_s,
                                             "recording": recording, **dict(extra or {})}, t=ended)
-        with self._lock:
+        row = {"call_id": call_id, "ended_at": ended, "outcome": outcome, "end_reason": end_reason,
+               "duration_s": duration_s, "recording": recording, "dialplan": dialplan or None}
+        with self._lock, self._transaction():
             self._db.execute(
-                "UPDATE calls SET ended_at = ?, outcome = ?, end_reason = ?, duration_s = ?, recording = ?, "
-                "dialplan = COALESCE(?, dialplan) WHERE call_id = ?",
-                (ended, outcome, end_reason, duration_s, recording, dialplan or None, call_id))
+                "UPDATE calls SET ended_at = :ended_at, outcome = :outcome, end_reason = :end_reason, "
+                "duration_s = :duration_s, recording = :recording, dialplan = COALESCE(:dialplan, dialplan) "
+                "WHERE call_id = :call_id", row)
+            self._outbox("end", row)
             self._seq.pop(call_id, None)
+
+    # ------------------------------------------------------------------ shipping to a shared database
+    def _transaction(self) -> sqlite3.Connection:
+        return self._db  # sqlite3's context manager: BEGIN ... COMMIT (ROLLBACK on error)
+
+    def _outbox(self, op: str, row: Mapping[str, Any]) -> None:
+        if self.ship:
+            self._db.execute("INSERT INTO outbox (op, payload) VALUES (?, ?)",
+                             (op, json.dumps(dict(row), ensure_ascii=False, default=str)))
+
+    def pending(self, limit: int = 500) -> list[tuple[int, str, dict[str, Any]]]:
+        """Writes not yet forwarded to the shared database, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, op, payload FROM outbox ORDER BY id LIMIT ?", (limit,)).fetchall()
+        return [(row[0], row[1], json.loads(row[2])) for row in rows]
+
+    def shipped(self, up_to_id: int) -> None:
+        """Forget the forwarded writes up to `up_to_id` (the shared database committed them)."""
+        with self._lock, self._transaction():
+            self._db.execute("DELETE FROM outbox WHERE id <= ?", (up_to_id,))
+
+    def backlog(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
     # ------------------------------------------------------------------ reading
     def events(self, call_id: str) -> list[CallEvent]:

@@ -1,0 +1,189 @@
+"""Call records of several nodes in one PostgreSQL (clusters), fed from each node's local SQLite outbox.
+
+Every node writes its calls' events to its own SQLite file first (durable at once: a crash loses at most the event
+being written) with `ship=True`, which queues each write in the file's `outbox` table in the same transaction. A
+`Shipper` thread forwards the outbox, oldest first, in batches, each batch in one PostgreSQL transaction; rows
+are idempotent (events keyed by call id + sequence, call rows upserted), so a batch sent twice after a lost
+acknowledgement changes nothing. While PostgreSQL is unreachable the outbox simply grows (one warning, then one
+line a minute) and the shipper retries with backoff; when the connection is back it catches up in order.
+
+Schema changes are numbered migrations applied once (`schema_migrations`), by `migrate(dsn)` at start or by
+`voicebot records migrate`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from voicebot.records.store import SqliteRecordStore
+
+__all__ = ["MIGRATIONS", "Shipper", "migrate"]
+
+log = logging.getLogger("voicebot.records")
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, """
+CREATE TABLE calls (
+    call_id TEXT PRIMARY KEY,
+    server_node TEXT,
+    started_at DOUBLE PRECISION NOT NULL,
+    ended_at DOUBLE PRECISION,
+    dialplan TEXT,
+    caller TEXT,
+    callee TEXT,
+    channel TEXT,
+    outcome TEXT,
+    end_reason TEXT,
+    duration_s DOUBLE PRECISION,
+    recording TEXT,
+    node TEXT
+);
+CREATE TABLE call_events (
+    call_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    t DOUBLE PRECISION NOT NULL,
+    kind TEXT NOT NULL,
+    data JSONB NOT NULL,
+    PRIMARY KEY (call_id, seq)
+);
+CREATE INDEX calls_started ON calls (started_at);
+CREATE INDEX events_kind ON call_events (kind, t);
+"""),
+]
+
+
+def migrate(connection: Any) -> int:
+    """Apply the migrations this database lacks (under an advisory lock: nodes starting together are safe);
+    returns the schema version."""
+    with connection.transaction():
+        connection.execute("SELECT pg_advisory_xact_lock(7478001)")
+        connection.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                           "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")
+        done = {row[0] for row in connection.execute("SELECT version FROM schema_migrations").fetchall()}
+        for version, sql in MIGRATIONS:
+            if version not in done:
+                connection.execute(sql)
+                connection.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+                log.info("records schema migrated", extra={"fields": {"version": version}})
+    return max(version for version, _ in MIGRATIONS)
+
+
+def _apply(connection: Any, node: str, op: str, row: dict[str, Any]) -> None:
+    if op == "call":
+        connection.execute(
+            "INSERT INTO calls (call_id, server_node, started_at, dialplan, caller, callee, channel) "
+            "VALUES (%(call_id)s, %(server_node)s, %(started_at)s, %(dialplan)s, %(caller)s, %(callee)s, %(channel)s) "
+            "ON CONFLICT (call_id) DO NOTHING", {**row, "server_node": node})
+    elif op == "event":
+        connection.execute(
+            "INSERT INTO call_events (call_id, seq, t, kind, data) VALUES (%(call_id)s, %(seq)s, %(t)s, %(kind)s, "
+            "%(data)s::jsonb) ON CONFLICT (call_id, seq) DO NOTHING", row)
+        if row.get("node"):
+            connection.execute("UPDATE calls SET node = %(node)s WHERE call_id = %(call_id)s", row)
+    elif op == "end":
+        connection.execute(
+            "UPDATE calls SET ended_at = %(ended_at)s, outcome = %(outcome)s, end_reason = %(end_reason)s, "
+            "duration_s = %(duration_s)s, recording = %(recording)s, dialplan = COALESCE(%(dialplan)s, dialplan) "
+            "WHERE call_id = %(call_id)s", row)
+    else:
+        raise ValueError(f"unknown outbox operation {op!r}")
+
+
+class Shipper:
+    """Forwards a node's SQLite outbox to PostgreSQL in a background thread (see the module docstring)."""
+
+    def __init__(self, store: SqliteRecordStore, dsn: str, *, node: str, batch: int = 500,
+                 idle_s: float = 0.2, max_backoff_s: float = 10.0) -> None:
+        if not store.ship:
+            raise ValueError("the record store must be opened with ship=True to feed PostgreSQL")
+        self.store = store
+        self.dsn = dsn
+        self.node = node
+        self.batch = batch
+        self.idle_s = idle_s
+        self.max_backoff_s = max_backoff_s
+        self.shipped_total = 0
+        self.failures = 0  # attempts that failed (database down, network, ...)
+        self.connected = False
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="records-shipper", daemon=True)
+        self._connection: Any = None
+        self._warned_at = 0.0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def kick(self) -> None:
+        """New writes are waiting: ship them now rather than at the next idle tick."""
+        self._wake.set()
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Ship what can be shipped within `timeout_s`, then stop (the rest stays in the outbox for next time)."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout_s)
+
+    def ship_once(self) -> int:
+        """Forward one batch; the number of writes shipped (0: nothing pending). Raises on database errors."""
+        pending = self.store.pending(self.batch)
+        if not pending:
+            return 0
+        connection = self._connect()
+        with connection.transaction():
+            for _, op, row in pending:
+                _apply(connection, self.node, op, row)
+        self.store.shipped(pending[-1][0])
+        self.shipped_total += len(pending)
+        return len(pending)
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        if self._connection is None or self._connection.closed:
+            self._connection = psycopg.connect(self.dsn, autocommit=True, connect_timeout=3)
+            migrate(self._connection)
+            if not self.connected:
+                log.info("records: shipping to PostgreSQL", extra={"fields": {"backlog": self.store.backlog()}})
+            self.connected = True
+        return self._connection
+
+    def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                while self.ship_once():
+                    pass
+                backoff = 0.5
+            except Exception as exc:  # noqa: BLE001 - any database or network failure: keep the outbox, retry
+                self._lost(exc)
+                if self._stop.wait(backoff):
+                    return
+                backoff = min(backoff * 2, self.max_backoff_s)
+                continue
+            if self._stop.is_set():
+                self._close()
+                return
+            self._wake.wait(self.idle_s)
+            self._wake.clear()
+
+    def _lost(self, exc: BaseException) -> None:
+        self.failures += 1
+        now = time.monotonic()
+        if self.connected or now - self._warned_at >= 60:
+            self._warned_at = now
+            log.warning("records: PostgreSQL unreachable, keeping %d writes locally: %s", self.store.backlog(),
+                        str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
+        self.connected = False
+        self._close()
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            except Exception:  # noqa: BLE001 - already broken
+                pass
+            self._connection = None
