@@ -1,4 +1,6 @@
-"""Conversation analytics over the API (admins and supervisors): GET /analytics and /analytics.csv.
+"""Conversation analytics over the API (admins and supervisors): GET /analytics and /analytics.csv; the improvement
+loop: GET /review (what callers said that nothing understood, grouped) and POST /review/export (the domain's nlu.yml
+with labelled examples added, as a download: `voicebot nlu eval` then shows the effect).
 
 Query parameters: `dialplan`, `lang` (en-US, zh-CN), `from` and `to` (ISO dates or date-times, UTC; `to` is
 exclusive). The figures are computed by voicebot/records/analytics.py on a read-only connection to the call record
@@ -16,12 +18,16 @@ from typing import Any
 from aiohttp import web
 
 from voicebot.api.app import STATIC_DIR, _error, public, roles
+from voicebot.nlu.edit import add_examples
 from voicebot.records.analytics import AnalyticsFilter, report, report_csv
+from voicebot.records.review import group_similar, not_understood
+from voicebot.yamlsrc import YamlSourceError
 from voicebot.records.store import SCHEMA
 
 __all__ = ["add_analytics_routes"]
 
 RECORDS_PATH_KEY = web.AppKey("records_path", Path)
+NLU_DIR_KEY = web.AppKey("nlu_dir", Path)
 
 
 class _BadQuery(ValueError):
@@ -54,12 +60,26 @@ def _scope(query: Any) -> AnalyticsFilter:
     return AnalyticsFilter(since=since, until=until, dialplan=dialplan, lang=lang)
 
 
-def _compute(path: Path, scope: AnalyticsFilter) -> dict[str, Any]:
+def _connect(path: Path) -> sqlite3.Connection:
     if path.exists():
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    else:  # no call yet: the same report, all zeros
-        db = sqlite3.connect(":memory:")
-        db.executescript(SCHEMA)
+        return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    db = sqlite3.connect(":memory:")  # no call yet: the same answers, empty
+    db.executescript(SCHEMA)
+    return db
+
+
+def _groups(path: Path, scope: AnalyticsFilter, shown: int) -> dict[str, Any]:
+    db = _connect(path)
+    try:
+        utterances = not_understood(db, scope)
+    finally:
+        db.close()
+    groups = group_similar(utterances)
+    return {"utterances": len(utterances), "groups": [group.summary() for group in groups[:shown]]}
+
+
+def _compute(path: Path, scope: AnalyticsFilter) -> dict[str, Any]:
+    db = _connect(path)
     try:
         return report(db, scope)
     finally:
@@ -95,8 +115,59 @@ async def analytics_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "analytics.html")
 
 
-def add_analytics_routes(app: web.Application, records_path: Path) -> None:
+@roles("admin", "supervisor")
+async def review_groups(request: web.Request) -> web.StreamResponse:
+    try:
+        scope = _scope(request.query)
+        shown = int(request.query.get("groups", "50"))
+    except (_BadQuery, ValueError) as exc:
+        return _error(400, str(exc))
+    data = await asyncio.get_running_loop().run_in_executor(
+        None, _groups, request.app[RECORDS_PATH_KEY], scope, max(1, min(shown, 500)))
+    return web.json_response(data)
+
+
+@roles("admin", "supervisor")
+async def review_export(request: web.Request) -> web.StreamResponse:
+    """Body: {"domain": "finance", "lang": "en", "labels": [{"intent": "card_fees", "examples": ["..."]}]}."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error(400, "the body must be JSON")
+    if not isinstance(body, dict) or not isinstance(body.get("labels"), list):
+        return _error(400, 'send {"domain": ..., "lang": ..., "labels": [{"intent": ..., "examples": [...]}]}')
+    domain, lang = str(body.get("domain", "")), str(body.get("lang", ""))
+    if not domain.replace("_", "").replace("-", "").isalnum() or lang not in ("en", "zh"):
+        return _error(400, "domain must be an NLU domain name (nlu_models/<domain>) and lang en or zh")
+    path = request.app[NLU_DIR_KEY] / domain / lang / "nlu.yml"
+    if not path.is_file():
+        return _error(404, f"no NLU data for {domain}/{lang}")
+    text = path.read_text(encoding="utf-8")
+    added = 0
+    try:
+        for label in body["labels"][:200]:
+            if not isinstance(label, dict) or not isinstance(label.get("examples"), list):
+                return _error(400, "each label needs an intent and a list of examples")
+            result = add_examples(text, str(label.get("intent", "")), [str(e) for e in label["examples"][:200]],
+                                  label=f"{domain}/{lang}/nlu.yml")
+            text, added = result.text, added + len(result.added)
+    except (ValueError, YamlSourceError) as exc:
+        return _error(400, str(exc))
+    return web.Response(text=text, content_type="application/x-yaml", headers={
+        "Content-Disposition": f'attachment; filename="{domain}-{lang}-nlu.yml"', "X-Examples-Added": str(added)})
+
+
+@public
+async def review_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "review.html")
+
+
+def add_analytics_routes(app: web.Application, records_path: Path, nlu_dir: Path | None = None) -> None:
     app[RECORDS_PATH_KEY] = records_path
+    app[NLU_DIR_KEY] = nlu_dir or Path("nlu_models")
+    app.router.add_get("/review", review_groups)
+    app.router.add_post("/review/export", review_export)
+    app.router.add_get("/review/view", review_page)
     app.router.add_get("/analytics", analytics_json)
     app.router.add_get("/analytics.csv", analytics_csv)
     app.router.add_get("/analytics/view", analytics_page)

@@ -1,4 +1,5 @@
-"""`voicebot nlu train|eval <domain_dir>`: train the embedded NLU with a progress bar, or cross-validate it.
+"""`voicebot nlu train|eval|add <domain_dir>`: train the embedded NLU with a progress bar, cross-validate it, or add
+labelled examples (the improvement loop: utterances the bot did not understand, labelled by an author).
 
 Wire into the main CLI with `register(subparsers)` (handlers are set as `func`, returning an exit code);
 `main(argv)` runs it stand-alone.
@@ -42,6 +43,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     eval_cmd.add_argument("--folds", type=int, default=5)
     eval_cmd.add_argument("--lang", help="only this language (default: all)")
     eval_cmd.set_defaults(func=_eval_command)
+    add_cmd = commands.add_parser("add", help="add labelled examples to nlu_models/<domain>/<lang>/nlu.yml")
+    add_cmd.add_argument("domain_dir", type=Path)
+    add_cmd.add_argument("--lang", required=True, help="en or zh")
+    add_cmd.add_argument("--intent", required=True)
+    add_cmd.add_argument("examples", nargs="*", help="example utterances, right after the domain (or --from-file)")
+    add_cmd.add_argument("--from-file", type=Path, help="one example per line")
+    add_cmd.set_defaults(func=_add_command)
     return nlu
 
 
@@ -50,6 +58,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return int(args.func(args) or 0)
+
+
+def _add_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Append examples to one language's nlu.yml (comments and layout kept; re-parsed before it is written)."""
+    from voicebot.nlu.edit import add_examples
+
+    out = out or sys.stdout
+    path = args.domain_dir / args.lang / "nlu.yml"
+    examples = list(args.examples)
+    if args.from_file is not None:
+        examples += [line for line in args.from_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not examples:
+        print("voicebot nlu add: give examples, or --from-file", file=sys.stderr)
+        return 2
+    try:
+        result = add_examples(path.read_text(encoding="utf-8"), args.intent, examples, label=str(path))
+    except FileNotFoundError:
+        print(f"voicebot nlu add: {path} does not exist", file=sys.stderr)
+        return 2
+    except (ValueError, YamlSourceError) as exc:
+        print(f"voicebot nlu add: {exc}", file=sys.stderr)
+        return 2
+    if result.added:
+        temporary = path.with_suffix(".yml.tmp")
+        temporary.write_text(result.text, encoding="utf-8")
+        temporary.replace(path)
+    print(f"{path}: {len(result.added)} example(s) added to {args.intent}"
+          + (f", {len(result.skipped)} already there" if result.skipped else "")
+          + (f" — check with: voicebot nlu eval {args.domain_dir} --lang {args.lang}" if result.added else ""),
+          file=out)
+    return 0
 
 
 def _languages(domain_dir: Path, only: str | None = None) -> list[Path]:

@@ -79,8 +79,10 @@ class _Sql:
     def text(self, sql: str) -> str:
         if self.dialect == "sqlite":
             sql = re.sub(r"\{j:(\w+)\}", r"json_extract(e.data, '$.\1')", sql)
+            sql = re.sub(r"\{n:(\w+)\}", r"json_extract(n.data, '$.\1')", sql)
             return sql.replace("{jc:node}", "json_extract(e.data, '$.node')")
         sql = re.sub(r"\{j:(\w+)\}", r"(e.data->>'\1')", sql)
+        sql = re.sub(r"\{n:(\w+)\}", r"(n.data->>'\1')", sql)
         sql = sql.replace("{jc:node}", "(e.data->>'node')")
         return re.sub(r"(?<!:):(\w+)", r"%(\1)s", sql)
 
