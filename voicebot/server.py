@@ -203,7 +203,8 @@ class VoicebotServer:
             self.handoff.browser_legs = BrowserAgentLegs(self.acd, ring_timeout_s=qc.ring_timeout_s)
             add_browser_agent_routes(app, self.handoff.browser_legs)
             add_recording_routes(app, Path(self.config.recording.directory))
-            add_analytics_routes(app, Path(self.config.records.path), Path(self.config.nlu_dir))
+            add_analytics_routes(app, Path(self.config.records.path), Path(self.config.nlu_dir),
+                                 metrics=self.journal.metrics)
             self.api_runner = web.AppRunner(app, access_log=None)
             await self.api_runner.setup()
             site = web.TCPSite(self.api_runner, api.host, api.port)

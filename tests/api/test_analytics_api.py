@@ -65,3 +65,19 @@ async def test_no_records_yet_is_an_empty_report(service, tokens, tmp_path: Path
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         response = await client.get("/analytics", headers=bearer(secrets["admin"]))
         assert response.status == 200 and (await response.json())["calls"] == 0
+
+
+async def test_metrics_include_the_bot_side(service, tokens, tmp_path: Path) -> None:
+    from voicebot.records.journal import CallJournal
+
+    store, secrets = tokens
+    journal = CallJournal(None)
+    journal.start("c1")
+    journal.end("c1", outcome="completed")
+    app = create_app(service, store)
+    add_analytics_routes(app, tmp_path / "calls.sqlite3", metrics=journal.metrics)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        response = await client.get("/metrics", headers=bearer(secrets["admin"]))
+        text = await response.text()
+        assert response.status == 200, text
+        assert 'voicebot_bot_calls_ended_total{how="contained"} 1' in text and "voicebot_queue" in text

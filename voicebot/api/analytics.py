@@ -17,9 +17,10 @@ from typing import Any
 
 from aiohttp import web
 
-from voicebot.api.app import STATIC_DIR, _error, public, roles
+from voicebot.api.app import BOT_METRICS_KEY, STATIC_DIR, _error, public, roles
 from voicebot.nlu.edit import add_examples
 from voicebot.records.analytics import AnalyticsFilter, report, report_csv
+from voicebot.records.metrics import BotMetrics
 from voicebot.records.review import group_similar, not_understood
 from voicebot.yamlsrc import YamlSourceError
 from voicebot.records.store import SCHEMA
@@ -162,8 +163,12 @@ async def review_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "review.html")
 
 
-def add_analytics_routes(app: web.Application, records_path: Path, nlu_dir: Path | None = None) -> None:
+def add_analytics_routes(app: web.Application, records_path: Path, nlu_dir: Path | None = None,
+                         metrics: BotMetrics | None = None) -> None:
+    """Analytics and review routes; `metrics` (the call journal's) are added to the API's /metrics."""
     app[RECORDS_PATH_KEY] = records_path
+    if metrics is not None:
+        app[BOT_METRICS_KEY] = metrics
     app[NLU_DIR_KEY] = nlu_dir or Path("nlu_models")
     app.router.add_get("/review", review_groups)
     app.router.add_post("/review/export", review_export)

@@ -27,6 +27,7 @@ from voicebot.api.security import CorsPolicy, LoginLimiter
 from voicebot.api.tokens import Principal, TokenStore
 from voicebot.queues.acd import AcdError, InvalidTransition, UnknownAgent, UnknownQueue
 from voicebot.queues.service import AcdService
+from voicebot.records.metrics import BotMetrics
 
 __all__ = ["create_app", "principal_of"]
 
@@ -38,6 +39,7 @@ TOKENS_KEY = web.AppKey("tokens", TokenStore)
 LIMITER_KEY = web.AppKey("limiter", LoginLimiter)
 CLOCK_KEY = web.AppKey("clock", Callable[[], float])
 HUB_KEY = web.AppKey("hub", AgentHub)
+BOT_METRICS_KEY = web.AppKey("bot_metrics", BotMetrics)  # set by voicebot.api.analytics.add_analytics_routes
 PRINCIPAL_KEY = web.RequestKey("principal", Principal)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -186,6 +188,9 @@ async def metrics(request: web.Request) -> web.Response:
     if mode is not None:
         text += ("# HELP voicebot_queue_store_degraded 1 while the shared queue store (Redis) is unreachable\n"
                  f"# TYPE voicebot_queue_store_degraded gauge\nvoicebot_queue_store_degraded {int(mode == 'degraded')}\n")
+    bot = request.app.get(BOT_METRICS_KEY)
+    if bot is not None:  # the dialplan sessions' own figures (voicebot/records/metrics.py)
+        text += bot.prometheus()
     return web.Response(text=text, content_type="text/plain", charset="utf-8",
                         headers={"X-Prometheus-Format": "0.0.4"})
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from voicebot.records.metrics import BotMetrics
 from voicebot.records.postgres import Shipper
 from voicebot.records.store import SqliteRecordStore
 
@@ -33,6 +34,7 @@ class CallJournal:
 
     def __init__(self, store: SqliteRecordStore | None) -> None:
         self.store = store
+        self.metrics = BotMetrics()
         self._warned_at = 0.0
         self.failures = 0
 
@@ -49,17 +51,20 @@ class CallJournal:
                 log.warning("call record store: %s failed: %s (%d failures so far)", what, exc, self.failures)
 
     def start(self, call_id: str, **fields: Any) -> None:
+        self.metrics.started(call_id)
         self._guard("start", lambda: self.store.start_call(call_id, **fields))  # type: ignore[union-attr]
 
     def sink(self, call_id: str) -> Callable[[dict[str, Any]], None]:
         """A transcript sink: each (already redacted) entry becomes an event of the call's record."""
         def write(entry: dict[str, Any]) -> None:
             data = {k: v for k, v in entry.items() if k != "t"}
+            self.metrics.event(call_id, event_kind(entry), data)
             self._guard("append", lambda: self.store.append(  # type: ignore[union-attr]
                 call_id, event_kind(entry), data, t=entry.get("t")))
         return write
 
     def end(self, call_id: str, **fields: Any) -> None:
+        self.metrics.ended(call_id, str(fields.get("outcome") or ""), (fields.get("extra") or {}).get("turns") or ())
         self._guard("end", lambda: self.store.end_call(call_id, **fields))  # type: ignore[union-attr]
 
     def close(self) -> None:
