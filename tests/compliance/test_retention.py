@@ -75,3 +75,24 @@ def test_cli_dry_run_then_real_run_is_audited(tmp_path: Path, capsys: pytest.Cap
 def test_cli_reports_a_missing_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(["--days", "1", "--dir", str(tmp_path / "nope"), "--audit-log", str(tmp_path / "a")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_cli_trims_the_call_record_store_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from voicebot.records.store import SqliteRecordStore
+
+    now = time.time()
+    store = SqliteRecordStore(tmp_path / "calls.sqlite3")
+    store.start_call("old", started_at=now - 100 * 86400)
+    store.append("old", "node", {"node": "greet"})
+    store.start_call("new", started_at=now - 1 * 86400)
+    store.close()
+    (tmp_path / "rec").mkdir()
+    common = ["--days", "90", "--dir", str(tmp_path / "rec"), "--records", str(tmp_path / "calls.sqlite3"),
+              "--audit-log", str(tmp_path / "audit.jsonl")]
+    assert _run(["--dry-run", *common]) == 0
+    assert "1 call record(s) would delete" in capsys.readouterr().out
+    assert _run(common) == 0
+    assert "1 call record(s) deleted" in capsys.readouterr().out
+    store = SqliteRecordStore(tmp_path / "calls.sqlite3")
+    assert [call["call_id"] for call in store.calls()] == ["new"] and store.events("old") == []
+    assert '"call_records":1' in (tmp_path / "audit.jsonl").read_text()

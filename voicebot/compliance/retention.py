@@ -82,6 +82,8 @@ def register(subparsers: Any) -> None:
                         help="directory to clean (repeatable; default: the configured recording directory)")
     parser.add_argument("--config", type=Path, default=None, help="server config to read defaults from")
     parser.add_argument("--audit-log", type=Path, default=None, help=f"audit log (default {DEFAULT_AUDIT_LOG})")
+    parser.add_argument("--records", type=Path, default=None,
+                        help="call record store to trim too (default: the configured records.path, if it exists)")
     parser.set_defaults(func=_retention)
 
 
@@ -101,6 +103,10 @@ def _defaults(args: argparse.Namespace) -> tuple[list[Path], float]:
             dirs = [Path(recording.directory)] if recording is not None else []
         if days is None:
             days = float(getattr(recording, "retention_days", None) or DEFAULT_DAYS)
+        records = getattr(config, "records", None)
+        if args.dirs is None and args.records is None and records is not None and records.enabled \
+                and Path(records.path).exists():  # relying on the configuration: its call records too
+            args.records = Path(records.path)
     return list(dirs), float(days)
 
 
@@ -125,10 +131,21 @@ def _retention(args: argparse.Namespace) -> int:
         print(f"{verb}: {item.path} ({item.age_days:.0f} days old, {item.size} bytes)")
     total = sum(item.size for item in done)
     print(f"{len(done)} file(s), {total} bytes {verb} (older than {days:g} days in {', '.join(map(str, dirs))})")
+    calls = 0
+    if args.records is not None:
+        from voicebot.records.store import SqliteRecordStore
+
+        store = SqliteRecordStore(args.records)
+        try:
+            calls = store.delete_before(time.time() - days * 86400, dry_run=args.dry_run)
+        finally:
+            store.close()
+        print(f"{calls} call record(s) {verb} from {args.records}")
     if not args.dry_run:
         with AuditLog(args.audit_log or DEFAULT_AUDIT_LOG) as audit:
             audit.record(f"cli:{_user()}", "retention.delete", ",".join(map(str, dirs)), days=days,
-                         files=len(done), bytes=total, paths=[str(item.path) for item in done[:1000]])
+                         files=len(done), bytes=total, paths=[str(item.path) for item in done[:1000]],
+                         call_records=calls)
     return 0
 
 

@@ -183,6 +183,16 @@ class SqliteRecordStore:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
 
+    def delete_before(self, cutoff: float, *, dry_run: bool = False) -> int:
+        """Retention: forget calls started before `cutoff` (epoch seconds) with their events; how many."""
+        with self._lock, self._transaction():
+            old = "SELECT call_id FROM calls WHERE started_at < ?"
+            count = int(self._db.execute(f"SELECT COUNT(*) FROM ({old})", (cutoff,)).fetchone()[0])
+            if not dry_run:
+                self._db.execute(f"DELETE FROM call_events WHERE call_id IN ({old})", (cutoff,))
+                self._db.execute("DELETE FROM calls WHERE started_at < ?", (cutoff,))
+        return count
+
     # ------------------------------------------------------------------ reading
     def events(self, call_id: str) -> list[CallEvent]:
         with self._lock:
