@@ -19,35 +19,21 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from voicebot.records.summary import day_of
+
 __all__ = ["AnalyticsFilter", "report", "report_csv"]
 
-_CLASSIFIED = """
-WITH scoped AS (
-    SELECT c.call_id, c.dialplan, c.node, c.outcome, c.ended_at,
-           COALESCE((SELECT {j:lang} FROM call_events e
-                     WHERE e.call_id = c.call_id AND e.kind = 'language' ORDER BY e.seq DESC LIMIT 1), '') AS lang,
-           EXISTS (SELECT 1 FROM call_events e WHERE e.call_id = c.call_id AND e.kind = 'queue_joined') AS queued,
-           EXISTS (SELECT 1 FROM call_events e WHERE e.call_id = c.call_id
-                   AND e.kind IN ('agent_answered', 'transferred')) AS to_person,
-           EXISTS (SELECT 1 FROM call_events e WHERE e.call_id = c.call_id AND e.kind = 'caller_hangup') AS left_early
-    FROM calls c
-    WHERE c.started_at >= CAST(:since AS DOUBLE PRECISION) AND c.started_at < CAST(:until AS DOUBLE PRECISION)
-      AND (CAST(:dialplan AS TEXT) IS NULL OR c.dialplan = CAST(:dialplan AS TEXT))
-)
-SELECT call_id, dialplan, node, lang,
-       CASE
-           WHEN to_person THEN 'transferred'
-           WHEN queued AND left_early THEN 'abandoned_in_queue'
-           WHEN outcome = 'callback' THEN 'callback'
-           WHEN queued THEN 'queued_not_answered'
-           WHEN left_early THEN 'abandoned_in_bot'
-           WHEN outcome = 'completed' THEN 'contained'
-           WHEN ended_at IS NULL THEN 'in_progress_or_lost'
-           ELSE 'other'
-       END AS class
-FROM scoped
-WHERE (CAST(:lang AS TEXT) IS NULL OR lang = CAST(:lang AS TEXT)
-       OR (lang = '' AND CAST(:lang AS TEXT) = CAST(:default_lang AS TEXT)))
+_CALL_SCOPE = """
+c.started_at >= CAST(:since AS DOUBLE PRECISION) AND c.started_at < CAST(:until AS DOUBLE PRECISION)
+AND (CAST(:dialplan AS TEXT) IS NULL OR c.dialplan = CAST(:dialplan AS TEXT))
+AND (CAST(:lang AS TEXT) IS NULL OR c.lang = CAST(:lang AS TEXT)
+     OR (c.lang = '' AND CAST(:lang AS TEXT) = CAST(:default_lang AS TEXT)))
+"""
+_DAY_SCOPE = """
+r.day >= CAST(:first_day AS TEXT) AND r.day <= CAST(:last_day AS TEXT)
+AND (CAST(:dialplan AS TEXT) IS NULL OR r.dialplan = CAST(:dialplan AS TEXT))
+AND (CAST(:lang AS TEXT) IS NULL OR r.lang = CAST(:lang AS TEXT)
+     OR (r.lang = '' AND CAST(:lang AS TEXT) = CAST(:default_lang AS TEXT)))
 """
 
 
@@ -61,7 +47,8 @@ class AnalyticsFilter:
 
     def params(self) -> dict[str, Any]:
         return {"since": self.since, "until": self.until, "dialplan": self.dialplan, "lang": self.lang,
-                "default_lang": self.default_lang}
+                "default_lang": self.default_lang, "first_day": day_of(max(self.since, 0.0)),
+                "last_day": day_of(max(min(self.until, 253_402_300_799.0) - 0.001, 0.0))}
 
 
 def _rate(part: int, whole: int) -> float:
@@ -97,53 +84,49 @@ class _Sql:
 def report(db: Any, scope: AnalyticsFilter = AnalyticsFilter(), *, top: int = 10,
            dialect: str = "sqlite") -> dict[str, Any]:
     """Every figure of the analytics page for `scope`, as plain JSON-able data. `db`: a sqlite3 or psycopg
-    connection (`dialect` says which)."""
+    connection (`dialect` says which). Call outcomes and languages come from the calls' summary columns (exact
+    times); turn figures (hot spots, funnel, intents) from the daily roll-ups (whole UTC days)."""
     sql = _Sql(db, dialect)
     params = {**scope.params(), "top": top}
-    sql.run("DROP TABLE IF EXISTS classified")
-    sql.run(f"CREATE TEMP TABLE classified AS {_CLASSIFIED}", params)
-    total = int(sql.all("SELECT COUNT(*) FROM classified")[0][0])
-    classes = {row[0]: int(row[1]) for row in sql.all("SELECT class, COUNT(*) FROM classified GROUP BY class")}
+    classes = {row[0]: int(row[1]) for row in sql.all(
+        "SELECT CASE WHEN c.ended_at IS NULL THEN 'in_progress_or_lost' ELSE COALESCE(c.class, 'other') END, "
+        f"COUNT(*) FROM calls c WHERE {_CALL_SCOPE} GROUP BY 1", params)}
+    total = sum(classes.values())
     rates = {name: _rate(count, total) for name, count in classes.items()}
-    turn_kinds = {row[0]: int(row[1]) for row in sql.all(
-        "SELECT e.kind, COUNT(*) FROM call_events e JOIN classified c ON c.call_id = e.call_id "
-        "WHERE e.kind IN ('caller', 'nomatch', 'noinput') GROUP BY e.kind")}
-    hot_spots = [
-        {"dialplan": row[0], "node": row[1], "nomatch": int(row[2]), "noinput": int(row[3])}
-        for row in sql.all(
-            "SELECT c.dialplan, {jc:node} AS at_node, SUM(CASE WHEN e.kind = 'nomatch' THEN 1 ELSE 0 END), "
-            "SUM(CASE WHEN e.kind = 'noinput' THEN 1 ELSE 0 END) FROM call_events e "
-            "JOIN classified c ON c.call_id = e.call_id WHERE e.kind IN ('nomatch', 'noinput') "
-            "GROUP BY c.dialplan, {jc:node} ORDER BY COUNT(*) DESC, 2 LIMIT :top", params)]
-    funnel = [
-        {"dialplan": row[0], "node": row[1], "calls": int(row[2]), "left_here": int(row[3])}
-        for row in sql.all(
-            "SELECT c.dialplan, {jc:node} AS at_node, COUNT(DISTINCT e.call_id), "
-            "COUNT(DISTINCT CASE WHEN c.node = {jc:node} "
-            "AND c.class IN ('abandoned_in_bot', 'abandoned_in_queue') THEN e.call_id END) "
-            "FROM call_events e JOIN classified c ON c.call_id = e.call_id WHERE e.kind = 'node' "
-            "GROUP BY c.dialplan, {jc:node} ORDER BY COUNT(DISTINCT e.call_id) DESC, 2")]
-    heard = [(row[0], int(row[1])) for row in sql.all(
-        "SELECT COALESCE({j:intent}, '') AS intent, COUNT(*) FROM call_events e "
-        "JOIN classified c ON c.call_id = e.call_id WHERE e.kind = 'caller' "
-        "AND COALESCE({j:kind}, '') NOT IN ('dtmf', 'nomatch') "
-        "GROUP BY COALESCE({j:intent}, '') ORDER BY COUNT(*) DESC, 1")]
-    spoken = sum(count for _, count in heard)
-    not_understood = sum(count for intent, count in heard if intent in ("", "out_of_scope"))
     languages = {row[0]: int(row[1]) for row in sql.all(
-        "SELECT CASE WHEN lang = '' THEN CAST(:default_lang AS TEXT) ELSE lang END, COUNT(*) FROM classified "
-        "GROUP BY 1", params)}
+        "SELECT CASE WHEN c.lang = '' THEN CAST(:default_lang AS TEXT) ELSE c.lang END, COUNT(*) FROM calls c "
+        f"WHERE {_CALL_SCOPE} GROUP BY 1", params)}
+    counters: dict[str, dict[tuple[str, str], int]] = {}
+    for metric, dialplan, key, count in sql.all(
+            f"SELECT r.metric, r.dialplan, r.key, SUM(r.count) FROM rollups r WHERE {_DAY_SCOPE} "
+            "GROUP BY r.metric, r.dialplan, r.key", params):
+        counters.setdefault(metric, {})[(dialplan, key)] = int(count)
+    spots: dict[tuple[str, str], list[int]] = {}
+    for index, metric in enumerate(("nomatch", "noinput")):
+        for place, count in counters.get(metric, {}).items():
+            spots.setdefault(place, [0, 0])[index] += count
+    hot_spots = [{"dialplan": dialplan, "node": node, "nomatch": counts[0], "noinput": counts[1]}
+                 for (dialplan, node), counts in sorted(spots.items(), key=lambda item: (-sum(item[1]), item[0]))]
+    entered, left = counters.get("node", {}), counters.get("left", {})
+    funnel = [{"dialplan": dialplan, "node": node, "calls": count, "left_here": left.get((dialplan, node), 0)}
+              for (dialplan, node), count in sorted(entered.items(), key=lambda item: (-item[1], item[0]))]
+    intents: dict[str, int] = {}
+    for (_, intent), count in counters.get("intent", {}).items():
+        intents[intent] = intents.get(intent, 0) + count
+    spoken = sum(intents.values())
+    not_understood = intents.get("", 0) + intents.get("out_of_scope", 0)
+    heard = sorted(((intent, count) for intent, count in intents.items() if intent), key=lambda x: (-x[1], x[0]))
     return {
-        "scope": {k: v for k, v in scope.params().items() if k != "default_lang"},
+        "scope": {k: v for k, v in scope.params().items() if k in ("since", "until", "dialplan", "lang")},
         "calls": total,
         "outcomes": classes,
         "rates": rates,
         "containment_rate": rates.get("contained", 0.0),
-        "turns": {"spoken": turn_kinds.get("caller", 0), "nomatch": turn_kinds.get("nomatch", 0),
-                  "noinput": turn_kinds.get("noinput", 0)},
-        "hot_spots": hot_spots,
+        "turns": {"spoken": spoken, "nomatch": sum(counters.get("nomatch", {}).values()),
+                  "noinput": sum(counters.get("noinput", {}).values())},
+        "hot_spots": hot_spots[:top],
         "funnel": funnel,
-        "top_intents": [{"intent": intent, "count": count} for intent, count in heard if intent][:top],
+        "top_intents": [{"intent": intent, "count": count} for intent, count in heard][:top],
         "not_understood_share": _rate(not_understood, spoken),
         "languages": languages,
     }

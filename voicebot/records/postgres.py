@@ -13,12 +13,14 @@ Schema changes are numbered migrations applied once (`schema_migrations`), by `m
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from typing import Any
 
 from voicebot.records.store import SqliteRecordStore
+from voicebot.records.summary import ABANDONED, CallSummary, day_of, rollups_for_event
 
 __all__ = ["MIGRATIONS", "Shipper", "migrate"]
 
@@ -52,6 +54,22 @@ CREATE TABLE call_events (
 CREATE INDEX calls_started ON calls (started_at);
 CREATE INDEX events_kind ON call_events (kind, t);
 """),
+    (2, """
+ALTER TABLE calls ADD COLUMN lang TEXT NOT NULL DEFAULT '';
+ALTER TABLE calls ADD COLUMN queued BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE calls ADD COLUMN to_person BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE calls ADD COLUMN left_early BOOLEAN NOT NULL DEFAULT false;
+ALTER TABLE calls ADD COLUMN class TEXT;
+CREATE TABLE rollups (
+    day TEXT NOT NULL,
+    dialplan TEXT NOT NULL,
+    lang TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    key TEXT NOT NULL,
+    count BIGINT NOT NULL,
+    PRIMARY KEY (day, dialplan, lang, metric, key)
+);
+"""),
 ]
 
 
@@ -71,23 +89,62 @@ def migrate(connection: Any) -> int:
     return max(version for version, _ in MIGRATIONS)
 
 
+def _summary(connection: Any, call_id: str) -> CallSummary:
+    row = connection.execute("SELECT dialplan, lang, node, queued, to_person, left_early FROM calls "
+                             "WHERE call_id = %s", (call_id,)).fetchone()
+    summary = CallSummary()
+    if row is not None:
+        summary.dialplan, summary.lang, summary.node = row[0] or "", row[1] or "", row[2] or ""
+        summary.flags = {name for name, on in zip(("queued", "to_person", "left_early"), row[3:]) if on}
+    return summary
+
+
+def _count(connection: Any, t: float, summary: CallSummary, metric: str, key: str) -> None:
+    connection.execute(
+        "INSERT INTO rollups (day, dialplan, lang, metric, key, count) VALUES (%s, %s, %s, %s, %s, 1) "
+        "ON CONFLICT (day, dialplan, lang, metric, key) DO UPDATE SET count = rollups.count + 1",
+        (day_of(t), summary.dialplan, summary.lang, metric, key))
+
+
 def _apply(connection: Any, node: str, op: str, row: dict[str, Any]) -> None:
+    """One outbox write, idempotently: a replayed event or end changes nothing (summaries and roll-ups follow
+    only writes that were new)."""
     if op == "call":
         connection.execute(
             "INSERT INTO calls (call_id, server_node, started_at, dialplan, caller, callee, channel) "
             "VALUES (%(call_id)s, %(server_node)s, %(started_at)s, %(dialplan)s, %(caller)s, %(callee)s, %(channel)s) "
             "ON CONFLICT (call_id) DO NOTHING", {**row, "server_node": node})
     elif op == "event":
-        connection.execute(
+        inserted = connection.execute(
             "INSERT INTO call_events (call_id, seq, t, kind, data) VALUES (%(call_id)s, %(seq)s, %(t)s, %(kind)s, "
-            "%(data)s::jsonb) ON CONFLICT (call_id, seq) DO NOTHING", row)
-        if row.get("node"):
-            connection.execute("UPDATE calls SET node = %(node)s WHERE call_id = %(call_id)s", row)
+            "%(data)s::jsonb) ON CONFLICT (call_id, seq) DO NOTHING RETURNING 1", row).fetchone()
+        if inserted is None:
+            return
+        data = json.loads(row["data"])
+        summary = _summary(connection, row["call_id"])
+        if row["kind"] == "node" and isinstance(data.get("node"), str):
+            earlier = connection.execute(
+                "SELECT 1 FROM call_events WHERE call_id = %s AND kind = 'node' AND data->>'node' = %s AND seq < %s "
+                "LIMIT 1", (row["call_id"], data["node"], row["seq"])).fetchone()
+            if earlier is not None:
+                summary.visited.add(data["node"])
+        for metric, key in rollups_for_event(summary, row["kind"], data):
+            _count(connection, row["t"], summary, metric, key)
+        connection.execute(
+            "UPDATE calls SET node = %s, lang = %s, queued = %s, to_person = %s, left_early = %s WHERE call_id = %s",
+            (summary.node or None, summary.lang, "queued" in summary.flags, "to_person" in summary.flags,
+             "left_early" in summary.flags, row["call_id"]))
     elif op == "end":
+        done = connection.execute("SELECT ended_at IS NOT NULL FROM calls WHERE call_id = %s",
+                                  (row["call_id"],)).fetchone()
+        summary = _summary(connection, row["call_id"])
+        klass = summary.final_class(row.get("outcome") or "")
         connection.execute(
             "UPDATE calls SET ended_at = %(ended_at)s, outcome = %(outcome)s, end_reason = %(end_reason)s, "
-            "duration_s = %(duration_s)s, recording = %(recording)s, dialplan = COALESCE(%(dialplan)s, dialplan) "
-            "WHERE call_id = %(call_id)s", row)
+            "duration_s = %(duration_s)s, recording = %(recording)s, dialplan = COALESCE(%(dialplan)s, dialplan), "
+            "class = %(class)s WHERE call_id = %(call_id)s", {**row, "class": klass})
+        if done is not None and not done[0] and klass in ABANDONED and summary.node:
+            _count(connection, row["ended_at"], summary, "left", summary.node)
     else:
         raise ValueError(f"unknown outbox operation {op!r}")
 

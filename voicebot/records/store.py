@@ -7,10 +7,11 @@ the event being written. The database runs in WAL mode with `synchronous=NORMAL`
 process dying at once (only a power loss may take the last transactions), and readers (`voicebot records`, the
 API) never block the writer.
 
-Schema (version 1):
+Schema (version 2):
     calls(call_id PK, started_at, ended_at, dialplan, caller, callee, channel, outcome, end_reason, duration_s,
-          recording, node)                                       -- one row per call, updated as it goes
-    call_events(call_id, seq, t, kind, data JSON, PK(call_id, seq))  -- append-only
+          recording, node, lang, queued, to_person, left_early, class)   -- one row per call, updated as it goes
+    call_events(call_id, seq, t, kind, data JSON, PK(call_id, seq))      -- append-only
+    rollups(day, dialplan, lang, metric, key, count)   -- daily counters for the analytics (summary.py)
     outbox(id, op, payload)   -- with `ship=True`: every write, in order, for voicebot/records/postgres.py to
                               -- forward to a shared PostgreSQL (written in the same transaction as the row)
 """
@@ -26,9 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from voicebot.records.summary import ABANDONED, CallSummary, day_of, rollups_for_event
+
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "CallEvent", "RecordStoreError", "SqliteRecordStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+_SUMMARY_COLUMNS = (("lang", "TEXT NOT NULL DEFAULT ''"), ("queued", "INTEGER NOT NULL DEFAULT 0"),
+                    ("to_person", "INTEGER NOT NULL DEFAULT 0"), ("left_early", "INTEGER NOT NULL DEFAULT 0"),
+                    ("class", "TEXT"))
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     call_id TEXT PRIMARY KEY,
@@ -42,7 +48,12 @@ CREATE TABLE IF NOT EXISTS calls (
     end_reason TEXT,
     duration_s REAL,
     recording TEXT,
-    node TEXT
+    node TEXT,
+    lang TEXT NOT NULL DEFAULT '',
+    queued INTEGER NOT NULL DEFAULT 0,
+    to_person INTEGER NOT NULL DEFAULT 0,
+    left_early INTEGER NOT NULL DEFAULT 0,
+    class TEXT
 );
 CREATE TABLE IF NOT EXISTS call_events (
     call_id TEXT NOT NULL,
@@ -56,6 +67,15 @@ CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     op TEXT NOT NULL,
     payload TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rollups (
+    day TEXT NOT NULL,
+    dialplan TEXT NOT NULL,
+    lang TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    key TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (day, dialplan, lang, metric, key)
 );
 CREATE INDEX IF NOT EXISTS calls_started ON calls (started_at);
 CREATE INDEX IF NOT EXISTS events_kind ON call_events (kind, t);
@@ -97,6 +117,7 @@ class SqliteRecordStore:
             self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level="DEFERRED")
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
             self._db.executescript(SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self._db.commit()
@@ -105,6 +126,33 @@ class SqliteRecordStore:
             raise RecordStoreError(f"cannot open the call record store {self.path}: {exc}") from exc
         self._lock = threading.Lock()
         self._seq: dict[str, int] = {}
+        self._calls: dict[str, CallSummary] = {}
+
+    def _migrate(self) -> None:
+        """Version 1 files (no summary columns) gain them; their calls are counted from then on."""
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version == 1 and "calls" in tables:
+            for name, kind in _SUMMARY_COLUMNS:
+                self._db.execute(f"ALTER TABLE calls ADD COLUMN {name} {kind}")
+
+    def _summary(self, call_id: str) -> CallSummary:
+        summary = self._calls.get(call_id)
+        if summary is None:
+            row = self._db.execute("SELECT dialplan, lang, node, queued, to_person, left_early FROM calls "
+                                   "WHERE call_id = ?", (call_id,)).fetchone()
+            summary = CallSummary()
+            if row is not None:
+                summary.dialplan, summary.lang, summary.node = row[0] or "", row[1] or "", row[2] or ""
+                summary.flags = {name for name, on in zip(("queued", "to_person", "left_early"), row[3:]) if on}
+            self._calls[call_id] = summary
+        return summary
+
+    def _count(self, t: float, summary: CallSummary, metric: str, key: str) -> None:
+        self._db.execute(
+            "INSERT INTO rollups (day, dialplan, lang, metric, key, count) VALUES (?, ?, ?, ?, ?, 1) "
+            "ON CONFLICT (day, dialplan, lang, metric, key) DO UPDATE SET count = count + 1",
+            (day_of(t), summary.dialplan, summary.lang, metric, key))
 
     # ------------------------------------------------------------------ writing
     def start_call(self, call_id: str, *, caller: str = "", callee: str = "", dialplan: str = "",
@@ -117,6 +165,7 @@ class SqliteRecordStore:
             self._db.execute(
                 "INSERT OR IGNORE INTO calls (call_id, started_at, dialplan, caller, callee, channel) "
                 "VALUES (:call_id, :started_at, :dialplan, :caller, :callee, :channel)", row)
+            self._calls[call_id] = CallSummary(dialplan=dialplan)
             self._outbox("call", row)
         self.append(call_id, "call_started", {"caller": caller, "callee": callee, "dialplan": dialplan,
                                               "channel": channel}, t=started)
@@ -135,9 +184,16 @@ class SqliteRecordStore:
             when = t if t is not None else time.time()
             self._db.execute("INSERT INTO call_events (call_id, seq, t, kind, data) VALUES (?, ?, ?, ?, ?)",
                              (call_id, seq, when, kind, payload))
+            summary = self._summary(call_id)
+            before = (summary.node, summary.lang, set(summary.flags))
+            for metric, key in rollups_for_event(summary, kind, data):
+                self._count(when, summary, metric, key)
+            if (summary.node, summary.lang, summary.flags) != before:
+                self._db.execute(
+                    "UPDATE calls SET node = ?, lang = ?, queued = ?, to_person = ?, left_early = ? WHERE call_id = ?",
+                    (summary.node or None, summary.lang, "queued" in summary.flags, "to_person" in summary.flags,
+                     "left_early" in summary.flags, call_id))
             node = data.get("node") if isinstance(data, Mapping) else None
-            if isinstance(node, str) and node:
-                self._db.execute("UPDATE calls SET node = ? WHERE call_id = ?", (node, call_id))
             self._outbox("event", {"call_id": call_id, "seq": seq, "t": when, "kind": kind, "data": payload,
                                    "node": node if isinstance(node, str) and node else None})
         return seq
@@ -152,12 +208,17 @@ class SqliteRecordStore:
         row = {"call_id": call_id, "ended_at": ended, "outcome": outcome, "end_reason": end_reason,
                "duration_s": duration_s, "recording": recording, "dialplan": dialplan or None}
         with self._lock, self._transaction():
+            summary = self._summary(call_id)
+            klass = summary.final_class(outcome)
             self._db.execute(
                 "UPDATE calls SET ended_at = :ended_at, outcome = :outcome, end_reason = :end_reason, "
-                "duration_s = :duration_s, recording = :recording, dialplan = COALESCE(:dialplan, dialplan) "
-                "WHERE call_id = :call_id", row)
+                "duration_s = :duration_s, recording = :recording, dialplan = COALESCE(:dialplan, dialplan), "
+                "class = :class WHERE call_id = :call_id", {**row, "class": klass})
+            if klass in ABANDONED and summary.node:
+                self._count(ended, summary, "left", summary.node)
             self._outbox("end", row)
             self._seq.pop(call_id, None)
+            self._calls.pop(call_id, None)
 
     # ------------------------------------------------------------------ shipping to a shared database
     def _transaction(self) -> sqlite3.Connection:
@@ -191,6 +252,7 @@ class SqliteRecordStore:
             if not dry_run:
                 self._db.execute(f"DELETE FROM call_events WHERE call_id IN ({old})", (cutoff,))
                 self._db.execute("DELETE FROM calls WHERE started_at < ?", (cutoff,))
+                self._db.execute("DELETE FROM rollups WHERE day < ?", (day_of(cutoff),))
         return count
 
     # ------------------------------------------------------------------ reading
