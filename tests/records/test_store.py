@@ -58,7 +58,21 @@ def test_a_failing_store_never_raises_into_the_call(tmp_path: Path) -> None:
     journal.start("c1", caller="x")
     journal.sink("c1")({"t": 1.0, "who": "bot", "text": "hello"})
     journal.end("c1", outcome="done")
+    assert journal.flush()
     assert journal.failures == 3
+
+
+def test_the_journal_writes_in_order_off_the_callers_thread(tmp_path: Path) -> None:
+    store = SqliteRecordStore(tmp_path / "calls.sqlite3")
+    journal = CallJournal(store)
+    journal.start("c1", caller="x")
+    for index in range(50):
+        journal.sink("c1")({"t": float(index), "who": "event", "text": "node", "node": f"n{index}"})
+    journal.end("c1", outcome="completed")
+    journal.close()
+    reader = SqliteRecordStore(tmp_path / "calls.sqlite3")
+    nodes = [event.data["node"] for event in reader.events("c1") if event.kind == "node"]
+    assert nodes == [f"n{index}" for index in range(50)] and reader.calls()[0]["class"] == "contained"
 
 
 def test_event_kinds_follow_the_transcript() -> None:

@@ -4,6 +4,8 @@ minute and the call goes on (the log line "call ended" still carries the whole r
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -30,25 +32,47 @@ def event_kind(entry: Mapping[str, Any]) -> str:
 
 
 class CallJournal:
-    """The server's door to the record store; every method swallows store failures after logging them."""
+    """The server's door to the record store. Writes run in order on one writer thread (a SQLite commit can take
+    milliseconds on a busy disk: never on the event loop that paces the media); a `kill -9` loses at most the
+    writes still queued, normally none or the last event. Store failures are logged, never raised into a call."""
 
     def __init__(self, store: SqliteRecordStore | None) -> None:
         self.store = store
         self.metrics = BotMetrics()
         self._warned_at = 0.0
         self.failures = 0
+        self._queue: queue.SimpleQueue[tuple[str, Callable[[], Any]] | None] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        if store is not None:
+            self._writer = threading.Thread(target=self._write_all, name="call-records", daemon=True)
+            self._writer.start()
+
+    def _write_all(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            what, work = item
+            try:
+                work()
+            except Exception as exc:  # noqa: BLE001 - a full disk or a locked file must never cost the call
+                self.failures += 1
+                now = time.monotonic()
+                if now - self._warned_at >= _WARN_EVERY_S:
+                    self._warned_at = now
+                    log.warning("call record store: %s failed: %s (%d failures so far)", what, exc, self.failures)
 
     def _guard(self, what: str, work: Callable[[], Any]) -> None:
-        if self.store is None:
-            return
-        try:
-            work()
-        except Exception as exc:  # noqa: BLE001 - a full disk or a locked file must never cost the call
-            self.failures += 1
-            now = time.monotonic()
-            if now - self._warned_at >= _WARN_EVERY_S:
-                self._warned_at = now
-                log.warning("call record store: %s failed: %s (%d failures so far)", what, exc, self.failures)
+        if self._writer is not None:
+            self._queue.put((what, work))
+
+    def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until everything queued so far is written (tests, shutdown); False if it took longer."""
+        if self._writer is None:
+            return True
+        done = threading.Event()
+        self._queue.put(("flush", done.set))
+        return done.wait(timeout_s)
 
     def start(self, call_id: str, **fields: Any) -> None:
         self.metrics.started(call_id)
@@ -67,9 +91,13 @@ class CallJournal:
         self.metrics.ended(call_id, str(fields.get("outcome") or ""), (fields.get("extra") or {}).get("turns") or ())
         self._guard("end", lambda: self.store.end_call(call_id, **fields))  # type: ignore[union-attr]
 
-    def close(self) -> None:
-        if self.store is not None:
-            self._guard("close", self.store.close)
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Write what is queued, then close the store."""
+        if self._writer is None or self.store is None:
+            return
+        self._guard("close", self.store.close)
+        self._queue.put(None)
+        self._writer.join(timeout_s)
 
 
 def open_journal(config: Any, *, node: str) -> tuple[CallJournal, Shipper | None]:

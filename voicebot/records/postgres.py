@@ -69,6 +69,7 @@ CREATE TABLE rollups (
     count BIGINT NOT NULL,
     PRIMARY KEY (day, dialplan, lang, metric, key)
 );
+CREATE INDEX calls_scope ON calls (started_at, dialplan, lang, class, ended_at);
 """),
 ]
 

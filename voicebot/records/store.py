@@ -78,6 +78,7 @@ CREATE TABLE IF NOT EXISTS rollups (
     PRIMARY KEY (day, dialplan, lang, metric, key)
 );
 CREATE INDEX IF NOT EXISTS calls_started ON calls (started_at);
+CREATE INDEX IF NOT EXISTS calls_scope ON calls (started_at, dialplan, lang, class, ended_at);
 CREATE INDEX IF NOT EXISTS events_kind ON call_events (kind, t);
 """
 _MAX_TEXT = 4000  # a single field of an event is clipped (caller-controlled text must not bloat the store)
