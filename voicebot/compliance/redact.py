@@ -39,6 +39,8 @@ __all__ = [
     "Finding",
     "RedactingLogFilter",
     "Redactor",
+    "clip_obj",
+    "clip_text",
     "cn_id_valid",
     "install_log_redaction",
     "luhn_valid",
@@ -126,10 +128,16 @@ _NEGATIVE_CONTEXT = re.compile(
     re.IGNORECASE,
 )
 _SSN_CONTEXT = re.compile(r"(social security|\bsocial\b|\bssn\b|社会安全号)[^.!?。！？]{0,40}$", re.IGNORECASE)
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# Every pattern applied to caller-controlled text is bounded (RFC 5321 limits: local part 64, label 63): an
+# unbounded `[...]+@` retried at each of 60k start positions took seconds on one long Call-ID (issue 21.1).
+_EMAIL = re.compile(
+    r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}"
+    r"(?![A-Za-z0-9-])"
+)
 _SPOKEN_EMAIL = re.compile(
-    r"\b[a-z0-9]+(?:\s+(?:dot|underscore|dash|hyphen)\s+[a-z0-9]+)*\s+at\s+[a-z0-9]+(?:\s+dot\s+[a-z0-9]+)*"
-    r"\s+dot\s+(?:com|net|org|edu|gov|io|cn|co|uk|de|fr|jp|info|biz)\b",
+    r"\b[a-z0-9]{1,64}(?:[ \t]{1,3}(?:dot|underscore|dash|hyphen)[ \t]{1,3}[a-z0-9]{1,64}){0,6}[ \t]{1,3}at[ \t]{1,3}"
+    r"[a-z0-9]{1,63}(?:[ \t]{1,3}dot[ \t]{1,3}[a-z0-9]{1,63}){0,6}"
+    r"[ \t]{1,3}dot[ \t]{1,3}(?:com|net|org|edu|gov|io|cn|co|uk|de|fr|jp|info|biz)\b",
     re.IGNORECASE,
 )
 _MAX_SUBRUN_ATOMS = 40
@@ -405,9 +413,35 @@ def redact_obj(obj: Any, sensitive: Iterable[str] = (), sensitive_keys: Iterable
 _STANDARD_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
+MAX_LOGGED_FIELD_CHARS = 2048
+"""Longest string a log field keeps: a 60 KB Call-ID or display name is clipped before redaction and output."""
+MAX_LOGGED_MESSAGE_CHARS = 8192
+
+
+def clip_text(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…[{len(text) - limit} more chars]"
+
+
+def clip_obj(obj: Any, limit: int = MAX_LOGGED_FIELD_CHARS) -> Any:
+    """A copy of nested dicts/lists/tuples with every string (keys too) clipped to `limit` characters."""
+    if isinstance(obj, str):
+        return clip_text(obj, limit)
+    if isinstance(obj, Mapping):
+        return {clip_obj(k, limit): clip_obj(v, limit) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [clip_obj(item, limit) for item in obj]
+    if isinstance(obj, tuple):
+        return tuple(clip_obj(item, limit) for item in obj)
+    return obj
+
+
 class RedactingLogFilter(logging.Filter):
     """Masks personal data in a log record before any handler formats it: the message (args merged in), every
-    `extra=` field (e.g. voicebot's `fields` mapping), exception and stack text.
+    `extra=` field (e.g. voicebot's `fields` mapping), exception and stack text. Strings are first clipped
+    (MAX_LOGGED_FIELD_CHARS, MAX_LOGGED_MESSAGE_CHARS) so caller-controlled text cannot make logging slow.
 
     The formatted exception is stored in `record.exc_text` and `record.exc_info` cleared, so formatters must
     print `exc_text` (logging.Formatter does). `sensitive_values` is a callable giving the current sensitive slot
@@ -430,18 +464,18 @@ class RedactingLogFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a bad format string must not lose the record
             message = f"{record.msg!r} {record.args!r}"
-        record.msg = self.redactor.redact(message, values)
+        record.msg = self.redactor.redact(clip_text(message, MAX_LOGGED_MESSAGE_CHARS), values)
         record.args = None
         for key, value in list(vars(record).items()):
             if key not in _STANDARD_RECORD_FIELDS:
-                setattr(record, key, self.redactor.redact_obj(value, values))
+                setattr(record, key, self.redactor.redact_obj(clip_obj(value), values))
         if record.exc_info:
             record.exc_text = self._formatter.formatException(record.exc_info)
             record.exc_info = None
         if record.exc_text:
-            record.exc_text = self.redactor.redact(record.exc_text, values)
+            record.exc_text = self.redactor.redact(clip_text(record.exc_text, MAX_LOGGED_MESSAGE_CHARS), values)
         if record.stack_info:
-            record.stack_info = self.redactor.redact(record.stack_info, values)
+            record.stack_info = self.redactor.redact(clip_text(record.stack_info, MAX_LOGGED_MESSAGE_CHARS), values)
         return True
 
 
