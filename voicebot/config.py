@@ -455,6 +455,9 @@ class LogConfig(_Section):
         BeforeValidator(lambda value: value.upper() if isinstance(value, str) else value),
     ] = "INFO"
     json_lines: bool = Field(True, alias="json", description="one JSON object per log line")
+    keyed_digits: Literal["masked", "shown"] = Field(
+        "masked", description="DTMF digits in log fields: masked as [DIGITS n] (default) or shown (lab use only)"
+    )
 
 
 class ServerConfig(_Section):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from voicebot.compliance.redact import redact_obj
+from voicebot.compliance.redact import redact, redact_obj
 from voicebot.dialplan import events as ev
 from voicebot.queues.acd import AcdError
 from voicebot.queues.callbacks import confirm_number
@@ -117,10 +117,11 @@ class HandoffManager:
         record = CallContextRecord.new(call_id, caller_number, lang, time.time())
         for entry in transcript:
             if entry.get("who") in ("caller", "bot") and entry.get("text"):
-                record.add_turn(entry["who"], str(entry["text"]), entry.get("t", 0.0))
+                record.add_turn(entry["who"], str(entry["text"]), entry.get("t", 0.0), masker=redact)
         slots = context.get("slots") or {}
+        # The compliance redactor is the one masking path for every sink (logs, records, transcripts, Redis).
         record.set_slots({k: v for k, v in slots.items() if v != "***"},
-                         sensitive=[k for k, v in slots.items() if v == "***"])
+                         sensitive=[k for k, v in slots.items() if v == "***"], masker=redact)
         if context.get("intent"):
             record.intents.append(str(context["intent"]))
         record.verified = context.get("verified")

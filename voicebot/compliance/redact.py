@@ -14,7 +14,16 @@ Output format (stable, greppable, idempotent — redacting twice changes nothing
     [PHONE]          "+" / "plus" then 8-15 digits (E.164); US 10 digits (NANP, optional leading 1);
                      Chinese mobile 1[3-9]xxxxxxxxx (optional 86)
     [EMAIL]          written, or spoken "john dot smith at example dot com"
-    [REDACTED]       a value of a slot marked sensitive (passed in), and values under sensitive keys in redact_obj
+    [PHONE]          also UK / Chinese national numbers with the trunk 0: 020 7946 0958, 0755-12345678
+    [NUMBER]         a number that fails its checksum but is personal by length or context (pii_context.py):
+                     12+ digits (an ASR-garbled card or ID), 6+ digits after "account", "card", "ID"...,
+                     or said with scale words ("110 quadrillion 105 trillion ..."); not after "order",
+                     "tracking", "ISBN"...
+    [DOB]            a date after "date of birth", "born on", "DOB", "出生日期"
+    [DIGITS n]       keyed (DTMF) digits under the keys digits/dtmf/keyed_digits in redact_obj, unless the
+                     Redactor was built with show_keyed_digits=True
+    [REDACTED]       a value of a slot marked sensitive (passed in), values under sensitive keys in redact_obj,
+                     and 3-12 digits after "PIN", "passcode", "security code", "密码"...
 
 Numbers are found as *runs* of digit atoms: written digit groups, English digit words (zero/oh/one..nine,
 "double five", "triple zero") and Chinese digits (零〇幺一二两三..九), joined by spaces, dashes, dots, brackets,
@@ -34,8 +43,17 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from voicebot.compliance.pii_context import (
+    LONG_RUN_DIGITS,
+    context_kind,
+    dob_spans,
+    is_national_phone,
+    scale_number_spans,
+)
+
 __all__ = [
     "DEFAULT_SENSITIVE_KEYS",
+    "KEYED_DIGIT_KEYS",
     "Finding",
     "RedactingLogFilter",
     "Redactor",
@@ -44,6 +62,7 @@ __all__ = [
     "cn_id_valid",
     "install_log_redaction",
     "luhn_valid",
+    "mask_keyed",
     "redact",
     "redact_obj",
 ]
@@ -55,6 +74,9 @@ DEFAULT_SENSITIVE_KEYS = frozenset({
     "card_number", "pan", "ssn", "id_number", "password_hash", "token_hash",
 })
 """Keys whose values redact_obj replaces wholesale (matched case-insensitively)."""
+
+KEYED_DIGIT_KEYS = frozenset({"digits", "dtmf", "keyed_digits"})
+"""Keys holding digits a caller keyed (or an NLU digits entity): masked as [DIGITS n] by default."""
 
 
 # ------------------------------------------------------------------------------------------ checksums
@@ -254,15 +276,18 @@ def _run_digits(run: list[_Atom]) -> tuple[str, bool, list[int]] | None:
 class Redactor:
     """Finds and masks personal data. Stateless after construction; safe to share between tasks and threads."""
 
-    def __init__(self, *, keep_card_last4: bool = True, sensitive_keys: Iterable[str] = DEFAULT_SENSITIVE_KEYS) -> None:
+    def __init__(self, *, keep_card_last4: bool = True, sensitive_keys: Iterable[str] = DEFAULT_SENSITIVE_KEYS,
+                 show_keyed_digits: bool = False) -> None:
         self.keep_card_last4 = keep_card_last4
         self.sensitive_keys = frozenset(key.lower() for key in sensitive_keys)
+        self.show_keyed_digits = show_keyed_digits
 
     # ------------------------------------------------------------------ text
 
-    def redact(self, text: str, sensitive: Iterable[str] = ()) -> str:
-        """`text` with every finding replaced by its label (see the module docstring)."""
-        findings = self.findings(text, sensitive)
+    def redact(self, text: str, sensitive: Iterable[str] = (), context: str = "") -> str:
+        """`text` with every finding replaced by its label (see the module docstring). `context` is read as if
+        it preceded the text (e.g. the field name "account_number")."""
+        findings = self.findings(text, sensitive, context)
         if not findings:
             return text
         out: list[str] = []
@@ -274,7 +299,7 @@ class Redactor:
         out.append(text[position:])
         return "".join(out)
 
-    def findings(self, text: str, sensitive: Iterable[str] = ()) -> list[Finding]:
+    def findings(self, text: str, sensitive: Iterable[str] = (), context: str = "") -> list[Finding]:
         """Non-overlapping findings in text order."""
         values = [v.strip() for v in sensitive if isinstance(v, str) and len(v.strip()) >= 3]
         digit_values = {d for d in (re.sub(r"[\s\-./:]", "", v) for v in values) if d.isdigit()}
@@ -296,14 +321,19 @@ class Redactor:
         if " at " in text or " AT " in text or " At " in text:
             for match in _SPOKEN_EMAIL.finditer(text):
                 add(Finding("EMAIL", *match.span()))
+        for start, end in dob_spans(text):
+            add(Finding("DOB", start, end))
+        for start, end in scale_number_spans(text):
+            add(Finding("NUMBER", start, end))
+        prefix = f"{context.replace('_', ' ')}: " if context else ""
         for run in _runs(text):
-            for finding in self._classify_run(text, run, digit_values):
+            for finding in self._classify_run(text, run, digit_values, prefix):
                 add(finding)
         found.sort(key=lambda f: f.start)
         return found
 
-    def _classify_run(self, text: str, run: list[_Atom], digit_values: set[str]) -> list[Finding]:
-        whole = self._classify(text, run, digit_values)
+    def _classify_run(self, text: str, run: list[_Atom], digit_values: set[str], prefix: str) -> list[Finding]:
+        whole = self._classify(text, run, digit_values, prefix)
         if whole is not None:
             return [whole]
         if len(run) < 2:
@@ -317,13 +347,13 @@ class Redactor:
                 last = first + size
                 if any(first < e and s < last for s, e in chosen):
                     continue
-                finding = self._classify(text, atoms[first:last], digit_values)
+                finding = self._classify(text, atoms[first:last], digit_values, prefix)
                 if finding is not None:
                     results.append(finding)
                     chosen.append((first, last))
         return results
 
-    def _classify(self, text: str, run: list[_Atom], digit_values: set[str]) -> Finding | None:
+    def _classify(self, text: str, run: list[_Atom], digit_values: set[str], prefix: str = "") -> Finding | None:
         parsed = _run_digits(run)
         if parsed is None:
             return None
@@ -334,15 +364,20 @@ class Redactor:
         if digits in digit_values or (any(len(v) >= 4 and v in digits for v in digit_values)):
             return Finding("SENSITIVE", start, end)
         length = len(digits)
-        if length == 18 and cn_id_valid(digits):
+        if length == 18 and (cn_id_valid(digits) or (digits[17] in "Xx" and digits[:17].isdigit())):
             return Finding("CN_ID", start, end)
-        if not digits.isdigit() or length < 8:
+        if not digits.isdigit():
             return None
+        before = (prefix + text[max(0, start - 48):start])[-64:]
+        context = context_kind(before)
+        if context == "SECRET" and 3 <= length <= 12 and not plus:
+            return Finding("SENSITIVE", start, end)
+        if length < 8:
+            return Finding("NUMBER", start, end) if context == "ACCOUNT" and length >= 6 else None
         if plus:
             return Finding("PHONE", start, end) if 8 <= length <= 15 and digits[0] != "0" else None
         if 13 <= length <= 19 and digits[0] in "23456" and luhn_valid(digits):
             return Finding("CARD", start, end, digits[-4:])
-        before = text[max(0, start - 48):start]
         formatted = groups in ([3, 3, 4], [1, 3, 3, 4], [3, 4, 4], [2, 3, 4, 4]) and (
             "(" in text[start:end] or "-" in text[start:end] or "." in text[start:end]
         )
@@ -354,6 +389,12 @@ class Redactor:
             return Finding("PHONE", start, end)
         if length == 9 and _ssn_valid(digits) and (groups == [3, 2, 4] or _SSN_CONTEXT.search(before)):
             return Finding("SSN", start, end)
+        if context == "NOT_PERSONAL":
+            return None
+        if is_national_phone(digits):
+            return Finding("PHONE", start, end)
+        if context == "ACCOUNT" or length >= LONG_RUN_DIGITS:
+            return Finding("NUMBER", start, end)
         return None
 
     def _label(self, finding: Finding) -> str:
@@ -379,8 +420,14 @@ class Redactor:
         if isinstance(obj, Mapping):
             out: dict[Any, Any] = {}
             for key, value in obj.items():
-                if isinstance(key, str) and key.lower() in keys and value not in (None, "", [], {}):
+                lowered = key.lower() if isinstance(key, str) else ""
+                if lowered in keys and value not in (None, "", [], {}):
                     out[key] = REDACTED
+                elif lowered in KEYED_DIGIT_KEYS and isinstance(value, (str, int)) and not isinstance(value, bool) \
+                        and not self.show_keyed_digits:
+                    out[key] = mask_keyed(str(value))
+                elif isinstance(value, str) and lowered:
+                    out[self.redact(key, values)] = self.redact(value, values, context=key)
                 else:
                     out[self.redact(key, values) if isinstance(key, str) else key] = self._obj(value, values, keys)
             return out
@@ -393,6 +440,11 @@ class Redactor:
             masked = self.redact(text, values)
             return obj if masked == text else masked
         return obj
+
+
+def mask_keyed(keys: str) -> str:
+    """Keyed (DTMF) input as stored: one key (a menu choice) stays, longer input becomes [DIGITS n]."""
+    return keys if len(keys) <= 1 else f"[DIGITS {len(keys)}]"
 
 
 _DEFAULT = Redactor()

@@ -1,0 +1,38 @@
+"""Numbers that fail their checksums are masked by length and context; keyed digits are masked by default."""
+
+from __future__ import annotations
+
+from voicebot.compliance.pii_context import context_kind, scale_number_spans
+from voicebot.compliance.redact import Redactor, mask_keyed, redact, redact_obj
+
+
+def test_agent_context_profile_note_with_a_misheard_card_is_masked() -> None:
+    profile = {"note": "my card is 4526 0181 5908 3013 thanks", "plan": "gold", "items": 3}
+    assert redact_obj(profile) == {"note": "my card is [NUMBER] thanks", "plan": "gold", "items": 3}
+
+
+def test_field_names_give_context() -> None:
+    assert redact_obj({"account_number": "12345678", "room": "12345678"}) == {
+        "account_number": "[NUMBER]", "room": "12345678"}
+    assert redact_obj({"pin": "9037"}) == {"pin": "[REDACTED]"}  # a sensitive key, wholesale
+
+
+def test_keyed_digits_are_masked_unless_shown() -> None:
+    assert redact_obj({"digits": "4111111111111112"}) == {"digits": "[DIGITS 16]"}
+    assert redact_obj({"digits": "1"}) == {"digits": "1"}  # one key: a menu choice
+    assert Redactor(show_keyed_digits=True).redact_obj({"digits": "123"}) == {"digits": "123"}
+    assert mask_keyed("90") == "[DIGITS 2]" and mask_keyed("") == ""
+
+
+def test_nearest_cue_wins() -> None:
+    assert context_kind("my order, no sorry, my card number is ") == "ACCOUNT"
+    assert context_kind("the card for order ") == "NOT_PERSONAL"
+    assert context_kind("my pin is ") == "SECRET"
+    assert context_kind("I want ") is None
+
+
+def test_amounts_and_times_stay() -> None:
+    for text in ("order 3 items", "at 10:30", "$25.50", "3 thousand 4 hundred dollars", "2 million users",
+                 "5 billion minutes", "room 1204"):
+        assert redact(text) == text
+    assert scale_number_spans("5 billion 3 million") == [(0, 19)]
