@@ -36,3 +36,27 @@ def test_amounts_and_times_stay() -> None:
                  "5 billion minutes", "room 1204"):
         assert redact(text) == text
     assert scale_number_spans("5 billion 3 million") == [(0, 19)]
+
+
+def test_identifier_fields_are_kept_free_text_is_not() -> None:
+    call_id = "a84b4c76e66710@pc33.atlanta.com"
+    out = redact_obj({"call_id": call_id, "tag": "1928301774", "note": f"mail {call_id}"})
+    assert out == {"call_id": call_id, "tag": "1928301774", "note": "mail [EMAIL]"}
+
+
+def test_json_audit_messages_are_redacted_field_by_field() -> None:
+    import io
+    import json
+    import logging
+
+    from voicebot.compliance.redact import install_log_redaction
+
+    stream = io.StringIO()
+    logger = logging.getLogger("test.redact.audit_json")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.handlers[:] = [logging.StreamHandler(stream)]
+    install_log_redaction(logger=logger)
+    logger.info(json.dumps({"event": "recording_read", "call_id": "a1@pc33.atlanta.com", "who": "x@example.com"}))
+    assert json.loads(stream.getvalue()) == {"event": "recording_read", "call_id": "a1@pc33.atlanta.com",
+                                             "who": "[EMAIL]"}

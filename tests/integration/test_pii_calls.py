@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.integration.support import start_server, stop_server
 from tests.integration.test_bad_input import Caller
+from voicebot.api.tokens import TokenStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+def api_get(port: int, path: str, token: str) -> tuple[int, bytes]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
 
 CARD_WRONG_CHECK_DIGIT = "4111111111111112"  # fails Luhn: the checksum rule alone logged it raw
 
@@ -36,3 +49,34 @@ def test_keyed_card_with_wrong_check_digit_never_reaches_the_log(tmp_path: Path)
     assert ended["rtp_sent"] > 0
     leaked = [line for line in server.lines if "1111111" in line or "1111 1111" in line]
     assert leaked == [], leaked[:3]
+
+
+RFC3261_CALL_ID = "a84b4c76e66710@pc33.atlanta.com"  # RFC 3261 §24.2's own example: looks like an e-mail
+
+
+def test_email_shaped_call_id_stays_correlatable_in_logs_records_and_audit(tmp_path: Path) -> None:
+    """15.8: identifiers (Call-ID, tags, our recording paths) are not PII text; the free text still is."""
+    tokens = TokenStore.load(tmp_path / "tokens.json")
+    supervisor = tokens.create("supervisor", label="floor manager")
+    tokens.save()
+    server = start_server(tmp_path)
+    caller = Caller(server)
+    caller.peer.call_id = RFC3261_CALL_ID
+    try:
+        assert caller.invite() == 200
+        caller.rtp.settimeout(10)
+        for _ in range(25):  # half a second of the greeting: the call is being recorded
+            caller.rtp.recvfrom(2048)
+        assert caller.bye() == 200
+        ended = server.wait_for("call ended")[0]
+        api_port = server.wait_for("api listening")[0]["port"]
+        status, _ = api_get(api_port, f"/calls/{RFC3261_CALL_ID}/recording", supervisor)
+    finally:
+        caller.close()
+        stop_server(server)
+    assert server.wait_for("call offered")[0]["call_id"] == RFC3261_CALL_ID
+    assert ended["call_id"] == RFC3261_CALL_ID
+    assert status == 200  # the recording is found under the Call-ID as received
+    entries = [json.loads(line) for line in (tmp_path / "audit" / "audit.jsonl").read_text().splitlines()]
+    reads = [e for e in entries if e["action"] == "recording_read"]
+    assert len(reads) == 1 and reads[0]["target"] == RFC3261_CALL_ID, reads

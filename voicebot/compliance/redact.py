@@ -36,6 +36,7 @@ Values of sensitive slots shorter than 3 characters are not masked (they would h
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import unicodedata
@@ -53,6 +54,7 @@ from voicebot.compliance.pii_context import (
 
 __all__ = [
     "DEFAULT_SENSITIVE_KEYS",
+    "IDENTIFIER_KEYS",
     "KEYED_DIGIT_KEYS",
     "Finding",
     "RedactingLogFilter",
@@ -74,6 +76,13 @@ DEFAULT_SENSITIVE_KEYS = frozenset({
     "card_number", "pan", "ssn", "id_number", "password_hash", "token_hash",
 })
 """Keys whose values redact_obj replaces wholesale (matched case-insensitively)."""
+
+IDENTIFIER_KEYS = frozenset({
+    "call_id", "callid", "context_id", "dialog_id", "tag", "from_tag", "to_tag", "local_tag", "remote_tag",
+    "branch", "path", "recording_path", "node", "request_id", "trace_id",
+})
+"""Keys whose string values are identifiers, not PII text: kept as they are so logs, call records, audit entries
+and recordings stay correlatable (RFC 3261's own Call-ID a84b4c76e66710@pc33.atlanta.com looks like an e-mail)."""
 
 KEYED_DIGIT_KEYS = frozenset({"digits", "dtmf", "keyed_digits"})
 """Keys holding digits a caller keyed (or an NLU digits entity): masked as [DIGITS n] by default."""
@@ -423,6 +432,8 @@ class Redactor:
                 lowered = key.lower() if isinstance(key, str) else ""
                 if lowered in keys and value not in (None, "", [], {}):
                     out[key] = REDACTED
+                elif lowered in IDENTIFIER_KEYS and isinstance(value, str):
+                    out[key] = value
                 elif lowered in KEYED_DIGIT_KEYS and isinstance(value, (str, int)) and not isinstance(value, bool) \
                         and not self.show_keyed_digits:
                     out[key] = mask_keyed(str(value))
@@ -510,13 +521,21 @@ class RedactingLogFilter(logging.Filter):
         self.sensitive_values = sensitive_values
         self._formatter = logging.Formatter()
 
+    def _redact_message(self, message: str, values: list[str]) -> str:
+        """Free text is redacted as text; a JSON object message (audit events) field by field, so its
+        identifier fields stay intact."""
+        data = _json_object(message)
+        if data is None:
+            return self.redactor.redact(message, values)
+        return json.dumps(self.redactor.redact_obj(data, values), ensure_ascii=False)
+
     def filter(self, record: logging.LogRecord) -> bool:
         values = list(self.sensitive_values()) if self.sensitive_values is not None else []
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a bad format string must not lose the record
             message = f"{record.msg!r} {record.args!r}"
-        record.msg = self.redactor.redact(clip_text(message, MAX_LOGGED_MESSAGE_CHARS), values)
+        record.msg = self._redact_message(clip_text(message, MAX_LOGGED_MESSAGE_CHARS), values)
         record.args = None
         for key, value in list(vars(record).items()):
             if key not in _STANDARD_RECORD_FIELDS:
@@ -529,6 +548,16 @@ class RedactingLogFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = self.redactor.redact(clip_text(record.stack_info, MAX_LOGGED_MESSAGE_CHARS), values)
         return True
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    if not (text.startswith("{") and text.endswith("}")):
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def install_log_redaction(
