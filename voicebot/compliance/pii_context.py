@@ -8,10 +8,13 @@ before it; Redactor (redact.py) applies them. Every pattern is bounded (caller-c
 
 from __future__ import annotations
 
+import bisect
 import re
+from dataclasses import dataclass
 
 __all__ = [
     "LONG_RUN_DIGITS",
+    "Cues",
     "context_kind",
     "dob_spans",
     "is_national_phone",
@@ -21,37 +24,53 @@ __all__ = [
 LONG_RUN_DIGITS = 12
 """A run this long is an identifier (card, account, national ID) unless the words before it say otherwise."""
 
-_STOP = r"[^.!?。！？]"
-# Words after which a number is personal: account / card / ID numbers, and secrets (PINs, codes).
-_SECRET = re.compile(
-    r"(\bpin\b|\bpin (?:code|number)\b|passcode|pass code|password|security code|\bcvv\b|\bcvc\b|"
-    r"verification code|one[- ]time code|\botp\b|密码|验证码|口令)" + _STOP + r"{0,24}$",
-    re.IGNORECASE,
-)
-_ACCOUNT = re.compile(
-    r"(account|\bacct\b|\ba/c\b|card|\biban\b|sort code|routing|member(?:ship)? (?:id|number)|customer (?:id|number)|"
-    r"policy (?:id|number)|passport|licen[cs]e|national insurance|\bid number|\bid\b|identity|social security|"
-    r"tax (?:id|number)|账号|账户|帐号|帐户|卡号|银行卡|身份证|护照|会员号|客户号)" + _STOP + r"{0,32}$",
-    re.IGNORECASE,
-)
-_NOT_PERSONAL = re.compile(
-    r"(order|confirmation|reference|\bref\b|tracking|booking|invoice|flight|ticket|serial|parcel|isbn|"
-    r"timestamp|version|订单|单号|航班|编号|运单|快递|流水号)" + _STOP + r"{0,24}$",
-    re.IGNORECASE,
-)
+# Words after which a number is personal (account / card / ID numbers, secrets such as PINs), or is not.
+_CUE_WORDS = {
+    "SECRET": r"\bpin (?:code|number)\b|\bpin\b|passcode|pass code|password|security code|\bcvv\b|\bcvc\b|"
+              r"verification code|one[- ]time code|\botp\b|密码|验证码|口令",
+    "ACCOUNT": r"account|\bacct\b|\ba/c\b|card|\biban\b|sort code|routing|member(?:ship)? (?:id|number)|"
+               r"customer (?:id|number)|policy (?:id|number)|passport|licen[cs]e|national insurance|\bid number|"
+               r"\bid\b|identity|social security|tax (?:id|number)|账号|账户|帐号|帐户|卡号|银行卡|身份证|护照|会员号|客户号",
+    "NOT_PERSONAL": r"order|confirmation|reference|\bref\b|tracking|booking|invoice|flight|ticket|serial|parcel|"
+                    r"isbn|timestamp|version|订单|单号|航班|编号|运单|快递|流水号",
+}
+_CUES = re.compile("|".join(f"(?P<{kind}>{words})" for kind, words in _CUE_WORDS.items()), re.IGNORECASE)
+_WINDOW = {"SECRET": 24, "ACCOUNT": 32, "NOT_PERSONAL": 24}  # characters between the cue and the number
+_SENTENCE_STOP = re.compile(r"[.!?。！？]")
+_LOOKBACK = 96
+
+
+@dataclass(frozen=True)
+class Cues:
+    """The context cues of one text, found in a single pass (a per-number regex search cost 40 µs each)."""
+
+    text: str
+    spans: tuple[tuple[int, int, str], ...]  # (start, end, kind) in text order
+    starts: tuple[int, ...]
+
+    @classmethod
+    def find(cls, text: str) -> Cues:
+        spans = tuple((m.start(), m.end(), str(m.lastgroup)) for m in _CUES.finditer(text))
+        return cls(text, spans, tuple(span[0] for span in spans))
+
+    def kind_before(self, position: int) -> str | None:
+        """"SECRET", "ACCOUNT", "NOT_PERSONAL" or None for a number starting at `position`; the nearest cue
+        wins ("order ... no, my card number is" is an account number), within its window and sentence."""
+        index = bisect.bisect_left(self.starts, position)
+        for start, end, kind in reversed(self.spans[max(0, index - 8):index]):
+            if position - start > _LOOKBACK:
+                break
+            if end > position:
+                continue
+            gap = self.text[end:position]
+            if len(gap) <= _WINDOW[kind] and not _SENTENCE_STOP.search(gap):
+                return kind
+        return None
 
 
 def context_kind(before: str) -> str | None:
-    """What the words just before a number make it: "SECRET", "ACCOUNT", "NOT_PERSONAL" or None.
-
-    The nearest cue wins: "order ... no, my card number is" is an account number.
-    """
-    best: tuple[int, str] | None = None
-    for kind, pattern in (("SECRET", _SECRET), ("ACCOUNT", _ACCOUNT), ("NOT_PERSONAL", _NOT_PERSONAL)):
-        match = pattern.search(before)
-        if match is not None and (best is None or match.start(1) > best[0]):
-            best = (match.start(1), kind)
-    return best[1] if best else None
+    """What the words at the end of `before` make a number that follows them (see Cues.kind_before)."""
+    return Cues.find(before).kind_before(len(before))
 
 
 def is_national_phone(digits: str) -> bool:
@@ -97,11 +116,18 @@ _BIG_SCALE = re.compile(r"quintillion|quadrillion|trillion|billion", re.IGNORECA
 _ANY_SCALE = re.compile(_SCALE, re.IGNORECASE)
 
 
+# Whisper also writes a spoken ID or card as one big number with thousands separators: 110,105,199,491,231,002.
+_GROUPED = re.compile(r"(?<![\d,.$€£¥])\d{1,3}(?:,\d{3}){3,8}(?![\d,]|\.\d)")
+_CURRENCY_AFTER = re.compile(r"\s?(?:dollars?|usd|eur|euros?|pounds?|gbp|yen|jpy|yuan|rmb|cny|元|块)", re.IGNORECASE)
+
+
 def scale_number_spans(text: str) -> list[tuple[int, int]]:
-    """Spans of numbers said with scale words that stand for a long digit string: "110 quadrillion 105
-    trillion 199 billion ..." (how Whisper renders a spoken ID). Amounts stay: "3 thousand 4 hundred",
-    "2 million", "5 billion" (one scale word below a trillion)."""
-    spans = []
+    """Spans of numbers said with scale words, or written with 4+ thousands separators, that stand for a long
+    digit string: "110 quadrillion 105 trillion 199 billion ...", "110,105,199,491,231,002" (how Whisper
+    renders a spoken ID). Amounts stay: "3 thousand 4 hundred", "2 million", "5 billion" (one scale word below a
+    trillion), "$52,345,678.90", "1,234,567,890 yen"."""
+    spans = [match.span() for match in _GROUPED.finditer(text)
+             if not _CURRENCY_AFTER.match(text, match.end())]
     for match in _SCALED.finditer(text):
         scales = _ANY_SCALE.findall(match.group())
         big = _BIG_SCALE.findall(match.group())

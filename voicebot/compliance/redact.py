@@ -36,6 +36,7 @@ Values of sensitive slots shorter than 3 characters are not masked (they would h
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import re
@@ -46,7 +47,7 @@ from typing import Any
 
 from voicebot.compliance.pii_context import (
     LONG_RUN_DIGITS,
-    context_kind,
+    Cues,
     dob_spans,
     is_national_phone,
     scale_number_spans,
@@ -314,12 +315,18 @@ class Redactor:
         digit_values = {d for d in (re.sub(r"[\s\-./:]", "", v) for v in values) if d.isdigit()}
         literal_values = [v for v in values if not re.sub(r"[\s\-./:]", "", v).isdigit()]
         found: list[Finding] = []
-        taken: list[tuple[int, int]] = []
+        taken_starts: list[int] = []  # the taken spans never overlap: sorted by start, they are sorted by end too
+        taken_ends: list[int] = []
 
         def add(finding: Finding) -> None:
-            if not any(finding.start < end and start < finding.end for start, end in taken):
-                found.append(finding)
-                taken.append((finding.start, finding.end))
+            index = bisect.bisect_right(taken_starts, finding.start)
+            if index and taken_ends[index - 1] > finding.start:
+                return
+            if index < len(taken_starts) and taken_starts[index] < finding.end:
+                return
+            found.append(finding)
+            taken_starts.insert(index, finding.start)
+            taken_ends.insert(index, finding.end)
 
         for value in literal_values:
             for match in re.finditer(re.escape(value), text, re.IGNORECASE):
@@ -335,14 +342,16 @@ class Redactor:
         for start, end in scale_number_spans(text):
             add(Finding("NUMBER", start, end))
         prefix = f"{context.replace('_', ' ')}: " if context else ""
+        cues = Cues.find(prefix + text)
         for run in _runs(text):
-            for finding in self._classify_run(text, run, digit_values, prefix):
+            for finding in self._classify_run(text, run, digit_values, cues, len(prefix)):
                 add(finding)
         found.sort(key=lambda f: f.start)
         return found
 
-    def _classify_run(self, text: str, run: list[_Atom], digit_values: set[str], prefix: str) -> list[Finding]:
-        whole = self._classify(text, run, digit_values, prefix)
+    def _classify_run(self, text: str, run: list[_Atom], digit_values: set[str], cues: Cues,
+                      offset: int) -> list[Finding]:
+        whole = self._classify(text, run, digit_values, cues, offset)
         if whole is not None:
             return [whole]
         if len(run) < 2:
@@ -356,13 +365,14 @@ class Redactor:
                 last = first + size
                 if any(first < e and s < last for s, e in chosen):
                     continue
-                finding = self._classify(text, atoms[first:last], digit_values, prefix)
+                finding = self._classify(text, atoms[first:last], digit_values, cues, offset)
                 if finding is not None:
                     results.append(finding)
                     chosen.append((first, last))
         return results
 
-    def _classify(self, text: str, run: list[_Atom], digit_values: set[str], prefix: str = "") -> Finding | None:
+    def _classify(self, text: str, run: list[_Atom], digit_values: set[str], cues: Cues,
+                  offset: int) -> Finding | None:
         parsed = _run_digits(run)
         if parsed is None:
             return None
@@ -377,8 +387,8 @@ class Redactor:
             return Finding("CN_ID", start, end)
         if not digits.isdigit():
             return None
-        before = (prefix + text[max(0, start - 48):start])[-64:]
-        context = context_kind(before)
+        before = text[max(0, start - 48):start]
+        context = cues.kind_before(offset + start)
         if context == "SECRET" and 3 <= length <= 12 and not plus:
             return Finding("SENSITIVE", start, end)
         if length < 8:
