@@ -28,6 +28,7 @@ HOSTILE = [
     "1," + "111," * 20000,  # 20000 runs: a context regex search per run took 2.5 s
     "card 123456 " * 5000,  # 5000 findings: the overlap check against every earlier finding took 2 s
     "pin 1234 " * 6000,
+    "a@b.co " * 8000,  # 8000 e-mails: 4.3 s before the overlap check used bisect
     "date of birth 01/02/1980 " * 2000,
 ]
 
