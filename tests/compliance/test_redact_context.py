@@ -15,6 +15,8 @@ def test_field_names_give_context() -> None:
     assert redact_obj({"account_number": "12345678", "room": "12345678"}) == {
         "account_number": "[NUMBER]", "room": "12345678"}
     assert redact_obj({"pin": "9037"}) == {"pin": "[REDACTED]"}  # a sensitive key, wholesale
+    assert redact_obj({"date_of_birth": "1980-05-03", "preferred_date": "2026-12-01"}) == {
+        "date_of_birth": "[DOB]", "preferred_date": "2026-12-01"}
 
 
 def test_keyed_digits_are_masked_unless_shown() -> None:

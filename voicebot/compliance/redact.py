@@ -337,11 +337,12 @@ class Redactor:
         if " at " in text or " AT " in text or " At " in text:
             for match in _SPOKEN_EMAIL.finditer(text):
                 add(Finding("EMAIL", *match.span()))
-        for start, end in dob_spans(text):
-            add(Finding("DOB", start, end))
+        prefix = f"{context.replace('_', ' ')}: " if context else ""
+        for start, end in dob_spans(prefix + text):  # a field named date_of_birth is a cue too
+            if start >= len(prefix):
+                add(Finding("DOB", start - len(prefix), end - len(prefix)))
         for start, end in scale_number_spans(text):
             add(Finding("NUMBER", start, end))
-        prefix = f"{context.replace('_', ' ')}: " if context else ""
         cues = Cues.find(prefix + text)
         for run in _runs(text):
             for finding in self._classify_run(text, run, digit_values, cues, len(prefix)):
