@@ -29,7 +29,7 @@ def _serve(args: argparse.Namespace) -> int:
         listen = config.listen.model_copy(update={k: v for k, v in (("port", args.port), ("host", args.host))
                                                   if v is not None})
         config = config.model_copy(update={"listen": listen})
-    setup_logging(config.log.level, config.log.json_lines)
+    setup_logging(config.log.level, config.log.json_lines, config.log.keyed_digits == "shown")
     try:
         import uvloop
 

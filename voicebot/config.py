@@ -9,7 +9,6 @@ frozen. Secrets never live in the file: a trunk names the environment variable h
 
 from __future__ import annotations
 
-import fnmatch
 import ipaddress
 import os
 import re
@@ -19,6 +18,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from voicebot.sip.targets import TargetPattern as TransferTargetPattern
+from voicebot.sip.targets import TargetPatternError, target_allowed
 from voicebot.yamlsrc import (
     ConfigErrors,
     LocatedValueError,
@@ -110,12 +111,14 @@ def _check_sip_uri(value: str) -> str:
 
 
 def _check_target_pattern(value: str) -> str:
-    """A SIP URI or an fnmatch pattern of one: must name the sip:/sips: scheme."""
-    if not re.fullmatch(r"sips?:\S+", value):
+    """A SIP URI pattern (voicebot.sip.targets): scheme, user, host, port and parameters matched separately."""
+    try:
+        TransferTargetPattern.parse(value)
+    except TargetPatternError as exc:
         raise LocatedValueError(
-            f"{value!r} is not a SIP URI or URI pattern",
-            hint="start with sip: or sips:, e.g. sip:*@agents.example.com or sip:+1555*@10.0.0.5",
-        )
+            str(exc),
+            hint="start with sip: or sips:, e.g. sip:*@agents.example.com or sip:+1555*@10.0.0.5:*",
+        ) from None
     return value
 
 
@@ -332,12 +335,14 @@ class TransferConfig(_Section):
     """Where calls may be transferred (REFER or blind transfer); nothing else is reachable."""
 
     allowed_targets: list[TargetPattern] = Field(
-        default_factory=list, description="SIP URIs or fnmatch patterns, e.g. sip:*@agents.example.com"
+        default_factory=list,
+        description="SIP URI patterns matched on the parsed URI, e.g. sip:*@agents.example.com or "
+                    "sip:+1555*@10.0.0.5:*; URI parameters (maddr, transport...) only when listed",
     )
 
     def allows(self, target: str) -> bool:
-        """Whether `target` matches one of the allowed URIs or patterns (case-sensitive)."""
-        return any(fnmatch.fnmatchcase(target, pattern) for pattern in self.allowed_targets)
+        """Whether the SIP URI `target` matches one of the allowed patterns (scheme, user, host, port, params)."""
+        return target_allowed(target, [TransferTargetPattern.parse(p) for p in self.allowed_targets])
 
 
 class LimitsConfig(_Section):
@@ -462,6 +467,9 @@ class LogConfig(_Section):
         BeforeValidator(lambda value: value.upper() if isinstance(value, str) else value),
     ] = "INFO"
     json_lines: bool = Field(True, alias="json", description="one JSON object per log line")
+    keyed_digits: Literal["masked", "shown"] = Field(
+        "masked", description="DTMF digits in log fields: masked as [DIGITS n] (default) or shown (lab use only)"
+    )
 
 
 class ServerConfig(_Section):

@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable, Protocol, Sequence
 import numpy as np
 
 from voicebot.channels.base import Channel, Dtmf, HungUp
-from voicebot.compliance.redact import redact, redact_obj
+from voicebot.compliance.redact import mask_keyed, redact, redact_obj
 from voicebot.dialplan import actions as act
 from voicebot.dialplan import events as ev
 from voicebot.dialplan.early_endpoint import EarlyEndpoint, decide
@@ -330,7 +330,7 @@ class DialplanSession:
             no_input_deadline = loop.time() + timeout_s
 
         def finish_keys(keys: str) -> ev.Event:
-            self.transcript.add("caller", "*" * len(keys) if self.sensitive else keys, kind="dtmf")
+            self.transcript.add("caller", "*" * len(keys) if self.sensitive else mask_keyed(keys), kind="dtmf")
             return ev.Keys(keys)
 
         while True:

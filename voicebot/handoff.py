@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from voicebot.compliance.redact import redact_obj
+from voicebot.compliance.redact import redact, redact_obj
 from voicebot.dialplan import events as ev
 from voicebot.queues.acd import AcdError
 from voicebot.queues.callbacks import confirm_number
@@ -117,10 +117,11 @@ class HandoffManager:
         record = CallContextRecord.new(call_id, caller_number, lang, time.time())
         for entry in transcript:
             if entry.get("who") in ("caller", "bot") and entry.get("text"):
-                record.add_turn(entry["who"], str(entry["text"]), entry.get("t", 0.0))
+                record.add_turn(entry["who"], str(entry["text"]), entry.get("t", 0.0), masker=redact)
         slots = context.get("slots") or {}
+        # The compliance redactor is the one masking path for every sink (logs, records, transcripts, Redis).
         record.set_slots({k: v for k, v in slots.items() if v != "***"},
-                         sensitive=[k for k, v in slots.items() if v == "***"])
+                         sensitive=[k for k, v in slots.items() if v == "***"], masker=redact)
         if context.get("intent"):
             record.intents.append(str(context["intent"]))
         record.verified = context.get("verified")
@@ -130,7 +131,9 @@ class HandoffManager:
         waiter = CallQueue(call_id, queue, record.context_id, caller_number, lang)
         self._waiting[call_id] = (waiter, leg)  # before enqueue: an agent may be assigned at once
         try:
-            await self.service.put_context(record, callback_number=self._reachable_at(caller_number))
+            # No raw number in Redis for a caller who did not ask for a callback (the record keeps it masked);
+            # a requested callback carries its number in the callback task.
+            await self.service.put_context(record)
             position = await self.service.enqueue(call_id, queue, skills, priority, record.context_id)
         except (AcdError, ValueError) as exc:
             self._waiting.pop(call_id, None)
@@ -140,13 +143,6 @@ class HandoffManager:
         await self._announce(waiter)
         self._spawn(self._announcer(waiter))
         return waiter
-
-    def _reachable_at(self, caller_number: str) -> str | None:
-        """The caller's number if the callback policy allows calling it back (kept for recovery by another node)."""
-        try:
-            return confirm_number(caller_number, None, self.callback_allowed)
-        except ValueError:
-            return None
 
     async def hand_over(self) -> dict[str, str]:
         """The node stops and its drain time is over: each caller still waiting becomes a callback task (when the

@@ -39,12 +39,13 @@ class TextFormatter(logging.Formatter):
         return base
 
 
-def setup_logging(level: str = "INFO", json_lines: bool = True) -> None:
+def setup_logging(level: str = "INFO", json_lines: bool = True, show_keyed_digits: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    from voicebot.compliance.redact import install_log_redaction
+    from voicebot.compliance.redact import Redactor, install_log_redaction
 
-    install_log_redaction()  # card numbers, IDs, phones, e-mails never reach a log line
+    # card numbers, IDs, phones, e-mails and keyed digits never reach a log line
+    install_log_redaction(Redactor(show_keyed_digits=show_keyed_digits))

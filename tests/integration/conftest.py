@@ -11,6 +11,6 @@ from tests.integration.support import ServerProcess, start_server, stop_server
 
 @pytest.fixture
 def voicebot_server(tmp_path: Path):  # type: ignore[no-untyped-def]
-    server: ServerProcess = start_server(tmp_path)
+    server: ServerProcess = start_server(tmp_path, "log: {keyed_digits: shown}")  # DTMF tests read the digits back
     yield server
     stop_server(server)

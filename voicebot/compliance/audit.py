@@ -115,7 +115,7 @@ class AuditLog:
                 "ts": stamp,
                 "actor": self.redactor.redact(str(actor)),
                 "action": str(action),
-                "target": self.redactor.redact(str(target)),
+                "target": str(target),  # an identifier (call id, agent, path), never PII text: kept for correlation
                 "details": self.redactor.redact_obj(json.loads(json.dumps(details, default=str))),
                 "prev": self._prev,
             }

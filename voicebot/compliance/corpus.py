@@ -98,7 +98,7 @@ def score_corpus(redactor: Redactor, corpus: dict[str, Any]) -> CorpusScore:
     return score
 
 
-_LABEL = re.compile(r"\[(?:CARD[^\]]*|CN_ID|SSN|PHONE|EMAIL|REDACTED)\]")
+_LABEL = re.compile(r"\[(?:CARD[^\]]*|CN_ID|SSN|PHONE|EMAIL|NUMBER|DOB|DIGITS \d+|REDACTED)\]")
 
 
 def _card_tail(item: str, out: str) -> bool:

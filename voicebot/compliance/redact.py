@@ -14,7 +14,16 @@ Output format (stable, greppable, idempotent — redacting twice changes nothing
     [PHONE]          "+" / "plus" then 8-15 digits (E.164); US 10 digits (NANP, optional leading 1);
                      Chinese mobile 1[3-9]xxxxxxxxx (optional 86)
     [EMAIL]          written, or spoken "john dot smith at example dot com"
-    [REDACTED]       a value of a slot marked sensitive (passed in), and values under sensitive keys in redact_obj
+    [PHONE]          also UK / Chinese national numbers with the trunk 0: 020 7946 0958, 0755-12345678
+    [NUMBER]         a number that fails its checksum but is personal by length or context (pii_context.py):
+                     12+ digits (an ASR-garbled card or ID), 6+ digits after "account", "card", "ID"...,
+                     or said with scale words ("110 quadrillion 105 trillion ..."); not after "order",
+                     "tracking", "ISBN"...
+    [DOB]            a date after "date of birth", "born on", "DOB", "出生日期"
+    [DIGITS n]       keyed (DTMF) digits under the keys digits/dtmf/keyed_digits in redact_obj, unless the
+                     Redactor was built with show_keyed_digits=True
+    [REDACTED]       a value of a slot marked sensitive (passed in), values under sensitive keys in redact_obj,
+                     and 3-12 digits after "PIN", "passcode", "security code", "密码"...
 
 Numbers are found as *runs* of digit atoms: written digit groups, English digit words (zero/oh/one..nine,
 "double five", "triple zero") and Chinese digits (零〇幺一二两三..九), joined by spaces, dashes, dots, brackets,
@@ -27,6 +36,8 @@ Values of sensitive slots shorter than 3 characters are not masked (they would h
 
 from __future__ import annotations
 
+import bisect
+import json
 import logging
 import re
 import unicodedata
@@ -34,14 +45,27 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from voicebot.compliance.pii_context import (
+    LONG_RUN_DIGITS,
+    Cues,
+    dob_spans,
+    is_national_phone,
+    scale_number_spans,
+)
+
 __all__ = [
     "DEFAULT_SENSITIVE_KEYS",
+    "IDENTIFIER_KEYS",
+    "KEYED_DIGIT_KEYS",
     "Finding",
     "RedactingLogFilter",
     "Redactor",
+    "clip_obj",
+    "clip_text",
     "cn_id_valid",
     "install_log_redaction",
     "luhn_valid",
+    "mask_keyed",
     "redact",
     "redact_obj",
 ]
@@ -53,6 +77,16 @@ DEFAULT_SENSITIVE_KEYS = frozenset({
     "card_number", "pan", "ssn", "id_number", "password_hash", "token_hash",
 })
 """Keys whose values redact_obj replaces wholesale (matched case-insensitively)."""
+
+IDENTIFIER_KEYS = frozenset({
+    "call_id", "callid", "context_id", "dialog_id", "tag", "from_tag", "to_tag", "local_tag", "remote_tag",
+    "branch", "path", "recording_path", "node", "request_id", "trace_id",
+})
+"""Keys whose string values are identifiers, not PII text: kept as they are so logs, call records, audit entries
+and recordings stay correlatable (RFC 3261's own Call-ID a84b4c76e66710@pc33.atlanta.com looks like an e-mail)."""
+
+KEYED_DIGIT_KEYS = frozenset({"digits", "dtmf", "keyed_digits"})
+"""Keys holding digits a caller keyed (or an NLU digits entity): masked as [DIGITS n] by default."""
 
 
 # ------------------------------------------------------------------------------------------ checksums
@@ -126,10 +160,16 @@ _NEGATIVE_CONTEXT = re.compile(
     re.IGNORECASE,
 )
 _SSN_CONTEXT = re.compile(r"(social security|\bsocial\b|\bssn\b|社会安全号)[^.!?。！？]{0,40}$", re.IGNORECASE)
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# Every pattern applied to caller-controlled text is bounded (RFC 5321 limits: local part 64, label 63): an
+# unbounded `[...]+@` retried at each of 60k start positions took seconds on one long Call-ID (issue 21.1).
+_EMAIL = re.compile(
+    r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}"
+    r"(?![A-Za-z0-9-])"
+)
 _SPOKEN_EMAIL = re.compile(
-    r"\b[a-z0-9]+(?:\s+(?:dot|underscore|dash|hyphen)\s+[a-z0-9]+)*\s+at\s+[a-z0-9]+(?:\s+dot\s+[a-z0-9]+)*"
-    r"\s+dot\s+(?:com|net|org|edu|gov|io|cn|co|uk|de|fr|jp|info|biz)\b",
+    r"\b[a-z0-9]{1,64}(?:[ \t]{1,3}(?:dot|underscore|dash|hyphen)[ \t]{1,3}[a-z0-9]{1,64}){0,6}[ \t]{1,3}at[ \t]{1,3}"
+    r"[a-z0-9]{1,63}(?:[ \t]{1,3}dot[ \t]{1,3}[a-z0-9]{1,63}){0,6}"
+    r"[ \t]{1,3}dot[ \t]{1,3}(?:com|net|org|edu|gov|io|cn|co|uk|de|fr|jp|info|biz)\b",
     re.IGNORECASE,
 )
 _MAX_SUBRUN_ATOMS = 40
@@ -246,15 +286,18 @@ def _run_digits(run: list[_Atom]) -> tuple[str, bool, list[int]] | None:
 class Redactor:
     """Finds and masks personal data. Stateless after construction; safe to share between tasks and threads."""
 
-    def __init__(self, *, keep_card_last4: bool = True, sensitive_keys: Iterable[str] = DEFAULT_SENSITIVE_KEYS) -> None:
+    def __init__(self, *, keep_card_last4: bool = True, sensitive_keys: Iterable[str] = DEFAULT_SENSITIVE_KEYS,
+                 show_keyed_digits: bool = False) -> None:
         self.keep_card_last4 = keep_card_last4
         self.sensitive_keys = frozenset(key.lower() for key in sensitive_keys)
+        self.show_keyed_digits = show_keyed_digits
 
     # ------------------------------------------------------------------ text
 
-    def redact(self, text: str, sensitive: Iterable[str] = ()) -> str:
-        """`text` with every finding replaced by its label (see the module docstring)."""
-        findings = self.findings(text, sensitive)
+    def redact(self, text: str, sensitive: Iterable[str] = (), context: str = "") -> str:
+        """`text` with every finding replaced by its label (see the module docstring). `context` is read as if
+        it preceded the text (e.g. the field name "account_number")."""
+        findings = self.findings(text, sensitive, context)
         if not findings:
             return text
         out: list[str] = []
@@ -266,18 +309,24 @@ class Redactor:
         out.append(text[position:])
         return "".join(out)
 
-    def findings(self, text: str, sensitive: Iterable[str] = ()) -> list[Finding]:
+    def findings(self, text: str, sensitive: Iterable[str] = (), context: str = "") -> list[Finding]:
         """Non-overlapping findings in text order."""
         values = [v.strip() for v in sensitive if isinstance(v, str) and len(v.strip()) >= 3]
         digit_values = {d for d in (re.sub(r"[\s\-./:]", "", v) for v in values) if d.isdigit()}
         literal_values = [v for v in values if not re.sub(r"[\s\-./:]", "", v).isdigit()]
         found: list[Finding] = []
-        taken: list[tuple[int, int]] = []
+        taken_starts: list[int] = []  # the taken spans never overlap: sorted by start, they are sorted by end too
+        taken_ends: list[int] = []
 
         def add(finding: Finding) -> None:
-            if not any(finding.start < end and start < finding.end for start, end in taken):
-                found.append(finding)
-                taken.append((finding.start, finding.end))
+            index = bisect.bisect_right(taken_starts, finding.start)
+            if index and taken_ends[index - 1] > finding.start:
+                return
+            if index < len(taken_starts) and taken_starts[index] < finding.end:
+                return
+            found.append(finding)
+            taken_starts.insert(index, finding.start)
+            taken_ends.insert(index, finding.end)
 
         for value in literal_values:
             for match in re.finditer(re.escape(value), text, re.IGNORECASE):
@@ -288,14 +337,22 @@ class Redactor:
         if " at " in text or " AT " in text or " At " in text:
             for match in _SPOKEN_EMAIL.finditer(text):
                 add(Finding("EMAIL", *match.span()))
+        prefix = f"{context.replace('_', ' ')}: " if context else ""
+        for start, end in dob_spans(prefix + text):  # a field named date_of_birth is a cue too
+            if start >= len(prefix):
+                add(Finding("DOB", start - len(prefix), end - len(prefix)))
+        for start, end in scale_number_spans(text):
+            add(Finding("NUMBER", start, end))
+        cues = Cues.find(prefix + text)
         for run in _runs(text):
-            for finding in self._classify_run(text, run, digit_values):
+            for finding in self._classify_run(text, run, digit_values, cues, len(prefix)):
                 add(finding)
         found.sort(key=lambda f: f.start)
         return found
 
-    def _classify_run(self, text: str, run: list[_Atom], digit_values: set[str]) -> list[Finding]:
-        whole = self._classify(text, run, digit_values)
+    def _classify_run(self, text: str, run: list[_Atom], digit_values: set[str], cues: Cues,
+                      offset: int) -> list[Finding]:
+        whole = self._classify(text, run, digit_values, cues, offset)
         if whole is not None:
             return [whole]
         if len(run) < 2:
@@ -309,13 +366,14 @@ class Redactor:
                 last = first + size
                 if any(first < e and s < last for s, e in chosen):
                     continue
-                finding = self._classify(text, atoms[first:last], digit_values)
+                finding = self._classify(text, atoms[first:last], digit_values, cues, offset)
                 if finding is not None:
                     results.append(finding)
                     chosen.append((first, last))
         return results
 
-    def _classify(self, text: str, run: list[_Atom], digit_values: set[str]) -> Finding | None:
+    def _classify(self, text: str, run: list[_Atom], digit_values: set[str], cues: Cues,
+                  offset: int) -> Finding | None:
         parsed = _run_digits(run)
         if parsed is None:
             return None
@@ -326,15 +384,20 @@ class Redactor:
         if digits in digit_values or (any(len(v) >= 4 and v in digits for v in digit_values)):
             return Finding("SENSITIVE", start, end)
         length = len(digits)
-        if length == 18 and cn_id_valid(digits):
+        if length == 18 and (cn_id_valid(digits) or (digits[17] in "Xx" and digits[:17].isdigit())):
             return Finding("CN_ID", start, end)
-        if not digits.isdigit() or length < 8:
+        if not digits.isdigit():
             return None
+        before = text[max(0, start - 48):start]
+        context = cues.kind_before(offset + start)
+        if context == "SECRET" and 3 <= length <= 12 and not plus:
+            return Finding("SENSITIVE", start, end)
+        if length < 8:
+            return Finding("NUMBER", start, end) if context == "ACCOUNT" and length >= 6 else None
         if plus:
             return Finding("PHONE", start, end) if 8 <= length <= 15 and digits[0] != "0" else None
         if 13 <= length <= 19 and digits[0] in "23456" and luhn_valid(digits):
             return Finding("CARD", start, end, digits[-4:])
-        before = text[max(0, start - 48):start]
         formatted = groups in ([3, 3, 4], [1, 3, 3, 4], [3, 4, 4], [2, 3, 4, 4]) and (
             "(" in text[start:end] or "-" in text[start:end] or "." in text[start:end]
         )
@@ -346,6 +409,12 @@ class Redactor:
             return Finding("PHONE", start, end)
         if length == 9 and _ssn_valid(digits) and (groups == [3, 2, 4] or _SSN_CONTEXT.search(before)):
             return Finding("SSN", start, end)
+        if context == "NOT_PERSONAL":
+            return None
+        if is_national_phone(digits):
+            return Finding("PHONE", start, end)
+        if context == "ACCOUNT" or length >= LONG_RUN_DIGITS:
+            return Finding("NUMBER", start, end)
         return None
 
     def _label(self, finding: Finding) -> str:
@@ -371,8 +440,16 @@ class Redactor:
         if isinstance(obj, Mapping):
             out: dict[Any, Any] = {}
             for key, value in obj.items():
-                if isinstance(key, str) and key.lower() in keys and value not in (None, "", [], {}):
+                lowered = key.lower() if isinstance(key, str) else ""
+                if lowered in keys and value not in (None, "", [], {}):
                     out[key] = REDACTED
+                elif lowered in IDENTIFIER_KEYS and isinstance(value, str):
+                    out[key] = value
+                elif lowered in KEYED_DIGIT_KEYS and isinstance(value, (str, int)) and not isinstance(value, bool) \
+                        and not self.show_keyed_digits:
+                    out[key] = mask_keyed(str(value))
+                elif isinstance(value, str) and lowered:
+                    out[self.redact(key, values)] = self.redact(value, values, context=key)
                 else:
                     out[self.redact(key, values) if isinstance(key, str) else key] = self._obj(value, values, keys)
             return out
@@ -385,6 +462,11 @@ class Redactor:
             masked = self.redact(text, values)
             return obj if masked == text else masked
         return obj
+
+
+def mask_keyed(keys: str) -> str:
+    """Keyed (DTMF) input as stored: one key (a menu choice) stays, longer input becomes [DIGITS n]."""
+    return keys if len(keys) <= 1 else f"[DIGITS {len(keys)}]"
 
 
 _DEFAULT = Redactor()
@@ -405,9 +487,35 @@ def redact_obj(obj: Any, sensitive: Iterable[str] = (), sensitive_keys: Iterable
 _STANDARD_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
+MAX_LOGGED_FIELD_CHARS = 2048
+"""Longest string a log field keeps: a 60 KB Call-ID or display name is clipped before redaction and output."""
+MAX_LOGGED_MESSAGE_CHARS = 8192
+
+
+def clip_text(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…[{len(text) - limit} more chars]"
+
+
+def clip_obj(obj: Any, limit: int = MAX_LOGGED_FIELD_CHARS) -> Any:
+    """A copy of nested dicts/lists/tuples with every string (keys too) clipped to `limit` characters."""
+    if isinstance(obj, str):
+        return clip_text(obj, limit)
+    if isinstance(obj, Mapping):
+        return {clip_obj(k, limit): clip_obj(v, limit) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [clip_obj(item, limit) for item in obj]
+    if isinstance(obj, tuple):
+        return tuple(clip_obj(item, limit) for item in obj)
+    return obj
+
+
 class RedactingLogFilter(logging.Filter):
     """Masks personal data in a log record before any handler formats it: the message (args merged in), every
-    `extra=` field (e.g. voicebot's `fields` mapping), exception and stack text.
+    `extra=` field (e.g. voicebot's `fields` mapping), exception and stack text. Strings are first clipped
+    (MAX_LOGGED_FIELD_CHARS, MAX_LOGGED_MESSAGE_CHARS) so caller-controlled text cannot make logging slow.
 
     The formatted exception is stored in `record.exc_text` and `record.exc_info` cleared, so formatters must
     print `exc_text` (logging.Formatter does). `sensitive_values` is a callable giving the current sensitive slot
@@ -424,25 +532,43 @@ class RedactingLogFilter(logging.Filter):
         self.sensitive_values = sensitive_values
         self._formatter = logging.Formatter()
 
+    def _redact_message(self, message: str, values: list[str]) -> str:
+        """Free text is redacted as text; a JSON object message (audit events) field by field, so its
+        identifier fields stay intact."""
+        data = _json_object(message)
+        if data is None:
+            return self.redactor.redact(message, values)
+        return json.dumps(self.redactor.redact_obj(data, values), ensure_ascii=False)
+
     def filter(self, record: logging.LogRecord) -> bool:
         values = list(self.sensitive_values()) if self.sensitive_values is not None else []
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a bad format string must not lose the record
             message = f"{record.msg!r} {record.args!r}"
-        record.msg = self.redactor.redact(message, values)
+        record.msg = self._redact_message(clip_text(message, MAX_LOGGED_MESSAGE_CHARS), values)
         record.args = None
         for key, value in list(vars(record).items()):
             if key not in _STANDARD_RECORD_FIELDS:
-                setattr(record, key, self.redactor.redact_obj(value, values))
+                setattr(record, key, self.redactor.redact_obj(clip_obj(value), values))
         if record.exc_info:
             record.exc_text = self._formatter.formatException(record.exc_info)
             record.exc_info = None
         if record.exc_text:
-            record.exc_text = self.redactor.redact(record.exc_text, values)
+            record.exc_text = self.redactor.redact(clip_text(record.exc_text, MAX_LOGGED_MESSAGE_CHARS), values)
         if record.stack_info:
-            record.stack_info = self.redactor.redact(record.stack_info, values)
+            record.stack_info = self.redactor.redact(clip_text(record.stack_info, MAX_LOGGED_MESSAGE_CHARS), values)
         return True
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    if not (text.startswith("{") and text.endswith("}")):
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def install_log_redaction(

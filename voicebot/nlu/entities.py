@@ -22,12 +22,15 @@ from dataclasses import dataclass, field
 from voicebot.nlu.base import Entity
 from voicebot.nlu.numbers import (
     ZH_NUMERAL,
+    Chunk,
     Token,
     chunks_to_digits,
     ordinal_value,
-    read_chunks,
     tokenize_en,
     zh_number,
+)
+from voicebot.nlu.numbers import (
+    read_chunks as _read_chunks,
 )
 
 __all__ = ["BUILTIN_TYPES", "DataPatterns", "entity_types", "extract_entities"]
@@ -45,10 +48,16 @@ class DataPatterns:
     synonyms: dict[str, str] = field(default_factory=dict)  # lower-cased variant -> canonical
 
 
+MAX_ENTITY_TEXT_CHARS = 1000
+"""Entities are looked for in this much of an utterance (a 30 s ASR turn is a few hundred characters): extraction
+is linear but costly per token, and typed text (text channel, NLU HTTP API) has no natural bound."""
+
+
 def extract_entities(
     text: str, lang: str, now: dt.datetime, patterns: DataPatterns | None = None
 ) -> tuple[Entity, ...]:
-    """Every entity found in `text` ("en" or "zh"), ordered by position."""
+    """Every entity found in the first MAX_ENTITY_TEXT_CHARS of `text` ("en" or "zh"), ordered by position."""
+    text = text[:MAX_ENTITY_TEXT_CHARS]
     found: list[Entity] = []
     found += _id_entities(text)
     if patterns is not None:
@@ -162,8 +171,26 @@ _ISO_DATE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 _CLOCK = re.compile(r"\b([01]?\d|2[0-3]):([0-5]\d)\b")
 
 
+class _MemoTokens(list):  # type: ignore[type-arg]
+    """Tokens that remember the number run read at each index: every reader starts one at every token."""
+
+    def __init__(self, tokens: list[Token]) -> None:
+        super().__init__(tokens)
+        self.runs: dict[int, tuple[list[Chunk], int]] = {}
+
+
+def read_chunks(tokens: list[Token], index: int) -> tuple[list[Chunk], int]:
+    """numbers.read_chunks, memoised per index when `tokens` is a _MemoTokens (the chunks are frozen)."""
+    if not isinstance(tokens, _MemoTokens):
+        return _read_chunks(tokens, index)
+    run = tokens.runs.get(index)
+    if run is None:
+        run = tokens.runs[index] = _read_chunks(tokens, index)
+    return list(run[0]), run[1]
+
+
 def _en_entities(text: str, now: dt.datetime) -> list[Entity]:
-    tokens = tokenize_en(text)
+    tokens = _MemoTokens(tokenize_en(text))
     found: list[Entity] = []
     for match in _ISO_DATE.finditer(text):
         day = _safe_date(int(match[1]), int(match[2]), int(match[3]))
@@ -449,9 +476,12 @@ def _nearest_date(today: dt.date, month: int, day: int) -> dt.date | None:
 # -------------------------------------------------------------------------------------------- Chinese
 
 _NUM = f"{ZH_NUMERAL}+"
+# A numeral is matched from its first character only: retrying inside a long run of numerals made these
+# patterns quadratic (3 s on 4000 digits; issue 21.1's audit of regexes on caller-controlled text).
+_NO_NUMERAL_BEFORE = f"(?<!{ZH_NUMERAL})"
 _ZH_MONEY = re.compile(
     rf"(?P<symbol>[¥￥$])\s*(?P<sym_amount>\d+(?:\.\d+)?)"
-    rf"|(?P<int>{_NUM}(?:点{_NUM})?|\d+(?:\.\d+)?)\s*(?P<unit>块钱|块|元|圆|美元|美金|欧元|英镑|日元)"
+    rf"|{_NO_NUMERAL_BEFORE}(?P<int>{_NUM}(?:点{_NUM})?|\d+(?:\.\d+)?)\s*(?P<unit>块钱|块|元|圆|美元|美金|欧元|英镑|日元)"
     rf"(?:(?P<jiao>{ZH_NUMERAL})(?:毛|角)?)?(?:(?P<fen>{ZH_NUMERAL})分)?"
     rf"|(?P<mao>{ZH_NUMERAL})(?:毛|角)(?:钱)?"
 )
@@ -462,12 +492,12 @@ _ZH_WEEKDAY_NAMES = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5,
                      "1": 0, "2": 1, "3": 2, "4": 3, "5": 4, "6": 5, "7": 6}
 _ZH_WEEKDAY = re.compile(r"(?P<rel>下下|下个?|上个?|这个?|本)?(?:周|星期|礼拜)(?P<day>[一二三四五六日天末1-7])")
 _ZH_MONTH_DAY = re.compile(
-    rf"(?:(?P<year>\d{{4}}|[零〇一二三四五六七八九]{{4}})年)?(?P<month>{_NUM})月(?P<day>{_NUM})[日号]"
+    rf"(?:(?P<year>\d{{4}}|[零〇一二三四五六七八九]{{4}})年)?{_NO_NUMERAL_BEFORE}(?P<month>{_NUM})月(?P<day>{_NUM})[日号]"
 )
-_ZH_DAY_ONLY = re.compile(rf"(?<![月\d])(?P<day>{_NUM})号")
+_ZH_DAY_ONLY = re.compile(rf"(?<![月\d]){_NO_NUMERAL_BEFORE}(?P<day>{_NUM})号")
 _ZH_TIME = re.compile(
     rf"(?P<part>凌晨|早上|早晨|上午|中午|下午|傍晚|晚上|夜里|今晚)?"
-    rf"(?P<hour>{_NUM})(?:点|时|:|：)(?:(?P<half>半)|(?P<quarter>[一三])刻|(?P<minute>{_NUM})分?)?(?:钟)?"
+    rf"{_NO_NUMERAL_BEFORE}(?P<hour>{_NUM})(?:点|时|:|：)(?:(?P<half>半)|(?P<quarter>[一三])刻|(?P<minute>{_NUM})分?)?(?:钟)?"
 )
 _ZH_NUMBER = re.compile(rf"{_NUM}(?:点{_NUM})?|\d+(?:\.\d+)?")
 

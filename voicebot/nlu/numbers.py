@@ -75,9 +75,13 @@ class Chunk:
     digits: str  # the digit string as said: "oh four" -> "04"; "" when not a plain integer
 
 
+MAX_WRITTEN_CHARS = 40
+"""A longer digit string is no number to compute with (int() refuses 4300+ digits)."""
+
+
 def written_number(text: str) -> int | float | None:
-    """'1,234.50' -> 1234.5, '42' -> 42; None if `text` is not a numeral."""
-    if not _WRITTEN.fullmatch(text):
+    """'1,234.50' -> 1234.5, '42' -> 42; None if `text` is not a numeral (or longer than MAX_WRITTEN_CHARS)."""
+    if len(text) > MAX_WRITTEN_CHARS or not _WRITTEN.fullmatch(text):
         return None
     plain = text.replace(",", "")
     return float(plain) if "." in plain else int(plain)
@@ -163,6 +167,13 @@ class _ChunkBuilder:
         return Chunk(value, self.first, last, digits)
 
 
+MAX_NUMBER_TOKENS = 32
+"""Longest run of number words read at once: readers start at every token, so an unbounded run made entity
+extraction quadratic (120 s on "1 1 1 ..." x 2000)."""
+MAX_ZH_NUMERAL_CHARS = 32
+"""Longer Chinese numerals are not numbers (int() of 20000 digits raised; float() of 4000 overflowed)."""
+
+
 def read_chunks(tokens: list[Token], index: int) -> tuple[list[Chunk], int]:
     """Read the run of number tokens starting at `index`; return its chunks and the index after it.
 
@@ -172,7 +183,8 @@ def read_chunks(tokens: list[Token], index: int) -> tuple[list[Chunk], int]:
     chunks: list[Chunk] = []
     builder: _ChunkBuilder | None = None
     i = index
-    while i < len(tokens):
+    stop = min(len(tokens), index + MAX_NUMBER_TOKENS)
+    while i < stop:
         word = tokens[i].text
         nxt = tokens[i + 1].text if i + 1 < len(tokens) else ""
         if word == "a" and builder is None and nxt in ("hundred", "thousand", "million"):
@@ -304,7 +316,7 @@ def zh_number(text: str) -> tuple[int | float, str | None] | None:
     Digit-by-digit strings ('一二三四', '幺零八六') give their digit string, e.g. (1234, '1234').
     """
     text = text.translate(_FULLWIDTH)
-    if not text:
+    if not text or len(text) > MAX_ZH_NUMERAL_CHARS:
         return None
     whole, point, fraction = text.partition("点")
     if point:
