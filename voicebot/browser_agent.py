@@ -36,6 +36,7 @@ from voicebot.queues.state import Assignment
 from voicebot.rtp.stream import RtpStream
 from voicebot.sip.call import CallState
 from voicebot.speech.resample import StreamResampler
+from voicebot.web.media_bind import bound_to
 from voicebot.web.protocol import ProtocolError, parse_offer
 from voicebot.web.routes import IceServerSpec, ice_configuration
 
@@ -106,10 +107,11 @@ class BrowserAgentLegs:
     """Rings browser agents (waits for their page's answer) and runs the bridged call; one per server process."""
 
     def __init__(self, service: AcdService, *, ring_timeout_s: float = 20.0,
-                 ice_servers: Sequence[IceServerSpec] = ()) -> None:
+                 ice_servers: Sequence[IceServerSpec] = (), media_host: str | None = None) -> None:
         self.service = service
         self.ring_timeout_s = ring_timeout_s
         self.configuration = ice_configuration(ice_servers)
+        self.media_host = media_host  # the agent's media binds only this address (None: every interface)
         self._ringing: dict[str, _Ringing] = {}  # assignment id -> offer waiting for the page
         self.forwarder: AnswerForwarder | None = None  # set with a shared store: answers for other nodes' calls
         self._unsubscribe = service.subscribe(self._on_event)
@@ -145,8 +147,9 @@ class BrowserAgentLegs:
         pc = RTCPeerConnection(self.configuration)
         channel = WebRtcChannel(pc, call_id=f"{ringing.call_id}~agent-{agent_id}")
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-            await pc.setLocalDescription(await pc.createAnswer())
+            with bound_to(self.media_host):
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+                await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:  # noqa: BLE001 - aiortc's SDP parser fails with assert/Key/Value errors
             await channel.close()
             raise AnswerRefused(400, f"cannot answer this offer: {str(exc) or type(exc).__name__}") from None
