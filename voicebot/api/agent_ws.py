@@ -43,6 +43,7 @@ class AgentHub:
         self.service = service
         self.auth_timeout_s = auth_timeout_s
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
+        self._principals: dict[web.WebSocketResponse, Principal] = {}  # who signed each open socket in
         self._unsubscribe: Callable[[], None] | None = None
         self.browser_media = False  # True once voicebot.browser_agent serves WebRTC answers on this app
 
@@ -57,6 +58,15 @@ class AgentHub:
         for sockets in list(self._sockets.values()):
             for ws in list(sockets):
                 await ws.close(code=1001, message=b"server shutting down")
+
+    async def close_revoked(self, valid: Callable[[str], bool]) -> list[Principal]:
+        """Close the sockets whose token is no longer ``valid`` (revoked); returns their principals."""
+        revoked = [(ws, principal) for ws, principal in list(self._principals.items())
+                   if not valid(principal.token_id)]
+        for ws, _principal in revoked:
+            self._principals.pop(ws, None)
+            await ws.close(code=4401, message=b"token revoked")
+        return [principal for _ws, principal in revoked]
 
     async def _on_event(self, event: ServiceEvent) -> None:
         if isinstance(event, AssignmentOffered):
@@ -109,6 +119,7 @@ class AgentHub:
         agent_id = outcome.agent
         audit("agent_desktop_login", outcome, agent=agent_id, address=request.remote)
         self._sockets.setdefault(agent_id, set()).add(ws)
+        self._principals[ws] = outcome
         try:
             await self._greet(ws, agent_id)
             async for message in ws:
@@ -116,6 +127,7 @@ class AgentHub:
                     continue
                 await self._command(ws, agent_id, message.data, outcome, audit)
         finally:
+            self._principals.pop(ws, None)
             sockets = self._sockets.get(agent_id)
             if sockets is not None:
                 sockets.discard(ws)

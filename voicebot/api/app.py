@@ -11,6 +11,7 @@ asks for a token and then calls the API with it).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -24,7 +25,7 @@ from aiohttp import web
 from voicebot.api.agent_ws import AgentHub
 from voicebot.api.metrics import prometheus_text, queue_summaries
 from voicebot.api.security import CorsPolicy, LoginLimiter
-from voicebot.api.tokens import Principal, TokenStore
+from voicebot.api.tokens import Principal, TokenFileError, TokenStore
 from voicebot.queues.acd import AcdError, InvalidTransition, UnknownAgent, UnknownQueue
 from voicebot.queues.service import AcdService
 
@@ -303,6 +304,16 @@ async def dashboard_page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "dashboard.html")
 
 
+async def enforce_tokens(tokens: TokenStore, hub: AgentHub) -> None:
+    """Pick up token file changes and close the agent WebSockets of revoked tokens."""
+    try:
+        tokens.refresh()
+    except TokenFileError as exc:
+        logging.getLogger(__name__).error("token file not reloaded; the tokens read before stay in force: %s", exc)
+    for principal in await hub.close_revoked(tokens.has):
+        audit("token_revoked_disconnect", principal, agent=principal.agent)
+
+
 # ------------------------------------------------------------------------------------------- factory
 
 
@@ -316,8 +327,13 @@ def create_app(
     login_window_s: float = 60.0,
     ws_auth_timeout_s: float = 10.0,
     node_status: NodeStatus | None = None,
+    token_poll_s: float = 1.0,
 ) -> web.Application:
-    """The API application. Start `acd_service.run()` yourself (the server owns the loop task)."""
+    """The API application. Start `acd_service.run()` yourself (the server owns the loop task).
+
+    Token changes on disk apply to the next request at once; open agent WebSockets of a revoked token are
+    closed within ``token_poll_s``.
+    """
     app = web.Application(middlewares=[_auth_middleware(CorsPolicy(allowed_origins))], client_max_size=64 * 1024)
     app[ACD_KEY] = acd_service
     app[NODE_KEY] = node_status or NodeStatus()
@@ -332,11 +348,21 @@ def create_app(
 
     setattr(ws_agent, _PUBLIC, True)  # authenticates inside, with the first message (browsers cannot set headers)
 
+    async def watch_tokens() -> None:
+        while True:
+            await asyncio.sleep(token_poll_s)
+            await enforce_tokens(tokens, hub)
+
     async def start_hub(app: web.Application) -> None:
         hub.start()
+        watchers.add(asyncio.ensure_future(watch_tokens()))
 
     async def stop_hub(app: web.Application) -> None:
+        for task in watchers:
+            task.cancel()
         await hub.close()
+
+    watchers: set[asyncio.Task[None]] = set()
 
     app.on_startup.append(start_hub)
     app.on_shutdown.append(stop_hub)

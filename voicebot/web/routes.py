@@ -149,7 +149,7 @@ async def wait_connected(pc: RTCPeerConnection, timeout_s: float) -> bool:
     try:
         on_state()
         await asyncio.wait_for(settled.wait(), timeout_s)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     finally:
         pc.remove_listener("connectionstatechange", on_state)
