@@ -25,6 +25,7 @@ from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from voicebot.api.app import HUB_KEY, audit, principal_of, roles
+from voicebot.api.jsonbody import read_json
 from voicebot.api.forward import FORWARDED_HEADER, AnswerForwarder, ForwardError
 from voicebot.channels.webrtc import FRAME_SAMPLES as AGENT_FRAME_SAMPLES, WebRtcChannel
 from voicebot.dialplan import events as ev
@@ -240,11 +241,11 @@ def add_browser_agent_routes(app: web.Application, legs: BrowserAgentLegs) -> No
             audit("browser_answer_denied", principal, agent=agent_id)
             return web.json_response({"error": "only the agent's own token may answer its calls"}, status=403)
         try:
-            body: Any = await request.json()
+            body: Any = await read_json(request)
             assignment_id = body.get("assignment") if isinstance(body, dict) else None
             if not isinstance(assignment_id, str) or not assignment_id:
                 raise ProtocolError('send JSON: {"assignment": ID, "type": "offer", "sdp": "v=0..."}')
-            offer = parse_offer(await request.text())
+            offer = parse_offer(await request.read())
         except (ValueError, ProtocolError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         try:

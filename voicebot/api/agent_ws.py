@@ -14,7 +14,6 @@ Screen-pops come from the ACD service's events, so an assignment made on any nod
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
@@ -22,6 +21,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from voicebot.api.jsonbody import JsonBodyError, loads_bounded
 from voicebot.api.tokens import Principal
 from voicebot.queues.acd import AcdError
 from voicebot.queues.models import AgentConfig
@@ -104,10 +104,10 @@ class AgentHub:
         token = None
         if first.type == WSMsgType.TEXT:
             try:
-                body = json.loads(first.data)
+                body = loads_bounded(first.data)
                 if isinstance(body, dict) and body.get("type") == "auth" and isinstance(body.get("token"), str):
                     token = body["token"]
-            except ValueError:
+            except JsonBodyError:
                 pass
         outcome = authenticate(token)
         if isinstance(outcome, web.Response):
@@ -152,9 +152,9 @@ class AgentHub:
         self, ws: web.WebSocketResponse, agent_id: str, text: str, principal: Principal, audit: Callable[..., None]
     ) -> None:
         try:
-            body = json.loads(text)
+            body = loads_bounded(text)
             kind = body["type"]
-        except (ValueError, KeyError, TypeError):
+        except (JsonBodyError, KeyError, TypeError):
             await ws.send_json({"type": "error", "message": "send JSON objects with a 'type'"})
             return
         try:

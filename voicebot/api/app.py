@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from voicebot.api.agent_ws import AgentHub
+from voicebot.api.jsonbody import JsonBodyError, read_json
 from voicebot.api.metrics import prometheus_text, queue_summaries
 from voicebot.api.security import CorsPolicy, LoginLimiter
 from voicebot.api.tokens import Principal, TokenFileError, TokenStore
@@ -158,10 +159,10 @@ async def readyz(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     """Check a token (the pages' login form): who it belongs to. Failures count towards the rate limit."""
     try:
-        body = await request.json()
+        body = await read_json(request)
         token = body.get("token") if isinstance(body, dict) else None
-    except ValueError:
-        return _error(400, "send JSON: {\"token\": \"vbt_...\"}")
+    except JsonBodyError as exc:
+        return _error(400, f"send JSON: {{\"token\": \"vbt_...\"}} ({exc})")
     outcome = authenticate(request, token if isinstance(token, str) else None)
     if isinstance(outcome, web.Response):
         return outcome
@@ -261,9 +262,11 @@ async def set_agent_state(request: web.Request) -> web.Response:
     if isinstance(agent_id, web.Response):
         return agent_id
     try:
-        body = await request.json()
+        body = await read_json(request)
         wanted = body["state"]
-    except (ValueError, KeyError, TypeError):
+    except JsonBodyError as exc:
+        return _error(400, f'send JSON: {{"state": "available" | "offline" | "wrap_up"}} ({exc})')
+    except (KeyError, TypeError):
         return _error(400, 'send JSON: {"state": "available" | "offline" | "wrap_up"}')
     if wanted not in ("available", "offline", "wrap_up"):
         return _error(400, f"state {wanted!r} cannot be requested; use available, offline or wrap_up")

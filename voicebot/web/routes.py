@@ -101,7 +101,7 @@ def add_webrtc_routes(app: web.Application, on_call: OnCall,
 
     async def _answer(request: web.Request, source: str) -> web.Response:
         try:
-            parsed = parse_offer(await request.text())
+            parsed = parse_offer(await request.read())
         except ProtocolError as exc:
             return web.json_response({"error": str(exc)}, status=400)
         pc = RTCPeerConnection(configuration)
