@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from voicebot.api.agent_ws import AgentHub
+from voicebot.api.headers import page_headers, secure_responses
 from voicebot.api.jsonbody import JsonBodyError, read_json
 from voicebot.api.metrics import prometheus_text, queue_summaries
 from voicebot.api.security import CorsPolicy, LoginLimiter
@@ -299,12 +300,12 @@ async def call_context(request: web.Request) -> web.Response:
 
 @public
 async def agent_page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / "agent.html")
+    return web.FileResponse(STATIC_DIR / "agent.html", headers=page_headers(STATIC_DIR / "agent.html"))
 
 
 @public
 async def dashboard_page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / "dashboard.html")
+    return web.FileResponse(STATIC_DIR / "dashboard.html", headers=page_headers(STATIC_DIR / "dashboard.html"))
 
 
 async def enforce_tokens(tokens: TokenStore, hub: AgentHub) -> None:
@@ -338,6 +339,7 @@ def create_app(
     closed within ``token_poll_s``.
     """
     app = web.Application(middlewares=[_auth_middleware(CorsPolicy(allowed_origins))], client_max_size=64 * 1024)
+    secure_responses(app)
     app[ACD_KEY] = acd_service
     app[NODE_KEY] = node_status or NodeStatus()
     app[TOKENS_KEY] = tokens

@@ -17,6 +17,7 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
+from voicebot.api.headers import page_headers, secure_responses
 from voicebot.channels.base import Channel
 from voicebot.channels.webrtc import WebRtcChannel
 from voicebot.web.admission import BrowserAdmission, BrowserLimits, Refused
@@ -69,10 +70,12 @@ def add_webrtc_routes(app: web.Application, on_call: OnCall,
     admission = BrowserAdmission(limits or BrowserLimits(), other_calls)
     app[CALLS_KEY] = set()
     app[ADMISSION_KEY] = admission
+    secure_responses(app)
 
     @_public
     async def call_page(_request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(STATIC_DIR / "call.html", headers={"Cache-Control": "no-cache"})
+        return web.FileResponse(STATIC_DIR / "call.html", headers={"Cache-Control": "no-cache",
+                                                                   **page_headers(STATIC_DIR / "call.html")})
 
     @_public
     async def call_script(_request: web.Request) -> web.StreamResponse:
