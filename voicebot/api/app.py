@@ -4,7 +4,7 @@
     runner = web.AppRunner(app); await runner.setup(); await web.TCPSite(runner, "127.0.0.1", 8080).start()
 
 Every data endpoint needs `Authorization: Bearer <token>` (401 without or with a bad one, 403 for a wrong
-role, 429 after too many failures from one address). Agents see only their own state and calls. Open
+role, 429 after too many failed guesses at one token id; a valid token is never refused). Agents see only their own state and calls. Open
 without a token: /healthz and /readyz (no data), and the two pages /agent and /dashboard (static HTML that
 asks for a token and then calls the API with it).
 """
@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from voicebot.api.agent_ws import AgentHub
+from voicebot.api.audit_throttle import AuditThrottle
 from voicebot.api.headers import page_headers, secure_responses
 from voicebot.api.jsonbody import JsonBodyError, read_json
 from voicebot.api.metrics import prometheus_text, queue_summaries
@@ -39,6 +40,7 @@ audit_log = logging.getLogger("voicebot.audit")
 ACD_KEY = web.AppKey("acd", AcdService)
 TOKENS_KEY = web.AppKey("tokens", TokenStore)
 LIMITER_KEY = web.AppKey("limiter", LoginLimiter)
+AUDIT_THROTTLE_KEY = web.AppKey("audit_throttle", AuditThrottle)
 CLOCK_KEY = web.AppKey("clock", Callable[[], float])
 HUB_KEY = web.AppKey("hub", AgentHub)
 PRINCIPAL_KEY = web.RequestKey("principal", Principal)
@@ -75,21 +77,34 @@ def audit(event: str, principal: Principal | None, **fields: Any) -> None:
                                "role": principal.role if principal else None, **fields}, sort_keys=True))
 
 
+def _token_identity(token: str) -> str:
+    """What failed attempts are counted against: the token id a guess names (vbt_<id>_...), else the guess's
+    shape only, so one noisy client cannot lock anybody else out."""
+    token_id = token[len("vbt_"):].partition("_")[0] if token.startswith("vbt_") else ""
+    return f"id:{token_id[:32]}" if token_id else "malformed"
+
+
 def authenticate(request: web.Request, token: str | None) -> Principal | web.Response:
-    """The principal for `token`, or the error response (401, or 429 once this address failed too often)."""
+    """The principal for `token`, or the error response: 401, or 429 once guesses at this token id (or malformed
+    tokens from this address) failed too often. A valid token is never refused."""
+    principal = request.app[TOKENS_KEY].verify(token)
+    if principal is not None:
+        return principal
     limiter = request.app[LIMITER_KEY]
     now = request.app[CLOCK_KEY]()
     address = request.remote or "?"
-    retry = limiter.blocked(address, now)
-    if retry is not None:
-        return _error(429, "too many failed logins; try again later", **{"Retry-After": str(int(retry) + 1)})
-    principal = request.app[TOKENS_KEY].verify(token)
-    if principal is None:
-        if token:  # a wrong token is a guess; no token at all is just a request to log in
-            limiter.failed(address, now)
+    if request.app[AUDIT_THROTTLE_KEY].allow(address, now):
         audit("auth_failed", None, address=address, path=request.path)
+    if not token:  # no token at all is just a request to log in, not a guess
         return _error(401, "missing or invalid token", **{"WWW-Authenticate": "Bearer"})
-    return principal
+    identity = _token_identity(token)
+    key = identity if identity != "malformed" else f"malformed:{address}"
+    retry = limiter.blocked(key, now)
+    if retry is not None:
+        return _error(429, "too many failed attempts with this token; try again later",
+                      **{"Retry-After": str(int(retry) + 1)})
+    limiter.failed(key, now)
+    return _error(401, "missing or invalid token", **{"WWW-Authenticate": "Bearer"})
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -344,6 +359,7 @@ def create_app(
     app[NODE_KEY] = node_status or NodeStatus()
     app[TOKENS_KEY] = tokens
     app[LIMITER_KEY] = LoginLimiter(login_failures, login_window_s)
+    throttle = app[AUDIT_THROTTLE_KEY] = AuditThrottle(window_s=login_window_s)
     app[CLOCK_KEY] = clock
     hub = AgentHub(acd_service, ws_auth_timeout_s)
     app[HUB_KEY] = hub
@@ -353,10 +369,15 @@ def create_app(
 
     setattr(ws_agent, _PUBLIC, True)  # authenticates inside, with the first message (browsers cannot set headers)
 
+    def report_suppressed(force: bool = False) -> None:
+        for address, count in throttle.drain(clock(), force):
+            audit("auth_failed_suppressed", None, address=address, count=count, window_s=login_window_s)
+
     async def watch_tokens() -> None:
         while True:
             await asyncio.sleep(token_poll_s)
             await enforce_tokens(tokens, hub)
+            report_suppressed()
 
     async def start_hub(app: web.Application) -> None:
         hub.start()
@@ -365,6 +386,7 @@ def create_app(
     async def stop_hub(app: web.Application) -> None:
         for task in watchers:
             task.cancel()
+        report_suppressed(force=True)
         await hub.close()
 
     watchers: set[asyncio.Task[None]] = set()
