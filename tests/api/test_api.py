@@ -161,8 +161,11 @@ async def test_websocket_requires_auth_then_pushes_screen_pop_and_takes_commands
 
 async def test_token_cli_creates_hashed_tokens_without_defaults(tmp_path, capsys):
     path = tmp_path / "t.json"
+    config = tmp_path / "voicebot.yaml"
+    config.write_text(f"api: {{audit_log: {tmp_path / 'audit.jsonl'}}}\n")  # not var/audit in the working dir
     assert TokenStore.load(path).verify("vbt_anything_x") is None  # no default credentials
-    assert token_main(["token", "--file", str(path), "create", "--role", "agent", "--agent", "a1"]) == 0
+    assert token_main(["token", "--config", str(config), "--file", str(path), "create", "--role", "agent",
+                       "--agent", "a1"]) == 0
     secret = capsys.readouterr().out.strip()
     assert secret not in path.read_text() and stat.S_IMODE(path.stat().st_mode) == 0o600
     principal = TokenStore.load(path).verify(secret)
