@@ -39,9 +39,16 @@ def _answers_in_browser(agent: AgentConfig) -> bool:
 
 
 class AgentHub:
-    def __init__(self, service: AcdService, auth_timeout_s: float = 10.0) -> None:
+    """Agent desktop sockets. Sockets not signed in yet are capped per address and in total (each may wait
+    ``auth_timeout_s``): more get 429 / 503 before the upgrade."""
+
+    def __init__(self, service: AcdService, auth_timeout_s: float = 10.0, *, max_unauthenticated_per_source: int = 20,
+                 max_unauthenticated: int = 500) -> None:
         self.service = service
         self.auth_timeout_s = auth_timeout_s
+        self.max_unauthenticated_per_source = max_unauthenticated_per_source
+        self.max_unauthenticated = max_unauthenticated
+        self._unauthenticated: dict[str, int] = {}  # address -> sockets waiting for their auth message
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
         self._principals: dict[web.WebSocketResponse, Principal] = {}  # who signed each open socket in
         self._unsubscribe: Callable[[], None] | None = None
@@ -93,14 +100,28 @@ class AgentHub:
         request: web.Request,
         authenticate: Callable[[str | None], Principal | web.Response],
         audit: Callable[..., None],
-    ) -> web.WebSocketResponse:
+    ) -> web.StreamResponse:
+        address = request.remote or "?"
+        if self._unauthenticated.get(address, 0) >= self.max_unauthenticated_per_source:
+            return web.json_response({"error": "too many connections from your address waiting to sign in"},
+                                     status=429, headers={"Retry-After": str(int(self.auth_timeout_s) + 1)})
+        if sum(self._unauthenticated.values()) >= self.max_unauthenticated:
+            return web.json_response({"error": "too many connections waiting to sign in; try again shortly"},
+                                     status=503, headers={"Retry-After": "5"})
+        self._unauthenticated[address] = self._unauthenticated.get(address, 0) + 1
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=16 * 1024)
-        await ws.prepare(request)
         try:
+            await ws.prepare(request)
             first = await ws.receive(timeout=self.auth_timeout_s)
         except asyncio.TimeoutError:
             await ws.close(code=4401, message=b"authenticate first")
             return ws
+        finally:
+            left = self._unauthenticated.get(address, 0) - 1
+            if left > 0:
+                self._unauthenticated[address] = left
+            else:
+                self._unauthenticated.pop(address, None)
         token = None
         if first.type == WSMsgType.TEXT:
             try:

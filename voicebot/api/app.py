@@ -364,7 +364,7 @@ def create_app(
     hub = AgentHub(acd_service, ws_auth_timeout_s)
     app[HUB_KEY] = hub
 
-    async def ws_agent(request: web.Request) -> web.WebSocketResponse:
+    async def ws_agent(request: web.Request) -> web.StreamResponse:
         return await hub.handle(request, lambda token: authenticate(request, token), audit)
 
     setattr(ws_agent, _PUBLIC, True)  # authenticates inside, with the first message (browsers cannot set headers)

@@ -88,6 +88,8 @@ def add_webrtc_routes(app: web.Application, on_call: OnCall,
 
     @_public
     async def offer(request: web.Request) -> web.StreamResponse:
+        if request.content_type != "application/json":  # forces a CORS preflight: other sites cannot post offers
+            return web.json_response({"error": "send the offer as Content-Type: application/json"}, status=415)
         source = request.remote or "?"
         verdict = admission.admit(source, clock())
         if isinstance(verdict, Refused):
@@ -140,8 +142,9 @@ def add_webrtc_routes(app: web.Application, on_call: OnCall,
     return admission
 
 
-async def wait_connected(pc: RTCPeerConnection, timeout_s: float) -> bool:
-    """Whether the browser's ICE and DTLS complete within ``timeout_s`` (False at once if it failed)."""
+async def wait_connected(pc: RTCPeerConnection, timeout_s: float, *, unless: asyncio.Future[Any] | None = None) -> bool:
+    """Whether the browser's ICE and DTLS complete within ``timeout_s`` (False at once if the connection fails or
+    ``unless`` finishes first)."""
     settled = asyncio.Event()
 
     def on_state() -> None:
@@ -149,30 +152,42 @@ async def wait_connected(pc: RTCPeerConnection, timeout_s: float) -> bool:
             settled.set()
 
     pc.on("connectionstatechange", on_state)
+    waiter = asyncio.ensure_future(settled.wait())
     try:
         on_state()
-        await asyncio.wait_for(settled.wait(), timeout_s)
-    except TimeoutError:
-        pass
+        await asyncio.wait({waiter, *([unless] if unless is not None else [])}, timeout=timeout_s,
+                           return_when=asyncio.FIRST_COMPLETED)
     finally:
+        waiter.cancel()
         pc.remove_listener("connectionstatechange", on_state)
     return pc.connectionState == "connected"
 
 
-async def _run_call(channel: WebRtcChannel, on_call: OnCall, connect_timeout_s: float,
-                    release: Callable[[], None]) -> None:
-    """Wait for the browser's media to connect, run the session, then hang up and free the call's slot."""
-    connected = False
+async def _session(channel: WebRtcChannel, on_call: OnCall) -> None:
     try:
-        connected = await wait_connected(channel.pc, connect_timeout_s)
-        if connected:
-            await on_call(channel)
-    except asyncio.CancelledError:
-        raise
+        await on_call(channel)
     except Exception:  # one failing call must not take the server down
         log.exception("browser call session failed", extra={"fields": {"call_id": channel.call_id}})
-    finally:
+
+
+async def _run_call(channel: WebRtcChannel, on_call: OnCall, connect_timeout_s: float,
+                    release: Callable[[], None]) -> None:
+    """Run the session at once (it greets while ICE completes); if the browser's media does not connect within
+    ``connect_timeout_s``, hang up (the session ends as on any hang-up, or is cancelled 5 s later). Then free the
+    call's slot."""
+    session = asyncio.ensure_future(_session(channel, on_call))
+    connected, state = True, ""
+    try:
+        connected = await wait_connected(channel.pc, connect_timeout_s, unless=session)
         state = channel.pc.connectionState
+        if not connected:
+            if not session.done():
+                await channel.close()
+                await asyncio.wait({session}, timeout=5.0)
+            session.cancel()
+        await asyncio.gather(session, return_exceptions=True)
+    finally:
+        session.cancel()
         await channel.hangup()
         release()
         if not connected:
