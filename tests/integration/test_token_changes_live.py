@@ -20,10 +20,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
 def token_cli(workdir: Path, *args: str) -> str:
-    """`voicebot token --file <workdir>/tokens.json ...` as an admin would run it; its stdout."""
-    result = subprocess.run([sys.executable, "-m", "voicebot.cli", "token", "--file", str(workdir / "tokens.json"),
+    """`voicebot token --config <the server's YAML> ...` as an admin would run it; its stdout."""
+    result = subprocess.run([sys.executable, "-m", "voicebot.cli", "token", "--config", str(workdir / "voicebot.yaml"),
                              *args], cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
-                            env={**os.environ, "VOICEBOT_AUDIT_LOG": str(workdir / "audit" / "audit.jsonl")})
+                            env={k: v for k, v in os.environ.items() if k != "VOICEBOT_TOKENS_FILE"})
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
