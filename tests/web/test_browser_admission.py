@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from voicebot.web.admission import Admitted, BrowserAdmission, BrowserLimits, Refused
+from voicebot.web.admission import (
+    Admitted,
+    BrowserAdmission,
+    BrowserLimits,
+    Refused,
+    source_key,
+)
 from voicebot.web.media_bind import media_addresses
 
 
@@ -37,3 +43,13 @@ def test_media_addresses() -> None:
         media_addresses("voice.example.com")
     with pytest.raises(ValueError, match="at least 1"):
         BrowserLimits(per_source=0)
+
+
+def test_ipv6_hosts_are_counted_per_64() -> None:
+    assert source_key("2001:db8:1:2:aaaa::1") == source_key("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
+    assert source_key("::ffff:192.0.2.7") == "192.0.2.7" and source_key("192.0.2.7") == "192.0.2.7"
+    admission = BrowserAdmission(BrowserLimits(per_source=1))
+    assert admission.admit("2001:db8:1:2::1", 0.0) == Admitted()
+    assert isinstance(admission.admit("2001:db8:1:2::2", 0.0), Refused)  # same /64: same client
+    admission.release("2001:db8:1:2::1")
+    assert admission.active == 0

@@ -23,6 +23,7 @@ from aiohttp import WSMsgType, web
 
 from voicebot.api.jsonbody import JsonBodyError, loads_bounded
 from voicebot.api.tokens import Principal
+from voicebot.web.admission import source_key
 from voicebot.queues.acd import AcdError
 from voicebot.queues.models import AgentConfig
 from voicebot.queues.service import AcdService, AgentChanged, AssignmentOffered, ServiceEvent
@@ -101,7 +102,7 @@ class AgentHub:
         authenticate: Callable[[str | None], Principal | web.Response],
         audit: Callable[..., None],
     ) -> web.StreamResponse:
-        address = request.remote or "?"
+        address = source_key(request.remote or "?")
         if self._unauthenticated.get(address, 0) >= self.max_unauthenticated_per_source:
             return web.json_response({"error": "too many connections from your address waiting to sign in"},
                                      status=429, headers={"Retry-After": str(int(self.auth_timeout_s) + 1)})

@@ -29,6 +29,7 @@ from voicebot.api.jsonbody import JsonBodyError, read_json
 from voicebot.api.metrics import prometheus_text, queue_summaries
 from voicebot.api.security import CorsPolicy, LoginLimiter
 from voicebot.api.tokens import Principal, TokenFileError, TokenStore
+from voicebot.web.admission import source_key
 from voicebot.queues.acd import AcdError, InvalidTransition, UnknownAgent, UnknownQueue
 from voicebot.queues.service import AcdService
 
@@ -93,12 +94,12 @@ def authenticate(request: web.Request, token: str | None) -> Principal | web.Res
     limiter = request.app[LIMITER_KEY]
     now = request.app[CLOCK_KEY]()
     address = request.remote or "?"
-    if request.app[AUDIT_THROTTLE_KEY].allow(address, now):
+    if request.app[AUDIT_THROTTLE_KEY].allow(source_key(address), now):
         audit("auth_failed", None, address=address, path=request.path)
     if not token:  # no token at all is just a request to log in, not a guess
         return _error(401, "missing or invalid token", **{"WWW-Authenticate": "Bearer"})
     identity = _token_identity(token)
-    key = identity if identity != "malformed" else f"malformed:{address}"
+    key = identity if identity != "malformed" else f"malformed:{source_key(address)}"
     retry = limiter.blocked(key, now)
     if retry is not None:
         return _error(429, "too many failed attempts with this token; try again later",

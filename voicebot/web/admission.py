@@ -13,13 +13,27 @@ agent counts :attr:`BrowserAdmission.active` in turn).
 
 from __future__ import annotations
 
+import ipaddress
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["Admitted", "BrowserAdmission", "BrowserLimits", "Refused"]
+__all__ = ["Admitted", "BrowserAdmission", "BrowserLimits", "Refused", "source_key"]
 
 MAX_TRACKED_SOURCES = 100_000  # bounds memory under offers from many addresses
+
+
+def source_key(address: str) -> str:
+    """What limits are counted per: the IPv4 address, or the /64 of an IPv6 address (one host owns a /64)."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
 @dataclass(frozen=True)
@@ -68,6 +82,7 @@ class BrowserAdmission:
 
     def admit(self, source: str, now: float) -> Admitted | Refused:
         """Take one call from ``source`` or say why not; every attempt counts towards the rate limit."""
+        source = source_key(source)
         offers = self._offers.setdefault(source, deque())
         while offers and offers[0] <= now - self.WINDOW_S:
             offers.popleft()
@@ -88,6 +103,7 @@ class BrowserAdmission:
 
     def release(self, source: str) -> None:
         """The call admitted for ``source`` has ended."""
+        source = source_key(source)
         left = self._active.get(source, 0) - 1
         if left > 0:
             self._active[source] = left
