@@ -25,6 +25,7 @@ from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from voicebot.api.app import HUB_KEY, audit, principal_of, roles
+from voicebot.api.jsonbody import read_json
 from voicebot.api.forward import FORWARDED_HEADER, AnswerForwarder, ForwardError
 from voicebot.channels.webrtc import FRAME_SAMPLES as AGENT_FRAME_SAMPLES, WebRtcChannel
 from voicebot.dialplan import events as ev
@@ -36,6 +37,7 @@ from voicebot.queues.state import Assignment
 from voicebot.rtp.stream import RtpStream
 from voicebot.sip.call import CallState
 from voicebot.speech.resample import StreamResampler
+from voicebot.web.media_bind import bound_to
 from voicebot.web.protocol import ProtocolError, parse_offer
 from voicebot.web.routes import IceServerSpec, ice_configuration
 
@@ -106,10 +108,11 @@ class BrowserAgentLegs:
     """Rings browser agents (waits for their page's answer) and runs the bridged call; one per server process."""
 
     def __init__(self, service: AcdService, *, ring_timeout_s: float = 20.0,
-                 ice_servers: Sequence[IceServerSpec] = ()) -> None:
+                 ice_servers: Sequence[IceServerSpec] = (), media_host: str | None = None) -> None:
         self.service = service
         self.ring_timeout_s = ring_timeout_s
         self.configuration = ice_configuration(ice_servers)
+        self.media_host = media_host  # the agent's media binds only this address (None: every interface)
         self._ringing: dict[str, _Ringing] = {}  # assignment id -> offer waiting for the page
         self.forwarder: AnswerForwarder | None = None  # set with a shared store: answers for other nodes' calls
         self._unsubscribe = service.subscribe(self._on_event)
@@ -145,8 +148,9 @@ class BrowserAgentLegs:
         pc = RTCPeerConnection(self.configuration)
         channel = WebRtcChannel(pc, call_id=f"{ringing.call_id}~agent-{agent_id}")
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-            await pc.setLocalDescription(await pc.createAnswer())
+            with bound_to(self.media_host):
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+                await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:  # noqa: BLE001 - aiortc's SDP parser fails with assert/Key/Value errors
             await channel.close()
             raise AnswerRefused(400, f"cannot answer this offer: {str(exc) or type(exc).__name__}") from None
@@ -237,11 +241,11 @@ def add_browser_agent_routes(app: web.Application, legs: BrowserAgentLegs) -> No
             audit("browser_answer_denied", principal, agent=agent_id)
             return web.json_response({"error": "only the agent's own token may answer its calls"}, status=403)
         try:
-            body: Any = await request.json()
+            body: Any = await read_json(request)
             assignment_id = body.get("assignment") if isinstance(body, dict) else None
             if not isinstance(assignment_id, str) or not assignment_id:
                 raise ProtocolError('send JSON: {"assignment": ID, "type": "offer", "sdp": "v=0..."}')
-            offer = parse_offer(await request.text())
+            offer = parse_offer(await request.read())
         except (ValueError, ProtocolError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
         try:

@@ -353,6 +353,12 @@ class LimitsConfig(_Section):
     max_message_bytes: int = Field(65535, ge=1500, le=65535, description="largest SIP message accepted")
     max_headers: int = Field(128, ge=16, le=1024)
     invite_rate_per_source_per_s: float = Field(20, gt=0, le=10_000)
+    browser_calls_per_source: int = Field(3, ge=1, description="browser calls (the public call page) at once "
+                                                                "from one address; they count in max_calls too")
+    browser_offers_per_source_per_min: int = Field(12, ge=1, le=10_000,
+                                                   description="browser call attempts a minute from one address")
+    browser_connect_timeout_s: float = Field(10, gt=0, le=120, description="a browser call whose media does not "
+                                                                          "connect within this is closed")
 
     @model_validator(mode="after")
     def _per_source_within_total(self) -> LimitsConfig:
@@ -456,6 +462,8 @@ class ApiConfig(_Section):
     audit_log: str = Field("var/audit/audit.jsonl", min_length=1,
                            description="append-only, hash-chained audit log (logins, context/recording access, reloads)")
     allowed_origins: list[str] = Field(default_factory=list, description="CORS origins allowed (none by default)")
+    media_host: Host | None = Field(None, description="IP address browser (WebRTC) media binds; default: the "
+                                                      "API host; 0.0.0.0 or :: binds every interface")
     advertise_url: Annotated[str, AfterValidator(_check_advertise_url)] | None = Field(
         None, description="this node's API base URL for other nodes (forwarded browser answers), e.g. "
                           "http://10.0.0.5:8080 (default: http://<host>:<port>; listen.public_host for a wildcard host)")

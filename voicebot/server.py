@@ -38,6 +38,7 @@ from voicebot.rtp.ticker import get_ticker, log_media_stats
 from voicebot.channels.webrtc import WebRtcChannel
 from voicebot.conversation import DialplanSession
 from voicebot.web.captions import caption_session
+from voicebot.web.admission import BrowserLimits
 from voicebot.web.routes import add_webrtc_routes
 from voicebot.dialplan.events import CallContext
 from voicebot.runtime import KEYPAD_DEMO, Runtime
@@ -199,8 +200,16 @@ class VoicebotServer:
         if api.enabled:
             tokens = TokenStore.load(api.tokens_file or default_tokens_path())
             app = create_app(self.acd, tokens, allowed_origins=api.allowed_origins, node_status=self.node_status)
-            add_webrtc_routes(app, self._on_browser_call)
-            self.handoff.browser_legs = BrowserAgentLegs(self.acd, ring_timeout_s=qc.ring_timeout_s)
+            lim = self.config.limits
+            browser_calls = add_webrtc_routes(
+                app, self._on_browser_call, limits=BrowserLimits(
+                    max_calls=lim.max_calls, per_source=lim.browser_calls_per_source,
+                    offers_per_source_per_min=lim.browser_offers_per_source_per_min,
+                    connect_timeout_s=lim.browser_connect_timeout_s),
+                other_calls=lambda: self.ua.active_calls, media_host=api.media_host or api.host)
+            self.ua.other_calls = lambda: browser_calls.active
+            self.handoff.browser_legs = BrowserAgentLegs(self.acd, ring_timeout_s=qc.ring_timeout_s,
+                                                         media_host=api.media_host or api.host)
             add_browser_agent_routes(app, self.handoff.browser_legs)
             add_recording_routes(app, Path(self.config.recording.directory))
             add_analytics_routes(app, Path(self.config.records.path), Path(self.config.nlu_dir),

@@ -67,16 +67,19 @@ async def test_call_context_only_for_the_assigned_agent(client, tokens, service,
     assert (await client.get("/calls/nope/context", headers=bearer(secrets["supervisor"]))).status == 404
 
 
-async def test_failed_logins_are_rate_limited_per_address(client, tokens, clock):
+async def test_failed_guesses_are_limited_per_token_id_and_never_block_a_valid_token(client, tokens, clock):
     _, secrets = tokens
+    a1_id = secrets["a1"].split("_")[1]
     for _ in range(5):
-        assert (await client.post("/login", json={"token": "vbt_bad_guess"})).status == 401
-    blocked = await client.post("/login", json={"token": secrets["a1"]})
+        assert (await client.post("/login", json={"token": f"vbt_{a1_id}_wrong-secret"})).status == 401
+    blocked = await client.post("/login", json={"token": f"vbt_{a1_id}_another-guess"})
     assert blocked.status == 429 and int(blocked.headers["Retry-After"]) > 0
-    assert (await client.get("/queues", headers=bearer(secrets["a1"]))).status == 429
-    clock.now += 61
-    response = await client.post("/login", json={"token": secrets["a1"]})
+    response = await client.post("/login", json={"token": secrets["a1"]})  # same address, same id: still fine
     assert response.status == 200 and await response.json() == {"role": "agent", "agent": "a1"}
+    assert (await client.get("/queues", headers=bearer(secrets["a1"]))).status == 200
+    assert (await client.post("/login", json={"token": "vbt_otherid_guess"})).status == 401  # other ids unaffected
+    clock.now += 61
+    assert (await client.post("/login", json={"token": f"vbt_{a1_id}_after-a-minute"})).status == 401
 
 
 async def test_cors_only_for_listed_origins(client, tokens):
@@ -158,8 +161,11 @@ async def test_websocket_requires_auth_then_pushes_screen_pop_and_takes_commands
 
 async def test_token_cli_creates_hashed_tokens_without_defaults(tmp_path, capsys):
     path = tmp_path / "t.json"
+    config = tmp_path / "voicebot.yaml"
+    config.write_text(f"api: {{audit_log: {tmp_path / 'audit.jsonl'}}}\n")  # not var/audit in the working dir
     assert TokenStore.load(path).verify("vbt_anything_x") is None  # no default credentials
-    assert token_main(["token", "--file", str(path), "create", "--role", "agent", "--agent", "a1"]) == 0
+    assert token_main(["token", "--config", str(config), "--file", str(path), "create", "--role", "agent",
+                       "--agent", "a1"]) == 0
     secret = capsys.readouterr().out.strip()
     assert secret not in path.read_text() and stat.S_IMODE(path.stat().st_mode) == 0o600
     principal = TokenStore.load(path).verify(secret)

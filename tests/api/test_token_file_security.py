@@ -26,13 +26,14 @@ def test_world_readable_token_file_is_refused(tmp_path: Path) -> None:
 def test_token_create_and_revoke_are_audited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     audit = tmp_path / "audit.jsonl"
-    monkeypatch.setenv("VOICEBOT_AUDIT_LOG", str(audit))
     tokens = tmp_path / "tokens.json"
     monkeypatch.setenv("VOICEBOT_TOKENS_FILE", str(tokens))
-    assert main(["token", "create", "--role", "supervisor", "--label", "night shift"]) == 0
+    config = tmp_path / "voicebot.yaml"
+    config.write_text(f"api: {{audit_log: {audit}}}\n")
+    assert main(["token", "--config", str(config), "create", "--role", "supervisor", "--label", "night shift"]) == 0
     secret = capsys.readouterr().out.strip()
     token_id = secret.split("_")[1]
-    assert main(["token", "revoke", token_id]) == 0
+    assert main(["token", "--config", str(config), "revoke", token_id]) == 0
     entries = [json.loads(line) for line in audit.read_text().splitlines()]
     assert [e["action"] for e in entries] == ["token.create", "token.revoke"]
     assert all(e["target"] == token_id for e in entries)

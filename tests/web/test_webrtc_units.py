@@ -135,8 +135,10 @@ async def test_bad_offers_get_400_with_the_reason_and_the_page_is_served() -> No
         script = await client.get("/call.js")
         assert script.status == 200 and "createDataChannel" in await script.text()
         assert await (await client.get("/webrtc/config")).json() == {"iceServers": []}
-        bad = await client.post("/webrtc/offer", data="{")
+        bad = await client.post("/webrtc/offer", data="{", headers={"Content-Type": "application/json"})
         assert bad.status == 400 and "not valid JSON" in (await bad.json())["error"]
+        form = await client.post("/webrtc/offer", data="{}", headers={"Content-Type": "text/plain"})  # cross-site
+        assert form.status == 415 and "application/json" in (await form.json())["error"]
         no_audio = await client.post("/webrtc/offer", json={"type": "offer", "sdp": "v=0\r\nm=video 9 RTP 96\r\n"})
         assert no_audio.status == 400 and "no audio m-line" in (await no_audio.json())["error"]
         garbage = await client.post("/webrtc/offer", json={"type": "offer", "sdp": "v=0\r\nm=audio 9 x 0\r\n"})

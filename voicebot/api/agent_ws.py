@@ -14,7 +14,6 @@ Screen-pops come from the ACD service's events, so an assignment made on any nod
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
@@ -22,7 +21,9 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from voicebot.api.jsonbody import JsonBodyError, loads_bounded
 from voicebot.api.tokens import Principal
+from voicebot.web.admission import source_key
 from voicebot.queues.acd import AcdError
 from voicebot.queues.models import AgentConfig
 from voicebot.queues.service import AcdService, AgentChanged, AssignmentOffered, ServiceEvent
@@ -39,10 +40,18 @@ def _answers_in_browser(agent: AgentConfig) -> bool:
 
 
 class AgentHub:
-    def __init__(self, service: AcdService, auth_timeout_s: float = 10.0) -> None:
+    """Agent desktop sockets. Sockets not signed in yet are capped per address and in total (each may wait
+    ``auth_timeout_s``): more get 429 / 503 before the upgrade."""
+
+    def __init__(self, service: AcdService, auth_timeout_s: float = 10.0, *, max_unauthenticated_per_source: int = 20,
+                 max_unauthenticated: int = 500) -> None:
         self.service = service
         self.auth_timeout_s = auth_timeout_s
+        self.max_unauthenticated_per_source = max_unauthenticated_per_source
+        self.max_unauthenticated = max_unauthenticated
+        self._unauthenticated: dict[str, int] = {}  # address -> sockets waiting for their auth message
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
+        self._principals: dict[web.WebSocketResponse, Principal] = {}  # who signed each open socket in
         self._unsubscribe: Callable[[], None] | None = None
         self.browser_media = False  # True once voicebot.browser_agent serves WebRTC answers on this app
 
@@ -57,6 +66,15 @@ class AgentHub:
         for sockets in list(self._sockets.values()):
             for ws in list(sockets):
                 await ws.close(code=1001, message=b"server shutting down")
+
+    async def close_revoked(self, valid: Callable[[str], bool]) -> list[Principal]:
+        """Close the sockets whose token is no longer ``valid`` (revoked); returns their principals."""
+        revoked = [(ws, principal) for ws, principal in list(self._principals.items())
+                   if not valid(principal.token_id)]
+        for ws, _principal in revoked:
+            self._principals.pop(ws, None)
+            await ws.close(code=4401, message=b"token revoked")
+        return [principal for _ws, principal in revoked]
 
     async def _on_event(self, event: ServiceEvent) -> None:
         if isinstance(event, AssignmentOffered):
@@ -83,21 +101,35 @@ class AgentHub:
         request: web.Request,
         authenticate: Callable[[str | None], Principal | web.Response],
         audit: Callable[..., None],
-    ) -> web.WebSocketResponse:
+    ) -> web.StreamResponse:
+        address = source_key(request.remote or "?")
+        if self._unauthenticated.get(address, 0) >= self.max_unauthenticated_per_source:
+            return web.json_response({"error": "too many connections from your address waiting to sign in"},
+                                     status=429, headers={"Retry-After": str(int(self.auth_timeout_s) + 1)})
+        if sum(self._unauthenticated.values()) >= self.max_unauthenticated:
+            return web.json_response({"error": "too many connections waiting to sign in; try again shortly"},
+                                     status=503, headers={"Retry-After": "5"})
+        self._unauthenticated[address] = self._unauthenticated.get(address, 0) + 1
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=16 * 1024)
-        await ws.prepare(request)
         try:
+            await ws.prepare(request)
             first = await ws.receive(timeout=self.auth_timeout_s)
         except asyncio.TimeoutError:
             await ws.close(code=4401, message=b"authenticate first")
             return ws
+        finally:
+            left = self._unauthenticated.get(address, 0) - 1
+            if left > 0:
+                self._unauthenticated[address] = left
+            else:
+                self._unauthenticated.pop(address, None)
         token = None
         if first.type == WSMsgType.TEXT:
             try:
-                body = json.loads(first.data)
+                body = loads_bounded(first.data)
                 if isinstance(body, dict) and body.get("type") == "auth" and isinstance(body.get("token"), str):
                     token = body["token"]
-            except ValueError:
+            except JsonBodyError:
                 pass
         outcome = authenticate(token)
         if isinstance(outcome, web.Response):
@@ -109,6 +141,7 @@ class AgentHub:
         agent_id = outcome.agent
         audit("agent_desktop_login", outcome, agent=agent_id, address=request.remote)
         self._sockets.setdefault(agent_id, set()).add(ws)
+        self._principals[ws] = outcome
         try:
             await self._greet(ws, agent_id)
             async for message in ws:
@@ -116,6 +149,7 @@ class AgentHub:
                     continue
                 await self._command(ws, agent_id, message.data, outcome, audit)
         finally:
+            self._principals.pop(ws, None)
             sockets = self._sockets.get(agent_id)
             if sockets is not None:
                 sockets.discard(ws)
@@ -140,9 +174,9 @@ class AgentHub:
         self, ws: web.WebSocketResponse, agent_id: str, text: str, principal: Principal, audit: Callable[..., None]
     ) -> None:
         try:
-            body = json.loads(text)
+            body = loads_bounded(text)
             kind = body["type"]
-        except (ValueError, KeyError, TypeError):
+        except (JsonBodyError, KeyError, TypeError):
             await ws.send_json({"type": "error", "message": "send JSON objects with a 'type'"})
             return
         try:

@@ -4,13 +4,14 @@
     runner = web.AppRunner(app); await runner.setup(); await web.TCPSite(runner, "127.0.0.1", 8080).start()
 
 Every data endpoint needs `Authorization: Bearer <token>` (401 without or with a bad one, 403 for a wrong
-role, 429 after too many failures from one address). Agents see only their own state and calls. Open
+role, 429 after too many failed guesses at one token id; a valid token is never refused). Agents see only their own state and calls. Open
 without a token: /healthz and /readyz (no data), and the two pages /agent and /dashboard (static HTML that
 asks for a token and then calls the API with it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -22,9 +23,13 @@ from typing import Any
 from aiohttp import web
 
 from voicebot.api.agent_ws import AgentHub
+from voicebot.api.audit_throttle import AuditThrottle
+from voicebot.api.headers import page_headers, secure_responses
+from voicebot.api.jsonbody import JsonBodyError, read_json
 from voicebot.api.metrics import prometheus_text, queue_summaries
 from voicebot.api.security import CorsPolicy, LoginLimiter
-from voicebot.api.tokens import Principal, TokenStore
+from voicebot.api.tokens import Principal, TokenFileError, TokenStore
+from voicebot.web.admission import source_key
 from voicebot.queues.acd import AcdError, InvalidTransition, UnknownAgent, UnknownQueue
 from voicebot.queues.service import AcdService
 from voicebot.records.metrics import BotMetrics
@@ -37,6 +42,7 @@ audit_log = logging.getLogger("voicebot.audit")
 ACD_KEY = web.AppKey("acd", AcdService)
 TOKENS_KEY = web.AppKey("tokens", TokenStore)
 LIMITER_KEY = web.AppKey("limiter", LoginLimiter)
+AUDIT_THROTTLE_KEY = web.AppKey("audit_throttle", AuditThrottle)
 CLOCK_KEY = web.AppKey("clock", Callable[[], float])
 HUB_KEY = web.AppKey("hub", AgentHub)
 BOT_METRICS_KEY = web.AppKey("bot_metrics", BotMetrics)  # set by voicebot.api.analytics.add_analytics_routes
@@ -74,21 +80,34 @@ def audit(event: str, principal: Principal | None, **fields: Any) -> None:
                                "role": principal.role if principal else None, **fields}, sort_keys=True))
 
 
+def _token_identity(token: str) -> str:
+    """What failed attempts are counted against: the token id a guess names (vbt_<id>_...), else the guess's
+    shape only, so one noisy client cannot lock anybody else out."""
+    token_id = token[len("vbt_"):].partition("_")[0] if token.startswith("vbt_") else ""
+    return f"id:{token_id[:32]}" if token_id else "malformed"
+
+
 def authenticate(request: web.Request, token: str | None) -> Principal | web.Response:
-    """The principal for `token`, or the error response (401, or 429 once this address failed too often)."""
+    """The principal for `token`, or the error response: 401, or 429 once guesses at this token id (or malformed
+    tokens from this address) failed too often. A valid token is never refused."""
+    principal = request.app[TOKENS_KEY].verify(token)
+    if principal is not None:
+        return principal
     limiter = request.app[LIMITER_KEY]
     now = request.app[CLOCK_KEY]()
     address = request.remote or "?"
-    retry = limiter.blocked(address, now)
-    if retry is not None:
-        return _error(429, "too many failed logins; try again later", **{"Retry-After": str(int(retry) + 1)})
-    principal = request.app[TOKENS_KEY].verify(token)
-    if principal is None:
-        if token:  # a wrong token is a guess; no token at all is just a request to log in
-            limiter.failed(address, now)
+    if request.app[AUDIT_THROTTLE_KEY].allow(source_key(address), now):
         audit("auth_failed", None, address=address, path=request.path)
+    if not token:  # no token at all is just a request to log in, not a guess
         return _error(401, "missing or invalid token", **{"WWW-Authenticate": "Bearer"})
-    return principal
+    identity = _token_identity(token)
+    key = identity if identity != "malformed" else f"malformed:{source_key(address)}"
+    retry = limiter.blocked(key, now)
+    if retry is not None:
+        return _error(429, "too many failed attempts with this token; try again later",
+                      **{"Retry-After": str(int(retry) + 1)})
+    limiter.failed(key, now)
+    return _error(401, "missing or invalid token", **{"WWW-Authenticate": "Bearer"})
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -159,10 +178,10 @@ async def readyz(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     """Check a token (the pages' login form): who it belongs to. Failures count towards the rate limit."""
     try:
-        body = await request.json()
+        body = await read_json(request)
         token = body.get("token") if isinstance(body, dict) else None
-    except ValueError:
-        return _error(400, "send JSON: {\"token\": \"vbt_...\"}")
+    except JsonBodyError as exc:
+        return _error(400, f"send JSON: {{\"token\": \"vbt_...\"}} ({exc})")
     outcome = authenticate(request, token if isinstance(token, str) else None)
     if isinstance(outcome, web.Response):
         return outcome
@@ -265,9 +284,11 @@ async def set_agent_state(request: web.Request) -> web.Response:
     if isinstance(agent_id, web.Response):
         return agent_id
     try:
-        body = await request.json()
+        body = await read_json(request)
         wanted = body["state"]
-    except (ValueError, KeyError, TypeError):
+    except JsonBodyError as exc:
+        return _error(400, f'send JSON: {{"state": "available" | "offline" | "wrap_up"}} ({exc})')
+    except (KeyError, TypeError):
         return _error(400, 'send JSON: {"state": "available" | "offline" | "wrap_up"}')
     if wanted not in ("available", "offline", "wrap_up"):
         return _error(400, f"state {wanted!r} cannot be requested; use available, offline or wrap_up")
@@ -300,12 +321,22 @@ async def call_context(request: web.Request) -> web.Response:
 
 @public
 async def agent_page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / "agent.html")
+    return web.FileResponse(STATIC_DIR / "agent.html", headers=page_headers(STATIC_DIR / "agent.html"))
 
 
 @public
 async def dashboard_page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / "dashboard.html")
+    return web.FileResponse(STATIC_DIR / "dashboard.html", headers=page_headers(STATIC_DIR / "dashboard.html"))
+
+
+async def enforce_tokens(tokens: TokenStore, hub: AgentHub) -> None:
+    """Pick up token file changes and close the agent WebSockets of revoked tokens."""
+    try:
+        tokens.refresh()
+    except TokenFileError as exc:
+        logging.getLogger(__name__).error("token file not reloaded; the tokens read before stay in force: %s", exc)
+    for principal in await hub.close_revoked(tokens.has):
+        audit("token_revoked_disconnect", principal, agent=principal.agent)
 
 
 # ------------------------------------------------------------------------------------------- factory
@@ -321,27 +352,50 @@ def create_app(
     login_window_s: float = 60.0,
     ws_auth_timeout_s: float = 10.0,
     node_status: NodeStatus | None = None,
+    token_poll_s: float = 1.0,
 ) -> web.Application:
-    """The API application. Start `acd_service.run()` yourself (the server owns the loop task)."""
+    """The API application. Start `acd_service.run()` yourself (the server owns the loop task).
+
+    Token changes on disk apply to the next request at once; open agent WebSockets of a revoked token are
+    closed within ``token_poll_s``.
+    """
     app = web.Application(middlewares=[_auth_middleware(CorsPolicy(allowed_origins))], client_max_size=64 * 1024)
+    secure_responses(app)
     app[ACD_KEY] = acd_service
     app[NODE_KEY] = node_status or NodeStatus()
     app[TOKENS_KEY] = tokens
     app[LIMITER_KEY] = LoginLimiter(login_failures, login_window_s)
+    throttle = app[AUDIT_THROTTLE_KEY] = AuditThrottle(window_s=login_window_s)
     app[CLOCK_KEY] = clock
     hub = AgentHub(acd_service, ws_auth_timeout_s)
     app[HUB_KEY] = hub
 
-    async def ws_agent(request: web.Request) -> web.WebSocketResponse:
+    async def ws_agent(request: web.Request) -> web.StreamResponse:
         return await hub.handle(request, lambda token: authenticate(request, token), audit)
 
     setattr(ws_agent, _PUBLIC, True)  # authenticates inside, with the first message (browsers cannot set headers)
 
+    def report_suppressed(force: bool = False) -> None:
+        for address, count in throttle.drain(clock(), force):
+            audit("auth_failed_suppressed", None, address=address, count=count, window_s=login_window_s)
+
+    async def watch_tokens() -> None:
+        while True:
+            await asyncio.sleep(token_poll_s)
+            await enforce_tokens(tokens, hub)
+            report_suppressed()
+
     async def start_hub(app: web.Application) -> None:
         hub.start()
+        watchers.add(asyncio.ensure_future(watch_tokens()))
 
     async def stop_hub(app: web.Application) -> None:
+        for task in watchers:
+            task.cancel()
+        report_suppressed(force=True)
         await hub.close()
+
+    watchers: set[asyncio.Task[None]] = set()
 
     app.on_startup.append(start_hub)
     app.on_shutdown.append(stop_hub)

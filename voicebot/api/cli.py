@@ -4,7 +4,10 @@
     voicebot token create --role supervisor --label "night shift"
     voicebot token list  |  voicebot token revoke ID
 
-The token file is $VOICEBOT_TOKENS_FILE, else ~/.config/voicebot/tokens.json (written with mode 0600).
+Paths come from the server's configuration (--config, default sip_config/voicebot.yaml), as `voicebot serve`
+reads them: the token file is api.tokens_file, else $VOICEBOT_TOKENS_FILE, else ~/.config/voicebot/tokens.json
+(written with mode 0600; --file overrides); changes are audited in api.audit_log, the server's own hash chain (one
+lock serialises both writers); agent tokens are only made for agents listed in queues.agents_file.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from voicebot.api.tokens import ROLES, TokenFileError, TokenStore
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "sip_config" / "voicebot.yaml"  # as `voicebot serve`
 
 __all__ = ["default_tokens_path", "main", "register"]
 
@@ -31,7 +36,11 @@ def default_tokens_path() -> Path:
 def register(subparsers: Any) -> None:
     """Add `token` (create, list, revoke) to an argparse subparsers object."""
     token = subparsers.add_parser("token", help="create, list or revoke API tokens")
-    token.add_argument("--file", type=Path, default=None, help="token file (default $VOICEBOT_TOKENS_FILE or ~/.config/voicebot/tokens.json)")
+    token.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                       help="server YAML whose api.tokens_file, api.audit_log and queues.agents_file are used "
+                            "(default: %(default)s)")
+    token.add_argument("--file", type=Path, default=None, help="token file (default api.tokens_file, else "
+                                                               "$VOICEBOT_TOKENS_FILE or ~/.config/voicebot/tokens.json)")
     actions = token.add_subparsers(dest="token_command", required=True)
     create = actions.add_parser("create", help="make a token and print it once")
     create.add_argument("--role", choices=ROLES, required=True)
@@ -45,12 +54,46 @@ def register(subparsers: Any) -> None:
     revoke.set_defaults(func=_revoke)
 
 
+class CliConfigError(ValueError):
+    """The server configuration the token command needs cannot be read."""
+
+
+def _server_config(args: argparse.Namespace) -> Any:
+    from voicebot.config import load_server_config
+    from voicebot.yamlsrc import ConfigErrors, YamlSourceError
+
+    cached = getattr(args, "_server_config", None)
+    if cached is None:
+        try:
+            cached = load_server_config(args.config)
+        except (ConfigErrors, YamlSourceError, OSError) as exc:
+            raise CliConfigError(f"cannot read the server configuration {args.config}: {exc}") from None
+        args._server_config = cached
+    return cached
+
+
 def _store(args: argparse.Namespace) -> TokenStore:
-    return TokenStore.load(args.file or default_tokens_path())
+    configured = _server_config(args).api.tokens_file
+    return TokenStore.load(args.file or configured or default_tokens_path())
+
+
+def check_agent_exists(agent: str, agents_file: str | Path) -> None:
+    """ValueError unless ``agent`` is an agent id in ``agents_file`` (a token for nobody must not be made)."""
+    from voicebot.queues.models import load_agents
+    from voicebot.yamlsrc import ConfigErrors, YamlSourceError
+
+    try:
+        known = [item.id for item in load_agents(agents_file).agents]
+    except (ConfigErrors, YamlSourceError, OSError) as exc:
+        raise ValueError(f"cannot check agent {agent!r} against {agents_file}: {exc}") from None
+    if agent not in known:
+        raise ValueError(f"no agent {agent!r} in {agents_file}; known agents: {', '.join(known) or 'none'}")
 
 
 def _create(args: argparse.Namespace) -> int:
     try:
+        if args.agent is not None:
+            check_agent_exists(args.agent, _server_config(args).queues.agents_file)
         store = _store(args)
         secret = store.create(args.role, args.agent, args.label)
     except (TokenFileError, ValueError) as exc:
@@ -59,14 +102,14 @@ def _create(args: argparse.Namespace) -> int:
     print(secret)
     print(f"saved (hashed) in {store.path}; this token is not shown again", file=sys.stderr)
     token_id = secret.split("_")[1] if secret.count("_") >= 2 else "?"
-    _audit("token.create", token_id, role=args.role, agent=args.agent, label=args.label)
+    _audit(args, "token.create", token_id, role=args.role, agent=args.agent, label=args.label)
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
     try:
         store = _store(args)
-    except TokenFileError as exc:
+    except (TokenFileError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for record in store.records():
@@ -77,23 +120,23 @@ def _list(args: argparse.Namespace) -> int:
 def _revoke(args: argparse.Namespace) -> int:
     try:
         removed = _store(args).revoke(args.id)
-    except TokenFileError as exc:
+    except (TokenFileError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not removed:
         print(f"error: no token {args.id!r}", file=sys.stderr)
         return 1
-    _audit("token.revoke", args.id)
+    _audit(args, "token.revoke", args.id)
     return 0
 
 
-def _audit(action: str, target: str, **details: Any) -> None:
-    """Admin changes go to the append-only audit log ($VOICEBOT_AUDIT_LOG, default var/audit/audit.jsonl)."""
+def _audit(args: argparse.Namespace, action: str, target: str, **details: Any) -> None:
+    """Admin changes go to the server's append-only audit log (api.audit_log of --config)."""
     from voicebot.compliance.audit import AuditLog
 
-    path = os.environ.get("VOICEBOT_AUDIT_LOG") or "var/audit/audit.jsonl"
     actor = f"cli:{os.environ.get('USER') or os.getuid()}"
-    AuditLog(path).record(actor, action, target, **{k: v for k, v in details.items() if v is not None})
+    with AuditLog(_server_config(args).api.audit_log) as log:
+        log.record(actor, action, target, **{k: v for k, v in details.items() if v is not None})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,9 @@ Line: {"seq": 12, "ts": "2024-03-15T10:30:00.123Z", "actor": ..., "action": ...,
 The first line of the first file has prev = "0"*64. Actions in use: admin.change, config.reload, recording.read,
 context.read, agent.login, agent.logout, retention.delete (free text; dotted by convention).
 
-Writes use O_APPEND (one write() per line), the file is created 0600, optional fsync per record. When a file would
+Writes use O_APPEND (one write() per line), the file is created 0600, optional fsync per record. Several processes
+may append to one log (the server and `voicebot token`): each record is written under an exclusive lock on
+<name>.lock and first picks up lines (and rotations) written by the others, so the chain never forks. When a file would
 pass `max_bytes` it is renamed to <name>.<n> (n = 1, 2, ... oldest first), made read-only (0400), and the chain
 continues in a fresh file: its first line's prev is the last hash of the rotated one (`verify_chain` checks that).
 Target and details pass through the PII redactor, so an audit line never holds a card or phone number.
@@ -17,6 +19,7 @@ Target and details pass through the PII redactor, so an audit line never holds a
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -90,13 +93,35 @@ class AuditLog:
         self._clock = clock
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        self._prev, self._seq = GENESIS, 0
+        self._seen: tuple[int, int] | None = None  # (inode, size) of the log after our last read or write
+        self._fd = self._open()
+        with self._file_lock():
+            self._follow()
+
+    def _file_lock(self) -> _FileLock:
+        return _FileLock(self._lock_fd)
+
+    def _follow(self) -> None:
+        """Under the file lock: reopen after another writer's rotation, re-read the tail after its appends."""
+        try:
+            current = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current != os.fstat(self._fd).st_ino:
+            os.close(self._fd)
+            self._fd = self._open()
+        info = os.fstat(self._fd)
+        if (info.st_ino, info.st_size) == self._seen:
+            return
         last = _last_entry(self.path)
         if last is None:
             rotated = rotated_files(self.path)
             last = _last_entry(rotated[-1]) if rotated else None
         self._prev = str(last["hash"]) if last else GENESIS
         self._seq = int(last["seq"]) if last else 0
-        self._fd = self._open()
+        self._seen = (info.st_ino, info.st_size)
 
     def _open(self) -> int:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -109,7 +134,8 @@ class AuditLog:
             raise ValueError("an audit entry needs an actor and an action")
         now = self._clock()
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
-        with self._lock:
+        with self._lock, self._file_lock():
+            self._follow()
             entry: dict[str, Any] = {
                 "seq": self._seq + 1,
                 "ts": stamp,
@@ -127,6 +153,8 @@ class AuditLog:
             if self.fsync:
                 os.fsync(self._fd)
             self._prev, self._seq = entry["hash"], entry["seq"]
+            info = os.fstat(self._fd)
+            self._seen = (info.st_ino, info.st_size)
         return entry
 
     def _rotate(self) -> None:
@@ -142,13 +170,27 @@ class AuditLog:
         with self._lock:
             if self._fd >= 0:
                 os.close(self._fd)
-                self._fd = -1
+                os.close(self._lock_fd)
+                self._fd = self._lock_fd = -1
 
     def __enter__(self) -> AuditLog:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _FileLock:
+    """An exclusive flock on an open file descriptor (blocks until the other process releases it)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __enter__(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
 
 
 def verify(path: str | Path, expected_prev: str | None = None) -> tuple[bool, int | None]:

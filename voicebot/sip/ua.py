@@ -86,6 +86,7 @@ class UserAgent:
         self.acl = [ipaddress.ip_network(n, strict=False) for n in acl]
         self.egress = egress or EgressPolicy()
         self.limits = limits or UaLimits()
+        self.other_calls: Callable[[], int] = lambda: 0  # calls on other channels (browser) sharing max_calls
         self.user_agent = user_agent
         self.on_invite: InviteHandler | None = None
         self.guard: DigestGuard | None = None  # digest challenge for INVITEs from non-trunk sources
@@ -500,7 +501,7 @@ class UserAgent:
             self._respond_stateless(req, addr, 503, "Service Unavailable (shutting down)",
                                     headers=[("Retry-After", "30")])
             return
-        if len(self._calls) >= self.limits.max_calls:
+        if len(self._calls) + self.other_calls() >= self.limits.max_calls:
             self._respond_stateless(req, addr, 503, "Service Unavailable (call limit)",
                                     headers=[("Retry-After", "5")])
             return

@@ -38,7 +38,7 @@ async def serve_call_page(host: str, port: int, on_call: OnCall,
                           ice_servers: Sequence[IceServerSpec] = ()) -> CallPageServer:
     """Serve /call and /webrtc/offer on ``host:port`` (0 = a free port) until ``close()``."""
     app = web.Application(client_max_size=64 * 1024)
-    add_webrtc_routes(app, on_call, ice_servers)
+    add_webrtc_routes(app, on_call, ice_servers, media_host=host)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

@@ -10,6 +10,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from voicebot.api.jsonbody import JsonBodyError, loads_bounded
+
 DTMF_DIGITS = frozenset("0123456789*#ABCD")
 CAPTION_SPEAKERS = frozenset({"bot", "caller"})
 MAX_MESSAGE_CHARS = 4096
@@ -93,9 +95,9 @@ def _json_object(raw: str | bytes, what: str, limit: int) -> dict[str, Any]:
     if len(raw) > limit:
         raise ProtocolError(f"{what} too long: {len(raw)} characters, at most {limit}")
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"{what} is not valid JSON: {exc}") from None
+        data = loads_bounded(raw)
+    except JsonBodyError as exc:
+        raise ProtocolError(f"{what} is not acceptable: {exc}") from None
     if not isinstance(data, dict):
         raise ProtocolError(f"{what} must be a JSON object, got {type(data).__name__}")
     return data
