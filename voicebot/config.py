@@ -260,12 +260,32 @@ class DigestUser(_Section):
     password_env: EnvName = Field(description="environment variable holding the password")
 
 
+class LoginLockoutConfig(_Section):
+    """Bans after repeated failed digest logins (agent phones' REGISTER): per source address and per user."""
+
+    failures_per_source: int = Field(10, ge=1, le=10_000, description="failed logins from one address in the "
+                                     "window that ban the address")
+    failures_per_user: int = Field(30, ge=1, le=10_000, description="failed logins of one user (any address) in "
+                                   "the window that ban the user")
+    window_s: float = Field(300, gt=0, le=86_400, description="how long a failure counts")
+    ban_s: float = Field(900, gt=0, le=86_400, description="first ban; each further ban of the same key doubles")
+    max_ban_s: float = Field(86_400, gt=0, le=604_800, description="longest ban")
+
+    @model_validator(mode="after")
+    def _ban_within_max(self) -> LoginLockoutConfig:
+        if self.ban_s > self.max_ban_s:
+            raise LocatedValueError(f"ban_s {self.ban_s:g} exceeds max_ban_s {self.max_ban_s:g}", loc=("ban_s",),
+                                    hint=f"lower it to at most {self.max_ban_s:g}")
+        return self
+
+
 class AuthConfig(_Section):
     """Digest authentication asked of callers that are not trunks (trunks are trusted by their allow_from)."""
 
     challenge_non_trunk: bool = Field(False, description="answer INVITEs from non-trunk sources with 401")
     realm: str = Field("voicebot", min_length=1)
     users: list[DigestUser] = Field(default_factory=list)
+    lockout: LoginLockoutConfig = Field(default_factory=LoginLockoutConfig)
 
 
 class AclConfig(_Section):

@@ -42,6 +42,7 @@ from voicebot.runtime import KEYPAD_DEMO, Runtime
 from voicebot.session import CallRecord, DemoDtmfSession, DemoPrompts, PromptSource
 from voicebot.sip.call import SipCall
 from voicebot.sip.challenge import DigestGuard
+from voicebot.sip.lockout import AuthLockout
 from voicebot.sip.registrar import Registrar, SipAccount
 from voicebot.compliance.secrets import Secret, read_secret
 from voicebot.sip.registration import Registration
@@ -225,7 +226,10 @@ class VoicebotServer:
             for agent in agents.agents if agent.sip_user is not None}
         if not accounts or self.handoff is None:
             return
-        self.registrar = Registrar(self.config.auth.realm, accounts)
+        lock = self.config.auth.lockout
+        self.registrar = Registrar(self.config.auth.realm, accounts, lockout=AuthLockout(
+            failures_per_source=lock.failures_per_source, failures_per_user=lock.failures_per_user,
+            window_s=lock.window_s, ban_s=lock.ban_s, max_ban_s=lock.max_ban_s))
         self.ua.on_register = self.registrar.handle
         self.handoff.agent_contact = self.registrar.contact_for_agent
         log.info("agent registrar ready", extra={"fields": {"realm": self.config.auth.realm,

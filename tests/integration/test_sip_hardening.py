@@ -6,7 +6,9 @@ Agent phones register with digest auth (REGISTER replay, password guessing), hos
 
 from __future__ import annotations
 
+import json
 import secrets
+import time
 from pathlib import Path
 
 import pytest
@@ -98,4 +100,68 @@ def test_captured_register_authorization_cannot_be_replayed(tmp_path: Path) -> N
     finally:
         phone.close()
         attacker.close()
+        stop_server(server)
+
+
+LOCKOUT = "auth: {lockout: {failures_per_source: 5, failures_per_user: 8, ban_s: 3}}\n"
+
+
+def fail_logins(peer: RawPeer, count: int, user: str = "alice") -> None:
+    for _ in range(count):
+        reply, _ = login(peer, user, "guess-" + secrets.token_hex(3))
+        assert reply.status == 403, reply.raw
+
+
+def audit_actions(server: ServerProcess) -> list[dict]:
+    path = server.workdir / "audit" / "audit.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [entry for entry in map(json.loads, lines) if entry["action"] == "sip.login_lockout"]
+
+
+def poll(condition, timeout: float, every: float = 0.3):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def test_password_guessing_locks_the_source_out_until_the_ban_expires(tmp_path: Path) -> None:
+    server = start_registrar(tmp_path, LOCKOUT)
+    guesser, other = RawPeer(("127.0.0.1", server.port)), RawPeer(("127.0.0.1", server.port), "127.0.0.5")
+    try:
+        fail_logins(guesser, 4)
+        fail_logins(guesser, 1, user="mallory")  # unknown users count for the source too
+        locked, _ = login(guesser)  # the right password, at once after: refused
+        assert locked.status == 403 and "locked out" in locked.reason, locked.raw
+        server.wait_for_match("SIP login lockout", scope="source", key="127.0.0.1")
+        entry = poll(lambda: audit_actions(server), 10)[0]
+        assert entry["details"]["scope"] == "source" and entry["details"]["failures"] == 5, entry
+        ok, _ = login(other)  # another address is not affected (the user's own count, 4, is below 8)
+        assert ok.status == 200, ok.raw
+        # The ban expires (3 s): the right password from the guesser's address works again.
+        assert poll(lambda: login(guesser)[0].status == 200, 15, every=0.5)
+        assert not any(PASSWORD in line for line in server.lines)
+    finally:
+        guesser.close()
+        other.close()
+        stop_server(server)
+
+
+def test_password_guessing_from_many_addresses_locks_the_user_out(tmp_path: Path) -> None:
+    server = start_registrar(tmp_path, LOCKOUT)
+    peers = [RawPeer(("127.0.0.1", server.port), f"127.0.0.{n}") for n in (2, 3, 4)]
+    try:
+        fail_logins(peers[0], 4)
+        fail_logins(peers[1], 4)  # 8 failures of alice, none of the addresses reached 5
+        locked, _ = login(peers[2])
+        assert locked.status == 403 and "locked out" in locked.reason, locked.raw
+        server.wait_for_match("SIP login lockout", scope="user", key="alice")
+        assert poll(lambda: [e for e in audit_actions(server) if e["details"]["scope"] == "user"], 10)
+        assert poll(lambda: login(peers[2])[0].status == 200, 15, every=0.5)
+    finally:
+        for peer in peers:
+            peer.close()
         stop_server(server)

@@ -5,12 +5,14 @@ the response to send: 401 with a challenge (SHA-256 and MD5, stateless nonces as
 unknown user, a wrong password or a user registering someone else's address, 200 with the live bindings.
 Replays are refused: each nonce is bound to the client's source ip:port (signed into it), and its nonce count
 must increase from one use to the next (a reused one gets a fresh stale=true challenge).
+Password guessing is locked out (lockout.py): repeated failures ban the source or the user for a while, audited.
 Bindings live in this process only: an agent registered at node A is rung by node A alone (other nodes fall back
 to the agent's static sip_uri). Passwords are held as Secret and never logged.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import time
@@ -21,10 +23,12 @@ from voicebot.compliance.secrets import Secret
 
 from . import digest
 from .bindings import Binding, BindingTable, RegisterError, parse_register
+from .lockout import AuthLockout, Ban
 from .message import SipRequest
 from .noncecount import NonceCounts
 
 log = logging.getLogger("voicebot.sip.registrar")
+audit_log = logging.getLogger("voicebot.audit")  # copied to the hash-chained audit file by the server
 
 Addr = tuple[str, int]
 Reply = tuple[int, str, list[tuple[str, str]]]
@@ -48,6 +52,8 @@ class Registrar:
     clock: Callable[[], float] = time.time
     nonce_max_age_s: float = 300.0
     nonce_counts: NonceCounts = field(default_factory=NonceCounts)
+    lockout: AuthLockout = field(default_factory=AuthLockout)
+    locked_refusals: int = 0
     _last_prune: float = 0.0
 
     def contact_for_agent(self, agent_id: str) -> str | None:
@@ -80,8 +86,13 @@ class Registrar:
         except digest.DigestError as exc:
             return self._refuse(source, None, f"malformed credentials: {exc}", 400, "Bad Request")
         user = params.get("username", "")
+        ban = self.lockout.locked(source[0], user, self.clock())
+        if ban is not None:  # refused without a look at the password; the ban itself was logged and audited
+            self.locked_refusals += 1
+            return 403, "Forbidden (locked out after failed logins)", []
         account = self.accounts.get(user)
         if account is None:
+            self._failed(source, None)
             return self._refuse(source, user or None, "unknown user")
         result = digest.verify_authorization(
             values[0], req.method, lambda name: account.password.reveal() if name == account.user else None,
@@ -97,7 +108,23 @@ class Registrar:
         if not self._nonce_is_ours(params, source):
             # e.g. a nonce from before a restart, or one issued to another source: ask again, no verdict yet
             return self._challenge(source)
+        self._failed(source, account)
         return self._refuse(source, user, result.reason)
+
+    def _failed(self, source: Addr, account: SipAccount | None) -> None:
+        """Count a failed login; log and audit any ban it starts."""
+        now = self.clock()
+        for ban in self.lockout.failed(source[0], account.user if account else None, now):
+            self._audit_ban(ban, source, account, now)
+
+    def _audit_ban(self, ban: Ban, source: Addr, account: SipAccount | None, now: float) -> None:
+        fields = {"scope": ban.scope, "key": ban.key, "src": f"{source[0]}:{source[1]}",
+                  "user": account.user if account else None, "failures": ban.failures,
+                  "ban_s": round(ban.until - now)}
+        log.warning("SIP login lockout", extra={"fields": fields})
+        audit_log.info(json.dumps({"event": "sip.login_lockout", "role": "sip-peer", "token": None,
+                                   "agent": account.agent_id if account and ban.scope == "user" else None,
+                                   **fields}, sort_keys=True))
 
     def _first_use(self, params: dict[str, str]) -> bool:
         """Whether verified credentials use their nonce with a nonce count not seen before (no replay)."""
