@@ -165,3 +165,42 @@ def test_password_guessing_from_many_addresses_locks_the_user_out(tmp_path: Path
         for peer in peers:
             peer.close()
         stop_server(server)
+
+
+def hostile_datagram(n: int) -> bytes:
+    """60 KB of garbage, of a request with a huge bad header line, or of a request with a huge Call-ID."""
+    head = (f"INVITE sip:1000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5;branch=z9hG4bK{n}\r\n"
+            f"From: <sip:x@127.0.0.1>;tag={n}\r\nTo: <sip:1000@127.0.0.1>\r\nCSeq: 1 INVITE\r\n").encode()
+    kind = n % 3
+    if kind == 0:
+        return secrets.token_bytes(60_000)
+    if kind == 1:
+        return head + b"Call-ID: x\r\nX-Bad " + b"a" * 60_000 + b"\r\n\r\n"
+    return head + b"Call-ID: " + b"c" * 60_000 + b"\r\nContent-Length: 0\r\n\r\n"
+
+
+def test_flood_of_large_bad_datagrams_from_outside_the_acl_writes_a_few_short_lines(tmp_path: Path) -> None:
+    server = start_server(tmp_path, "acl: {allow: [127.0.0.2/32]}\n")
+    hostile = RawPeer(("127.0.0.1", server.port))  # 127.0.0.1 is outside the ACL
+    friend = RawPeer(("127.0.0.1", server.port), "127.0.0.2")
+    stranger = RawPeer(("127.0.0.1", server.port), "127.0.0.3")
+    try:
+        lines_before = len(server.lines)
+        for n in range(500):
+            hostile.send(hostile_datagram(n))
+            if n % 25 == 24:  # datagrams are handled in order: the friend's answer means the batch was read
+                friend.send(friend.request("OPTIONS", f"sip:1000@127.0.0.1:{server.port}"))
+                reply = friend.wait_reply("OPTIONS")
+                assert reply is not None and reply.status == 200
+        logged = server.lines[lines_before:]
+        assert len(logged) <= 6 and sum(map(len, logged)) < 4000, "\n".join(line[:300] for line in logged)
+        limited = server.wait_for("requests from source rate-limited")
+        assert limited[0]["src"] == "127.0.0.1"
+        # Outside the ACL and not flooding: still told 403, once.
+        stranger.send(stranger.request("OPTIONS", f"sip:1000@127.0.0.1:{server.port}"))
+        refused = stranger.wait_reply("OPTIONS")
+        assert refused is not None and refused.status == 403
+    finally:
+        for peer in (hostile, friend, stranger):
+            peer.close()
+        stop_server(server)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import time
 from typing import Callable, Iterable
+
+from .logthrottle import LogThrottle
 
 log = logging.getLogger("voicebot.sip.transport")
 
@@ -39,6 +42,7 @@ class UdpTransport(asyncio.DatagramProtocol):
         self.local_addr: Addr = ("", 0)
         self.dropped_egress = 0
         self.oversize = 0
+        self._log_throttle = LogThrottle()
 
     @classmethod
     async def bind(cls, host: str, port: int, handler: DatagramHandler, egress: EgressPolicy | None = None,
@@ -56,8 +60,10 @@ class UdpTransport(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[override]
         if len(data) > self._max:
             self.oversize += 1
-            log.warning("dropped oversize datagram", extra={"fields": {"src": f"{addr[0]}:{addr[1]}",
-                                                                       "bytes": len(data)}})
+            suppressed = self._log_throttle.admit("oversize", time.monotonic())
+            if suppressed is not None:
+                log.warning("dropped oversize datagram", extra={"fields": {
+                    "src": f"{addr[0]}:{addr[1]}", "bytes": len(data), "suppressed": suppressed}})
             return
         try:
             self._handler(data, (addr[0], addr[1]))

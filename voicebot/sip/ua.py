@@ -18,6 +18,7 @@ from . import digest
 from .call import CallState, SipCall
 from .dialog import Dialog, new_call_id, new_tag
 from .challenge import DigestGuard
+from .logthrottle import LogThrottle, clip
 from .ratelimit import SourceLimiter
 from .message import (SipParseError, SipRequest, SipResponse, parse_message, parse_name_addr,
                       parse_uri)
@@ -68,6 +69,7 @@ class UaStats:
     parse_errors: int = 0
     dropped: int = 0
     rejected_acl: int = 0
+    dropped_before_parse: int = 0  # banned or rate-limited sources, refused before their bytes were parsed
     calls_total: int = 0
     by_status: dict[int, int] = field(default_factory=dict)
 
@@ -104,7 +106,7 @@ class UserAgent:
         self._last_drop_log = 0.0
         rate = self.limits.requests_per_source_per_s
         self.limiter = SourceLimiter(rate=rate, burst=max(10.0, 2 * rate))
-        self._last_limit_log: dict[str, float] = {}
+        self._log_throttle = LogThrottle()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -361,11 +363,17 @@ class UserAgent:
     def _on_datagram(self, data: bytes, addr: Addr) -> None:
         if not data.strip(b"\r\n"):
             return  # CRLF keep-alive (RFC 5626)
+        if not self._admit_before_parse(data, addr):
+            self.stats.dropped_before_parse += 1
+            return
         try:
             msg = parse_message(data, max_headers=self.limits.max_headers, max_size=self.limits.max_message_bytes)
         except SipParseError as err:
             self.stats.parse_errors += 1
-            self._reply_to_parse_error(err, addr, len(data))
+            if self._source_allowed(addr[0]) and self.limiter.admit(addr[0], time.monotonic()):
+                self._reply_to_parse_error(err, addr, len(data))
+            else:  # outside the ACL (already charged above) or over its rate: no answer, an aggregated line
+                self._log_throttled("bad SIP message dropped", addr, bytes=len(data), reason=clip(err.reason))
             return
         if isinstance(msg, SipResponse):
             self.stats.responses += 1
@@ -374,10 +382,29 @@ class UserAgent:
             self.stats.requests += 1
             self._on_request(msg, addr)
 
+    def _admit_before_parse(self, data: bytes, addr: Addr) -> bool:
+        """Source checks that cost no parsing: a banned source is dropped; a request-like datagram from outside
+        the ACL is charged to the source's rate limit first (responses may come from any peer we called)."""
+        now = time.monotonic()
+        if self.limiter.banned(addr[0], now):
+            return False
+        if data.startswith(b"SIP/2.0 ") or self._source_allowed(addr[0]):
+            return True
+        if self.limiter.admit(addr[0], now):
+            return True
+        self._log_limited(addr[0], "-")
+        return False
+
+    def _log_throttled(self, message: str, addr: Addr, **fields: object) -> None:
+        """Log ``message`` at most once per 5 s, reporting how many were suppressed in between."""
+        suppressed = self._log_throttle.admit(message, time.monotonic())
+        if suppressed is not None:
+            log.warning(message, extra={"fields": {"src": f"{addr[0]}:{addr[1]}", **fields,
+                                                   "suppressed": suppressed}})
+
     def _reply_to_parse_error(self, err: SipParseError, addr: Addr, size: int) -> None:
-        log.warning("bad SIP message dropped" if err.status is None else "bad SIP message rejected",
-                    extra={"fields": {"src": f"{addr[0]}:{addr[1]}", "bytes": size, "reason": err.reason,
-                                      "status": err.status}})
+        self._log_throttled("bad SIP message dropped" if err.status is None else "bad SIP message rejected", addr,
+                            bytes=size, reason=clip(err.reason), status=err.status)
         if err.status is None or not err.is_request or err.headers is None or err.method == "ACK":
             return
         resp = build_response(err.headers, err.status, f"{default_reason(err.status)} ({err.reason})"[:120])
@@ -413,11 +440,11 @@ class UserAgent:
 
     def _log_limited(self, source: str, method: str) -> None:
         now = time.monotonic()
-        if now - self._last_limit_log.get(source, 0.0) >= 5.0:
-            self._last_limit_log[source] = now
+        suppressed = self._log_throttle.admit("rate-limited", now)  # one line per 5 s for all sources together
+        if suppressed is not None:
             log.warning("requests from source rate-limited", extra={"fields": {
-                "src": source, "method": method, "banned": self.limiter.banned(source, now),
-                "refused_total": self.limiter.refused}})
+                "src": source, "method": clip(method, 20), "banned": self.limiter.banned(source, now),
+                "refused_total": self.limiter.refused, "suppressed": suppressed}})
 
     def _source_allowed(self, host: str) -> bool:
         try:
@@ -446,7 +473,7 @@ class UserAgent:
         if not self._source_allowed(addr[0]):
             self.stats.rejected_acl += 1
             self._respond_stateless(req, addr, 403, "Forbidden (source not allowed)")
-            log.warning("request from disallowed source", extra={"fields": {"src": addr[0], "method": method}})
+            self._log_throttled("request from disallowed source", addr, method=clip(method, 20))
             return
         methods = SUPPORTED_METHODS | {"REGISTER"} if self.on_register is not None else SUPPORTED_METHODS
         rejection = check_request(req, supported_methods=methods,
