@@ -222,6 +222,11 @@ class ListenConfig(_Section):
     public_host: Host | None = Field(
         None, description="address put in Contact and SDP when behind NAT (default: the bound address)"
     )
+    receive_buffer_bytes: int = Field(
+        4 * 1024 * 1024, ge=65_536, le=256 * 1024 * 1024,
+        description="SO_RCVBUF of the SIP socket, so bursts of call setups are not dropped by the kernel "
+                    "(beyond net.core.rmem_max only with CAP_NET_ADMIN; the size granted is logged)",
+    )
 
 
 class RtpConfig(_Section):
@@ -368,6 +373,10 @@ class LimitsConfig(_Section):
     max_message_bytes: int = Field(65535, ge=1500, le=65535, description="largest SIP message accepted")
     max_headers: int = Field(128, ge=16, le=1024)
     invite_rate_per_source_per_s: float = Field(20, gt=0, le=10_000)
+    max_pending_setups: int = Field(100, ge=1, le=100_000, description="INVITEs not yet answered above which new "
+                                    "ones get 503 + Retry-After")
+    max_media_lag_ms: float = Field(30, gt=0, le=10_000, description="media clock lag above which new INVITEs get "
+                                    "503 + Retry-After (calls in progress keep their media on time)")
 
     @model_validator(mode="after")
     def _per_source_within_total(self) -> LimitsConfig:

@@ -42,6 +42,7 @@ from voicebot.runtime import KEYPAD_DEMO, Runtime
 from voicebot.session import CallRecord, DemoDtmfSession, DemoPrompts, PromptSource
 from voicebot.sip.call import SipCall
 from voicebot.sip.challenge import DigestGuard
+from voicebot.sip.admission import SetupAdmission
 from voicebot.sip.lockout import AuthLockout
 from voicebot.sip.registrar import Registrar, SipAccount
 from voicebot.compliance.secrets import Secret, read_secret
@@ -119,7 +120,11 @@ class VoicebotServer:
                             acl=acl, egress=self.egress,
                             limits=UaLimits(max_calls=lim.max_calls, max_calls_per_source=lim.max_calls_per_source,
                                             max_message_bytes=lim.max_message_bytes, max_headers=lim.max_headers,
-                                            requests_per_source_per_s=lim.invite_rate_per_source_per_s))
+                                            requests_per_source_per_s=lim.invite_rate_per_source_per_s,
+                                            receive_buffer_bytes=config.listen.receive_buffer_bytes,
+                                            admission=SetupAdmission(max_pending_setups=lim.max_pending_setups,
+                                                                     max_media_lag_s=lim.max_media_lag_ms / 1000)))
+        self.ua.media_lag = get_ticker().lag
         self.ua.on_invite = self._on_invite
         if config.auth.challenge_non_trunk:
             users = {}

@@ -7,13 +7,17 @@ Agent phones register with digest auth (REGISTER replay, password guessing), hos
 from __future__ import annotations
 
 import json
+import os
+import re
 import secrets
+import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.integration.rawsip import RawPeer, Reply
+from tests.integration.rawsip import RawPeer, Reply, sdp_offer
 from tests.integration.support import (
     ServerProcess,
     free_udp_port,
@@ -21,6 +25,7 @@ from tests.integration.support import (
     stop_server,
 )
 from tests.integration.test_agent_registration import agents_yaml
+from tests.integration.test_bad_input import Caller
 from voicebot.sip import digest
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -203,4 +208,68 @@ def test_flood_of_large_bad_datagrams_from_outside_the_acl_writes_a_few_short_li
     finally:
         for peer in (hostile, friend, stranger):
             peer.close()
+        stop_server(server)
+
+
+def test_sip_socket_gets_the_configured_receive_buffer_and_reports_it(tmp_path: Path) -> None:
+    server = start_server(tmp_path)  # listen.receive_buffer_bytes: default 4 MiB
+    try:
+        entry = server.wait_for("sip receive buffer")[0]
+        requested, granted = entry["requested"], entry["granted"]
+        assert requested == 4 * 1024 * 1024 and entry["port"] == server.port
+        rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
+        assert granted >= (requested if os.geteuid() == 0 else min(requested, rmem_max)), entry
+        # The kernel's own view of the socket (ss: skmem rb) is the size reported.
+        out = subprocess.run(["ss", "-uamn", f"sport = :{server.port}"], capture_output=True, text=True,
+                             check=True).stdout
+        assert re.search(r"\brb(\d+)", out) and int(re.search(r"\brb(\d+)", out)[1]) == granted, out
+    finally:
+        stop_server(server)
+
+
+def invite_from(peer: RawPeer, server: ServerProcess) -> None:
+    body = sdp_offer(peer.host, 40000)
+    peer.send(peer.request("INVITE", f"sip:1000@127.0.0.1:{server.port}", body=body,
+                           content_type="application/sdp", cseq=1))
+
+
+def test_new_calls_get_503_while_too_many_setups_are_pending(tmp_path: Path) -> None:
+    server = start_server(tmp_path, "answer_delay_s: 8\nlimits: {max_pending_setups: 2}\n")
+    peers = [RawPeer(("127.0.0.1", server.port)) for _ in range(3)]
+    try:
+        for peer in peers[:2]:
+            invite_from(peer, server)
+            ringing = peer.wait_reply("INVITE", final=False)
+            while ringing is not None and ringing.status == 100:
+                ringing = peer.wait_reply("INVITE", final=False)
+            assert ringing is not None and ringing.status == 180, ringing
+        invite_from(peers[2], server)
+        refused = peers[2].wait_reply("INVITE")
+        assert refused is not None and refused.status == 503, refused
+        assert "2 call setups pending" in refused.reason and refused.header("retry-after") == "2"
+        server.wait_for_match("call setup refused", reason="overloaded: 2 call setups pending")
+    finally:
+        for peer in peers:
+            peer.close()
+        stop_server(server)
+
+
+def test_new_calls_get_503_while_the_media_clock_is_late(tmp_path: Path) -> None:
+    server = start_server(tmp_path, "limits: {max_media_lag_ms: 100}\n")
+    caller, late = Caller(server), RawPeer(("127.0.0.1", server.port))
+    try:
+        assert caller.invite() == 200  # a call in progress: the media clock runs
+        server.proc.send_signal(signal.SIGSTOP)  # the loop stalls (overload) while an INVITE arrives
+        try:
+            invite_from(late, server)
+            time.sleep(0.5)  # the length of the stall, not a synchronisation
+        finally:
+            server.proc.send_signal(signal.SIGCONT)
+        refused = late.wait_reply("INVITE")
+        assert refused is not None and refused.status == 503 and "media clock" in refused.reason, refused
+        assert refused.header("retry-after") == "2"
+        assert caller.bye() == 200
+    finally:
+        caller.close()
+        late.close()
         stop_server(server)

@@ -17,6 +17,7 @@ from typing import Awaitable, Callable, Iterable
 from . import digest
 from .call import CallState, SipCall
 from .dialog import Dialog, new_call_id, new_tag
+from .admission import SetupAdmission
 from .challenge import DigestGuard
 from .logthrottle import LogThrottle, clip
 from .ratelimit import SourceLimiter
@@ -60,6 +61,8 @@ class UaLimits:
     max_message_bytes: int = 65535
     max_headers: int = 128
     requests_per_source_per_s: float = 20.0
+    receive_buffer_bytes: int | None = None  # SO_RCVBUF of the SIP socket (None: the kernel's default)
+    admission: SetupAdmission = field(default_factory=SetupAdmission)
 
 
 @dataclass
@@ -94,6 +97,7 @@ class UserAgent:
         # REGISTER from agent phones (voicebot.sip.registrar): request, source -> (status, reason, headers)
         self.on_register: Callable[[SipRequest, Addr], tuple[int, str, list[tuple[str, str]]]] | None = None
         self.accepting = True
+        self.media_lag: Callable[[], float] = lambda: 0.0  # seconds the media clock is behind (admission by load)
         self.stats = UaStats()
         self.transport: UdpTransport | None = None
         self._server_txs: dict[tuple, ServerTransaction] = {}
@@ -111,7 +115,8 @@ class UserAgent:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self.transport = await UdpTransport.bind(self.host, self.port, self._on_datagram, self.egress,
-                                                 max_datagram=max(self.limits.max_message_bytes, 65535))
+                                                 max_datagram=max(self.limits.max_message_bytes, 65535),
+                                                 receive_buffer_bytes=self.limits.receive_buffer_bytes)
         self.port = self.transport.local_addr[1]
 
     async def stop(self) -> None:
@@ -142,6 +147,12 @@ class UserAgent:
     @property
     def active_calls(self) -> int:
         return len(self._calls)
+
+    @property
+    def pending_setups(self) -> int:
+        """Inbound calls received and not yet answered (nor ended)."""
+        return sum(1 for call in self._pending_invites.values()
+                   if call.state in (CallState.INCOMING, CallState.RINGING, CallState.ANSWERING))
 
     def spawn(self, coro: Awaitable[None]) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
@@ -533,6 +544,13 @@ class UserAgent:
             return
         if self._per_source.get(addr[0], 0) >= self.limits.max_calls_per_source:
             self._respond_stateless(req, addr, 486, "Busy Here (too many calls from this source)")
+            return
+        admission = self.limits.admission
+        overload = admission.refusal(self.pending_setups, self.media_lag())
+        if overload is not None:
+            self._respond_stateless(req, addr, 503, f"Service Unavailable ({overload})",
+                                    headers=[("Retry-After", str(admission.retry_after_s))])
+            self._log_throttled("call setup refused", addr, reason=overload)
             return
         call_holder: list[SipCall] = []
         tx = self._new_server_tx(req, addr, on_ack_timeout=lambda _tx: call_holder and call_holder[0].ack_timeout())
