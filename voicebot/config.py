@@ -375,7 +375,7 @@ class LimitsConfig(_Section):
     invite_rate_per_source_per_s: float = Field(20, gt=0, le=10_000)
     max_pending_setups: int = Field(100, ge=1, le=100_000, description="INVITEs not yet answered above which new "
                                     "ones get 503 + Retry-After")
-    max_media_lag_ms: float = Field(30, gt=0, le=10_000, description="media clock lag above which new INVITEs get "
+    max_media_lag_ms: float = Field(60, gt=0, le=10_000, description="media clock lag above which new INVITEs get "
                                     "503 + Retry-After (calls in progress keep their media on time)")
 
     @model_validator(mode="after")

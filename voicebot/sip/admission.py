@@ -13,7 +13,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class SetupAdmission:
     max_pending_setups: int = 100
-    max_media_lag_s: float = 0.030
+    max_media_lag_s: float = 0.060
     retry_after_s: int = 2
 
     def __post_init__(self) -> None:
