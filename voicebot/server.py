@@ -99,6 +99,12 @@ class CallQueuePort:
         await self.handoff.leave(membership, reason)
 
 
+def sdp_warning(reason: str) -> str:
+    """A Warning header value (RFC 3261 §20.43, code 399) telling a caller why its SDP was refused."""
+    text = "".join(c if " " <= c < "\x7f" else "?" for c in reason[:200]).replace("\\", "\\\\").replace('"', '\\"')
+    return f'399 voicebot "{text}"'
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("VOICEBOT_CACHE") or Path.home() / ".cache" / "voicebot")
 
@@ -297,7 +303,7 @@ class VoicebotServer:
             log.warning("call rejected: no common codec", extra={"fields": {**fields, "reason": exc.reason}})
             return
         except SdpError as exc:
-            call.reject(400, "Bad SDP")
+            call.reject(400, "Bad SDP", headers=[("Warning", sdp_warning(exc.reason))])
             log.warning("call rejected: bad SDP", extra={"fields": {**fields, "reason": exc.reason}})
             return
         try:

@@ -273,3 +273,61 @@ def test_new_calls_get_503_while_the_media_clock_is_late(tmp_path: Path) -> None
         caller.close()
         late.close()
         stop_server(server)
+
+
+def test_sustained_options_flood_at_a_modest_rate_gets_the_source_banned(tmp_path: Path) -> None:
+    server = start_server(tmp_path)
+    flooder = RawPeer(("127.0.0.1", server.port), "127.0.0.6")
+    uri = f"sip:1000@127.0.0.1:{server.port}"
+    try:
+        sent, deadline = 0, time.monotonic() + 15
+        while not server.records("source banned") and time.monotonic() < deadline:
+            for _ in range(8):  # 80 requests/s in batches of 8 every 100 ms: 4x the per-source rate, not 1,000/s
+                flooder.send(flooder.request("OPTIONS", uri))
+            sent += 8
+            while flooder.recv(0.0001) is not None:
+                pass
+            time.sleep(0.1)  # pacing the flood, not synchronisation
+        banned = server.wait_for_match("source banned", timeout=1, src="127.0.0.6")
+        assert banned["reason"] == "flood" and sent < 600, (banned, sent)
+        while flooder.recv(0.2) is not None:  # answers still in flight
+            pass
+        flooder.send(flooder.request("OPTIONS", uri))  # a polite request from the banned source: ignored
+        assert flooder.wait_reply("OPTIONS", timeout=1.0) is None
+    finally:
+        flooder.close()
+        stop_server(server)
+
+
+def test_requests_missing_call_id_from_or_cseq_get_400_through_their_via(tmp_path: Path) -> None:
+    server = start_server(tmp_path)
+    peer = RawPeer(("127.0.0.1", server.port))
+    try:
+        for missing in ("Call-ID", "From", "CSeq"):
+            lines = peer.request("OPTIONS", f"sip:1000@127.0.0.1:{server.port}").split("\r\n")
+            peer.send("\r\n".join(line for line in lines if not line.startswith(missing + ":")))
+            data = peer.recv(3.0)
+            assert data is not None, f"no answer to a request without {missing}"
+            text = data.decode()
+            assert text.startswith("SIP/2.0 400 ") and f"missing mandatory header {missing}" in text, text
+            assert f"{missing}:" not in text and f"Via: SIP/2.0/UDP 127.0.0.1:{peer.port}" in text, text
+    finally:
+        peer.close()
+        stop_server(server)
+
+
+def test_sdp_with_an_invalid_connection_address_is_refused_with_a_reason(tmp_path: Path) -> None:
+    server = start_server(tmp_path)
+    peer = RawPeer(("127.0.0.1", server.port))
+    try:
+        body = sdp_offer("127.0.0.1", 40000).replace("c=IN IP4 127.0.0.1", "c=IN IP4 999.1.2.3")
+        peer.send(peer.request("INVITE", f"sip:1000@127.0.0.1:{server.port}", body=body,
+                               content_type="application/sdp"))
+        reply = peer.wait_reply("INVITE")
+        assert reply is not None and reply.status in (400, 488), reply
+        warning = reply.header("warning") or ""
+        assert "999.1.2.3" in warning and "not a valid IP4 address" in warning, reply.raw
+        assert server.wait_for_match("call rejected: bad SDP")["reason"].endswith("is not a valid IP4 address")
+    finally:
+        peer.close()
+        stop_server(server)

@@ -109,7 +109,7 @@ class UserAgent:
         self._tasks: set[asyncio.Task] = set()
         self._last_drop_log = 0.0
         rate = self.limits.requests_per_source_per_s
-        self.limiter = SourceLimiter(rate=rate, burst=max(10.0, 2 * rate))
+        self.limiter = SourceLimiter(rate=rate, burst=max(10.0, 2 * rate), on_ban=self._on_source_banned)
         self._log_throttle = LogThrottle()
 
     # ------------------------------------------------------------------ lifecycle
@@ -405,6 +405,10 @@ class UserAgent:
             return True
         self._log_limited(addr[0], "-")
         return False
+
+    def _on_source_banned(self, source: str, reason: str) -> None:
+        log.warning("source banned", extra={"fields": {"src": source, "reason": reason,
+                                                       "ban_s": self.limiter.ban_s}})
 
     def _log_throttled(self, message: str, addr: Addr, **fields: object) -> None:
         """Log ``message`` at most once per 5 s, reporting how many were suppressed in between."""
