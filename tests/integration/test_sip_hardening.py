@@ -331,3 +331,22 @@ def test_sdp_with_an_invalid_connection_address_is_refused_with_a_reason(tmp_pat
     finally:
         peer.close()
         stop_server(server)
+
+
+def test_sigterm_exits_in_bounded_time_when_a_caller_never_answers_the_bye(tmp_path: Path) -> None:
+    server = start_server(tmp_path)  # shutdown_grace_s: 5
+    caller = Caller(server)
+    try:
+        assert caller.invite() == 200
+        # The caller's phone goes silent: it reads nothing and answers no BYE (its retransmissions pile up).
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(20) == 0
+        took = time.monotonic() - started
+        assert took < 5 + 5, f"exit took {took:.1f} s after SIGTERM (grace 5 s)"
+        server.wait_for("stopped")
+        bye = caller.peer.recv(1.0)
+        assert bye is not None and bye.startswith(b"BYE "), bye  # the call was hung up, not just dropped
+    finally:
+        caller.close()
+        stop_server(server)

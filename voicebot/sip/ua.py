@@ -119,9 +119,14 @@ class UserAgent:
                                                  receive_buffer_bytes=self.limits.receive_buffer_bytes)
         self.port = self.transport.local_addr[1]
 
-    async def stop(self) -> None:
-        for call in list(self._calls):
-            await call.hangup("shutdown")
+    async def stop(self, hangup_timeout_s: float = 2.0) -> None:
+        """Hang up every call at once (a BYE to a peer that never answers would otherwise hold the exit for
+        timer F, 32 s a call, one call after another), cancel the call tasks, close the socket."""
+        hangups = [asyncio.ensure_future(call.hangup("shutdown")) for call in list(self._calls)]
+        if hangups:
+            _, unanswered = await asyncio.wait(hangups, timeout=hangup_timeout_s)
+            for task in unanswered:
+                task.cancel()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
