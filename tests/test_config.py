@@ -340,3 +340,10 @@ def test_host_fields_reject_malformed_addresses(tmp_path: Path) -> None:
         (2, "listen.host: 'bad host!' is not an IP address or host name"),
         (3, "listen.public_host: '10.0.0.300' is not an IP address or host name"),
     ]
+
+
+def test_login_lockout_defaults_and_a_ban_longer_than_the_maximum_is_refused(tmp_path: Path) -> None:
+    config = load_server_config(write(tmp_path, "auth:\n  lockout: {failures_per_source: 5}\n"))
+    assert (config.auth.lockout.failures_per_source, config.auth.lockout.failures_per_user) == (5, 30)
+    error = single_error(tmp_path, "auth:\n  lockout: {ban_s: 7200, max_ban_s: 3600}\n")
+    assert "ban_s 7200 exceeds max_ban_s 3600" in error.message and error.line == 2

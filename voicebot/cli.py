@@ -13,6 +13,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO_ROOT / "sip_config" / "voicebot.yaml"
 
 log = logging.getLogger("voicebot.cli")
+SHUTDOWN_MARGIN_S = 15.0  # after the calls' grace: BYEs, worker processes, the API, threads
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -40,6 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 async def _serve_async(config, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    from voicebot.exitwatch import start_exit_watchdog
     from voicebot.runtime import Runtime
     from voicebot.server import VoicebotServer, default_cache_dir
     from voicebot.yamlsrc import ConfigErrors, YamlSourceError
@@ -88,6 +90,7 @@ async def _serve_async(config, args: argparse.Namespace) -> int:  # type: ignore
         watcher.cancel()
     print(f"voicebot: stopping; calls in progress have {config.shutdown_grace_s:g} s to finish", file=sys.stderr,
           flush=True)
+    start_exit_watchdog(config.shutdown_grace_s + SHUTDOWN_MARGIN_S)
     await server.drain(config.shutdown_grace_s)
     await runtime.close()
     return 0

@@ -225,6 +225,11 @@ class ListenConfig(_Section):
     public_host: Host | None = Field(
         None, description="address put in Contact and SDP when behind NAT (default: the bound address)"
     )
+    receive_buffer_bytes: int = Field(
+        4 * 1024 * 1024, ge=65_536, le=256 * 1024 * 1024,
+        description="SO_RCVBUF of the SIP socket, so bursts of call setups are not dropped by the kernel "
+                    "(beyond net.core.rmem_max only with CAP_NET_ADMIN; the size granted is logged)",
+    )
 
 
 class RtpConfig(_Section):
@@ -263,12 +268,32 @@ class DigestUser(_Section):
     password_env: EnvName = Field(description="environment variable holding the password")
 
 
+class LoginLockoutConfig(_Section):
+    """Bans after repeated failed digest logins (agent phones' REGISTER): per source address and per user."""
+
+    failures_per_source: int = Field(10, ge=1, le=10_000, description="failed logins from one address in the "
+                                     "window that ban the address")
+    failures_per_user: int = Field(30, ge=1, le=10_000, description="failed logins of one user (any address) in "
+                                   "the window that ban the user")
+    window_s: float = Field(300, gt=0, le=86_400, description="how long a failure counts")
+    ban_s: float = Field(900, gt=0, le=86_400, description="first ban; each further ban of the same key doubles")
+    max_ban_s: float = Field(86_400, gt=0, le=604_800, description="longest ban")
+
+    @model_validator(mode="after")
+    def _ban_within_max(self) -> LoginLockoutConfig:
+        if self.ban_s > self.max_ban_s:
+            raise LocatedValueError(f"ban_s {self.ban_s:g} exceeds max_ban_s {self.max_ban_s:g}", loc=("ban_s",),
+                                    hint=f"lower it to at most {self.max_ban_s:g}")
+        return self
+
+
 class AuthConfig(_Section):
     """Digest authentication asked of callers that are not trunks (trunks are trusted by their allow_from)."""
 
     challenge_non_trunk: bool = Field(False, description="answer INVITEs from non-trunk sources with 401")
     realm: str = Field("voicebot", min_length=1)
     users: list[DigestUser] = Field(default_factory=list)
+    lockout: LoginLockoutConfig = Field(default_factory=LoginLockoutConfig)
 
 
 class AclConfig(_Section):
@@ -359,6 +384,10 @@ class LimitsConfig(_Section):
                                                    description="browser call attempts a minute from one address")
     browser_connect_timeout_s: float = Field(10, gt=0, le=120, description="a browser call whose media does not "
                                                                           "connect within this is closed")
+    max_pending_setups: int = Field(100, ge=1, le=100_000, description="INVITEs not yet answered above which new "
+                                    "ones get 503 + Retry-After")
+    max_media_lag_ms: float = Field(60, gt=0, le=10_000, description="media clock lag above which new INVITEs get "
+                                    "503 + Retry-After (calls in progress keep their media on time)")
 
     @model_validator(mode="after")
     def _per_source_within_total(self) -> LimitsConfig:

@@ -45,6 +45,8 @@ from voicebot.runtime import KEYPAD_DEMO, Runtime
 from voicebot.session import CallRecord, DemoDtmfSession, DemoPrompts, PromptSource
 from voicebot.sip.call import SipCall
 from voicebot.sip.challenge import DigestGuard
+from voicebot.sip.admission import SetupAdmission
+from voicebot.sip.lockout import AuthLockout
 from voicebot.sip.registrar import Registrar, SipAccount
 from voicebot.compliance.secrets import Secret, read_secret
 from voicebot.sip.registration import Registration
@@ -100,6 +102,12 @@ class CallQueuePort:
         await self.handoff.leave(membership, reason)
 
 
+def sdp_warning(reason: str) -> str:
+    """A Warning header value (RFC 3261 §20.43, code 399) telling a caller why its SDP was refused."""
+    text = "".join(c if " " <= c < "\x7f" else "?" for c in reason[:200]).replace("\\", "\\\\").replace('"', '\\"')
+    return f'399 voicebot "{text}"'
+
+
 def default_cache_dir() -> Path:
     return Path(os.environ.get("VOICEBOT_CACHE") or Path.home() / ".cache" / "voicebot")
 
@@ -121,7 +129,11 @@ class VoicebotServer:
                             acl=acl, egress=self.egress,
                             limits=UaLimits(max_calls=lim.max_calls, max_calls_per_source=lim.max_calls_per_source,
                                             max_message_bytes=lim.max_message_bytes, max_headers=lim.max_headers,
-                                            requests_per_source_per_s=lim.invite_rate_per_source_per_s))
+                                            requests_per_source_per_s=lim.invite_rate_per_source_per_s,
+                                            receive_buffer_bytes=config.listen.receive_buffer_bytes,
+                                            admission=SetupAdmission(max_pending_setups=lim.max_pending_setups,
+                                                                     max_media_lag_s=lim.max_media_lag_ms / 1000)))
+        self.ua.media_lag = get_ticker().lag
         self.ua.on_invite = self._on_invite
         if config.auth.challenge_non_trunk:
             users = {}
@@ -241,7 +253,10 @@ class VoicebotServer:
             for agent in agents.agents if agent.sip_user is not None}
         if not accounts or self.handoff is None:
             return
-        self.registrar = Registrar(self.config.auth.realm, accounts)
+        lock = self.config.auth.lockout
+        self.registrar = Registrar(self.config.auth.realm, accounts, lockout=AuthLockout(
+            failures_per_source=lock.failures_per_source, failures_per_user=lock.failures_per_user,
+            window_s=lock.window_s, ban_s=lock.ban_s, max_ban_s=lock.max_ban_s))
         self.ua.on_register = self.registrar.handle
         self.handoff.agent_contact = self.registrar.contact_for_agent
         log.info("agent registrar ready", extra={"fields": {"realm": self.config.auth.realm,
@@ -307,7 +322,7 @@ class VoicebotServer:
             log.warning("call rejected: no common codec", extra={"fields": {**fields, "reason": exc.reason}})
             return
         except SdpError as exc:
-            call.reject(400, "Bad SDP")
+            call.reject(400, "Bad SDP", headers=[("Warning", sdp_warning(exc.reason))])
             log.warning("call rejected: bad SDP", extra={"fields": {**fields, "reason": exc.reason}})
             return
         try:

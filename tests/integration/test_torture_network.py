@@ -29,7 +29,7 @@ EXPECTED: dict[str, int | None] = {
     "escruri.dat": 400, "baddate.dat": 400, "regbadct.dat": 400, "badaspec.dat": 400, "baddn.dat": 400,
     "badvers.dat": 505, "mismatch01.dat": 400, "mismatch02.dat": 400, "bigcode.dat": None,
     "badbranch.dat": 400,
-    "insuf.dat": None, "unkscm.dat": 416, "novelsc.dat": 416, "unksm2.dat": 405, "bext01.dat": 420,
+    "insuf.dat": 400, "unkscm.dat": 416, "novelsc.dat": 416, "unksm2.dat": 405, "bext01.dat": 420,
     "invut.dat": 415, "regaut01.dat": 405, "multi01.dat": 400, "mcl01.dat": 400, "bcast.dat": None,
     "zeromf.dat": 200, "cparam01.dat": 405, "cparam02.dat": 405, "regescrt.dat": 405, "sdp01.dat": 406,
     "inv2543.dat": 200,

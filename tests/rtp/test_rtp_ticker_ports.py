@@ -154,3 +154,18 @@ async def test_tick_fired_after_its_slot_is_counted_late():
     assert calls[:4] == [1, 2, 3, 4]  # caught up, nothing skipped
     assert ticker.late_ticks >= 1 and ticker.skipped_ticks == 0
     assert ticker.max_lateness >= 0.005
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(10)
+async def test_lag_reports_a_stalled_loop_and_is_zero_while_idle():
+    ticker = MediaTicker(period=0.01)
+    assert ticker.lag() == 0.0
+    ticks = []
+    ticker.add(ticks.append)
+    await wait_until(lambda: len(ticks) >= 3)
+    assert ticker.lag() < 0.01
+    time.sleep(0.2)  # the loop is blocked: the next tick is overdue right now
+    assert ticker.lag() >= 0.15
+    ticker.remove(ticks.append)
+    assert ticker.lag() == 0.0

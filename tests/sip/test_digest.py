@@ -375,3 +375,13 @@ def test_arbitrary_headers_raise_only_digest_error_and_never_verify(text: str) -
     with contextlib.suppress(DigestError):
         parse_challenges(text)
     assert not verify_authorization(text, "REGISTER", USERS.get, REALM, SECRET, NOW).ok
+
+
+def test_nonce_bound_to_a_source_verifies_only_from_that_source() -> None:
+    secret = b"k" * 32
+    challenge = parse_challenge(make_challenge("r", "SHA-256", nonce_secret=secret, now=100, bind="192.0.2.7:5060"))
+    auth = build_authorization(challenge, "REGISTER", "sip:r", "alice", "pw")
+    same = verify_authorization(auth, "REGISTER", lambda _: "pw", "r", secret, 101, bind="192.0.2.7:5060")
+    assert same.ok
+    other = verify_authorization(auth, "REGISTER", lambda _: "pw", "r", secret, 101, bind="192.0.2.8:5060")
+    assert not other.ok and "source" in other.reason

@@ -384,7 +384,9 @@ def test_build_response_keeps_existing_tag_and_needs_headers() -> None:
     assert resp is not None and resp.to.tag == "abc"
     headers = Headers([("Via", "SIP/2.0/UDP h;branch=z9hG4bK1"), ("From", "<sip:a@b>;tag=1"),
                        ("To", "<sip:c@d>"), ("CSeq", "1 OPTIONS")])
-    assert build_response(headers, 400, "") is None  # no Call-ID
+    no_call_id = build_response(headers, 400, "")  # still routable through its Via: answered without a Call-ID
+    assert no_call_id is not None and no_call_id.headers.get("Call-ID") is None and no_call_id.to.tag
+    assert build_response(Headers([("From", "<sip:a@b>;tag=1"), ("Call-ID", "x@y")]), 400, "") is None  # no Via
     headers.add("Call-ID", "x@y")
     resp = build_response(headers, 400, "Bad Request (why)", to_tag="q")
     assert resp is not None and resp.reason == "Bad Request (why)" and resp.to.tag == "q"

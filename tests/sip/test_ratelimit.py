@@ -40,3 +40,23 @@ def test_source_table_is_bounded() -> None:
     for i in range(1000):
         limiter.admit(f"10.0.{i // 256}.{i % 256}", float(i))
     assert len(limiter._buckets) <= 100  # noqa: SLF001
+
+
+def test_sustained_flood_is_banned_although_some_requests_get_through() -> None:
+    bans: list[tuple[str, str]] = []
+    limiter = SourceLimiter(rate=20, burst=40, on_ban=lambda source, reason: bans.append((source, reason)))
+    now, admitted = 0.0, 0
+    while not bans and now < 30:  # 40 requests/s: every other one is refused, every other admitted
+        admitted += limiter.admit("198.51.100.7", now)
+        now += 1 / 40
+    assert bans == [("198.51.100.7", "flood")] and admitted > 40
+    assert now < 15  # reached at twice the rate within seconds, not only above ~1,000/s
+    assert not limiter.admit("198.51.100.7", now + 1)
+
+
+def test_a_source_just_over_its_rate_now_and_then_is_not_banned() -> None:
+    limiter = SourceLimiter(rate=20, burst=40)
+    for second in range(120):  # 25 requests in a burst each second: 5 refused per second
+        for _ in range(25):
+            limiter.admit("192.0.2.9", float(second))
+    assert not limiter.banned("192.0.2.9", 120.0)

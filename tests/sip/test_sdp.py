@@ -612,3 +612,24 @@ def test_structured_fuzz_parse_and_negotiate_raise_only_sdp_error(text: str) -> 
         return
     assert n.codec.name in ("PCMU", "PCMA")
     assert len(n.answer.media) == len(sd.media)
+
+
+@pytest.mark.parametrize(
+    ("address_line", "message"),
+    [
+        ("IN IP4 999.1.2.3", "c= address '999.1.2.3' is not a valid IP4 address"),
+        ("IN IP4 1.2.3", "not a valid IP4 address"),
+        ("IN IP4 2001:db8::1", "not a valid IP4 address"),
+        ("IN IP6 192.0.2.1", "not a valid IP6 address"),
+        ("IN IP4 bad_host!", "not a valid IP4 address"),
+    ],
+)
+def test_invalid_connection_address_is_refused(address_line: str, message: str) -> None:
+    with pytest.raises(SdpError, match=message):
+        parse_sdp(f"v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nc={address_line}\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\n")
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "224.2.1.1/127", "media.example.com", "192.0.2.7"])
+def test_valid_ip4_connection_addresses_parse(address: str) -> None:
+    sd = parse_sdp(f"v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nc=IN IP4 {address}\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\n")
+    assert sd.connection is not None and sd.connection.address == address

@@ -8,7 +8,8 @@ Verdicts (RFC 4475 text; where the RFC allows a choice, the choice is named):
   escruri: parses, rejected 400 by check_request (escaped headers in a Request-URI).
 * §3.2.1 badbranch: the RFC allows 400 or RFC 2543 fallback — we answer 400 (a bare magic cookie would
   match unrelated requests to one transaction).
-* §3.3.1 insuf: no From/To/Call-ID, so no valid response can be formed (RFC 3261 §8.2.6) → dropped.
+* §3.3.1 insuf: no From/To/Call-ID; the Via routes a response, so it gets the 400 the RFC calls ideal (without
+  the headers it lacks).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ VERDICTS: dict[str, tuple[str, int | None]] = {
     # 3.2 transaction layer
     "badbranch.dat": (ERROR, 400),
     # 3.3 application layer
-    "insuf.dat": (ERROR, None), "unkscm.dat": (OK, 416), "novelsc.dat": (OK, 416), "unksm2.dat": (OK, 405),
+    "insuf.dat": (ERROR, 400), "unkscm.dat": (OK, 416), "novelsc.dat": (OK, 416), "unksm2.dat": (OK, 405),
     "bext01.dat": (OK, 420), "invut.dat": (OK, 415), "regaut01.dat": (OK, 405), "multi01.dat": (ERROR, 400),
     "mcl01.dat": (ERROR, 400), "bcast.dat": (OK, None), "zeromf.dat": (OK, None), "cparam01.dat": (OK, 405),
     "cparam02.dat": (OK, 405), "regescrt.dat": (OK, 405), "sdp01.dat": (OK, 406),
@@ -241,11 +242,14 @@ def test_unusual_and_empty_reason_phrases() -> None:
     assert isinstance(noreason, SipResponse) and (noreason.status, noreason.reason) == (100, "")
 
 
-def test_insuf_cannot_be_answered() -> None:
+def test_insuf_is_answered_400_through_its_via() -> None:
     with pytest.raises(SipParseError) as info:
         parse_message(load("insuf.dat"))
+    assert info.value.status == 400 and "missing mandatory header" in info.value.reason
     assert info.value.headers is not None and info.value.headers.get("CSeq") == "193942 INVITE"
-    assert build_response(info.value.headers, 400, "") is None
+    resp = build_response(info.value.headers, 400, "")
+    assert resp is not None and resp.headers.get("Via") == "SIP/2.0/UDP 192.0.2.95;branch=z9hG4bKkdj.insuf"
+    assert resp.headers.get("CSeq") == "193942 INVITE" and resp.headers.get("Call-ID") is None
 
 
 def test_application_layer_details() -> None:

@@ -85,3 +85,24 @@ async def test_tts_is_resampled_in_the_worker_and_shared_by_simultaneous_callers
         assert all(r is results[0] for r in results) and not results[0].flags.writeable
         again = await speech.synthesize(sentence, "en-US", 8000)
         assert again is results[0] and len(jobs) == 1  # then from the in-memory LRU
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_close_does_not_wait_out_a_long_job_it_terminates_the_worker():
+    import time
+
+    pool = SpeechWorkerPool(size=1, asr_models=("tiny.en",))
+    await pool.start()
+    [pid] = pool.worker_pids()
+    pcm, rate = await pool.synthesize("Please transfer me to billing.")
+    minutes_of_speech = np.tile(resample(pcm, rate, 16000), 150)  # ~6 min of audio: many seconds of work
+    job = asyncio.create_task(pool.transcribe(minutes_of_speech, language="en"))
+    await asyncio.sleep(0)  # let the job be handed to the worker process
+    started = time.monotonic()
+    await pool.close()  # the job gets 5 s, then its worker is killed
+    assert time.monotonic() - started < 10
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)  # the worker process is gone
+    with pytest.raises(EngineCrashed, match="the pool was closed"):
+        await job

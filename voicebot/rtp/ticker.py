@@ -44,6 +44,7 @@ class MediaTicker:
         self.late_ticks = 0
         self.skipped_ticks = 0
         self.max_lateness = 0.0
+        self.recent_lateness = 0.0  # moving average over ~10 ticks, seconds
         self.errors = 0
         self.busy_total = 0.0  # seconds spent inside callbacks
         self.max_busy = 0.0
@@ -56,6 +57,14 @@ class MediaTicker:
 
     def __len__(self) -> int:
         return len(self._callbacks)
+
+    def lag(self) -> float:
+        """How far behind the media clock is now (seconds): the recent tick lateness, or how late the next tick
+        already is when the loop is stalled; 0 while idle. Call setup is refused above a bound (admission)."""
+        if self._handle is None:
+            return 0.0
+        overdue = time.monotonic() - (self._start + (self._index + 1) * self.period)
+        return max(0.0, overdue, self.recent_lateness)
 
     def add(self, callback: TickCallback) -> None:
         """Register a callback; starts the clock on the running loop if it was idle."""
@@ -83,6 +92,7 @@ class MediaTicker:
 
     def _halt(self) -> None:
         self._generation += 1
+        self.recent_lateness = 0.0
         if self._handle is not None:
             self._handle.cancel()
         self._handle = None
@@ -103,6 +113,7 @@ class MediaTicker:
             window[1] += 1
         if lateness > self.max_lateness:
             self.max_lateness = lateness
+        self.recent_lateness += 0.1 * (lateness - self.recent_lateness)
         if lateness > window[4]:
             window[4] = lateness
         index = self._index

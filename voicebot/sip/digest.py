@@ -358,8 +358,10 @@ def build_authorization(
 # ---------------------------------------------------------------- server side
 
 
-def _nonce_mac(secret: bytes, stamp_and_salt: bytes, realm: str, algorithm: str) -> bytes:
+def _nonce_mac(secret: bytes, stamp_and_salt: bytes, realm: str, algorithm: str, bind: str = "") -> bytes:
     message = stamp_and_salt + realm.encode("utf-8") + b"\0" + algorithm.encode("ascii")
+    if bind:  # e.g. the client's "ip:port": a nonce answered from elsewhere is not ours
+        message += b"\0" + bind.encode("utf-8")
     return hmac.new(secret, message, hashlib.sha256).digest()[:_NONCE_MAC_BYTES]
 
 
@@ -368,15 +370,17 @@ def _check_secret(nonce_secret: bytes) -> None:
         raise ValueError("nonce_secret must be at least 16 random bytes")
 
 
-def make_nonce(realm: str, algorithm: str, *, nonce_secret: bytes, now: float, salt: bytes | None = None) -> str:
-    """A stateless nonce signed with ``nonce_secret``, carrying its issue time ``now`` (seconds)."""
+def make_nonce(realm: str, algorithm: str, *, nonce_secret: bytes, now: float, salt: bytes | None = None,
+               bind: str = "") -> str:
+    """A stateless nonce signed with ``nonce_secret``, carrying its issue time ``now`` (seconds); ``bind`` (e.g.
+    the client's source address) is signed in too, so the nonce verifies only with the same ``bind``."""
     _check_secret(nonce_secret)
     canonical = _hasher(algorithm)[2]
     salt = salt if salt is not None else secrets.token_bytes(8)
     if len(salt) != 8:
         raise ValueError("salt must be 8 bytes")
     head = _NONCE_LAYOUT.pack(max(0, int(now)), salt)
-    token = head + _nonce_mac(bytes(nonce_secret), head, realm, canonical)
+    token = head + _nonce_mac(bytes(nonce_secret), head, realm, canonical, bind)
     return base64.urlsafe_b64encode(token).rstrip(b"=").decode("ascii")
 
 
@@ -388,15 +392,16 @@ def make_challenge(
     now: float,
     stale: bool = False,
     salt: bytes | None = None,
+    bind: str = "",
 ) -> str:
-    """A WWW-Authenticate / Proxy-Authenticate value with qop=auth and a fresh stateless nonce."""
+    """A WWW-Authenticate / Proxy-Authenticate value with qop=auth and a fresh stateless nonce (see make_nonce)."""
     canonical = _hasher(algorithm)[2]
-    nonce = make_nonce(realm, canonical, nonce_secret=nonce_secret, now=now, salt=salt)
+    nonce = make_nonce(realm, canonical, nonce_secret=nonce_secret, now=now, salt=salt, bind=bind)
     value = f'Digest realm={_quote(realm)}, nonce={_quote(nonce)}, algorithm={canonical}, qop="auth"'
     return value + (", stale=TRUE" if stale else "")
 
 
-def _nonce_issued_at(nonce: str, realm: str, algorithm: str, nonce_secret: bytes) -> float | None:
+def _nonce_issued_at(nonce: str, realm: str, algorithm: str, nonce_secret: bytes, bind: str = "") -> float | None:
     """Issue time of a nonce we signed for this realm and algorithm, or None if it is not ours."""
     try:
         raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
@@ -405,7 +410,7 @@ def _nonce_issued_at(nonce: str, realm: str, algorithm: str, nonce_secret: bytes
     if len(raw) != _NONCE_LAYOUT.size + _NONCE_MAC_BYTES:
         return None
     head, mac = raw[: _NONCE_LAYOUT.size], raw[_NONCE_LAYOUT.size :]
-    if not hmac.compare_digest(mac, _nonce_mac(nonce_secret, head, realm, algorithm)):
+    if not hmac.compare_digest(mac, _nonce_mac(nonce_secret, head, realm, algorithm, bind)):
         return None
     return float(_NONCE_LAYOUT.unpack(head)[0])
 
@@ -420,10 +425,13 @@ def verify_authorization(
     max_age: float = 300,
     *,
     request_uri: str | None = None,
+    bind: str = "",
 ) -> VerifyResult:
     """Check an Authorization / Proxy-Authorization value against a challenge made by :func:`make_challenge`.
 
-    ``request_uri``, when given, must equal the credentials' uri. Accepts qop=auth and the legacy no-qop form.
+    ``request_uri``, when given, must equal the credentials' uri; ``bind`` must equal the one the nonce was made
+    with. Accepts qop=auth and the legacy no-qop form. Replays (a reused nonce count) are the caller's to refuse:
+    see :class:`NonceCounts`.
     """
     _check_secret(nonce_secret)
 
@@ -454,9 +462,9 @@ def verify_authorization(
     if qop is None and _ALGORITHMS[algorithm][1]:
         return fail(f"algorithm {algorithm} needs qop=auth", username)
 
-    issued = _nonce_issued_at(params["nonce"], realm, algorithm, bytes(nonce_secret))
+    issued = _nonce_issued_at(params["nonce"], realm, algorithm, bytes(nonce_secret), bind)
     if issued is None:
-        return fail("nonce was not issued by us for this realm and algorithm", username)
+        return fail("nonce was not issued by us for this realm, algorithm and source", username)
     if issued > now + _CLOCK_SKEW_S:
         return fail("nonce is dated in the future", username)
     password = password_lookup(username)

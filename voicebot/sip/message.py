@@ -816,14 +816,15 @@ def _read_head(head_b: bytes) -> tuple[str, list[tuple[str, str]], str | None]:
 
 
 def _can_respond(headers: Headers) -> bool:
-    """Whether Via, From, To, Call-ID and CSeq are present and safe to echo (no stray CR/LF)."""
-    present = set()
+    """Whether a response can be routed (a Via is present) and the Via, From, To, Call-ID and CSeq present are
+    safe to echo (no stray CR/LF). A request lacking From, To, Call-ID or CSeq is still answered (400)."""
+    via = False
     for k, v in headers._items:
         if k in RESPONSE_HEADERS:
             if "\r" in v or "\n" in v:
                 return False
-            present.add(k)
-    return len(present) == len(RESPONSE_HEADERS)
+            via = via or k == "Via"
+    return via  # the response goes back to the source address (rport style), as for a bad Via
 
 
 def parse_message(data: bytes, *, max_headers: int = DEFAULT_MAX_HEADERS, max_size: int = DEFAULT_MAX_SIZE,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 SCANNER_USER_AGENTS = ("friendly-scanner", "sipvicious", "sipcli", "sip-scan", "sundayddr", "iwar", "sipsak")
@@ -11,22 +13,28 @@ SCANNER_USER_AGENTS = ("friendly-scanner", "sipvicious", "sipcli", "sip-scan", "
 class _Bucket:
     tokens: float
     updated: float
-    strikes: int = 0
+    strikes: float = 0.0  # refusals, decaying with time constant strike_window_s
+    struck: float = 0.0  # when strikes was last updated
 
 
 @dataclass
 class SourceLimiter:
     """``admit(source, now)`` is False when a source exceeds ``rate``/s (burst ``burst``) or is banned.
 
-    A source that keeps exceeding (``ban_after`` refused requests in a row) is banned for ``ban_s`` seconds;
-    so is one whose User-Agent names a known SIP scanner.
+    A source that keeps exceeding is banned for ``ban_s`` seconds: refusals count as strikes that decay with
+    time constant ``strike_window_s`` (admitted requests in between do not wipe them), and ``ban_after`` strikes
+    ban. A sustained flood is banned once it is refused more than ban_after / strike_window_s times a second
+    (defaults: 10/s, i.e. 1.5x the default rate of 20/s). A User-Agent naming a known SIP scanner bans at once.
+    ``on_ban(source, reason)`` is told of each ban.
     """
 
     rate: float = 20.0
     burst: float = 40.0
-    ban_after: int = 50
+    ban_after: int = 100
     ban_s: float = 60.0
+    strike_window_s: float = 10.0
     max_sources: int = 100_000
+    on_ban: Callable[[str, str], None] | None = None
     _buckets: dict[str, _Bucket] = field(default_factory=dict)
     _banned: dict[str, float] = field(default_factory=dict)
     refused: int = 0
@@ -40,15 +48,17 @@ class SourceLimiter:
             return False
         return True
 
-    def ban(self, source: str, now: float) -> None:
+    def ban(self, source: str, now: float, reason: str = "flood") -> None:
         self._banned[source] = now + self.ban_s
+        if self.on_ban is not None:
+            self.on_ban(source, reason)
 
     def admit(self, source: str, now: float, user_agent: str | None = None) -> bool:
         if self.banned(source, now):
             self.refused += 1
             return False
         if user_agent and any(s in user_agent.lower() for s in SCANNER_USER_AGENTS):
-            self.ban(source, now)
+            self.ban(source, now, "scanner user agent")
             self.refused += 1
             return False
         bucket = self._buckets.get(source)
@@ -60,11 +70,12 @@ class SourceLimiter:
         bucket.updated = now
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
-            bucket.strikes = 0
             return True
-        bucket.strikes += 1
+        bucket.strikes = bucket.strikes * math.exp(-(now - bucket.struck) / self.strike_window_s) + 1.0
+        bucket.struck = now
         self.refused += 1
         if bucket.strikes >= self.ban_after:
+            bucket.strikes = 0.0
             self.ban(source, now)
         return False
 

@@ -52,6 +52,8 @@ _WITHOUT_SEND = {"sendrecv": "recvonly", "sendonly": "inactive", "recvonly": "re
 _NULL_ADDRESSES = {"0.0.0.0", "::"}
 _SECURE_PROFILE = re.compile(r"(^|/)SAVPF?$")
 _DIGITS = re.compile(r"[0-9]+")
+_DOTTED = re.compile(r"[0-9.]+")
+_FQDN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 _LINE = re.compile(r"([a-z])=(.*)")
 _RTPMAP = re.compile(r"([0-9]+)\s+([^/\s]+)/([0-9]+)(?:/([0-9]+))?\s*")
 # Canonical order of session-level lines after v=, o=, s= (RFC 8866 §5); unknown letters go before a=.
@@ -397,7 +399,22 @@ def _parse_connection(n: int, value: str) -> Connection:
         raise SdpError(f"line {n}: c= network type {net_type!r} is not supported (only IN)")
     if addr_type not in ("IP4", "IP6"):
         raise SdpError(f"line {n}: c= address type {addr_type!r} is not supported (IP4 or IP6)")
+    _check_connection_address(n, addr_type, address)
     return Connection(address, addr_type, net_type)
+
+
+def _check_connection_address(n: int, addr_type: str, address: str) -> None:
+    """An IP4 c= address is a dotted quad (optionally /ttl for multicast) or a host name; IP6 an IPv6 address."""
+    host = address.split("/", 1)[0]
+    try:
+        if addr_type == "IP6":
+            ipaddress.IPv6Address(host)
+        elif _DOTTED.fullmatch(host):
+            ipaddress.IPv4Address(host)
+        elif not _FQDN.fullmatch(host):
+            raise ValueError("neither an IPv4 address nor a host name")
+    except ValueError:
+        raise SdpError(f"line {n}: c= address {_shorten(address)!r} is not a valid {addr_type} address") from None
 
 
 def _parse_media_line(n: int, value: str) -> MediaDescription:

@@ -5,12 +5,18 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import socket
+import sys
+import time
 from typing import Callable, Iterable
+
+from .logthrottle import LogThrottle
 
 log = logging.getLogger("voicebot.sip.transport")
 
 Addr = tuple[str, int]
 DatagramHandler = Callable[[bytes, Addr], None]
+SO_RCVBUFFORCE = 33  # Linux: like SO_RCVBUF but above net.core.rmem_max (needs CAP_NET_ADMIN)
 
 
 class EgressPolicy:
@@ -27,6 +33,18 @@ class EgressPolicy:
         return any(ip.version == n.version and ip in n for n in self.networks)
 
 
+def set_receive_buffer(sock: socket.socket, size: int) -> int:
+    """Ask for a ``size``-byte receive buffer (beyond net.core.rmem_max when privileged); the size granted, as
+    the kernel reports it (Linux doubles the request for its bookkeeping)."""
+    try:
+        if sys.platform != "linux":
+            raise PermissionError
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+    except PermissionError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)  # capped at net.core.rmem_max
+    return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+
+
 class UdpTransport(asyncio.DatagramProtocol):
     """A bound UDP socket delivering each datagram to ``handler``; ``send`` never raises."""
 
@@ -39,13 +57,23 @@ class UdpTransport(asyncio.DatagramProtocol):
         self.local_addr: Addr = ("", 0)
         self.dropped_egress = 0
         self.oversize = 0
+        self._log_throttle = LogThrottle()
 
     @classmethod
     async def bind(cls, host: str, port: int, handler: DatagramHandler, egress: EgressPolicy | None = None,
-                   max_datagram: int = 65535) -> "UdpTransport":
+                   max_datagram: int = 65535, receive_buffer_bytes: int | None = None) -> "UdpTransport":
         loop = asyncio.get_running_loop()
         proto = cls(handler, egress, max_datagram)
         await loop.create_datagram_endpoint(lambda: proto, local_addr=(host, port))
+        if receive_buffer_bytes is not None and proto._transport is not None:
+            sock = proto._transport.get_extra_info("socket")
+            granted = set_receive_buffer(sock, receive_buffer_bytes)
+            fields = {"port": proto.local_addr[1], "requested": receive_buffer_bytes, "granted": granted}
+            if granted < receive_buffer_bytes:
+                log.warning("sip receive buffer smaller than requested: raise net.core.rmem_max (sysctl) or run "
+                            "with CAP_NET_ADMIN", extra={"fields": fields})
+            else:
+                log.info("sip receive buffer", extra={"fields": fields})
         return proto
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -56,8 +84,10 @@ class UdpTransport(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[override]
         if len(data) > self._max:
             self.oversize += 1
-            log.warning("dropped oversize datagram", extra={"fields": {"src": f"{addr[0]}:{addr[1]}",
-                                                                       "bytes": len(data)}})
+            suppressed = self._log_throttle.admit("oversize", time.monotonic())
+            if suppressed is not None:
+                log.warning("dropped oversize datagram", extra={"fields": {
+                    "src": f"{addr[0]}:{addr[1]}", "bytes": len(data), "suppressed": suppressed}})
             return
         try:
             self._handler(data, (addr[0], addr[1]))

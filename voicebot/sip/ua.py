@@ -17,7 +17,9 @@ from typing import Awaitable, Callable, Iterable
 from . import digest
 from .call import CallState, SipCall
 from .dialog import Dialog, new_call_id, new_tag
+from .admission import SetupAdmission
 from .challenge import DigestGuard
+from .logthrottle import LogThrottle, clip
 from .ratelimit import SourceLimiter
 from .message import (SipParseError, SipRequest, SipResponse, parse_message, parse_name_addr,
                       parse_uri)
@@ -59,6 +61,8 @@ class UaLimits:
     max_message_bytes: int = 65535
     max_headers: int = 128
     requests_per_source_per_s: float = 20.0
+    receive_buffer_bytes: int | None = None  # SO_RCVBUF of the SIP socket (None: the kernel's default)
+    admission: SetupAdmission = field(default_factory=SetupAdmission)
 
 
 @dataclass
@@ -68,6 +72,7 @@ class UaStats:
     parse_errors: int = 0
     dropped: int = 0
     rejected_acl: int = 0
+    dropped_before_parse: int = 0  # banned or rate-limited sources, refused before their bytes were parsed
     calls_total: int = 0
     by_status: dict[int, int] = field(default_factory=dict)
 
@@ -93,6 +98,7 @@ class UserAgent:
         # REGISTER from agent phones (voicebot.sip.registrar): request, source -> (status, reason, headers)
         self.on_register: Callable[[SipRequest, Addr], tuple[int, str, list[tuple[str, str]]]] | None = None
         self.accepting = True
+        self.media_lag: Callable[[], float] = lambda: 0.0  # seconds the media clock is behind (admission by load)
         self.stats = UaStats()
         self.transport: UdpTransport | None = None
         self._server_txs: dict[tuple, ServerTransaction] = {}
@@ -104,18 +110,24 @@ class UserAgent:
         self._tasks: set[asyncio.Task] = set()
         self._last_drop_log = 0.0
         rate = self.limits.requests_per_source_per_s
-        self.limiter = SourceLimiter(rate=rate, burst=max(10.0, 2 * rate))
-        self._last_limit_log: dict[str, float] = {}
+        self.limiter = SourceLimiter(rate=rate, burst=max(10.0, 2 * rate), on_ban=self._on_source_banned)
+        self._log_throttle = LogThrottle()
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self.transport = await UdpTransport.bind(self.host, self.port, self._on_datagram, self.egress,
-                                                 max_datagram=max(self.limits.max_message_bytes, 65535))
+                                                 max_datagram=max(self.limits.max_message_bytes, 65535),
+                                                 receive_buffer_bytes=self.limits.receive_buffer_bytes)
         self.port = self.transport.local_addr[1]
 
-    async def stop(self) -> None:
-        for call in list(self._calls):
-            await call.hangup("shutdown")
+    async def stop(self, hangup_timeout_s: float = 2.0) -> None:
+        """Hang up every call at once (a BYE to a peer that never answers would otherwise hold the exit for
+        timer F, 32 s a call, one call after another), cancel the call tasks, close the socket."""
+        hangups = [asyncio.ensure_future(call.hangup("shutdown")) for call in list(self._calls)]
+        if hangups:
+            _, unanswered = await asyncio.wait(hangups, timeout=hangup_timeout_s)
+            for task in unanswered:
+                task.cancel()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -141,6 +153,12 @@ class UserAgent:
     @property
     def active_calls(self) -> int:
         return len(self._calls)
+
+    @property
+    def pending_setups(self) -> int:
+        """Inbound calls received and not yet answered (nor ended)."""
+        return sum(1 for call in self._pending_invites.values()
+                   if call.state in (CallState.INCOMING, CallState.RINGING, CallState.ANSWERING))
 
     def spawn(self, coro: Awaitable[None]) -> asyncio.Task:
         task = asyncio.ensure_future(coro)
@@ -362,11 +380,17 @@ class UserAgent:
     def _on_datagram(self, data: bytes, addr: Addr) -> None:
         if not data.strip(b"\r\n"):
             return  # CRLF keep-alive (RFC 5626)
+        if not self._admit_before_parse(data, addr):
+            self.stats.dropped_before_parse += 1
+            return
         try:
             msg = parse_message(data, max_headers=self.limits.max_headers, max_size=self.limits.max_message_bytes)
         except SipParseError as err:
             self.stats.parse_errors += 1
-            self._reply_to_parse_error(err, addr, len(data))
+            if self._source_allowed(addr[0]) and self.limiter.admit(addr[0], time.monotonic()):
+                self._reply_to_parse_error(err, addr, len(data))
+            else:  # outside the ACL (already charged above) or over its rate: no answer, an aggregated line
+                self._log_throttled("bad SIP message dropped", addr, bytes=len(data), reason=clip(err.reason))
             return
         if isinstance(msg, SipResponse):
             self.stats.responses += 1
@@ -375,10 +399,33 @@ class UserAgent:
             self.stats.requests += 1
             self._on_request(msg, addr)
 
+    def _admit_before_parse(self, data: bytes, addr: Addr) -> bool:
+        """Source checks that cost no parsing: a banned source is dropped; a request-like datagram from outside
+        the ACL is charged to the source's rate limit first (responses may come from any peer we called)."""
+        now = time.monotonic()
+        if self.limiter.banned(addr[0], now):
+            return False
+        if data.startswith(b"SIP/2.0 ") or self._source_allowed(addr[0]):
+            return True
+        if self.limiter.admit(addr[0], now):
+            return True
+        self._log_limited(addr[0], "-")
+        return False
+
+    def _on_source_banned(self, source: str, reason: str) -> None:
+        log.warning("source banned", extra={"fields": {"src": source, "reason": reason,
+                                                       "ban_s": self.limiter.ban_s}})
+
+    def _log_throttled(self, message: str, addr: Addr, **fields: object) -> None:
+        """Log ``message`` at most once per 5 s, reporting how many were suppressed in between."""
+        suppressed = self._log_throttle.admit(message, time.monotonic())
+        if suppressed is not None:
+            log.warning(message, extra={"fields": {"src": f"{addr[0]}:{addr[1]}", **fields,
+                                                   "suppressed": suppressed}})
+
     def _reply_to_parse_error(self, err: SipParseError, addr: Addr, size: int) -> None:
-        log.warning("bad SIP message dropped" if err.status is None else "bad SIP message rejected",
-                    extra={"fields": {"src": f"{addr[0]}:{addr[1]}", "bytes": size, "reason": err.reason,
-                                      "status": err.status}})
+        self._log_throttled("bad SIP message dropped" if err.status is None else "bad SIP message rejected", addr,
+                            bytes=size, reason=clip(err.reason), status=err.status)
         if err.status is None or not err.is_request or err.headers is None or err.method == "ACK":
             return
         resp = build_response(err.headers, err.status, f"{default_reason(err.status)} ({err.reason})"[:120])
@@ -414,11 +461,11 @@ class UserAgent:
 
     def _log_limited(self, source: str, method: str) -> None:
         now = time.monotonic()
-        if now - self._last_limit_log.get(source, 0.0) >= 5.0:
-            self._last_limit_log[source] = now
+        suppressed = self._log_throttle.admit("rate-limited", now)  # one line per 5 s for all sources together
+        if suppressed is not None:
             log.warning("requests from source rate-limited", extra={"fields": {
-                "src": source, "method": method, "banned": self.limiter.banned(source, now),
-                "refused_total": self.limiter.refused}})
+                "src": source, "method": clip(method, 20), "banned": self.limiter.banned(source, now),
+                "refused_total": self.limiter.refused, "suppressed": suppressed}})
 
     def _source_allowed(self, host: str) -> bool:
         try:
@@ -447,7 +494,7 @@ class UserAgent:
         if not self._source_allowed(addr[0]):
             self.stats.rejected_acl += 1
             self._respond_stateless(req, addr, 403, "Forbidden (source not allowed)")
-            log.warning("request from disallowed source", extra={"fields": {"src": addr[0], "method": method}})
+            self._log_throttled("request from disallowed source", addr, method=clip(method, 20))
             return
         methods = SUPPORTED_METHODS | {"REGISTER"} if self.on_register is not None else SUPPORTED_METHODS
         rejection = check_request(req, supported_methods=methods,
@@ -507,6 +554,13 @@ class UserAgent:
             return
         if self._per_source.get(addr[0], 0) >= self.limits.max_calls_per_source:
             self._respond_stateless(req, addr, 486, "Busy Here (too many calls from this source)")
+            return
+        admission = self.limits.admission
+        overload = admission.refusal(self.pending_setups, self.media_lag())
+        if overload is not None:
+            self._respond_stateless(req, addr, 503, f"Service Unavailable ({overload})",
+                                    headers=[("Retry-After", str(admission.retry_after_s))])
+            self._log_throttled("call setup refused", addr, reason=overload)
             return
         call_holder: list[SipCall] = []
         tx = self._new_server_tx(req, addr, on_ack_timeout=lambda _tx: call_holder and call_holder[0].ack_timeout())

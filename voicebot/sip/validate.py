@@ -204,28 +204,28 @@ def build_response(source: SipRequest | Headers | None, status: int, reason: str
     Copies every Via (in order), From, To, Call-ID and CSeq; adds a To tag when the request had none and the
     status is above 100 (``to_tag`` or a random one); copies Timestamp into 100 Trying and Record-Route into
     101–299 responses of dialog-creating methods (§12.1.1). ``reason`` defaults to :func:`default_reason`.
-    Returns None when any of Via, From, To, Call-ID, CSeq is missing (or holds a stray CR/LF): no valid
-    response can be formed.
+    Returns None when there is no Via (the response cannot be routed) or a copied value holds a stray CR/LF;
+    a request lacking From, To, Call-ID or CSeq gets a response without them (a 400 telling why).
     """
     if source is None:
         return None
     headers = source.headers if isinstance(source, SipRequest) else source
     vias = headers.get_all("Via")
     copied = {name: headers.get(name) for name in ("From", "To", "Call-ID", "CSeq")}
-    if not vias or any(v is None for v in copied.values()):
+    if not vias:
         return None
     if any("\r" in v or "\n" in v for v in [*vias, *copied.values()] if v is not None):
         return None  # values from a message with bare CR/LF cannot be echoed safely
-    to_value = copied["To"] or ""
-    if status > 100 and not _has_tag(to_value):
+    to_value = copied["To"]
+    if to_value is not None and status > 100 and not _has_tag(to_value):
         to_value = f"{to_value};tag={to_tag or secrets.token_hex(6)}"
     out = Headers()
     for via in vias:
         out.add("Via", via)
-    out.add("From", copied["From"] or "")
-    out.add("To", to_value)
-    out.add("Call-ID", copied["Call-ID"] or "")
-    out.add("CSeq", copied["CSeq"] or "")
+    for name, value in (("From", copied["From"]), ("To", to_value), ("Call-ID", copied["Call-ID"]),
+                        ("CSeq", copied["CSeq"])):
+        if value is not None:
+            out.add(name, value)
     cseq_method = (copied["CSeq"] or "").split()[-1:] or [""]
     if status == 100 and "Timestamp" in headers:
         out.add("Timestamp", headers.get("Timestamp") or "")

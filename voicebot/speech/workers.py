@@ -11,6 +11,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -127,6 +128,11 @@ class _Worker:
         self.ready: asyncio.Task[None] | None = None
 
 
+def _processes(worker: _Worker) -> list[Any]:
+    """The worker's process (multiprocessing.Process), from the executor's own record."""
+    return list((getattr(worker.executor, "_processes", None) or {}).values())
+
+
 class SpeechWorkerPool:
     """`async with SpeechWorkerPool(size) as pool: await pool.transcribe(pcm16k)`; size defaults to the cores."""
 
@@ -162,11 +168,25 @@ class SpeechWorkerPool:
         """Wait until replacement workers (after a crash) have loaded their engines."""
         await asyncio.gather(*(w.ready for w in self._workers if w.ready is not None))
 
-    async def close(self) -> None:
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Stop the workers: queued jobs are cancelled; a job still running gets ``timeout_s`` to finish, then its
+        process is killed. (``shutdown(wait=True)`` after ``wait=False`` returns at once, and the job then held
+        the interpreter's exit, which joins the executor's thread, for as long as it ran.)"""
         workers, self._workers = self._workers, []
+        processes = [p for worker in workers for p in _processes(worker)]  # shutdown() forgets them
         for worker in workers:
             worker.executor.shutdown(wait=False, cancel_futures=True)
-        await asyncio.gather(*(asyncio.to_thread(w.executor.shutdown, wait=True) for w in workers))
+        deadline = time.monotonic() + timeout_s
+        for process in processes:
+            await asyncio.to_thread(process.join, max(0.0, deadline - time.monotonic()))
+        busy = [p for p in processes if p.is_alive()]
+        if busy:
+            log.warning("speech workers still busy at shutdown: killed", extra={"fields": {
+                "workers": len(busy), "timeout_s": timeout_s}})
+            for process in busy:
+                process.kill()
+            for process in busy:
+                await asyncio.to_thread(process.join, timeout_s)
 
     async def __aenter__(self) -> SpeechWorkerPool:
         await self.start()
@@ -212,6 +232,8 @@ class SpeechWorkerPool:
             return await asyncio.wrap_future(future)
         except BrokenProcessPool:
             pid = worker.pid
+            if not self._workers:  # close() stopped it: nothing to replace
+                raise EngineCrashed(f"speech worker (pid {pid}) stopped during {job}: the pool was closed") from None
             self._replace(index, worker)
             raise EngineCrashed(f"speech worker (pid {pid}) died during {job}; it has been replaced") from None
         finally:
