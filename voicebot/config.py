@@ -379,6 +379,12 @@ class NetworkConfig(_Section):
         default_factory=lambda: [ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")],
         description="CIDR networks SIP and RTP may be sent to; tests use loopback only",
     )
+    media_trust: Literal["signalling_source", "sdp"] = Field(
+        "signalling_source",
+        description="signalling_source: stream to an SDP address at once only when it is the SIP request's source "
+                    "host, else only after the caller's RTP arrives (latching; stops RTP reflection); "
+                    "sdp: trust any SDP address egress_allow permits",
+    )
 
 
 class RecordingConfig(_Section):
