@@ -29,7 +29,7 @@ from voicebot.queues.service import AcdService
 from voicebot.queues.liveness import NodeLiveness
 from voicebot.queues.resilient import ResilientStore
 from voicebot.queues.store import MemoryStore, Store
-from voicebot.recording import CallRecorder
+from voicebot.recording import CallRecorder, RecordingError
 from voicebot.rtp.ports import PortAllocator, PortsExhausted
 from voicebot.rtp.stream import RtpStream
 from voicebot.rtp.ticker import get_ticker, log_media_stats
@@ -318,8 +318,13 @@ class VoicebotServer:
                 return
             channel = SipChannel(call, stream)
             if self.config.recording.enabled:
-                recorder = CallRecorder(Path(self.config.recording.directory), call.call_id, stream.codec.decode)
-                stream.on_tick_media(recorder.on_tick)
+                try:
+                    recorder = CallRecorder(Path(self.config.recording.directory), call.call_id,
+                                            stream.codec.decode)
+                    stream.on_tick_media(recorder.on_tick)
+                except RecordingError as exc:  # the caller is served anyway; the record says why
+                    record.recording = {"error": str(exc)}
+                    log.warning("call not recorded: %s", exc, extra={"fields": {"call_id": call.call_id}})
             dialplan = self._dialplan_for(call)
             record.dialplan = dialplan
             if dialplan == KEYPAD_DEMO or self.runtime is None or dialplan not in self.runtime.interpreters:
@@ -331,7 +336,7 @@ class VoicebotServer:
             if recorder is not None:
                 stream.on_tick_media(None)
                 recorder.close()
-                record.recording = {"path": str(recorder.path), "pauses": recorder.pauses}
+                record.recording = recorder.summary
             if call.state.value != "ended":
                 await call.hangup("session ended")
             self._log_call_end(call, record, stream)
