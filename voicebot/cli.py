@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     register_nlu_commands(sub)
     register_token_commands(sub)
     register_retention_command(sub)
+    from voicebot.compliance.audit_repair import register as register_audit_commands
+
+    register_audit_commands(sub)
 
     call = sub.add_parser("call", help="place a test call with the pjsua2 softphone")
     add_call_arguments(call)

@@ -13,12 +13,15 @@ Writes use O_APPEND (one write() per line), the file is created 0600, optional f
 pass `max_bytes` it is renamed to <name>.<n> (n = 1, 2, ... oldest first), made read-only (0400), and the chain
 continues in a fresh file: its first line's prev is the last hash of the rotated one (`verify_chain` checks that).
 Target and details pass through the PII redactor, so an audit line never holds a card or phone number.
+A torn last line (crash mid-write) is quarantined at startup and the chain goes on with an `audit.gap` entry
+(voicebot.compliance.audit_repair; `voicebot audit verify|repair`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -28,6 +31,8 @@ from typing import Any
 from voicebot.compliance.redact import Redactor
 
 __all__ = ["GENESIS", "AuditLog", "rotated_files", "verify", "verify_chain"]
+
+log = logging.getLogger("voicebot.compliance.audit")
 
 GENESIS = "0" * 64
 _TAIL_BYTES = 65536
@@ -80,6 +85,7 @@ class AuditLog:
         max_bytes: int = 50 * 1024 * 1024,
         redactor: Redactor | None = None,
         clock: Any = time.time,
+        _gap: Any = None,
     ) -> None:
         if max_bytes < 1024:
             raise ValueError(f"max_bytes must be at least 1024, got {max_bytes}")
@@ -90,6 +96,9 @@ class AuditLog:
         self._clock = clock
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        from voicebot.compliance.audit_repair import quarantine_torn_tail
+
+        torn = quarantine_torn_tail(self.path, clock) or _gap
         last = _last_entry(self.path)
         if last is None:
             rotated = rotated_files(self.path)
@@ -97,6 +106,12 @@ class AuditLog:
         self._prev = str(last["hash"]) if last else GENESIS
         self._seq = int(last["seq"]) if last else 0
         self._fd = self._open()
+        if torn is not None:
+            log.warning("audit log had a torn last line: quarantined, chain continues with a gap entry",
+                        extra={"fields": {"path": str(self.path), "side_file": str(torn.side_file),
+                                          "bytes": torn.size}})
+            self.record("system", "audit.gap", str(self.path), side_file=torn.side_file.name, bytes=torn.size,
+                        sha256=torn.sha256, reason="torn last line quarantined at startup")
 
     def _open(self) -> int:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
