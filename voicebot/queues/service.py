@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from voicebot.queues.acd import Acd, MaxWaitReached, Overflowed, Position, QueueEvent, Released
 from voicebot.queues.callbacks import CallbackTask
+from voicebot.queues.store import StoreUnavailable
 from voicebot.queues.context import CallContextRecord
 from voicebot.queues.ewt import Ewt, announce, estimate
 from voicebot.queues.models import AgentConfig, AgentsConfig, QueuesConfig
@@ -330,6 +331,8 @@ class AcdService:
                     await self.liveness.tick()
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable:
+                pass  # the store logged one warning when Redis went away and will log its return
             except Exception:
                 log.exception("ACD heartbeat or lost-node recovery failed; retrying")
             try:
