@@ -11,8 +11,17 @@ from pathlib import Path
 import pytest
 
 from tests.integration.support import free_udp_port, require_tool
-from tests.integration.test_handoff_failures import (LOOPBACK, port_allocator, queue_caller, running_node, sipp_agent,
-                                                     sipp_outcome, stop_ua, wait_until, write_config)
+from tests.integration.test_handoff_failures import (
+    LOOPBACK,
+    port_allocator,
+    queue_caller,
+    running_node,
+    sipp_agent,
+    sipp_outcome,
+    stop_ua,
+    wait_until,
+    write_config,
+)
 from voicebot.queues.service import AgentChanged, ServiceEvent
 from voicebot.queues.store import MemoryStore
 from voicebot.sip.call import CallState
