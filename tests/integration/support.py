@@ -15,7 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -136,7 +136,8 @@ def launch_server(config: Path, workdir: Path, env: dict[str, str] | None = None
     ``preexec_fn`` runs in the child before exec (e.g. a resource limit standing in for a full disk)."""
     proc = subprocess.Popen([sys.executable, "-m", "voicebot.cli", "serve", "--config", str(config)],
                             cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, **(env or {})}, preexec_fn=preexec_fn)
+                            text=True, env={**os.environ, **(env or {})},
+                            preexec_fn=preexec_fn)  # noqa: PLW1509 - one syscall (setrlimit), no locks taken
     server = ServerProcess(proc=proc, host="127.0.0.1", port=0, workdir=workdir)
     ready = threading.Event()
 

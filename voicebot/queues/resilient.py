@@ -43,7 +43,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypeVar
 
-from voicebot.queues.state import STATE_KINDS, AcdState, QueueEntry, decode_state, encode_state
+from voicebot.queues.state import (
+    STATE_KINDS,
+    AcdState,
+    QueueEntry,
+    decode_state,
+    encode_state,
+)
 from voicebot.queues.store import Raw, RedisStore, StoreConflict, StoreUnavailable
 
 __all__ = ["ReconcileReport", "ResilientStore", "StoreUnavailable", "missing_own_entries"]
