@@ -8,12 +8,15 @@ No Docker engine here, and this machine's Python lives under /root (unreadable t
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,6 +103,19 @@ def serve_as_image_user(config: Path, workdir: Path, cache: Path, home: Path,
                             text=True, preexec_fn=drop_privileges)  # noqa: PLW1509 - one prctl, no locks taken
 
 
+def healthz(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                assert response.status == 200
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def image_user_dir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix))
 
@@ -141,8 +157,11 @@ def test_the_node_config_starts_as_the_image_user_with_its_state_volume(root_own
             if "listening on udp" in line or proc.poll() is not None:
                 break
         assert any("listening on udp" in line for line in lines), "".join(lines[-20:])
+        api_port = next(json.loads(line)["port"] for line in lines if '"msg": "api listening"' in line)
+        healthz(api_port)  # served by the event loop: past the signal handlers, so SIGTERM drains
         proc.terminate()
-        assert proc.wait(30) == 0
+        proc.communicate(timeout=30)
+        assert proc.returncode == 0
         assert (volume / "audit" / "audit.jsonl").is_file()
         assert not (root_owned_workdir / "var").exists()
     finally:
