@@ -22,7 +22,9 @@ ENV VOICEBOT_CACHE=/var/cache/voicebot \
     PYTHONUNBUFFERED=1
 RUN groupadd --system --gid 10001 voicebot \
     && useradd --system --uid 10001 --gid voicebot --home-dir /var/lib/voicebot --create-home voicebot \
-    && install -d -o voicebot -g voicebot /var/cache/voicebot /var/lib/voicebot/recordings /etc/voicebot
+    && install -d -m 0700 -o voicebot -g voicebot /var/cache/voicebot /var/lib/voicebot /var/lib/voicebot/recordings \
+        /var/lib/voicebot/audit \
+    && install -d -o voicebot -g voicebot /etc/voicebot
 COPY --from=build /opt/voicebot /opt/voicebot
 COPY deploy/voicebot/node.yaml /etc/voicebot/voicebot.yaml
 WORKDIR /opt/voicebot

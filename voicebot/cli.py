@@ -48,7 +48,17 @@ async def _serve_async(config, args: argparse.Namespace) -> int:  # type: ignore
     from voicebot.session import DIGIT_WORDS
     from voicebot.speech.prompts import PromptCache
 
-    cache = PromptCache(Path(args.cache_dir) if args.cache_dir else default_cache_dir() / "prompts")
+    from voicebot.api.cli import default_tokens_path
+    from voicebot.statepaths import StatePathError, check_writable, state_paths
+
+    cache_dir = Path(args.cache_dir) if args.cache_dir else default_cache_dir() / "prompts"
+    tokens_file = Path(config.api.tokens_file) if config.api.tokens_file else default_tokens_path()
+    try:
+        check_writable(state_paths(config, cache_dir, tokens_file))
+    except StatePathError as exc:
+        print(f"voicebot: {exc}", file=sys.stderr)
+        return 2
+    cache = PromptCache(cache_dir)
     texts = [config.prompts.greeting, config.prompts.goodbye, "You entered", "We did not receive any digits.",
              *DIGIT_WORDS.values()]
     print(f"voicebot: rendering {len(texts)} prompts (first start loads the English voice)...", file=sys.stderr,
@@ -71,7 +81,10 @@ async def _serve_async(config, args: argparse.Namespace) -> int:  # type: ignore
     try:
         await server.start()
     except OSError as exc:
-        print(f"voicebot: cannot listen: {exc} — change listen.port / api.port in the config", file=sys.stderr)
+        if exc.filename:  # a file, not a socket: say which
+            print(f"voicebot: cannot create or write {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        else:
+            print(f"voicebot: cannot listen: {exc} — change listen.port / api.port in the config", file=sys.stderr)
         await runtime.close()
         return 2
     except ValueError as exc:  # e.g. an agent's SIP password is not set (compliance.secrets.SecretError)
@@ -120,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     register_token_commands(sub)
     register_retention_command(sub)
     register_records_commands(sub)
+    from voicebot.compliance.audit_repair import register as register_audit_commands
+
+    register_audit_commands(sub)
 
     call = sub.add_parser("call", help="place a test call with the pjsua2 softphone")
     add_call_arguments(call)

@@ -419,6 +419,30 @@ class NetworkConfig(_Section):
         default_factory=lambda: [ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")],
         description="CIDR networks SIP and RTP may be sent to; tests use loopback only",
     )
+    media_trust: Literal["signalling_source", "sdp"] = Field(
+        "signalling_source",
+        description="signalling_source: stream to an SDP address at once only when it is the SIP request's source "
+                    "host, else only after the caller's RTP arrives (latching; stops RTP reflection); "
+                    "sdp: trust any SDP address egress_allow permits",
+    )
+
+
+class WebhookEgressConfig(_Section):
+    """Where webhooks may go: allow networks minus deny networks; a more specific allow opens a denied one."""
+
+    allow: list[Network] = Field(
+        default_factory=lambda: [ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")],
+        description="CIDR networks webhooks may reach")
+    deny: list[Network] = Field(
+        default_factory=lambda: [ipaddress.ip_network(n) for n in _webhook_default_deny()],
+        description="refused unless a narrower allow entry opens them: loopback, link-local (cloud metadata "
+                    "169.254.169.254), reserved")
+
+
+def _webhook_default_deny() -> tuple[str, ...]:
+    from voicebot.dialplan.webhook_policy import DEFAULT_DENY
+
+    return DEFAULT_DENY
 
 
 class RecordingConfig(_Section):
@@ -526,6 +550,7 @@ class ServerConfig(_Section):
     dialplans_dir: str = Field("dialplans", min_length=1, description="directory of <name>.yaml dialplans")
     nlu_dir: str = Field("nlu_models", min_length=1, description="directory of NLU domains")
     webhooks: dict[str, str] = Field(default_factory=dict, description="webhook name -> http(s) URL")
+    webhook_egress: WebhookEgressConfig = Field(default_factory=WebhookEgressConfig)
     demo_backend: bool = Field(True, description="serve the built-in demo backend for webhooks not configured")
     speech: "SpeechConfig" = Field(default_factory=lambda: SpeechConfig())
     answer_delay_s: float = Field(0, ge=0, le=30, description="ring (180) this long before answering")
@@ -535,6 +560,18 @@ class ServerConfig(_Section):
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
     shutdown_grace_s: float = Field(30, ge=0, le=3600, description="seconds calls may finish after SIGTERM")
     log: LogConfig = Field(default_factory=LogConfig)
+
+    @model_validator(mode="after")
+    def _webhook_destinations(self) -> ServerConfig:
+        from voicebot.dialplan.webhook_policy import WebhookEgress
+
+        egress = WebhookEgress(self.webhook_egress.allow, self.webhook_egress.deny)
+        for name, url in self.webhooks.items():
+            reason = egress.refuses_url_statically(url)
+            if reason is not None:
+                raise LocatedValueError(f"webhook {name!r} destination refused: {reason}", loc=("webhooks", name),
+                                        hint="open the network with webhook_egress.allow if it is really meant")
+        return self
 
     @model_validator(mode="after")
     def _unique_names_and_dids(self) -> ServerConfig:

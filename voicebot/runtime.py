@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,19 @@ from voicebot.dialplan.interpreter import Interpreter
 from voicebot.dialplan.loader import load_dialplan
 from voicebot.dialplan.prompts import parse_ssml_lite
 from voicebot.dialplan.schema import Dialplan
-from voicebot.dialplan.webhooks import perform
+from voicebot.dialplan.webhook_policy import (
+    WebhookEgress,
+    WebhookSecretMissing,
+    expand_env,
+    mask,
+    webhook_findings,
+)
+from voicebot.dialplan.webhooks import perform, resolve_url
 from voicebot.nlu.base import NluEngine, load_nlu
 from voicebot.speech.prompts import PromptCache
 from voicebot.speech.services import SpeechServices, split_sentences, voice_for
 from voicebot.speech.workers import SpeechWorkerPool
+from voicebot.yamlsrc import load_yaml
 
 log = logging.getLogger("voicebot.runtime")
 
@@ -81,6 +90,7 @@ class Runtime:
         self.endpoints: dict[str, str] = dict(config.webhooks)
         self._mtimes: dict[str, tuple[float, ...]] = {}
         self.demo_backend: DemoBackend | None = None
+        self.egress = WebhookEgress(config.webhook_egress.allow, config.webhook_egress.deny)
 
     def load(self) -> None:
         """Load every routed dialplan (raises the loader's ConfigErrors naming file:line)."""
@@ -106,12 +116,20 @@ class Runtime:
     def _install(self, name: str, plan: Dialplan) -> None:
         """Swap in a new version atomically for new calls; calls in progress keep the interpreter they started with."""
         nlu = load_nlu(Path(self.config.nlu_dir) / plan.nlu) if plan.nlu else None
+        self._warn_webhooks(name)
         self.dialplans[name] = plan
         self.interpreters[name] = Interpreter(plan)
         if nlu is not None:
             self.nlu[name] = nlu
         else:
             self.nlu.pop(name, None)
+
+    def _warn_webhooks(self, name: str) -> None:
+        """Literal secrets and refused destinations: `voicebot validate` errors, a warning when serving."""
+        data, _lines = load_yaml(self._path(name))
+        for loc, problem, fix in webhook_findings(data, self.egress):
+            log.warning("dialplan webhook problem: %s", problem,
+                        extra={"fields": {"dialplan": name, "at": ".".join(map(str, loc)), "fix": fix}})
 
     def reload_changed(self) -> list[str]:
         """Reload dialplans whose files changed; a broken one is refused (logged with file:line) and the old one
@@ -143,7 +161,7 @@ class Runtime:
             await asyncio.sleep(interval_s)
             try:
                 await loop.run_in_executor(None, self.reload_changed)
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("dialplan watcher failed")
 
     async def start(self, progress: bool = True) -> None:
@@ -186,8 +204,25 @@ class Runtime:
         self.http = httpx.AsyncClient()
 
     async def webhook(self, action: Webhook) -> WebhookResult:
+        """Perform a webhook within the egress policy, with ``${NAME}`` header secrets from the environment; the
+        result never contains those secrets (masked), so they are neither spoken nor logged."""
         assert self.http is not None
-        return await perform(action, self.http, endpoints=self.endpoints)
+        url = resolve_url(action, self.endpoints)
+        demo = self.demo_backend is not None and url is not None and url.startswith(self.demo_backend.base_url + "/")
+        if url is not None and not demo:
+            reason = await self.egress.refuses_url(url)
+            if reason is not None:
+                log.warning("webhook refused by egress policy", extra={"fields": {"webhook": action.name,
+                                                                                  "reason": reason}})
+                return WebhookResult(False, None, f"webhook destination not allowed: {reason}")
+        try:
+            headers, secrets = expand_env(action.headers, os.environ)
+        except WebhookSecretMissing as exc:
+            log.error("webhook not sent: %s", exc, extra={"fields": {"webhook": action.name}})
+            return WebhookResult(False, None, f"webhook secret missing: {exc}")
+        result = await perform(replace(action, url=url, name=None) if url else action, self.http,
+                               endpoints=self.endpoints, headers=headers)
+        return WebhookResult(result.ok, mask(result.data, secrets), mask(result.error, secrets))
 
     async def close(self) -> None:
         if self.http is not None:

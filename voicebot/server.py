@@ -30,11 +30,12 @@ from voicebot.queues.service import AcdService
 from voicebot.queues.liveness import NodeLiveness
 from voicebot.queues.resilient import ResilientStore
 from voicebot.queues.store import MemoryStore, Store
-from voicebot.recording import CallRecorder
+from voicebot.recording import CallRecorder, RecordingError
 from voicebot.records.journal import open_journal
 from voicebot.rtp.ports import PortAllocator, PortsExhausted
 from voicebot.rtp.stream import RtpStream
 from voicebot.rtp.ticker import get_ticker, log_media_stats
+from voicebot.rtp.trust import media_address_confirmed
 from voicebot.channels.webrtc import WebRtcChannel
 from voicebot.conversation import DialplanSession
 from voicebot.web.captions import caption_session
@@ -342,8 +343,9 @@ class VoicebotServer:
                 except asyncio.TimeoutError:
                     pass
             negotiated = negotiate(offer, self.media_host, stream.local_port, preference)
-            self._apply_remote(stream, negotiated.remote_host, negotiated.remote_port, negotiated.on_hold)
-            call.on_reinvite = lambda sdp: self._on_reinvite(stream, sdp, preference)
+            self._apply_remote(stream, negotiated.remote_host, negotiated.remote_port, negotiated.on_hold,
+                               call.addr[0])
+            call.on_reinvite = lambda sdp: self._on_reinvite(stream, sdp, preference, call.addr[0])
             call.on_refer = lambda refer_to, _req: self._on_refer(call, refer_to)
             if not await call.answer(negotiated.answer.encode()):
                 record.outcome = call.end_reason or "not answered"
@@ -352,8 +354,13 @@ class VoicebotServer:
             self.journal.start(call.call_id, caller=call.from_uri_user or "", callee=call.to_uri_user or "",
                                dialplan=self._dialplan_for(call), channel="sip")
             if self.config.recording.enabled:
-                recorder = CallRecorder(Path(self.config.recording.directory), call.call_id, stream.codec.decode)
-                stream.on_tick_media(recorder.on_tick)
+                try:
+                    recorder = CallRecorder(Path(self.config.recording.directory), call.call_id,
+                                            stream.codec.decode)
+                    stream.on_tick_media(recorder.on_tick)
+                except RecordingError as exc:  # the caller is served anyway; the record says why
+                    record.recording = {"error": str(exc)}
+                    log.warning("call not recorded: %s", exc, extra={"fields": {"call_id": call.call_id}})
             dialplan = self._dialplan_for(call)
             record.dialplan = dialplan
             if dialplan == KEYPAD_DEMO or self.runtime is None or dialplan not in self.runtime.interpreters:
@@ -365,7 +372,7 @@ class VoicebotServer:
             if recorder is not None:
                 stream.on_tick_media(None)
                 recorder.close()
-                record.recording = {"path": str(recorder.path), "pauses": recorder.pauses}
+                record.recording = recorder.summary
             if call.state.value != "ended":
                 await call.hangup("session ended")
             self._log_call_end(call, record, stream)
@@ -417,21 +424,31 @@ class VoicebotServer:
         log.info("browser call ended", extra={"fields": {"call_id": channel.call_id, "outcome": record.outcome,
                                                          "transcript": record.transcript}})
 
-    def _apply_remote(self, stream: RtpStream, host: str, port: int, on_hold: bool) -> None:
+    def _apply_remote(self, stream: RtpStream, host: str, port: int, on_hold: bool,
+                      signalling_host: str | None = None) -> None:
+        """Point media at the SDP address; from a caller (``signalling_host`` given) an address other than the
+        request's source is sent to only once the caller's RTP arrives (voicebot.rtp.trust)."""
         stream.set_hold(on_hold)
         if port and self.egress.allows(host):
-            stream.set_remote(host, port)
+            confirmed = signalling_host is None or media_address_confirmed(
+                host, signalling_host, self.config.network.media_trust)
+            if not confirmed:
+                log.info("media address %s is not the signalling source %s: sending after the caller's RTP",
+                         host, signalling_host)
+            stream.set_remote(host, port, confirmed=confirmed)
         elif port and not on_hold:
             log.warning("media address %s not allowed by egress policy; waiting for symmetric RTP", host)
 
-    async def _on_reinvite(self, stream: RtpStream, sdp: bytes, preference: list[str]) -> bytes | None:
+    async def _on_reinvite(self, stream: RtpStream, sdp: bytes, preference: list[str],
+                           signalling_host: str | None = None) -> bytes | None:
         try:
             negotiated = negotiate(parse_sdp(sdp), self.media_host, stream.local_port, preference)
         except SdpError:
             return None
         if negotiated.codec.name != stream.codec.name:
             return None  # codec change mid-call is not supported: 488
-        self._apply_remote(stream, negotiated.remote_host, negotiated.remote_port, negotiated.on_hold)
+        self._apply_remote(stream, negotiated.remote_host, negotiated.remote_port, negotiated.on_hold,
+                           signalling_host)
         log.info("re-INVITE", extra={"fields": {"hold": negotiated.on_hold}})
         return negotiated.answer.encode()
 

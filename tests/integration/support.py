@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -123,18 +124,21 @@ shutdown_grace_s: 5
 
 
 def start_server(workdir: Path, extra_config: str = "", env: dict[str, str] | None = None,
-                 dialplan: str = "keypad-demo", dids: dict[str, str] | None = None) -> ServerProcess:
+                 dialplan: str = "keypad-demo", dids: dict[str, str] | None = None,
+                 preexec_fn: Callable[[], None] | None = None) -> ServerProcess:
     config = workdir / "voicebot.yaml"
     write_config(config, extra=extra_config, dialplan=dialplan, dids=dids)
-    return launch_server(config, workdir, env=env)
+    return launch_server(config, workdir, env=env, preexec_fn=preexec_fn)
 
 
 def launch_server(config: Path, workdir: Path, env: dict[str, str] | None = None,
-                  timeout: float = 180.0) -> ServerProcess:
-    """`voicebot serve --config config` in a subprocess; returns once it listens (its log lines are collected)."""
+                  timeout: float = 180.0, preexec_fn: Callable[[], None] | None = None) -> ServerProcess:
+    """`voicebot serve --config config` in a subprocess; returns once it listens (its log lines are collected).
+    ``preexec_fn`` runs in the child before exec (e.g. a resource limit standing in for a full disk)."""
     proc = subprocess.Popen([sys.executable, "-m", "voicebot.cli", "serve", "--config", str(config)],
                             cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, **(env or {})})
+                            text=True, env={**os.environ, **(env or {})},
+                            preexec_fn=preexec_fn)  # noqa: PLW1509 - one syscall (setrlimit), no locks taken
     server = ServerProcess(proc=proc, host="127.0.0.1", port=0, workdir=workdir)
     ready = threading.Event()
 

@@ -21,6 +21,7 @@ from tests.integration.baresip_support import (
     voiced_seconds,
 )
 from tests.integration.support import ServerProcess
+from voicebot.recording import recording_call_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -89,7 +90,8 @@ def test_baresip_call_enters_digits_and_is_hung_up_by_server(voicebot_server: Se
     # What voicebot recorded from the caller: baresip's tone bursts (about half of the call is tone).
     recordings = voicebot_server.recordings()
     assert len(recordings) == 1, recordings
-    assert recordings[0].name == f"{established['id']}.wav"
+    assert recording_call_id(recordings[0]) == established["id"]  # named <call-id>.<server id>.wav, tagged
+    assert recordings[0].name.startswith(f"{established['id']}.")
     stereo, caller_rate = soundfile.read(str(recordings[0]), dtype="int16")
     assert stereo.ndim == 2  # left: caller, right: what voicebot sent
     assert voiced_seconds(stereo[:, 0], caller_rate) > 1.0

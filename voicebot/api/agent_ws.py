@@ -52,6 +52,7 @@ class AgentHub:
         self._unauthenticated: dict[str, int] = {}  # address -> sockets waiting for their auth message
         self._sockets: dict[str, set[web.WebSocketResponse]] = {}
         self._principals: dict[web.WebSocketResponse, Principal] = {}  # who signed each open socket in
+        self._supervisors: set[web.WebSocketResponse] = set()  # admin/supervisor sockets: agent alerts
         self._unsubscribe: Callable[[], None] | None = None
         self.browser_media = False  # True once voicebot.browser_agent serves WebRTC answers on this app
 
@@ -63,7 +64,7 @@ class AgentHub:
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        for sockets in list(self._sockets.values()):
+        for sockets in [*self._sockets.values(), set(self._supervisors)]:
             for ws in list(sockets):
                 await ws.close(code=1001, message=b"server shutting down")
 
@@ -80,8 +81,20 @@ class AgentHub:
         if isinstance(event, AssignmentOffered):
             if event.assignment.agent_id in self._sockets:
                 await self._send_all(event.assignment.agent_id, await self._screen_pop(event.assignment))
-        elif isinstance(event, AgentChanged) and event.agent_id in self._sockets:
-            await self._send_all(event.agent_id, {"type": "state", "state": event.state, "assignment": event.assignment_id})
+        elif isinstance(event, AgentChanged):
+            if event.agent_id in self._sockets:
+                await self._send_all(event.agent_id, {"type": "state", "state": event.state,
+                                                      "assignment": event.assignment_id, "reason": event.reason})
+            if event.reason == "no_answer":
+                await self._send_supervisors({"type": "agent_not_ready", "agent": event.agent_id,
+                                              "reason": event.reason, "no_answers": event.consecutive_no_answers})
+
+    async def _send_supervisors(self, message: dict[str, Any]) -> None:
+        for ws in list(self._supervisors):
+            try:
+                await ws.send_json(message)
+            except (ConnectionError, RuntimeError):
+                self._supervisors.discard(ws)
 
     async def _screen_pop(self, assignment: Assignment) -> dict[str, Any]:
         context = await self.service.get_context(assignment.context_id) if assignment.context_id else None
@@ -101,6 +114,8 @@ class AgentHub:
         request: web.Request,
         authenticate: Callable[[str | None], Principal | web.Response],
         audit: Callable[..., None],
+        *,
+        supervisor: bool = False,
     ) -> web.StreamResponse:
         address = source_key(request.remote or "?")
         if self._unauthenticated.get(address, 0) >= self.max_unauthenticated_per_source:
@@ -135,6 +150,11 @@ class AgentHub:
         if isinstance(outcome, web.Response):
             await ws.close(code=4429 if outcome.status == 429 else 4401, message=b"authentication failed")
             return ws
+        if supervisor:
+            if outcome.role not in ("admin", "supervisor"):
+                await ws.close(code=4403, message=b"supervisor token required")
+                return ws
+            return await self._supervise(ws, outcome, request, audit)
         if outcome.role != "agent" or outcome.agent not in self.service.agents:
             await ws.close(code=4403, message=b"agent token required")
             return ws
@@ -155,6 +175,19 @@ class AgentHub:
                 sockets.discard(ws)
                 if not sockets:
                     del self._sockets[agent_id]
+        return ws
+
+    async def _supervise(self, ws: web.WebSocketResponse, principal: Principal, request: web.Request,
+                         audit: Callable[..., None]) -> web.WebSocketResponse:
+        """A supervisor's socket: receives agent alerts (e.g. set not-ready after unanswered offers)."""
+        audit("supervisor_ws_login", principal, address=request.remote)
+        self._supervisors.add(ws)
+        try:
+            await ws.send_json({"type": "hello", "role": principal.role})
+            async for _message in ws:
+                pass  # supervisors only listen
+        finally:
+            self._supervisors.discard(ws)
         return ws
 
     async def _greet(self, ws: web.WebSocketResponse, agent_id: str) -> None:

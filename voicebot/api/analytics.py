@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from voicebot.api.app import BOT_METRICS_KEY, STATIC_DIR, _error, public, roles
+from voicebot.api.headers import page_headers
 from voicebot.nlu.edit import add_examples
 from voicebot.records.analytics import AnalyticsFilter, report, report_csv
 from voicebot.records.metrics import BotMetrics
@@ -113,7 +114,7 @@ async def analytics_csv(request: web.Request) -> web.StreamResponse:
 @public
 async def analytics_page(request: web.Request) -> web.FileResponse:
     """The analytics page: static HTML; the figures it fetches need a supervisor or admin token."""
-    return web.FileResponse(STATIC_DIR / "analytics.html")
+    return web.FileResponse(STATIC_DIR / "analytics.html", headers=page_headers(STATIC_DIR / "analytics.html"))
 
 
 @roles("admin", "supervisor")
@@ -160,7 +161,7 @@ async def review_export(request: web.Request) -> web.StreamResponse:
 
 @public
 async def review_page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / "review.html")
+    return web.FileResponse(STATIC_DIR / "review.html", headers=page_headers(STATIC_DIR / "review.html"))
 
 
 def add_analytics_routes(app: web.Application, records_path: Path, nlu_dir: Path | None = None,

@@ -249,7 +249,9 @@ async def list_agents(request: web.Request) -> web.Response:
     return web.json_response({"agents": [
         {"id": agent_id, "name": config.name, "state": state.agents[agent_id].state if agent_id in state.agents else "offline",
          "since": state.agents[agent_id].since if agent_id in state.agents else None,
-         "handled": state.agents[agent_id].handled if agent_id in state.agents else 0}
+         "handled": state.agents[agent_id].handled if agent_id in state.agents else 0,
+         "not_ready_reason": state.agents[agent_id].not_ready_reason if agent_id in state.agents else None,
+         "consecutive_no_answers": state.agents[agent_id].consecutive_no_answers if agent_id in state.agents else 0}
         for agent_id, config in agents.items()
     ]})
 
@@ -375,6 +377,12 @@ def create_app(
 
     setattr(ws_agent, _PUBLIC, True)  # authenticates inside, with the first message (browsers cannot set headers)
 
+    async def ws_supervisor(request: web.Request) -> web.StreamResponse:
+        """Supervisors' live alerts (an agent set not-ready after unanswered offers, ...)."""
+        return await hub.handle(request, lambda token: authenticate(request, token), audit, supervisor=True)
+
+    setattr(ws_supervisor, _PUBLIC, True)
+
     def report_suppressed(force: bool = False) -> None:
         for address, count in throttle.drain(clock(), force):
             audit("auth_failed_suppressed", None, address=address, count=count, window_s=login_window_s)
@@ -410,6 +418,7 @@ def create_app(
     app.router.add_post("/agents/{agent}/state", set_agent_state)
     app.router.add_get("/calls/{call}/context", call_context)
     app.router.add_get("/ws/agent", ws_agent)
+    app.router.add_get("/ws/supervisor", ws_supervisor)
     app.router.add_get("/agent", agent_page)
     app.router.add_get("/dashboard", dashboard_page)
     return app

@@ -15,6 +15,8 @@ may append to one log (the server and `voicebot token`): each record is written 
 pass `max_bytes` it is renamed to <name>.<n> (n = 1, 2, ... oldest first), made read-only (0400), and the chain
 continues in a fresh file: its first line's prev is the last hash of the rotated one (`verify_chain` checks that).
 Target and details pass through the PII redactor, so an audit line never holds a card or phone number.
+A torn last line (crash mid-write) is quarantined at startup and the chain goes on with an `audit.gap` entry
+(voicebot.compliance.audit_repair; `voicebot audit verify|repair`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
@@ -31,6 +34,8 @@ from typing import Any
 from voicebot.compliance.redact import Redactor
 
 __all__ = ["GENESIS", "AuditLog", "rotated_files", "verify", "verify_chain"]
+
+log = logging.getLogger("voicebot.compliance.audit")
 
 GENESIS = "0" * 64
 _TAIL_BYTES = 65536
@@ -83,6 +88,7 @@ class AuditLog:
         max_bytes: int = 50 * 1024 * 1024,
         redactor: Redactor | None = None,
         clock: Any = time.time,
+        _gap: Any = None,
     ) -> None:
         if max_bytes < 1024:
             raise ValueError(f"max_bytes must be at least 1024, got {max_bytes}")
@@ -96,9 +102,18 @@ class AuditLog:
         self._lock_fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         self._prev, self._seq = GENESIS, 0
         self._seen: tuple[int, int] | None = None  # (inode, size) of the log after our last read or write
-        self._fd = self._open()
+        from voicebot.compliance.audit_repair import quarantine_torn_tail
+
         with self._file_lock():
+            torn = quarantine_torn_tail(self.path, clock) or _gap  # a torn last line from a crash: set aside
+            self._fd = self._open()
             self._follow()
+        if torn is not None:
+            log.warning("audit log had a torn last line: quarantined, chain continues with a gap entry",
+                        extra={"fields": {"path": str(self.path), "side_file": str(torn.side_file),
+                                          "bytes": torn.size}})
+            self.record("system", "audit.gap", str(self.path), side_file=torn.side_file.name, bytes=torn.size,
+                        sha256=torn.sha256, reason="torn last line quarantined at startup")
 
     def _file_lock(self) -> _FileLock:
         return _FileLock(self._lock_fd)

@@ -54,7 +54,7 @@ class Webhook:
     url: str | None
     method: str
     args: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # never in logs, even as ${NAME} refs
     timeout_s: float = 3.0
     retries: int = 0
 

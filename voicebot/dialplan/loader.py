@@ -24,6 +24,7 @@ from voicebot.dialplan.templates import (
     slots_read,
 )
 from voicebot.dialplan.translations import find_gap, gap_hint, gap_message
+from voicebot.dialplan.webhook_policy import WebhookEgress, webhook_findings
 from voicebot.yamlsrc import ConfigErrors, LineMap, Loc, YamlSourceError, format_loc, load_yaml, validate
 
 __all__ = ["ValidationReport", "check_dialplan", "dialplan_files", "load_dialplan", "validate_all"]
@@ -261,7 +262,18 @@ def validate_all(
         report.plans[str(path)] = plan
         if plan.nlu is not None:
             report.errors += _check_nlu(plan, path, nlu_dir, nlu_intents)
+        report.errors += webhook_errors(path)
     return report
+
+
+def webhook_errors(path: Path, egress: WebhookEgress | None = None) -> list[YamlSourceError]:
+    """Literal secrets in webhook headers and webhooks to refused destinations (loopback, metadata), located."""
+    data, lines = load_yaml(path)
+    errors = []
+    for loc, problem, fix in webhook_findings(data, egress or WebhookEgress()):
+        line, column = lines.line_for(loc)
+        errors.append(YamlSourceError(str(path), line, column, f"{format_loc(loc)}: {problem}", fix))
+    return errors
 
 
 def _check_nlu(plan: Dialplan, path: Path, nlu_dir: Path | None, nlu_intents: NluIntents | None) -> list[YamlSourceError]:

@@ -2,8 +2,10 @@
 
 Templates read `caller`, `slots`, `vars`, `result`, `lang`, `value`, `position`, `minutes`, `call` (node,
 dialplan, intent, `heard`: the caller's last words) and `item` (a record read back) and nothing of Python's
-internals; the filter `mentioned(text, fields)` keeps the records a caller named: `{{ ''.__class__ }}` raises `TemplateError`. A value that is exactly one `{{ expression }}`
-keeps its type (`"{{ 10 if caller.vip else 0 }}"` -> 10); anything else renders to text.
+internals (`{{ ''.__class__ }}` raises `TemplateError`); the filter `mentioned(text, fields)` keeps the records a
+caller named. A value that is exactly one `{{ expression }}` keeps its type (`"{{ 10 if caller.vip else 0 }}"` -> 10); anything else renders to text.
+Sizes are bounded (voicebot.dialplan.template_limits): `{{ 'a' * 300000000 }}` fails validation and, should it
+reach a call, is refused before anything is allocated.
 """
 
 from __future__ import annotations
@@ -18,6 +20,17 @@ from jinja2 import meta, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from voicebot.dialplan.matching import mentioned
+from voicebot.dialplan.template_limits import (
+    MAX_OUTPUT_CHARS,
+    BoundedCodeGenerator,
+    TemplateLimitExceeded,
+    bounded_concat,
+    bounded_filters,
+    check_binop,
+    check_call,
+    check_size,
+    check_structure,
+)
 
 __all__ = [
     "KNOWN_NAMES",
@@ -44,7 +57,20 @@ class TemplateError(Exception):
 
 class _Environment(SandboxedEnvironment):
     """Sandbox with forgiving undefined values (`caller.profile.name` is empty when there is no profile)
-    that refuses, rather than silently blanks, any reach for Python internals."""
+    that refuses, rather than silently blanks, any reach for Python internals, and bounds what templates build."""
+
+    intercepted_binops = frozenset({"*", "**", "+", "%"})
+    code_generator_class = BoundedCodeGenerator
+    concat = staticmethod(bounded_concat)  # type: ignore[assignment]
+    bounded_concat = staticmethod(bounded_concat)
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        check_binop(operator, left, right)
+        return check_size(super().call_binop(context, operator, left, right), f"result of {operator!r}")
+
+    def call(self, context: Any, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        check_call(obj, args, kwargs)
+        return check_size(super().call(context, obj, *args, **kwargs), "call result")
 
     def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
         raise jinja2.exceptions.SecurityError(
@@ -60,7 +86,9 @@ _ENV = _Environment(
 )
 _ENV.globals.clear()  # no range/dict/lipsum/cycler/joiner/namespace: data only
 _ENV.globals.update({"len": len, "min": min, "max": max, "round": round, "int": int, "str": str})
-_ENV.filters["mentioned"] = mentioned  # {{ caller.orders | mentioned(call.heard, ['item', 'item_zh']) }}
+_ENV.filters = bounded_filters(_ENV.filters)  # type: ignore[assignment]
+# {{ caller.orders | mentioned(call.heard, ['item', 'item_zh']) }}: a sub-list of its input, it cannot grow a value
+_ENV.filters["mentioned"] = mentioned
 
 
 def is_template(value: Any) -> bool:
@@ -105,8 +133,36 @@ def check_template(source: str, allowed: frozenset[str] = KNOWN_NAMES) -> None:
         ast = _ENV.parse(source)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(f"template syntax error: {exc.message}") from None
+    try:
+        check_structure(ast)
+    except jinja2.exceptions.SecurityError as exc:
+        raise TemplateError(str(exc)) from None
     _check_names(ast, allowed)
     _template(source)
+    _dry_run(source)
+
+
+def _dry_run(source: str) -> None:
+    """Render once with nothing known: a template that exceeds the bounds on its own constants is refused now,
+    not on a call. Other failures (a value only a call provides) are left for run time."""
+    try:
+        _bounded_render(_template(source), {})
+    except TemplateLimitExceeded as exc:
+        raise TemplateError(f"template too large: {exc}") from None
+    except Exception:  # noqa: BLE001, S110 - depends on call data
+        pass
+
+
+def _bounded_render(template: jinja2.Template, context: dict[str, Any]) -> str:
+    """Render chunk by chunk, stopping at MAX_OUTPUT_CHARS (a loop cannot stream out unbounded text)."""
+    parts: list[str] = []
+    size = 0
+    for chunk in template.generate(context):
+        size += len(chunk)
+        if size > MAX_OUTPUT_CHARS:
+            raise TemplateLimitExceeded(f"template output exceeds {MAX_OUTPUT_CHARS} characters")
+        parts.append(chunk)
+    return "".join(parts)
 
 
 def check_expression(source: str, allowed: frozenset[str] = KNOWN_NAMES) -> None:
@@ -139,7 +195,9 @@ def render(source: str, context: Mapping[str, Any]) -> str:
     if not is_template(source):
         return source
     try:
-        return _template(source).render(_plain(context))
+        return _bounded_render(_template(source), _plain(context))
+    except TemplateLimitExceeded as exc:
+        raise TemplateError(f"template too large: {exc}") from None
     except jinja2.exceptions.SecurityError as exc:
         raise TemplateError(f"refused by the template sandbox: {exc}") from None
     except TemplateError:
@@ -155,7 +213,9 @@ def condition_holds(source: str, context: Mapping[str, Any]) -> bool:
 
 def _evaluate_expression(source: str, context: Mapping[str, Any]) -> Any:
     try:
-        value = _expression(source)(**_plain(context))
+        value = check_size(_expression(source)(**_plain(context)), "expression value")
+    except TemplateLimitExceeded as exc:
+        raise TemplateError(f"template too large: {exc}") from None
     except jinja2.exceptions.SecurityError as exc:
         raise TemplateError(f"refused by the template sandbox: {exc}") from None
     except TemplateError:

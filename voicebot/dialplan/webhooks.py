@@ -26,15 +26,18 @@ def resolve_url(action: Webhook, endpoints: Mapping[str, str]) -> str | None:
 
 
 async def perform(
-    action: Webhook, client: httpx.AsyncClient, *, endpoints: Mapping[str, str] | None = None
+    action: Webhook, client: httpx.AsyncClient, *, endpoints: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> WebhookResult:
-    """Call the webhook; returns ok with the response JSON, or not ok with a short error text."""
+    """Call the webhook; returns ok with the response JSON, or not ok with a short error text. ``headers``
+    (secrets expanded by the caller) replace the action's own."""
     url = resolve_url(action, endpoints or {})
     if url is None:
         return WebhookResult(False, None, f"no URL configured for webhook {action.name!r}")
     if not url.startswith(("http://", "https://")):
         return WebhookResult(False, None, f"webhook URL must be http(s): {url!r}")
-    request: dict[str, object] = {"headers": action.headers, "timeout": action.timeout_s}
+    request: dict[str, object] = {"headers": dict(action.headers if headers is None else headers),
+                                  "timeout": action.timeout_s}
     if action.method == "GET":
         request["params"] = {k: v if isinstance(v, (str, int, float)) else json.dumps(v) for k, v in action.args.items()}
     else:

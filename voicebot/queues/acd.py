@@ -250,6 +250,7 @@ class Acd:
         if state == "available" and status.state in ("offline", "wrap_up"):
             self._finish_wrap_up(status, now)
             self._set(status, "available", now)
+            status.consecutive_no_answers = 0  # the agent is back at the desk
         elif state == "offline" and status.state in ("available", "wrap_up"):
             self._finish_wrap_up(status, now)
             self._set(status, "offline", now)
@@ -282,6 +283,7 @@ class Acd:
             return assignment
         assignment.state = "connected"
         status = self.state.agents[assignment.agent_id]
+        status.consecutive_no_answers = 0
         self._set(status, "busy", now)
         status.answered_at = now
         if assignment.kind == "call":
@@ -300,7 +302,14 @@ class Acd:
         del self.state.assignments[assignment_id]
         status = self.state.agents[assignment.agent_id]
         status.no_answers += 1
-        self._set(status, "offline" if then == "offline" else "available", now)  # goes to the back of the idle line
+        status.consecutive_no_answers += 1
+        config = self.agents.get(assignment.agent_id)
+        limit = config.max_no_answers if config is not None else 0
+        if then != "offline" and limit and status.consecutive_no_answers >= limit:
+            self._set(status, "offline", now)  # not-ready: the phone is not being answered
+            status.not_ready_reason = "no_answer"
+        else:
+            self._set(status, "offline" if then == "offline" else "available", now)  # back of the idle line
         if assignment.kind == "callback":
             task = self.state.callbacks[_callback_id(assignment.call_id)]
             task.state = "pending"
@@ -443,6 +452,7 @@ class Acd:
             status.idle_since = now
         status.state = state  # type: ignore[assignment]
         status.since = now
+        status.not_ready_reason = None
         if state in ("available", "offline"):
             status.assignment_id = status.call_id = None
             status.answered_at = status.wrap_up_until = None

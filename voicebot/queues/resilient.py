@@ -13,9 +13,16 @@ Redis in the background (backoff 0.2 s doubling to 5 s). When Redis answers it *
    are pure and carry their own timestamps). A `fn` that now raises (an AcdError: e.g. the caller was meanwhile
    assigned by another node, the agent changed state there) is a conflict: the shared state wins, the conflict is
    logged and the operation dropped;
-2. writes the contexts put meanwhile (with the TTL they have left);
+2. writes the contexts put meanwhile (with the TTL they have left), and restores every context this node still
+   holds that Redis lost (a Redis restarted empty: agents' screen-pops would read ``context: null``); a context
+   another node wrote meanwhile is kept;
 3. puts back this node's callers that are waiting locally but are nowhere in Redis (an enqueue whose replay was
    refused, e.g. the queue filled up on other nodes): a caller on the line is never dropped from the queue.
+
+If Redis came back empty (restarted without its data) the whole local copy is written back first, in one
+transaction that only applies to an empty state, and the journal (already in that copy) is dropped.
+Heartbeats that fail turn the store degraded too, so a dead Redis is reported once (a warning), not as an error
+with a traceback on every heartbeat; :class:`StoreUnavailable` tells the caller it was already reported.
 
 While degraded, `dispatching` is False: the ACD keeps callers waiting but makes no new assignment, since only
 Redis can tell that no other node took the agent meanwhile. Assignments made before the outage go on (answers,
@@ -36,10 +43,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypeVar
 
-from voicebot.queues.state import AcdState, QueueEntry, decode_state, encode_state
-from voicebot.queues.store import Raw, RedisStore, StoreConflict
+from voicebot.queues.state import (
+    STATE_KINDS,
+    AcdState,
+    QueueEntry,
+    decode_state,
+    encode_state,
+)
+from voicebot.queues.store import Raw, RedisStore, StoreConflict, StoreUnavailable
 
-__all__ = ["ReconcileReport", "ResilientStore", "missing_own_entries"]
+__all__ = ["ReconcileReport", "ResilientStore", "StoreUnavailable", "missing_own_entries"]
 
 log = logging.getLogger("voicebot.queues.store")
 
@@ -60,6 +73,24 @@ def _redis_errors() -> tuple[type[BaseException], ...]:
     from redis.exceptions import RedisError
 
     return (RedisError, StoreConflict, *_down_errors())
+
+
+def _is_empty(state: AcdState) -> bool:
+    return not any(getattr(state, kind) for kind in STATE_KINDS)
+
+
+def restore_transaction(raw: Raw) -> Callable[[AcdState], bool]:
+    """A pure transaction: fill an *empty* shared state from a local copy; True if it did."""
+
+    def restore(state: AcdState) -> bool:
+        if not _is_empty(state):
+            return False
+        local = decode_state(copy.deepcopy(raw))
+        for kind in STATE_KINDS:
+            setattr(state, kind, getattr(local, kind))
+        return True
+
+    return restore
 
 
 def missing_own_entries(local: AcdState, shared: AcdState, node: str) -> list[QueueEntry]:
@@ -97,6 +128,8 @@ class ReconcileReport:
     conflicts: list[str] = field(default_factory=list)
     contexts: int = 0
     put_back: list[str] = field(default_factory=list)
+    restored_state: bool = False
+    restored_contexts: int = 0
 
 
 class ResilientStore:
@@ -117,7 +150,7 @@ class ResilientStore:
         self._seen: AcdState | None = None  # the last state Redis gave (encoded into _raw only when degrading)
         self._journal: list[Callable[[AcdState], Any]] = []
         self._pending_contexts: dict[str, tuple[str, float]] = {}  # id -> (json, expires at)
-        self._contexts: OrderedDict[str, str] = OrderedDict()
+        self._contexts: OrderedDict[str, tuple[str, float]] = OrderedDict()  # id -> (json, expires at)
         self._lock = asyncio.Lock()
         self._probe: asyncio.Task[None] | None = None
         self._since = 0.0
@@ -175,7 +208,7 @@ class ResilientStore:
 
     async def put_context(self, context_id: str, data: dict[str, Any], ttl_s: float = 86400.0) -> None:
         text = json.dumps(data)
-        self._remember(context_id, text)
+        self._remember(context_id, text, self.clock() + ttl_s)
         if not self.degraded:
             try:
                 await self.remote.put_context(context_id, data, ttl_s)
@@ -191,15 +224,20 @@ class ResilientStore:
             except self._errors as exc:
                 self._degrade(exc)
             else:
-                if data is not None:
-                    self._remember(context_id, json.dumps(data))
+                if data is not None and context_id not in self._contexts:
+                    self._remember(context_id, json.dumps(data), self.clock() + 86400.0)
                 return data
-        text = self._contexts.get(context_id)
-        return None if text is None else json.loads(text)
+        cached = self._contexts.get(context_id)
+        return None if cached is None else json.loads(cached[0])
 
     # Node heartbeats (voicebot.queues.liveness) go straight to Redis: a node that cannot reach it must not look alive.
     async def heartbeat(self, node: str, started_at: float, ttl_s: float, api_url: str | None = None) -> None:
-        await self.remote.heartbeat(node, started_at, ttl_s, api_url)
+        """Straight to Redis; a failure degrades the store (one warning) and raises StoreUnavailable."""
+        try:
+            await self.remote.heartbeat(node, started_at, ttl_s, api_url)
+        except self._errors as exc:
+            self._degrade(exc)
+            raise StoreUnavailable(f"Redis unreachable: {type(exc).__name__}") from None
 
     async def live_nodes(self) -> dict[str, float]:
         return await self.remote.live_nodes()
@@ -247,8 +285,8 @@ class ResilientStore:
             self._journal.append(fn)
         return result
 
-    def _remember(self, context_id: str, text: str) -> None:
-        self._contexts[context_id] = text
+    def _remember(self, context_id: str, text: str, expires: float) -> None:
+        self._contexts[context_id] = (text, expires)
         self._contexts.move_to_end(context_id)
         while len(self._contexts) > CONTEXT_CACHE:
             self._contexts.popitem(last=False)
@@ -290,6 +328,10 @@ class ResilientStore:
                 return True
             report = ReconcileReport()
             try:
+                if _is_empty(await self.remote.load()) and not _is_empty(decode_state(self._raw)):
+                    report.restored_state = await self.remote.transact(restore_transaction(self._raw))
+                    if report.restored_state:
+                        self._journal.clear()  # its effects are in the restored copy
                 while self._journal:
                     fn = self._journal[0]
                     try:
@@ -309,6 +351,9 @@ class ResilientStore:
                         await self.remote.put_context(context_id, json.loads(text), expires - now)
                         report.contexts += 1
                     del self._pending_contexts[context_id]
+                for context_id, (text, expires) in list(self._contexts.items()):
+                    if expires > now and await self.remote.restore_context(context_id, text, expires - now):
+                        report.restored_contexts += 1
                 local = decode_state(self._raw)
                 missing = missing_own_entries(local, await self.remote.load(), self.node)
                 if missing:
@@ -323,5 +368,7 @@ class ResilientStore:
                      extra={"fields": {"namespace": self.remote.namespace, "node": self.node,
                                        "outage_s": round(time.monotonic() - self._since, 1),
                                        "replayed": report.replayed, "conflicts": len(report.conflicts),
-                                       "contexts": report.contexts, "put_back": report.put_back}})
+                                       "contexts": report.contexts, "put_back": report.put_back,
+                                       "restored_state": report.restored_state,
+                                       "restored_contexts": report.restored_contexts}})
             return True

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from voicebot.queues.acd import Acd, MaxWaitReached, Overflowed, Position, QueueEvent, Released
 from voicebot.queues.callbacks import CallbackTask
+from voicebot.queues.store import StoreUnavailable
 from voicebot.queues.context import CallContextRecord
 from voicebot.queues.ewt import Ewt, announce, estimate
 from voicebot.queues.models import AgentConfig, AgentsConfig, QueuesConfig
@@ -56,6 +57,8 @@ class AgentChanged:
     agent_id: str
     state: str
     assignment_id: str | None
+    reason: str | None = None  # "no_answer": the ACD set the agent not-ready (supervisors are told)
+    consecutive_no_answers: int = 0
 
 
 ServiceEvent = AssignmentOffered | AgentChanged | MaxWaitReached | Overflowed
@@ -83,7 +86,7 @@ class AcdService:
         self.poll_s = poll_s
         self._listeners: list[Listener] = []
         self._seen_assignments: set[str] = set()
-        self._seen_agents: dict[str, tuple[str, str | None]] = {}
+        self._seen_agents: dict[str, tuple[str, str | None, str | None]] = {}
         self._seen_max_wait: set[str] = set()
         self._publish_lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -286,10 +289,14 @@ class AcdService:
     def _changes(self, state: AcdState) -> list[ServiceEvent]:
         events: list[ServiceEvent] = []
         for agent_id, status in sorted(state.agents.items()):
-            seen = (status.state, status.assignment_id)
+            seen = (status.state, status.assignment_id, status.not_ready_reason)
             if self._seen_agents.get(agent_id) != seen:
                 self._seen_agents[agent_id] = seen
-                events.append(AgentChanged(agent_id, status.state, status.assignment_id))
+                events.append(AgentChanged(agent_id, status.state, status.assignment_id, status.not_ready_reason,
+                                           status.consecutive_no_answers))
+                if status.not_ready_reason == "no_answer":
+                    log.warning("agent set not-ready: consecutive offers not answered",
+                                extra={"fields": {"agent": agent_id, "no_answers": status.consecutive_no_answers}})
         for assignment in sorted(state.assignments.values(), key=lambda a: a.offered_at):
             if assignment.id not in self._seen_assignments and assignment.agent_id in self.agents:
                 self._seen_assignments.add(assignment.id)
@@ -330,6 +337,8 @@ class AcdService:
                     await self.liveness.tick()
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable:
+                pass  # the store logged one warning when Redis went away and will log its return
             except Exception:
                 log.exception("ACD heartbeat or lost-node recovery failed; retrying")
             try:

@@ -56,6 +56,8 @@ class AgentStatus:
     wrap_up_until: float | None = None
     handled: int = 0
     no_answers: int = 0
+    consecutive_no_answers: int = 0  # reset by an answer or the agent's own "available"
+    not_ready_reason: str | None = None  # "no_answer": set offline by the ACD, not by the agent
 
 
 @dataclass

@@ -32,6 +32,10 @@ T = TypeVar("T")
 Raw = dict[str, dict[str, str]]
 
 
+class StoreUnavailable(Exception):
+    """The shared store is unreachable and has already said so (degraded): no need to log it again."""
+
+
 class StoreConflict(RuntimeError):
     """A Redis transaction kept losing races with other nodes and gave up."""
 
@@ -182,6 +186,10 @@ class RedisStore:
     async def get_context(self, context_id: str) -> dict[str, Any] | None:
         text = await self._redis.get(self.key("context", context_id))
         return None if text is None else json.loads(text)
+
+    async def restore_context(self, context_id: str, text: str, ttl_s: float) -> bool:
+        """Write a context only if Redis has none under its id (a newer one from another node wins)."""
+        return bool(await self._redis.set(self.key("context", context_id), text, ex=max(1, int(ttl_s)), nx=True))
 
     async def heartbeat(self, node: str, started_at: float, ttl_s: float, api_url: str | None = None) -> None:
         """`node` (its process started at `started_at`, API at `api_url`) is alive for the next `ttl_s` seconds."""

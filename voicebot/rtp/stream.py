@@ -85,6 +85,7 @@ class RtpStream:
         self._sequence = secrets.randbits(16)
         self._timestamp = secrets.randbits(32)
         self._remote: Address | None = None
+        self._remote_confirmed = True  # False: the SDP address is only a hint until the peer's RTP arrives
         self._latched: Address | None = None
         self._rtcp_remote: Address | None = None
         self._held = False
@@ -170,8 +171,12 @@ class RtpStream:
         return self._closed
 
     # ---------------------------------------------------------------- control
-    def set_remote(self, host: str, port: int) -> None:
-        """Where to send (from SDP). A changed address drops any latch so the new peer can be learnt."""
+    def set_remote(self, host: str, port: int, *, confirmed: bool = True) -> None:
+        """Where to send (from SDP). A changed address drops any latch so the new peer can be learnt.
+
+        ``confirmed=False`` (an SDP address the signalling peer could have pointed at a third party): nothing is
+        sent, RTCP included, until RTP from the peer arrives; then media goes to that source (latching), so a
+        crafted offer cannot make this node stream to someone else (RTP reflection/amplification)."""
         try:
             ipaddress.ip_address(host)
         except ValueError:
@@ -179,15 +184,21 @@ class RtpStream:
         if not 0 < port < 65536:
             raise ValueError(f"remote RTP port {port} outside 1..65535")
         remote = (host, port)
-        if remote != self._remote:
+        if remote != self._remote or confirmed != self._remote_confirmed:
             self._remote = remote
+            self._remote_confirmed = confirmed
             self._latched = None
             self._rtcp_remote = None
 
     @property
     def remote(self) -> Address | None:
-        """Where RTP is sent now: the latched source once RTP has arrived, else the SDP address."""
-        return self._latched or self._remote
+        """Where RTP is sent now: the latched source once RTP has arrived, else the confirmed SDP address."""
+        return self._send_target()
+
+    def _send_target(self) -> Address | None:
+        if self._latched is not None:
+            return self._latched
+        return self._remote if self._remote_confirmed else None
 
     def set_hold(self, held: bool) -> None:
         """Stop (True) or resume (False) sending; queued audio waits while held."""
@@ -284,7 +295,7 @@ class RtpStream:
     def _send_tick(self, index: int) -> bytes | None:
         """Send this tick's packet; returns the audio payload sent (None: nothing, or a DTMF event)."""
         self._timestamp = (self._timestamp + FRAME_SAMPLES) & 0xFFFFFFFF
-        target = self._latched or self._remote
+        target = self._send_target()
         if target is None or self._rtp is None:
             return None
         if index % self._rtcp_every == self._rtcp_phase:
@@ -429,12 +440,10 @@ class RtpStream:
                 self._remote_report["remote_bye"] = True
 
     def _send_rtcp(self, bye: bool = False) -> None:
-        target = self._rtcp_remote
-        if target is None:
-            base = self._latched or self._remote
-            if base is None:
-                return
-            target = (base[0], base[1] + 1)
+        base = self._send_target()
+        if base is None:
+            return  # no verified peer yet: send nothing at all
+        target = self._rtcp_remote or (base[0], base[1] + 1)
         blocks = (self._reception.report_block(self._loop.time()),) if self._reception.received else ()
         counters = self._counters
         if counters["packets_sent"]:
