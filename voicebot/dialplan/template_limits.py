@@ -28,6 +28,7 @@ SAFE_FILTERS = frozenset({
     "join", "last", "length", "list", "lower", "map", "max", "min", "reject", "rejectattr", "replace", "reverse",
     "round", "select", "selectattr", "sort", "string", "title", "tojson", "trim", "truncate", "unique", "upper",
     "urlencode", "wordcount",
+    "mentioned",  # voicebot.dialplan.matching: a sub-list of its input (the records a caller named)
 })
 """Filters a dialplan template may use; the others (center, indent, wordwrap, sum, batch, ...) can amplify."""
 
