@@ -122,7 +122,7 @@ class _Call:
         for at_s, digit in plan.dtmf:
             if digit not in DTMF_EVENTS:
                 raise ValueError(f"DTMF digit must be one of {''.join(DTMF_EVENTS)}, got {digit!r}")
-            first = int(round(at_s / FRAME_S))
+            first = round(at_s / FRAME_S)
             for offset, (payload, marker) in enumerate(_dtmf_payloads(DTMF_EVENTS[digit])):
                 self.dtmf_packets[first + offset] = [(payload, marker, first)]
 

@@ -37,7 +37,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.caller_scripts import Script, build, english_caller, mandarin_caller, piper_voice  # noqa: E402
+from bench.caller_scripts import (  # noqa: E402
+    Script,
+    build,
+    english_caller,
+    mandarin_caller,
+    piper_voice,
+)
 from bench.results import BenchRecord  # noqa: E402
 from bench.rtp_callers import CallPlan, run_calls  # noqa: E402
 from bench.turn_measure import TurnResult, measure_turns, percentile  # noqa: E402
