@@ -10,7 +10,12 @@ import pytest
 from bench.caller_scripts import Script
 from bench.queue_listening import heard_in_queue
 from bench.rtp_callers import FRAME, CallTrace, frame_levels
-from bench.sip_call_rate import RateResult, first_retransmitting, readme_figure, sustained_rate
+from bench.sip_call_rate import (
+    RateResult,
+    first_retransmitting,
+    readme_figure,
+    sustained_rate,
+)
 from bench.speech_engines import _edit_distance, _hanzi, _readings
 from bench.turn_measure import measure_turns
 from voicebot.hold import generated_hold_music
