@@ -15,15 +15,19 @@ import csv
 import random
 import re
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from voicebot.rtp.g711 import ulaw_decode, ulaw_encode
-from voicebot.speech.asr import WhisperAsr
-from voicebot.speech.resample import resample
-from voicebot.speech.tts import PiperTts
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.results import BenchRecord  # noqa: E402
+from voicebot.rtp.g711 import ulaw_decode, ulaw_encode  # noqa: E402
+from voicebot.speech.asr import WhisperAsr  # noqa: E402
+from voicebot.speech.resample import resample  # noqa: E402
+from voicebot.speech.tts import PiperTts  # noqa: E402
 
 BANKING77_TEST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "banking77" / "test.csv"
 SPEAKING_RATES = (0.9, 1.0, 1.15)  # Piper length_scale: faster, normal, slower
@@ -61,36 +65,45 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=5)
     args = parser.parse_args()
 
-    with BANKING77_TEST.open(encoding="utf-8") as handle:
-        texts = [row["text"] for row in csv.DictReader(handle)]
-    picker = random.Random(args.seed)
-    sample = picker.sample(texts, args.sentences)
-    rates = [picker.choice(SPEAKING_RATES) for _ in sample]
+    with BenchRecord(f"asr_window_{args.model.replace('.', '_')}") as record:
+        with BANKING77_TEST.open(encoding="utf-8") as handle:
+            texts = [row["text"] for row in csv.DictReader(handle)]
+        picker = random.Random(args.seed)
+        sample = picker.sample(texts, args.sentences)
+        rates = [picker.choice(SPEAKING_RATES) for _ in sample]
 
-    tts_by_rate = {rate: PiperTts(length_scale=rate) for rate in SPEAKING_RATES}
-    started = time.perf_counter()
-    audio = [telephone_audio(tts_by_rate, text, rate) for text, rate in zip(sample, rates)]
-    seconds = [clip.size / 16000 for clip in audio]
-    print(f"{len(sample)} Banking77 test sentences spoken by Piper (length_scale {SPEAKING_RATES}), G.711 mu-law "
-          f"round trip; {statistics.median(seconds):.1f} s median, {max(seconds):.1f} s longest; rendered in "
-          f"{time.perf_counter() - started:.0f} s")
+        tts_by_rate = {rate: PiperTts(length_scale=rate) for rate in SPEAKING_RATES}
+        started = time.perf_counter()
+        audio = [telephone_audio(tts_by_rate, text, rate) for text, rate in zip(sample, rates)]
+        seconds = [clip.size / 16000 for clip in audio]
+        print(f"{len(sample)} Banking77 test sentences spoken by Piper (length_scale {SPEAKING_RATES}), G.711 mu-law "
+              f"round trip; {statistics.median(seconds):.1f} s median, {max(seconds):.1f} s longest; rendered in "
+              f"{time.perf_counter() - started:.0f} s")
 
-    reference_words = [words(text) for text in sample]
-    total_words = sum(len(ref) for ref in reference_words)
-    print(f"model {args.model}, one CPU thread, greedy decode")
-    print(f"{'window':>7} {'WER':>7} {'sentences wrong':>16} {'decode p50':>11} {'decode p95':>11}")
-    for window in (float(w) for w in args.windows.split(",")):
-        asr = WhisperAsr(args.model, window_s=window)
-        errors, wrong, decode_s = 0, 0, []
-        for clip, ref in zip(audio, reference_words):
-            result = asr.transcribe(clip, language="en")
-            distance = edit_distance(ref, words(result.text))
-            errors += distance
-            wrong += distance > 0
-            decode_s.append(result.decode_s)
-        decode_s.sort()
-        print(f"{window:>6.0f}s {errors / total_words:>7.2%} {wrong:>10}/{len(audio):<5} "
-              f"{statistics.median(decode_s) * 1000:>9.0f}ms {decode_s[int(0.95 * (len(decode_s) - 1))] * 1000:>9.0f}ms")
+        reference_words = [words(text) for text in sample]
+        total_words = sum(len(ref) for ref in reference_words)
+        print(f"model {args.model}, one CPU thread, greedy decode")
+        per_window: dict[str, dict[str, float]] = {}
+        print(f"{'window':>7} {'WER':>7} {'sentences wrong':>16} {'decode p50':>11} {'decode p95':>11}")
+        for window in (float(w) for w in args.windows.split(",")):
+            asr = WhisperAsr(args.model, window_s=window)
+            errors, wrong, decode_s = 0, 0, []
+            for clip, ref in zip(audio, reference_words):
+                result = asr.transcribe(clip, language="en")
+                distance = edit_distance(ref, words(result.text))
+                errors += distance
+                wrong += distance > 0
+                decode_s.append(result.decode_s)
+            decode_s.sort()
+            print(f"{window:>6.0f}s {errors / total_words:>7.2%} {wrong:>10}/{len(audio):<5} "
+                  f"{statistics.median(decode_s) * 1000:>9.0f}ms {decode_s[int(0.95 * (len(decode_s) - 1))] * 1000:>9.0f}ms")
+            per_window[f"{window:g}"] = {"wer": errors / total_words, "sentences_wrong": wrong,
+                                         "decode_p50_s": statistics.median(decode_s)}
+        record.data.update(model=args.model, sentences=len(sample), windows=per_window)
+        record.row(f"Whisper {args.model} accuracy per window ({len(sample)} Banking77 requests, Piper voice at 3 "
+                   f"rates, G.711)", "; ".join(f"{window} s: WER {figures['wer']:.1%}, decode p50 "
+                                                f"{figures['decode_p50_s']:.2f} s"
+                                                for window, figures in per_window.items()))
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 
 sipp places keypad-demo calls (INVITE, two INFO digits, voicebot's BYE, all through the proxy) at --rate calls/s.
 With --drain-after-s, node B gets SIGTERM that many seconds into the run (0 = never): the figures then show how the
-survivor took over. Every process runs on 127.0.0.1 and is stopped at the end.
+survivor took over. Every process runs on 127.0.0.1 and is stopped at the end. The run is kept in
+bench/results/kamailio_spread.json (kamailio_spread_drain.json with --drain-after-s), README row included.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.results import BenchRecord  # noqa: E402
 from tests.deploy.kamailio_support import (  # noqa: E402
     Node,
     RedisServer,
@@ -53,6 +55,11 @@ def outcomes(node: Node) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    with BenchRecord("kamailio_spread_drain" if args.drain_after_s else "kamailio_spread") as record:
+        return run(args, record)
+
+
+def run(args: argparse.Namespace, record: BenchRecord) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="kamailio_spread_"))
     (workdir / "redis").mkdir()
     redis = RedisServer(workdir / "redis")
@@ -103,6 +110,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"node-b SIGTERM at {drained_at:.1f} s; taken out by probe: "
                   f"{bool(kamailio.grep(f'edge: node {node_b} down'))}, by INVITE 503 + failover: "
                   f"{len(kamailio.grep(f'edge: node {node_b} failed INVITE'))}")
+        lost = args.calls - sum(ended.values())
+        record.data.update(calls=args.calls, rate=args.rate, hold_ms=args.hold_ms, wall_s=elapsed,
+                           completed_per_s=args.calls / elapsed, sipp_failed=sipp_failed, completed=completed,
+                           lost=lost, calls_per_node=ended, drained_at_s=drained_at)
+        figure = f"{args.calls / elapsed:.1f} calls/s completed, {sipp_failed} failed, {lost} lost"
+        what = f"Kamailio + 2 nodes + Redis, {args.calls} calls at {args.rate:g}/s"
+        if drained_at is not None:
+            what += f", node B drained (SIGTERM) {drained_at:.0f} s in"
+        else:
+            figure += ", nodes took " + " / ".join(f"{ended[node.name]}" for node in nodes) + " calls"
+        record.row(what, figure)
         return 0 if sipp.returncode == 0 and completed == args.calls else 1
     finally:
         if kamailio is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import statistics
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -24,8 +25,11 @@ from pathlib import Path
 
 from sklearn.metrics import accuracy_score, f1_score
 
-from voicebot.nlu.embeddings import clear_caches
-from voicebot.nlu.engine import EmbeddedNlu
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.results import BenchRecord  # noqa: E402
+from voicebot.nlu.embeddings import clear_caches  # noqa: E402
+from voicebot.nlu.engine import EmbeddedNlu  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "banking77"
 
@@ -96,6 +100,25 @@ def variant_embedding(variant: str) -> str | None:
     return None if variant == "tfidf" else variant
 
 
+ENCODER_LABELS = {"use-multilingual": "USE", "minilm": "MiniLM"}
+
+
+def variant_label(variant: str) -> str:
+    """How the README names a variant: 'TF-IDF', '+ USE', '+ USE + MiniLM'."""
+    if variant == "tfidf":
+        return "TF-IDF"
+    return " ".join(f"+ {ENCODER_LABELS.get(encoder, encoder)}" for encoder in variant.split("+"))
+
+
+def variants_figure(figures: dict[str, dict[str, float]]) -> str:
+    """One README figure for all variants, in run order: accuracy, macro-F1, parse p50/p99, train time."""
+    def each(key: str, spec: str) -> str:
+        return " / ".join(format(result[key], spec) for result in figures.values())
+
+    return (f"{each('accuracy', '.2f')} % accuracy (macro-F1 {each('macro_f1', '.1f')} %), parse p50 "
+            f"{each('p50', '.1f')} ms, p99 {each('p99', '.1f')} ms; train {each('train_s', '.0f')} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -104,16 +127,22 @@ def main() -> None:
     parser.add_argument("--variants", default="tfidf,use-multilingual,use-multilingual+minilm",
                         help="comma-separated: tfidf (alone) and/or encoder names ('+'-joined) added to TF-IDF")
     args = parser.parse_args()
-    train_rows = read_csv(args.data / "train.csv")
-    test_rows = read_csv(args.data / "test.csv")
-    if args.limit:
-        test_rows = test_rows[: args.limit]
-    print(f"banking77 ({args.estimator}): {len(train_rows)} train / {len(test_rows)} test utterances, "
-          f"{len({intent for _, intent in test_rows})} intents; train time incl. 3-fold temperature calibration")
-    for variant in args.variants.split(","):
-        name = "tfidf" if variant == "tfidf" else f"tfidf+{variant}"
-        print_row(name, score("en", train_rows, test_rows, args.estimator, variant_embedding(variant)))
-
+    with BenchRecord("nlu_banking77") as record:
+        train_rows = read_csv(args.data / "train.csv")
+        test_rows = read_csv(args.data / "test.csv")
+        if args.limit:
+            test_rows = test_rows[: args.limit]
+        print(f"banking77 ({args.estimator}): {len(train_rows)} train / {len(test_rows)} test utterances, "
+              f"{len({intent for _, intent in test_rows})} intents; train time incl. 3-fold temperature calibration")
+        figures: dict[str, dict[str, float]] = {}
+        for variant in args.variants.split(","):
+            name = "tfidf" if variant == "tfidf" else f"tfidf+{variant}"
+            figures[variant] = score("en", train_rows, test_rows, args.estimator, variant_embedding(variant))
+            print_row(name, figures[variant])
+        record.data.update(train=len(train_rows), test=len(test_rows), variants=figures)
+        labels = " / ".join(variant_label(variant) for variant in figures)
+        record.row(f"NLU Banking77 ({len(test_rows)} test requests): {labels} (goal 94 % at parse p99 ≤ 10 ms)",
+                   variants_figure(figures))
 
 if __name__ == "__main__":
     main()

@@ -14,9 +14,10 @@ import argparse
 from collections import defaultdict
 from pathlib import Path
 
-from nlu_banking77 import print_row, score, variant_embedding
+from nlu_banking77 import print_row, score, variant_embedding, variant_label, variants_figure
 from sklearn.model_selection import train_test_split
 
+from bench.results import BenchRecord
 from voicebot.nlu.rasa_data import load_nlu_data
 
 NLU_MODELS = Path(__file__).resolve().parents[1] / "nlu_models"
@@ -38,19 +39,25 @@ def main() -> None:
     parser.add_argument("--estimator", choices=["logreg", "linear_svm"], default="logreg")
     parser.add_argument("--variants", default="tfidf,use-multilingual")
     args = parser.parse_args()
-    rows = pooled_examples(args.data, "zh")
-    if not rows:
-        raise SystemExit(f"no zh training data under {args.data}")
-    train_rows, test_rows = train_test_split(
-        rows, test_size=args.test_share, stratify=[intent for _, intent in rows], random_state=0
-    )
-    print(f"zh intents ({args.estimator}): {len(train_rows)} train / {len(test_rows)} test utterances, "
-          f"{len({intent for _, intent in rows})} intents pooled from {args.data}/*/zh/nlu.yml, "
-          f"stratified split seed 0")
-    for variant in args.variants.split(","):
-        name = "tfidf" if variant == "tfidf" else f"tfidf+{variant}"
-        print_row(name, score("zh", train_rows, test_rows, args.estimator, variant_embedding(variant)))
-
+    with BenchRecord("nlu_zh") as record:
+        rows = pooled_examples(args.data, "zh")
+        if not rows:
+            raise SystemExit(f"no zh training data under {args.data}")
+        train_rows, test_rows = train_test_split(
+            rows, test_size=args.test_share, stratify=[intent for _, intent in rows], random_state=0
+        )
+        intents = len({intent for _, intent in rows})
+        print(f"zh intents ({args.estimator}): {len(train_rows)} train / {len(test_rows)} test utterances, "
+              f"{intents} intents pooled from {args.data}/*/zh/nlu.yml, stratified split seed 0")
+        figures: dict[str, dict[str, float]] = {}
+        for variant in args.variants.split(","):
+            name = "tfidf" if variant == "tfidf" else f"tfidf+{variant}"
+            figures[variant] = score("zh", train_rows, test_rows, args.estimator, variant_embedding(variant))
+            print_row(name, figures[variant])
+        record.data.update(train=len(train_rows), test=len(test_rows), intents=intents, variants=figures)
+        labels = " / ".join(variant_label(variant) for variant in figures)
+        record.row(f"NLU Chinese set ({intents} intents from our zh data, {len(test_rows)} held-out utterances): "
+                   f"{labels}", variants_figure(figures))
 
 if __name__ == "__main__":
     main()

@@ -17,15 +17,20 @@ import multiprocessing as mp
 import os
 import resource
 import struct
+import sys
 import time
 from multiprocessing.connection import Connection
+from pathlib import Path
 
 import numpy as np
 import uvloop
 
-from voicebot.rtp.g711 import ulaw_encode
-from voicebot.rtp.stream import PortAllocator, RtpStream
-from voicebot.rtp.ticker import get_ticker
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.results import BenchRecord  # noqa: E402
+from voicebot.rtp.g711 import ulaw_encode  # noqa: E402
+from voicebot.rtp.stream import PortAllocator, RtpStream  # noqa: E402
+from voicebot.rtp.ticker import get_ticker  # noqa: E402
 
 HOST = "127.0.0.1"
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -183,9 +188,16 @@ def main() -> None:
     needed = 2 * args.calls + 64
     if soft < needed:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(needed, soft)), hard))
-    result = uvloop.run(run(args.calls, args.seconds, not args.no_pin))
-    for key, value in result.items():
-        print(f"{key:28s} {value:.2f}" if isinstance(value, float) else f"{key:28s} {value}")
+    with BenchRecord("rtp_concurrency") as record:
+        result = uvloop.run(run(args.calls, args.seconds, not args.no_pin))
+        for key, value in result.items():
+            print(f"{key:28s} {value:.2f}" if isinstance(value, float) else f"{key:28s} {value}")
+        record.data.update(result)
+        record.row(f"RTP media path alone ({args.seconds:g} s, raw UDP callers in another process)",
+                   f"{result['calls']} full-duplex calls at {result['server_cpu_pct']:.0f} % of a core, "
+                   f"{result['late_ticks_pct']:.1f} % late ticks (max lateness "
+                   f"{result['max_tick_lateness_ms']:.1f} ms), loss in/out {result['loss_in_pct']:.2f} / "
+                   f"{result['loss_out_pct']:.2f} %, ~{result['server_rss_per_call_kb']:.0f} KB RSS/call")
 
 
 if __name__ == "__main__":

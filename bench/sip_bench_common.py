@@ -254,7 +254,7 @@ class SippRun:
         cmd = ["sipp", f"127.0.0.1:{server.port}", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1",
                "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(media_port), *args,
                "-nostdin", "-timeout", f"{int(math.ceil(timeout_s))}s", "-trace_stat", "-stf", str(stat_file),
-               "-fd", "1", "-trace_rtt", "-rtt_freq", "50", "-trace_err", "-error_file", str(rundir / "errors.log")]
+               "-fd", "1", "-trace_rtt", "-rtt_freq", "1", "-trace_err", "-error_file", str(rundir / "errors.log")]
         (rundir / "command.txt").write_text(" ".join(cmd) + "\n")
         proc = subprocess.Popen(cmd, cwd=rundir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=open(rundir / "sipp.stderr", "wb"))

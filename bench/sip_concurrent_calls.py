@@ -32,6 +32,10 @@ from sip_bench_common import (  # noqa: E402
     RTP_PORT_END, RTP_PORT_START, BenchServer, SippRun, bench_config, cpu_percent, git_revision, load_average,
     read_usage, udp_drops_by_port)
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.results import BenchRecord  # noqa: E402
+
 GOAL_CALLS = 400
 GOAL_LATE_PCT = 1.0
 PACKETS_PER_S = 50
@@ -63,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     if not ramp_s + 5 <= args.seconds <= MAX_HOLD_S:
         parser.error(f"--seconds must be between ramp time + 5 s ({ramp_s + 5:g}) and {MAX_HOLD_S}")
 
+    with BenchRecord("sip_concurrent_calls") as record:
+        run(args, record)
+    return 0
+
+
+def run(args: argparse.Namespace, record: BenchRecord) -> None:
+    ramp_s = args.calls / args.ramp_rate
     workdir = Path(tempfile.mkdtemp(prefix="voicebot-bench-concurrent-"))
     server = BenchServer.start(workdir, bench_config(max_calls=max(args.calls + 50, 100),
                                                       digit_timeout_s=DIGIT_TIMEOUT_S,
@@ -179,11 +190,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"verdict: {'MEETS' if ok else 'MISSES'} the goal (>= {GOAL_CALLS} concurrent calls with < "
           f"{GOAL_LATE_PCT:g} % late packets): {calls_held} calls held, {late_pct:.2f} % late ticks, "
           f"{counts.get('failed', 0)} failed calls")
+    record.data.update(calls=args.calls, calls_held=calls_held, hold_s=args.seconds, dialplan=args.dialplan,
+                       counts=counts, load_average=load, server_cpu_pct=cpu, rss_per_call_kb=rss_per_call_kb,
+                       ticks=ticks, late_ticks=late, late_pct=late_pct, ticker=ticker, rtp_sent=sent,
+                       rtp_received=received, rtp_lost=lost, jitter_late=jitter_late,
+                       udp_drops_sipp=sipp_drops, udp_drops_server=server_drops, meets_goal=ok)
+    record.row(f"Concurrent calls, audio both ways, one process (dialplan {args.dialplan}, sipp echoing RTP; "
+               f"goal {GOAL_CALLS} with < {GOAL_LATE_PCT:g} % late packets)",
+               f"{calls_held} calls held, {counts.get('failed', 0)} failed, {late_pct:.1f} % late ticks "
+               f"(max lateness {float(ticker.get('max_lateness_ms', 0)):.1f} ms), {lost} RTP lost, "
+               f"{cpu:.0f} % of a core, ~{rss_per_call_kb:.0f} KB RSS/call (load average {load:.1f})")
     if not args.keep:
         import shutil
 
         shutil.rmtree(workdir, ignore_errors=True)
-    return 0
 
 
 def _running(sipps: list[SippRun]) -> bool:

@@ -9,12 +9,16 @@ regression towards super-linear parsing shows up. Best of several rounds is prin
 from __future__ import annotations
 
 import argparse
+import sys
 import timeit
 from pathlib import Path
 from typing import Callable
 
-from voicebot.sip.message import parse_message
-from voicebot.sip.validate import check_request
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.results import BenchRecord  # noqa: E402
+from voicebot.sip.message import parse_message  # noqa: E402
+from voicebot.sip.validate import check_request  # noqa: E402
 
 SDP = (b"v=0\r\no=alice 2890844526 2890844526 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\n"
        b"t=0 0\r\nm=audio 49170 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n"
@@ -52,8 +56,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--number", type=int, default=20000)
     args = ap.parse_args()
-    r, n = args.rounds, args.number
+    with BenchRecord("sip_parse") as record:
+        measure(record, args.rounds, args.number)
 
+
+def measure(record: BenchRecord, r: int, n: int) -> None:
+    """Time each message, print the table, keep the figures and the README row in `record`."""
     invite = parse_message(INVITE)
     ok = parse_message(OK_200)
     methods = {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "REFER", "NOTIFY", "UPDATE"}
@@ -76,6 +84,8 @@ def main() -> None:
     width = max(len(name) for name, _ in rows)
     for name, us in rows:
         print(f"{name:<{width}}  {us:9.1f} µs")
+    record.data["us_per_message"] = {name: round(us, 2) for name, us in rows}
+    record.row("SIP parse, typical INVITE / 200 OK", f"~{rows[0][1]:.0f} µs / ~{rows[1][1]:.0f} µs")
 
 
 if __name__ == "__main__":
