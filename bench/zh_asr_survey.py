@@ -8,6 +8,7 @@ closest to the reference (as written, as a quantity 十二, digit by digit 一�
 
 Recognisers (one per process, single-threaded as one speech worker per core):
   whisper-base            voicebot.speech.asr.WhisperAsr("base"), language="zh" (what the server runs)
+  whisper-base-float32    the same, weights not quantised to int8
   whisper-base-beam5      faster-whisper transcribe, beam_size 5
   whisper-base-prompt     greedy with a simplified-Chinese initial prompt
   whisper-base-fallback   greedy with Whisper's temperature fallback (0.0 .. 1.0)
@@ -142,10 +143,10 @@ def score_hypothesis(hypothesis: str, reference: str) -> tuple[int, str]:
     return edit_distance(scored, reference), scored
 
 
-def whisper_asr_recogniser(model: str, model_dir: str | None) -> Recognise:
+def whisper_asr_recogniser(model: str, model_dir: str | None, compute_type: str = "int8") -> Recognise:
     from voicebot.speech.asr import WhisperAsr
 
-    asr = WhisperAsr(model, compute_type="int8", cpu_threads=1, model_dir=model_dir)
+    asr = WhisperAsr(model, compute_type=compute_type, cpu_threads=1, model_dir=model_dir)
 
     def recognise(pcm16k: np.ndarray) -> str:
         return asr.transcribe(pcm16k, language="zh").text
@@ -176,6 +177,7 @@ def transcribe_recogniser(beam_size: int, prompt: str | None, fallback: bool) ->
 
 RECOGNISERS: dict[str, Callable[[], Recognise]] = {
     "whisper-base": lambda: whisper_asr_recogniser("base", None),
+    "whisper-base-float32": lambda: whisper_asr_recogniser("base", None, "float32"),
     "whisper-base-beam5": lambda: transcribe_recogniser(5, None, False),
     "whisper-base-prompt": lambda: transcribe_recogniser(1, ZH_PROMPT, False),
     "whisper-base-fallback": lambda: transcribe_recogniser(1, None, True),
