@@ -258,23 +258,24 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=4, help="take every N-th utterance (default 4: 125 of 500)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many utterances")
     parser.add_argument("--results", type=Path, default=None, help="merge this run into a JSON results file")
-    parser.add_argument("--verbose", action="store_true", help="print each utterance")
+    parser.add_argument("--verbose", action="store_true", help="print each utterance as it is recognised")
     args = parser.parse_args()
     if args.every < 1:
         parser.error("--every must be >= 1")
     subset = load_subset(args.dataset.resolve(), args.every, args.limit)
     load_before = os.getloadavg()
     when = datetime.now(UTC).isoformat(timespec="seconds")
-    records = list(run(args.recogniser, subset))
+    records = []
+    for record in run(args.recogniser, subset):  # --verbose streams each utterance: a cut-short run still tells
+        records.append(record)
+        if args.verbose and "id" in record:
+            print(json.dumps(record, ensure_ascii=False), flush=True)
     summary = records[-1]
     summary.update({
         "date": when, "commit": _git_commit(), "cores": os.cpu_count(), "machine": platform.machine(),
         "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in os.getloadavg()],
         "command": "PYTHONPATH=. python " + " ".join(["bench/zh_asr_survey.py", *sys.argv[1:]]),
     })
-    if args.verbose:
-        for record in records[:-1]:
-            print(json.dumps(record, ensure_ascii=False))
     print(json.dumps(summary, ensure_ascii=False))
     if args.results:
         existing = json.loads(args.results.read_text(encoding="utf-8")) if args.results.is_file() else {"runs": {}}
