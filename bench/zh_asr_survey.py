@@ -9,6 +9,7 @@ closest to the reference (as written, as a quantity 十二, digit by digit 一�
 Recognisers (one per process, single-threaded as one speech worker per core):
   whisper-base            voicebot.speech.asr.WhisperAsr("base"), language="zh" (what the server runs)
   whisper-base-float32    the same, weights not quantised to int8
+  whisper-base-greedy     faster-whisper transcribe, greedy (the control for the three below)
   whisper-base-beam5      faster-whisper transcribe, beam_size 5
   whisper-base-prompt     greedy with a simplified-Chinese initial prompt
   whisper-base-fallback   greedy with Whisper's temperature fallback (0.0 .. 1.0)
@@ -178,6 +179,7 @@ def transcribe_recogniser(beam_size: int, prompt: str | None, fallback: bool) ->
 RECOGNISERS: dict[str, Callable[[], Recognise]] = {
     "whisper-base": lambda: whisper_asr_recogniser("base", None),
     "whisper-base-float32": lambda: whisper_asr_recogniser("base", None, "float32"),
+    "whisper-base-greedy": lambda: transcribe_recogniser(1, None, False),
     "whisper-base-beam5": lambda: transcribe_recogniser(5, None, False),
     "whisper-base-prompt": lambda: transcribe_recogniser(1, ZH_PROMPT, False),
     "whisper-base-fallback": lambda: transcribe_recogniser(1, None, True),
@@ -272,14 +274,14 @@ def main() -> None:
             print(json.dumps(record, ensure_ascii=False), flush=True)
     summary = records[-1]
     summary.update({
-        "date": when, "commit": _git_commit(), "cores": os.cpu_count(), "machine": platform.machine(),
+        "every": args.every, "date": when, "commit": _git_commit(), "cores": os.cpu_count(), "machine": platform.machine(),
         "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in os.getloadavg()],
         "command": "PYTHONPATH=. python " + " ".join(["bench/zh_asr_survey.py", *sys.argv[1:]]),
     })
     print(json.dumps(summary, ensure_ascii=False))
     if args.results:
         existing = json.loads(args.results.read_text(encoding="utf-8")) if args.results.is_file() else {"runs": {}}
-        existing["runs"][args.recogniser] = {"summary": summary, "utterances": records[:-1]}
+        existing["runs"][f"{args.recogniser} every {args.every}"] = {"summary": summary, "utterances": records[:-1]}
         args.results.parent.mkdir(parents=True, exist_ok=True)
         args.results.write_text(json.dumps(existing, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
