@@ -88,14 +88,16 @@ def report(db: Any, scope: AnalyticsFilter = AnalyticsFilter(), *, top: int = 10
     times); turn figures (hot spots, funnel, intents) from the daily roll-ups (whole UTC days)."""
     sql = _Sql(db, dialect)
     params = {**scope.params(), "top": top}
-    classes = {row[0]: int(row[1]) for row in sql.all(
-        "SELECT CASE WHEN c.ended_at IS NULL THEN 'in_progress_or_lost' ELSE COALESCE(c.class, 'other') END, "
-        f"COUNT(*) FROM calls c WHERE {_CALL_SCOPE} GROUP BY 1", params)}
+    classes: dict[str, int] = {}
+    languages: dict[str, int] = {}
+    for klass, lang, count in sql.all(  # one pass over the calls (a covering index): classes and languages
+            "SELECT CASE WHEN c.ended_at IS NULL THEN 'in_progress_or_lost' ELSE COALESCE(c.class, 'other') END, "
+            "CASE WHEN c.lang = '' THEN CAST(:default_lang AS TEXT) ELSE c.lang END, COUNT(*) FROM calls c "
+            f"WHERE {_CALL_SCOPE} GROUP BY 1, 2", params):
+        classes[klass] = classes.get(klass, 0) + int(count)
+        languages[lang] = languages.get(lang, 0) + int(count)
     total = sum(classes.values())
     rates = {name: _rate(count, total) for name, count in classes.items()}
-    languages = {row[0]: int(row[1]) for row in sql.all(
-        "SELECT CASE WHEN c.lang = '' THEN CAST(:default_lang AS TEXT) ELSE c.lang END, COUNT(*) FROM calls c "
-        f"WHERE {_CALL_SCOPE} GROUP BY 1", params)}
     counters: dict[str, dict[tuple[str, str], int]] = {}
     for metric, dialplan, key, count in sql.all(
             f"SELECT r.metric, r.dialplan, r.key, SUM(r.count) FROM rollups r WHERE {_DAY_SCOPE} "
