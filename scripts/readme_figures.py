@@ -25,6 +25,28 @@ class FiguresError(ValueError):
     """A result file or the README cannot be used; the message says which and why."""
 
 
+def _survey_runs(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """bench/zh_asr_survey.py keeps one summary per recogniser run (each with its own commit, date and load): a row
+    per run over the full subset (every 4th utterance)."""
+    rows = []
+    for name, run in sorted(result["runs"].items()):
+        summary = run.get("summary") or {}
+        if summary.get("every") != 4 or "cer_percent" not in summary:
+            continue
+        rows.append({
+            "commit": summary["commit"], "date": summary["date"], "load_before": summary["load_before"],
+            "load_after": summary["load_after"], "dirty": False,
+            "readme": [{
+                "what": f"Mandarin ASR on a human voice through G.711 (AISHELL S0252, {summary['utterances']} "
+                        f"utterances): {summary['recogniser']}",
+                "figure": f"CER {summary['cer_percent']:.2f} %, CPU per utterance p50 {summary['cpu_p50_s']:.2f} s / "
+                          f"p95 {summary['cpu_p95_s']:.2f} s",
+                "command": summary["command"].replace("PYTHONPATH=. python ", "").split(" --results")[0],
+            }],
+        })
+    return rows
+
+
 def load_results(directory: Path) -> list[dict[str, Any]]:
     results = []
     for path in sorted(directory.glob("*.json")):
@@ -32,6 +54,11 @@ def load_results(directory: Path) -> list[dict[str, Any]]:
             result = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise FiguresError(f"{path}: not a readable result file: {exc}") from exc
+        if isinstance(result.get("runs"), dict):  # several runs in one file (bench/zh_asr_survey.py)
+            for run in _survey_runs(result):
+                run["_file"] = path.relative_to(directory.parents[1]).as_posix()
+                results.append(run)
+            continue
         for key in ("commit", "date", "load_before", "load_after", "readme"):
             if key not in result:
                 raise FiguresError(f"{path}: missing {key!r} (write results with bench/results.py)")
