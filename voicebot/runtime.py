@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import httpx
 
 from voicebot.config import ServerConfig
 from voicebot.demo_backend.app import DemoBackend, start_demo_backend
+from voicebot.demo_backend.data import new_store
 from voicebot.dialplan.actions import Webhook
 from voicebot.dialplan.events import WebhookResult
 from voicebot.dialplan.interpreter import Interpreter
@@ -178,8 +180,12 @@ class Runtime:
                 log.warning("no %s voice installed: %d prompts cannot be spoken", voice, len(texts))
                 continue
             await asyncio.gather(*(self.speech.synthesize(text, voice, 16000) for text in sorted(texts)))
+        await self.open_webhooks(say)
+
+    async def open_webhooks(self, say: Callable[[str], None] = lambda message: None) -> None:
+        """The HTTP client for webhooks, and the built-in demo backend when the config turns it on."""
         if self.config.demo_backend:
-            self.demo_backend = await start_demo_backend()
+            self.demo_backend = await start_demo_backend(store=new_store(today=self.config.demo_today))
             # Configured (real) backends win over the built-in demo handlers of the same name.
             self.endpoints = {**self.demo_backend.endpoints(), **self.config.webhooks}
             say(f"demo backend on {self.demo_backend.base_url} ({len(self.demo_backend.endpoints())} hooks)")
