@@ -97,6 +97,11 @@ class ServerProcess:
         return sorted((self.workdir / "recordings").glob("*.wav"))
 
 
+DEMO_TODAY = "2026-11-10"
+"""The date test servers' demo backends see: a quiet day (no repayment-day surge, 24th-26th) before the sample
+appointments, orders and flights of late 2026, so dialogues do not change with the calendar."""
+
+
 def write_config(path: Path, *, port: int = 0, extra: str = "", dialplan: str = "keypad-demo",
                  dids: dict[str, str] | None = None) -> None:
     """Write a loopback server config; ``dids`` (DID -> dialplan) goes into routing.dids when given."""
@@ -117,6 +122,7 @@ api: {{port: 0, tokens_file: {path.parent / 'tokens.json'}, audit_log: {path.par
 dialplans_dir: {REPO / 'dialplans'}
 nlu_dir: {REPO / 'nlu_models'}
 shutdown_grace_s: 5
+demo_today: {DEMO_TODAY}
 {extra}
 """)
 
