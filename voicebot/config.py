@@ -469,7 +469,8 @@ class ServerConfig(_Section):
     dialplans_dir: str = Field("dialplans", min_length=1, description="directory of <name>.yaml dialplans")
     nlu_dir: str = Field("nlu_models", min_length=1, description="directory of NLU domains")
     webhooks: dict[str, str] = Field(default_factory=dict, description="webhook name -> http(s) URL")
-    demo_backend: bool = Field(True, description="serve the built-in demo backend for webhooks not configured")
+    demo_backend: bool = Field(False, description="serve the built-in demo backend (sample data) for webhooks not "
+                               "configured: for demos only; off, a dialplan webhook without a URL is refused")
     demo_today: dt.date | None = Field(None, description="the date the demo backend's handlers see (repayment-day "
                                        "surge, upcoming appointments), e.g. 2026-11-10; default: the real date")
     speech: "SpeechConfig" = Field(default_factory=lambda: SpeechConfig())

@@ -21,11 +21,13 @@ from voicebot.dialplan.interpreter import Interpreter
 from voicebot.dialplan.loader import load_dialplan
 from voicebot.dialplan.prompts import parse_ssml_lite
 from voicebot.dialplan.schema import Dialplan
+from voicebot.dialplan.webhook_urls import check_webhook_urls
 from voicebot.dialplan.webhooks import perform
 from voicebot.nlu.base import NluEngine, load_nlu
 from voicebot.speech.prompts import PromptCache
 from voicebot.speech.services import SpeechServices, split_sentences, voice_for
 from voicebot.speech.workers import SpeechWorkerPool
+from voicebot.yamlsrc import ConfigErrors, YamlSourceError
 
 log = logging.getLogger("voicebot.runtime")
 
@@ -86,12 +88,21 @@ class Runtime:
 
     def load(self) -> None:
         """Load every routed dialplan (raises the loader's ConfigErrors naming file:line)."""
+        unresolved = []
         for name in sorted(routed_dialplans(self.config) - {KEYPAD_DEMO}):
             path = self._path(name)
             if not path.exists():
                 raise FileNotFoundError(f"dialplan {name!r} is routed in the config but {path} does not exist")
-            self._install(name, load_dialplan(path))
+            plan = load_dialplan(path)
+            unresolved += self._unresolved_webhooks(plan, path)
+            self._install(name, plan)
             self._mtimes[name] = self._stamp(name)
+        if unresolved:
+            raise ConfigErrors(unresolved)
+
+    def _unresolved_webhooks(self, plan: Dialplan, path: Path) -> list[YamlSourceError]:
+        """Webhooks with no URL in the dialplan or the config, and no demo backend turned on to answer them."""
+        return check_webhook_urls(plan, path, self.config.webhooks, self.config.demo_backend)
 
     def _path(self, name: str) -> Path:
         return Path(self.config.dialplans_dir) / f"{name}.yaml"
@@ -126,6 +137,9 @@ class Runtime:
             self._mtimes[name] = stamp
             try:
                 plan = load_dialplan(self._path(name))
+                unresolved = self._unresolved_webhooks(plan, self._path(name))
+                if unresolved:
+                    raise ConfigErrors(unresolved)
                 if plan.nlu:
                     languages = {lang.split("-")[0] for lang in plan.languages}
                     _warm_nlu(load_nlu(Path(self.config.nlu_dir) / plan.nlu), languages)  # refuse broken NLU data

@@ -87,6 +87,7 @@ queues: {{store: redis, redis_url: "{redis_url}", namespace: {namespace}, node_i
 dialplans_dir: {REPO / 'dialplans'}
 nlu_dir: {REPO / 'nlu_models'}
 shutdown_grace_s: {grace_s}
+demo_backend: true
 log: {{level: INFO, json: true}}
 {extra}
 """

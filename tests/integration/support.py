@@ -161,6 +161,7 @@ api: {{port: 0, tokens_file: {path.parent / 'tokens.json'}, audit_log: {path.par
 dialplans_dir: {REPO / 'dialplans'}
 nlu_dir: {REPO / 'nlu_models'}
 shutdown_grace_s: 5
+demo_backend: true
 demo_today: {DEMO_TODAY}
 {extra}
 """)
