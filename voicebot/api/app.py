@@ -25,7 +25,7 @@ from voicebot.api.agent_ws import AgentHub
 from voicebot.api.metrics import prometheus_text, queue_summaries
 from voicebot.api.security import CorsPolicy, LoginLimiter
 from voicebot.api.tokens import Principal, TokenStore
-from voicebot.queues.acd import AcdError, InvalidTransition, UnknownAgent, UnknownQueue
+from voicebot.queues.acd import InvalidTransition, UnknownAgent, UnknownQueue
 from voicebot.queues.service import AcdService
 
 __all__ = ["create_app", "principal_of"]
