@@ -44,7 +44,7 @@ OK_200 = (b"SIP/2.0 200 OK\r\n"
           b"CSeq: 2 BYE\r\n"
           b"Server: pbx\r\n"
           b"Content-Length: 0\r\n\r\n")
-TORTURE = Path(__file__).resolve().parents[1] / ".." / "shared" / "sip-torture" / "rfc4475"
+TORTURE = Path(__file__).resolve().parents[1] / "tests" / "sip" / "torture"
 
 
 def best_us(fn: Callable[[], object], rounds: int, number: int) -> float:

@@ -43,7 +43,7 @@ def runtime(tmp_path: Path) -> Runtime:
     shutil.copy(REPO / "dialplans" / "demo.yaml", plans / "demo.yaml")
     config_file = tmp_path / "voicebot.yaml"
     config_file.write_text(f"dialplans_dir: {plans}\nnlu_dir: {REPO / 'nlu_models'}\n"
-                           "routing: {default_dialplan: demo}\n")
+                           "routing: {default_dialplan: demo}\ndemo_backend: true\n")
     rt = Runtime(load_server_config(config_file), PromptCache(tmp_path / "cache"))
     rt.load()
     return rt

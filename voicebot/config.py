@@ -9,6 +9,7 @@ frozen. Secrets never live in the file: a trunk names the environment variable h
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import os
 import re
@@ -551,7 +552,10 @@ class ServerConfig(_Section):
     nlu_dir: str = Field("nlu_models", min_length=1, description="directory of NLU domains")
     webhooks: dict[str, str] = Field(default_factory=dict, description="webhook name -> http(s) URL")
     webhook_egress: WebhookEgressConfig = Field(default_factory=WebhookEgressConfig)
-    demo_backend: bool = Field(True, description="serve the built-in demo backend for webhooks not configured")
+    demo_backend: bool = Field(False, description="serve the built-in demo backend (sample data) for webhooks not "
+                               "configured: for demos only; off, a dialplan webhook without a URL is refused")
+    demo_today: dt.date | None = Field(None, description="the date the demo backend's handlers see (repayment-day "
+                                       "surge, upcoming appointments), e.g. 2026-11-10; default: the real date")
     speech: "SpeechConfig" = Field(default_factory=lambda: SpeechConfig())
     answer_delay_s: float = Field(0, ge=0, le=30, description="ring (180) this long before answering")
     network: NetworkConfig = Field(default_factory=NetworkConfig)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import httpx
 
 from voicebot.config import ServerConfig
 from voicebot.demo_backend.app import DemoBackend, start_demo_backend
+from voicebot.demo_backend.data import new_store
 from voicebot.dialplan.actions import Webhook
 from voicebot.dialplan.events import WebhookResult
 from voicebot.dialplan.interpreter import Interpreter
@@ -27,12 +29,13 @@ from voicebot.dialplan.webhook_policy import (
     mask,
     webhook_findings,
 )
+from voicebot.dialplan.webhook_urls import check_webhook_urls
 from voicebot.dialplan.webhooks import perform, resolve_url
 from voicebot.nlu.base import NluEngine, load_nlu
 from voicebot.speech.prompts import PromptCache
 from voicebot.speech.services import SpeechServices, split_sentences, voice_for
 from voicebot.speech.workers import SpeechWorkerPool
-from voicebot.yamlsrc import load_yaml
+from voicebot.yamlsrc import ConfigErrors, YamlSourceError, load_yaml
 
 log = logging.getLogger("voicebot.runtime")
 
@@ -94,12 +97,21 @@ class Runtime:
 
     def load(self) -> None:
         """Load every routed dialplan (raises the loader's ConfigErrors naming file:line)."""
+        unresolved = []
         for name in sorted(routed_dialplans(self.config) - {KEYPAD_DEMO}):
             path = self._path(name)
             if not path.exists():
                 raise FileNotFoundError(f"dialplan {name!r} is routed in the config but {path} does not exist")
-            self._install(name, load_dialplan(path))
+            plan = load_dialplan(path)
+            unresolved += self._unresolved_webhooks(plan, path)
+            self._install(name, plan)
             self._mtimes[name] = self._stamp(name)
+        if unresolved:
+            raise ConfigErrors(unresolved)
+
+    def _unresolved_webhooks(self, plan: Dialplan, path: Path) -> list[YamlSourceError]:
+        """Webhooks with no URL in the dialplan or the config, and no demo backend turned on to answer them."""
+        return check_webhook_urls(plan, path, self.config.webhooks, self.config.demo_backend)
 
     def _path(self, name: str) -> Path:
         return Path(self.config.dialplans_dir) / f"{name}.yaml"
@@ -142,6 +154,9 @@ class Runtime:
             self._mtimes[name] = stamp
             try:
                 plan = load_dialplan(self._path(name))
+                unresolved = self._unresolved_webhooks(plan, self._path(name))
+                if unresolved:
+                    raise ConfigErrors(unresolved)
                 if plan.nlu:
                     languages = {lang.split("-")[0] for lang in plan.languages}
                     _warm_nlu(load_nlu(Path(self.config.nlu_dir) / plan.nlu), languages)  # refuse broken NLU data
@@ -196,8 +211,12 @@ class Runtime:
                 log.warning("no %s voice installed: %d prompts cannot be spoken", voice, len(texts))
                 continue
             await asyncio.gather(*(self.speech.synthesize(text, voice, 16000) for text in sorted(texts)))
+        await self.open_webhooks(say)
+
+    async def open_webhooks(self, say: Callable[[str], None] = lambda message: None) -> None:
+        """The HTTP client for webhooks, and the built-in demo backend when the config turns it on."""
         if self.config.demo_backend:
-            self.demo_backend = await start_demo_backend()
+            self.demo_backend = await start_demo_backend(store=new_store(today=self.config.demo_today))
             # Configured (real) backends win over the built-in demo handlers of the same name.
             self.endpoints = {**self.demo_backend.endpoints(), **self.config.webhooks}
             say(f"demo backend on {self.demo_backend.base_url} ({len(self.demo_backend.endpoints())} hooks)")

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.integration.support import REPO, ServerProcess, free_udp_port, launch_server
+from tests.integration.support import REPO, ServerProcess, free_media_port, free_udp_port, launch_server
 
 KAMAILIO_CFG = REPO / "deploy" / "kamailio" / "kamailio.cfg"
 SCENARIO = Path(__file__).resolve().parent / "sipp" / "keypad_via_proxy.xml"
@@ -87,6 +87,7 @@ queues: {{store: redis, redis_url: "{redis_url}", namespace: {namespace}, node_i
 dialplans_dir: {REPO / 'dialplans'}
 nlu_dir: {REPO / 'nlu_models'}
 shutdown_grace_s: {grace_s}
+demo_backend: true
 log: {{level: INFO, json: true}}
 {extra}
 """
@@ -334,7 +335,7 @@ def sipp_command(kamailio: Kamailio, workdir: Path, *, calls: int, rate: float, 
     """sipp placing ``calls`` keypad calls through the proxy at ``rate`` calls/s (at most ``limit`` at once)."""
     return ["sipp", f"{kamailio.host}:{kamailio.port}", "-sf", str(SCENARIO), "-s", "9000", "-m", str(calls),
             "-r", str(rate), "-l", str(limit), "-d", str(hold_ms), "-i", "127.0.0.1", "-p", str(free_udp_port()),
-            "-mi", "127.0.0.1", "-mp", str(free_udp_port() & ~1), "-nostdin", "-timeout", f"{timeout_s}s",
+            "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-nostdin", "-timeout", f"{timeout_s}s",
             "-timeout_error", "-trace_err", "-error_file", str(workdir / "sipp_errors.log"),
             "-trace_stat", "-stf", str(workdir / "sipp_stats.csv"), "-fd", "1"]
 
@@ -349,6 +350,6 @@ def queue_sipp_command(kamailio: Kamailio, workdir: Path, *, calls: int, rate: f
         pcap.symlink_to(SIPP_PCAPS)
     return ["sipp", f"{kamailio.host}:{kamailio.port}", "-sf", str(QUEUE_SCENARIO), "-m", str(calls),
             "-r", str(rate), "-d", str(wait_ms), "-key", "caller_prefix", caller_prefix,
-            "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(free_udp_port() & ~1),
+            "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(free_media_port()),
             "-nostdin", "-timeout", f"{timeout_s}s", "-trace_err", "-error_file", str(workdir / "sipp_errors.log"),
             "-trace_stat", "-stf", str(workdir / "sipp_stats.csv"), "-fd", "1"]

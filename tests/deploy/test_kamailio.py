@@ -384,7 +384,7 @@ def test_callers_queued_on_a_killed_node_become_callbacks_and_the_survivors_call
 def test_a_draining_nodes_queued_callers_are_served_then_become_callbacks_at_the_deadline(tmp_path: Path) -> None:
     """Graceful stop: the draining node's callers keep their place and are still served by agents (shared Redis);
     those still waiting when the drain time is over become callbacks that the surviving node dials."""
-    from tests.integration.support import SCENARIOS, free_udp_port
+    from tests.integration.support import SCENARIOS, free_media_port, free_udp_port
     from voicebot.api.tokens import TokenStore
 
     agent_port = free_udp_port()
@@ -435,7 +435,7 @@ def test_a_draining_nodes_queued_callers_are_served_then_become_callbacks_at_the
             (tmp_path / "agent").mkdir()
             agent = subprocess.Popen(
                 ["sipp", "-sf", str(SCENARIOS / "agent_answers.xml"), "-i", "127.0.0.1", "-p", str(agent_port),
-                 "-mi", "127.0.0.1", "-mp", str(free_udp_port() & ~1), "-rtp_echo", "-m", "1", "-nostdin",
+                 "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-rtp_echo", "-m", "1", "-nostdin",
                  "-timeout", "60s", "-timeout_error", "-trace_err", "-error_file",
                  str(tmp_path / "agent" / "errors.log")], cwd=tmp_path / "agent", stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

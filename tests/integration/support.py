@@ -24,23 +24,62 @@ SCENARIOS = Path(__file__).resolve().parent / "sipp"
 SIPP_PCAPS = Path("/usr/share/sip-tester")
 
 
+_HANDED_OUT: set[int] = set()
+"""UDP ports this test process has handed out. A port is handed out once: the kernel may return a port that was
+just probed and closed again, so two probes on one command line (sipp's -p and -mp) could get the same port."""
+
+
 def free_udp_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A free UDP port, distinct from every port this process handed out before (see free_udp_ports)."""
+    return free_udp_ports(1, host)[0]
 
 
-def free_udp_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """`count` distinct free UDP ports, held together while chosen: two free_udp_port calls can return the same
-    port (two sipp agents on one port: the second never answered, a flaky test_redis_outage)."""
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(count)]
+def free_udp_ports(count: int, host: str = "127.0.0.1", *, span: int = 1, even: bool = False) -> list[int]:
+    """`count` free UDP ports (or first ports of blocks of `span` consecutive free ports, each starting on an even
+    port when `even`), all distinct from each other and from every port handed out before by this process, and
+    outside this process's server RTP range (free_port_range). Candidates are held bound while they are chosen.
+    """
+    rtp_start, rtp_end = free_port_range()
+    held: list[socket.socket] = []
+    chosen: list[int] = []
     try:
-        for sock in sockets:
-            sock.bind((host, 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
+        for _attempt in range(200 * count):
+            if len(chosen) == count:
+                break
+            probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            probe.bind((host, 0))
+            first = probe.getsockname()[1] & ~1 if even else probe.getsockname()[1]
+            block = range(first, first + span)
+            if any(p in _HANDED_OUT or rtp_start <= p < rtp_end or p > 65535 for p in block):
+                probe.close()
+                continue
+            sockets = [probe] if probe.getsockname()[1] == first and span == 1 else []
+            if not sockets:
+                probe.close()
+                try:
+                    for port in block:
+                        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                        sockets.append(sock)
+                        sock.bind((host, port))
+                except OSError:
+                    for sock in sockets:
+                        sock.close()
+                    continue
+            held += sockets
+            _HANDED_OUT.update(block)
+            chosen.append(first)
+        if len(chosen) < count:
+            raise RuntimeError(f"could not find {count} free UDP port block(s) of {span} on {host}")
+        return chosen
     finally:
-        for sock in sockets:
+        for sock in held:
             sock.close()
+
+
+def free_media_port(host: str = "127.0.0.1") -> int:
+    """sipp's -mp: an even port P with P..P+3 free and reserved (sipp echoes audio on P, video on P+2; RTCP next to
+    each), distinct from every other port this process hands out."""
+    return free_udp_ports(1, host, span=4, even=True)[0]
 
 
 def free_port_range(size: int = 200) -> tuple[int, int]:
@@ -98,6 +137,11 @@ class ServerProcess:
         return sorted((self.workdir / "recordings").glob("*.wav"))
 
 
+DEMO_TODAY = "2026-11-10"
+"""The date test servers' demo backends see: a quiet day (no repayment-day surge, 24th-26th) before the sample
+appointments, orders and flights of late 2026, so dialogues do not change with the calendar."""
+
+
 def write_config(path: Path, *, port: int = 0, extra: str = "", dialplan: str = "keypad-demo",
                  dids: dict[str, str] | None = None) -> None:
     """Write a loopback server config; ``dids`` (DID -> dialplan) goes into routing.dids when given."""
@@ -119,6 +163,8 @@ api: {{port: 0, tokens_file: {path.parent / 'tokens.json'}, audit_log: {path.par
 {records}dialplans_dir: {REPO / 'dialplans'}
 nlu_dir: {REPO / 'nlu_models'}
 shutdown_grace_s: 5
+demo_backend: true
+demo_today: {DEMO_TODAY}
 {extra}
 """)
 

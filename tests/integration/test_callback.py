@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.support import SCENARIOS, free_udp_port, free_udp_ports, require_tool
+from tests.integration.support import SCENARIOS, free_media_port, free_udp_ports, require_tool
 from voicebot.handoff import HandoffManager
 from voicebot.queues.models import load_agents, load_queues
 from voicebot.queues.service import AcdService
@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 def sipp_uas(scenario: str, port: int, cwd: Path, name: str, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(["sipp", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(port), "-mi",
-                             "127.0.0.1", "-mp", str(free_udp_port()), "-m", "1", "-nostdin", "-timeout", "60s",
+                             "127.0.0.1", "-mp", str(free_media_port()), "-m", "1", "-nostdin", "-timeout", "60s",
                              "-timeout_error", "-trace_err", "-error_file", str(cwd / f"{name}_errors.log"), *extra],
                             cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -50,7 +50,7 @@ def test_callback_rings_agent_then_dials_customer_and_bridges(tmp_path: Path) ->
         await ua.start()
         service = AcdService(MemoryStore(), load_agents(tmp_path / "agents.yaml"),
                              load_queues(tmp_path / "queues.yaml"), node="n1", poll_s=0.1)
-        start = 40000 + free_udp_port() % 20000 // 2 * 2
+        start = free_udp_ports(1, span=40, even=True)[0]
         handoff = HandoffManager(ua, PortAllocator(start, start + 40), service, media_host="127.0.0.1",
                                  dtmf_payload_type=101, egress=EgressPolicy(["127.0.0.0/8"]), ring_timeout_s=10,
                                  callback_uri_template=f"sip:{{number}}@127.0.0.1:{customer_port}")

@@ -32,6 +32,7 @@ from tests.integration.support import (
     REPO,
     SCENARIOS,
     ServerProcess,
+    free_media_port,
     free_udp_port,
     require_tool,
     start_server,
@@ -157,7 +158,7 @@ queues: {{agents_file: {tmp_path / 'agents.yaml'}, queues_file: {tmp_path / 'que
     keys = [f"-key id{i + 1} {d}" for i, d in enumerate(ID_LAST4)] + [f"-key pin{i + 1} {d}" for i, d in enumerate(PIN)]
     caller = subprocess.Popen(
         ["sipp", "-sf", str(SCENARIOS / "finance_keys_id_and_pin.xml"), "-i", "127.0.0.1", "-p",
-         str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(free_udp_port()), "-key", "ani", ALICE,
+         str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-key", "ani", ALICE,
          *" ".join(keys).split(), "-d", "12000", "-m", "1", "-nostdin", "-timeout", "90s", "-timeout_error",
          "-trace_err", "-error_file", str(sipp_dir / "errors.log"), f"127.0.0.1:{server.port}"],
         cwd=sipp_dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -11,14 +11,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 
-from tests.integration.support import (REPO, SCENARIOS, api_request, free_udp_port, require_tool, start_server,
+from tests.integration.support import (REPO, SCENARIOS, api_request, free_media_port, free_udp_port, require_tool, start_server,
                                        stop_server)
 from voicebot.api.tokens import TokenStore
 from voicebot.speech.asr import WhisperAsr
@@ -52,7 +51,7 @@ queues: {{agents_file: {tmp_path / 'agents.yaml'}, queues_file: {tmp_path / 'que
 """, dialplan="demo")
     (tmp_path / "pcap").symlink_to("/usr/share/sip-tester")
     agent = subprocess.Popen(["sipp", "-sf", str(SCENARIOS / "agent_answers.xml"), "-i", "127.0.0.1", "-p",
-                              str(agent_port), "-mi", "127.0.0.1", "-mp", str(free_udp_port()), "-rtp_echo", "-m",
+                              str(agent_port), "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-rtp_echo", "-m",
                               "1", "-nostdin", "-timeout", "120s", "-timeout_error", "-trace_err", "-error_file",
                               str(tmp_path / "agent_errors.log")],
                              cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,

@@ -17,7 +17,7 @@ from typing import AsyncIterator
 
 import pytest
 
-from tests.integration.support import SCENARIOS, free_udp_port, free_udp_ports, require_tool
+from tests.integration.support import SCENARIOS, free_media_port, free_udp_port, free_udp_ports, require_tool
 from voicebot.handoff import CallerLeg, CallQueue, HandoffManager
 from voicebot.queues.models import load_agents, load_queues
 from voicebot.queues.service import AcdService, AssignmentOffered, ServiceEvent
@@ -38,7 +38,7 @@ LOOPBACK = EgressPolicy(["127.0.0.0/8"])
 # ---------------------------------------------------------------------------------------------------- helpers
 def sipp_agent(scenario: str, port: int, cwd: Path, name: str, calls: int = 1) -> subprocess.Popen:
     return subprocess.Popen(["sipp", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(port), "-mi",
-                             "127.0.0.1", "-mp", str(free_udp_port()), "-m", str(calls), "-nostdin", "-timeout",
+                             "127.0.0.1", "-mp", str(free_media_port()), "-m", str(calls), "-nostdin", "-timeout",
                              "40s", "-timeout_error", "-trace_err", "-error_file", str(cwd / f"{name}_errors.log")],
                             cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -64,7 +64,7 @@ def write_config(cwd: Path, agents: dict[str, int]) -> None:
 
 
 def port_allocator() -> PortAllocator:
-    start = 40000 + free_udp_port() % 20000 // 2 * 2
+    start = free_udp_ports(1, span=40, even=True)[0]
     return PortAllocator(start, start + 40)
 
 

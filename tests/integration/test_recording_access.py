@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.support import SCENARIOS, free_udp_port, run_sipp, start_server, stop_server
+from tests.integration.support import SCENARIOS, free_media_port, free_udp_port, run_sipp, start_server, stop_server
 from voicebot.api.tokens import TokenStore
 from voicebot.compliance.audit import verify_chain
 
@@ -35,7 +35,7 @@ def test_recording_download_needs_the_right_role_and_is_audited(tmp_path: Path) 
     server = start_server(tmp_path)
     try:
         result = run_sipp([f"{server.host}:{server.port}", "-sf", str(SCENARIOS / "dtmf_info.xml"), "-m", "1", "-i",
-                           "127.0.0.1", "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(free_udp_port())],
+                           "127.0.0.1", "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(free_media_port())],
                           tmp_path)
         assert result.returncode == 0, result.stderr
         call_id = server.wait_for("call ended")[0]["call_id"]

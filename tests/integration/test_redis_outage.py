@@ -24,7 +24,7 @@ import pytest
 import redis
 import soundfile
 
-from tests.integration.support import (REPO, SCENARIOS, ServerProcess, api_request, free_udp_port, free_udp_ports,
+from tests.integration.support import (REPO, SCENARIOS, ServerProcess, api_request, free_media_port, free_udp_ports,
                                        require_tool, start_server, stop_server)
 from tests.integration.test_two_nodes import tone_dominant_seconds
 from tests.queues.conftest import RedisServer
@@ -48,7 +48,7 @@ def shared_records(client: redis.Redis, namespace: str, kind: str) -> dict[str, 
 
 def sipp_agent(port: int, cwd: Path, name: str) -> subprocess.Popen:
     return subprocess.Popen(["sipp", "-sf", str(SCENARIOS / "agent_answers.xml"), "-i", "127.0.0.1", "-p", str(port),
-                             "-mi", "127.0.0.1", "-mp", str(free_udp_port()), "-rtp_echo", "-m", "1", "-nostdin",
+                             "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-rtp_echo", "-m", "1", "-nostdin",
                              "-timeout", "150s", "-timeout_error", "-trace_err",
                              "-error_file", str(cwd / f"{name}_errors.log")],
                             cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

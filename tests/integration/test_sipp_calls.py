@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from tests.integration.support import SCENARIOS, ServerProcess, free_udp_port, run_sipp
+from tests.integration.support import SCENARIOS, ServerProcess, free_media_port, free_udp_port, run_sipp
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -33,7 +33,7 @@ def voiced_seconds(path: Path, threshold: float = 300.0, channel: int = 0) -> fl
 
 def sipp_args(server: ServerProcess, scenario: str, *extra: str) -> list[str]:
     return [f"{server.host}:{server.port}", "-sf", str(SCENARIOS / scenario), "-m", "1", "-i", "127.0.0.1",
-            "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(free_udp_port()), *extra]
+            "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(free_media_port()), *extra]
 
 
 def test_pcap_speech_and_rfc4733_dtmf_arrive(voicebot_server: ServerProcess, tmp_path: Path) -> None:
@@ -69,7 +69,7 @@ def test_prompt_audio_reaches_the_caller(voicebot_server: ServerProcess, tmp_pat
 def _sipp_uas_target(tmp_path: Path) -> tuple[subprocess.Popen, int]:
     port = free_udp_port()
     proc = subprocess.Popen(["sipp", "-sn", "uas", "-i", "127.0.0.1", "-p", str(port), "-mi", "127.0.0.1",
-                             "-mp", str(free_udp_port()), "-m", "1", "-nostdin", "-timeout", "40s",
+                             "-mp", str(free_media_port()), "-m", "1", "-nostdin", "-timeout", "40s",
                              "-timeout_error"], cwd=tmp_path, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.3)

@@ -15,7 +15,7 @@ from voicebot.sip.transaction import Timers
 from voicebot.sip.transport import EgressPolicy
 from voicebot.sip.ua import UserAgent
 
-from tests.integration.support import SCENARIOS, free_udp_port, require_tool
+from tests.integration.support import SCENARIOS, free_media_port, free_udp_port, require_tool
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -25,7 +25,7 @@ LOOPBACK = EgressPolicy(["127.0.0.0/8", "::1/128"])
 def start_sipp_uas(scenario: str, port: int, cwd: Path) -> subprocess.Popen:
     require_tool("sipp")
     proc = subprocess.Popen(["sipp", "-sf", str(SCENARIOS / scenario), "-i", "127.0.0.1", "-p", str(port),
-                             "-mi", "127.0.0.1", "-mp", str(free_udp_port()), "-m", "1", "-nostdin",
+                             "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-m", "1", "-nostdin",
                              "-timeout", "30s", "-timeout_error", "-trace_err", "-error_file",
                              str(cwd / "sipp_errors.log")],
                             cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -94,7 +94,7 @@ def test_outbound_invite_carries_handoff_headers(tmp_path: Path) -> None:
         ua = UserAgent("127.0.0.1", 0, egress=LOOPBACK)
         await ua.start()
         try:
-            offer = build_offer("127.0.0.1", free_udp_port() & ~1).encode()
+            offer = build_offer("127.0.0.1", free_media_port()).encode()
             ringing: list[int] = []
             call = await ua.invite(f"sip:agent@127.0.0.1:{port}", sdp=offer, headers=[
                 ("X-Voicebot-Call-Id", "call-42.abc"), ("User-to-User", "766f696365626f74;encoding=hex"),

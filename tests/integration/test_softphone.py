@@ -20,6 +20,8 @@ from voicebot.softphone_args import UsageError, parse_header
 from voicebot.softphone_audio import resample_linear, to_mono
 from voicebot.softphone_summary import CallSummary, classify_result
 
+from tests.integration.support import free_media_port, free_udp_port
+
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp (Debian sip-tester) is not installed"),
@@ -32,28 +34,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # ------------------------------------------------------------------------------------------------
 # Helpers and fixtures
 # ------------------------------------------------------------------------------------------------
-
-
-def free_udp_port() -> int:
-    """A UDP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def free_udp_port_pair() -> int:
-    """An even port P with P and P+2 free (sipp binds media on -mp and -mp+2)."""
-    for _ in range(50):
-        port = free_udp_port() & ~1
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as a, \
-                    socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as b:
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 2))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no free UDP port pair found")
 
 
 @dataclass
@@ -85,7 +65,7 @@ def start_sipp(tmp_path: Path):
     def start(scenario: str, *extra: str) -> Sipp:
         port = free_udp_port()
         scenario_args = ["-sn", scenario] if not scenario.endswith(".xml") else ["-sf", scenario]
-        cmd = ["sipp", *scenario_args, "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_udp_port_pair()),
+        cmd = ["sipp", *scenario_args, "-i", "127.0.0.1", "-p", str(port), "-mp", str(free_media_port()),
                "-m", "1", "-timeout", "30s", "-timeout_error", "-nostdin", *extra]
         process = subprocess.Popen(cmd, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                    stderr=subprocess.STDOUT, text=True)

@@ -150,7 +150,7 @@ def test_barge_in_stops_the_prompt_quickly(speech_server: ServerProcess, tmp_pat
 
 def test_dtmf_during_prompt_stops_it_and_is_handled(speech_server: ServerProcess, tmp_path: Path) -> None:
     before = len(speech_server.records("call ended"))
-    call(speech_server, tmp_path, "--dtmf", "1", "--dtmf-delay", "2", "--duration", "9")
+    call(speech_server, tmp_path, "--dtmf", "1", "--dtmf-delay", "2", "--duration", "10")
     record = ended_record(speech_server, before)
     keys = [e for e in record["transcript"] if e.get("kind") == "dtmf"]
     assert keys and keys[0]["text"] == "1"
@@ -158,10 +158,17 @@ def test_dtmf_during_prompt_stops_it_and_is_handled(speech_server: ServerProcess
     assert any("account number" in t for t in texts)  # "1" = balance → identification
     stereo, _ = soundfile.read(record["recording"]["path"], dtype="int16")
     bot = frame_energy(stereo[:, 1])
-    voiced = bot > 300
-    # The greeting (two prompts, ~9 s) was cut: the bot went quiet about 2 s in, before the next prompt.
-    first_gap = int(np.argmax(~voiced[10:])) + 10
-    assert first_gap * 20 < 4000, f"greeting kept playing for {first_gap * 20} ms"
+    # The greeting (two prompts, ~9 s) would play on for the rest of this 10 s call. Cut by the key at ~2 s, only the
+    # account-number prompt (~2.6 s) follows, then silence until its no-input reprompt (5 s after it ends). So the bot
+    # must be quiet from 3.5 s to 6.5 s after the key: 3 s, far longer than any pause between the greeting's
+    # sentences (300 ms).
+    started = next(e["t"] for e in record["transcript"] if e["text"] == "call_started")  # ~ the recording's start
+    key_s = keys[0]["t"] - started
+    window = bot[int((key_s + 3.5) * 50):int((key_s + 6.5) * 50)]  # 50 frames of 20 ms a second
+    assert len(window) * 20 >= 2500, f"recording too short for the check ({len(bot) * 20} ms, key at {key_s:.2f} s)"
+    voiced_ms = int((window > 300).sum()) * 20
+    assert voiced_ms == 0, (f"the bot still talked {voiced_ms} ms in the {len(window) * 20} ms from 3.5 s after "
+                            "the key press: the prompt kept playing")
 
 
 def test_crashed_speech_workers_are_replaced_and_the_call_goes_on(speech_server: ServerProcess,

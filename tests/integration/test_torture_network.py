@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.integration.rawsip import parse_reply
-from tests.integration.support import ServerProcess, run_sipp, SCENARIOS, free_udp_port
+from tests.integration.support import ServerProcess, run_sipp, SCENARIOS, free_media_port, free_udp_port
+from tests.sip.torture import torture_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-TORTURE_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "sip-torture" / "rfc4475"
 
 # The server's final answer per message (None: no response can or may be formed, so it is dropped).
 # 405: REGISTER/MESSAGE are known methods a contact-center UA does not serve; 501: unknown methods;
@@ -60,9 +60,7 @@ def final_response(data: bytes, server: ServerProcess) -> tuple[int | None, list
 
 
 def test_torture_messages_get_the_rfc_response(voicebot_server: ServerProcess, tmp_path: Path) -> None:
-    if not TORTURE_DIR.is_dir():
-        pytest.fail(f"RFC 4475 messages missing at {TORTURE_DIR.resolve()} (../shared/sip-torture beside the repo)")
-    files = sorted(TORTURE_DIR.glob("*.dat"))
+    files = torture_files()
     assert {f.name for f in files} == set(EXPECTED)
     wrong = {}
     for n, path in enumerate(files):
@@ -76,7 +74,7 @@ def test_torture_messages_get_the_rfc_response(voicebot_server: ServerProcess, t
     assert voicebot_server.proc.poll() is None
     # ... and a normal call still works end to end.
     args = [f"{voicebot_server.host}:{voicebot_server.port}", "-sf", str(SCENARIOS / "dtmf_info.xml"), "-m", "1",
-            "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(free_udp_port())]
+            "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(free_media_port())]
     result = run_sipp(args, tmp_path)
     assert result.returncode == 0, result.stderr
     ended = voicebot_server.wait_for_match("call ended", digits="45")

@@ -30,6 +30,7 @@ from tests.integration.support import (
     REPO,
     SCENARIOS,
     ServerProcess,
+    free_media_port,
     free_udp_port,
     require_tool,
     start_server,
@@ -221,7 +222,7 @@ queues: {{agents_file: {tmp_path / 'agents.yaml'}, queues_file: {tmp_path / 'que
         (tmp_path / "agent" / "pcap").symlink_to("/usr/share/sip-tester")
         agent_log = tmp_path / "agent" / "headers.log"
         agent = subprocess.Popen(["sipp", "-sf", str(SCENARIOS / "agent_reports_headers.xml"), "-i", "127.0.0.1",
-                                  "-p", str(agent_port), "-mi", "127.0.0.1", "-mp", str(free_udp_port()),
+                                  "-p", str(agent_port), "-mi", "127.0.0.1", "-mp", str(free_media_port()),
                                   "-rtp_echo", "-m", "1", "-nostdin", "-timeout", "120s", "-timeout_error",
                                   "-trace_err", "-error_file", str(tmp_path / "agent" / "errors.log"),
                                   "-trace_logs", "-log_file", str(agent_log)],

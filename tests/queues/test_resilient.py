@@ -14,7 +14,6 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from voicebot.api.app import create_app
 from voicebot.api.tokens import TokenStore
-from voicebot.queues.acd import Acd
 from voicebot.queues.resilient import ResilientStore, put_back_transaction, missing_own_entries
 from voicebot.queues.service import AcdService
 from voicebot.queues.state import AcdState, Assignment, QueueEntry

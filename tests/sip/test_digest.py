@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -23,6 +22,8 @@ from voicebot.sip.digest import (
     select_challenge,
     verify_authorization,
 )
+
+from tests.sip.torture import TORTURE_DIR
 
 SECRET = b"0123456789abcdef-test-secret"
 REALM = "voicebot.example"
@@ -330,7 +331,7 @@ def test_malformed_credentials_fail_with_reason(value: str, message: str) -> Non
 
 def test_rfc4475_unknown_authorization_scheme_is_refused() -> None:
     # RFC 4475 §3.3.7 (regaut01.dat): REGISTER with "Authorization: NoOneKnowsThisScheme opaque-data=here"
-    raw = (Path(__file__).resolve().parents[3] / "shared/sip-torture/rfc4475/regaut01.dat").read_text()
+    raw = (TORTURE_DIR / "regaut01.dat").read_text()
     value = next(line.split(":", 1)[1].strip() for line in raw.splitlines() if line.startswith("Authorization:"))
     assert value.startswith("NoOneKnowsThisScheme")
     with pytest.raises(DigestError, match="unsupported authorization scheme 'NoOneKnowsThisScheme'"):

@@ -5,8 +5,6 @@ Hangs are caught by pytest-timeout (speed itself is measured by bench/sip_parse.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,18 +12,13 @@ from hypothesis import strategies as st
 from voicebot.sip.message import SipParseError, SipRequest, SipResponse, parse_message
 from voicebot.sip.validate import build_response, check_request
 
-TORTURE_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "sip-torture" / "rfc4475"
+from tests.sip.torture import torture_files
+
 FUZZ = settings(max_examples=300, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-def _torture_messages() -> list[bytes]:
-    if not TORTURE_DIR.is_dir():
-        pytest.fail(f"RFC 4475 torture messages not found at {TORTURE_DIR.resolve()}")
-    return [p.read_bytes() for p in sorted(TORTURE_DIR.glob("*.dat"))]
-
-
-SEEDS = _torture_messages() if TORTURE_DIR.is_dir() else []
+SEEDS = [p.read_bytes() for p in torture_files()]
 INTERESTING = [b"\r\n", b"\n", b"\r", b" ", b"\t", b";", b",", b"<", b">", b'"', b"\\", b"\x00", b"%", b":", b"@",
                b"=", b"?", b"[", b"]", b"\xff", b"\xc3\xa9", b"SIP/2.0", b"\r\n ", b"9" * 30, b"-", b"/"]
 

@@ -22,7 +22,7 @@ from voicebot.sip.sdp import (
     with_direction,
 )
 
-TORTURE_DIR = Path(__file__).resolve().parents[3] / "shared" / "sip-torture" / "rfc4475"
+from tests.sip.torture import TORTURE_DIR, torture_files
 
 
 def crlf(text: str) -> str:
@@ -285,7 +285,7 @@ def _sip_body(raw: bytes) -> bytes:
 
 def _torture_files_with_sdp() -> list[Path]:
     """Messages whose own body (per Content-Length) is SDP; dblreq.dat's trailing INVITE is not a body."""
-    return [p for p in sorted(TORTURE_DIR.glob("*.dat")) if _sip_body(p.read_bytes()).startswith(b"v=0")]
+    return [p for p in torture_files() if _sip_body(p.read_bytes()).startswith(b"v=0")]
 
 
 @pytest.mark.parametrize("path", _torture_files_with_sdp(), ids=lambda p: p.name)

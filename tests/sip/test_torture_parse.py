@@ -14,8 +14,6 @@ Verdicts (RFC 4475 text; where the RFC allows a choice, the choice is named):
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from voicebot.sip.message import (
@@ -30,7 +28,8 @@ from voicebot.sip.message import (
 )
 from voicebot.sip.validate import build_response, check_request, usable_credentials
 
-TORTURE_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "sip-torture" / "rfc4475"
+from tests.sip.torture import TORTURE_DIR
+
 
 UAS_METHODS = {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "UPDATE", "REFER", "NOTIFY", "MESSAGE", "PRACK"}
 UAS_EXTENSIONS = {"replaces", "100rel", "timer"}
@@ -79,9 +78,6 @@ ERROR_CAUSES = {
 
 
 def load(name: str) -> bytes:
-    if not TORTURE_DIR.is_dir():
-        pytest.fail(f"RFC 4475 torture messages not found at {TORTURE_DIR.resolve()}: the shared fixtures "
-                    "(../shared/sip-torture/rfc4475 beside the checkout) are required")
     return (TORTURE_DIR / name).read_bytes()
 
 

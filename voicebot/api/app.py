@@ -30,7 +30,7 @@ from voicebot.api.metrics import prometheus_text, queue_summaries
 from voicebot.api.security import CorsPolicy, LoginLimiter
 from voicebot.api.tokens import Principal, TokenFileError, TokenStore
 from voicebot.web.admission import source_key
-from voicebot.queues.acd import AcdError, InvalidTransition, UnknownAgent, UnknownQueue
+from voicebot.queues.acd import InvalidTransition, UnknownAgent, UnknownQueue
 from voicebot.queues.service import AcdService
 from voicebot.records.metrics import BotMetrics
 

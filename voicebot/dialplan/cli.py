@@ -19,6 +19,7 @@ __all__ = ["main", "register"]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIALPLANS = REPO_ROOT / "dialplans"
 DEFAULT_NLU = REPO_ROOT / "nlu_models"
+DEFAULT_CONFIG = REPO_ROOT / "sip_config" / "voicebot.yaml"
 
 
 def register(subparsers: Any) -> None:
@@ -27,6 +28,9 @@ def register(subparsers: Any) -> None:
     validate.add_argument("paths", nargs="*", type=Path, help=f"files or directories (default {DEFAULT_DIALPLANS})")
     validate.add_argument("--nlu-dir", type=Path, default=DEFAULT_NLU, help="NLU domains directory")
     validate.add_argument("--no-nlu", action="store_true", help="skip the check that intents are trained")
+    validate.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                          help="server config whose webhooks: (and demo_backend) must give every webhook a URL "
+                               "(default %(default)s)")
     from voicebot.compliance.lint import register_lint
 
     register_lint(validate)
@@ -115,6 +119,7 @@ def _validate(args: argparse.Namespace) -> int:
     from voicebot.compliance.lint import run_lint
 
     report.errors += run_lint(args, report.plans)
+    report.errors += _webhook_url_errors(args.config, report.plans)
     for warning in report.warnings:
         print(f"warning: {warning}")
     for error in report.errors:
@@ -124,6 +129,23 @@ def _validate(args: argparse.Namespace) -> int:
             print(f"ok: {path} ({plan.dialplan}, {len(plan.nodes)} nodes)")
     print(f"{len(report.plans)} dialplan(s), {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
     return 0 if not report.errors else 1
+
+
+def _webhook_url_errors(config_path: Path, plans: dict[str, Any]) -> list[YamlSourceError]:
+    """Webhooks of the valid plans that the server config gives no URL (nor a demo backend)."""
+    from voicebot.config import load_server_config
+    from voicebot.dialplan.webhook_urls import check_webhook_urls
+
+    try:
+        config = load_server_config(config_path)
+    except ConfigErrors as exc:
+        return exc.errors
+    except YamlSourceError as exc:
+        return [exc]
+    errors: list[YamlSourceError] = []
+    for path, plan in plans.items():
+        errors += check_webhook_urls(plan, path, config.webhooks, config.demo_backend)
+    return errors
 
 
 def _simulate(args: argparse.Namespace) -> int:
