@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -476,6 +477,10 @@ class _Run:
                 self.switch_language(tag)
         if not masked:
             s.entities.update(heard.entities)
+        if is_hesitation(heard.text) and s.step in WAITING_FOR_CALLER:
+            self.log("hesitation")  # "um" is no answer: the NLU reads it as yes (0.93) and confirmed actions
+            self.on_failure("nomatch")
+            return
         intent = heard.intent
         node = self.node()
         global_route = self.global_route(heard)
@@ -854,6 +859,16 @@ _YES_NO = AskSpec(slot="confirmation", type="yes_no", say="")
 _YES_NO_STEPS = ("confirm", "callback_offer")
 _CANDIDATE_RECORD = "_candidate_record"  # vars key: the record a near-match code is read back with
 _AFFIRM, _DENY = ("affirm", "yes"), ("deny", "no")
+
+
+_FILLERS = frozenset({"um", "umm", "uh", "uhh", "er", "erm", "hmm", "hm", "ah", "eh", "well", "so", "呃", "额", "那个",
+                      "这个", "啊"})
+
+
+def is_hesitation(text: str) -> bool:
+    """Only filler sounds ("um", "uh...", "呃"): the caller is thinking, not answering."""
+    words = re.findall(r"[a-z]+|[\u3400-\u9fff]+", text.lower())
+    return bool(words) and all(word in _FILLERS for word in words)
 
 
 def confirmation_route(intents: Mapping[str, Any], text: str) -> str | None:
