@@ -22,9 +22,11 @@ from voicebot.dialplan import actions as act
 from voicebot.dialplan import events as ev
 from voicebot.dialplan.early_endpoint import EarlyEndpoint, decide
 from voicebot.dialplan.interpreter import Interpreter
+from voicebot.dialplan.slots import GRAMMAR_ENTITY
 from voicebot.nlu.base import NluEngine, NluError, NluResult
 from voicebot.speech.endpointer import (HangoverCancelled, HangoverStarted, ListenSettings, MaxUtterance,
                                         SpeechEnded, SpeechStarted)
+from voicebot.speech.grammar import Grammar
 from voicebot.speech.services import Utterance, split_sentences, trim_leading_silence
 from voicebot.speech.speculation import Speculation
 from voicebot.speech.vad import FrameVad, SpeechDetector
@@ -49,7 +51,7 @@ class Speech(Protocol):
     async def synthesize(self, text: str, lang: str | None, rate: int) -> np.ndarray: ...
 
     async def transcribe(self, pcm16k: np.ndarray, lang: str | None, likely: str | None = None,
-                         hints: Sequence[str] = ()) -> Utterance: ...
+                         hints: Sequence[str] = (), grammar: Grammar | None = None) -> Utterance: ...
 
 
 @dataclass
@@ -280,14 +282,20 @@ class DialplanSession:
     async def _listen(self, listen: act.Listen) -> ev.Event | None:
         """Wait for speech, keys, silence or hang-up, with barge-in on the prompt still playing."""
         busy = getattr(self.speech, "busy", None)
-        speculation = Speculation(lambda audio: self.speech.transcribe(audio, self._asr_lang(listen),
-                                                                   self._caller_language, listen.hints),
+        speculation = Speculation(lambda audio: self._transcribe(audio, listen),
                                   self._wake.set,
                                   busy if callable(busy) else (lambda: False))
         try:
             return await self._listen_turn(listen, speculation)
         finally:
             speculation.close()  # a speculative decode still running finishes in its worker unheeded
+
+    def _transcribe(self, audio: np.ndarray, listen: act.Listen) -> Awaitable[Utterance]:
+        """Recognise one utterance of this listen (against its grammar when it has one)."""
+        if listen.grammar is None:
+            return self.speech.transcribe(audio, self._asr_lang(listen), self._caller_language, listen.hints)
+        return self.speech.transcribe(audio, self._asr_lang(listen), self._caller_language, listen.hints,
+                                      grammar=listen.grammar)
 
     async def _listen_turn(self, listen: act.Listen, speculation: Speculation) -> ev.Event | None:
         self._attach_audio(listen.mode in ("speech", "both"))
@@ -456,10 +464,13 @@ class DialplanSession:
         if parsed is not None:
             intent, confidence = parsed.intent, parsed.confidence
             entities = {e.type: e.value for e in parsed.entities}
+        grammar_value = getattr(utterance, "grammar_value", None)
+        if grammar_value is not None:
+            entities[GRAMMAR_ENTITY] = grammar_value
         self.turns.append(timing)
         self._turn_ended = time.perf_counter()
         self.transcript.add("caller", "[sensitive]" if self.sensitive else text, intent=intent,
-                            lang=utterance.language)
+                            lang=utterance.language, grammar=grammar_value is not None)
         if self.detect_language and utterance.language:
             self._caller_language = utterance.language
         return ev.Heard(text=text, intent=intent, entities=entities, confidence=confidence,
