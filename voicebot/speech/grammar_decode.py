@@ -34,6 +34,7 @@ DIGITS_BEAM = 4
 DIGITS_BEAM_MARGIN = 0.1
 # Closed sets: the phrase decoded must be this likely (mean token log probability) under the free model.
 MIN_PHRASE_LOGPROB = -0.7
+SIMPLIFIED_PROMPT = "以下是普通话的句子。"
 _SEPARATORS = " ,.、，。-"
 _SEPARATOR_TOKEN = re.compile(r"[ ,.\-]+")
 _DIGIT_TOKEN = re.compile(r" ?[0-9]{1,3}")
@@ -53,6 +54,8 @@ def match_grammar(model: Any, encoder_output: Any, tokenizer: Any, grammar: Gram
                   ) -> GrammarMatch | None:
     """The grammar's answer in this encoded utterance, or None when the caller said something else."""
     prompt = list(tokenizer.sot_sequence) + [tokenizer.no_timestamps]
+    if tokenizer.language_code == "zh":  # as previous text: steers base to simplified characters (务, not 務)
+        prompt = [tokenizer.sot_prev, *tokenizer.encode(SIMPLIFIED_PROMPT), *prompt]
     if grammar.kind == "digits":
         return _match_digits(model, encoder_output, tokenizer, prompt, grammar, max(1, num_frames))
     if grammar.closed:
