@@ -229,6 +229,8 @@ def _non_digit_tokens(tokenizer: Any) -> tuple[int, ...]:
             allowed.add(token_id)
     for char in [*ZH_DIGITS, "，", "、", "。"]:
         allowed.update(hf.encode(char, add_special_tokens=False).ids)
-    suppressed = tuple(i for i in range(size) if i not in allowed and i != tokenizer.eot)
+    # -1: the model's own suppressed symbols too, as in the free decode: where the caller said digits the greedy
+    # constrained decode then follows the free one exactly.
+    suppressed = (-1, *(i for i in range(size) if i not in allowed and i != tokenizer.eot))
     _SUPPRESS_CACHE[key] = suppressed
     return suppressed
