@@ -41,6 +41,9 @@ NO_INPUT_AFTER_PROMPT_S = 5.0
 # 720 / p95 882 ms, 100 ms 600 / 740 ms with the same 1.57 decodes a turn, 40 ms 670 / 977 ms: 3.1 decodes a turn
 # and stale ones in the way).
 SPECULATION_START_MS = 100
+# A digit string read by a person has pauses of up to ~1.2 s (FSDD speakers read one digit at a time): a digits
+# grammar's turn waits this long; a complete string still ends it early (the early endpoint, `decide`).
+DIGITS_END_SILENCE_MS = 1500
 MIN_ASR_CONFIDENCE = 0.4  # below this the recogniser is guessing (noise, another language): treat as no match
 FRAME_QUEUE_LIMIT = 50 * 60  # one minute of 20 ms frames
 SILENCE_RMS = 60.0  # ~ -55 dBFS: quieter caller frames are silence (ends webrtcvad's hangover on a quiet line)
@@ -304,7 +307,10 @@ class DialplanSession:
         early = listen.early if want_speech else None
         hangover_ms = min(SPECULATION_START_MS, max(0, listen.end_silence_ms),
                           early.silence_ms if early else SPECULATION_START_MS)
-        settings = ListenSettings(no_input_timeout_ms=3_600_000, end_silence_ms=max(200, listen.end_silence_ms),
+        end_silence_ms = max(200, listen.end_silence_ms)
+        if listen.grammar is not None and listen.grammar.kind == "digits":  # people pause between digit groups
+            end_silence_ms = max(end_silence_ms, DIGITS_END_SILENCE_MS)
+        settings = ListenSettings(no_input_timeout_ms=3_600_000, end_silence_ms=end_silence_ms,
                                   max_utterance_ms=15000, hangover_start_ms=hangover_ms)
         detector = SpeechDetector(settings, self._vad)
         self._frames.clear()
