@@ -49,6 +49,7 @@ class Heard:
     text: str
     value: str | None  # the grammar value (None: no grammar, or nothing of it heard)
     decode_s: float
+    used: bool = False  # the text is the grammar's (else the free decode's: the fallback)
 
 
 Recogniser = Callable[[np.ndarray, str, "Grammar | None"], Heard]
@@ -61,7 +62,7 @@ def whisper(model: str = "base") -> Recogniser:
 
     def recognise(audio: np.ndarray, lang: str, grammar: Grammar | None) -> Heard:
         result = asr.transcribe(audio, language=lang, grammar=grammar)
-        return Heard(result.text, result.grammar_value, result.decode_s)
+        return Heard(result.text, result.grammar_value, result.decode_s, result.grammar_used)
 
     return recognise
 
@@ -72,6 +73,17 @@ def fsdd_clip(speaker: str, digit: str, take: int) -> np.ndarray:
     pcm, rate = soundfile.read(str(HUMAN / "fsdd-dev" / f"{digit}_{speaker}_{take}.flac"), dtype="int16")
     assert rate == 8000, rate
     return pcm
+
+
+def slot_digits(heard: Heard, length: int) -> str | None:
+    """The digits slot's value as the dialplan would fill it: the grammar's value; digits heard through the grammar
+    but of the wrong length are a nomatch; after a fallback, the free text's digits when their length fits."""
+    if heard.value is not None:
+        return heard.value
+    if heard.used:
+        return None
+    digits = _spoken_digits(heard.text)
+    return digits if len(digits) == length else None
 
 
 def english_digits(recognise: Recogniser, per_speaker: int, seed: int) -> dict:
@@ -85,18 +97,23 @@ def english_digits(recognise: Recogniser, per_speaker: int, seed: int) -> dict:
             free = recognise(audio, "en", None)
             constrained = recognise(audio, "en", digits_grammar(length=len(digits)))
             rows.append({"speaker": speaker, "digits": digits, "free_text": free.text,
-                         "free_value": _spoken_digits(free.text), "free_s": round(free.decode_s, 3),
-                         "grammar_text": constrained.text, "grammar_value": constrained.value,
+                         "free_value": slot_digits(free, len(digits)), "free_s": round(free.decode_s, 3),
+                         "grammar_text": constrained.text, "grammar_used": constrained.used,
+                         "grammar_value": slot_digits(constrained, len(digits)),
                          "grammar_s": round(constrained.decode_s, 3)})
-            print(f"en {speaker:8} {digits:16} free {rows[-1]['free_value']:18} grammar {constrained.value}",
+            print(f"en {speaker:8} {digits:16} free {rows[-1]['free_value']!s:18} grammar "
+                  f"{rows[-1]['grammar_value']!s:18} {free.text!r} / {constrained.text!r} {constrained.used}",
                   file=sys.stderr, flush=True)
     n = len(rows)
     free_ok = sum(r["free_value"] == r["digits"] for r in rows)
     grammar_ok = sum(r["grammar_value"] == r["digits"] for r in rows)
     grammar_nomatch = sum(r["grammar_value"] is None for r in rows)
+    free_nomatch = sum(r["free_value"] is None for r in rows)
     return {
         "strings": n,
         "free_exact": free_ok, "free_exact_pct": round(100 * free_ok / n, 1),
+        "free_nomatch": free_nomatch, "free_wrong_value": n - free_ok - free_nomatch,
+        "grammar_used": sum(r["grammar_used"] for r in rows),
         "grammar_exact": grammar_ok, "grammar_exact_pct": round(100 * grammar_ok / n, 1),
         "grammar_nomatch": grammar_nomatch, "grammar_wrong_value": n - grammar_ok - grammar_nomatch,
         "free_decode_s_mean": round(float(np.mean([r["free_s"] for r in rows])), 3),
@@ -200,7 +217,8 @@ def mandarin(recognise: Recogniser, sentences: int, seed: int) -> dict:
         free = recognise(clip, "zh", None)
         constrained = recognise(clip, "zh", digits_grammar(length=len(want)))
         free_digits = digits_from_text(simplified(free.text))
-        heard_digits = constrained.value if constrained.value is not None else digits_from_text(constrained.text)
+        heard_digits = constrained.value if constrained.value is not None else \
+            digits_from_text(simplified(constrained.text))
         digit_out.append({"id": uid, "ref": ref, "digits": want, "free_text": free.text, "free_digits": free_digits,
                           "free_edits": min(edit_distance(want, free_digits), cer(ref, free.text)[0]),
                           "grammar_text": constrained.text, "grammar_value": constrained.value,
@@ -243,7 +261,7 @@ def main() -> int:
     recognise = whisper(args.model)
     report: dict = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False,
                                  cwd=Path(__file__).parent).stdout.strip(),
         "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cores": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load_before],

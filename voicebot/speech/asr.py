@@ -174,7 +174,10 @@ class WhisperAsr:
         if grammar is not None:
             match = match_grammar(model.model, encoder_output, tokenizer, grammar,
                                   min(frames, audio.size // model.feature_extractor.hop_length))
-            if match is not None:
+            if short and match is not None and match.value is None:  # looped or a wrong length: try 30 s
+                return self._transcribe_window(audio, language, hints, full_window=True, features=features,
+                                               grammar=grammar)
+            if match is not None and not match.runaway:
                 return match.text, language, match.avg_logprob, 0.0, window, match
         prompt = model.get_prompt(tokenizer, [], without_timestamps=True, hotwords=hints_for(hints, language))
         result = model.model.generate(

@@ -48,6 +48,7 @@ class GrammarMatch:
     value: str | None  # the grammar value; None when heard but not acceptable (a digit string of the wrong length)
     avg_logprob: float  # mean log probability of the text's tokens under the free model
     confidence: float  # 0..1
+    runaway: bool = False  # the decode looped (no text): the caller's answer is unknown, not a nomatch
 
 
 def match_grammar(model: Any, encoder_output: Any, tokenizer: Any, grammar: Grammar, num_frames: int
@@ -68,11 +69,15 @@ def _match_digits(model: Any, encoder_output: Any, tokenizer: Any, prompt: list[
     """Greedy first (a free decode's cost); a string of the wrong length is decoded again with a beam, whose best
     hypothesis of an acceptable length wins when it scores nearly as well as the top one (base drops the last digit
     of a long string or repeats one: bench/asr_human.py)."""
-    limit = 3 * grammar.max_digits + 6  # digit, separator, space each; more is a runaway
-    options = {"max_length": len(prompt) + limit, "return_scores": True, "suppress_blank": True,
+    limit = 2 * grammar.max_digits + 4  # digit and separator tokens ("7," is two); more is a runaway
+    # CTranslate2 4.8 stopped a Whisper decode at about half of max_length (measured): room for twice the limit.
+    options = {"max_length": len(prompt) + 2 * limit + 8, "return_scores": True, "suppress_blank": True,
                "suppress_tokens": list(_non_digit_tokens(tokenizer))}
     greedy = model.generate(encoder_output, [prompt], beam_size=1, **options)[0]
-    tokens = _digit_tokens(greedy.sequences_ids[0], tokenizer, limit)
+    tokens = [t for t in greedy.sequences_ids[0] if t < tokenizer.eot]
+    if len(tokens) > limit or len(digits_from_text(tokenizer.decode(tokens))) > grammar.max_digits + 3:
+        return GrammarMatch("", None, 0.0, 0.0, runaway=True)  # Whisper looping: a longer window may do better
+    tokens = _digit_tokens(greedy.sequences_ids[0], tokenizer, limit + 1)
     if tokens is None:
         return None
     digits = digits_from_text(tokenizer.decode(tokens))
@@ -81,7 +86,7 @@ def _match_digits(model: Any, encoder_output: Any, tokenizer: Any, prompt: list[
                               **options)[0]
         top = beam.scores[0]
         for ids, score in zip(beam.sequences_ids, beam.scores):
-            candidate = _digit_tokens(ids, tokenizer, limit)
+            candidate = _digit_tokens(ids, tokenizer, limit + 1)
             if candidate is not None and score >= top - DIGITS_BEAM_MARGIN and \
                     grammar.accepts_digits(digits_from_text(tokenizer.decode(candidate))):
                 tokens, digits = candidate, digits_from_text(tokenizer.decode(candidate))
