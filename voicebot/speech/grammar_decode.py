@@ -131,7 +131,7 @@ def _match_phrases(model: Any, encoder_output: Any, tokenizer: Any, prompt: list
     longest = max(len(tokenizer.encode(variant)) for value, said in grammar.options for phrase in said
                   for variant in _written_forms(phrase, language) or [""])
     limit = longest + 4
-    result = model.generate(encoder_output, [prompt], beam_size=1, max_length=len(prompt) + limit,
+    result = model.generate(encoder_output, [prompt], beam_size=1, max_length=len(prompt) + 2 * limit,
                             suppress_blank=True, suppress_tokens=_suppressed_except(tokenizer, frozenset(allowed)))[0]
     tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
     heard = _normalised(tokenizer.decode(tokens))
