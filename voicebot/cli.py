@@ -1,4 +1,4 @@
-"""The `voicebot` command line: serve, call (test softphone)."""
+"""The `voicebot` command line: serve, call (test softphone), hear (how the bot hears a recording)."""
 
 from __future__ import annotations
 
@@ -136,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     from voicebot.compliance.audit_repair import register as register_audit_commands
 
     register_audit_commands(sub)
+    from voicebot.speech.hear import register as register_hear_command
+
+    register_hear_command(sub)
 
     call = sub.add_parser("call", help="place a test call with the pjsua2 softphone")
     add_call_arguments(call)

@@ -22,9 +22,11 @@ from voicebot.dialplan import actions as act
 from voicebot.dialplan import events as ev
 from voicebot.dialplan.early_endpoint import EarlyEndpoint, decide
 from voicebot.dialplan.interpreter import Interpreter
+from voicebot.dialplan.slots import GRAMMAR_ENTITY
 from voicebot.nlu.base import NluEngine, NluError, NluResult
 from voicebot.speech.endpointer import (HangoverCancelled, HangoverStarted, ListenSettings, MaxUtterance,
                                         SpeechEnded, SpeechStarted)
+from voicebot.speech.grammar import Grammar
 from voicebot.speech.services import Utterance, split_sentences, trim_silence
 from voicebot.speech.speculation import Speculation
 from voicebot.speech.vad import FrameVad, SpeechDetector
@@ -40,6 +42,9 @@ NO_INPUT_AFTER_PROMPT_S = 5.0
 # 720 / p95 882 ms, 100 ms 600 / 740 ms with the same 1.57 decodes a turn, 40 ms 670 / 977 ms: 3.1 decodes a turn
 # and stale ones in the way).
 SPECULATION_START_MS = 100
+# A digit string read by a person has pauses of up to ~1.2 s (FSDD speakers read one digit at a time): a digits
+# grammar's turn waits this long; a complete string still ends it early (the early endpoint, `decide`).
+DIGITS_END_SILENCE_MS = 1500
 MIN_ASR_CONFIDENCE = 0.4  # below this the recogniser is guessing (noise, another language): treat as no match
 FRAME_QUEUE_LIMIT = 50 * 60  # one minute of 20 ms frames
 SILENCE_RMS = 60.0  # ~ -55 dBFS: quieter caller frames are silence (ends webrtcvad's hangover on a quiet line)
@@ -50,7 +55,7 @@ class Speech(Protocol):
     async def synthesize(self, text: str, lang: str | None, rate: int) -> np.ndarray: ...
 
     async def transcribe(self, pcm16k: np.ndarray, lang: str | None, likely: str | None = None,
-                         hints: Sequence[str] = ()) -> Utterance: ...
+                         hints: Sequence[str] = (), grammar: Grammar | None = None) -> Utterance: ...
 
 
 @dataclass
@@ -297,14 +302,20 @@ class DialplanSession:
     async def _listen(self, listen: act.Listen) -> ev.Event | None:
         """Wait for speech, keys, silence or hang-up, with barge-in on the prompt still playing."""
         busy = getattr(self.speech, "busy", None)
-        speculation = Speculation(lambda audio: self.speech.transcribe(audio, self._asr_lang(listen),
-                                                                   self._caller_language, listen.hints),
+        speculation = Speculation(lambda audio: self._transcribe(audio, listen),
                                   self._wake.set,
                                   busy if callable(busy) else (lambda: False))
         try:
             return await self._listen_turn(listen, speculation)
         finally:
             speculation.close()  # a speculative decode still running finishes in its worker unheeded
+
+    def _transcribe(self, audio: np.ndarray, listen: act.Listen) -> Awaitable[Utterance]:
+        """Recognise one utterance of this listen (against its grammar when it has one)."""
+        if listen.grammar is None:
+            return self.speech.transcribe(audio, self._asr_lang(listen), self._caller_language, listen.hints)
+        return self.speech.transcribe(audio, self._asr_lang(listen), self._caller_language, listen.hints,
+                                      grammar=listen.grammar)
 
     async def _listen_turn(self, listen: act.Listen, speculation: Speculation) -> ev.Event | None:
         self._attach_audio(listen.mode in ("speech", "both"))
@@ -313,7 +324,10 @@ class DialplanSession:
         early = listen.early if want_speech else None
         hangover_ms = min(SPECULATION_START_MS, max(0, listen.end_silence_ms),
                           early.silence_ms if early else SPECULATION_START_MS)
-        settings = ListenSettings(no_input_timeout_ms=3_600_000, end_silence_ms=max(200, listen.end_silence_ms),
+        end_silence_ms = max(200, listen.end_silence_ms)
+        if listen.grammar is not None and listen.grammar.kind == "digits":  # people pause between digit groups
+            end_silence_ms = max(end_silence_ms, DIGITS_END_SILENCE_MS)
+        settings = ListenSettings(no_input_timeout_ms=3_600_000, end_silence_ms=end_silence_ms,
                                   max_utterance_ms=15000, hangover_start_ms=hangover_ms)
         detector = SpeechDetector(settings, self._vad)
         self._frames.clear()
@@ -476,10 +490,13 @@ class DialplanSession:
         if parsed is not None:
             intent, confidence = parsed.intent, parsed.confidence
             entities = {e.type: e.value for e in parsed.entities}
+        grammar_value = getattr(utterance, "grammar_value", None)
+        if grammar_value is not None:
+            entities[GRAMMAR_ENTITY] = grammar_value
         self.turns.append(timing)
         self._turn_ended = time.perf_counter()
         self.transcript.add("caller", "[sensitive]" if self.sensitive else text, intent=intent,
-                            lang=utterance.language)
+                            lang=utterance.language, grammar=grammar_value is not None)
         if self.detect_language and utterance.language:
             self._caller_language = utterance.language
         return ev.Heard(text=text, intent=intent, entities=entities, confidence=confidence,

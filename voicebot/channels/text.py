@@ -76,7 +76,7 @@ class TextSpeech:
         return np.zeros(rate // 50, dtype=np.int16)  # 20 ms of silence: play() ignores it anyway
 
     async def transcribe(self, pcm16k: np.ndarray, lang: str | None, likely: str | None = None,
-                         hints: Sequence[str] = ()) -> Utterance:
+                         hints: Sequence[str] = (), grammar: object = None) -> Utterance:
         text = self.channel._spoken.popleft() if self.channel._spoken else ""
         return Utterance(text, 1.0 if text else 0.0, (lang or "en").split("-")[0], 0.0)
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 
 if TYPE_CHECKING:
     from voicebot.dialplan.early_endpoint import EarlyEndpoint
+    from voicebot.speech.grammar import Grammar
 
 __all__ = [
     "Action",
@@ -46,6 +47,7 @@ class Listen:
     hints: tuple[str, ...] = ()
     lang: str = "en-US"
     early: EarlyEndpoint | None = None  # what lets the turn end after a short silence (None: end_silence_ms only)
+    grammar: Grammar | None = None  # the answers an ask expects: recognised against first (voicebot.speech.grammar)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from voicebot.dialplan.matching import code_matches
 from voicebot.dialplan.slots import entity_types, extract_slot, validate_slot
 from voicebot.dialplan.state import State
 from voicebot.dialplan.templates import TemplateError, condition_holds, evaluate, is_template
+from voicebot.speech.grammar import grammar_for_ask
 
 __all__ = ["Interpreter", "match_language", "MASK"]
 
@@ -220,6 +221,7 @@ class _Run:
             hints=tuple(hints.hints),
             lang=self.state.lang,
             early=None if mode == "dtmf" else self.early_endpoint(hints, intents or set(), slot, min_confidence),
+            grammar=None if mode == "dtmf" or slot is None else grammar_for_ask(slot),
         ))
 
     def early_endpoint(self, hints: Any, intents: set[str], slot: AskSpec | None,

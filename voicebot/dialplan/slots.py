@@ -13,7 +13,9 @@ from typing import Any
 from voicebot.dialplan.matching import code_key
 from voicebot.dialplan.schema import AskSpec, ChoiceOption
 
-__all__ = ["entity_types", "extract_slot", "validate_slot"]
+__all__ = ["GRAMMAR_ENTITY", "entity_types", "extract_slot", "validate_slot"]
+
+GRAMMAR_ENTITY = "grammar"  # Heard entity: the value the recogniser matched against the listen's grammar
 
 _DEFAULT_ENTITIES = {
     "digits": ("digits", "number"),
@@ -67,6 +69,10 @@ def extract_slot(
     """The slot's value from one input, or None when the input does not answer the question."""
     if keys is not None:
         return _from_keys(ask, keys)
+    if entities and entities.get(GRAMMAR_ENTITY) is not None:  # heard against this ask's grammar: the surest
+        value = validate_slot(ask, entities[GRAMMAR_ENTITY])
+        if value is not None:
+            return value
     for entity_type in entity_types(ask):
         if entities and entity_type in entities:
             value = validate_slot(ask, entities[entity_type])

@@ -26,6 +26,8 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models come from installed wheels, never from a hub
 
+from voicebot.speech.grammar import Grammar
+from voicebot.speech.grammar_decode import GrammarMatch, match_grammar
 from voicebot.speech.models import WHISPER_MODELS, whisper_model_dir  # noqa: E402
 
 SAMPLE_RATE = 16000
@@ -57,6 +59,8 @@ class AsrResult:
     avg_logprob: float = 0.0
     no_speech_prob: float = 0.0
     window_s: float = 30.0  # the encoder window the text came from (0: nothing audible, not decoded)
+    grammar_value: str | None = None  # the listen's grammar value heard (digits, "yes"/"no", an option); None: none
+    grammar_used: bool = False  # the text comes from the grammar (else from the free decode, the fallback)
 
 
 class WhisperAsr:
@@ -92,14 +96,15 @@ class WhisperAsr:
             self.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32), language="en")
 
     def transcribe(self, pcm16k: np.ndarray, language: str | None = None, hints: str | None = None,
-                   likely_language: str | None = None) -> AsrResult:
+                   likely_language: str | None = None, grammar: Grammar | None = None) -> AsrResult:
         """Recognise one utterance of 16 kHz mono audio (int16, or float in [-1, 1]).
 
         language: "en", "zh", ... or None to detect among en/zh. hints: words likely to be said
         (menu options, names), passed to Whisper as hotwords. likely_language: when detecting, the language the
         caller spoke so far; a Mandarin caller's utterance is then encoded and detected on the full window at once
         instead of after a wasted short-window encode (~80 ms less per turn with base on 2 cores); a caller who
-        switches language is still detected.
+        switches language is still detected. grammar: what the listen expects; it is recognised first on the same
+        encoder output, and the free decode runs only when the caller said something else (voicebot.speech.grammar).
         """
         started = time.perf_counter()
         audio = _as_float_audio(pcm16k)
@@ -112,11 +117,16 @@ class WhisperAsr:
                              time.perf_counter() - started, avg_logprob=-math.inf, no_speech_prob=1.0, window_s=0.0)
         if audio.size > _WINDOW_SECONDS * SAMPLE_RATE:
             text, language, avg_logprob, no_speech = self._transcribe_long(audio, language, hints)
-            window = float(_WINDOW_SECONDS)
+            window, match = float(_WINDOW_SECONDS), None
         else:
             full = language is None and likely_language not in (None, "en")  # Mandarin so far: skip the short try
-            text, language, avg_logprob, no_speech, window = self._transcribe_window(audio, language, hints,
-                                                                                     full_window=full)
+            text, language, avg_logprob, no_speech, window, match = self._transcribe_window(
+                audio, language, hints, full_window=full, grammar=grammar)
+        if match is not None:
+            return AsrResult(text=match.text, confidence=round(match.confidence, 4), language=language,
+                             duration_s=audio.size / SAMPLE_RATE, decode_s=time.perf_counter() - started,
+                             avg_logprob=match.avg_logprob, no_speech_prob=0.0, window_s=window,
+                             grammar_value=match.value, grammar_used=True)
         if no_speech > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD:
             text = ""  # Whisper's own silence rule: drop hallucinations like "you" on empty audio
         confidence = math.exp(min(avg_logprob, 0.0)) * (1.0 - no_speech)
@@ -133,9 +143,10 @@ class WhisperAsr:
 
     def _transcribe_window(
         self, audio: np.ndarray, language: str | None, hints: str | None, *, full_window: bool = False,
-        features: np.ndarray | None = None,
-    ) -> tuple[str, str, float, float, float]:
-        """One encoder pass + greedy decode: text, language, avg logprob, no-speech probability, window.
+        features: np.ndarray | None = None, grammar: Grammar | None = None,
+    ) -> tuple[str, str, float, float, float, GrammarMatch | None]:
+        """One encoder pass + greedy decode: text, language, avg logprob, no-speech probability, window, and the
+        grammar's match when the caller said one of its answers (then no free decode runs).
 
         A short window whose decode runs away (Whisper repeating itself: too many tokens for the audio, or a highly
         compressible text) or is doubtful (average token logprob below Whisper's -1.0: silence, noise, mumbling,
@@ -157,8 +168,17 @@ class WhisperAsr:
             language, share = self._detect(encoder_output)
             if short and (language != "en" or share < _SHORT_WINDOW_MIN_EN_SHARE):  # Mandarin or unsure: 30 s
                 return self._transcribe_window(audio, language if share >= _SHORT_WINDOW_MIN_EN_SHARE else None,
-                                               hints, full_window=True, features=features)
+                                               hints, full_window=True, features=features, grammar=grammar)
         tokenizer = Tokenizer(model.hf_tokenizer, self.multilingual, task="transcribe", language=language)
+        window = self.window_s if short else float(_WINDOW_SECONDS)
+        if grammar is not None:
+            match = match_grammar(model.model, encoder_output, tokenizer, grammar,
+                                  min(frames, audio.size // model.feature_extractor.hop_length))
+            if short and match is not None and match.value is None:  # looped or a wrong length: try 30 s
+                return self._transcribe_window(audio, language, hints, full_window=True, features=features,
+                                               grammar=grammar)
+            if match is not None and not match.runaway:
+                return match.text, language, match.avg_logprob, 0.0, window, match
         prompt = model.get_prompt(tokenizer, [], without_timestamps=True, hotwords=hints_for(hints, language))
         result = model.model.generate(
             encoder_output,
@@ -177,8 +197,7 @@ class WhisperAsr:
         if short and (len(tokens) >= max_length - len(prompt) - 1 or _repetitive(text)
                       or avg_logprob < LOGPROB_THRESHOLD):
             return self._transcribe_window(audio, language, hints, full_window=True, features=features)
-        window = self.window_s if short else float(_WINDOW_SECONDS)
-        return text, language, float(avg_logprob), float(result.no_speech_prob), window
+        return text, language, float(avg_logprob), float(result.no_speech_prob), window, None
 
     def _detect(self, encoder_output: object) -> tuple[str, float]:
         """Most probable of DETECTABLE_LANGUAGES given an encoded window, and its share of their probability."""

@@ -16,6 +16,7 @@ from typing import AsyncIterator, Sequence
 import numpy as np
 
 from voicebot.speech.asr import AsrResult
+from voicebot.speech.grammar import Grammar
 from voicebot.speech.normalize import normalize
 from voicebot.speech.prompts import PromptCache
 from voicebot.speech.resample import resample
@@ -66,6 +67,7 @@ class Utterance:
     confidence: float
     language: str
     decode_s: float
+    grammar_value: str | None = None  # the listen's grammar value the caller said (None: free text only)
 
 
 class SpeechServices:
@@ -136,10 +138,13 @@ class SpeechServices:
         return not self.asr_model.endswith(".en")
 
     async def transcribe(self, pcm16k: np.ndarray, lang: str | None, likely: str | None = None,
-                         hints: Sequence[str] = ()) -> Utterance:
+                         hints: Sequence[str] = (), grammar: Grammar | None = None) -> Utterance:
         """Recognise in `lang`, or detect it (None); `likely`: the caller's language so far, a hint for detection;
-        `hints`: words the listen expects (Whisper hotwords, each language's own)."""
+        `hints`: words the listen expects (Whisper hotwords, each language's own); `grammar`: the answers it
+        expects, recognised first."""
         language = (lang or "").split("-")[0].lower() or None
         result: AsrResult = await self.pool.transcribe(pcm16k, language=language, model=self.asr_model,
-                                                       hints=" ".join(hints) or None, likely_language=likely)
-        return Utterance(result.text.strip(), result.confidence, result.language, result.decode_s)
+                                                       hints=" ".join(hints) or None, likely_language=likely,
+                                                       grammar=grammar)
+        return Utterance(result.text.strip(), result.confidence, result.language, result.decode_s,
+                         result.grammar_value)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from voicebot.speech.asr import AsrResult
+from voicebot.speech.grammar import Grammar
 from voicebot.speech.resample import resample
 from voicebot.speech.voices import VoiceSpec, default_voices
 
@@ -89,8 +90,9 @@ def _worker_pid() -> int:
 
 
 def _transcribe(pcm16k: np.ndarray, language: str | None, model: str, hints: str | None,
-                likely_language: str | None = None) -> AsrResult:
-    return _engine("asr", model).transcribe(pcm16k, language=language, hints=hints, likely_language=likely_language)
+                likely_language: str | None = None, grammar: Grammar | None = None) -> AsrResult:
+    return _engine("asr", model).transcribe(pcm16k, language=language, hints=hints, likely_language=likely_language,
+                                            grammar=grammar)
 
 
 def _synthesize(text: str, voice: str, rate: int | None) -> tuple[np.ndarray, int]:
@@ -204,12 +206,13 @@ class SpeechWorkerPool:
 
     async def transcribe(
         self, pcm16k: np.ndarray, language: str | None = None, model: str | None = None, hints: str | None = None,
-        likely_language: str | None = None,
+        likely_language: str | None = None, grammar: Grammar | None = None,
     ) -> AsrResult:
-        """Recognise 16 kHz audio in a worker (model defaults to the first configured ASR model)."""
+        """Recognise 16 kHz audio in a worker (model defaults to the first configured ASR model); `grammar`: the
+        listen's expected answers, recognised first."""
         chosen = model or self.config.asr_models[0]
         result: AsrResult = await self._run("transcribe", _transcribe, pcm16k, language, chosen, hints,
-                                            likely_language)
+                                            likely_language, grammar)
         return result
 
     async def synthesize(self, text: str, voice: str = "en", rate: int | None = None) -> tuple[np.ndarray, int]:

