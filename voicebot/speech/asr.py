@@ -183,7 +183,7 @@ class WhisperAsr:
         result = model.model.generate(
             encoder_output,
             [prompt],
-            beam_size=1,
+            beam_size=beam_size_for(language),
             max_length=max_length,
             return_scores=True,
             return_no_speech_prob=True,
@@ -216,7 +216,7 @@ class WhisperAsr:
         segments, _ = model.transcribe(
             audio,
             language=language,
-            beam_size=1,
+            beam_size=beam_size_for(language),
             vad_filter=False,
             condition_on_previous_text=False,
             without_timestamps=True,
@@ -230,6 +230,16 @@ class WhisperAsr:
         avg_logprob = float(np.mean([segment.avg_logprob for segment in segments]))
         no_speech = float(np.mean([segment.no_speech_prob for segment in segments]))
         return text, language, avg_logprob, no_speech
+
+
+# Free decodes of Mandarin search 5 beams: on a human Mandarin voice through G.711 (AISHELL S0252, 125 utterances,
+# bench/zh_asr_survey.py) base's CER fell from 19.3 % to 16.8 % at the same CPU per utterance (the 30 s encoder
+# dominates); English stays greedy (accurate already, and its short window makes the decoder the larger share).
+ZH_BEAM_SIZE = 5
+
+
+def beam_size_for(language: str | None) -> int:
+    return ZH_BEAM_SIZE if language == "zh" else 1
 
 
 _HANZI = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
