@@ -92,7 +92,7 @@ def test_hot_reload_refuses_a_memory_bomb(tmp_path: Path, caplog: pytest.LogCapt
     shutil.copy(REPO / "dialplans" / "demo.yaml", path)
     config_file = tmp_path / "voicebot.yaml"
     config_file.write_text(f"dialplans_dir: {plans}\nnlu_dir: {REPO / 'nlu_models'}\n"
-                           "routing: {default_dialplan: demo}\n")
+                           "routing: {default_dialplan: demo}\ndemo_backend: true\n")
     runtime = Runtime(load_server_config(config_file), PromptCache(tmp_path / "cache"))
     runtime.load()
     before = runtime.interpreters["demo"]

@@ -87,6 +87,7 @@ def test_serve_refuses_to_start_without_urls_or_demo(tmp_path: Path) -> None:
     config.write_text(f"listen: {{host: 127.0.0.1, port: 0}}\napi: {{enabled: false}}\n"
                       f"routing: {{default_dialplan: demo}}\ndialplans_dir: {DIALPLANS}\n"
                       f"nlu_dir: {REPO / 'nlu_models'}\n"
+                      "webhook_egress: {allow: [127.0.0.1/32]}\n"
                       "webhooks: {demo.lookup: 'http://127.0.0.1:9/lookup'}\n")
     proc = subprocess.run([sys.executable, "-m", "voicebot.cli", "serve", "--config", str(config)], cwd=REPO,
                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
@@ -104,6 +105,7 @@ def test_hot_reload_refuses_a_new_webhook_without_url(tmp_path: Path) -> None:
     shutil.copy(DEMO, plans / "demo.yaml")
     config = tmp_path / "voicebot.yaml"
     config.write_text(f"dialplans_dir: {plans}\nnlu_dir: {REPO / 'nlu_models'}\nrouting: {{default_dialplan: demo}}\n"
+                      "webhook_egress: {allow: [127.0.0.1/32]}\n"
                       "webhooks: {demo.lookup: 'http://127.0.0.1:9/a', demo.verify: 'http://127.0.0.1:9/b', "
                       "demo.pay: 'http://127.0.0.1:9/c'}\n")
     runtime = Runtime(load_server_config(config), PromptCache(tmp_path / "cache"))
