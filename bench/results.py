@@ -85,6 +85,7 @@ class BenchRecord:
         self._tee: _Tee | None = None
         self._started: _dt.datetime | None = None
         self._load_before: tuple[float, ...] = ()
+        self._revision: dict[str, Any] = {}
 
     def row(self, what: str, figure: str, *, command: str | None = None) -> None:
         """A line of the README's benchmark table (`command` defaults to this run's own command line)."""
@@ -102,6 +103,7 @@ class BenchRecord:
     def __enter__(self) -> BenchRecord:
         self._started = _dt.datetime.now(_dt.timezone.utc)
         self._load_before = os.getloadavg()
+        self._revision = revision()  # the code that runs is the code at the start
         self._tee = _Tee(sys.stdout)
         sys.stdout = self._tee  # type: ignore[assignment]  # a TextIOBase that tees to the real stdout
         return self
@@ -113,9 +115,11 @@ class BenchRecord:
         if kind is not None:
             return
         finished = _dt.datetime.now(_dt.timezone.utc)
+        after = revision()
         result = {
             "bench": self.name,
-            **revision(),
+            **self._revision,
+            "commit_changed_during_run": after["commit"] != self._revision["commit"],
             "date": self._started.isoformat(timespec="seconds"),
             "duration_s": round((finished - self._started).total_seconds(), 1),
             "machine": machine(),
