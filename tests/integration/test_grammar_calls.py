@@ -19,7 +19,13 @@ import numpy as np
 import pytest
 import soundfile
 
-from tests.integration.support import REPO, ServerProcess, launch_server, stop_server, write_config
+from tests.integration.support import (
+    REPO,
+    ServerProcess,
+    launch_server,
+    stop_server,
+    write_config,
+)
 from voicebot.speech.phoneline import join_with_pauses
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -65,7 +71,8 @@ def place_call(server: ServerProcess, play: Path, tmp_path: Path, duration: floa
     proc = subprocess.run([sys.executable, "-m", "voicebot.cli", "call", f"sip:account@{server.host}:{server.port}",
                            "--json", "--record", str(tmp_path / "heard.wav"), "--play", str(play),
                            "--duration", str(duration), "--timeout", str(duration + 15)],
-                          cwd=REPO, capture_output=True, text=True, timeout=duration + 40, stdin=subprocess.DEVNULL)
+                          cwd=REPO, capture_output=True, text=True, timeout=duration + 40, stdin=subprocess.DEVNULL,
+                          check=False)
     assert proc.stdout.strip(), proc.stderr[-2000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1])["result"] == "answered"
     deadline = time.monotonic() + 30

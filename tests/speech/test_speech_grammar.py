@@ -14,7 +14,12 @@ import pytest
 import soundfile
 
 from voicebot.speech.asr import WhisperAsr
-from voicebot.speech.grammar import Grammar, choice_grammar, digits_grammar, yes_no_grammar
+from voicebot.speech.grammar import (
+    Grammar,
+    choice_grammar,
+    digits_grammar,
+    yes_no_grammar,
+)
 from voicebot.speech.phoneline import join_with_pauses, through_phone_line
 
 FIXTURES = Path(__file__).resolve().parents[1] / "audio_fixtures"
