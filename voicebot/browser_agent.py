@@ -207,6 +207,7 @@ class BrowserAgentLegs:
             return
         waiter.agent_id = agent.id
         on_connected()
+        await self.service.forget_callback_number(waiter.call_id)
         bridge = WebRtcBridge(caller.stream, channel)
         waiter.bridged.set()
         await waiter.events.put(ev.AgentAnswered(agent.id))

@@ -131,9 +131,10 @@ class HandoffManager:
         waiter = CallQueue(call_id, queue, record.context_id, caller_number, lang)
         self._waiting[call_id] = (waiter, leg)  # before enqueue: an agent may be assigned at once
         try:
-            # No raw number in Redis for a caller who did not ask for a callback (the record keeps it masked);
-            # a requested callback carries its number in the callback task.
-            await self.service.put_context(record)
+            # The agent-readable record keeps the number masked. The raw number stays only in the recovery alias
+            # while the caller waits (another node calls back the callers of a lost node) and is removed as soon
+            # as they leave the queue (answered, hung up, or their callback task took it): 15.20.
+            await self.service.put_context(record, callback_number=self._reachable_at(caller_number))
             position = await self.service.enqueue(call_id, queue, skills, priority, record.context_id)
         except (AcdError, ValueError) as exc:
             self._waiting.pop(call_id, None)
@@ -143,6 +144,13 @@ class HandoffManager:
         await self._announce(waiter)
         self._spawn(self._announcer(waiter))
         return waiter
+
+    def _reachable_at(self, caller_number: str) -> str | None:
+        """The caller's number if the callback policy allows calling it back (for recovery by another node)."""
+        try:
+            return confirm_number(caller_number, None, self.callback_allowed)
+        except ValueError:
+            return None
 
     async def hand_over(self) -> dict[str, str]:
         """The node stops and its drain time is over: each caller still waiting becomes a callback task (when the
@@ -162,6 +170,7 @@ class HandoffManager:
             return False
         waiter.done = True
         self._waiting.pop(waiter.call_id, None)
+        await self.service.forget_callback_number(waiter.call_id)
         if reason == "callback":
             try:
                 number = confirm_number(waiter.caller_number, None, self.callback_allowed)
@@ -344,6 +353,7 @@ class HandoffManager:
         waiter.agent_leg, waiter.agent_id = leg, agent.id
         self._waiting.pop(waiter.call_id, None)
         await self.service.agent_answered(assignment.id)
+        await self.service.forget_callback_number(waiter.call_id)
         bridge = MediaBridge(caller.stream, stream)
         waiter.bridged.set()
         await waiter.events.put(ev.AgentAnswered(agent.id))

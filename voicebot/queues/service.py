@@ -249,6 +249,12 @@ class AcdService:
             alias["callback_number"] = callback_number  # never served by the API (call_context reads the record)
         await self.store.put_context("call:" + record.call_id, alias, ttl_s)
 
+    async def forget_callback_number(self, call_id: str) -> None:
+        """The caller no longer waits: the raw number kept for a recovery callback is removed (15.20)."""
+        alias = await self.store.get_context("call:" + call_id)
+        if alias is not None and "callback_number" in alias:
+            await self.store.put_context("call:" + call_id, {"context_id": alias["context_id"]}, 86400.0)
+
     async def call_context(self, call_id: str) -> dict[str, Any] | None:
         alias = await self.store.get_context("call:" + call_id)
         return None if alias is None else await self.store.get_context(alias["context_id"])
