@@ -162,7 +162,7 @@ class _Run:
         lang = self.state.lang
         text = ""
         if spec.text is not None:
-            source = spec.text if isinstance(spec.text, str) else pick_language(
+            source: str | None = spec.text if isinstance(spec.text, str) else pick_language(
                 spec.text, lang, self.plan.default_lang) or ""
             text = self.template(source, **extra) or ""
             text = str(text)
@@ -799,7 +799,7 @@ class _Run:
         skills = tuple(str(self.template(skill)) for skill in spec.skills)
         priority_value = self.template(spec.priority)
         try:
-            priority = int(priority_value)  # type: ignore[arg-type]
+            priority = int(priority_value)
         except (TypeError, ValueError):
             self.log("template_error", message=f"priority {priority_value!r} is not a number")
             priority = 0

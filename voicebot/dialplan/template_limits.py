@@ -178,8 +178,8 @@ def bounded_filters(filters: dict[str, Callable[..., Any]]) -> dict[str, Callabl
 def check_structure(ast: nodes.Template) -> None:
     """Refuse constructs that can run without bound: macros, call blocks, recursive or nested loops, unknown
     filters."""
-    for node in ast.find_all((nodes.Macro, nodes.CallBlock)):
-        raise SecurityError(f"{type(node).__name__.lower()} is not allowed in dialplan templates")
+    for block in ast.find_all((nodes.Macro, nodes.CallBlock)):
+        raise SecurityError(f"{type(block).__name__.lower()} is not allowed in dialplan templates")
     for loop in ast.find_all(nodes.For):
         if loop.recursive:
             raise SecurityError("recursive loops are not allowed in dialplan templates")

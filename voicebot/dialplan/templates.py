@@ -11,9 +11,9 @@ reach a call, is refused before anything is allocated.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 import jinja2
 from jinja2 import meta, nodes
@@ -61,7 +61,7 @@ class _Environment(SandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
     code_generator_class = BoundedCodeGenerator
-    concat = staticmethod(bounded_concat)  # type: ignore[assignment]
+    concat = staticmethod(bounded_concat)
     bounded_concat = staticmethod(bounded_concat)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
@@ -86,7 +86,7 @@ _ENV = _Environment(
 )
 _ENV.globals.clear()  # no range/dict/lipsum/cycler/joiner/namespace: data only
 _ENV.globals.update({"len": len, "min": min, "max": max, "round": round, "int": int, "str": str})
-_ENV.filters = bounded_filters(_ENV.filters)  # type: ignore[assignment]
+_ENV.filters = bounded_filters(_ENV.filters)
 # {{ caller.orders | mentioned(call.heard, ['item', 'item_zh']) }}: a sub-list of its input, it cannot grow a value
 _ENV.filters["mentioned"] = mentioned
 
@@ -116,7 +116,7 @@ def _names(ast: nodes.Template) -> set[str]:
 
 
 def _check_names(ast: nodes.Template, allowed: frozenset[str]) -> None:
-    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+    for node in cast("Iterator[nodes.Getattr | nodes.Getitem]", ast.find_all((nodes.Getattr, nodes.Getitem))):
         name = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
         if isinstance(name, str) and name.startswith("_"):
             raise TemplateError(f"access to {name!r} is not allowed in templates (sandbox)")
@@ -178,7 +178,7 @@ def slots_read(source: str) -> set[str]:
     except jinja2.TemplateSyntaxError:
         return set()
     names: set[str] = set()
-    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+    for node in cast("Iterator[nodes.Getattr | nodes.Getitem]", ast.find_all((nodes.Getattr, nodes.Getitem))):
         if isinstance(node.node, nodes.Name) and node.node.name == "slots":
             name = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
             if isinstance(name, str):

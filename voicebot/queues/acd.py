@@ -421,6 +421,7 @@ class Acd:
             del self.state.entries[candidate.call_id]
             candidate.offers += 1
             candidate.head = False
+            kind: Literal["call", "callback"]
             kind, number, entry = "call", None, asdict(candidate)
             assignment_id = f"{candidate.call_id}#{candidate.offers}"
         else:

@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from voicebot.queues.acd import Acd, MaxWaitReached, Overflowed, Position, QueueEvent, Released
 from voicebot.queues.callbacks import CallbackTask
@@ -38,6 +38,8 @@ from voicebot.queues.store import Store
 
 if TYPE_CHECKING:
     from voicebot.queues.liveness import NodeLiveness
+
+_T = TypeVar("_T")
 
 __all__ = ["AcdService", "AgentChanged", "AssignmentOffered", "ServiceEvent"]
 
@@ -105,16 +107,16 @@ class AcdService:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
-    async def _apply(self, operation: Callable[[Acd, float], Any]) -> Any:
+    async def _apply(self, operation: Callable[[Acd, float], _T]) -> _T:
         result, _state = await self._apply_with_state(operation)
         return result
 
-    async def _apply_with_state(self, operation: Callable[[Acd, float], Any]) -> tuple[Any, AcdState]:
+    async def _apply_with_state(self, operation: Callable[[Acd, float], _T]) -> tuple[_T, AcdState]:
         """Run `operation` in a transaction; also returns the state it committed (not to be mutated)."""
         now = self.clock()
         stamp = 0
 
-        def run(state: AcdState) -> tuple[Any, AcdState]:
+        def run(state: AcdState) -> tuple[_T, AcdState]:
             nonlocal stamp
             self._stamps += 1
             stamp = self._stamps  # the attempt that commits is the last to run: its stamp orders the commit
@@ -156,7 +158,7 @@ class AcdService:
         if self._announce_from is None or stamp >= self._announce_from[0]:
             self._announce_from = (stamp, self.clock(), version, snapshot)
 
-    async def _apply_and_dispatch(self, operation: Callable[[Acd, float], Any]) -> Any:
+    async def _apply_and_dispatch(self, operation: Callable[[Acd, float], _T]) -> _T:
         result = await self._apply(operation)
         await self.step()
         return result
@@ -280,6 +282,7 @@ class AcdService:
         # A store that tells its version (MemoryStore), unchanged since this service's last commit, and nothing due
         # in that state: skip the O(callers) transaction; only publish what that commit changed (if not yet done).
         last = self._last_commit
+        timer_events: list[QueueEvent]
         if (last is not None and last[0] == getattr(self.store, "version", None)
                 and not Acd(self.agents_config, self.queues_config, last[1]).due(self.clock())):
             timer_events, state = [], last[1]

@@ -102,7 +102,7 @@ def simulate(
             dispatch(at)
 
     compared = [
-        (announced[c], waits[c]) for c in waits if announced.get(c) is not None and announced[c].high_s > 0  # type: ignore[union-attr]
+        (shown, waits[c]) for c in waits if (shown := announced.get(c)) is not None and shown.high_s > 0
     ]
     errors = [abs(ewt.mid_s - wait) for ewt, wait in compared]
     inside = [ewt.low_s <= wait <= ewt.high_s for ewt, wait in compared]

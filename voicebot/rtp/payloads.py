@@ -83,6 +83,7 @@ class SharedAudio:
         self.misses += 1
         value = compute(pcm)
         size = self._size(value)
+        ref: Callable[[], Any]
         try:
             ref = weakref.ref(owner)
         except TypeError:  # bytes cannot be weakly referenced: keep them alive with the entry instead

@@ -48,7 +48,7 @@ def new_branch() -> str:
     return BRANCH_COOKIE + secrets.token_hex(8)
 
 
-def server_key(req: SipRequest) -> tuple:
+def server_key(req: SipRequest) -> tuple[object, ...]:
     """Key matching a request to its server transaction (§17.2.3, with the RFC 2543 fallback)."""
     via = req.top_via
     method = "INVITE" if req.method == "ACK" else req.method

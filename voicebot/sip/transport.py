@@ -8,7 +8,7 @@ import logging
 import socket
 import sys
 import time
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from .logthrottle import LogThrottle
 
@@ -81,7 +81,7 @@ class UdpTransport(asyncio.DatagramProtocol):
         sockname = transport.get_extra_info("sockname")
         self.local_addr = (sockname[0], sockname[1])
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:  # type: ignore[override]
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         if len(data) > self._max:
             self.oversize += 1
             suppressed = self._log_throttle.admit("oversize", time.monotonic())

@@ -101,13 +101,13 @@ class UserAgent:
         self.media_lag: Callable[[], float] = lambda: 0.0  # seconds the media clock is behind (admission by load)
         self.stats = UaStats()
         self.transport: UdpTransport | None = None
-        self._server_txs: dict[tuple, ServerTransaction] = {}
+        self._server_txs: dict[tuple[object, ...], ServerTransaction] = {}
         self._client_txs: dict[tuple[str, str], ClientTransaction] = {}
         self._dialogs: dict[tuple[str, str, str], SipCall] = {}
-        self._pending_invites: dict[tuple, SipCall] = {}
+        self._pending_invites: dict[tuple[object, ...], SipCall] = {}
         self._calls: set[SipCall] = set()
         self._per_source: dict[str, int] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._last_drop_log = 0.0
         rate = self.limits.requests_per_source_per_s
         self.limiter = SourceLimiter(rate=rate, burst=max(10.0, 2 * rate), on_ban=self._on_source_banned)
@@ -160,7 +160,7 @@ class UserAgent:
         return sum(1 for call in self._pending_invites.values()
                    if call.state in (CallState.INCOMING, CallState.RINGING, CallState.ANSWERING))
 
-    def spawn(self, coro: Awaitable[None]) -> asyncio.Task:
+    def spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -563,7 +563,11 @@ class UserAgent:
             self._log_throttled("call setup refused", addr, reason=overload)
             return
         call_holder: list[SipCall] = []
-        tx = self._new_server_tx(req, addr, on_ack_timeout=lambda _tx: call_holder and call_holder[0].ack_timeout())
+        def on_ack_timeout(_tx: ServerTransaction) -> None:
+            if call_holder:
+                call_holder[0].ack_timeout()
+
+        tx = self._new_server_tx(req, addr, on_ack_timeout=on_ack_timeout)
         tx.respond(self.make_response(req, 100))
         call = SipCall(self, req, addr, inbound=True, server_tx=tx)
         call_holder.append(call)
