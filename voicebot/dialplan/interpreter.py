@@ -27,6 +27,7 @@ from voicebot.dialplan.prompts import SsmlError, parse_ssml_lite, pick_language,
 from voicebot.dialplan.schema import (
     AskSpec,
     Dialplan,
+    InputMode,
     ListenSpec,
     Node,
     PromptSpec,
@@ -210,10 +211,10 @@ class _Run:
         confidence = spec.min_confidence
         self.emit_listen(spec, mode, max_digits, intents=set(spec.intents), min_confidence=confidence)
 
-    def emit_listen(self, hints: Any, mode: str, max_digits: int | None, *, intents: set[str] | None = None,
+    def emit_listen(self, hints: Any, mode: InputMode, max_digits: int | None, *, intents: set[str] | None = None,
                     slot: AskSpec | None = None, min_confidence: float = 0.0) -> None:
         self.actions.append(act.Listen(
-            mode=mode,  # type: ignore[arg-type]
+            mode=mode,
             timeout_ms=hints.timeout_ms,
             end_silence_ms=hints.end_silence_ms,
             max_digits=max_digits,
@@ -339,7 +340,9 @@ class _Run:
             s.step = "transfer"
             self.actions.append(act.Transfer(target, self.agent_context(node.transfer)))
         elif node.transfer is not None or node.enqueue is not None:
-            self.enqueue(node.transfer or node.enqueue)  # type: ignore[arg-type]
+            spec = node.transfer or node.enqueue
+            assert spec is not None  # one of them is set (the elif)
+            self.enqueue(spec)
         elif node.call is not None:
             s.stack.append(node.call.then)
             self.log("subflow_call", subflow=node.call.node, then=node.call.then)

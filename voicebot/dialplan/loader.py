@@ -277,6 +277,7 @@ def webhook_errors(path: Path, egress: WebhookEgress | None = None) -> list[Yaml
 
 
 def _check_nlu(plan: Dialplan, path: Path, nlu_dir: Path | None, nlu_intents: NluIntents | None) -> list[YamlSourceError]:
+    assert plan.nlu is not None  # checked only for a plan that names an NLU domain
     label = str(path)
     _, lines = load_yaml(path)
     errors: list[YamlSourceError] = []
@@ -285,7 +286,7 @@ def _check_nlu(plan: Dialplan, path: Path, nlu_dir: Path | None, nlu_intents: Nl
         line, column = lines.line_for(loc)
         errors.append(YamlSourceError(label, line, column, message, hint))
 
-    if nlu_dir is not None and not (nlu_dir / plan.nlu).is_dir():  # type: ignore[operator]
+    if nlu_dir is not None and not (nlu_dir / plan.nlu).is_dir():
         at(("nlu",), f"nlu: domain {plan.nlu!r} not found in {nlu_dir}",
            f"create {nlu_dir}/{plan.nlu}/<lang>/nlu.yml or fix the name")
         return errors
@@ -298,7 +299,7 @@ def _check_nlu(plan: Dialplan, path: Path, nlu_dir: Path | None, nlu_intents: Nl
     for lang in plan.languages:
         primary = lang.split("-")[0]
         try:
-            trained = nlu_intents(plan.nlu, primary)  # type: ignore[arg-type]
+            trained = nlu_intents(plan.nlu, primary)
         except Exception as exc:  # noqa: BLE001 - any NLU failure is reported at the nlu: line
             at(("nlu",), f"nlu: cannot load {plan.nlu!r} for {lang}: {exc}", "run voicebot validate on the NLU data")
             continue

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union, cast
 
 from pydantic import (
     BaseModel,
@@ -404,7 +404,7 @@ class BranchCase(_Model):
 
     @property
     def target(self) -> str:
-        return self.else_ if self.else_ is not None else self.goto  # type: ignore[return-value]
+        return self.else_ if self.else_ is not None else cast(str, self.goto)  # the validator requires goto without else
 
 
 class QueueSpec(_Model):
@@ -434,7 +434,7 @@ class QueueSpec(_Model):
 class TransferSpec(QueueSpec):
     """Hand the call over: to a SIP URI / number (`to`) or, with `queue`, into the ACD like enqueue."""
 
-    queue: str | None = Field(None, min_length=1)  # type: ignore[assignment]
+    queue: str | None = Field(None, min_length=1)  # type: ignore[assignment]  # optional here: `to` or `queue`
     to: str | None = Field(None, description="SIP URI or number; may be a template")
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 import httpx
 
@@ -36,7 +37,7 @@ async def perform(
         return WebhookResult(False, None, f"no URL configured for webhook {action.name!r}")
     if not url.startswith(("http://", "https://")):
         return WebhookResult(False, None, f"webhook URL must be http(s): {url!r}")
-    request: dict[str, object] = {"headers": dict(action.headers if headers is None else headers),
+    request: dict[str, Any] = {"headers": dict(action.headers if headers is None else headers),
                                   "timeout": action.timeout_s}
     if action.method == "GET":
         request["params"] = {k: v if isinstance(v, (str, int, float)) else json.dumps(v) for k, v in action.args.items()}
@@ -45,7 +46,7 @@ async def perform(
     error = "no attempt made"
     for _attempt in range(action.retries + 1):
         try:
-            response = await client.request(action.method, url, **request)  # type: ignore[arg-type]
+            response = await client.request(action.method, url, **request)
         except httpx.TimeoutException:
             error = f"timeout after {action.timeout_s:g} s"
             continue

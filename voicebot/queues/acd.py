@@ -18,7 +18,7 @@ from typing import Literal
 
 from voicebot.queues.callbacks import CallbackTask, attempt_failed, is_due
 from voicebot.queues.models import AgentConfig, AgentsConfig, QueueConfig, QueuesConfig, parse_requirements
-from voicebot.queues.state import AcdState, AgentStatus, Assignment, QueueEntry, QueueStats
+from voicebot.queues.state import AcdState, AgentState, AgentStatus, Assignment, QueueEntry, QueueStats
 
 __all__ = [
     "Acd",
@@ -448,10 +448,10 @@ class Acd:
         status.assignment_id, status.call_id, status.queue = assignment.id, candidate.call_id, candidate.queue
         return assignment
 
-    def _set(self, status: AgentStatus, state: str, now: float, *, keep_idle: bool = False) -> None:
+    def _set(self, status: AgentStatus, state: AgentState, now: float, *, keep_idle: bool = False) -> None:
         if state == "available" and not keep_idle:
             status.idle_since = now
-        status.state = state  # type: ignore[assignment]
+        status.state = state
         status.since = now
         status.not_ready_reason = None
         if state in ("available", "offline"):

@@ -43,10 +43,13 @@ class QueueEntry:
     path: list[str] = field(default_factory=list)
 
 
+AgentState = Literal["offline", "available", "reserved", "busy", "wrap_up"]
+
+
 @dataclass
 class AgentStatus:
     agent_id: str
-    state: Literal["offline", "available", "reserved", "busy", "wrap_up"] = "offline"
+    state: AgentState = "offline"
     since: float = 0.0
     idle_since: float = 0.0  # when the agent last became free: longest idle is served first
     assignment_id: str | None = None

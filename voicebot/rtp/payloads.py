@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import weakref
 from collections import OrderedDict
-from typing import Any, Callable, Hashable, TypeVar
+from typing import Any, Callable, Hashable, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -78,7 +78,7 @@ class SharedAudio:
             if found[0]() is owner:
                 self._items.move_to_end(key)
                 self.hits += 1
-                return found[1]  # type: ignore[no-any-return]
+                return cast(T, found[1])
             self._drop(key)  # a dead owner's id reused by another one
         self.misses += 1
         value = compute(pcm)

@@ -24,7 +24,7 @@ class ReceptionStats:
 
     def reset(self, ssrc: int) -> None:
         """Start over for a new source."""
-        self.__init__(self.clock_rate)  # type: ignore[misc]
+        self.__init__(self.clock_rate)  # type: ignore[misc]  # mypy refuses __init__ on an instance; this is a reset
         self.ssrc = ssrc
 
     def update(self, sequence: int, timestamp: int | None, arrival: float) -> None:

@@ -306,7 +306,8 @@ class RtpStream:
         if item is not None:
             if self._dtmf_timestamp is None or item.marker:
                 self._dtmf_timestamp = self._timestamp
-            self._send(self.dtmf_payload_type, item.payload, item.marker, self._dtmf_timestamp, target)  # type: ignore[arg-type]
+            assert self.dtmf_payload_type is not None  # send_dtmf queues events only when it is negotiated
+            self._send(self.dtmf_payload_type, item.payload, item.marker, self._dtmf_timestamp, target)
             self._counters["dtmf_sent"] += 1
             return None
         self._dtmf_timestamp = None
@@ -322,7 +323,8 @@ class RtpStream:
     def _send(self, payload_type: int, payload: bytes, marker: bool, timestamp: int, target: Address) -> None:
         data = HEADER.pack(0x80, payload_type | (0x80 if marker else 0), self._sequence, timestamp, self.ssrc) + payload
         self._sequence = (self._sequence + 1) & 0xFFFF
-        self._rtp.sendto(data, target)  # type: ignore[union-attr]
+        assert self._rtp is not None  # _send_tick sends only with an open socket
+        self._rtp.sendto(data, target)
         counters = self._counters
         counters["packets_sent"] += 1
         counters["octets_sent"] += len(payload)

@@ -54,6 +54,8 @@ def parse_info_dtmf(content_type: str, body: bytes) -> str | None:
 class SipCall:
     """One call leg. Inbound legs are created by the UA; outbound by :meth:`UserAgent.invite`."""
 
+    _outbound_addr: Addr  # set by UserAgent.invite for an outbound leg (where its INVITE went)
+
     def __init__(self, ua: "UserAgent", invite: SipRequest, addr: Addr, *, inbound: bool,
                  server_tx: ServerTransaction | None = None) -> None:
         self.ua = ua

@@ -226,7 +226,7 @@ class Headers:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Headers) and self._items == other._items
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None  # type: ignore[assignment]  # unhashable (mutable): typeshed types object.__hash__ as a method
 
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"

@@ -8,7 +8,7 @@ import logging
 import socket
 import sys
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, cast
 
 from .logthrottle import LogThrottle
 
@@ -77,7 +77,7 @@ class UdpTransport(asyncio.DatagramProtocol):
         return proto
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = transport  # type: ignore[assignment]  # uvloop's UDPTransport is duck-typed
+        self._transport = cast(asyncio.DatagramTransport, transport)  # uvloop's UDPTransport is duck-typed
         sockname = transport.get_extra_info("sockname")
         self.local_addr = (sockname[0], sockname[1])
 

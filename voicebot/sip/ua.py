@@ -304,7 +304,7 @@ class UserAgent:
                 if on_ringing is not None:
                     on_ringing(resp)
 
-        call._outbound_addr = addr  # type: ignore[attr-defined]
+        call._outbound_addr = addr
         try:
             resp = await self.send_request(req, addr, credentials=credentials, on_provisional=provisional)
         except TransactionTimeout:
