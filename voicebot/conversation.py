@@ -76,14 +76,14 @@ class Transcript:
     """The call's conversation as text, sensitive input masked."""
 
     entries: list[dict[str, Any]] = field(default_factory=list)
-    sink: Callable[[dict[str, Any]], None] | None = None  # the call record: each entry is written as it happens
+    record_sink: Callable[[dict[str, Any]], None] | None = None  # the call record: each entry as it happens
 
     def add(self, who: str, text: str, **extra: Any) -> None:
         """Record one line; card numbers, IDs, phone numbers and e-mails are masked before it is kept."""
         entry = {"t": round(time.time(), 3), "who": who, "text": redact(text), **redact_obj(extra)}
         self.entries.append(entry)
-        if self.sink is not None:
-            self.sink(entry)
+        if self.record_sink is not None:
+            self.record_sink(entry)
 
 
 WebhookRunner = Callable[[act.Webhook], Awaitable[ev.WebhookResult]]

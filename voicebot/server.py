@@ -395,7 +395,7 @@ class VoicebotServer:
             webhooks=self.runtime.webhook, transfer_allowed=self.config.transfer.allows,
             on_recording=recorder.pause if recorder is not None else None, queues=queues,
             hold_audio=self.hold_audio)
-        session.transcript.sink = self.journal.sink(call.call_id)
+        session.transcript.record_sink = self.journal.sink(call.call_id)
         try:
             record.outcome = await session.run()
         finally:
@@ -417,7 +417,7 @@ class VoicebotServer:
                                       transfer_allowed=lambda _target: False, hold_audio=self.hold_audio)
             caption_session(session, channel.caption)
             self.journal.start(channel.call_id, caller="browser", callee=name, dialplan=name, channel="webrtc")
-            session.transcript.sink = self.journal.sink(channel.call_id)
+            session.transcript.record_sink = self.journal.sink(channel.call_id)
             record.outcome = await session.run()
             record.transcript = session.transcript.entries
             self.journal.end(channel.call_id, outcome=record.outcome, end_reason="browser call ended")

@@ -22,6 +22,7 @@ from voicebot.dialplan.interpreter import Interpreter
 from voicebot.dialplan.loader import load_dialplan
 from voicebot.nlu.base import NluEngine
 from voicebot.speech.prompts import PromptCache
+from voicebot.speech.grammar import Grammar
 from voicebot.speech.services import SpeechServices, Utterance
 from voicebot.speech.voices import default_voices
 from voicebot.speech.workers import SpeechWorkerPool
@@ -53,8 +54,8 @@ class HintRecorder:
         return await self.services.synthesize(text, lang, rate)
 
     async def transcribe(self, pcm16k: np.ndarray, lang: str | None, likely: str | None = None,
-                         hints: Sequence[str] = ()) -> Utterance:
-        utterance = await self.services.transcribe(pcm16k, lang, likely, hints)
+                         hints: Sequence[str] = (), grammar: Grammar | None = None) -> Utterance:
+        utterance = await self.services.transcribe(pcm16k, lang, likely, hints, grammar)
         self.calls.append((likely, utterance.language, utterance.text))
         return utterance
 
