@@ -38,6 +38,10 @@ from voicebot.dialplan.slots import _spoken_digits
 from voicebot.speech.grammar import Grammar, digits_from_text, digits_grammar
 from voicebot.speech.phoneline import join_with_pauses, through_phone_line
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.* when run as a script
+
+from bench.scoring import edit_distance  # noqa: E402
+
 HUMAN = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "human-speech"
 SPEAKERS = ("george", "jackson", "lucas")
 ZH_DIGIT_STRING = re.compile(r"[零一二三四五六七八九幺两]{4,}")
@@ -131,16 +135,6 @@ def simplified(text: str) -> str:
     import zhconv
 
     return _PUNCT.sub("", zhconv.convert(text, "zh-cn"))
-
-
-def edit_distance(a: str, b: str) -> int:
-    previous = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        current = [i]
-        for j, y in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
-        previous = current
-    return previous[-1]
 
 
 _ZH = "零一二三四五六七八九"

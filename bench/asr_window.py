@@ -28,6 +28,7 @@ from voicebot.rtp.g711 import ulaw_decode, ulaw_encode  # noqa: E402
 from voicebot.speech.asr import WhisperAsr  # noqa: E402
 from voicebot.speech.resample import resample  # noqa: E402
 from voicebot.speech.tts import PiperTts  # noqa: E402
+from bench.scoring import edit_distance  # noqa: E402
 
 BANKING77_TEST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "banking77" / "test.csv"
 SPEAKING_RATES = (0.9, 1.0, 1.15)  # Piper length_scale: faster, normal, slower
@@ -36,17 +37,6 @@ SPEAKING_RATES = (0.9, 1.0, 1.15)  # Piper length_scale: faster, normal, slower
 def words(text: str) -> list[str]:
     """Lower-case words without punctuation (apostrophes kept: "don't" is one word)."""
     return re.findall(r"[a-z0-9']+", text.lower().replace("’", "'"))
-
-
-def edit_distance(reference: list[str], hypothesis: list[str]) -> int:
-    """Word-level Levenshtein distance."""
-    previous = list(range(len(hypothesis) + 1))
-    for i, ref_word in enumerate(reference, 1):
-        current = [i] + [0] * len(hypothesis)
-        for j, hyp_word in enumerate(hypothesis, 1):
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_word != hyp_word))
-        previous = current
-    return previous[-1]
 
 
 def telephone_audio(tts_by_rate: dict[float, PiperTts], text: str, rate_choice: float) -> np.ndarray:

@@ -31,6 +31,7 @@ from voicebot.speech.normalize import normalize_zh  # noqa: E402
 from voicebot.speech.resample import resample  # noqa: E402
 from voicebot.speech.tts import PiperTts  # noqa: E402
 from voicebot.speech.zh_tts import ZhTts  # noqa: E402
+from bench.scoring import edit_distance as _edit_distance  # noqa: E402
 
 ZH_SENTENCES = Path(__file__).resolve().parent / "data" / "zh_ivr_sentences.tsv"
 
@@ -166,16 +167,6 @@ def _readings(heard: str, limit: int = 4) -> list[str]:
                 offset += len(spelled) - len(run.group())
         variants.append(_hanzi(text))
     return variants
-
-
-def _edit_distance(a: str, b: str) -> int:
-    previous = list(range(len(b) + 1))
-    for i, char_a in enumerate(a, 1):
-        current = [i]
-        for j, char_b in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
-        previous = current
-    return previous[-1]
 
 
 def bench_resample(audio: np.ndarray, rate: int) -> None:

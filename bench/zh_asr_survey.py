@@ -39,9 +39,12 @@ from pathlib import Path
 
 import numpy as np
 
-from voicebot.rtp.g711 import ulaw_decode, ulaw_encode
 from voicebot.speech.normalize import digits_zh, number_to_chinese
-from voicebot.speech.resample import resample
+from voicebot.speech.phoneline import through_phone_line as phone_line
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.* when run as a script
+
+from bench.scoring import edit_distance  # noqa: E402
 
 DATASET = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets" / "human-speech" / "aishell-S0252"
 LINE_RATE, ASR_RATE = 8000, 16000
@@ -74,8 +77,8 @@ def load_subset(dataset: Path, every: int, limit: int | None) -> list[Utterance]
 
 
 def through_phone_line(pcm8k: np.ndarray) -> np.ndarray:
-    """int16 8 kHz -> G.711 mu-law -> int16 -> the server's 16 kHz resampling."""
-    return resample(ulaw_decode(ulaw_encode(pcm8k)), LINE_RATE, ASR_RATE)
+    """int16 8 kHz -> G.711 mu-law -> int16 -> the server's 16 kHz resampling (voicebot.speech.phoneline)."""
+    return phone_line(pcm8k, LINE_RATE)
 
 
 def read_line_audio(path: Path) -> np.ndarray:
@@ -85,16 +88,6 @@ def read_line_audio(path: Path) -> np.ndarray:
     if rate != LINE_RATE or samples.ndim != 1:
         raise ValueError(f"{path}: expected 8 kHz mono, got {rate} Hz with shape {samples.shape}")
     return through_phone_line(samples)
-
-
-def edit_distance(a: str, b: str) -> int:
-    previous = list(range(len(b) + 1))
-    for i, char_a in enumerate(a, 1):
-        current = [i]
-        for j, char_b in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
-        previous = current
-    return previous[-1]
 
 
 def clean(text: str) -> str:
