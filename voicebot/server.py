@@ -351,8 +351,9 @@ class VoicebotServer:
                 record.outcome = call.end_reason or "not answered"
                 return
             channel = SipChannel(call, stream)
+            dialplan = self._dialplan_for(call)
             self.journal.start(call.call_id, caller=call.from_uri_user or "", callee=call.to_uri_user or "",
-                               dialplan=self._dialplan_for(call), channel="sip")
+                               dialplan=dialplan, channel="sip")
             if self.config.recording.enabled:
                 try:
                     recorder = CallRecorder(Path(self.config.recording.directory), call.call_id,
@@ -361,7 +362,6 @@ class VoicebotServer:
                 except RecordingError as exc:  # the caller is served anyway; the record says why
                     record.recording = {"error": str(exc)}
                     log.warning("call not recorded: %s", exc, extra={"fields": {"call_id": call.call_id}})
-            dialplan = self._dialplan_for(call)
             record.dialplan = dialplan
             if dialplan == KEYPAD_DEMO or self.runtime is None or dialplan not in self.runtime.interpreters:
                 await DemoDtmfSession(channel, self._demo_prompts(), self.prompts, record).run()
