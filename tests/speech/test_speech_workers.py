@@ -106,3 +106,19 @@ async def test_close_does_not_wait_out_a_long_job_it_terminates_the_worker():
         os.kill(pid, 0)  # the worker process is gone
     with pytest.raises(EngineCrashed, match="the pool was closed"):
         await job
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_close_fails_queued_jobs_with_engine_crashed_not_a_bare_cancellation():
+    pool = SpeechWorkerPool(size=1, asr_models=("tiny.en",))
+    await pool.start()
+    pcm, rate = await pool.synthesize("Please transfer me to billing.")
+    long_audio = np.tile(resample(pcm, rate, 16000), 150)
+    running = asyncio.create_task(pool.transcribe(long_audio, language="en"))
+    queued = [asyncio.create_task(pool.synthesize("Hello.")) for _ in range(4)]  # behind the long job
+    await asyncio.sleep(0)  # let every job reach the executor
+    await pool.close()
+    outcomes = await asyncio.gather(running, *queued, return_exceptions=True)
+    assert all(isinstance(o, EngineCrashed) for o in outcomes), outcomes
+    assert all("the pool was closed" in str(o) for o in outcomes)

@@ -239,6 +239,12 @@ class SpeechWorkerPool:
                 raise EngineCrashed(f"speech worker (pid {pid}) stopped during {job}: the pool was closed") from None
             self._replace(index, worker)
             raise EngineCrashed(f"speech worker (pid {pid}) died during {job}; it has been replaced") from None
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if future.cancelled() and not self._workers and (task is None or not task.cancelling()):
+                # close() cancelled the job while it still waited in the executor's queue, not our caller
+                raise EngineCrashed(f"speech {job} was queued when the pool was closed") from None
+            raise
         finally:
             if future.done() or future.cancel():
                 worker.pending -= 1
