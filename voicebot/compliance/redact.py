@@ -173,6 +173,8 @@ _SPOKEN_EMAIL = re.compile(
     re.IGNORECASE,
 )
 _MAX_SUBRUN_ATOMS = 40
+_CLEAN_CACHE_TEXT_CHARS = 256
+_CLEAN_CACHE_ENTRIES = 8192
 
 
 @dataclass(frozen=True)
@@ -291,14 +293,27 @@ class Redactor:
         self.keep_card_last4 = keep_card_last4
         self.sensitive_keys = frozenset(key.lower() for key in sensitive_keys)
         self.show_keyed_digits = show_keyed_digits
+        self._clean: dict[tuple[str, str, tuple[str, ...]], None] = {}
 
     # ------------------------------------------------------------------ text
 
     def redact(self, text: str, sensitive: Iterable[str] = (), context: str = "") -> str:
         """`text` with every finding replaced by its label (see the module docstring). `context` is read as if
-        it preceded the text (e.g. the field name "account_number")."""
-        findings = self.findings(text, sensitive, context)
+        it preceded the text (e.g. the field name "account_number").
+
+        Short texts found clean are remembered (log field names, outcomes, hosts repeat on every call line), so
+        they are not searched again; texts with personal data are never kept."""
+        values = tuple(v for v in sensitive if isinstance(v, str))
+        key = (text, context, values)
+        cacheable = len(text) <= _CLEAN_CACHE_TEXT_CHARS
+        if cacheable and key in self._clean:
+            return text
+        findings = self.findings(text, values, context)
         if not findings:
+            if cacheable:
+                if len(self._clean) >= _CLEAN_CACHE_ENTRIES:
+                    self._clean.clear()  # bounded; rebuilt from the next lines
+                self._clean[key] = None
             return text
         out: list[str] = []
         position = 0
@@ -343,8 +358,10 @@ class Redactor:
                 add(Finding("DOB", start - len(prefix), end - len(prefix)))
         for start, end in scale_number_spans(text):
             add(Finding("NUMBER", start, end))
-        cues = Cues.find(prefix + text)
-        for run in _runs(text):
+        runs = _runs(text)
+        cues = Cues.find(prefix + text) if runs else None  # the cue scan is the costly part: only for numbers
+        for run in runs:
+            assert cues is not None
             for finding in self._classify_run(text, run, digit_values, cues, len(prefix)):
                 add(finding)
         found.sort(key=lambda f: f.start)
