@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from voicebot.sip.dialog import Dialog
-from voicebot.sip.message import SipRequest, SipResponse, parse_message
+from voicebot.sip.message import SipRequest, SipResponse
+from voicebot.sip.parser import parse_message
 
 INVITE = (
     "INVITE sip:bot@10.0.0.1 SIP/2.0\r\n"

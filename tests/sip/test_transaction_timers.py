@@ -7,7 +7,8 @@ import asyncio
 
 import pytest
 
-from voicebot.sip.message import SipRequest, SipResponse, parse_message
+from voicebot.sip.message import SipRequest, SipResponse
+from voicebot.sip.parser import parse_message
 from voicebot.sip.transaction import ClientTransaction, ServerTransaction, State, Timers, TransactionTimeout
 
 ADDR = ("127.0.0.1", 5070)

@@ -8,7 +8,8 @@ import asyncio
 import pytest
 
 from voicebot.sip.call import SipCall
-from voicebot.sip.message import SipResponse, parse_message
+from voicebot.sip.message import SipResponse
+from voicebot.sip.parser import parse_message
 from voicebot.sip.ua import UserAgent
 
 PEER = ("127.0.0.1", 5070)
