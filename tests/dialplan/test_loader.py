@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from voicebot.dialplan.loader import load_dialplan, validate_all
-from voicebot.dialplan.schema import SLOT_TYPES, export_json_schema
+from voicebot.dialplan import slot_types
+from voicebot.dialplan.schema import export_json_schema
 from voicebot.yamlsrc import ConfigErrors, YamlSourceError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +124,7 @@ def test_values_under_set_are_data_not_targets(tmp_path: Path) -> None:
 
 
 def test_every_slot_type_is_accepted() -> None:
-    assert SLOT_TYPES == ("digits", "number", "money", "date", "time", "yes_no", "choice", "text", "pattern")
+    assert slot_types.names() == ("choice", "date", "digits", "money", "number", "pattern", "text", "time", "yes_no")
 
 
 # ---------------------------------------------------------------------------------------- directories

@@ -52,6 +52,7 @@ from voicebot.compliance.pii_context import (
     is_national_phone,
     scale_number_spans,
 )
+from voicebot.nlu.numbers import EN_SPOKEN_DIGITS, REPEAT_WORDS, ZH_SPOKEN_DIGITS
 
 __all__ = [
     "DEFAULT_SENSITIVE_KEYS",
@@ -135,18 +136,12 @@ def _cn_mobile(d: str) -> bool:
 
 # --------------------------------------------------------------------------------------------- atoms
 
-_EN_DIGITS = {
-    "zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
-    "six": "6", "seven": "7", "eight": "8", "nine": "9", "niner": "9",
-}
-_ZH_DIGITS = {
-    "零": "0", "〇": "0", "幺": "1", "一": "1", "二": "2", "两": "2", "三": "3", "四": "4", "五": "5",
-    "六": "6", "七": "7", "八": "8", "九": "9",
-}
+_EN_DIGITS = EN_SPOKEN_DIGITS  # the shared digit words (voicebot.nlu.numbers)
+_ZH_DIGITS = ZH_SPOKEN_DIGITS
 _ATOM = re.compile(
     r"(?P<num>\d+)(?P<x>[Xx](?![A-Za-z]))?"
     r"|(?P<word>\b(?:" + "|".join(sorted(_EN_DIGITS, key=len, reverse=True)) + r")\b)"
-    r"|(?P<mult>\b(?:double|triple)\b)"
+    r"|(?P<mult>\b(?:" + "|".join(REPEAT_WORDS) + r")\b)"
     r"|(?P<zh>[" + "".join(_ZH_DIGITS) + r"])"
     r"|(?P<plus>\+|\bplus\b)"
     r"|(?P<xw>\b[Xx]\b)",
@@ -214,7 +209,7 @@ def _atoms(text: str) -> list[_Atom]:
         elif match.group("zh") is not None:
             atoms.append(_Atom(start, end, _ZH_DIGITS[match.group("zh")], "zh"))
         elif match.group("mult") is not None:
-            atoms.append(_Atom(start, end, "3" if match.group("mult").lower() == "triple" else "2", "mult"))
+            atoms.append(_Atom(start, end, str(REPEAT_WORDS[match.group("mult").lower()]), "mult"))
         elif match.group("xw") is not None:  # a spoken check character "X" ends an ID number
             if atoms and atoms[-1].kind in ("num", "word", "zh") and not atoms[-1].x_suffix:
                 atoms[-1] = _Atom(atoms[-1].start, end, atoms[-1].digits, atoms[-1].kind, True)

@@ -20,6 +20,7 @@ from typing import Any
 
 from voicebot.dialplan import actions as act
 from voicebot.dialplan import events as ev
+from voicebot.dialplan import slot_types
 from voicebot.dialplan.early_endpoint import EarlyEndpoint
 from voicebot.dialplan.early_endpoint import resolve as resolve_early
 from voicebot.dialplan.phrases import phrase
@@ -236,7 +237,7 @@ class _Run:
                              intents=frozenset(intents | set(self.plan.global_.intents)), slot=slot)
 
     def listen_for_ask(self, ask: AskSpec) -> None:
-        mode = ask.input or ("speech" if ask.type == "text" else "both")
+        mode = ask.input or slot_types.get(ask.type).input
         self.emit_listen(ask, mode, keyed_length(ask), slot=ask)
 
     def listen_for_yes_no(self, ask: AskSpec) -> None:
@@ -507,7 +508,7 @@ class _Run:
             value = extract_slot(node.ask, text=heard.text, intent=intent, entities=heard.entities)
             if node.ask.candidates is not None and self.answer_from_candidates(node.ask, heard.text, value):
                 return
-            if global_route is not None and (value is None or node.ask.type == "text"):
+            if global_route is not None and (value is None or slot_types.get(node.ask.type).free_words):
                 self.take(global_route)  # a text slot would take "agent" as its value: the global intent wins
                 return
             self.answer(node.ask, value)
@@ -655,7 +656,7 @@ class _Run:
             prompt: Any = ask.candidates.confirm  # "Is that your order of running shoes from 2 November?"
         else:
             prompt = ask.confirm if not isinstance(ask.confirm, bool) else phrase("confirm", self.state.lang)
-        spoken = _spoken(self.state.candidate, ask.type)
+        spoken = slot_types.get(ask.type).read_back(ask, self.state.candidate, self.state.lang)
         masked = {"value": MASK} if ask.sensitive else None
         self.say(prompt, value=spoken, item=record, masked_extra=masked)
         self.listen_for_yes_no(ask)
@@ -891,19 +892,7 @@ def confirmation_route(intents: Mapping[str, Any], text: str) -> str | None:
         return deny
     return None
 
-# Keys collected for a slot without a length: a date is YYYYMMDD, a time HHMM, a choice one key; anything else
-# runs until the terminator (#) or the inter-digit timeout.
-_KEYED_LENGTH = {"date": 8, "time": 4, "yes_no": 1, "choice": 1}
-
-
 def keyed_length(ask: AskSpec) -> int:
-    return ask.length or ask.max_length or _KEYED_LENGTH.get(ask.type, 32)
-
-
-def _spoken(value: Any, slot_type: str) -> str:
-    """How a value is read back: digit strings digit by digit, booleans as words."""
-    if slot_type == "digits" and isinstance(value, str):
-        return " ".join(value)
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
+    """Keys collected for the ask: its length, else its type's (a date is YYYYMMDD, a choice one key; otherwise
+    until the terminator # or the inter-digit timeout)."""
+    return ask.length or ask.max_length or slot_types.get(ask.type).keyed_length
