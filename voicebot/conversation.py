@@ -289,8 +289,9 @@ class DialplanSession:
         start = max(0, min(self._scanned, len(frames)) - TALKING_FRAMES)
         self._scanned = len(frames)
         run = 0
-        for frame in frames[start:]:
-            if not self._prompt_vad.is_speech(frame):
+        pcm = np.concatenate(frames[start:]) if frames[start:] else np.zeros(0, np.int16)
+        for _, voiced in self._prompt_vad.frames(pcm.astype(np.int16, copy=False)):  # chunks come in any size
+            if not voiced:
                 self._quiet_seen, run = True, 0
             elif self._quiet_seen:  # talk that began after a pause: one that never stopped still gets its answer
                 run += 1
