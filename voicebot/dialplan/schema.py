@@ -42,6 +42,7 @@ __all__ = [
     "EXIT_FIELDS",
     "GlobalHandlers",
     "HangupSpec",
+    "LanguageOfferSpec",
     "ListenSpec",
     "Node",
     "PromptSpec",
@@ -359,6 +360,27 @@ class AskSpec(Endpointing):
         return self
 
 
+class LanguageOfferSpec(_Model):
+    """Offer the other language when the caller keeps failing in a first menu (a Mandarin caller who hears English).
+
+    At the caller's `after`-th failed turn (no input or not understood, together) in one of `nodes`, once a call,
+    the bot says the retry words, then each language's offer in that language (the call's own language last), e.g.
+    "普通话请按2" / "For English, press 1". On the next turn a key of `dtmf`, a request for a language, or speech in
+    another language switches (the call keeps its node, slots and vars; the menu's failure counts start again) and
+    the menu is replayed; other answers go to the menu as usual."""
+
+    nodes: list[Annotated[str, Field(pattern=NODE_NAME)]] = Field(
+        min_length=1, description="the first menus (listen nodes) where the offer is made")
+    after: int = Field(2, ge=1, le=10, description="the failed turn in the node that brings the offer")
+    say: dict[str, str] = Field(description="each language's offer in that language: {zh: 普通话请按2。, en: ...}")
+    dtmf: dict[str, str] = Field(default_factory=dict, description='keys -> language: {"1": en-US, "2": zh-CN}')
+
+    @field_validator("dtmf")
+    @classmethod
+    def _dtmf_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_dtmf_keys(value)
+
+
 # ------------------------------------------------------------------------------------------- actions
 
 
@@ -555,6 +577,8 @@ class Dialplan(_Model):
     )
     vars: dict[str, Any] = Field(default_factory=dict, description="initial vars")
     lookup: WebhookSpec | None = Field(None, description="caller profile lookup at call start: caller.profile")
+    language_offer: LanguageOfferSpec | None = Field(
+        None, description="offer the other language at the caller's second failure in the first menu")
     global_: GlobalHandlers = Field(default_factory=GlobalHandlers, alias="global")
     nodes: dict[Annotated[str, Field(pattern=NODE_NAME)], Node] = Field(min_length=1)
 
