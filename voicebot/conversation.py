@@ -24,6 +24,7 @@ from voicebot.dialplan.early_endpoint import EarlyEndpoint, decide
 from voicebot.dialplan.interpreter import Interpreter
 from voicebot.dialplan.slots import GRAMMAR_ENTITY
 from voicebot.nlu.base import NluEngine, NluError, NluResult
+from voicebot.nlu.offloop import parse_off_loop
 from voicebot.speech.endpointer import (HangoverCancelled, HangoverStarted, ListenSettings, MaxUtterance,
                                         SpeechEnded, SpeechStarted)
 from voicebot.speech.grammar import Grammar
@@ -425,7 +426,7 @@ class DialplanSession:
                         return await self._understand(point.audio, listen, speculation, revision, judged)
             # 3b. semantic endpointing: a complete answer after a short silence ends the turn now
             if early is not None:
-                committed = self._early_commit(detector, early, speculation, listen, judged)
+                committed = await self._early_commit(detector, early, speculation, listen, judged)
                 if committed is not None:
                     return committed
             # 4. timers
@@ -473,9 +474,9 @@ class DialplanSession:
         timing.asr_ms = (time.perf_counter() - started) * 1000
         timing.asr_decodes = speculation.decodes
         parsed = judged.get(revision)[1] if revision in judged else None  # type: ignore[index]
-        return self._interpret(utterance, listen, timing, parsed)
+        return await self._interpret(utterance, listen, timing, parsed)
 
-    def _early_commit(self, detector: SpeechDetector, early: EarlyEndpoint, speculation: Speculation,
+    async def _early_commit(self, detector: SpeechDetector, early: EarlyEndpoint, speculation: Speculation,
                       listen: act.Listen, judged: dict[int, tuple[Utterance, NluResult | None]]) -> ev.Event | None:
         """After early.silence_ms of silence, end the turn if the speculative recognition already answers."""
         endpointer = detector.endpointer
@@ -488,7 +489,7 @@ class DialplanSession:
             return None  # still decoding: checked again at the next frame or when the result arrives
         timing = TurnTiming(endpoint_ms=endpointer.silence_ms, speculative_hit=True, early=True,
                             asr_decodes=speculation.decodes)
-        parsed = self._parse(utterance, listen, timing) if utterance.text and \
+        parsed = await self._parse(utterance, listen, timing) if utterance.text and \
             utterance.confidence >= MIN_ASR_CONFIDENCE else None
         verdict = decide(early, text=utterance.text, asr_confidence=utterance.confidence,
                          intent=parsed.intent if parsed else None,
@@ -498,21 +499,21 @@ class DialplanSession:
             judged[revision] = (utterance, parsed)
             return None
         log.debug("early endpoint: %s", verdict.reason, extra={"fields": {"call_id": self.channel.call_id}})
-        return self._interpret(utterance, listen, timing, parsed)
+        return await self._interpret(utterance, listen, timing, parsed)
 
-    def _parse(self, utterance: Utterance, listen: act.Listen, timing: TurnTiming) -> NluResult | None:
+    async def _parse(self, utterance: Utterance, listen: act.Listen, timing: TurnTiming) -> NluResult | None:
         if self.nlu is None:
             return None
         t0 = time.perf_counter()
         try:
-            return self.nlu.parse(utterance.text, utterance.language or listen.lang)
+            return await parse_off_loop(self.nlu, utterance.text, utterance.language or listen.lang)
         except NluError as exc:
             log.warning("NLU failed: %s", exc)
             return None
         finally:
             timing.nlu_ms = (time.perf_counter() - t0) * 1000
 
-    def _interpret(self, utterance: Utterance, listen: act.Listen, timing: TurnTiming,
+    async def _interpret(self, utterance: Utterance, listen: act.Listen, timing: TurnTiming,
                    parsed: NluResult | None) -> ev.Event:
         """The recognised words as a dialplan event (NLU reused when the speculative result was parsed already)."""
         text = utterance.text
@@ -525,7 +526,7 @@ class DialplanSession:
                 self._caller_language = heard_lang
             return ev.NoMatch(lang=heard_lang)
         if parsed is None:
-            parsed = self._parse(utterance, listen, timing)
+            parsed = await self._parse(utterance, listen, timing)
         intent, entities, confidence = None, {}, utterance.confidence
         if parsed is not None:
             intent, confidence = parsed.intent, parsed.confidence

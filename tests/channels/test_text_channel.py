@@ -102,3 +102,42 @@ async def test_no_digit_is_lost_with_a_queue_based_channel(demo: Dialplan, nlu: 
     keys = [e["text"] for e in caller_entries(session) if e.get("kind") == "dtmf"]
     assert keys[:1] == ["[DIGITS 6]"]  # six keys in the (masked) record...
     assert any("1 2 3 4 5 6" in text or "123456" in text for text in channel.said)  # ...and all six read back
+
+
+class LoopWatchingNlu:
+    """The real demo NLU, noting the thread of each parse and how late a 10 ms loop timer ran meanwhile."""
+
+    def __init__(self, engine: NluEngine) -> None:
+        self.engine, self.threads = engine, []
+
+    def parse(self, text: str, lang: str):  # type: ignore[no-untyped-def]
+        import threading
+        import time
+
+        self.threads.append(threading.current_thread().name)
+        time.sleep(1.0)  # a slow parse (a remote Rasa server): the event loop must go on meanwhile
+        return self.engine.parse(text, lang)
+
+
+@pytest.mark.asyncio
+async def test_nlu_parses_run_off_the_event_loop_so_a_slow_parse_stalls_no_call(demo: Dialplan,
+                                                                                  nlu: NluEngine) -> None:
+    loop = asyncio.get_running_loop()
+    worst_gap = 0.0
+
+    async def ticker() -> None:
+        nonlocal worst_gap
+        last = loop.time()
+        while True:
+            await asyncio.sleep(0.01)
+            worst_gap, last = max(worst_gap, loop.time() - last), loop.time()
+
+    watching = LoopWatchingNlu(nlu)
+    ticks = asyncio.ensure_future(ticker())
+    try:
+        session = await simulate(TextChannel(["I would like to check my balance please"]), demo, watching)
+    finally:
+        ticks.cancel()
+    assert caller_entries(session)[0]["intent"] == "check_balance"
+    assert watching.threads and all(name.startswith("nlu") for name in watching.threads)
+    assert worst_gap < 0.5  # the 1 s parse never held the loop
