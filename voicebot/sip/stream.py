@@ -16,7 +16,7 @@ from typing import Callable, Literal
 
 from .framing import PONG, Frame, FramingError, Ping, StreamFramer
 from .logthrottle import LogThrottle
-from .tls import peer_subject
+from .tls import TlsSession, peer_subject
 
 log = logging.getLogger("voicebot.sip.stream")
 
@@ -60,7 +60,8 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self._transport: asyncio.Transport | None = None
         self._pending: list[bytes] = []
-        self._server_ctx = server_ctx
+        self._tls = TlsSession(server_ctx) if server_ctx is not None else None
+        self.accepted_at = time.monotonic()
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -77,31 +78,33 @@ class Connection(asyncio.Protocol):
             self.closed = True
             return
         self.owner.adopt(self)
-        if self._server_ctx is not None:
-            self.owner.spawn(self._start_tls(self._server_ctx))
-        else:
+        if self._tls is None:
             self._become_ready()
 
-    async def _start_tls(self, context: ssl.SSLContext) -> None:
-        assert self._transport is not None
-        loop = asyncio.get_running_loop()
+    def _tls_received(self, data: bytes) -> bytes | None:
+        """Decrypt; completes the handshake on the way. None when the connection failed and is closing."""
+        assert self._tls is not None and self._transport is not None
+        was_ready = self.ready
         try:
-            tls = await loop.start_tls(self._transport, self, context, server_side=True,
-                                       ssl_handshake_timeout=self.owner.settings.handshake_timeout_s)
-        except (ssl.SSLError, OSError, asyncio.TimeoutError, ConnectionError) as exc:
-            self.owner.log_tls_failure(self.remote, exc)
-            self._transport.close()
-            self.connection_lost(None)
-            return
-        if tls is None:  # the peer went away during the handshake
-            self.connection_lost(None)
-            return
-        self._transport = tls
-        subject = peer_subject(tls.get_extra_info("ssl_object"))
-        if subject is not None:
-            log.info("tls peer certificate", extra={"fields": {"src": f"{self.remote[0]}:{self.remote[1]}",
-                                                              "subject": subject}})
-        self._become_ready()
+            plain, reply = self._tls.receive(data)
+        except ssl.SSLError as exc:
+            if not was_ready:
+                self._transport.write(self._tls.alert())
+                self.owner.log_tls_failure(self.remote, exc)
+            else:
+                log.info("tls record error", extra={"fields": {"peer": f"{self.remote[0]}:{self.remote[1]}",
+                                                               "reason": str(exc.reason or exc)}})
+            self.close()
+            return None
+        if reply:
+            self._transport.write(reply)
+        if self._tls.established and not was_ready:
+            subject = peer_subject(self._tls.ssl_object)
+            if subject is not None:
+                log.info("tls peer certificate", extra={"fields": {
+                    "src": f"{self.remote[0]}:{self.remote[1]}", "subject": subject}})
+            self._become_ready()
+        return plain
 
     def _become_ready(self) -> None:
         self.ready = True
@@ -110,9 +113,12 @@ class Connection(asyncio.Protocol):
         self._pending.clear()
 
     def data_received(self, data: bytes) -> None:
-        if not self.ready:
-            return  # bytes before the TLS handshake finished belong to the handshake layer
         self.last_activity = time.monotonic()
+        if self._tls is not None:
+            plain = self._tls_received(data)
+            if not plain:
+                return
+            data = plain
         for event in self.framer.feed(data):
             if isinstance(event, Frame):
                 self.owner.on_message(event.data, self.remote, self.kind)
@@ -128,8 +134,6 @@ class Connection(asyncio.Protocol):
         return None  # close our side as well
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self.closed and not self.keys:
-            return
         self.closed = True
         self.owner.forget(self)
 
@@ -146,6 +150,12 @@ class Connection(asyncio.Protocol):
         if self._transport is None or self._transport.is_closing():
             return
         self.last_activity = time.monotonic()
+        if self._tls is not None:
+            try:
+                data = self._tls.send(data)
+            except ssl.SSLError:
+                self.close()
+                return
         self._transport.write(data)
 
     def close(self) -> None:
@@ -242,16 +252,17 @@ class StreamTransport:
         if conn not in self._all:
             return
         self._all.discard(conn)
+        log.info("sip connection closed", extra={"fields": {
+            "peer": f"{conn.remote[0]}:{conn.remote[1]}", "transport": conn.kind, "outbound": conn.outbound}})
         for addr in conn.keys:
             if self._table.get((conn.kind, addr)) is conn:
                 del self._table[(conn.kind, addr)]
         conn.keys.clear()
-        if not conn.outbound or conn.remote[0]:
-            left = self._per_source.get(conn.remote[0], 1) - 1
-            if left > 0:
-                self._per_source[conn.remote[0]] = left
-            else:
-                self._per_source.pop(conn.remote[0], None)
+        left = self._per_source.get(conn.remote[0], 1) - 1
+        if left > 0:
+            self._per_source[conn.remote[0]] = left
+        else:
+            self._per_source.pop(conn.remote[0], None)
 
     def find(self, addr: Addr, kind: Kind | None = None) -> Connection | None:
         """The open connection to ``addr`` (of ``kind``, or either kind when None)."""
@@ -302,10 +313,15 @@ class StreamTransport:
 
     # ------------------------------------------------------------------ upkeep
     async def _sweep(self) -> None:
-        interval = max(0.05, min(5.0, self.settings.idle_timeout_s / 4))
+        interval = max(0.05, min(5.0, self.settings.idle_timeout_s / 4, self.settings.handshake_timeout_s / 4))
         while True:
             await asyncio.sleep(interval)
-            cutoff = time.monotonic() - self.settings.idle_timeout_s
+            now = time.monotonic()
+            late = now - self.settings.handshake_timeout_s
+            for conn in [c for c in self._all if not c.ready and not c.outbound and c.accepted_at < late]:
+                self.log_tls_failure(conn.remote, asyncio.TimeoutError())
+                conn.close()
+            cutoff = now - self.settings.idle_timeout_s
             for conn in [c for c in self._all if c.last_activity < cutoff]:
                 log.info("idle sip connection closed", extra={"fields": {
                     "peer": f"{conn.remote[0]}:{conn.remote[1]}", "transport": conn.kind,
@@ -321,10 +337,11 @@ class StreamTransport:
 
     def log_tls_failure(self, remote: Addr, exc: BaseException) -> None:
         self.tls_failures += 1
-        suppressed = self._throttle.admit("tls handshake", time.monotonic())
+        reason = _tls_reason(exc)
+        suppressed = self._throttle.admit(f"tls handshake {reason}", time.monotonic())  # a line per reason
         if suppressed is not None:
             log.warning("tls handshake failed", extra={"fields": {
-                "src": f"{remote[0]}:{remote[1]}", "reason": _tls_reason(exc), "suppressed": suppressed}})
+                "src": f"{remote[0]}:{remote[1]}", "reason": reason, "suppressed": suppressed}})
 
 
 def _tls_reason(exc: BaseException) -> str:

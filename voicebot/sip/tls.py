@@ -102,3 +102,53 @@ def peer_subject(ssl_object: ssl.SSLObject | None) -> str | None:
             if key == "commonName":
                 return str(value)
     return None
+
+
+class TlsSession:
+    """Server-side TLS over memory BIOs (no socket): bytes from the peer in, plaintext and bytes to send out.
+
+    The listener runs TLS itself rather than through the event loop's ``ssl=``, so a failed handshake (plain
+    text on the TLS port, an untrusted client certificate) is seen here and logged with its reason.
+    """
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self._in = ssl.MemoryBIO()
+        self._out = ssl.MemoryBIO()
+        self.ssl_object = context.wrap_bio(self._in, self._out, server_side=True)
+        self.established = False
+        self._pending_alert = b""
+
+    def receive(self, data: bytes) -> tuple[bytes, bytes]:
+        """Feed bytes from the peer; returns (plaintext for the application, bytes to send back).
+        Raises ssl.SSLError when the handshake or a record fails."""
+        self._in.write(data)
+        plain = bytearray()
+        if not self.established:
+            try:
+                self.ssl_object.do_handshake()
+                self.established = True
+            except ssl.SSLWantReadError:
+                return b"", self._out.read()
+            except ssl.SSLError:
+                self._pending_alert = self._out.read()
+                raise
+        while True:
+            try:
+                chunk = self.ssl_object.read(65536)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:
+                break
+            if not chunk:
+                break
+            plain += chunk
+        return bytes(plain), self._out.read()
+
+    def send(self, data: bytes) -> bytes:
+        """Encrypt ``data``; the bytes to write on the socket."""
+        self.ssl_object.write(data)
+        return self._out.read()
+
+    def alert(self) -> bytes:
+        """The TLS alert to send after a failed handshake (may be empty)."""
+        return self._pending_alert
