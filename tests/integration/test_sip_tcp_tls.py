@@ -8,7 +8,6 @@ import re
 import secrets
 import socket
 import ssl
-import time
 from pathlib import Path
 
 import pytest
@@ -188,7 +187,7 @@ def test_call_over_tls_with_keepalive_and_media(tmp_path: Path, pki: tuple[TestC
                      body=sdp_for(media.getsockname()[1]))
         ok = peer.response("INVITE")
         assert ok.startswith("SIP/2.0 200"), ok
-        assert f";transport=tls" in header(ok, "Contact") and f":{server.ports['tls']};" in header(ok, "Contact")
+        assert ";transport=tls" in header(ok, "Contact") and f":{server.ports['tls']};" in header(ok, "Contact")
         to_tag = header(ok, "To").split("tag=")[1]
         peer.request("ACK", uri, "TLS", to_tag=to_tag)
         packets = [media.recvfrom(2048)[0] for _ in range(25)]  # the greeting, as RTP

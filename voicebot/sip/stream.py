@@ -12,7 +12,7 @@ import logging
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Any, Callable, Coroutine, Literal
 
 from .framing import PONG, Frame, FramingError, Ping, StreamFramer
 from .logthrottle import LogThrottle
@@ -212,8 +212,8 @@ class StreamTransport:
         for task in list(self._tasks):
             task.cancel()
 
-    def spawn(self, coro: "asyncio.Future[None] | object") -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -267,8 +267,9 @@ class StreamTransport:
     def find(self, addr: Addr, kind: Kind | None = None) -> Connection | None:
         """The open connection to ``addr`` (of ``kind``, or either kind when None)."""
         addr = addr_key(*addr)
-        for k in ((kind,) if kind is not None else ("tls", "tcp")):
-            conn = self._table.get((k, addr))  # type: ignore[arg-type]
+        kinds: tuple[Kind, ...] = (kind,) if kind is not None else ("tls", "tcp")
+        for k in kinds:
+            conn = self._table.get((k, addr))
             if conn is not None and not conn.closed:
                 return conn
         return None
@@ -293,15 +294,14 @@ class StreamTransport:
     async def _open(self, conn: Connection, server_name: str | None) -> None:
         loop = asyncio.get_running_loop()
         host, port = conn.remote
-        kwargs: dict[str, object] = {}
+        context: ssl.SSLContext | None = None
         if conn.kind == "tls":
-            if self.client_ctx is None:
-                self.client_ctx = ssl.create_default_context()
-            kwargs = {"ssl": self.client_ctx, "server_hostname": server_name or host,
-                      "ssl_handshake_timeout": self.settings.handshake_timeout_s}
+            context = self.client_ctx or ssl.create_default_context()
         try:
-            await asyncio.wait_for(loop.create_connection(lambda: conn, host, port, **kwargs),  # type: ignore[arg-type]
-                                   self.settings.connect_timeout_s)
+            await asyncio.wait_for(loop.create_connection(
+                lambda: conn, host, port, ssl=context, server_hostname=(server_name or host) if context else None,
+                ssl_handshake_timeout=self.settings.handshake_timeout_s if context else None),
+                self.settings.connect_timeout_s)
         except (OSError, asyncio.TimeoutError) as exc:
             conn.abort_pending()
             conn.closed = True

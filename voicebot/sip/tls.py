@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import ssl
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from cryptography import x509
 
@@ -97,7 +97,8 @@ def peer_subject(ssl_object: ssl.SSLObject | None) -> str | None:
     cert = ssl_object.getpeercert()
     if not cert:
         return None
-    for rdn in cert.get("subject", ()):
+    subject: Any = cert.get("subject", ())
+    for rdn in subject:
         for key, value in rdn:
             if key == "commonName":
                 return str(value)
