@@ -179,6 +179,7 @@ class StreamTransport:
         self.settings = settings or StreamSettings()
         self.client_ctx: ssl.SSLContext | None = None
         self.banned: Callable[[str], bool] = lambda host: False
+        self.on_connect_failed: Callable[[Addr, Kind, str], None] = lambda addr, kind, reason: None
         self.ports: dict[Kind, int] = {}
         self._servers: list[asyncio.AbstractServer] = []
         self._table: dict[tuple[Kind, Addr], Connection] = {}
@@ -310,6 +311,7 @@ class StreamTransport:
             log.warning("sip connection failed", extra={"fields": {
                 "dst": f"{host}:{port}", "transport": conn.kind, "server_name": server_name or host,
                 "reason": reason}})
+            self.on_connect_failed(conn.remote, conn.kind, reason)
 
     # ------------------------------------------------------------------ upkeep
     async def _sweep(self) -> None:

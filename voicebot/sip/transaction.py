@@ -229,6 +229,12 @@ class ClientTransaction:
             self.final.set_exception(TransactionTimeout(f"no final response to {self.method} from {self.addr}"))
         self.terminate()
 
+    def transport_failed(self, reason: str) -> None:
+        """The connection for this request could not be opened (RFC 3261 §8.1.3.1): end now, as a timeout."""
+        if not self.final.done():
+            self.final.set_exception(TransactionTimeout(f"{self.method} to {self.addr} not sent: {reason}"))
+        self.terminate()
+
     def on_response(self, response: SipResponse) -> None:
         if response.status < 200:
             if self.state in (State.CALLING, State.TRYING):

@@ -171,6 +171,7 @@ class UserAgent:
             settings = StreamSettings(**{**settings.__dict__, "max_message_bytes": self.limits.max_message_bytes})
         self.stream = StreamTransport(self._on_stream_message, self._on_bad_frame, settings)
         self.stream.banned = lambda host: self.limiter.banned(host, time.monotonic())
+        self.stream.on_connect_failed = self._on_connect_failed
         self.stream.client_ctx = client_context(opts.tls)
         if "tcp" in kinds:
             port = self.ports["tcp"] = await self.stream.listen("tcp", self.host, port)
@@ -179,6 +180,10 @@ class UserAgent:
                 raise ValueError("the tls transport needs a certificate and key (listen.tls)")
             self.ports["tls"] = await self.stream.listen("tls", self.host, opts.tls_port, server_context(opts.tls))
         self.port = self.ports.get("udp") or self.ports.get("tcp") or self.ports.get("tls", port)
+
+    def _on_connect_failed(self, addr: Addr, kind: Kind, reason: str) -> None:
+        for tx in [tx for tx in self._client_txs.values() if addr_key(*tx.addr) == addr]:
+            tx.transport_failed(f"{kind} connection failed: {reason}")
 
     def _close_transports(self) -> None:
         if self.transport is not None:
