@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.certs import Pem, TestCa
-from tests.integration.support import (SCENARIOS, ServerProcess, free_media_port, free_udp_port, run_sipp,
-                                       start_server, stop_server)
+from tests.integration.support import (SCENARIOS, ServerProcess, free_media_port, free_udp_port, launch_server,
+                                       run_sipp, start_server, stop_server, write_config)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -98,15 +98,15 @@ class StreamPeer:
             return False
 
     def request(self, method: str, uri: str, transport: str, cseq: int = 1, to_tag: str = "",
-                extra: str = "", body: str = "") -> None:
+                extra: str = "", body: str = "", sent_by: str | None = None, alias: bool = True) -> None:
         self.send(f"""
             {method} {uri} SIP/2.0
-            Via: SIP/2.0/{transport} {self.host}:{self.port};branch=z9hG4bK{secrets.token_hex(6)};alias
+            Via: SIP/2.0/{transport} {sent_by or f"{self.host}:{self.port}"};branch=z9hG4bK{secrets.token_hex(6)}{";alias" if alias else ""}
             From: <sip:peer@{self.host}>;tag={self.tag}
             To: <{uri}>{';tag=' + to_tag if to_tag else ''}
             Call-ID: {self.call_id}
             CSeq: {cseq} {method}
-            Contact: <sip:peer@{self.host}:{self.port};transport={transport.lower()}>
+            Contact: <sip:peer@{sent_by or f"{self.host}:{self.port}"};transport={transport.lower()}>
             Max-Forwards: 70
             {extra}
             """.replace("\n            \n", "\n"), body)
@@ -271,5 +271,71 @@ def test_idle_connection_is_closed_and_framing_errors_close_with_400(tmp_path: P
         reply = broken.read_message()
         assert reply.startswith("SIP/2.0 400") and "Content-Length required" in reply
         assert broken.closed_by_server()
+    finally:
+        stop_server(server)
+
+
+@pytest.mark.parametrize("alias", [True, False])
+def test_in_dialog_request_after_the_callers_connection_closed(tmp_path: Path, tcp_server: ServerProcess,
+                                                               alias: bool) -> None:
+    """The caller's first connection closes mid-call. Its next request comes on a new connection: with ``;alias``
+    in that request's Via (RFC 5923) voicebot's BYE reuses the new connection; without it voicebot opens a
+    connection to the caller's Contact (its listening port)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(15)
+    sent_by = f"127.0.0.1:{listener.getsockname()[1]}"
+    media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    media.bind(("127.0.0.1", 0))
+    try:
+        first = connect_tcp(tcp_server)
+        uri = f"sip:1000@127.0.0.1:{tcp_server.ports['tcp']};transport=tcp"
+        first.request("INVITE", uri, "TCP", sent_by=sent_by, alias=False, extra="Content-Type: application/sdp",
+                      body=sdp_for(media.getsockname()[1]))
+        ok = first.response("INVITE")
+        assert ok.startswith("SIP/2.0 200"), ok
+        to_tag = header(ok, "To").split("tag=")[1]
+        first.request("ACK", uri, "TCP", sent_by=sent_by, alias=False, to_tag=to_tag)
+        first.sock.close()
+        tcp_server.wait_for_match("sip connection closed", peer=f"127.0.0.1:{first.port}")
+
+        second = connect_tcp(tcp_server)
+        second.call_id, second.tag = first.call_id, first.tag
+        for cseq, key in enumerate("45#", start=2):
+            second.request("INFO", uri, "TCP", cseq=cseq, to_tag=to_tag, sent_by=sent_by, alias=alias,
+                           extra="Content-Type: application/dtmf-relay", body=f"Signal={key}\r\nDuration=160\r\n")
+            assert second.response("INFO").startswith("SIP/2.0 200")
+        back = second if alias else StreamPeer(listener.accept()[0])
+        bye = back.read_message()
+        assert bye.startswith("BYE sip:peer@" + sent_by), bye
+        assert header(bye, "Via").startswith("SIP/2.0/TCP ")
+        back.send("SIP/2.0 200 OK\n" + "\n".join(f"{name}: {header(bye, name)}"
+                                                  for name in ("Via", "From", "To", "Call-ID", "CSeq")))
+        ended = tcp_server.wait_for("call ended")[0]
+        assert ended["digits"] == "45"
+    finally:
+        listener.close()
+        media.close()
+
+
+def test_tcp_and_tls_on_ipv6_loopback(tmp_path: Path, pki: tuple[TestCa, Pem]) -> None:
+    ca, _ = pki
+    pem = ca.issue("v6", ["::1"])
+    config = tmp_path / "voicebot.yaml"
+    write_config(config, listen=tls_listen(pem))
+    config.write_text(config.read_text().replace("host: 127.0.0.1, port: 0", "host: '::1', port: 0"))
+    server = launch_server(config, tmp_path)
+    try:
+        assert server.proc.poll() is None and set(server.ports) == {"udp", "tcp", "tls"}
+        tcp = StreamPeer(socket.create_connection(("::1", server.ports["tcp"]), timeout=10))
+        tcp.host = "[::1]"
+        tcp.request("OPTIONS", f"sip:1000@[::1]:{server.ports['tcp']};transport=tcp", "TCP")
+        ok = tcp.response("OPTIONS")
+        assert ok.startswith("SIP/2.0 200") and f"<sip:voicebot@[::1]:{server.ports['tcp']};transport=tcp>" in ok
+        raw = socket.create_connection(("::1", server.ports["tls"]), timeout=10)
+        tls = StreamPeer(tls_client(ca).wrap_socket(raw, server_hostname="::1"))
+        tls.host = "[::1]"
+        tls.request("OPTIONS", f"sips:1000@[::1]:{server.ports['tls']}", "TLS")
+        ok = tls.response("OPTIONS")
+        assert ok.startswith("SIP/2.0 200") and f"<sip:voicebot@[::1]:{server.ports['tls']};transport=tls>" in ok
     finally:
         stop_server(server)
