@@ -196,6 +196,8 @@ def test_call_over_tls_with_keepalive_and_media(tmp_path: Path, pki: tuple[TestC
         assert peer.response("BYE").startswith("SIP/2.0 200")
         ended = server.wait_for("call ended")[0]
         assert ended["end_reason"] == "remote hangup"
+        peer.sock.unwrap()  # our close_notify; returns once the server answered with its own (times out if not)
+        server.wait_for_match("sip connection closed", peer=f"127.0.0.1:{peer.port}", transport="tls")
     finally:
         media.close()
         stop_server(server)

@@ -98,6 +98,10 @@ class Connection(asyncio.Protocol):
             return None
         if reply:
             self._transport.write(reply)
+        if self._tls.peer_closed:
+            self._transport.write(self._tls.shutdown())
+            self.close()
+            return None
         if self._tls.established and not was_ready:
             subject = peer_subject(self._tls.ssl_object)
             if subject is not None:

@@ -117,6 +117,7 @@ class TlsSession:
         self._out = ssl.MemoryBIO()
         self.ssl_object = context.wrap_bio(self._in, self._out, server_side=True)
         self.established = False
+        self.peer_closed = False  # the peer sent close_notify: answer with ours (see shutdown) and close
         self._pending_alert = b""
 
     def receive(self, data: bytes) -> tuple[bytes, bytes]:
@@ -139,8 +140,10 @@ class TlsSession:
             except ssl.SSLWantReadError:
                 break
             except ssl.SSLZeroReturnError:
+                self.peer_closed = True
                 break
-            if not chunk:
+            if not chunk:  # close_notify: the memory-BIO read reports it as end of data
+                self.peer_closed = True
                 break
             plain += chunk
         return bytes(plain), self._out.read()
@@ -148,6 +151,14 @@ class TlsSession:
     def send(self, data: bytes) -> bytes:
         """Encrypt ``data``; the bytes to write on the socket."""
         self.ssl_object.write(data)
+        return self._out.read()
+
+    def shutdown(self) -> bytes:
+        """Our close_notify (peers such as asyncio wait for it before they release the connection)."""
+        try:
+            self.ssl_object.unwrap()
+        except ssl.SSLError:
+            pass
         return self._out.read()
 
     def alert(self) -> bytes:
