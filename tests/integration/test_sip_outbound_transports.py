@@ -15,9 +15,10 @@ import pytest
 
 from tests.certs import Pem, TestCa
 from tests.integration.baresip_support import free_tcp_port
-from tests.integration.support import free_media_port, require_tool
+from tests.integration.support import SCENARIOS, free_media_port, require_tool
 from voicebot.sip.call import CallState
 from voicebot.sip.message import SipRequest
+from voicebot.sip.registration import Registration
 from voicebot.sip.tls import TlsSettings
 from voicebot.sip.transaction import Timers, TransactionTimeout
 from voicebot.sip.ua import TransportOptions, UserAgent
@@ -61,6 +62,37 @@ def test_invite_over_1300_bytes_goes_over_tcp(tmp_path: Path) -> None:
     assert via.startswith("SIP/2.0/TCP ") and ";alias" in via
     assert returncode == 0, (tmp_path / "uas_errors.log").read_text() if (tmp_path / "uas_errors.log").exists() \
         else "sipp UAS failed"
+
+
+def test_trunk_registers_over_tcp_with_a_tcp_contact(tmp_path: Path) -> None:
+    """A registrar URI with ;transport=tcp: REGISTER (and its digest retry) over TCP, Contact asking for TCP."""
+    require_tool("sipp")
+    port = free_tcp_port()
+    messages = tmp_path / "messages.log"
+    registrar = subprocess.Popen(["sipp", "-sf", str(SCENARIOS / "uas_register_challenge.xml"), "-t", "t1",
+                                  "-i", "127.0.0.1", "-p", str(port), "-m", "1", "-nostdin", "-timeout", "30s",
+                                  "-timeout_error", "-trace_msg", "-message_file", str(messages)],
+                                 cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+
+    async def register() -> tuple[int, int, int]:
+        ua = UserAgent("127.0.0.1", 0, timers=Timers(t1=0.1), transports=TransportOptions(("udp", "tcp")))
+        await ua.start()
+        try:
+            while not tcp_listening(port):
+                await asyncio.sleep(0.05)
+            reg = Registration(ua, f"sip:127.0.0.1:{port};transport=tcp", "trunkuser", "s3cret-pw", expires=300)
+            resp = await reg.register_once()
+            returncode = await asyncio.get_running_loop().run_in_executor(None, registrar.wait, 30)
+            return resp.status, returncode, ua.ports["tcp"]
+        finally:
+            await ua.stop()
+
+    status, returncode, our_port = asyncio.run(register())
+    assert status == 200 and returncode == 0
+    received = messages.read_text()
+    assert received.count("REGISTER sip:127.0.0.1") == 2 and "TCP message received" in received
+    assert f"Contact: <sip:voicebot@127.0.0.1:{our_port};transport=tcp>" in received
 
 
 def tcp_listening(port: int) -> bool:
