@@ -42,6 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 async def _serve_async(config, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     from voicebot.exitwatch import start_exit_watchdog
+    from voicebot.gcpause import freeze_startup_heap
     from voicebot.runtime import Runtime
     from voicebot.server import VoicebotServer, default_cache_dir
     from voicebot.yamlsrc import ConfigErrors, YamlSourceError
@@ -91,6 +92,7 @@ async def _serve_async(config, args: argparse.Namespace) -> int:  # type: ignore
         print(f"voicebot: {exc}", file=sys.stderr)
         await runtime.close()
         return 2
+    freeze_startup_heap()
     host = f"[{config.listen.host}]" if ":" in config.listen.host else config.listen.host
     bound = " / ".join(f"{kind} {host}:{port}" for kind, port in server.ua.ports.items())
     print(f"voicebot: listening on {bound} — dial sip:demo@{host}:{server.ua.port}", file=sys.stderr, flush=True)
