@@ -9,7 +9,7 @@ with_test=0
 [ "${1:-}" = "--test" ] && with_test=1
 
 if [ "$with_test" = 1 ]; then
-  apt_packages=(sip-tester baresip sox redis-server graphviz chromium chromium-driver kamailio postgresql)
+  apt_packages=(sip-tester baresip openssl sox redis-server graphviz chromium chromium-driver kamailio postgresql)
   missing=()
   for pkg in "${apt_packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -246,7 +246,7 @@ def test_out_of_range_and_bad_choices_are_reported_together(tmp_path: Path) -> N
     errors = errors_of(tmp_path, text)
     got = {error.line: error.message for error in errors}
     assert got == {
-        2: "listen.transports[1]: 'sctp' is not allowed; expected 'udp' or 'tcp'",
+        2: "listen.transports[1]: 'sctp' is not allowed; expected 'udp', 'tcp' or 'tls'",
         4: "codecs.preference[1]: 'G729' is not allowed; expected 'PCMU' or 'PCMA'",
         5: "codecs.dtmf_payload_type: 200 is above the maximum 127",
         7: "limits.max_calls: 0 is below the minimum 1",

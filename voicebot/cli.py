@@ -93,8 +93,9 @@ async def _serve_async(config, args: argparse.Namespace) -> int:  # type: ignore
         await runtime.close()
         return 2
     freeze_startup_heap()
-    print(f"voicebot: listening on udp {config.listen.host}:{server.ua.port} — dial sip:demo@"
-          f"{config.listen.host}:{server.ua.port}", file=sys.stderr, flush=True)
+    host = f"[{config.listen.host}]" if ":" in config.listen.host else config.listen.host
+    bound = " / ".join(f"{kind} {host}:{port}" for kind, port in server.ua.ports.items())
+    print(f"voicebot: listening on {bound} — dial sip:demo@{host}:{server.ua.port}", file=sys.stderr, flush=True)
     watcher = asyncio.ensure_future(runtime.watch()) if runtime.dialplans else None
     loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, runtime.reload_changed))
     stop = asyncio.Event()

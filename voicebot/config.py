@@ -42,6 +42,7 @@ __all__ = [
     "RtpConfig",
     "ServerConfig",
     "TransferConfig",
+    "TlsConfig",
     "TrunkConfig",
     "load_server_config",
     "resolve_trunk_password",
@@ -215,14 +216,56 @@ class _Section(BaseModel):
 # ------------------------------------------------------------------------------------------- sections
 
 
+class TlsConfig(_Section):
+    """The node's TLS identity and policy (SIP over TLS, RFC 3261 §26.2; checked when the config loads)."""
+
+    cert_file: str = Field(min_length=1, description="PEM certificate chain (ours first), e.g. /etc/voicebot/sip.crt")
+    key_file: str = Field(min_length=1, description="PEM private key of cert_file")
+    ca_file: str | None = Field(None, min_length=1, description="PEM CAs trusted for peers (client certificates of "
+                                "trunks; servers we call); default: the system's CA store")
+    client_auth: Literal["none", "optional", "required"] = Field(
+        "none", description="mutual TLS: ask connecting trunks for a certificate signed by ca_file")
+    verify_server: bool = Field(True, description="outbound: verify the server's certificate chain and host name")
+    min_version: Literal["1.2", "1.3"] = Field("1.2", description="lowest TLS version accepted")
+
+    @model_validator(mode="after")
+    def _usable(self) -> TlsConfig:
+        from voicebot.sip.tls import CertificateError, check_certificate
+
+        try:
+            check_certificate(self.cert_file, self.key_file)
+        except CertificateError as exc:
+            raise LocatedValueError(str(exc), loc=(exc.field,), hint="point cert_file/key_file at a current PEM "
+                                    "certificate and its private key (openssl x509 -noout -dates -in FILE)") from None
+        if self.ca_file is not None and not os.path.isfile(self.ca_file):
+            raise LocatedValueError(f"CA file {self.ca_file} does not exist", loc=("ca_file",))
+        if self.client_auth != "none" and self.ca_file is None:
+            raise LocatedValueError("client_auth needs ca_file: the CAs that sign the trunks' certificates",
+                                    loc=("client_auth",))
+        return self
+
+
+class StreamConfig(_Section):
+    """TCP and TLS connections: limits and keep-alive (RFC 5626 CRLF pings are answered on every connection)."""
+
+    idle_timeout_s: float = Field(600, gt=0, le=86_400, description="close a connection silent this long")
+    max_connections: int = Field(4096, ge=1, le=1_000_000, description="open TCP/TLS connections in all")
+    max_connections_per_source: int = Field(32, ge=1, le=100_000, description="open connections per source address")
+    connect_timeout_s: float = Field(5, gt=0, le=120, description="outbound connect (and TLS handshake) limit")
+    handshake_timeout_s: float = Field(10, gt=0, le=120, description="inbound TLS handshake limit")
+
+
 class ListenConfig(_Section):
     """Where the SIP server listens."""
 
     host: Host = Field("127.0.0.1", description="address to bind, e.g. 127.0.0.1, 0.0.0.0 or ::")
-    port: int = Field(5060, ge=0, le=65535, description="SIP port; 0 picks a free port (tests)")
-    transports: Annotated[list[Literal["udp", "tcp"]], AfterValidator(_check_unique)] = Field(
-        default_factory=lambda: ["udp"], min_length=1, description="any of udp, tcp"
+    port: int = Field(5060, ge=0, le=65535, description="SIP port for UDP and TCP; 0 picks a free port (tests)")
+    transports: Annotated[list[Literal["udp", "tcp", "tls"]], AfterValidator(_check_unique)] = Field(
+        default_factory=lambda: ["udp"], min_length=1, description="any of udp, tcp, tls"
     )
+    tls_port: int = Field(5061, ge=0, le=65535, description="SIP over TLS port (sips:); 0 picks a free port")
+    tls: TlsConfig | None = Field(None, description="certificate and key; required when transports has tls")
+    stream: StreamConfig = Field(default_factory=StreamConfig)
     public_host: Host | None = Field(
         None, description="address put in Contact and SDP when behind NAT (default: the bound address)"
     )
@@ -231,6 +274,16 @@ class ListenConfig(_Section):
         description="SO_RCVBUF of the SIP socket, so bursts of call setups are not dropped by the kernel "
                     "(beyond net.core.rmem_max only with CAP_NET_ADMIN; the size granted is logged)",
     )
+
+    @model_validator(mode="after")
+    def _tls_configured(self) -> ListenConfig:
+        if "tls" in self.transports and self.tls is None:
+            raise LocatedValueError("transport tls needs a certificate", loc=("transports",),
+                                    hint="add listen.tls: {cert_file: ..., key_file: ...}")
+        if self.tls_port and self.tls_port == self.port and "tls" in self.transports and "tcp" in self.transports:
+            raise LocatedValueError(f"tls_port {self.tls_port} is the TCP port", loc=("tls_port",),
+                                    hint="SIP over TLS needs its own port, usually 5061")
+        return self
 
 
 class RtpConfig(_Section):

@@ -20,7 +20,7 @@ from voicebot.compliance.audit import AuditLog
 from voicebot.api.cli import default_tokens_path
 from voicebot.api.forward import AnswerForwarder, advertised_url
 from voicebot.api.tokens import TokenStore
-from voicebot.config import ServerConfig, resolve_trunk_password
+from voicebot.config import ListenConfig, ServerConfig, resolve_trunk_password
 from voicebot.dialplan.actions import Enqueue
 from voicebot.handoff import CallerLeg, CallQueue, HandoffManager
 from voicebot.browser_agent import BrowserAgentLegs, add_browser_agent_routes
@@ -55,7 +55,9 @@ from voicebot.sip.headers import SipParseError
 from voicebot.sip.uri import parse_name_addr, parse_uri
 from voicebot.sip.sdp import NoCommonCodec, SdpError, apply_answer, build_offer, negotiate, parse_sdp
 from voicebot.sip.transport import EgressPolicy
-from voicebot.sip.ua import CallFailed, UaLimits, UserAgent
+from voicebot.sip.stream import StreamSettings
+from voicebot.sip.tls import TlsSettings
+from voicebot.sip.ua import CallFailed, TransportOptions, UaLimits, UserAgent
 
 log = logging.getLogger("voicebot.server")
 
@@ -114,6 +116,21 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("VOICEBOT_CACHE") or Path.home() / ".cache" / "voicebot")
 
 
+def transport_options(listen: ListenConfig) -> TransportOptions:
+    """The UA's transport settings from the listen section."""
+    tls = None
+    if listen.tls is not None:
+        t = listen.tls
+        tls = TlsSettings(cert_file=t.cert_file, key_file=t.key_file, ca_file=t.ca_file, client_auth=t.client_auth,
+                          verify_server=t.verify_server, min_version=t.min_version)
+    st = listen.stream
+    return TransportOptions(transports=tuple(listen.transports), tls_port=listen.tls_port, tls=tls,
+                            stream=StreamSettings(idle_timeout_s=st.idle_timeout_s, max_connections=st.max_connections,
+                                                  max_per_source=st.max_connections_per_source,
+                                                  connect_timeout_s=st.connect_timeout_s,
+                                                  handshake_timeout_s=st.handshake_timeout_s))
+
+
 class VoicebotServer:
     """Answers calls on the configured address and runs a session per call."""
 
@@ -134,7 +151,8 @@ class VoicebotServer:
                                             requests_per_source_per_s=lim.invite_rate_per_source_per_s,
                                             receive_buffer_bytes=config.listen.receive_buffer_bytes,
                                             admission=SetupAdmission(max_pending_setups=lim.max_pending_setups,
-                                                                     max_media_lag_s=lim.max_media_lag_ms / 1000)))
+                                                                     max_media_lag_s=lim.max_media_lag_ms / 1000)),
+                            transports=transport_options(config.listen))
         self.ua.media_lag = get_ticker().lag
         self.ua.on_invite = self._on_invite
         if config.auth.challenge_non_trunk:
@@ -168,7 +186,8 @@ class VoicebotServer:
         if self.shipper is not None:
             self.shipper.start()
         await self.ua.start()
-        log.info("listening", extra={"fields": {"host": self.config.listen.host, "port": self.ua.port}})
+        log.info("listening", extra={"fields": {"host": self.config.listen.host, "port": self.ua.port,
+                                                **{f"{kind}_port": port for kind, port in self.ua.ports.items()}}})
         self._background.add(asyncio.ensure_future(log_media_stats(get_ticker())))  # "media ticker" every 60 s
         if self.config.queues.enabled:
             await self._start_queues()

@@ -95,6 +95,7 @@ class ServerProcess:
     port: int
     workdir: Path
     lines: list[str] = field(default_factory=list)
+    ports: dict[str, int] = field(default_factory=dict)  # transport -> port, from the "listening on" line
 
     @property
     def uri(self) -> str:
@@ -143,14 +144,15 @@ appointments, orders and flights of late 2026, so dialogues do not change with t
 
 
 def write_config(path: Path, *, port: int = 0, extra: str = "", dialplan: str = "keypad-demo",
-                 dids: dict[str, str] | None = None) -> None:
-    """Write a loopback server config; ``dids`` (DID -> dialplan) goes into routing.dids when given."""
+                 dids: dict[str, str] | None = None, listen: str = "") -> None:
+    """Write a loopback server config; ``dids`` (DID -> dialplan) goes into routing.dids when given; ``listen``
+    adds flow-style fields to the listen section (e.g. ``transports: [udp, tcp]``)."""
     rtp_start, rtp_end = free_port_range()
     entries = ", ".join(f"'{did}': {name}" for did, name in (dids or {}).items())
     did_map = f", dids: {{{entries}}}" if dids else ""
     records = "" if "records:" in extra else f"records: {{path: {path.parent / 'records' / 'calls.sqlite3'}}}\n"
     path.write_text(f"""
-listen: {{host: 127.0.0.1, port: {port}}}
+listen: {{host: 127.0.0.1, port: {port}{", " + listen if listen else ""}}}
 rtp: {{port_start: {rtp_start}, port_end: {rtp_end}}}
 network: {{egress_allow: [127.0.0.0/8, "::1/128"]}}
 recording: {{enabled: true, directory: {path.parent / 'recordings'}}}
@@ -171,9 +173,9 @@ demo_today: {DEMO_TODAY}
 
 def start_server(workdir: Path, extra_config: str = "", env: dict[str, str] | None = None,
                  dialplan: str = "keypad-demo", dids: dict[str, str] | None = None,
-                 preexec_fn: Callable[[], None] | None = None) -> ServerProcess:
+                 preexec_fn: Callable[[], None] | None = None, listen: str = "") -> ServerProcess:
     config = workdir / "voicebot.yaml"
-    write_config(config, extra=extra_config, dialplan=dialplan, dids=dids)
+    write_config(config, extra=extra_config, dialplan=dialplan, dids=dids, listen=listen)
     return launch_server(config, workdir, env=env, preexec_fn=preexec_fn)
 
 
@@ -192,8 +194,11 @@ def launch_server(config: Path, workdir: Path, env: dict[str, str] | None = None
         assert proc.stderr is not None
         for line in proc.stderr:
             server.lines.append(line.rstrip("\n"))
-            if "listening on udp" in line:
-                server.port = int(line.split("listening on udp ")[1].split()[0].rsplit(":", 1)[1])
+            if line.startswith("voicebot: listening on "):
+                bound = line.split("listening on ", 1)[1].split(" — ")[0]
+                for kind, address in (part.split() for part in bound.split(" / ")):
+                    server.ports[kind] = int(address.rsplit(":", 1)[1])
+                server.port = server.ports.get("udp") or server.ports.get("tcp") or server.ports.get("tls", 0)
                 ready.set()
         ready.set()
 

@@ -60,7 +60,7 @@ class Registration:
         self.expires_at: float | None = None
         self.registered_event = asyncio.Event()
 
-    def _build(self, expires: int) -> SipRequest:
+    def _build(self, expires: int, contact: str) -> SipRequest:
         self.cseq += 1
         req = SipRequest(method="REGISTER", uri=self.request_uri)
         h = req.headers
@@ -69,20 +69,21 @@ class Registration:
         h.add("To", f"<{self.aor}>")
         h.add("Call-ID", self.call_id)
         h.add("CSeq", f"{self.cseq} REGISTER")
-        h.add("Contact", f"<{self.ua.contact_uri}>;expires={expires}")
+        h.add("Contact", f"<{contact}>;expires={expires}")
         h.add("Expires", str(expires))
         return req
 
     async def register_once(self, expires: int | None = None) -> SipResponse:
         """One REGISTER transaction (retried once with credentials on 401/407)."""
         lifetime = self.expires if expires is None else expires
-        req = self._build(lifetime)
         target = await self.ua.resolve_target(SipRequest(method="REGISTER", uri=self.registrar))
+        contact = self.ua.contact_for(self.ua.kind_for(target))  # a TLS registrar gets a TLS Contact
+        req = self._build(lifetime, contact)
         resp = await self.ua.send_request(req, target, credentials=self.credentials)
         self.cseq = req.cseq[0]
         self.last_status = resp.status
         if 200 <= resp.status < 300 and lifetime > 0:
-            granted = granted_expires(resp, lifetime, self.ua.contact_uri)
+            granted = granted_expires(resp, lifetime, contact)
             self.registered = True
             self.expires_at = time.time() + granted
             self.registered_event.set()

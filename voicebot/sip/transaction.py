@@ -66,7 +66,8 @@ class ServerTransaction:
 
     def __init__(self, request: SipRequest, addr: Addr, sender: Sender, timers: Timers,
                  on_terminated: Callable[["ServerTransaction"], None],
-                 on_ack_timeout: Callable[["ServerTransaction"], None] | None = None) -> None:
+                 on_ack_timeout: Callable[["ServerTransaction"], None] | None = None,
+                 reliable: bool = False) -> None:
         self.request = request
         self.addr = addr
         self.key = server_key(request)
@@ -76,6 +77,7 @@ class ServerTransaction:
         self._timers = timers
         self._on_terminated = on_terminated
         self._on_ack_timeout = on_ack_timeout
+        self._reliable = reliable  # TCP/TLS: no retransmission of non-2xx finals, timers I and J are zero
         self.last_response: SipResponse | None = None
         self._last_bytes: bytes | None = None
         self._retransmit: asyncio.TimerHandle | None = None
@@ -101,13 +103,14 @@ class ServerTransaction:
             return
         if self.is_invite:
             self._interval = self._timers.t1
-            self._arm_retransmit()
+            if not self._reliable or response.status < 300:  # the 2xx is the TU's to resend (§13.3.1.4)
+                self._arm_retransmit()
             # 2xx: RFC 6026 Accepted, retransmitted until the dialog sees the ACK (timer L = 64*T1).
             self.state = State.ACCEPTED if response.status < 300 else State.COMPLETED
             self._arm_timeout(64 * self._timers.t1, self._ack_timeout)
         else:
             self.state = State.COMPLETED
-            self._arm_timeout(64 * self._timers.t1, self.terminate)  # timer J
+            self._arm_timeout(0 if self._reliable else 64 * self._timers.t1, self.terminate)  # timer J
 
     # ------------------------------------------------------------------ network -> transaction
     def on_retransmission(self, request: SipRequest) -> None:
@@ -122,7 +125,7 @@ class ServerTransaction:
         if self.state is State.COMPLETED and self.is_invite:
             self.state = State.CONFIRMED
             self._cancel_retransmit()
-            self._arm_timeout(self._timers.t4, self.terminate)  # timer I
+            self._arm_timeout(0 if self._reliable else self._timers.t4, self.terminate)  # timer I
         elif self.state is State.ACCEPTED:
             self._cancel_retransmit()
             if self.acked is not None:
@@ -224,6 +227,12 @@ class ClientTransaction:
     def _on_timeout(self) -> None:
         if not self.final.done():
             self.final.set_exception(TransactionTimeout(f"no final response to {self.method} from {self.addr}"))
+        self.terminate()
+
+    def transport_failed(self, reason: str) -> None:
+        """The connection for this request could not be opened (RFC 3261 §8.1.3.1): end now, as a timeout."""
+        if not self.final.done():
+            self.final.set_exception(TransactionTimeout(f"{self.method} to {self.addr} not sent: {reason}"))
         self.terminate()
 
     def on_response(self, response: SipResponse) -> None:

@@ -11,8 +11,9 @@ import ipaddress
 import logging
 import socket
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Iterable
+from typing import Awaitable, Callable, Iterable, Literal
 
 from . import digest
 from .call import CallState, SipCall
@@ -27,12 +28,15 @@ from .parser import parse_message
 from .uri import parse_name_addr, parse_uri
 from .transaction import (ClientTransaction, ServerTransaction, Timers, TransactionTimeout, new_branch,
                           server_key)
+from .stream import Kind, StreamSettings, StreamTransport, addr_key
+from .tls import TlsSettings, client_context, server_context
 from .transport import EgressPolicy, UdpTransport
 from .validate import build_response, check_request, default_reason
 
 log = logging.getLogger("voicebot.sip.ua")
 
 Addr = tuple[str, int]
+TransportName = Literal["udp", "tcp", "tls"]
 InviteHandler = Callable[[SipCall], Awaitable[None]]
 
 SUPPORTED_METHODS = {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "REFER", "NOTIFY", "UPDATE"}
@@ -67,6 +71,29 @@ class UaLimits:
     admission: SetupAdmission = field(default_factory=SetupAdmission)
 
 
+@dataclass(frozen=True)
+class TransportOptions:
+    """Which transports listen (RFC 3261 §18) and how: TCP shares the UDP port, TLS has its own."""
+
+    transports: tuple[TransportName, ...] = ("udp",)
+    tls_port: int = 5061
+    tls: TlsSettings | None = None
+    stream: StreamSettings = field(default_factory=StreamSettings)
+    udp_mtu_limit: int = 1300  # RFC 3261 §18.1.1: larger requests go over TCP when TCP is on
+
+
+@dataclass(frozen=True)
+class Route:
+    """How to reach an address we resolved from a URI: its transport and, for TLS, the name to verify."""
+
+    kind: TransportName
+    server_name: str | None = None
+
+
+MAX_ROUTES = 10_000  # remembered outbound routes and stream peers (least recently added dropped first)
+DEFAULT_PORTS: dict[str, int] = {"udp": 5060, "tcp": 5060, "tls": 5061}
+
+
 @dataclass
 class UaStats:
     requests: int = 0
@@ -85,7 +112,7 @@ class UserAgent:
     def __init__(self, host: str = "127.0.0.1", port: int = 5060, *, public_host: str | None = None,
                  timers: Timers | None = None, acl: Iterable[str] = ("127.0.0.0/8", "::1/128"),
                  egress: EgressPolicy | None = None, limits: UaLimits | None = None,
-                 user_agent: str = "voicebot/0.1") -> None:
+                 user_agent: str = "voicebot/0.1", transports: TransportOptions | None = None) -> None:
         self.host = host
         self.port = port
         self.public_host = public_host
@@ -103,6 +130,11 @@ class UserAgent:
         self.media_lag: Callable[[], float] = lambda: 0.0  # seconds the media clock is behind (admission by load)
         self.stats = UaStats()
         self.transport: UdpTransport | None = None
+        self.options = transports or TransportOptions()
+        self.stream: StreamTransport | None = None
+        self.ports: dict[str, int] = {}  # transport -> bound port
+        self._routes: OrderedDict[Addr, Route] = OrderedDict()  # outbound targets by transport
+        self._stream_peers: OrderedDict[Addr, Kind] = OrderedDict()  # sources that reached us over TCP/TLS
         self._server_txs: dict[tuple[object, ...], ServerTransaction] = {}
         self._client_txs: dict[tuple[str, str], ClientTransaction] = {}
         self._dialogs: dict[tuple[str, str, str], SipCall] = {}
@@ -117,10 +149,52 @@ class UserAgent:
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        self.transport = await UdpTransport.bind(self.host, self.port, self._on_datagram, self.egress,
-                                                 max_datagram=max(self.limits.max_message_bytes, 65535),
-                                                 receive_buffer_bytes=self.limits.receive_buffer_bytes)
-        self.port = self.transport.local_addr[1]
+        """Bind every configured transport; with port 0, UDP and TCP get one free port number together."""
+        asked = self.port
+        for attempt in range(20):
+            try:
+                await self._bind_all(self.options.transports, asked)
+                return
+            except OSError:
+                self._close_transports()
+                if asked != 0 or attempt == 19:
+                    raise
+
+    async def _bind_all(self, kinds: tuple[TransportName, ...], port: int) -> None:
+        if "udp" in kinds:
+            self.transport = await UdpTransport.bind(self.host, port, self._on_datagram, self.egress,
+                                                     max_datagram=max(self.limits.max_message_bytes, 65535),
+                                                     receive_buffer_bytes=self.limits.receive_buffer_bytes)
+            port = self.transport.local_addr[1]
+            self.ports["udp"] = port
+        opts = self.options
+        settings = opts.stream
+        if settings.max_message_bytes != self.limits.max_message_bytes:
+            settings = StreamSettings(**{**settings.__dict__, "max_message_bytes": self.limits.max_message_bytes})
+        self.stream = StreamTransport(self._on_stream_message, self._on_bad_frame, settings)
+        self.stream.banned = lambda host: self.limiter.banned(host, time.monotonic())
+        self.stream.on_connect_failed = self._on_connect_failed
+        self.stream.client_ctx = client_context(opts.tls)
+        if "tcp" in kinds:
+            port = self.ports["tcp"] = await self.stream.listen("tcp", self.host, port)
+        if "tls" in kinds:
+            if opts.tls is None:
+                raise ValueError("the tls transport needs a certificate and key (listen.tls)")
+            self.ports["tls"] = await self.stream.listen("tls", self.host, opts.tls_port, server_context(opts.tls))
+        self.port = self.ports.get("udp") or self.ports.get("tcp") or self.ports.get("tls", port)
+
+    def _on_connect_failed(self, addr: Addr, kind: Kind, reason: str) -> None:
+        for tx in [tx for tx in self._client_txs.values() if addr_key(*tx.addr) == addr]:
+            tx.transport_failed(f"{kind} connection failed: {reason}")
+
+    def _close_transports(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+            self.transport = None
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None
+        self.ports.clear()
 
     async def stop(self, hangup_timeout_s: float = 2.0) -> None:
         """Hang up every call at once (a BYE to a peer that never answers would otherwise hold the exit for
@@ -135,8 +209,7 @@ class UserAgent:
             task.cancel()
         if tasks:  # let their finally blocks release media ports and write call records
             await asyncio.wait(tasks, timeout=5)
-        if self.transport is not None:
-            self.transport.close()
+        self._close_transports()
 
     @property
     def advertised_host(self) -> str:
@@ -144,9 +217,27 @@ class UserAgent:
 
     @property
     def contact_uri(self) -> str:
+        return self.contact_for("udp" if "udp" in self.ports or not self.ports else next(iter(self.ports)))
+
+    def contact_for(self, kind: str) -> str:
+        """Our Contact URI for a leg on ``kind`` (RFC 3261 §8.1.1.8: the transport the peer should use)."""
         host = self.advertised_host
         host = f"[{host}]" if ":" in host else host
-        return f"sip:voicebot@{host}:{self.port}"
+        kind = kind.lower()
+        if kind == "udp" or kind not in self.ports:
+            return f"sip:voicebot@{host}:{self.ports.get('udp', self.port)}"
+        return f"sip:voicebot@{host}:{self.ports[kind]};transport={kind}"
+
+    def kind_for(self, addr: Addr) -> TransportName:
+        """The transport a message to ``addr`` takes: an open connection's, else the resolved route's, else UDP."""
+        if self.stream is not None:
+            conn = self.stream.find(addr)
+            if conn is not None:
+                return conn.kind
+        route = self._routes.get(addr_key(*addr))
+        if route is not None:
+            return route.kind
+        return "udp" if "udp" in self.ports else "tcp"
 
     @property
     def allow_header(self) -> str:
@@ -170,8 +261,27 @@ class UserAgent:
 
     # ------------------------------------------------------------------ sending
     def send_bytes(self, data: bytes, addr: Addr) -> None:
+        """Send on the open connection to ``addr`` (responses, reuse), else by the route resolved for it."""
+        if self.stream is not None:
+            conn = self.stream.find(addr)
+            if conn is not None:
+                conn.write(data)
+                return
+            route = self._routes.get(addr_key(*addr))
+            if route is not None and route.kind != "udp":
+                if not self.egress.allows(addr[0]):
+                    log.warning("egress to %s blocked by policy", addr[0])
+                    return
+                self.stream.send(data, addr_key(*addr), route.kind, route.server_name)
+                return
         if self.transport is not None:
             self.transport.send(data, addr)
+
+    def _remember(self, table: OrderedDict, addr: Addr, value: object) -> None:  # type: ignore[type-arg]
+        table[addr] = value
+        table.move_to_end(addr)
+        while len(table) > MAX_ROUTES:
+            table.popitem(last=False)
 
     def send(self, data: bytes, addr: Addr) -> None:  # Sender protocol for transactions
         self.send_bytes(data, addr)
@@ -184,7 +294,7 @@ class UserAgent:
         assert resp is not None  # parsed requests always carry Via, From, To, Call-ID and CSeq
         h = resp.headers
         if contact:
-            h.add("Contact", f"<{self.contact_uri}>")
+            h.add("Contact", f"<{self.contact_for(req.top_via.transport)}>")
         h.add("Server", self.user_agent)
         for name, value in headers or []:
             h.add(name, value)
@@ -199,21 +309,24 @@ class UserAgent:
             ("Allow", self.allow_header), ("Accept", "application/sdp, application/dtmf-relay, application/dtmf"),
             ("Supported", ", ".join(sorted(SUPPORTED_EXTENSIONS)))], contact=True)
 
-    def _add_via(self, req: SipRequest, branch: str) -> None:
+    def _add_via(self, req: SipRequest, branch: str, kind: str = "udp") -> None:
+        """Our Via: the transport the request leaves on, our port for it; ``alias`` on streams (RFC 5923)."""
         host = self.advertised_host
         host = f"[{host}]" if ":" in host else host
+        port = self.ports.get(kind, self.port)
+        alias = ";alias" if kind != "udp" else ""
         req.headers.remove("Via")
-        req.headers.prepend("Via", f"SIP/2.0/UDP {host}:{self.port};branch={branch};rport")
+        req.headers.prepend("Via", f"SIP/2.0/{kind.upper()} {host}:{port};branch={branch};rport{alias}")
 
     async def send_request(self, req: SipRequest, addr: Addr | None = None, *,
                            credentials: Credentials | None = None,
                            on_provisional: Callable[[SipResponse], None] | None = None) -> SipResponse:
         """Send ``req`` in a new client transaction and return its final response (auth retried once)."""
-        if addr is None:
-            addr = await self.resolve_target(req)
+        if addr is None or self._stream_peer_gone(addr):
+            addr = await self.resolve_target(req, default=self._stream_peers.get(addr) if addr else None)
         if "Contact" not in req.headers and req.method in ("INVITE", "REFER", "NOTIFY", "SUBSCRIBE",
                                                            "REGISTER", "UPDATE"):
-            req.headers.add("Contact", f"<{self.contact_uri}>")
+            req.headers.add("Contact", f"<{self.contact_for(self.kind_for(addr))}>")
         if "User-Agent" not in req.headers:
             req.headers.add("User-Agent", self.user_agent)
         resp = await self._run_client_tx(req, addr, on_provisional)
@@ -237,8 +350,15 @@ class UserAgent:
 
     async def _run_client_tx(self, req: SipRequest, addr: Addr,
                              on_provisional: Callable[[SipResponse], None] | None) -> SipResponse:
-        self._add_via(req, new_branch())
-        tx = ClientTransaction(req, addr, self, self.timers, self._client_tx_done, on_provisional)
+        branch = new_branch()
+        kind = self.kind_for(addr)
+        self._add_via(req, branch, kind)
+        if kind == "udp" and "tcp" in self.ports and len(req.serialize()) > self.options.udp_mtu_limit:
+            kind = "tcp"  # RFC 3261 §18.1.1: too large for UDP without fragmentation
+            self._remember(self._routes, addr_key(*addr), Route("tcp"))
+            self._add_via(req, branch, kind)
+        tx = ClientTransaction(req, addr, self, self.timers, self._client_tx_done, on_provisional,
+                               reliable=kind != "udp")
         self._client_txs[tx.key] = tx
         tx.start()
         return await tx.final
@@ -252,24 +372,38 @@ class UserAgent:
         for name in ("Authorization", "Proxy-Authorization"):
             for v in invite.headers.get_all(name):
                 ack.headers.add(name, v)
-        self._add_via(ack, new_branch())
+        if dialog.peer_addr is None:
+            return
+        self._add_via(ack, new_branch(), self.kind_for(dialog.peer_addr))
         data = ack.serialize()
         if dialog.peer_addr is not None:
             self.send_bytes(data, dialog.peer_addr)
 
-    async def resolve_target(self, req: SipRequest) -> Addr:
+    async def resolve_target(self, req: SipRequest, default: TransportName | None = None) -> Addr:
+        """Next hop of ``req`` (first Route, else the Request-URI) and its transport: ``sips:`` → TLS, else
+        the URI's ``transport=`` parameter, else ``default`` or UDP (RFC 3263 §4.1 without NAPTR/SRV)."""
         routes = req.headers.values("Route")
         uri_text = str(parse_name_addr(routes[0]).uri) if routes else req.uri
         uri = parse_uri(uri_text)
-        port = uri.port or 5060
-        host = uri.params.get("maddr") or uri.host
+        kind = uri_transport(uri.scheme, uri.params.get("transport"), default)
+        port = uri.port or DEFAULT_PORTS[kind]
+        host = (uri.params.get("maddr") or uri.host).strip("[]")
         try:
             ipaddress.ip_address(host)
-            return (host, port)
+            addr = addr_key(host, port)
         except ValueError:
-            pass
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-        return (infos[0][4][0], port)
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host, port, type=socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM)
+            addr = addr_key(str(infos[0][4][0]), port)
+        self._remember(self._routes, addr, Route(kind, host))
+        return addr
+
+    def _stream_peer_gone(self, addr: Addr) -> bool:
+        """True when ``addr`` reached us over TCP/TLS and that connection has closed: a new request must go
+        to the peer's Contact (RFC 3261 §18.1.1), not to the source port of a connection that is gone."""
+        key = addr_key(*addr)
+        return key in self._stream_peers and (self.stream is None or self.stream.find(key) is None) \
+            and key not in self._routes
 
     # ------------------------------------------------------------------ outbound INVITE
     async def invite(self, target: str, *, from_uri: str | None = None, sdp: bytes = b"",
@@ -382,11 +516,43 @@ class UserAgent:
     def _on_datagram(self, data: bytes, addr: Addr) -> None:
         if not data.strip(b"\r\n"):
             return  # CRLF keep-alive (RFC 5626)
+        self._on_message(data, addr, None)
+
+    def _on_stream_message(self, data: bytes, addr: Addr, kind: Kind) -> None:
+        """One framed message from a TCP/TLS connection (the framer answered keep-alives already)."""
+        self._remember(self._stream_peers, addr, kind)
+        self._on_message(data, addr, kind)
+
+    def _on_bad_frame(self, head: bytes, addr: Addr, kind: Kind, reason: str) -> None:
+        """A stream that cannot be framed (no/bad Content-Length, too large): 400/513 if possible; the
+        connection closes right after."""
+        self.stats.parse_errors += 1
+        status = 513 if "exceeds" in reason else 400
+        self._log_throttled("bad SIP framing, connection closed", addr, transport=kind, reason=clip(reason),
+                            bytes=len(head))
+        if not self._source_allowed(addr[0]) and not self.limiter.admit(addr[0], time.monotonic()):
+            return
+        try:
+            parsed = parse_message(head + b"\r\n\r\n", max_headers=self.limits.max_headers, stream=True)
+            headers, method = parsed.headers, getattr(parsed, "method", None)
+        except SipParseError as err:
+            if not err.is_request or err.headers is None:
+                return
+            headers, method = err.headers, err.method
+        if method is None or method == "ACK":
+            return
+        resp = build_response(headers, status, f"{default_reason(status)} ({reason})"[:120])
+        if resp is not None:
+            self._count(status)
+            self.send_bytes(resp.serialize(), addr)
+
+    def _on_message(self, data: bytes, addr: Addr, kind: Kind | None) -> None:
         if not self._admit_before_parse(data, addr):
             self.stats.dropped_before_parse += 1
             return
         try:
-            msg = parse_message(data, max_headers=self.limits.max_headers, max_size=self.limits.max_message_bytes)
+            msg = parse_message(data, max_headers=self.limits.max_headers, max_size=self.limits.max_message_bytes,
+                                stream=kind is not None)
         except SipParseError as err:
             self.stats.parse_errors += 1
             if self._source_allowed(addr[0]) and self.limiter.admit(addr[0], time.monotonic()):
@@ -399,6 +565,9 @@ class UserAgent:
             self._on_response(msg, addr)
         else:
             self.stats.requests += 1
+            if kind is not None and self.stream is not None and "alias" in msg.top_via.params:
+                via = msg.top_via
+                self.stream.alias(kind, addr_key(via.host, via.port or DEFAULT_PORTS[kind]), addr)
             self._on_request(msg, addr)
 
     def _admit_before_parse(self, data: bytes, addr: Addr) -> bool:
@@ -530,7 +699,9 @@ class UserAgent:
 
     def _new_server_tx(self, req: SipRequest, addr: Addr, on_ack_timeout: Callable[[ServerTransaction], None]
                        | None = None) -> ServerTransaction:
-        tx = ServerTransaction(req, addr, self, self.timers, self._server_tx_done, on_ack_timeout)
+        reliable = self.stream is not None and self.stream.find(addr) is not None
+        tx = ServerTransaction(req, addr, self, self.timers, self._server_tx_done, on_ack_timeout,
+                               reliable=reliable)
         self._server_txs[tx.key] = tx
         return tx
 
@@ -637,3 +808,13 @@ class UserAgent:
 def _as_method(req: SipRequest, method: str) -> SipRequest:
     clone = SipRequest(headers=req.headers, body=req.body, method=method, uri=req.uri)
     return clone
+
+
+def uri_transport(scheme: str, param: str | None, default: TransportName | None = None) -> TransportName:
+    """The transport a URI asks for (RFC 3261 §19.1.1, RFC 3263 §4.1): sips → TLS, else ``transport=``."""
+    if scheme.lower() == "sips":
+        return "tls"
+    value = (param or "").lower()
+    if value in ("udp", "tcp", "tls"):
+        return value  # type: ignore[return-value]
+    return default or "udp"

@@ -1,0 +1,73 @@
+"""TLS settings in the server config: certificate problems are file:line errors before anything listens."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.certs import TestCa
+from voicebot.config import load_server_config
+from voicebot.sip.ua import uri_transport
+from voicebot.yamlsrc import ConfigErrors, YamlSourceError
+
+
+def errors(tmp_path: Path, listen: str) -> list[YamlSourceError]:
+    path = tmp_path / "voicebot.yaml"
+    path.write_text("log: {level: info}\nlisten:\n" + listen)
+    with pytest.raises(ConfigErrors) as info:
+        load_server_config(path)
+    return list(info.value.errors)
+
+
+@pytest.fixture
+def ca(tmp_path: Path) -> TestCa:
+    return TestCa(tmp_path / "pki")
+
+
+def test_valid_tls_listen_section_loads(tmp_path: Path, ca: TestCa) -> None:
+    pem = ca.issue("sip", ["sip.example.net"])
+    path = tmp_path / "voicebot.yaml"
+    path.write_text(f"listen:\n  transports: [udp, tcp, tls]\n  tls:\n    cert_file: {pem.cert}\n"
+                    f"    key_file: {pem.key}\n    ca_file: {ca.pem.cert}\n    client_auth: required\n")
+    listen = load_server_config(path).listen
+    assert listen.transports == ["udp", "tcp", "tls"] and listen.tls_port == 5061
+    assert listen.tls is not None and listen.tls.min_version == "1.2"
+
+
+def test_expired_certificate_is_reported_at_its_line(tmp_path: Path, ca: TestCa) -> None:
+    pem = ca.issue("old", ["sip.example.net"], expired=True)
+    [error] = errors(tmp_path, f"  transports: [tls]\n  tls:\n    cert_file: {pem.cert}\n    key_file: {pem.key}\n")
+    assert error.line == 5 and "listen.tls.cert_file" in error.message
+    assert f"certificate {pem.cert} expired on" in error.message
+
+
+def test_key_of_another_certificate_is_refused(tmp_path: Path, ca: TestCa) -> None:
+    one, two = ca.issue("one", ["a.example.net"]), ca.issue("two", ["b.example.net"])
+    [error] = errors(tmp_path, f"  transports: [tls]\n  tls:\n    cert_file: {one.cert}\n    key_file: {two.key}\n")
+    assert error.line == 6 and "listen.tls.key_file" in error.message
+    assert "the key does not match the certificate" in error.message
+
+
+def test_missing_and_non_pem_files(tmp_path: Path, ca: TestCa) -> None:
+    pem = ca.issue("sip", ["sip.example.net"])
+    [error] = errors(tmp_path, f"  tls:\n    cert_file: {tmp_path}/nope.crt\n    key_file: {pem.key}\n")
+    assert error.line == 4 and "cannot read certificate" in error.message and "No such file" in error.message
+    [error] = errors(tmp_path, f"  tls:\n    cert_file: {pem.key}\n    key_file: {pem.key}\n")
+    assert "is not a PEM certificate" in error.message
+
+
+def test_tls_transport_needs_a_certificate_and_mutual_tls_a_ca(tmp_path: Path, ca: TestCa) -> None:
+    [error] = errors(tmp_path, "  transports: [udp, tls]\n")
+    assert error.line == 3 and "transport tls needs a certificate" in error.message
+    pem = ca.issue("sip", ["sip.example.net"])
+    [error] = errors(tmp_path, f"  tls: {{cert_file: {pem.cert}, key_file: {pem.key}, client_auth: required}}\n")
+    assert "client_auth needs ca_file" in error.message
+
+
+def test_uri_transport() -> None:
+    assert uri_transport("sips", None) == "tls"
+    assert uri_transport("sip", "TCP") == "tcp"
+    assert uri_transport("sip", None) == "udp"
+    assert uri_transport("sip", None, "tls") == "tls"
+    assert uri_transport("sip", "sctp") == "udp"
