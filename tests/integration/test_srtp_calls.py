@@ -248,6 +248,9 @@ def test_raw_srtp_peer_forged_and_replayed_packets_are_dropped_and_counted(optio
                 time.sleep(0.02)
             timestamp += 2000
             send_audio(10)
+        deadline = time.monotonic() + 40
+        while not any("BYE " in r for r in peer.requests) and time.monotonic() < deadline:
+            peer.wait_reply("no-such-method", timeout=0.5)  # answers the server's BYE with 200 OK
         ended = ended_for(server, peer.call_id)
     finally:
         peer.close()
