@@ -151,6 +151,7 @@ def test_plain_offer_to_required_trunk_gets_488(required_server: ServerProcess, 
 
 def test_optional_serves_plain_rtp_and_best_effort_srtp(optional_server: ServerProcess, tmp_path: Path) -> None:
     for mediaenc, expected in ((None, None), ("srtp", "AES_CM_128_HMAC_SHA1_80")):
+        (tmp_path / str(mediaenc)).mkdir()
         baresip = baresip_for(tmp_path / str(mediaenc), mediaenc)
         try:
             assert baresip.command("dial", optional_server.uri).get("ok")
