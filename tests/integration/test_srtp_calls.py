@@ -286,3 +286,94 @@ def test_pjsua2_softphone_keys_digits_over_srtp(required_server: ServerProcess, 
     assert voiced_seconds(audio if audio.ndim == 1 else audio[:, 0], rate) > 2.0
     status, _ = api_request(required_server.wait_for("api listening")[0]["port"], "GET", "/metrics", None)
     assert status == 401  # the SRTP counters are for authenticated operators only
+
+
+def _offer(rtp_port: int, key: bytes, version: int = 1) -> str:
+    return (f"v=0\r\no=raw 1 {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+            f"m=audio {rtp_port} RTP/SAVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n"
+            f"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
+            f"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{base64.b64encode(key).decode()}\r\n")
+
+
+def _answered_key(body: str) -> bytes:
+    crypto = re.search(r"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:([A-Za-z0-9+/=]+)", body)
+    assert crypto is not None, body
+    return base64.b64decode(crypto.group(1))
+
+
+def _rtp_from_server(media: socket.socket, count: int) -> list[bytes]:
+    packets: list[bytes] = []
+    while len(packets) < count:
+        data, _ = media.recvfrom(2048)
+        if data[1] < 200:
+            packets.append(data)
+    return packets
+
+
+def test_reinvite_with_new_keys_rekeys_both_directions(optional_server: ServerProcess) -> None:
+    server = optional_server
+    key1, key2 = secrets.token_bytes(30), secrets.token_bytes(30)
+    peer = RawPeer((server.host, server.port))
+    media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    media.bind(("127.0.0.1", 0))
+    media.settimeout(5)
+    uri = f"sip:1000@{server.host}:{server.port}"
+    inbound = pylibsrtp.Policy.SSRC_ANY_INBOUND
+    try:
+        peer.send(peer.request("INVITE", uri, body=_offer(media.getsockname()[1], key1),
+                               content_type="application/sdp", cseq=1))
+        ok = peer.wait_reply("INVITE", timeout=20)
+        assert ok is not None and ok.status == 200, ok
+        to_tag = re.search(r"tag=([^;>\s]+)", ok.header("to") or "")
+        assert to_tag is not None
+        peer.send(peer.request("ACK", uri, to_tag=to_tag.group(1), cseq=1))
+        server_key1 = _answered_key(ok.body)
+        rx1 = pylibsrtp.Session(pylibsrtp.Policy(key=server_key1, ssrc_type=inbound))
+        for packet in _rtp_from_server(media, 10):
+            rx1.unprotect(packet)
+        # re-INVITE with a new key: the answer carries a new key of the server's too
+        peer.send(peer.request("INVITE", uri, to_tag=to_tag.group(1), body=_offer(media.getsockname()[1], key2, 2),
+                               content_type="application/sdp", cseq=2))
+        ok2 = peer.wait_reply("INVITE", timeout=10)
+        assert ok2 is not None and ok2.status == 200, ok2
+        peer.send(peer.request("ACK", uri, to_tag=to_tag.group(1), cseq=2))
+        server_key2 = _answered_key(ok2.body)
+        assert server_key2 != server_key1
+        time.sleep(0.1)  # packets the server sent before it answered are still queued: skip them
+        while True:
+            try:
+                media.settimeout(0.01)
+                media.recvfrom(2048)
+            except socket.timeout:
+                break
+        media.settimeout(5)
+        rx2 = pylibsrtp.Session(pylibsrtp.Policy(key=server_key2, ssrc_type=inbound))
+        fresh = _rtp_from_server(media, 10)
+        assert [len(rx2.unprotect(p)) for p in fresh] == [len(p) - 10 for p in fresh]
+        with pytest.raises(pylibsrtp.Error):
+            rx1.unprotect(fresh[-1])  # the old key no longer opens them
+        server_media = (server.host, media_port(ok2.body))
+        tx = pylibsrtp.Session(pylibsrtp.Policy(key=key2, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
+        ssrc, sequence, timestamp = secrets.randbits(32), 1, 0
+        for digit in "9#":
+            for event in DtmfSender().packets(digit, 120, 10):
+                media.sendto(tx.protect(_rtp(sequence, timestamp, ssrc, event.payload, 101, event.marker)),
+                             server_media)
+                sequence += 1
+                time.sleep(0.02)
+            timestamp += 2000
+            for _ in range(10):
+                media.sendto(tx.protect(_rtp(sequence, timestamp, ssrc, b"\xff" * 160)), server_media)
+                sequence, timestamp = sequence + 1, timestamp + 160
+                time.sleep(0.02)
+        deadline = time.monotonic() + 40
+        while not any("BYE " in r for r in peer.requests) and time.monotonic() < deadline:
+            peer.wait_reply("no-such-method", timeout=0.5)
+        ended = ended_for(server, peer.call_id)
+    finally:
+        peer.close()
+        media.close()
+    assert ended["digits"] == "9" and ended["srtp_rekeys"] == 1 and ended["srtp_auth_failed"] == 0, ended
+    rekey = server.wait_for_match("re-INVITE", rekeyed=True)
+    assert rekey["srtp"] == "AES_CM_128_HMAC_SHA1_80"
+    no_key_in_log(server, key1, key2, server_key1, server_key2)
