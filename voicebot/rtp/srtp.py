@@ -7,8 +7,6 @@ stream counts it and drops it. Process-wide totals for /metrics live in :data:`S
 
 from __future__ import annotations
 
-import threading
-from collections import Counter
 from typing import Protocol
 
 import pylibsrtp
@@ -53,26 +51,32 @@ def _kind(error: Exception) -> str:
 
 
 class SrtpTotals:
-    """Counts over every stream of the process: packets protected/unprotected, drops by kind, sessions keyed."""
+    """Counts over every stream of the process: packets protected/unprotected, drops by kind, keyings. Plain
+    integers (no lock: streams and /metrics run on the one event loop thread; a stray thread can only blur a count).
+    """
+
+    __slots__ = ("sessions", "protected", "unprotected", "dropped_auth", "dropped_replay", "dropped_error")
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.counts: Counter[str] = Counter()
+        self.sessions = self.protected = self.unprotected = 0
+        self.dropped_auth = self.dropped_replay = self.dropped_error = 0
 
-    def add(self, key: str, amount: int = 1) -> None:
-        with self._lock:
-            self.counts[key] += amount
+    def dropped(self, kind: str) -> None:
+        setattr(self, f"dropped_{kind}", getattr(self, f"dropped_{kind}") + 1)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}
 
     def prometheus(self) -> str:
-        with self._lock:
-            counts = dict(self.counts)
+        counts = self.counts
         lines = ["# HELP voicebot_srtp_sessions_total SRTP keyings installed on RTP streams (calls and rekeys)",
                  "# TYPE voicebot_srtp_sessions_total counter",
-                 f"voicebot_srtp_sessions_total {counts.get('sessions', 0)}",
+                 f"voicebot_srtp_sessions_total {counts['sessions']}",
                  "# HELP voicebot_srtp_packets_total SRTP/SRTCP packets by result",
                  "# TYPE voicebot_srtp_packets_total counter"]
         for result in ("protected", "unprotected", *(f"dropped_{kind}" for kind in DROP_KINDS)):
-            lines.append(f'voicebot_srtp_packets_total{{result="{result}"}} {counts.get(result, 0)}')
+            lines.append(f'voicebot_srtp_packets_total{{result="{result}"}} {counts[result]}')
         return "\n".join(lines) + "\n"
 
 
@@ -100,7 +104,7 @@ class SrtpContext:
         self._tx = pylibsrtp.Session(_policy(suite, local_key, pylibsrtp.Policy.SSRC_ANY_OUTBOUND, None))
         self._rx = pylibsrtp.Session(_policy(suite, remote_key, pylibsrtp.Policy.SSRC_ANY_INBOUND, window_size))
         self._totals = totals
-        totals.add("sessions")
+        totals.sessions += 1
 
     @classmethod
     def from_keys(cls, keys: SdesKeys) -> SrtpContext:
@@ -110,7 +114,7 @@ class SrtpContext:
         return f"SrtpContext({self.suite})"
 
     def protect(self, packet: bytes) -> bytes:
-        self._totals.add("protected")
+        self._totals.protected += 1
         return self._tx.protect(packet)
 
     def protect_rtcp(self, packet: bytes) -> bytes:
@@ -122,9 +126,9 @@ class SrtpContext:
             plain = self._rx.unprotect(packet)
         except (pylibsrtp.Error, ValueError, TypeError) as exc:
             kind = _kind(exc)
-            self._totals.add(f"dropped_{kind}")
+            self._totals.dropped(kind)
             raise SrtpDropped(kind, str(exc)) from None
-        self._totals.add("unprotected")
+        self._totals.unprotected += 1
         return plain
 
     def unprotect_rtcp(self, packet: bytes) -> bytes:
@@ -132,5 +136,5 @@ class SrtpContext:
             return self._rx.unprotect_rtcp(packet)
         except (pylibsrtp.Error, ValueError, TypeError) as exc:
             kind = _kind(exc)
-            self._totals.add(f"dropped_{kind}")
+            self._totals.dropped(kind)
             raise SrtpDropped(kind, str(exc)) from None
