@@ -164,8 +164,9 @@ async def test_rekey_accepts_the_new_key_and_packets_in_flight_under_the_old() -
         a2, b2 = keys(SUITES[1])
         b.apply_sdes(b2)  # B learns the new keys before A switches (a re-INVITE's answer in flight)
         assert b.stats["srtp_rekeys"] == 1
-        received = b.stats["packets_received"]
+        received, drops = b.stats["packets_received"], SRTP_TOTALS.dropped_auth
         await wait_until(lambda: b.stats["packets_received"] >= received + 5)  # old key still accepted
+        assert SRTP_TOTALS.dropped_auth == drops  # the first try under the new key is not a drop
         a.apply_sdes(a2)
         received = b.stats["packets_received"]
         await wait_until(lambda: b.stats["packets_received"] >= received + 10)

@@ -120,13 +120,15 @@ class SrtpContext:
     def protect_rtcp(self, packet: bytes) -> bytes:
         return self._tx.protect_rtcp(packet)
 
-    def unprotect(self, packet: bytes) -> bytes:
-        """The plain RTP packet; raises SrtpDropped (and counts it) when it fails authentication or replay."""
+    def unprotect(self, packet: bytes, count_drop: bool = True) -> bytes:
+        """The plain RTP packet; raises SrtpDropped (counted unless ``count_drop`` is False, for a first try of
+        several keys) when it fails authentication or replay."""
         try:
             plain = self._rx.unprotect(packet)
         except (pylibsrtp.Error, ValueError, TypeError) as exc:
             kind = _kind(exc)
-            self._totals.dropped(kind)
+            if count_drop:
+                self._totals.dropped(kind)
             raise SrtpDropped(kind, str(exc)) from None
         self._totals.unprotected += 1
         return plain

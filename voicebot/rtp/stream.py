@@ -478,7 +478,7 @@ class RtpStream:
         if previous is None:
             return srtp.unprotect(data)
         try:
-            plain = srtp.unprotect(data)
+            plain = srtp.unprotect(data, count_drop=False)
         except SrtpDropped:
             return previous.unprotect(data)  # still under the peer's old key (in flight during a rekey)
         self._srtp_previous = None  # the new key works: the old one is retired
