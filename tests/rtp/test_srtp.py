@@ -178,3 +178,24 @@ async def test_rekey_accepts_the_new_key_and_packets_in_flight_under_the_old() -
     finally:
         await a.close()
         await b.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_srtp_offer_declined_by_a_plain_answer_receives_plain_rtp() -> None:
+    ports = allocator()
+    a = await RtpStream.open(HOST, ports)
+    b = await RtpStream.open(HOST, ports)
+    try:
+        b.expect_srtp()  # our offer had a=crypto; until the answer nothing is accepted
+        a.set_remote(HOST, b.local_port)
+        a.play(tone(440, 0.2))
+        await wait_until(lambda: b.stats["srtp_no_key"] >= 3)
+        assert b.stats["packets_received"] == 0
+        b.apply_sdes(None)  # the answer was plain RTP/AVP: plain media from now on
+        a.play(tone(440, 0.4))
+        await wait_until(lambda: b.stats["packets_received"] >= 5)
+        assert b.stats["srtp"] is None
+    finally:
+        await a.close()
+        await b.close()

@@ -236,7 +236,9 @@ class RtpStream:
 
     def apply_sdes(self, keys: SdesKeys | None) -> None:
         """Key SRTP from an SDES negotiation: new keys (first keying or a rekey) get a new context, the keys
-        already in force keep it, None switches to plain RTP."""
+        already in force keep it, None switches to plain RTP (also after ``expect_srtp``: the answer declined)."""
+        if keys is None:
+            self._srtp_pending = False
         if keys == self._sdes_keys and (keys is None) == (self._srtp is None):
             return
         self.set_srtp(SrtpContext.from_keys(keys) if keys is not None else None)
