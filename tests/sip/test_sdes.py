@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from voicebot.sip.sdes import SUITES, CryptoAttribute, SdesError, new_crypto, parse_crypto, unusable_reason
 
@@ -89,3 +91,14 @@ def test_new_keys_are_random_and_of_the_suite_length() -> None:
     assert isinstance(new_crypto(2, "AES_CM_128_HMAC_SHA1_32"), CryptoAttribute)
     with pytest.raises(ValueError, match="not supported"):
         new_crypto(1, "AES_256_CM_HMAC_SHA1_80")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet=st.sampled_from("0123456789 AES_CM128HMACSH80inlne:|^;=+/KDRWabcxyz"), max_size=120))
+def test_fuzzed_crypto_values_raise_only_sdes_errors(value: str) -> None:
+    try:
+        crypto = parse_crypto(value)
+    except SdesError:
+        return
+    unusable_reason(crypto)  # classifies any parsed line without raising
+    assert parse_crypto(crypto.serialize()).key == crypto.key
