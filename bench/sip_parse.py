@@ -17,7 +17,7 @@ from typing import Callable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.results import BenchRecord  # noqa: E402
-from voicebot.sip.message import parse_message  # noqa: E402
+from voicebot.sip.parser import parse_message  # noqa: E402
 from voicebot.sip.validate import check_request  # noqa: E402
 
 SDP = (b"v=0\r\no=alice 2890844526 2890844526 IN IP4 198.51.100.7\r\ns=-\r\nc=IN IP4 198.51.100.7\r\n"

@@ -42,6 +42,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 async def _serve_async(config, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     from voicebot.exitwatch import start_exit_watchdog
+    from voicebot.gcpause import freeze_startup_heap
     from voicebot.runtime import Runtime
     from voicebot.server import VoicebotServer, default_cache_dir
     from voicebot.yamlsrc import ConfigErrors, YamlSourceError
@@ -91,6 +92,7 @@ async def _serve_async(config, args: argparse.Namespace) -> int:  # type: ignore
         print(f"voicebot: {exc}", file=sys.stderr)
         await runtime.close()
         return 2
+    freeze_startup_heap()
     print(f"voicebot: listening on udp {config.listen.host}:{server.ua.port} — dial sip:demo@"
           f"{config.listen.host}:{server.ua.port}", file=sys.stderr, flush=True)
     watcher = asyncio.ensure_future(runtime.watch()) if runtime.dialplans else None

@@ -47,6 +47,8 @@ SPECULATION_START_MS = 100
 DIGITS_END_SILENCE_MS = 1500
 MIN_ASR_CONFIDENCE = 0.4  # below this the recogniser is guessing (noise, another language): treat as no match
 FRAME_QUEUE_LIMIT = 50 * 60  # one minute of 20 ms frames
+PREROLL_FRAMES = 50 * 10  # caller audio from before a listen opens that is still heard (10 s of 20 ms frames)
+TALKING_FRAMES = 10  # voiced frames in a row (200 ms) that mean the caller talks while the prompt is synthesised
 SILENCE_RMS = 60.0  # ~ -55 dBFS: quieter caller frames are silence (ends webrtcvad's hangover on a quiet line)
 QUEUE_SAFETY_WAKE_S = 5.0  # a waiting caller is woken by events; this only bounds a missed one
 
@@ -142,6 +144,9 @@ class DialplanSession:
         self._hung_up = False
         self._barge_in = "speech"
         self._vad = FrameVad(aggressiveness=2, sample_rate=AUDIO_RATE, energy_floor=SILENCE_RMS)
+        self._prompt_vad = FrameVad(aggressiveness=2, sample_rate=AUDIO_RATE, energy_floor=SILENCE_RMS)
+        self._scanned = 0  # frames of self._frames already checked by _caller_talking
+        self._quiet_seen = True  # the caller was quiet since the last listen closed (or since the answer)
         self.engine_failures = 0
         languages = getattr(interpreter.dialplan, "languages", ["en-US"])
         # Several languages and a multilingual recogniser: let Whisper tell en from zh on every utterance.
@@ -247,6 +252,9 @@ class DialplanSession:
                 continue
             # Sentence by sentence: the first plays while the next is synthesized.
             for sentence in split_sentences(part) or [part]:
+                if say.barge_in == "speech" and self._caller_talking():
+                    log.info("barge-in before the prompt was ready", extra={"fields": {"call_id": self.channel.call_id}})
+                    return  # the caller talks (from the answer on, or on after their last turn): listen now
                 try:
                     pcm = await self.speech.synthesize(sentence, say.lang, self.play_rate)
                 except EngineCrashed as exc:
@@ -269,6 +277,27 @@ class DialplanSession:
                 spoke = True
         if pause_ms and not self._hung_up:  # a closing break ("Take your time. <break/>") is kept
             self._play_silence(pause_ms)
+
+    def _caller_talking(self) -> bool:
+        """Has the caller been talking for TALKING_FRAMES frames in a row in the audio not yet listened to?
+
+        The session synthesises a prompt before it opens the listen; a caller who talks at once (right after the
+        answer, or on after their own answer) must cut the prompt then, not after it has all been synthesised."""
+        if not self._audio_attached or self.bridged:
+            return False
+        frames = list(self._frames)
+        start = max(0, min(self._scanned, len(frames)) - TALKING_FRAMES)
+        self._scanned = len(frames)
+        run = 0
+        pcm = np.concatenate(frames[start:]) if frames[start:] else np.zeros(0, np.int16)
+        for _, voiced in self._prompt_vad.frames(pcm.astype(np.int16, copy=False)):  # chunks come in any size
+            if not voiced:
+                self._quiet_seen, run = True, 0
+            elif self._quiet_seen:  # talk that began after a pause: one that never stopped still gets its answer
+                run += 1
+                if run >= TALKING_FRAMES:
+                    return True
+        return False
 
     def _play_silence(self, ms: int) -> None:
         self._end_hold()
@@ -309,6 +338,7 @@ class DialplanSession:
             return await self._listen_turn(listen, speculation)
         finally:
             speculation.close()  # a speculative decode still running finishes in its worker unheeded
+            self._quiet_seen, self._scanned = False, 0  # talk that goes on after this turn is no new onset
 
     def _transcribe(self, audio: np.ndarray, listen: act.Listen) -> Awaitable[Utterance]:
         """Recognise one utterance of this listen (against its grammar when it has one)."""
@@ -330,7 +360,7 @@ class DialplanSession:
         settings = ListenSettings(no_input_timeout_ms=3_600_000, end_silence_ms=end_silence_ms,
                                   max_utterance_ms=15000, hangover_start_ms=hangover_ms)
         detector = SpeechDetector(settings, self._vad)
-        self._frames.clear()
+        self._keep_preroll()
         digits = ""
         judged: dict[int, tuple[Utterance, NluResult | None]] = {}  # speculative results found incomplete
         no_input_deadline: float | None = None
@@ -406,6 +436,16 @@ class DialplanSession:
                 self.transcript.add("caller", "", kind="noinput")
                 return ev.NoInput()
             await self._wait_input(0.02 if self._frames else 0.05)
+
+    def _keep_preroll(self) -> None:
+        """What the caller said since their last turn (or the answer) opens this listen, when the prompt allowed
+        speech barge-in: a caller who talks at once, or goes on right after the bot's reply began, is heard from
+        their first word. Otherwise, and beyond PREROLL_FRAMES, earlier audio is dropped."""
+        if self._barge_in != "speech":
+            self._frames.clear()
+        while len(self._frames) > PREROLL_FRAMES:
+            self._frames.popleft()
+        self._scanned = 0
 
     async def _wait_input(self, timeout: float) -> None:
         """Sleep until audio, a key, a hang-up or ``timeout`` (waiting on an Event consumes nothing)."""

@@ -51,7 +51,8 @@ from voicebot.sip.lockout import AuthLockout
 from voicebot.sip.registrar import Registrar, SipAccount
 from voicebot.compliance.secrets import Secret, read_secret
 from voicebot.sip.registration import Registration
-from voicebot.sip.message import SipParseError, parse_name_addr, parse_uri
+from voicebot.sip.headers import SipParseError
+from voicebot.sip.uri import parse_name_addr, parse_uri
 from voicebot.sip.sdp import (
     Encryption,
     NoCommonCodec,

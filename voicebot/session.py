@@ -15,11 +15,11 @@ from typing import Protocol
 import numpy as np
 
 from voicebot.channels.base import Channel, Dtmf, HungUp
+from voicebot.nlu.numbers import EN_DIGIT_NAMES
 
 log = logging.getLogger("voicebot.session")
 
-DIGIT_WORDS = {"0": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six",
-               "7": "seven", "8": "eight", "9": "nine", "*": "star", "#": "hash",
+DIGIT_WORDS = {**{str(digit): name for digit, name in enumerate(EN_DIGIT_NAMES)}, "*": "star", "#": "hash",
                "A": "A", "B": "B", "C": "C", "D": "D"}
 
 

@@ -164,3 +164,19 @@ def test_sdes_master_keys_are_masked_in_logged_sdp() -> None:
     masked = Redactor().redact(sdp)
     assert "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR" not in masked
     assert "inline:[SRTP_KEY]|2^20|1:4" in masked and masked.startswith("m=audio 4000 RTP/SAVP 0")
+
+
+def test_a_clean_text_remembered_is_still_redacted_once_its_value_becomes_sensitive():
+    redactor = Redactor()
+    line = "caller said blue falcon"
+    assert redactor.redact(line) == line  # clean: remembered
+    assert redactor.redact(line, ["blue falcon"]) == "caller said [REDACTED]"  # the slot value now counts
+    assert redactor.redact("account_number", context="") == "account_number"
+    assert redactor.redact("12345678", context="account_number") != "12345678"  # context still applies
+
+
+def test_texts_with_personal_data_are_never_kept_in_the_clean_cache():
+    redactor = Redactor()
+    for _ in range(3):
+        assert "4111" not in redactor.redact("card 4111 1111 1111 1111 please")
+    assert all("4111" not in text for text, _context, _values in redactor._clean)

@@ -35,9 +35,9 @@ HOSTILE = [
 
 @pytest.mark.parametrize("text", HOSTILE, ids=lambda t: repr(t[:10]))
 def test_redaction_is_fast_on_hostile_strings(text: str) -> None:
-    start = time.perf_counter()
+    start = time.thread_time()  # CPU time of this thread: other work on the box does not count
     redact(text)
-    assert time.perf_counter() - start < 1.5  # linear: tens of ms unloaded; quadratic took seconds
+    assert time.thread_time() - start < 1.5  # linear: tens of ms; quadratic took seconds of CPU
 
 
 def test_emails_are_still_found_after_bounding() -> None:

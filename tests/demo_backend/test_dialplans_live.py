@@ -97,6 +97,23 @@ async def test_finance_lost_card_is_blocked_and_secrets_stay_out_of_the_transcri
     assert [a.paused for a in call.actions if isinstance(a, act.SetRecording)] == [True, False, True, False]
 
 
+async def test_finance_lost_card_is_named_among_two_and_a_misheard_number_blocks_the_right_one(
+        backend: DemoBackend, http: httpx.AsyncClient) -> None:
+    call = await LiveCall("finance", backend, http).start("+8613800138000", "zh-CN")
+    await call.send(ev.Keys("2"))
+    await call.send(ev.Keys("5678"))
+    await call.send(ev.Keys("2"))
+    said = await call.send(ev.Keys("19900808"))
+    assert "您在我行有2张卡" in said
+    said = await call.send(ev.Heard("八八四二", None, {}, 0.8, "zh"))  # one digit misheard: 8841 is theirs
+    assert "是尾号8 8 4 1的那张卡吗" in said
+    assert "确认冻结吗" in await call.send(ev.Heard("是的", "affirm", {}, 0.9, "zh"))
+    said = await call.send(ev.Keys("1"))
+    assert "尾号8841的银行卡已冻结" in said
+    assert [card["status"] for card in backend.store.cards["C005"]] == ["active", "blocked"]
+    assert call.webhooks[-1].args["card_last4"] == "8841"
+
+
 async def test_finance_mandarin_balance_with_birth_date(backend: DemoBackend, http: httpx.AsyncClient) -> None:
     call = await LiveCall("finance", backend, http).start("+8613800138000", "zh-CN")
     await call.send(ev.Keys("1"))

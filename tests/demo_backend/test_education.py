@@ -34,9 +34,12 @@ async def call(client: TestClient, name: str, status: int = 200, **args: Any) ->
 @pytest.mark.asyncio
 @pytest.mark.timeout(30)
 async def test_lookup_recognises_students_by_number(client: TestClient) -> None:
-    assert await call(client, "lookup", **ALICE) == {"known": True, "name": "Alice", "student_id": "100001"}
+    assert await call(client, "lookup", **ALICE) == {
+        "known": True, "name": "Alice", "student_id": "100001",
+        "students": [{"student_id": "100001", "name": "Alice"}, {"student_id": "100007", "name": "Leo"}]}
     assert (await call(client, "lookup", **WANG))["name"] == "王芳"
-    assert await call(client, "lookup", ani="+19990000") == {"known": False, "name": "", "student_id": ""}
+    assert await call(client, "lookup", ani="+19990000") == {"known": False, "name": "", "student_id": "",
+                                                             "students": []}
 
 
 @pytest.mark.asyncio

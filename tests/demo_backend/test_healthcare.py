@@ -81,8 +81,9 @@ async def test_find_and_book_a_slot_then_it_is_taken(client: TestClient) -> None
 async def test_reschedule_and_cancel_the_next_appointment(client: TestClient) -> None:
     patient = await verified_alice(client)
     current = await call(client, "appointments", patient_id=patient, lang="zh-CN", ani="+15550100")
-    assert current == {"found": True, "appointment_id": "AP-5001", "department": "cardiology",
-                       "doctor": "帕特尔医生", "date": "2026-12-03", "time": "10:30"}
+    first = {"appointment_id": "AP-5001", "department": "cardiology", "doctor": "帕特尔医生", "date": "2026-12-03",
+             "time": "10:30"}
+    assert current == {"found": True, **first, "appointments": [first]}
     moved = await call(client, "reschedule", patient_id=patient, appointment_id="AP-5001", date="2026-12-10",
                        **ALICE)
     assert moved == {"rescheduled": True, "date": "2026-12-10", "time": "09:00", "doctor": "Dr. Patel"}
@@ -91,6 +92,16 @@ async def test_reschedule_and_cancel_the_next_appointment(client: TestClient) ->
     assert await call(client, "appointments", patient_id=patient, **ALICE) == {"found": False}
     again = await call(client, "cancel", 400, patient_id=patient, appointment_id="AP-5001", **ALICE)
     assert "no upcoming appointment" in again["error"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_every_upcoming_appointment_is_listed_soonest_first(client: TestClient) -> None:
+    verified = await call(client, "verify_patient", dob="19900808", mrn_last4="5678", ani="+8613800138000")
+    listed = await call(client, "appointments", patient_id=verified["patient_id"], ani="+8613800138000")
+    assert [(a["appointment_id"], a["doctor"], a["date"]) for a in listed["appointments"]] == [
+        ("AP-5002", "Dr. Chen", "2026-12-08"), ("AP-5004", "Dr. Garcia", "2026-12-15")]
+    assert listed["appointment_id"] == "AP-5002"
 
 
 @pytest.mark.asyncio

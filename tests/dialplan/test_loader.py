@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from voicebot.dialplan.loader import load_dialplan, validate_all
-from voicebot.dialplan.schema import SLOT_TYPES, export_json_schema
+from voicebot.dialplan import slot_types
+from voicebot.dialplan.schema import export_json_schema
 from voicebot.yamlsrc import ConfigErrors, YamlSourceError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,6 +32,9 @@ EXPECTED = {
     "dangling_goto.yaml": "8:17: node 'menu' (listen.nomatch.then): goto target 'salse' is not a node — did you "
                           "mean 'sales'?",
     "duplicate_node.yaml": "5:3: duplicate key 'a' — it is already defined on line 4; keep only one",
+    "language_offer_not_a_menu.yaml": "5:11: language_offer.nodes[0]: node 'welcome' has no listen: the offer is "
+                                      "made at a menu's failed turn — list the menu nodes (with listen:) where "
+                                      "callers may be in the wrong language",
     "memory_bomb.yaml": "5:5: node 'a' (say): template too large: repeated value exceeds the template size limit "
                         "(20000 characters) — templates look like {{ slots.account }}; see docs/dialplan.md",
     "no_exit.yaml": "4:3: nodes.a: this node has no way forward — add one of listen, branch, goto, transfer, "
@@ -123,7 +127,7 @@ def test_values_under_set_are_data_not_targets(tmp_path: Path) -> None:
 
 
 def test_every_slot_type_is_accepted() -> None:
-    assert SLOT_TYPES == ("digits", "number", "money", "date", "time", "yes_no", "choice", "text", "pattern")
+    assert slot_types.names() == ("choice", "date", "digits", "money", "number", "pattern", "text", "time", "yes_no")
 
 
 # ---------------------------------------------------------------------------------------- directories
@@ -194,3 +198,14 @@ def test_exported_json_schema_matches_the_published_file(tmp_path: Path) -> None
     assert schema["$defs"]["Node"]["additionalProperties"] is False
     published = ROOT / "docs" / "dialplan.schema.json"
     assert json.loads(published.read_text(encoding="utf-8")) == schema, "run export_json_schema('docs/dialplan.schema.json')"
+
+
+def test_language_offer_names_nodes_and_languages_of_the_dialplan(tmp_path: Path) -> None:
+    source = (BROKEN / "language_offer_not_a_menu.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "offer.yaml"
+    path.write_text(source.replace("[welcome]", "[menu, mnu]").replace('"2": zh-CN', '"2": fr-FR'), encoding="utf-8")
+    assert errors_of(path) == [
+        f"{path}:5:17: language_offer.nodes[1]: 'mnu' is not a node — did you mean 'menu'?",
+        f"{path}:7:22: language_offer.dtmf['2']: language 'fr-FR' is not in languages (en-US, zh-CN) — use one "
+        "listed there",
+    ]

@@ -56,7 +56,7 @@ def test_extract_slot_by_type(spec: AskSpec, kw: dict, expected: object) -> None
 def test_ask_spec_rejects_inconsistent_options() -> None:
     with pytest.raises(ValueError, match="a choice slot needs options"):
         ask("choice")
-    with pytest.raises(ValueError, match="length is only for digits, text or pattern"):
+    with pytest.raises(ValueError, match="length is only for digits, pattern or text"):
         ask("number", length=3)
     with pytest.raises(ValueError, match="unknown slot type 'digit'"):
         ask("digit")

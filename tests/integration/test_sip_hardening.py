@@ -275,6 +275,26 @@ def test_new_calls_get_503_while_the_media_clock_is_late(tmp_path: Path) -> None
         stop_server(server)
 
 
+def test_a_single_short_pause_of_the_loop_does_not_turn_a_caller_away(tmp_path: Path) -> None:
+    server = start_server(tmp_path, "limits: {max_media_lag_ms: 100}\n")
+    caller, next_caller = Caller(server), RawPeer(("127.0.0.1", server.port))
+    try:
+        assert caller.invite() == 200  # a call in progress: the media clock runs
+        server.proc.send_signal(signal.SIGSTOP)  # one pause (like a garbage collection) while an INVITE arrives
+        try:
+            invite_from(next_caller, server)
+            time.sleep(0.15)  # the length of the pause, not a synchronisation
+        finally:
+            server.proc.send_signal(signal.SIGCONT)
+        answer = next_caller.wait_reply("INVITE")
+        assert answer is not None and answer.status == 200, answer
+        assert caller.bye() == 200
+    finally:
+        caller.close()
+        next_caller.close()
+        stop_server(server)
+
+
 def test_sustained_options_flood_at_a_modest_rate_gets_the_source_banned(tmp_path: Path) -> None:
     server = start_server(tmp_path)
     flooder = RawPeer(("127.0.0.1", server.port), "127.0.0.6")

@@ -110,6 +110,20 @@ def test_english_caller_asks_for_balance(speech_server: ServerProcess, tmp_path:
     assert "account number" in heard, heard
 
 
+def test_a_caller_who_talks_at_once_is_heard_from_the_first_word(speech_server: ServerProcess,
+                                                                 tmp_path: Path) -> None:
+    """Speech from the moment of the answer (while the lookup runs and the greeting is synthesised) is the caller's
+    first turn: it cuts the greeting and is recognised whole, not dropped when the listen opens."""
+    before = len(speech_server.records("call ended"))
+    wav = caller_wav(tmp_path, "en_balance", lead_s=0.0)  # "Hi, I would like to check my account balance please."
+    call(speech_server, tmp_path, "--play", str(wav), "--duration", "14")
+    record = ended_record(speech_server, before)
+    callers = [e for e in record["transcript"] if e["who"] == "caller" and e.get("text")]
+    assert callers and callers[0]["intent"] == "check_balance", record["transcript"]
+    assert "would like" in callers[0]["text"].lower(), callers[0]  # the first words, said before any prompt
+    assert any("account number" in t for t in bot_texts(record))
+
+
 def test_mandarin_caller_is_answered_in_mandarin(speech_server: ServerProcess, tmp_path: Path,
                                                  whisper: WhisperAsr) -> None:
     before = len(speech_server.records("call ended"))

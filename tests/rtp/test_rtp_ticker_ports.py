@@ -159,7 +159,7 @@ async def test_tick_fired_after_its_slot_is_counted_late():
 @pytest.mark.asyncio
 @pytest.mark.timeout(10)
 async def test_lag_reports_a_stalled_loop_and_is_zero_while_idle():
-    ticker = MediaTicker(period=0.01)
+    ticker = MediaTicker(period=0.01, stall_grace=0.0)
     assert ticker.lag() == 0.0
     ticks = []
     ticker.add(ticks.append)
@@ -169,3 +169,17 @@ async def test_lag_reports_a_stalled_loop_and_is_zero_while_idle():
     assert ticker.lag() >= 0.15
     ticker.remove(ticks.append)
     assert ticker.lag() == 0.0
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(10)
+async def test_a_pause_shorter_than_the_grace_is_not_lag_but_a_longer_stall_is():
+    ticker = MediaTicker(period=0.01, stall_grace=0.3)
+    ticks: list[int] = []
+    ticker.add(ticks.append)
+    await wait_until(lambda: len(ticks) >= 3)
+    time.sleep(0.15)  # the loop is blocked (a garbage collection): shorter than the grace
+    assert ticker.lag() < 0.06
+    time.sleep(0.35)  # still blocked: now a stall beyond the grace
+    assert ticker.lag() >= 0.15
+    ticker.remove(ticks.append)

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from voicebot.sip.message import (
-    Headers,
-    SipParseError,
-    SipRequest,
-    SipResponse,
-    canonical_name,
-    is_keepalive,
-    parse_message,
-    parse_name_addr,
-    parse_params,
-    parse_uri,
-    parse_via,
-    split_list,
-    split_multipart,
-)
+from voicebot.sip.headers import Headers, SipParseError, canonical_name, split_list
+from voicebot.sip.message import SipRequest, SipResponse
+from voicebot.sip.parser import is_keepalive, parse_message
+from voicebot.sip.uri import parse_name_addr, parse_params, parse_uri
+from voicebot.sip.fields import parse_via
+from voicebot.sip.parser import split_multipart
 from voicebot.sip.validate import build_response, check_request, default_reason
 
 SDP = b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"

@@ -9,7 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from voicebot.sip.message import SipParseError, SipRequest, SipResponse, parse_message
+from voicebot.sip.headers import SipParseError
+from voicebot.sip.message import SipRequest, SipResponse
+from voicebot.sip.parser import parse_message
 from voicebot.sip.validate import build_response, check_request
 
 from tests.sip.torture import torture_files
@@ -141,19 +143,19 @@ URI_PIECES = st.sampled_from(list("abAB09:@;=?&.-_!~*'()+$,/[]%x ") + ["sips:", 
 def test_uri_fast_path_agrees_with_general_path(text: str) -> None:
     import re
 
-    import voicebot.sip.message as message
+    import voicebot.sip.uri as uri
 
     def outcome() -> object:
         try:
-            return message.parse_uri(text)
+            return uri.parse_uri(text)
         except SipParseError:
             return "error"
 
     fast = outcome()
-    saved = message._PLAIN_SIP_URI_RE
-    message._PLAIN_SIP_URI_RE = re.compile(r"(?!)")  # never matches: force the general path
+    saved = uri._PLAIN_SIP_URI_RE
+    uri._PLAIN_SIP_URI_RE = re.compile(r"(?!)")  # never matches: force the general path
     try:
         general = outcome()
     finally:
-        message._PLAIN_SIP_URI_RE = saved
+        uri._PLAIN_SIP_URI_RE = saved
     assert fast == general

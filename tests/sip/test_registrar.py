@@ -9,7 +9,8 @@ import pytest
 from voicebot.compliance.secrets import Secret
 from voicebot.sip import digest
 from voicebot.sip.bindings import BindingTable, RegisterError, RegisterUpdate, parse_register
-from voicebot.sip.message import SipRequest, parse_message
+from voicebot.sip.message import SipRequest
+from voicebot.sip.parser import parse_message
 from voicebot.sip.registrar import Registrar, SipAccount
 
 SRC = ("127.0.0.1", 5070)

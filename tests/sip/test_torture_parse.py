@@ -16,16 +16,12 @@ from __future__ import annotations
 
 import pytest
 
-from voicebot.sip.message import (
-    SipParseError,
-    SipRequest,
-    SipResponse,
-    parse_message,
-    parse_name_addr,
-    parse_uri,
-    parse_via,
-    split_multipart,
-)
+from voicebot.sip.headers import SipParseError
+from voicebot.sip.message import SipRequest, SipResponse
+from voicebot.sip.parser import parse_message
+from voicebot.sip.uri import parse_name_addr, parse_uri
+from voicebot.sip.fields import parse_via
+from voicebot.sip.parser import split_multipart
 from voicebot.sip.validate import build_response, check_request, usable_credentials
 
 from tests.sip.torture import TORTURE_DIR

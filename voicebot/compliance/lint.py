@@ -45,6 +45,7 @@ __all__ = [
     "ForbiddenPhrase",
     "Policy",
     "ProductInfo",
+    "QualityLimits",
     "RequiredDisclaimer",
     "lint_dialplan",
     "lint_dialplans",
@@ -81,6 +82,14 @@ class RequiredDisclaimer(_Model):
     disclaimer: list[str] = Field(min_length=1, description="phrases; a disclaimer node says at least one")
 
 
+class QualityLimits(_Model):
+    """Live quality checks (质检) of a call with an agent: how long silence, hold and talking over may last."""
+
+    max_silence_s: float = Field(15.0, gt=0, description="both sides silent this long while bridged: an alert")
+    max_hold_s: float = Field(120.0, gt=0, description="the caller on hold this long at once: an alert")
+    max_talk_over_s: float = Field(2.0, gt=0, description="the agent talking over the caller this long: an alert")
+
+
 class Policy(_Model):
     """One industry's rules."""
 
@@ -90,6 +99,7 @@ class Policy(_Model):
     forbidden_phrases: list[ForbiddenPhrase] = Field(default_factory=list)
     required_disclaimers: list[RequiredDisclaimer] = Field(default_factory=list)
     sensitive_slots_not_spoken: bool = Field(False, description="no prompt may read a sensitive slot")
+    quality: QualityLimits | None = Field(None, description="live checks of calls with agents (compliance.quality)")
 
     @field_validator("forbidden_phrases", mode="before")
     @classmethod
@@ -135,12 +145,12 @@ def policies_for(dialplan_name: str, policies: list[Policy]) -> list[Policy]:
 # ---------------------------------------------------------------------------------------------- lint
 
 
-def _normalise(text: str) -> str:
+def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[-‐–—_]", " ", text.lower())).strip()
 
 
-def _phrase_pattern(phrase: str) -> re.Pattern[str]:
-    body = re.escape(_normalise(phrase)).replace(r"\ ", r"\s+")
+def phrase_pattern(phrase: str) -> re.Pattern[str]:
+    body = re.escape(normalise(phrase)).replace(r"\ ", r"\s+")
     if phrase.isascii():
         body = r"(?<![a-z0-9])" + body + r"(?![a-z0-9])"
     return re.compile(body)
@@ -195,9 +205,9 @@ class _Linter:
         return self.errors
 
     def forbidden(self, prompts: list[tuple[Loc, str]]) -> None:
-        patterns = [(item, _phrase_pattern(item.phrase)) for item in self.policy.forbidden_phrases]
+        patterns = [(item, phrase_pattern(item.phrase)) for item in self.policy.forbidden_phrases]
         for loc, text in prompts:
-            normal = _normalise(text)
+            normal = normalise(text)
             for item, pattern in patterns:
                 if pattern.search(normal):
                     reason = f" ({item.reason})" if item.reason else ""
@@ -214,17 +224,17 @@ class _Linter:
                         "never repeat a sensitive value; confirm without speaking it")
 
     def disclaimer(self, rule: RequiredDisclaimer) -> None:
-        phrases = [_phrase_pattern(p) for p in rule.disclaimer]
+        phrases = [phrase_pattern(p) for p in rule.disclaimer]
 
         def says_disclaimer(name: str) -> bool:
             variants = _say_variants(self.plan.nodes[name].say)
-            return bool(variants) and all(any(p.search(_normalise(t)) for p in phrases) for t in variants)
+            return bool(variants) and all(any(p.search(normalise(t)) for p in phrases) for t in variants)
 
-        keywords = [_phrase_pattern(k) for k in rule.before.say_contains]
+        keywords = [phrase_pattern(k) for k in rule.before.say_contains]
         products = {
             name for name, node in self.plan.nodes.items()
             if any(fnmatch.fnmatchcase(name, pattern) for pattern in rule.before.nodes)
-            or any(k.search(_normalise(t)) for k in keywords for t in _say_variants(node.say))
+            or any(k.search(normalise(t)) for k in keywords for t in _say_variants(node.say))
         }
         products = {name for name in products if not says_disclaimer(name)}
         if not products:

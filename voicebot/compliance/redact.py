@@ -53,6 +53,7 @@ from voicebot.compliance.pii_context import (
     is_national_phone,
     scale_number_spans,
 )
+from voicebot.nlu.numbers import EN_SPOKEN_DIGITS, REPEAT_WORDS, ZH_SPOKEN_DIGITS
 
 __all__ = [
     "DEFAULT_SENSITIVE_KEYS",
@@ -136,18 +137,12 @@ def _cn_mobile(d: str) -> bool:
 
 # --------------------------------------------------------------------------------------------- atoms
 
-_EN_DIGITS = {
-    "zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
-    "six": "6", "seven": "7", "eight": "8", "nine": "9", "niner": "9",
-}
-_ZH_DIGITS = {
-    "零": "0", "〇": "0", "幺": "1", "一": "1", "二": "2", "两": "2", "三": "3", "四": "4", "五": "5",
-    "六": "6", "七": "7", "八": "8", "九": "9",
-}
+_EN_DIGITS = EN_SPOKEN_DIGITS  # the shared digit words (voicebot.nlu.numbers)
+_ZH_DIGITS = ZH_SPOKEN_DIGITS
 _ATOM = re.compile(
     r"(?P<num>\d+)(?P<x>[Xx](?![A-Za-z]))?"
     r"|(?P<word>\b(?:" + "|".join(sorted(_EN_DIGITS, key=len, reverse=True)) + r")\b)"
-    r"|(?P<mult>\b(?:double|triple)\b)"
+    r"|(?P<mult>\b(?:" + "|".join(REPEAT_WORDS) + r")\b)"
     r"|(?P<zh>[" + "".join(_ZH_DIGITS) + r"])"
     r"|(?P<plus>\+|\bplus\b)"
     r"|(?P<xw>\b[Xx]\b)",
@@ -175,6 +170,8 @@ _SPOKEN_EMAIL = re.compile(
     re.IGNORECASE,
 )
 _MAX_SUBRUN_ATOMS = 40
+_CLEAN_CACHE_TEXT_CHARS = 256
+_CLEAN_CACHE_ENTRIES = 8192
 
 
 @dataclass(frozen=True)
@@ -214,7 +211,7 @@ def _atoms(text: str) -> list[_Atom]:
         elif match.group("zh") is not None:
             atoms.append(_Atom(start, end, _ZH_DIGITS[match.group("zh")], "zh"))
         elif match.group("mult") is not None:
-            atoms.append(_Atom(start, end, "3" if match.group("mult").lower() == "triple" else "2", "mult"))
+            atoms.append(_Atom(start, end, str(REPEAT_WORDS[match.group("mult").lower()]), "mult"))
         elif match.group("xw") is not None:  # a spoken check character "X" ends an ID number
             if atoms and atoms[-1].kind in ("num", "word", "zh") and not atoms[-1].x_suffix:
                 atoms[-1] = _Atom(atoms[-1].start, end, atoms[-1].digits, atoms[-1].kind, True)
@@ -293,14 +290,27 @@ class Redactor:
         self.keep_card_last4 = keep_card_last4
         self.sensitive_keys = frozenset(key.lower() for key in sensitive_keys)
         self.show_keyed_digits = show_keyed_digits
+        self._clean: dict[tuple[str, str, tuple[str, ...]], None] = {}
 
     # ------------------------------------------------------------------ text
 
     def redact(self, text: str, sensitive: Iterable[str] = (), context: str = "") -> str:
         """`text` with every finding replaced by its label (see the module docstring). `context` is read as if
-        it preceded the text (e.g. the field name "account_number")."""
-        findings = self.findings(text, sensitive, context)
+        it preceded the text (e.g. the field name "account_number").
+
+        Short texts found clean are remembered (log field names, outcomes, hosts repeat on every call line), so
+        they are not searched again; texts with personal data are never kept."""
+        values = tuple(v for v in sensitive if isinstance(v, str))
+        key = (text, context, values)
+        cacheable = len(text) <= _CLEAN_CACHE_TEXT_CHARS
+        if cacheable and key in self._clean:
+            return text
+        findings = self.findings(text, values, context)
         if not findings:
+            if cacheable:
+                if len(self._clean) >= _CLEAN_CACHE_ENTRIES:
+                    self._clean.clear()  # bounded; rebuilt from the next lines
+                self._clean[key] = None
             return text
         out: list[str] = []
         position = 0
@@ -348,8 +358,10 @@ class Redactor:
                 add(Finding("DOB", start - len(prefix), end - len(prefix)))
         for start, end in scale_number_spans(text):
             add(Finding("NUMBER", start, end))
-        cues = Cues.find(prefix + text)
-        for run in _runs(text):
+        runs = _runs(text)
+        cues = Cues.find(prefix + text) if runs else None  # the cue scan is the costly part: only for numbers
+        for run in runs:
+            assert cues is not None
             for finding in self._classify_run(text, run, digit_values, cues, len(prefix)):
                 add(finding)
         found.sort(key=lambda f: f.start)

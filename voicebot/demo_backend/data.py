@@ -72,7 +72,8 @@ CARDS: dict[str, list[dict[str, Any]]] = {
     "C002": [{"last4": "1188", "kind": "debit", "status": "active"}],
     "C003": [{"last4": "9090", "kind": "debit", "status": "active"}],
     "C004": [{"last4": "0001", "kind": "credit", "status": "blocked"}],
-    "C005": [{"last4": "6222", "kind": "credit", "status": "active"}],
+    "C005": [{"last4": "6222", "kind": "credit", "status": "active"},
+             {"last4": "8841", "kind": "debit", "status": "active"}],  # two cards: a lost one must be named
 }
 
 REPAYMENTS: dict[str, dict[str, Any]] = {

@@ -1,7 +1,8 @@
 """Handlers for dialplans/education.yaml (Bright Future Academy). Every hook takes `ani` (the caller number;
 FAILING_CALLERS answer 500) and `lang` (en-US / zh-CN, default English) for the text it returns.
 
-    education.lookup            {}                          -> {known, name, student_id}
+    education.lookup            {}                          -> {known, name, student_id,
+                                                                students: [{student_id, name}]}
     education.courses           {topic}                     -> {topic, summary}
     education.verify_student    {student_id, dob: YYYYMMDD} -> {verified, name}
     education.schedule          {student_id}                -> {found, summary}
@@ -58,10 +59,16 @@ def callback_problem(day: dt.date, time: str, today: dt.date, zh: bool) -> str |
 
 def lookup(args: dict[str, Any]) -> dict[str, Any]:
     ani = caller_of(args)
-    for student_id, student in samples.STUDENTS.items():
-        if student["ani"] == ani:
-            return {"known": True, "name": _pick(student, "name", _zh(args)).split()[0], "student_id": student_id}
-    return {"known": False, "name": "", "student_id": ""}
+    zh = _zh(args)
+    mine = [{"student_id": student_id, "name": _first_name(student, zh)}
+            for student_id, student in samples.STUDENTS.items() if student["ani"] == ani]
+    if not mine:
+        return {"known": False, "name": "", "student_id": "", "students": []}
+    return {"known": True, "name": mine[0]["name"], "student_id": mine[0]["student_id"], "students": mine}
+
+
+def _first_name(student: dict[str, Any], zh: bool) -> str:
+    return str(_pick(student, "name", zh)).split()[0]
 
 
 def courses(args: dict[str, Any]) -> dict[str, Any]:

@@ -46,6 +46,10 @@ STUDENTS: dict[str, dict[str, Any]] = {
         {"course": "Business English", "course_zh": "商务英语", "days": "Saturday", "days_zh": "每周六",
          "time": "09:30", "room": "A101", "attended": 9, "held": 12},
     ]},
+    "100007": {"name": "Leo Chen", "name_zh": "陈立奥", "ani": "+15550100", "dob": "20100305", "classes": [
+        {"course": "Graphic Design Basics", "course_zh": "平面设计基础", "days": "Saturday", "days_zh": "每周六",
+         "time": "14:00", "room": "D102", "attended": 7, "held": 8},
+    ]},  # Alice's son: two students on one phone number
     "100002": {"name": "Wang Fang", "name_zh": "王芳", "ani": "+8613800138000", "dob": "19900808", "classes": [
         {"course": "IELTS Preparation", "course_zh": "雅思备考", "days": "Tuesday and Thursday",
          "days_zh": "每周二、周四", "time": "19:00", "room": "C310", "attended": 10, "held": 16},

@@ -37,8 +37,11 @@ def lookup(args: dict[str, Any]) -> dict[str, Any]:
     customer = customer_for(args)
     if customer is None:
         return {"known": False, "name": "", "first_name": "", "elderly": False, "vip": False, "surge": _is_surge()}
+    cards = [{"last4": c["last4"], "kind": c["kind"]} for c in store().cards.get(customer["id"], [])
+             if c["status"] == "active"]
     return {"known": True, "name": customer["name"], "first_name": customer["name"].split()[0],
-            "elderly": customer["elderly"], "vip": customer["vip"], "lang": customer["lang"], "surge": _is_surge()}
+            "elderly": customer["elderly"], "vip": customer["vip"], "lang": customer["lang"], "surge": _is_surge(),
+            "cards": cards}
 
 
 def normalise_dob(value: Any) -> str:

@@ -4,7 +4,8 @@ number; FAILING_CALLERS answer 500) and, where text is returned, `lang` (en-US /
     healthcare.verify_patient {dob (YYYYMMDD), mrn_last4}   -> {verified, patient_id, name}
     healthcare.find_slot      {department, date}            -> {available, slot_id, date, time, doctor}
     healthcare.book           {patient_id, slot_id}         -> {booked, reference, date, time, doctor}
-    healthcare.appointments   {patient_id}                  -> {found, appointment_id, department, doctor, date, time}
+    healthcare.appointments   {patient_id}                  -> {found, appointment_id, department, doctor, date, time,
+                                                                appointments: [the same fields, each upcoming one]}
     healthcare.reschedule     {patient_id, appointment_id, date} -> {rescheduled, date, time, doctor}
     healthcare.cancel         {patient_id, appointment_id}  -> {cancelled}
     healthcare.reports        {patient_id}                  -> {found, ready, test, location, hours, expected}
@@ -168,10 +169,11 @@ def appointments(args: dict[str, Any]) -> dict[str, Any]:
     upcoming = _upcoming(_patient(args))
     if not upcoming:
         return {"found": False}
-    first = upcoming[0]
-    department = samples.DEPARTMENTS[first["department"]]
-    return {"found": True, "appointment_id": first["appointment_id"], "department": first["department"],
-            "doctor": _localised(department, "doctor", _zh(args)), "date": first["date"], "time": first["time"]}
+    zh = _zh(args)
+    listed = [{"appointment_id": a["appointment_id"], "department": a["department"],
+               "doctor": _localised(samples.DEPARTMENTS[a["department"]], "doctor", zh), "date": a["date"],
+               "time": a["time"]} for a in upcoming]
+    return {"found": True, **listed[0], "appointments": listed}
 
 
 def reschedule(args: dict[str, Any]) -> dict[str, Any]:

@@ -35,6 +35,8 @@ APPOINTMENTS: list[dict[str, Any]] = [
      "time": "10:30", "status": "booked"},
     {"appointment_id": "AP-5002", "patient_id": "P003", "department": "dermatology", "date": "2026-12-08",
      "time": "14:00", "status": "booked"},
+    {"appointment_id": "AP-5004", "patient_id": "P003", "department": "orthopedics", "date": "2026-12-15",
+     "time": "09:30", "status": "booked"},  # two upcoming: the caller must say which one
 ]
 
 REPORTS: dict[str, list[dict[str, Any]]] = {

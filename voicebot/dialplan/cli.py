@@ -199,7 +199,7 @@ def _test(args: argparse.Namespace) -> int:
 
 
 def _graph(args: argparse.Namespace) -> int:
-    from voicebot.dialplan.graph import render_graph
+    from voicebot.dialplan.graph_render import render_graph
 
     plan = _load(args.dialplan)
     if plan is None:

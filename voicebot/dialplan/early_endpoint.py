@@ -2,9 +2,9 @@
 
 The session has a speculative recognition of the caller's words after a short silence. `decide` says whether that
 text already answers the current listen: an intent the listen routes (local or global) recognised with enough
-confidence, or a value of the expected slot that cannot grow any more (digits of the required length, yes/no,
-a choice, a date, a time, a pattern). Open-ended answers (free text, numbers, amounts: "twenty" may become
-"twenty five") never end early. `resolve` merges the dialplan's defaults with a listen's override.
+confidence, or a value of the expected slot that cannot grow any more (its type is `closed` and the value `is_final`: digits of
+the required length, yes/no, a choice, a date, a time, a pattern). Open-ended answers (free text, numbers, amounts:
+"twenty" may become "twenty five") never end early. `resolve` merges the dialplan's defaults with a listen's override.
 """
 
 from __future__ import annotations
@@ -13,13 +13,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from voicebot.dialplan import slot_types
 from voicebot.dialplan.schema import AskSpec, EarlyEndpointSpec
 from voicebot.dialplan.slots import extract_slot
 
-__all__ = ["CLOSED_SLOT_TYPES", "EarlyEndpoint", "Verdict", "decide", "resolve"]
-
-CLOSED_SLOT_TYPES = frozenset({"digits", "yes_no", "choice", "date", "time", "pattern"})
-"""Slot types whose parsed value is final; digits only with a fixed (or reached maximum) length."""
+__all__ = ["EarlyEndpoint", "Verdict", "decide", "resolve"]
 
 MIN_ASR_CONFIDENCE = 0.5  # a recognition this unsure never ends a turn early
 
@@ -71,23 +69,17 @@ def decide(rule: EarlyEndpoint | None, *, text: str, asr_confidence: float, inte
     if in_scope and intent_confidence >= rule.min_confidence:
         return Verdict(True, f"intent {intent}")
     slot = rule.slot
-    if slot is not None and slot.type in CLOSED_SLOT_TYPES:
+    kind = slot_types.get(slot.type) if slot is not None else None
+    if slot is not None and kind is not None and kind.closed:
         value = extract_slot(slot, text=text, intent=intent, entities=entities)
-        if value is not None and (slot.type != "digits" or _digits_final(slot, str(value))):
+        if value is not None and kind.is_final(slot, value):
             return Verdict(True, f"{slot.type} slot complete")
         if value is not None:
-            return Verdict(False, "more digits may follow")
+            return Verdict(False, kind.growing)
     if in_scope:
         return Verdict(False, f"intent {intent} below {rule.min_confidence:.2f} ({intent_confidence:.2f})")
-    if slot is None:
+    if slot is None or kind is None:
         return Verdict(False, "no in-scope intent")
-    if slot.type not in CLOSED_SLOT_TYPES:
+    if not kind.closed:
         return Verdict(False, f"{slot.type} answers are open-ended")
     return Verdict(False, f"no {slot.type} value yet")
-
-
-def _digits_final(slot: AskSpec, digits: str) -> bool:
-    """A digit string is final at its exact length or its maximum length (else the caller may go on)."""
-    if slot.length is not None:
-        return len(digits) == slot.length
-    return slot.max_length is not None and len(digits) >= slot.max_length

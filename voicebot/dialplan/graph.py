@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import html
 import re
-import shutil
-import subprocess
 from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from voicebot.dialplan.schema import Dialplan, Node, transition_spec
@@ -21,7 +18,6 @@ __all__ = [
     "busy_loops",
     "edges",
     "reachable",
-    "render_graph",
     "target_names",
     "to_dot",
     "to_svg",
@@ -235,21 +231,3 @@ def to_svg(plan: Dialplan) -> str:
         out.append(f'<text x="{x + 8}" y="{y + 32}" fill="#666">{html.escape(kind)}</text></g>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
-
-
-def render_graph(plan: Dialplan, output: Path, *, use_dot: bool = True) -> str:
-    """Write the picture to `output` (.svg, .png, .pdf or .dot); returns the renderer used: dot or python."""
-    suffix = output.suffix.lower().lstrip(".")
-    if suffix == "dot":
-        output.write_text(to_dot(plan), encoding="utf-8")
-        return "dot-source"
-    dot = shutil.which("dot") if use_dot else None
-    if dot is not None:
-        fmt = suffix if suffix in ("svg", "png", "pdf") else "svg"
-        subprocess.run([dot, f"-T{fmt}", "-o", str(output)], input=to_dot(plan).encode("utf-8"),
-                       check=True, capture_output=True, timeout=60)
-        return "graphviz"
-    if suffix not in ("svg", ""):
-        raise ValueError(f"without Graphviz 'dot' only .svg or .dot can be written, not .{suffix}")
-    output.write_text(to_svg(plan), encoding="utf-8")
-    return "python"

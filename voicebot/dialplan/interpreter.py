@@ -20,6 +20,7 @@ from typing import Any
 
 from voicebot.dialplan import actions as act
 from voicebot.dialplan import events as ev
+from voicebot.dialplan import slot_types
 from voicebot.dialplan.early_endpoint import EarlyEndpoint
 from voicebot.dialplan.early_endpoint import resolve as resolve_early
 from voicebot.dialplan.phrases import phrase
@@ -49,7 +50,7 @@ from voicebot.speech.grammar import grammar_for_ask
 __all__ = ["Interpreter", "match_language", "MASK"]
 
 MASK = "****"
-WAITING_FOR_CALLER = ("listen", "ask", "confirm")
+WAITING_FOR_CALLER = ("listen", "ask", "confirm", "language_offer")
 IN_QUEUE = ("queue", "callback_offer")
 _PHASES = ("set", "say", "ask", "webhook", "exit")
 
@@ -158,9 +159,10 @@ class _Run:
 
     # ------------------------------------------------------------------ speaking and listening
 
-    def say(self, prompt: PromptSpec | Any, *, masked_extra: dict[str, Any] | None = None, **extra: Any) -> None:
+    def say(self, prompt: PromptSpec | Any, *, masked_extra: dict[str, Any] | None = None, lang: str | None = None,
+            **extra: Any) -> None:
         spec = prompt_spec(prompt)
-        lang = self.state.lang
+        lang = lang or self.state.lang
         text = ""
         if spec.text is not None:
             source: str | None = spec.text if isinstance(spec.text, str) else pick_language(
@@ -236,7 +238,7 @@ class _Run:
                              intents=frozenset(intents | set(self.plan.global_.intents)), slot=slot)
 
     def listen_for_ask(self, ask: AskSpec) -> None:
-        mode = ask.input or ("speech" if ask.type == "text" else "both")
+        mode = ask.input or slot_types.get(ask.type).input
         self.emit_listen(ask, mode, keyed_length(ask), slot=ask)
 
     def listen_for_yes_no(self, ask: AskSpec) -> None:
@@ -404,6 +406,9 @@ class _Run:
             self.prompt_ask(node.ask, advance=False)
         elif s.step == "confirm" and node.ask is not None:
             self.ask_confirmation(node.ask)
+        elif s.step == "language_offer" and node.listen is not None:
+            self.say_language_offers()
+            self.listen_for_node(node.listen)
         else:
             self.log("repeat_ignored", step=s.step)
 
@@ -483,12 +488,17 @@ class _Run:
         if not masked:
             s.entities.update(heard.entities)
         if is_hesitation(heard.text) and s.step in WAITING_FOR_CALLER:
+            if s.step == "language_offer":
+                s.step = "listen"
             self.log("hesitation")  # "um" is no answer: the NLU reads it as yes (0.93) and confirmed actions
             self.on_failure("nomatch")
             return
         intent = heard.intent
         node = self.node()
         global_route = self.global_route(heard)
+        offer_turn = s.step == "language_offer"
+        if offer_turn:
+            s.step = "listen"  # the menu still answers; the offer only adds a way to change language
         if s.step == "listen" and node.listen is not None:
             spec = node.listen
             if intent is not None and heard.confidence >= spec.min_confidence and intent in spec.intents:
@@ -497,6 +507,10 @@ class _Run:
             answer = confirmation_route(spec.intents, heard.text)  # "yes, please cancel it" answers "shall I?"
             if answer is not None:
                 self.take(spec.intents[answer])
+                return
+            chosen = self.offered_language_heard(heard, global_route) if offer_turn else None
+            if chosen is not None:
+                self.choose_language(chosen)
                 return
             if global_route is not None and heard.confidence >= spec.min_confidence:
                 self.take(global_route)
@@ -507,7 +521,7 @@ class _Run:
             value = extract_slot(node.ask, text=heard.text, intent=intent, entities=heard.entities)
             if node.ask.candidates is not None and self.answer_from_candidates(node.ask, heard.text, value):
                 return
-            if global_route is not None and (value is None or node.ask.type == "text"):
+            if global_route is not None and (value is None or slot_types.get(node.ask.type).free_words):
                 self.take(global_route)  # a text slot would take "agent" as its value: the global intent wins
                 return
             self.answer(node.ask, value)
@@ -538,6 +552,12 @@ class _Run:
         s.history.append({"who": "caller", "text": MASK if masked else f"#{digits}", "node": s.node})
         global_dtmf = self.plan.global_.dtmf
         key = digits.rstrip("#") or digits
+        if s.step == "language_offer":
+            s.step = "listen"
+            offer = self.plan.language_offer
+            if offer is not None and key in offer.dtmf:
+                self.choose_language(offer.dtmf[key])  # "普通话请按2": the offer's keys win in this one turn
+                return
         if s.step == "listen" and node.listen is not None:
             if key in node.listen.dtmf:
                 self.take(node.listen.dtmf[key])
@@ -574,12 +594,19 @@ class _Run:
         """NoInput / NoMatch (or an unrecognised answer) in the current waiting state."""
         s = self.state
         node = self.node()
+        if s.step == "language_offer":
+            s.step = "listen"
+            if s.lang != s.vars.get(_OFFERED_IN):  # speech not understood, but in the offered language
+                self.choose_language(s.lang)
+                return
         if s.step == "listen" and node.listen is not None:
             handler: RetryHandler = getattr(node.listen, kind)
             key = f"{s.node}.{kind}"
             count = s.counters.get(key, 0) + 1
             s.counters[key] = count
             self.log(kind, count=count, max=handler.max)
+            if self.offer_language(handler, kind):
+                return
             if count >= handler.max:
                 self.exhausted(handler.then)
                 return
@@ -596,6 +623,68 @@ class _Run:
             self.on_callback_answer(False)
         else:
             self.log("event_ignored", event=kind, step=s.step)
+
+    # ------------------------------------------------------------------ the language offer
+
+    def offer_language(self, handler: RetryHandler, kind: str) -> bool:
+        """At the configured failed turn in a first menu, once a call: retry words, then each language's offer."""
+        s = self.state
+        offer = self.plan.language_offer
+        if offer is None or s.node not in offer.nodes or _OFFERED_IN in s.vars:
+            return False
+        failures = s.counters.get(f"{s.node}.noinput", 0) + s.counters.get(f"{s.node}.nomatch", 0)
+        if failures < offer.after:
+            return False
+        node = self.node()
+        assert node.listen is not None  # the loader allows only listen nodes in language_offer.nodes
+        s.vars[_OFFERED_IN] = s.lang
+        self.log("language_offer", failures=failures)
+        if handler.say is not None:
+            self.say_counted(handler.say, f"{s.node}.{kind}.say")
+        else:
+            self.say(phrase(kind, s.lang))
+        self.say_language_offers()
+        s.step = "language_offer"
+        self.listen_for_node(node.listen)
+        return True
+
+    def say_language_offers(self) -> None:
+        """Each language's offer in that language; the call's own language last (so the caller hears the others
+        first, and the session's voice stays the call's)."""
+        offer = self.plan.language_offer
+        assert offer is not None
+        tags = [(match_language(key, self.plan.languages), text) for key, text in offer.say.items()]
+        ordered = sorted((pair for pair in tags if pair[0] is not None), key=lambda pair: pair[0] == self.state.lang)
+        for tag, text in ordered:
+            self.say(text, lang=tag)
+
+    def offered_language_heard(self, heard: ev.Heard, global_route: Any) -> str | None:
+        """The language a caller chose by voice in the offer turn: a request for one ("普通话", "English please"),
+        or speech in another language than the offer was made in."""
+        if global_route is not None:
+            spec = transition_spec(global_route)
+            if spec.lang is not None and spec.goto is None and not spec.hangup:
+                return spec.lang
+        spoken = match_language(heard.lang, self.plan.languages)
+        if spoken is not None and spoken != self.state.vars.get(_OFFERED_IN):
+            return spoken
+        if self.state.lang != self.state.vars.get(_OFFERED_IN):
+            return self.state.lang  # auto_language already followed the caller
+        return None
+
+    def choose_language(self, lang: str) -> None:
+        """The caller took the offer: same node, slots and vars; the menu starts again in that language."""
+        s = self.state
+        node = self.node()
+        assert node.listen is not None
+        self.switch_language(lang)
+        self.log("language_chosen", lang=s.lang)
+        prefix = s.node + "."
+        s.counters = {key: value for key, value in s.counters.items() if not key.startswith(prefix)}
+        s.step = "listen"
+        if node.say is not None:
+            self.say_counted(node.say, f"{s.node}.say")
+        self.listen_for_node(node.listen)
 
     def exhausted(self, then: Any) -> None:
         if then is not None:
@@ -655,7 +744,7 @@ class _Run:
             prompt: Any = ask.candidates.confirm  # "Is that your order of running shoes from 2 November?"
         else:
             prompt = ask.confirm if not isinstance(ask.confirm, bool) else phrase("confirm", self.state.lang)
-        spoken = _spoken(self.state.candidate, ask.type)
+        spoken = slot_types.get(ask.type).read_back(ask, self.state.candidate, self.state.lang)
         masked = {"value": MASK} if ask.sensitive else None
         self.say(prompt, value=spoken, item=record, masked_extra=masked)
         self.listen_for_yes_no(ask)
@@ -863,6 +952,7 @@ class _Run:
 _YES_NO = AskSpec(slot="confirmation", type="yes_no", say="")
 _YES_NO_STEPS = ("confirm", "callback_offer")
 _CANDIDATE_RECORD = "_candidate_record"  # vars key: the record a near-match code is read back with
+_OFFERED_IN = "_language_offered_in"  # vars key: the language the call was in when the other one was offered
 _AFFIRM, _DENY = ("affirm", "yes"), ("deny", "no")
 
 
@@ -891,19 +981,7 @@ def confirmation_route(intents: Mapping[str, Any], text: str) -> str | None:
         return deny
     return None
 
-# Keys collected for a slot without a length: a date is YYYYMMDD, a time HHMM, a choice one key; anything else
-# runs until the terminator (#) or the inter-digit timeout.
-_KEYED_LENGTH = {"date": 8, "time": 4, "yes_no": 1, "choice": 1}
-
-
 def keyed_length(ask: AskSpec) -> int:
-    return ask.length or ask.max_length or _KEYED_LENGTH.get(ask.type, 32)
-
-
-def _spoken(value: Any, slot_type: str) -> str:
-    """How a value is read back: digit strings digit by digit, booleans as words."""
-    if slot_type == "digits" and isinstance(value, str):
-        return " ".join(value)
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
+    """Keys collected for the ask: its length, else its type's (a date is YYYYMMDD, a choice one key; otherwise
+    until the terminator # or the inter-digit timeout)."""
+    return ask.length or ask.max_length or slot_types.get(ask.type).keyed_length

@@ -83,9 +83,29 @@ class _Checker:
         self.target(("start",), self.plan.start)
         if self.plan.fallback is not None:
             self.target(("fallback",), self.plan.fallback)
+        self.language_offer()
         for loc, value in _walk(self.data, ()):
             self.value(loc, value)
         self.flow()
+
+    def language_offer(self) -> None:
+        """The offer's nodes are listen nodes and its keys name the dialplan's languages (say: is checked as a prompt)."""
+        offer = self.plan.language_offer
+        if offer is None:
+            return
+        languages = ", ".join(self.plan.languages)
+        for index, name in enumerate(offer.nodes):
+            loc: Loc = ("language_offer", "nodes", index)
+            node = self.plan.nodes.get(name)
+            if node is None:
+                self.at(loc, f"{name!r} is not a node", self.node_hint(name))
+            elif node.listen is None:
+                self.at(loc, f"node {name!r} has no listen: the offer is made at a menu's failed turn",
+                        "list the menu nodes (with listen:) where callers may be in the wrong language")
+        for key, lang in offer.dtmf.items():
+            if match_language(lang, self.plan.languages) is None:
+                self.at(("language_offer", "dtmf", key), f"language {lang!r} is not in languages ({languages})",
+                        "use one listed there")
 
     def value(self, loc: Loc, value: Any) -> None:
         key = loc[-1] if loc else None

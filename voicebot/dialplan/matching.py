@@ -13,14 +13,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from voicebot.nlu.numbers import read_digits
+
 __all__ = ["code_key", "code_matches", "mentioned"]
 
-_NUMBER_WORDS = {
-    "zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
-    "seven": "7", "eight": "8", "nine": "9",
-    "零": "0", "〇": "0", "洞": "0", "一": "1", "幺": "1", "二": "2", "两": "2", "三": "3", "四": "4", "五": "5",
-    "六": "6", "七": "7", "八": "8", "九": "9",
-}
 # Words that name no particular record: "my order", "the item", "a refund for the delivery"
 _GENERIC = frozenset({
     "order", "orders", "item", "items", "thing", "things", "parcel", "package", "delivery", "refund", "return",
@@ -29,7 +25,6 @@ _GENERIC = frozenset({
 })
 _MIN_WORD = 4  # shorter English words ("box", "set") name too little to pick a record by
 _MAX_TEXT = 2000  # caller text is bounded before any matching (it is caller-controlled)
-_SPELLED = re.compile(r"[a-z]+|\d|[^\sa-z\d]", re.IGNORECASE)
 
 
 def _latin_words(text: str) -> set[str]:
@@ -66,16 +61,7 @@ def code_key(text: str) -> str:
     """A code as letters and digits only, spoken digits read: "A one two, three zero zero one" -> "A123001",
     "DEF 456" -> "DEF456", "幺二三" -> "123". Other words ("dash", "my order is") are skipped: a code's letters are
     written in capitals (as the recogniser writes spelled letters)."""
-    out = []
-    for token in _SPELLED.findall(text[:_MAX_TEXT]):
-        lowered = token.lower()
-        if token.isdigit():
-            out.append(token)
-        elif lowered in _NUMBER_WORDS:
-            out.append(_NUMBER_WORDS[lowered])
-        elif token.isascii() and token.isalpha() and token.isupper():
-            out.append(token)
-    return "".join(out)
+    return read_digits(text[:_MAX_TEXT], letters=True)
 
 
 def _within_one_edit(a: str, b: str) -> bool:

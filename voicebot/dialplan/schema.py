@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from voicebot.dialplan import slot_types
 from voicebot.yamlsrc import LocatedValueError
 
 __all__ = [
@@ -41,12 +42,12 @@ __all__ = [
     "EXIT_FIELDS",
     "GlobalHandlers",
     "HangupSpec",
+    "LanguageOfferSpec",
     "ListenSpec",
     "Node",
     "PromptSpec",
     "QueueSpec",
     "RetryHandler",
-    "SLOT_TYPES",
     "TransferSpec",
     "TransitionSpec",
     "WebhookSpec",
@@ -58,7 +59,6 @@ __all__ = [
 NODE_NAME = r"^[A-Za-z_][A-Za-z0-9_.-]*$"
 SLOT_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 LANG_TAG = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
-SLOT_TYPES = ("digits", "number", "money", "date", "time", "yes_no", "choice", "text", "pattern")
 BargeIn = Literal["none", "dtmf", "speech"]
 InputMode = Literal["speech", "dtmf", "both"]
 DTMF_KEYS = re.compile(r"^[0-9*#A-D]+$")
@@ -295,24 +295,42 @@ class CandidatesSpec(_Model):
     )
 
 
-class AskSpec(Endpointing):
-    """Fill one slot: prompt, parse the answer by type, reprompt, optionally confirm."""
+def _slot_type_schema(schema: dict[str, Any]) -> None:
+    """The ask's JSON Schema from the slot type registry: the type names, and each type's own rules."""
+    kinds = slot_types.registered()
+    schema["properties"]["type"].update(
+        enum=list(kinds), description="; ".join(f"{name}: {kind.summary}" if kind.summary else name
+                                            for name, kind in kinds.items()))
+    rules = []
+    for name, kind in kinds.items():
+        fragment = kind.json_schema()
+        if fragment:
+            rules.append({"if": {"properties": {"type": {"const": name}}, "required": ["type"]}, "then": fragment})
+    if rules:
+        schema["allOf"] = rules
 
+
+class AskSpec(Endpointing):
+    """Fill one slot: prompt, parse the answer by type, reprompt, optionally confirm.
+
+    What a type means (its settings, parsing, read-back, grammar) is its module in voicebot.dialplan.slot_types."""
+
+    model_config = ConfigDict(json_schema_extra=_slot_type_schema)
     yaml_field_hints: ClassVar[dict[str, str]] = {
         "prompt": "the question is written as say: \"...\"",
         "name": "the slot's name is written as slot: name",
     }
 
     slot: str = Field(pattern=SLOT_NAME, description="the slot name; read it in templates as slots.<name>")
-    type: str = Field(description=f"one of: {', '.join(SLOT_TYPES)}")
+    type: str = Field(description="a slot type (voicebot.dialplan.slot_types)")
     say: Prompts = Field(description="the question")
     reprompts: list[Prompt] = Field(default_factory=list, description="used on retries, by attempt number")
-    length: int | None = Field(None, ge=1, le=64, description="digits: exact length")
+    length: int | None = Field(None, ge=1, le=64, description="exact length (digits, text, pattern)")
     min_length: int | None = Field(None, ge=1, le=64)
     max_length: int | None = Field(None, ge=1, le=64)
     options: dict[str, ChoiceOption | list[str]] | None = Field(None, description="choice: option -> words")
     pattern: str | None = Field(None, description="pattern: a regular expression the answer must match")
-    input: InputMode | None = Field(None, description="default: both for digits/number/yes_no/choice")
+    input: InputMode | None = Field(None, description="default: by type (both; text: speech)")
     entity: str | None = Field(None, description="NLU entity type that fills this slot (default by type)")
     confirm: bool | Prompt = Field(False, description='true, or the question: "You said {{value}}, right?"')
     candidates: CandidatesSpec | None = Field(None, description="match a code against the caller's own records")
@@ -323,12 +341,7 @@ class AskSpec(Endpointing):
     @field_validator("type")
     @classmethod
     def _known_type(cls, value: str) -> str:
-        if value not in SLOT_TYPES:
-            import difflib
-
-            close = difflib.get_close_matches(value, SLOT_TYPES, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else f"use one of: {', '.join(SLOT_TYPES)}"
-            raise LocatedValueError(f"unknown slot type {value!r}", hint=hint)
+        slot_types.get(value)  # an unknown name is an error with the closest type as hint
         return value
 
     @field_validator("pattern")
@@ -343,15 +356,29 @@ class AskSpec(Endpointing):
 
     @model_validator(mode="after")
     def _type_needs(self) -> AskSpec:
-        if self.type == "choice" and not self.options:
-            raise LocatedValueError("a choice slot needs options", hint="options: {red: [red], blue: [blue]}")
-        if self.type == "pattern" and not self.pattern:
-            raise LocatedValueError("a pattern slot needs pattern: <regex>", hint='e.g. pattern: "[A-Z]{2}[0-9]{4}"')
-        if self.options and self.type != "choice":
-            raise LocatedValueError("options is only for type: choice", loc=("options",))
-        if self.length is not None and self.type not in ("digits", "text", "pattern"):
-            raise LocatedValueError("length is only for digits, text or pattern", loc=("length",))
+        slot_types.check_ask(self)  # the settings its type requires, none that belong to other types
         return self
+
+
+class LanguageOfferSpec(_Model):
+    """Offer the other language when the caller keeps failing in a first menu (a Mandarin caller who hears English).
+
+    At the caller's `after`-th failed turn (no input or not understood, together) in one of `nodes`, once a call,
+    the bot says the retry words, then each language's offer in that language (the call's own language last), e.g.
+    "普通话请按2" / "For English, press 1". On the next turn a key of `dtmf`, a request for a language, or speech in
+    another language switches (the call keeps its node, slots and vars; the menu's failure counts start again) and
+    the menu is replayed; other answers go to the menu as usual."""
+
+    nodes: list[Annotated[str, Field(pattern=NODE_NAME)]] = Field(
+        min_length=1, description="the first menus (listen nodes) where the offer is made")
+    after: int = Field(2, ge=1, le=10, description="the failed turn in the node that brings the offer")
+    say: dict[str, str] = Field(description="each language's offer in that language: {zh: 普通话请按2。, en: ...}")
+    dtmf: dict[str, str] = Field(default_factory=dict, description='keys -> language: {"1": en-US, "2": zh-CN}')
+
+    @field_validator("dtmf")
+    @classmethod
+    def _dtmf_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _check_dtmf_keys(value)
 
 
 # ------------------------------------------------------------------------------------------- actions
@@ -550,6 +577,8 @@ class Dialplan(_Model):
     )
     vars: dict[str, Any] = Field(default_factory=dict, description="initial vars")
     lookup: WebhookSpec | None = Field(None, description="caller profile lookup at call start: caller.profile")
+    language_offer: LanguageOfferSpec | None = Field(
+        None, description="offer the other language at the caller's second failure in the first menu")
     global_: GlobalHandlers = Field(default_factory=GlobalHandlers, alias="global")
     nodes: dict[Annotated[str, Field(pattern=NODE_NAME)], Node] = Field(min_length=1)
 

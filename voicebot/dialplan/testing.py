@@ -271,7 +271,8 @@ def run_case(plan: Dialplan, case: ConversationTest, *, nlu: Any = None, label: 
         event = step.event()
         try:
             if event is not None:
-                event = _nlu_event(event, nlu, state.lang)
+                heard_lang = event.lang if isinstance(event, ev.Heard) and event.lang else state.lang
+                event = _nlu_event(event, nlu, heard_lang)  # as the session: the language heard, else the call's
                 state, actions = interpreter.handle(state, event)
             elif index != 0:
                 raise _Failure("a step without an event is only allowed first (it checks the call start)")

@@ -11,10 +11,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import re
-import socket
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -136,6 +134,9 @@ class WebhookEgress:
         static = self.refuses_url_statically(url)
         if static is not None:
             return static
+        import asyncio  # the one I/O here: this module is imported by the (pure) dialplan loader
+        import socket
+
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, parts.port or 0,
                                                                  type=socket.SOCK_STREAM)

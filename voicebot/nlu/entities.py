@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from voicebot.nlu.base import Entity
 from voicebot.nlu.numbers import (
+    ZH_DIGIT_CHARS,
     ZH_NUMERAL,
     Chunk,
     Token,
@@ -611,7 +612,7 @@ def _zh_time(match: re.Match[str], text: str) -> Entity | None:
 
 def _zh_decimal_follows(text: str, index: int) -> bool:
     """'十二点五' read as a number: a digit right after '点' with no 分/time word."""
-    return index < len(text) and (text[index].isdigit() or text[index] in "零〇一二两三四五六七八九")
+    return index < len(text) and (text[index].isdigit() or text[index] in ZH_DIGIT_CHARS)
 
 
 def _zh_weekday(today: dt.date, match: re.Match[str]) -> dt.date:

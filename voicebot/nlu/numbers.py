@@ -1,5 +1,10 @@
-"""Spoken and written numbers, English and Chinese, as pure functions over text.
+"""Spoken and written numbers, English and Chinese, as pure functions over text — the one place they are read.
 
+Digit words: `EN_DIGIT_WORDS` (zero, oh, one..nine, niner), `ZH_DIGIT_CHARS` (零〇, 一幺, 二两, 三..九), plus words
+that name a digit only inside a digit string (`DIGIT_STRING_ONLY`: the letter o, the radio zero 洞) and the repeat
+words ("double five", "triple zero"). Slots, NLU entities, PII redaction, code matching and the recognition grammars
+all read digits with these tables; `read_digits` is the digit-string reader, `EN_DIGIT_NAMES` / `ZH_DIGIT_NAMES`
+say a digit.
 English works on word tokens: `tokenize_en` gives tokens with character spans, `read_chunks` reads a run of
 number words / numerals as a list of well-formed chunks ("twelve fifty" -> [12, 50], "four five six" -> [4, 5, 6],
 "two thousand and five" -> [2005]). Callers (entities, times, money) decide what a run of chunks means.
@@ -9,20 +14,90 @@ Chinese: `zh_number` converts one numeral string ("一千零五", "两百五", "
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 __all__ = [
     "Chunk",
+    "DIGIT_STRING_ONLY",
+    "EN_DIGIT_NAMES",
+    "EN_DIGIT_WORDS",
+    "EN_SPOKEN_DIGITS",
+    "REPEAT_WORDS",
+    "SPOKEN_DIGITS",
     "Token",
+    "ZH_DIGIT_CHARS",
+    "ZH_DIGIT_NAMES",
     "ZH_NUMERAL",
+    "ZH_SPOKEN_DIGITS",
     "chunks_to_digits",
     "ordinal_value",
     "read_chunks",
+    "read_digits",
     "tokenize_en",
     "written_number",
     "zh_number",
 ]
 
+
+# ---------------------------------------------------------------------------------------- digit words
+
+EN_DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+"""How each digit is said in English (index = digit)."""
+ZH_DIGIT_NAMES = "零一二三四五六七八九"
+"""How each digit is written in Chinese numerals (index = digit); phone numbers say 幺 for 一."""
+EN_DIGIT_WORDS: dict[str, str] = {
+    **{name: str(digit) for digit, name in enumerate(EN_DIGIT_NAMES)}, "oh": "0", "niner": "9",
+}
+"""English words that are a digit wherever they stand ("oh four", radio "niner")."""
+ZH_DIGIT_CHARS: dict[str, str] = {
+    **{char: str(digit) for digit, char in enumerate(ZH_DIGIT_NAMES)}, "〇": "0", "幺": "1", "两": "2",
+}
+"""Chinese characters that are a digit (幺 is 1 on the phone, 两 is 2 before a measure or unit)."""
+DIGIT_STRING_ONLY: dict[str, str] = {"o": "0", "洞": "0"}
+"""Digits only inside a digit string: the letter o ("one o two"), the radio zero 洞 ("幺洞洞"). Alone they are a
+letter or a word (山洞), so number readers and codes (where O is a letter) leave them out."""
+EN_SPOKEN_DIGITS: dict[str, str] = {**EN_DIGIT_WORDS, "o": "0"}
+ZH_SPOKEN_DIGITS: dict[str, str] = {**ZH_DIGIT_CHARS, "洞": "0"}
+SPOKEN_DIGITS: dict[str, str] = {**EN_SPOKEN_DIGITS, **ZH_SPOKEN_DIGITS}
+"""Every word or character that names a digit inside a digit string, English and Chinese."""
+REPEAT_WORDS: dict[str, int] = {"double": 2, "triple": 3}
+"""'double five' -> 55, 'triple zero' -> 000."""
+
+_DIGIT_TOKEN = re.compile(r"\d|[a-z]+|[^\sa-z\d]", re.IGNORECASE)
+MAX_DIGIT_TEXT = 2000  # a digit string is read from this much text at most (the text is caller-controlled)
+
+
+def read_digits(text: str, *, letters: bool = False) -> str:
+    """The digit string said or written in `text`: 'one two 3 4' -> '1234', '幺二三四' -> '1234',
+    'double five oh' -> '550', 'one o two' -> '102'. Other words are skipped.
+
+    letters=True reads a spelled code: capital letters are kept and O is a letter there, not zero
+    ('A one two, three zero zero one' -> 'A123001')."""
+    out: list[str] = []
+    tokens = _DIGIT_TOKEN.findall(text[:MAX_DIGIT_TEXT])
+    table = {**EN_DIGIT_WORDS, **ZH_SPOKEN_DIGITS} if letters else SPOKEN_DIGITS
+    repeat = 1
+    for token in tokens:
+        lowered = token.lower()
+        if token.isdecimal():
+            digit = str(unicodedata.decimal(token))
+        elif lowered in table:
+            digit = table[lowered]
+        elif lowered in REPEAT_WORDS:
+            repeat = REPEAT_WORDS[lowered]
+            continue
+        else:
+            if letters and token.isascii() and token.isalpha() and token.isupper():
+                out.append(token)
+            repeat = 1
+            continue
+        out.append(digit * repeat)
+        repeat = 1
+    return "".join(out)
+
+
+# ------------------------------------------------------------------------------------ English numbers
 
 @dataclass(frozen=True)
 class Token:
@@ -42,10 +117,7 @@ def tokenize_en(text: str) -> list[Token]:
     return [Token(m.group().lower(), m.start(), m.end()) for m in _TOKEN.finditer(text)]
 
 
-UNITS = {
-    "zero": 0, "oh": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
-    "six": 6, "seven": 7, "eight": 8, "nine": 9,
-}
+UNITS = {word: int(digit) for word, digit in EN_DIGIT_WORDS.items()}
 TEENS = {
     "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15,
     "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19,
@@ -115,7 +187,7 @@ def _kind(word: str) -> str | None:
         return "hundred"
     if word in SCALES:
         return "scale"
-    if word in ("double", "triple"):
+    if word in REPEAT_WORDS:
         return "repeat"
     if written_number(word) is not None:
         return "written"
@@ -212,7 +284,7 @@ def read_chunks(tokens: list[Token], index: int) -> tuple[list[Chunk], int]:
         if kind is None:
             break
         if kind == "repeat":
-            count = 2 if word == "double" else 3
+            count = REPEAT_WORDS[word]
             if _kind(nxt) != "unit":
                 break
             if builder is not None:
@@ -259,13 +331,10 @@ def chunks_to_digits(chunks: list[Chunk]) -> str | None:
 
 # ------------------------------------------------------------------------------------------- Chinese
 
-_ZH_DIGITS = {
-    "零": 0, "〇": 0, "幺": 1, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4,
-    "五": 5, "六": 6, "七": 7, "八": 8, "九": 9,
-}
+_ZH_DIGITS = {char: int(digit) for char, digit in ZH_DIGIT_CHARS.items()}
 _ZH_SMALL_UNITS = {"十": 10, "百": 100, "千": 1000}
 _ZH_BIG_UNITS = {"万": 10_000, "亿": 100_000_000}
-ZH_NUMERAL = "[0-9０-９零〇幺一二两三四五六七八九十百千万亿]"
+ZH_NUMERAL = "[0-9０-９" + "".join(ZH_DIGIT_CHARS) + "".join(_ZH_SMALL_UNITS) + "".join(_ZH_BIG_UNITS) + "]"
 
 
 def _zh_integer(text: str) -> int | None:

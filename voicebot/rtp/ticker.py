@@ -21,6 +21,7 @@ TickCallback = Callable[[int], None]
 PERIOD = 0.020
 LATE_THRESHOLD = 0.005
 STATS_LOG_PERIOD_S = 60.0
+STALL_GRACE_S = 0.3  # one loop pause this long (a GC, a slow log line) is not overload by itself
 LATE_WARNING_RATIO = 0.01  # the media goal: < 1 % late packets
 
 
@@ -30,10 +31,12 @@ class MediaTicker:
     Stats: `ticks` fired, `late_ticks` fired more than `late_threshold` after their slot,
     `skipped_ticks` dropped after a stall, `max_lateness` in seconds."""
 
-    def __init__(self, period: float = PERIOD, late_threshold: float = LATE_THRESHOLD, max_catch_up: int = 10) -> None:
+    def __init__(self, period: float = PERIOD, late_threshold: float = LATE_THRESHOLD, max_catch_up: int = 10,
+                 stall_grace: float = STALL_GRACE_S) -> None:
         self.period = period
         self.late_threshold = late_threshold
         self.max_catch_up = max_catch_up
+        self.stall_grace = stall_grace
         self._callbacks: dict[TickCallback, None] = {}  # insertion-ordered set
         self._snapshot: tuple[TickCallback, ...] = ()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -59,12 +62,14 @@ class MediaTicker:
         return len(self._callbacks)
 
     def lag(self) -> float:
-        """How far behind the media clock is now (seconds): the recent tick lateness, or how late the next tick
-        already is when the loop is stalled; 0 while idle. Call setup is refused above a bound (admission)."""
+        """How far behind the media clock is now (seconds): the recent tick lateness (a moving average, so it
+        says the loop is behind for a while), or how late the next tick already is beyond `stall_grace` when the
+        loop is stalled right now; 0 while idle. Call setup is refused above a bound (admission): a single pause
+        shorter than the grace (a garbage collection) must not turn callers away."""
         if self._handle is None:
             return 0.0
         overdue = time.monotonic() - (self._start + (self._index + 1) * self.period)
-        return max(0.0, overdue, self.recent_lateness)
+        return max(0.0, overdue - self.stall_grace, self.recent_lateness)
 
     def add(self, callback: TickCallback) -> None:
         """Register a callback; starts the clock on the running loop if it was idle."""

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .message import SipParseError, SipRequest, parse_name_addr
+from .headers import SipParseError
+from .message import SipRequest
+from .uri import parse_name_addr
 
 DEFAULT_EXPIRES_S = 3600
 MIN_EXPIRES_S = 60

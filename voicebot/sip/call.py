@@ -98,7 +98,7 @@ class SipCall:
     @property
     def to_uri_user(self) -> str | None:
         """The dialled number: the Request-URI's user part (else the To URI's)."""
-        from .message import parse_uri
+        from .uri import parse_uri
 
         try:
             return parse_uri(self.invite.uri).user or self.invite.to.uri.user
@@ -219,7 +219,7 @@ class SipCall:
         if self.dialog is not None:
             contacts = req.headers.values("Contact")
             if contacts:
-                from .message import parse_name_addr
+                from .uri import parse_name_addr
                 self.dialog.remote_target = str(parse_name_addr(contacts[0]).uri)
         tx.respond(self.ua.make_response(req, 200, contact=True, body=answer, content_type="application/sdp"))
 

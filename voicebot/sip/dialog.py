@@ -5,7 +5,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from .message import NameAddr, SipRequest, SipResponse, parse_name_addr
+from .uri import NameAddr, parse_name_addr
+from .message import SipRequest, SipResponse
 
 Addr = tuple[str, int]
 

@@ -7,7 +7,8 @@ import logging
 import time
 
 from .dialog import new_call_id, new_tag
-from .message import SipRequest, SipResponse, parse_name_addr, parse_uri
+from .message import SipRequest, SipResponse
+from .uri import parse_name_addr, parse_uri
 from .transaction import TransactionTimeout
 from .ua import Credentials, UserAgent
 

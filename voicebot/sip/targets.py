@@ -22,7 +22,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from voicebot.sip.message import SipParseError, SipUri, parse_uri
+from voicebot.sip.headers import SipParseError
+from voicebot.sip.uri import SipUri, parse_uri
 
 __all__ = ["TargetPattern", "TargetPatternError", "parse_target", "target_allowed"]
 

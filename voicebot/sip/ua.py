@@ -21,8 +21,10 @@ from .admission import SetupAdmission
 from .challenge import DigestGuard
 from .logthrottle import LogThrottle, clip
 from .ratelimit import SourceLimiter
-from .message import (SipParseError, SipRequest, SipResponse, parse_message, parse_name_addr,
-                      parse_uri)
+from .headers import SipParseError
+from .message import SipRequest, SipResponse
+from .parser import parse_message
+from .uri import parse_name_addr, parse_uri
 from .transaction import (ClientTransaction, ServerTransaction, Timers, TransactionTimeout, new_branch,
                           server_key)
 from .transport import EgressPolicy, UdpTransport

@@ -18,16 +18,11 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from voicebot.sip.message import (
-    Headers,
-    SipParseError,
-    SipRequest,
-    SipResponse,
-    parse_media_type,
-    parse_name_addr,
-    parse_uri,
-    split_multipart,
-)
+from voicebot.sip.headers import Headers, SipParseError
+from voicebot.sip.message import SipRequest, SipResponse
+from voicebot.sip.fields import parse_media_type
+from voicebot.sip.parser import split_multipart
+from voicebot.sip.uri import parse_name_addr, parse_uri
 
 KNOWN_URI_SCHEMES = frozenset({"sip", "sips", "tel"})
 # Methods defined by RFC 3261 and its extensions (3262, 3311, 3428, 3515, 3903, 6086, 6665).

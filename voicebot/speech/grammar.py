@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from voicebot.nlu.numbers import ZH_DIGIT_NAMES, ZH_SPOKEN_DIGITS
+
 GrammarKind = Literal["digits", "yes_no", "choice", "pattern"]
 
 MAX_DIGITS = 64
@@ -22,9 +24,8 @@ YES_PHRASES = ("yes", "yeah", "yep", "yes please", "correct", "that's right", "r
 NO_PHRASES = ("no", "nope", "no thanks", "no thank you", "wrong", "that's wrong", "incorrect",
               "不", "不是", "不对", "不要", "错了", "没有")
 
-# Mandarin digits read one by one (幺 for 1 on the phone, 两 for 2, 〇/零/洞 for 0).
-ZH_DIGITS = {"零": "0", "〇": "0", "洞": "0", "一": "1", "幺": "1", "二": "2", "两": "2", "三": "3", "四": "4",
-             "五": "5", "六": "6", "七": "7", "八": "8", "九": "9"}
+# Mandarin digits read one by one (幺 for 1 on the phone, 两 for 2, 〇/零/洞 for 0): the shared table.
+ZH_DIGITS = ZH_SPOKEN_DIGITS
 
 
 @dataclass(frozen=True)
@@ -94,27 +95,19 @@ def grammar_for_ask(ask: Any, known_values: Iterable[str] = ()) -> Grammar | Non
     """The grammar of a dialplan ask (voicebot.dialplan.schema.AskSpec), or None for free answers.
 
     known_values: values this caller may well say (order ids from a webhook result, the last four digits of a
-    card); for a pattern ask they become closed-set candidates."""
-    kind = getattr(ask, "type", None)
-    if kind == "digits":
-        return digits_grammar(ask.length, ask.min_length, ask.max_length)
-    if kind == "yes_no":
-        return yes_no_grammar()
-    if kind == "choice" and ask.options:
-        phrases = {name: (option if isinstance(option, list) else list(getattr(option, "say", [])))
-                   for name, option in ask.options.items()}
-        return choice_grammar(phrases)
-    if kind == "pattern" and ask.pattern:
-        values = tuple(dict.fromkeys(v for v in known_values if re.fullmatch(ask.pattern, v)))
-        return Grammar("pattern", pattern=ask.pattern, options=tuple((v, spoken_forms(v)) for v in values))
-    return None
+    card); for a pattern ask they become closed-set candidates. Each slot type builds its own grammar with the
+    functions here (voicebot.dialplan.slot_types)."""
+    from voicebot.dialplan import slot_types  # the types build their grammars from this module
+
+    kind = slot_types.find(getattr(ask, "type", None))
+    return None if kind is None else kind.grammar(ask, known_values)
 
 
 def spoken_forms(value: str) -> tuple[str, ...]:
     """How a caller says a code like "CA981": "C A 9 8 1", and its digits in Mandarin (国航 is the caller's own)."""
     chars = [c for c in value.upper() if c.isalnum()]
     spaced = " ".join(chars)
-    zh = "".join({v: k for k, v in reversed(ZH_DIGITS.items())}.get(c, c) for c in chars)
+    zh = "".join(ZH_DIGIT_NAMES[int(c)] if c in "0123456789" else c for c in chars)
     return tuple(dict.fromkeys([value, spaced, zh]))
 
 

@@ -101,10 +101,11 @@ def _node(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def _understanding(args: argparse.Namespace, plan: Any, node: Any, result: Any) -> dict[str, Any]:
     """The slot value the node's ask would take, or the intent its listen would route on."""
+    from voicebot.dialplan import slot_types
     from voicebot.dialplan.slots import GRAMMAR_ENTITY, extract_slot
 
     parsed = None
-    if plan.nlu and result.text and (node.ask is None or node.ask.type not in ("digits", "yes_no")):
+    if plan.nlu and result.text and (node.ask is None or slot_types.get(node.ask.type).uses_nlu):
         from voicebot.nlu.base import load_nlu
 
         parsed = load_nlu(Path(args.nlu_dir) / plan.nlu).parse(result.text, result.language)
