@@ -347,3 +347,19 @@ def test_login_lockout_defaults_and_a_ban_longer_than_the_maximum_is_refused(tmp
     assert (config.auth.lockout.failures_per_source, config.auth.lockout.failures_per_user) == (5, 30)
     error = single_error(tmp_path, "auth:\n  lockout: {ban_s: 7200, max_ban_s: 3600}\n")
     assert "ban_s 7200 exceeds max_ban_s 3600" in error.message and error.line == 2
+
+
+def test_media_encryption_policy_global_and_per_trunk(tmp_path: Path) -> None:
+    config = load_server_config(write(tmp_path, TRUNK + "    media_encryption: required\nmedia_encryption: none\n"))
+    assert config.media_encryption_for(config.trunks[0]) == "required"
+    assert config.media_encryption_for(None) == "none"
+    assert load_server_config(write(tmp_path, "")).media_encryption == "optional"
+
+
+def test_bad_media_encryption_is_reported_on_its_line(tmp_path: Path) -> None:
+    errors = errors_of(tmp_path, TRUNK + "    media_encryption: srtp\nmedia_encryption: mandatory\n")
+    got = {error.line: error.message for error in errors}
+    assert got == {
+        9: "trunks[0].media_encryption: 'srtp' is not allowed; expected 'none', 'optional' or 'required'",
+        10: "media_encryption: 'mandatory' is not allowed; expected 'none', 'optional' or 'required'",
+    }

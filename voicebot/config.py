@@ -207,6 +207,9 @@ EnvName = Annotated[str, AfterValidator(_check_env_name)]
 Name = Annotated[str, AfterValidator(_check_name)]
 DidMap = Annotated[dict[str, Name], AfterValidator(_check_did_map)]
 Port = Annotated[int, Field(ge=1024, le=65535)]
+MediaEncryption = Literal["none", "optional", "required"]
+"""SRTP policy (SDES, RFC 4568): none = plain RTP only; optional = SRTP when the peer offers/accepts a usable
+a=crypto, else RTP; required = SRTP or 488 Not Acceptable Here (outbound: RTP/SAVP offers)."""
 
 
 class _Section(BaseModel):
@@ -385,6 +388,9 @@ class TrunkConfig(_Section):
     )
     dids: DidMap = Field(default_factory=dict, description="DID -> dialplan name")
     outbound_proxy: SipUri | None = None
+    media_encryption: MediaEncryption | None = Field(
+        None, description="SRTP policy for this trunk's calls: none, optional or required (default: the global "
+                          "media_encryption)")
 
     @model_validator(mode="after")
     def _credentials(self) -> TrunkConfig:
@@ -611,6 +617,10 @@ class ServerConfig(_Section):
                                        "surge, upcoming appointments), e.g. 2026-11-10; default: the real date")
     speech: "SpeechConfig" = Field(default_factory=lambda: SpeechConfig())
     answer_delay_s: float = Field(0, ge=0, le=30, description="ring (180) this long before answering")
+    media_encryption: MediaEncryption = Field(
+        "optional", description="SRTP policy for calls from non-trunk sources and the default for trunks and agents: "
+                                "none, optional (SRTP when offered; outbound offers RTP/AVP with a=crypto) or "
+                                "required (SRTP or 488; outbound offers RTP/SAVP)")
     network: NetworkConfig = Field(default_factory=NetworkConfig)
     queues: QueuesConfig = Field(default_factory=QueuesConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
@@ -662,6 +672,12 @@ class ServerConfig(_Section):
     def trunk_for_source(self, source: str | IpAddress) -> TrunkConfig | None:
         """The first trunk whose allow_from covers `source`."""
         return next((trunk for trunk in self.trunks if trunk.matches_source(source)), None)
+
+    def media_encryption_for(self, trunk: TrunkConfig | None) -> MediaEncryption:
+        """The SRTP policy for a call on `trunk` (None: not a trunk): the trunk's own, else the global one."""
+        if trunk is not None and trunk.media_encryption is not None:
+            return trunk.media_encryption
+        return self.media_encryption
 
     def dialplan_for(self, did: str, trunk: TrunkConfig | None = None) -> str:
         """The dialplan for a call to `did`: the trunk's mapping, then routing.dids, then the default."""

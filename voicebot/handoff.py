@@ -27,7 +27,7 @@ from voicebot.queues.state import Assignment
 from voicebot.rtp.ports import PortAllocator, PortsExhausted
 from voicebot.rtp.stream import RtpStream
 from voicebot.sip.call import CallState, SipCall
-from voicebot.sip.sdp import SdpError, apply_answer, build_offer, parse_sdp
+from voicebot.sip.sdp import Encryption, SdpError, apply_answer, build_offer, parse_sdp
 from voicebot.sip.transport import EgressPolicy
 from voicebot.sip.ua import CallFailed, UserAgent
 
@@ -73,7 +73,10 @@ class HandoffManager:
     def __init__(self, ua: UserAgent, ports: PortAllocator, service: AcdService, *, media_host: str,
                  dtmf_payload_type: int, egress: EgressPolicy, ring_timeout_s: float = 20.0,
                  announce_every_s: float = 30.0, callback_allowed: tuple[str, ...] = ("*",),
-                 callback_uri_template: str | None = None) -> None:
+                 callback_uri_template: str | None = None, media_encryption: Encryption = "none",
+                 customer_encryption: Encryption | None = None) -> None:
+        """``media_encryption``: the SRTP policy of offers to agents without their own; ``customer_encryption``: of
+        callback calls to customers (the trunk's policy; default media_encryption)."""
         self.ua = ua
         self.ports = ports
         self.service = service
@@ -84,6 +87,8 @@ class HandoffManager:
         self.announce_every_s = announce_every_s
         self.callback_allowed = callback_allowed
         self.callback_uri_template = callback_uri_template
+        self.media_encryption: Encryption = media_encryption
+        self.customer_encryption: Encryption = customer_encryption or media_encryption
         self.browser_legs: BrowserAgentLegs | None = None  # set by the server: agents answering on their page
         self.agent_contact: Callable[[str], str | None] | None = None  # agent id -> registered phone Contact
         self._waiting: dict[str, tuple[CallQueue, CallerLeg]] = {}
@@ -212,15 +217,21 @@ class HandoffManager:
             elif event.assignment.kind == "callback":
                 self._spawn(self._call_back(event.assignment, event.agent))
 
+    def agent_encryption(self, agent: AgentConfig) -> Encryption:
+        """The SRTP policy of the offer that rings ``agent``: their own, else the server's."""
+        return agent.media_encryption or self.media_encryption
+
     async def _dial(self, uri: str, headers: list[tuple[str, str]], codec: str = "PCMU",
-                    payload_type: int = 0) -> tuple[SipCall, RtpStream] | None:
+                    payload_type: int = 0, encryption: Encryption = "none") -> tuple[SipCall, RtpStream] | None:
         """An outbound leg with its own RTP stream; None when it is not answered within the ring timeout."""
         try:
             stream = await RtpStream.open(self.media_host, self.ports, codec, payload_type, self.dtmf_payload_type)
         except (PortsExhausted, OSError):
             return None
         codecs = [codec] + [c for c in ("PCMU", "PCMA") if c != codec]
-        offer = build_offer(self.media_host, stream.local_port, codecs, self.dtmf_payload_type)
+        offer = build_offer(self.media_host, stream.local_port, codecs, self.dtmf_payload_type, encryption=encryption)
+        if encryption != "none":
+            stream.expect_srtp()
         ringing: list[SipCall] = []
         try:
             leg = await asyncio.wait_for(
@@ -241,6 +252,7 @@ class HandoffManager:
             return None
         if negotiated.codec.name != stream.codec.name:
             stream.set_codec(negotiated.codec.name, negotiated.codec.payload_type)
+        stream.apply_sdes(negotiated.srtp)
         if self.egress.allows(negotiated.remote_host):
             stream.set_remote(negotiated.remote_host, negotiated.remote_port)
         return leg, stream
@@ -266,11 +278,12 @@ class HandoffManager:
                       extra={"fields": {"call_id": assignment.call_id}})
             await self.service.callback_failed(assignment.id)
             return
-        agent_leg = await self._dial(agent_uri, headers)
+        agent_leg = await self._dial(agent_uri, headers, encryption=self.agent_encryption(agent))
         if agent_leg is None:
             await self.service.agent_no_answer(assignment.id)
             return
-        customer_leg = await self._dial(target, [("X-Voicebot-Call-Id", call_id_header(assignment.call_id))])
+        customer_leg = await self._dial(target, [("X-Voicebot-Call-Id", call_id_header(assignment.call_id))],
+                                        encryption=self.customer_encryption)
         if customer_leg is None:
             await agent_leg[0].hangup("customer did not answer")
             await agent_leg[1].close()
@@ -311,7 +324,10 @@ class HandoffManager:
             await self.service.agent_no_answer(assignment.id)
             return
         codecs = [caller.stream.codec.name] + [c for c in ("PCMU", "PCMA") if c != caller.stream.codec.name]
-        offer = build_offer(self.media_host, stream.local_port, codecs, self.dtmf_payload_type)
+        encryption = self.agent_encryption(agent)
+        offer = build_offer(self.media_host, stream.local_port, codecs, self.dtmf_payload_type, encryption=encryption)
+        if encryption != "none":
+            stream.expect_srtp()
         headers = [("X-Voicebot-Call-Id", call_id_header(waiter.call_id)),
                    ("User-to-User", user_to_user(waiter.context_id)),
                    ("X-Voicebot-Queue", waiter.queue)]
@@ -348,6 +364,7 @@ class HandoffManager:
             return
         if negotiated.codec.name != stream.codec.name:
             stream.set_codec(negotiated.codec.name, negotiated.codec.payload_type)  # the bridge transcodes
+        stream.apply_sdes(negotiated.srtp)  # the agent leg may be SRTP while the caller's is not, or the reverse
         if self.egress.allows(negotiated.remote_host):
             stream.set_remote(negotiated.remote_host, negotiated.remote_port)
         waiter.agent_leg, waiter.agent_id = leg, agent.id
@@ -357,7 +374,9 @@ class HandoffManager:
         bridge = MediaBridge(caller.stream, stream)
         waiter.bridged.set()
         await waiter.events.put(ev.AgentAnswered(agent.id))
-        log.info("agent connected", extra={"fields": {"call_id": waiter.call_id, "agent": agent.id}})
+        log.info("agent connected", extra={"fields": {"call_id": waiter.call_id, "agent": agent.id,
+                                                      "agent_srtp": stream.stats["srtp"],
+                                                      "caller_srtp": caller.stream.stats["srtp"]}})
         try:
             ended = {asyncio.ensure_future(caller.call.ended.wait()), asyncio.ensure_future(leg.ended.wait())}
             await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)

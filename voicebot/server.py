@@ -53,7 +53,16 @@ from voicebot.compliance.secrets import Secret, read_secret
 from voicebot.sip.registration import Registration
 from voicebot.sip.headers import SipParseError
 from voicebot.sip.uri import parse_name_addr, parse_uri
-from voicebot.sip.sdp import NoCommonCodec, SdpError, apply_answer, build_offer, negotiate, parse_sdp
+from voicebot.sip.sdp import (
+    Encryption,
+    NoCommonCodec,
+    SdpError,
+    SrtpKeys,
+    apply_answer,
+    build_offer,
+    negotiate,
+    parse_sdp,
+)
 from voicebot.sip.transport import EgressPolicy
 from voicebot.sip.stream import StreamSettings
 from voicebot.sip.tls import TlsSettings
@@ -106,10 +115,11 @@ class CallQueuePort:
         await self.handoff.leave(membership, reason)
 
 
-def sdp_warning(reason: str) -> str:
-    """A Warning header value (RFC 3261 §20.43, code 399) telling a caller why its SDP was refused."""
+def sdp_warning(reason: str, code: int = 399) -> str:
+    """A Warning header value (RFC 3261 §20.43; 399 by default, 304 for an unusable media format) telling a caller
+    why its SDP was refused."""
     text = "".join(c if " " <= c < "\x7f" else "?" for c in reason[:200]).replace("\\", "\\\\").replace('"', '\\"')
-    return f'399 voicebot "{text}"'
+    return f'{code} voicebot "{text}"'
 
 
 def default_cache_dir() -> Path:
@@ -224,7 +234,10 @@ class VoicebotServer:
                                       dtmf_payload_type=self.config.codecs.dtmf_payload_type, egress=self.egress,
                                       ring_timeout_s=qc.ring_timeout_s, announce_every_s=qc.announce_every_s,
                                       callback_allowed=tuple(qc.callback_allowed),
-                                      callback_uri_template=qc.callback_uri_template or self._trunk_template())
+                                      callback_uri_template=qc.callback_uri_template or self._trunk_template(),
+                                      media_encryption=self.config.media_encryption,
+                                      customer_encryption=self.config.media_encryption_for(
+                                          self.config.trunks[0] if self.config.trunks else None))
         self.handoff.start()
         self._start_registrar(agents)
         log.info("queues ready", extra={"fields": {"node": node, "store": qc.store, "agents": len(agents.agents),
@@ -334,12 +347,13 @@ class VoicebotServer:
             call.reject(488, "Not Acceptable Here (an SDP offer is required)")
             log.warning("call rejected: no SDP offer", extra={"fields": fields})
             return
+        encryption = self.config.media_encryption_for(self.config.trunk_for_source(call.addr[0]))
         try:
             offer = parse_sdp(call.remote_sdp)
             preference = list(self.config.codecs.preference)
-            probe = negotiate(offer, self.media_host, 9, preference)
+            probe = negotiate(offer, self.media_host, 9, preference, encryption=encryption)
         except NoCommonCodec as exc:
-            call.reject(488, "Not Acceptable Here", headers=[("Warning", f'304 voicebot "{exc.reason}"')])
+            call.reject(488, "Not Acceptable Here", headers=[("Warning", sdp_warning(exc.reason, 304))])
             log.warning("call rejected: no common codec", extra={"fields": {**fields, "reason": exc.reason}})
             return
         except SdpError as exc:
@@ -362,10 +376,12 @@ class VoicebotServer:
                     await asyncio.wait_for(call.ended.wait(), self.config.answer_delay_s)
                 except asyncio.TimeoutError:
                     pass
-            negotiated = negotiate(offer, self.media_host, stream.local_port, preference)
+            negotiated = negotiate(offer, self.media_host, stream.local_port, preference, encryption=encryption)
+            stream.apply_sdes(negotiated.srtp)
+            keys = [negotiated.srtp]  # the SDES keys in force, for re-INVITEs (same keys kept, new keys = rekey)
             self._apply_remote(stream, negotiated.remote_host, negotiated.remote_port, negotiated.on_hold,
                                call.addr[0])
-            call.on_reinvite = lambda sdp: self._on_reinvite(stream, sdp, preference, call.addr[0])
+            call.on_reinvite = lambda sdp: self._on_reinvite(stream, sdp, preference, call.addr[0], encryption, keys)
             call.on_refer = lambda refer_to, _req: self._on_refer(call, refer_to)
             if not await call.answer(negotiated.answer.encode()):
                 record.outcome = call.end_reason or "not answered"
@@ -460,16 +476,26 @@ class VoicebotServer:
             log.warning("media address %s not allowed by egress policy; waiting for symmetric RTP", host)
 
     async def _on_reinvite(self, stream: RtpStream, sdp: bytes, preference: list[str],
-                           signalling_host: str | None = None) -> bytes | None:
+                           signalling_host: str | None = None, encryption: Encryption = "none",
+                           keys: list[SrtpKeys | None] | None = None) -> bytes | None:
+        """Answer a re-offer (hold, resume, new address, rekey); None (488) keeps the call as it was."""
+        current = keys[0] if keys else None
         try:
-            negotiated = negotiate(parse_sdp(sdp), self.media_host, stream.local_port, preference)
-        except SdpError:
+            negotiated = negotiate(parse_sdp(sdp), self.media_host, stream.local_port, preference,
+                                   encryption=encryption, current_srtp=current)
+        except SdpError as exc:
+            log.info("re-INVITE refused", extra={"fields": {"reason": exc.reason}})
             return None
         if negotiated.codec.name != stream.codec.name:
             return None  # codec change mid-call is not supported: 488
+        stream.apply_sdes(negotiated.srtp)
+        if keys is not None:
+            keys[0] = negotiated.srtp
         self._apply_remote(stream, negotiated.remote_host, negotiated.remote_port, negotiated.on_hold,
                            signalling_host)
-        log.info("re-INVITE", extra={"fields": {"hold": negotiated.on_hold}})
+        log.info("re-INVITE", extra={"fields": {"hold": negotiated.on_hold,
+                                                "srtp": negotiated.srtp.suite if negotiated.srtp else None,
+                                                "rekeyed": negotiated.srtp is not None and negotiated.srtp != current}})
         return negotiated.answer.encode()
 
     def _on_refer(self, call: SipCall, refer_to: str) -> bool:
@@ -498,7 +524,9 @@ class VoicebotServer:
             await referred.notify_refer(503, "Service Unavailable", terminated=True)
             return
         offer = build_offer(self.media_host, stream.local_port, list(self.config.codecs.preference),
-                            self.config.codecs.dtmf_payload_type)
+                            self.config.codecs.dtmf_payload_type, encryption=self.config.media_encryption)
+        if self.config.media_encryption != "none":
+            stream.expect_srtp()
         try:
             leg = await self.ua.invite(target, sdp=offer.encode(),
                                        headers=[("Referred-By", f"<{self.ua.contact_uri}>")])
@@ -510,6 +538,7 @@ class VoicebotServer:
         record = CallRecord(call_id=leg.call_id, from_=leg.from_header, to=leg.to_header)
         try:
             negotiated = apply_answer(offer, parse_sdp(leg.remote_sdp))
+            stream.apply_sdes(negotiated.srtp)
             self._apply_remote(stream, negotiated.remote_host, negotiated.remote_port, negotiated.on_hold)
             session = DemoDtmfSession(SipChannel(leg, stream), self._demo_prompts(), self.prompts, record)
             await session.run()
@@ -539,4 +568,6 @@ class VoicebotServer:
             "recording": record.recording,
             "end_reason": call.end_reason, "rtp_sent": stats.get("packets_sent"),
             "rtp_received": stats.get("packets_received"), "rtp_lost": stats.get("cumulative_lost"),
-            "rtp_wrong_source": stats.get("wrong_source")}})
+            "rtp_wrong_source": stats.get("wrong_source"), "srtp": stats.get("srtp"),
+            "srtp_auth_failed": stats.get("srtp_auth_failed"), "srtp_replayed": stats.get("srtp_replayed"),
+            "srtp_rekeys": stats.get("srtp_rekeys")}})

@@ -36,6 +36,9 @@ def add_call_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--password", help="digest auth password")
     parser.add_argument("--timeout", type=float, default=60.0, metavar="SEC",
                         help="give up and hang up after this many seconds in total (default 60)")
+    parser.add_argument("--srtp", choices=("off", "optional", "mandatory"), default="off",
+                        help="SRTP with SDES keys: off (default), optional (RTP/AVP with a=crypto) or mandatory "
+                             "(RTP/SAVP)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument("--verbose", action="store_true", help="show pjsua logs and SIP traffic on stderr")
 
@@ -59,6 +62,7 @@ class CallPlan:
     password: str | None
     timeout: float
     verbose: bool
+    srtp: str = "off"
 
 
 def parse_header(text: str) -> tuple[str, str]:
@@ -107,5 +111,5 @@ def plan_from_args(args: argparse.Namespace) -> CallPlan:
         hangup_after_dtmf=args.hangup_after_dtmf,
         headers=tuple(parse_header(h) for h in args.header), local_port=args.local_port,
         bind=args.bind, username=args.username, password=args.password, timeout=args.timeout,
-        verbose=args.verbose,
+        verbose=args.verbose, srtp=getattr(args, "srtp", "off"),
     )

@@ -159,6 +159,10 @@ class CallSession:
         acfg.regConfig.registerOnAdd = False
         acfg.mediaConfig.transportConfig.port = 0  # any free RTP port, so parallel runs never clash
         acfg.mediaConfig.transportConfig.boundAddress = self.plan.bind
+        if self.plan.srtp != "off":  # SDES keys (a=crypto); signalling stays sip: (no SIPS requirement)
+            acfg.mediaConfig.srtpUse = (pj.PJMEDIA_SRTP_MANDATORY if self.plan.srtp == "mandatory"
+                                        else pj.PJMEDIA_SRTP_OPTIONAL)
+            acfg.mediaConfig.srtpSecureSignaling = 0
         if self.plan.username is not None:
             acfg.sipConfig.authCreds.append(
                 pj.AuthCredInfo("digest", "*", self.plan.username, 0, self.plan.password or "")

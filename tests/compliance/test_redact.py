@@ -156,6 +156,16 @@ def test_install_log_redaction_adds_one_filter_per_handler() -> None:
     assert sum(isinstance(f, RedactingLogFilter) for f in logger.handlers[0].filters) == 1
 
 
+def test_sdes_master_keys_are_masked_in_logged_sdp() -> None:
+    from voicebot.compliance.redact import Redactor
+
+    sdp = ("m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 "
+           "inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:4\r\n")
+    masked = Redactor().redact(sdp)
+    assert "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR" not in masked
+    assert "inline:[SRTP_KEY]|2^20|1:4" in masked and masked.startswith("m=audio 4000 RTP/SAVP 0")
+
+
 def test_a_clean_text_remembered_is_still_redacted_once_its_value_becomes_sensitive():
     redactor = Redactor()
     line = "caller said blue falcon"

@@ -68,6 +68,7 @@ class BaresipConfig:
     source_wav: Path
     dump_dir: Path
     user: str = "caller"
+    mediaenc: str | None = None  # "srtp" (best effort: RTP/AVP with a=crypto), "srtp-mand" (RTP/SAVP)
 
 
 def write_baresip_config(cfg: BaresipConfig) -> None:
@@ -99,6 +100,7 @@ module			g711.so
 module			aufile.so
 module			aubridge.so
 module			sndfile.so
+{"module			srtp.so" if cfg.mediaenc else ""}
 module_tmp		account.so
 module_app		menu.so
 module_app		ctrl_tcp.so
@@ -107,7 +109,8 @@ snd_path		{cfg.dump_dir}
 """)
     # regint=0: no registrar; G.711 only (telephone-event is always offered by baresip for RFC 4733 DTMF).
     (cfg.config_dir / "accounts").write_text(
-        f"<sip:{cfg.user}@127.0.0.1>;regint=0;audio_codecs=PCMU/8000/1,PCMA/8000/1\n")
+        f"<sip:{cfg.user}@127.0.0.1>;regint=0;audio_codecs=PCMU/8000/1,PCMA/8000/1"
+        + (f";mediaenc={cfg.mediaenc}" if cfg.mediaenc else "") + "\n")
     (cfg.config_dir / "contacts").write_text("")
 
 

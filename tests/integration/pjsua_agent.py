@@ -6,7 +6,7 @@ plays a WAV in a loop, records what it hears, and reports JSON lines on stdout:
     {"event": "disconnected"}                                    then it unregisters and exits
 
     python tests/integration/pjsua_agent.py --registrar sip:127.0.0.1:5060 --user alice --password pw \
-        --play agent.wav --record heard.wav [--register-only] [--timeout 120]
+        --play agent.wav --record heard.wav [--register-only] [--srtp mandatory] [--timeout 120]
 
 One pjlib thread (threadCnt=0) polled from main; callbacks only record state (see voicebot/softphone_session.py).
 """
@@ -122,6 +122,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", args.user, 0, args.password))
     acfg.mediaConfig.transportConfig.port = 0
     acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
+    if args.srtp == "mandatory":  # SDES SRTP only: an offer without RTP/SAVP + a=crypto is refused
+        acfg.mediaConfig.srtpUse = pj.PJMEDIA_SRTP_MANDATORY
+        acfg.mediaConfig.srtpSecureSignaling = 0
     account = _account_class(phone)()
     account.create(acfg)
     deadline = time.monotonic() + args.timeout
@@ -155,6 +158,7 @@ def main() -> int:
     parser.add_argument("--play", default="")
     parser.add_argument("--record", default="")
     parser.add_argument("--register-only", action="store_true")
+    parser.add_argument("--srtp", choices=("off", "mandatory"), default="off")
     parser.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args()
     with stdout_to_stderr() as out:

@@ -148,3 +148,13 @@ def test_agent_phone_accounts_need_a_password_source_and_unique_users(tmp_path):
                                       "sip_password_file: /run/secrets/a}\n")
     agent = load_agents(tmp_path / "ok.yaml").agents[0]
     assert (agent.sip_user, agent.sip_uri, agent.sip_password_file) == ("alice", None, "/run/secrets/a")
+
+
+def test_agent_media_encryption_is_validated_with_its_line(tmp_path):
+    text = "\n".join(_errors(tmp_path, load_agents, """agents:
+  - {id: a1, name: A, languages: [en-US], sip_uri: "sip:a@127.0.0.1", media_encryption: srtp}
+"""))
+    assert "x.yaml:2:" in text and "media_encryption" in text and "'required'" in text
+    (tmp_path / "ok.yaml").write_text("agents:\n  - {id: a1, name: A, languages: [en-US], sip_uri: \"sip:a@h\", "
+                                      "media_encryption: required}\n")
+    assert load_agents(tmp_path / "ok.yaml").agents[0].media_encryption == "required"

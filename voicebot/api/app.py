@@ -33,6 +33,7 @@ from voicebot.web.admission import source_key
 from voicebot.queues.acd import InvalidTransition, UnknownAgent, UnknownQueue
 from voicebot.queues.service import AcdService
 from voicebot.records.metrics import BotMetrics
+from voicebot.rtp.srtp import SRTP_TOTALS
 
 __all__ = ["create_app", "principal_of"]
 
@@ -210,6 +211,7 @@ async def metrics(request: web.Request) -> web.Response:
     bot = request.app.get(BOT_METRICS_KEY)
     if bot is not None:  # the dialplan sessions' own figures (voicebot/records/metrics.py)
         text += bot.prometheus()
+    text += SRTP_TOTALS.prometheus()  # this process's SRTP packets: protected, unprotected, dropped by kind
     return web.Response(text=text, content_type="text/plain", charset="utf-8",
                         headers={"X-Prometheus-Format": "0.0.4"})
 

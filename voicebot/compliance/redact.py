@@ -22,6 +22,7 @@ Output format (stable, greppable, idempotent — redacting twice changes nothing
     [DOB]            a date after "date of birth", "born on", "DOB", "出生日期"
     [DIGITS n]       keyed (DTMF) digits under the keys digits/dtmf/keyed_digits in redact_obj, unless the
                      Redactor was built with show_keyed_digits=True
+    [SRTP_KEY]       an SDES master key (the base64 after "inline:" in an SDP a=crypto line, RFC 4568)
     [REDACTED]       a value of a slot marked sensitive (passed in), values under sensitive keys in redact_obj,
                      and 3-12 digits after "PIN", "passcode", "security code", "密码"...
 
@@ -157,6 +158,7 @@ _NEGATIVE_CONTEXT = re.compile(
 _SSN_CONTEXT = re.compile(r"(social security|\bsocial\b|\bssn\b|社会安全号)[^.!?。！？]{0,40}$", re.IGNORECASE)
 # Every pattern applied to caller-controlled text is bounded (RFC 5321 limits: local part 64, label 63): an
 # unbounded `[...]+@` retried at each of 60k start positions took seconds on one long Call-ID (issue 21.1).
+_SDES_KEY = re.compile(r"(?<=inline:)[A-Za-z0-9+/]{16,}={0,2}")
 _EMAIL = re.compile(
     r"[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}\.[A-Za-z]{2,24}"
     r"(?![A-Za-z0-9-])"
@@ -341,6 +343,9 @@ class Redactor:
         for value in literal_values:
             for match in re.finditer(re.escape(value), text, re.IGNORECASE):
                 add(Finding("SENSITIVE", *match.span()))
+        if "inline:" in text:
+            for match in _SDES_KEY.finditer(text):
+                add(Finding("SRTP_KEY", *match.span()))
         if "@" in text:
             for match in _EMAIL.finditer(text):
                 add(Finding("EMAIL", *match.span()))

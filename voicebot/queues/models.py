@@ -86,6 +86,9 @@ class AgentConfig(_Section):
     languages: list[Language] = Field(min_length=1, description="languages spoken, e.g. [en-US, zh-CN]")
     wrap_up_s: float = Field(default=30.0, ge=0, le=3600, description="after-call work before the next call")
     max_calls: Literal[1] = Field(default=1, description="calls at a time (only 1 is supported)")
+    media_encryption: Literal["none", "optional", "required"] | None = Field(default=None, description=(
+        "SRTP policy of the offer that rings this agent's phone: none, optional (RTP/AVP with a=crypto) or required "
+        "(RTP/SAVP); default: the server's media_encryption"))
     max_no_answers: int = Field(default=3, ge=0, le=100, description=(
         "consecutive offers the agent leaves unanswered before the ACD sets them not-ready (offline, reason "
         "no_answer) so waiting callers go to others; 0 = never"))

@@ -1,7 +1,9 @@
-"""RtpStream: one call's media — a UDP socket pair, G.711 in/out, DTMF, symmetric RTP, basic RTCP.
+"""RtpStream: one call's media — a UDP socket pair, G.711 in/out, DTMF, symmetric RTP, basic RTCP, SRTP.
 
 Sending and playout are driven by the process-wide MediaTicker (one callback per stream); the
 socket callbacks only parse, decode and buffer. When nothing is queued, silence is sent.
+With SRTP (``set_srtp``) packets are protected just before sending and unprotected first thing on arrival, so
+latching, DTMF, the jitter buffer, recording and bridges only ever see authenticated, decrypted media.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .packet import HEADER, RtpError, RtpPacket, is_rtcp
 from .payloads import encode_shared
 from .ports import PortAllocator, PortsExhausted
 from .reception import ReceptionStats
+from .srtp import SdesKeys, SrtpContext, SrtpDropped
 from .rtcp import Bye, ReceiverReport, RtcpError, SenderReport, SourceDescription, build_compound, parse_compound
 from .ticker import MediaTicker, get_ticker
 
@@ -112,7 +115,12 @@ class RtpStream:
         self._counters: dict[str, int] = dict.fromkeys((
             "packets_sent", "octets_sent", "packets_received", "octets_received", "malformed",
             "wrong_source", "unexpected_payload_type", "dtmf_sent", "dtmf_received", "rtcp_sent",
-            "rtcp_received", "rtcp_malformed", "callback_errors"), 0)
+            "rtcp_received", "rtcp_malformed", "callback_errors", "srtp_auth_failed", "srtp_replayed",
+            "srtp_errors", "srtp_no_key", "srtp_rekeys"), 0)
+        self._srtp: SrtpContext | None = None
+        self._srtp_previous: SrtpContext | None = None  # the peer's old key, still accepted until the new one works
+        self._srtp_pending = False
+        self._sdes_keys: SdesKeys | None = None
         self._remote_report: dict[str, float] = {}
 
     # ---------------------------------------------------------------- lifecycle
@@ -210,6 +218,37 @@ class RtpStream:
     def held(self) -> bool:
         return self._held
 
+    def expect_srtp(self) -> None:
+        """SRTP was offered but the keys are not agreed yet: drop what arrives until ``set_srtp``."""
+        if self._srtp is None:
+            self._srtp_pending = True
+
+    def set_srtp(self, context: SrtpContext | None) -> None:
+        """Protect media with ``context`` from now on (None: plain RTP). A new context while one is active is a
+        rekey: packets under the peer's previous key are still accepted until one under the new key arrives."""
+        if context is not None and self._srtp is not None:
+            self._counters["srtp_rekeys"] += 1
+            self._srtp_previous = self._srtp
+        else:
+            self._srtp_previous = None
+        self._srtp = context
+        self._srtp_pending = False
+
+    def apply_sdes(self, keys: SdesKeys | None) -> None:
+        """Key SRTP from an SDES negotiation: new keys (first keying or a rekey) get a new context, the keys
+        already in force keep it, None switches to plain RTP (also after ``expect_srtp``: the answer declined)."""
+        if keys is None:
+            self._srtp_pending = False
+        if keys == self._sdes_keys and (keys is None) == (self._srtp is None):
+            return
+        self.set_srtp(SrtpContext.from_keys(keys) if keys is not None else None)
+        self._sdes_keys = keys
+
+    @property
+    def srtp(self) -> bool:
+        """Whether media on this stream is SRTP."""
+        return self._srtp is not None
+
     def play(self, pcm8k: Pcm) -> None:
         """Queue 8 kHz int16 mono audio to send after whatever is already queued. A read-only array (a cached
         prompt, hold audio) is encoded once per codec and its payload shared by every stream playing it."""
@@ -275,6 +314,7 @@ class RtpStream:
             cumulative_lost=self._reception.cumulative_lost,
             latched=self._latched,
             dtmf_malformed=self._dtmf_in.malformed,
+            srtp=self._srtp.suite if self._srtp is not None else None,
         )
         result.update(self._remote_report)
         return result
@@ -322,6 +362,8 @@ class RtpStream:
 
     def _send(self, payload_type: int, payload: bytes, marker: bool, timestamp: int, target: Address) -> None:
         data = HEADER.pack(0x80, payload_type | (0x80 if marker else 0), self._sequence, timestamp, self.ssrc) + payload
+        if self._srtp is not None:
+            data = self._srtp.protect(data)
         self._sequence = (self._sequence + 1) & 0xFFFF
         assert self._rtp is not None  # _send_tick sends only with an open socket
         self._rtp.sendto(data, target)
@@ -368,6 +410,11 @@ class RtpStream:
             self._warn("wrong_source", "RTP from unexpected source %s:%s dropped (latched to %s:%s)",
                        source[0], source[1], latched[0], latched[1])
             return
+        if self._srtp is not None or self._srtp_pending:
+            plain = self._unprotect(data, source)
+            if plain is None:
+                return
+            data = plain
         packet: RtpPacket | None = None
         if len(data) >= _HEADER_SIZE and data[0] == _PLAIN_HEADER:
             # fast path, the usual case: no padding, extension or CSRCs; no packet object built
@@ -412,7 +459,39 @@ class RtpStream:
             if self._on_dtmf is not None:
                 self._call(self._on_dtmf, digit)
 
+    def _unprotect(self, data: bytes, source: Address, rtcp: bool = False) -> bytes | None:
+        """The authenticated plain packet, or None (dropped, counted, one warning per interval)."""
+        srtp = self._srtp
+        if srtp is None:
+            self._counters["srtp_no_key"] += 1
+            return None
+        try:
+            return srtp.unprotect_rtcp(data) if rtcp else self._unprotect_rtp(srtp, data)
+        except SrtpDropped as exc:
+            counter = {"auth": "srtp_auth_failed", "replay": "srtp_replayed"}.get(exc.kind, "srtp_errors")
+            self._counters[counter] += 1
+            self._warn("srtp", "SRTP%s packet from %s:%s dropped (%s); %d auth failures, %d replays so far",
+                       "C" if rtcp else "", source[0], source[1], exc.kind, self._counters["srtp_auth_failed"],
+                       self._counters["srtp_replayed"])
+            return None
+
+    def _unprotect_rtp(self, srtp: SrtpContext, data: bytes) -> bytes:
+        previous = self._srtp_previous
+        if previous is None:
+            return srtp.unprotect(data)
+        try:
+            plain = srtp.unprotect(data, count_drop=False)
+        except SrtpDropped:
+            return previous.unprotect(data)  # still under the peer's old key (in flight during a rekey)
+        self._srtp_previous = None  # the new key works: the old one is retired
+        return plain
+
     def _on_rtcp_datagram(self, data: bytes, addr: Any) -> None:
+        if self._srtp is not None or self._srtp_pending:
+            plain = self._unprotect(data, _host_port(addr), rtcp=True)
+            if plain is None:
+                return
+            data = plain
         try:
             packets = parse_compound(data)
         except RtcpError as exc:
@@ -457,7 +536,8 @@ class RtpStream:
         if bye:
             parts.append(Bye((self.ssrc,)))
         if self._rtcp is not None:
-            self._rtcp.sendto(build_compound(*parts), target)
+            data = build_compound(*parts)
+            self._rtcp.sendto(data if self._srtp is None else self._srtp.protect_rtcp(data), target)
             counters["rtcp_sent"] += 1
 
     # ---------------------------------------------------------------- helpers

@@ -1,4 +1,5 @@
-"""SDP (RFC 8866) parsing/serialisation and the offer/answer model (RFC 3264) for G.711 voice calls.
+"""SDP (RFC 8866) parsing/serialisation and the offer/answer model (RFC 3264) for G.711 voice calls, with SDES
+SRTP keying (RFC 4568, ``a=crypto``; the line format lives in :mod:`voicebot.sip.sdes`).
 
 Pure logic: no sockets, no clocks except an optional random session id.
 
@@ -6,6 +7,12 @@ Codec choice policy: when answering, we pick the first codec in OUR preference o
 contains (the server decides; callers reorder ``preference`` to change it). The answer lists exactly
 one audio codec plus telephone-event, so the peer has no choice left to make. Only the first usable
 audio stream is accepted; every other m-line is rejected with port 0 (RFC 3264 §6).
+
+Media encryption policy (``none | optional | required``): ``none`` answers RTP/AVP only and ignores crypto lines;
+``optional`` uses SRTP when the offer carries a usable crypto line (RTP/SAVP, or RTP/AVP with a=crypto — "best
+effort" SRTP as baresip's ``mediaenc=srtp`` offers it) and plain RTP otherwise; ``required`` accepts only a stream
+with a usable crypto line (else :class:`NoCommonCodec`, answered 488). Our offers follow the same policy: RTP/AVP
+without crypto, RTP/AVP with crypto lines, or RTP/SAVP with crypto lines.
 """
 
 from __future__ import annotations
@@ -15,18 +22,24 @@ import ipaddress
 import re
 import secrets
 from dataclasses import dataclass, field
+from typing import Literal
+
+from .sdes import SUITES, CryptoAttribute, SdesError, new_crypto, parse_crypto, unusable_reason
 
 __all__ = [
     "Attribute",
     "Codec",
     "Connection",
     "DIRECTIONS",
+    "ENCRYPTION_POLICIES",
+    "Encryption",
     "MediaDescription",
     "Negotiated",
     "NoCommonCodec",
     "Origin",
     "SdpError",
     "SessionDescription",
+    "SrtpKeys",
     "apply_answer",
     "build_offer",
     "increment_version",
@@ -37,6 +50,9 @@ __all__ = [
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 PLAIN_RTP_PROFILE = "RTP/AVP"
+SECURE_RTP_PROFILE = "RTP/SAVP"
+Encryption = Literal["none", "optional", "required"]
+ENCRYPTION_POLICIES: tuple[Encryption, ...] = ("none", "optional", "required")
 TELEPHONE_EVENT = "telephone-event"
 TELEPHONE_EVENT_FMTP = "0-16"
 DEFAULT_PTIME_MS = 20
@@ -268,6 +284,18 @@ class SessionDescription(_AttributeHolder):
         return media.connection or self.connection
 
 
+@dataclass(frozen=True)
+class SrtpKeys:
+    """The SDES outcome for one stream: the suite, the crypto tag, and the master keys (key || salt) each side
+    sends with. Keys never appear in a repr."""
+
+    suite: str
+    tag: int
+    local_key: bytes = field(repr=False)
+    remote_key: bytes = field(repr=False)
+    window_size: int | None = None
+
+
 @dataclass
 class Negotiated:
     """Outcome of offer/answer for the single audio stream.
@@ -285,6 +313,7 @@ class Negotiated:
     on_hold: bool
     ptime_ms: int = DEFAULT_PTIME_MS
     media_index: int = 0
+    srtp: SrtpKeys | None = None
 
 
 # ---------------------------------------------------------------- parsing
@@ -501,7 +530,8 @@ def _new_session(local_ip: str, session_id: int | None) -> SessionDescription:
 
 
 def _audio_media(
-    port: int, codec: Codec, dtmf_payload_type: int | None, direction: str, extra_codecs: tuple[Codec, ...] = ()
+    port: int, codec: Codec, dtmf_payload_type: int | None, direction: str, extra_codecs: tuple[Codec, ...] = (),
+    proto: str = PLAIN_RTP_PROFILE, crypto: tuple[CryptoAttribute, ...] = (),
 ) -> MediaDescription:
     codecs = [codec, *extra_codecs]
     formats = [str(c.payload_type) for c in codecs]
@@ -512,7 +542,13 @@ def _audio_media(
         attributes.append(Attribute("fmtp", f"{dtmf_payload_type} {TELEPHONE_EVENT_FMTP}"))
     attributes.append(Attribute("ptime", str(DEFAULT_PTIME_MS)))
     attributes.append(Attribute(direction))
-    return MediaDescription("audio", port, PLAIN_RTP_PROFILE, formats, attributes=attributes)
+    attributes += [Attribute("crypto", line.serialize()) for line in crypto]
+    return MediaDescription("audio", port, proto, formats, attributes=attributes)
+
+
+def _check_encryption(encryption: str) -> None:
+    if encryption not in ENCRYPTION_POLICIES:
+        raise ValueError(f"media encryption must be one of {', '.join(ENCRYPTION_POLICIES)}, not {encryption!r}")
 
 
 def build_offer(
@@ -522,9 +558,14 @@ def build_offer(
     dtmf_payload_type: int | None = 101,
     session_id: int | None = None,
     direction: str = "sendrecv",
+    encryption: Encryption = "none",
 ) -> SessionDescription:
-    """An SDP offer for one plain-RTP audio stream listing ``codecs`` in order, plus telephone-event."""
+    """An SDP offer for one audio stream listing ``codecs`` in order, plus telephone-event.
+
+    ``encryption`` optional offers RTP/AVP with a crypto line per suite (fresh keys); required offers RTP/SAVP
+    with them. The keys stay in the returned SDP, where :func:`apply_answer` finds the one the answer chose."""
     _check_direction(direction)
+    _check_encryption(encryption)
     _check_port(local_port)
     if not codecs:
         raise ValueError("an offer needs at least one codec")
@@ -532,7 +573,10 @@ def build_offer(
     if dtmf_payload_type is not None and not 96 <= dtmf_payload_type <= 127:
         raise ValueError(f"telephone-event needs a dynamic payload type (96-127), got {dtmf_payload_type}")
     sd = _new_session(local_ip, session_id)
-    sd.media.append(_audio_media(local_port, resolved[0], dtmf_payload_type, direction, tuple(resolved[1:])))
+    crypto = tuple(new_crypto(tag, suite) for tag, suite in enumerate(SUITES, start=1)) if encryption != "none" else ()
+    proto = SECURE_RTP_PROFILE if encryption == "required" else PLAIN_RTP_PROFILE
+    sd.media.append(_audio_media(local_port, resolved[0], dtmf_payload_type, direction, tuple(resolved[1:]),
+                                 proto, crypto))
     return sd
 
 
@@ -594,48 +638,110 @@ def _ptime(media: MediaDescription) -> int:
     return DEFAULT_PTIME_MS
 
 
+def _crypto_lines(media: MediaDescription) -> tuple[list[CryptoAttribute], list[str]]:
+    """The media's usable crypto lines in offer order, and why the others are not usable."""
+    usable: list[CryptoAttribute] = []
+    reasons: list[str] = []
+    for value in media.attribute_values("crypto"):
+        try:
+            crypto = parse_crypto(value)
+        except SdesError as exc:
+            reasons.append(str(exc))
+            continue
+        reason = unusable_reason(crypto)
+        if reason is None:
+            usable.append(crypto)
+        else:
+            reasons.append(reason)
+    return usable, reasons
+
+
+def _security(media: MediaDescription, encryption: Encryption) -> tuple[bool, CryptoAttribute | None, str]:
+    """Whether ``media`` is acceptable under ``encryption``, the crypto line to use, and the refusal reason."""
+    if media.proto == PLAIN_RTP_PROFILE:
+        if encryption == "none":
+            return True, None, ""
+        usable, reasons = _crypto_lines(media)
+        if usable:
+            return True, usable[0], ""
+        if encryption == "optional":
+            return True, None, ""
+        detail = f" ({'; '.join(reasons)})" if reasons else ""
+        return False, None, f"media_encryption is required here and the offer has no usable a=crypto{detail}"
+    if media.proto == SECURE_RTP_PROFILE:
+        if encryption == "none":
+            return False, None, "offer requires SRTP (RTP/SAVP) but media_encryption is none here"
+        usable, reasons = _crypto_lines(media)
+        if usable:
+            return True, usable[0], ""
+        detail = "; ".join(reasons) if reasons else "no a=crypto line"
+        return False, None, f"SRTP offer has no usable a=crypto: {detail} (we run {', '.join(SUITES)})"
+    if _SECURE_PROFILE.search(media.proto):
+        return False, None, (f"offered transport {media.proto} (DTLS-SRTP or SAVPF) is not supported; SRTP only as "
+                             f"RTP/SAVP with SDES a=crypto")
+    return False, None, f"offered audio transport {media.proto} is not supported; only RTP/AVP and RTP/SAVP are"
+
+
+def _answer_keys(crypto: CryptoAttribute, current: SrtpKeys | None) -> SrtpKeys:
+    """Our side of the SDES answer: a fresh key, unless this re-offer repeats the peer's key and suite."""
+    keep = current is not None and current.suite == crypto.suite and current.remote_key == crypto.key
+    local = current.local_key if keep and current is not None else new_crypto(crypto.tag, crypto.suite).key
+    return SrtpKeys(crypto.suite, crypto.tag, local, crypto.key, crypto.window_size)
+
+
 def negotiate(
     offer: SessionDescription,
     local_ip: str,
     local_port: int,
     preference: list[str] = ["PCMU", "PCMA"],  # noqa: B006 - never mutated
     session_id: int | None = None,
+    encryption: Encryption = "none",
+    current_srtp: SrtpKeys | None = None,
 ) -> Negotiated:
     """Answer ``offer`` (we are the answerer); raise :class:`NoCommonCodec` when no audio stream is usable.
 
     The codec is the first of OUR ``preference`` that the offer lists. telephone-event is accepted with the
     offerer's payload type when offered at the codec's clock rate. The answer mirrors the offered direction.
+    With SRTP the first usable crypto line of the stream is taken and answered with its tag and our own key; a
+    re-offer (``current_srtp`` from the last negotiation) that repeats the peer's key keeps ours, a new key from
+    the peer (rekey) gets a new one from us.
     """
     _check_port(local_port)
+    _check_encryption(encryption)
     wanted = [_known_codec(name) for name in preference]
     if not wanted:
         raise ValueError("preference must name at least one codec")
     answer = _new_session(local_ip, session_id)
-    chosen: tuple[int, MediaDescription, Codec] | None = None
-    saw_audio = saw_secure = False
+    chosen: tuple[int, MediaDescription, Codec, CryptoAttribute | None] | None = None
+    saw_audio = False
+    refusals: list[str] = []
     for index, media in enumerate(offer.media):
         if chosen is None and media.media == "audio" and not media.rejected:
             saw_audio = True
-            if media.proto == PLAIN_RTP_PROFILE:
+            acceptable, crypto, refusal = _security(media, encryption)
+            if not acceptable:
+                refusals.append(refusal)
+            else:
                 codec = _choose_codec(media, wanted)
                 if codec is not None:
-                    chosen = (index, media, codec)
+                    chosen = (index, media, codec, crypto)
                     answer.media.append(media)  # placeholder, replaced below
                     continue
-            elif _SECURE_PROFILE.search(media.proto):
-                saw_secure = True
         answer.media.append(_rejected_copy(media))
 
     if chosen is None:
-        raise NoCommonCodec(_no_codec_reason(offer, wanted, saw_audio, saw_secure))
-    index, media, codec = chosen
+        raise NoCommonCodec(_no_codec_reason(offer, wanted, saw_audio, refusals))
+    index, media, codec, crypto = chosen
     conn = _remote_endpoint(offer, media, "offered")
     offered_direction = offer.media_direction(media)
     direction = _MIRRORED_DIRECTION[offered_direction]
     if conn.is_null:
         direction = _WITHOUT_SEND[direction]
     dtmf = _find_dtmf(media, codec.clock_rate)
-    answer.media[index] = _audio_media(local_port, codec, dtmf, direction)
+    keys = _answer_keys(crypto, current_srtp) if crypto is not None else None
+    answered_crypto = (CryptoAttribute(crypto.tag, crypto.suite, keys.local_key, session_params=tuple(
+        p for p in crypto.session_params if p.startswith("WSH="))),) if crypto is not None and keys else ()
+    answer.media[index] = _audio_media(local_port, codec, dtmf, direction, proto=media.proto, crypto=answered_crypto)
     return Negotiated(
         answer=answer,
         codec=codec,
@@ -646,21 +752,19 @@ def negotiate(
         on_hold=offered_direction in ("sendonly", "inactive") or conn.is_null,
         ptime_ms=_ptime(media),
         media_index=index,
+        srtp=keys,
     )
 
 
-def _no_codec_reason(offer: SessionDescription, wanted: list[Codec], saw_audio: bool, saw_secure: bool) -> str:
+def _no_codec_reason(offer: SessionDescription, wanted: list[Codec], saw_audio: bool, refusals: list[str]) -> str:
     names = "/".join(c.name for c in wanted)
     if not saw_audio:
         kinds = ", ".join(m.media for m in offer.media if not m.rejected) or "none active"
         return f"offer has no active audio stream (media: {kinds})"
-    plain_audio = [m for m in offer.media if m.media == "audio" and not m.rejected and m.proto == PLAIN_RTP_PROFILE]
-    if saw_secure and not plain_audio:
-        return "offer requires SRTP (RTP/SAVP); only plain RTP/AVP is supported"
-    if not plain_audio:
-        protos = ", ".join(sorted({m.proto for m in offer.media if m.media == "audio"}))
-        return f"offered audio transport {protos} is not supported; only RTP/AVP is"
-    offered = ", ".join(sorted({c.name for m in plain_audio for c in m.codecs()})) or "none recognised"
+    audio = [m for m in offer.media if m.media == "audio" and not m.rejected]
+    if len(refusals) == len(audio) and refusals:
+        return refusals[0]
+    offered = ", ".join(sorted({c.name for m in audio for c in m.codecs()})) or "none recognised"
     return f"no common audio codec: we support {names}, offer has {offered}"
 
 
@@ -693,6 +797,7 @@ def apply_answer(offer: SessionDescription, answer: SessionDescription) -> Negot
         dtmf = _find_dtmf(theirs, codec.clock_rate)
         if dtmf is None and str(_find_dtmf(ours, codec.clock_rate)) in theirs.formats:
             dtmf = _find_dtmf(ours, codec.clock_rate)  # answer listed our PT without repeating the rtpmap
+        srtp = _answered_keys(ours, theirs)
         return Negotiated(
             answer=answer,
             codec=codec,
@@ -703,8 +808,32 @@ def apply_answer(offer: SessionDescription, answer: SessionDescription) -> Negot
             on_hold=answered_direction in ("sendonly", "inactive") or conn.is_null,
             ptime_ms=_ptime(theirs),
             media_index=index,
+            srtp=srtp,
         )
     raise SdpError("our offer has no active audio stream")
+
+
+def _answered_keys(ours: MediaDescription, theirs: MediaDescription) -> SrtpKeys | None:
+    """The SDES keys agreed by the answer: its crypto line must name one of our tags with the same suite."""
+    offered = {c.tag: c for c in (parse_crypto(v) for v in ours.attribute_values("crypto"))}
+    answered = theirs.attribute_values("crypto")
+    if not offered or not answered:
+        if offered and ours.proto == SECURE_RTP_PROFILE:
+            raise NoCommonCodec("the answer to our RTP/SAVP offer has no a=crypto line")
+        return None  # best-effort offer answered without crypto: plain RTP
+    if len(answered) != 1:
+        raise SdpError(f"the answer has {len(answered)} a=crypto lines; it must choose exactly one (RFC 4568 §7.1.2)")
+    try:
+        crypto = parse_crypto(answered[0])
+    except SdesError as exc:
+        raise SdpError(f"bad a=crypto in the answer: {exc}") from None
+    mine = offered.get(crypto.tag)
+    if mine is None or mine.suite != crypto.suite:
+        raise NoCommonCodec(f"the answer's a=crypto tag {crypto.tag} {crypto.suite} is not one we offered")
+    reason = unusable_reason(crypto)
+    if reason is not None:
+        raise NoCommonCodec(f"the answer's a=crypto is not usable: {reason}")
+    return SrtpKeys(crypto.suite, crypto.tag, mine.key, crypto.key, crypto.window_size)
 
 
 def _answered_codec(ours: MediaDescription, theirs: MediaDescription) -> Codec:
