@@ -22,8 +22,9 @@ from voicebot.api.forward import AnswerForwarder, advertised_url
 from voicebot.api.tokens import TokenStore
 from voicebot.config import ServerConfig, resolve_trunk_password
 from voicebot.dialplan.actions import Enqueue
-from voicebot.handoff import CallerLeg, CallQueue, HandoffManager
-from voicebot.browser_agent import BrowserAgentLegs, add_browser_agent_routes
+from voicebot.channels.base import LiveLeg
+from voicebot.handoff import CallQueue, DialFailed, HandoffManager, OutboundDialer
+from voicebot.handoff.browser import BrowserAgentLegs, add_browser_agent_routes
 from voicebot.hold import load_hold_audio
 from voicebot.queues.models import AgentsConfig, check_queues_servable, load_agents, load_queues
 from voicebot.queues.service import AcdService
@@ -52,9 +53,9 @@ from voicebot.sip.registrar import Registrar, SipAccount
 from voicebot.compliance.secrets import Secret, read_secret
 from voicebot.sip.registration import Registration
 from voicebot.sip.message import SipParseError, parse_name_addr, parse_uri
-from voicebot.sip.sdp import NoCommonCodec, SdpError, apply_answer, build_offer, negotiate, parse_sdp
+from voicebot.sip.sdp import NoCommonCodec, SdpError, negotiate, parse_sdp
 from voicebot.sip.transport import EgressPolicy
-from voicebot.sip.ua import CallFailed, UaLimits, UserAgent
+from voicebot.sip.ua import UaLimits, UserAgent
 
 log = logging.getLogger("voicebot.server")
 
@@ -88,9 +89,9 @@ class AuditFileHandler(logging.Handler):
 
 
 class CallQueuePort:
-    """The handoff manager bound to one caller, as the dialplan session sees it."""
+    """The handoff manager bound to one caller (SIP or browser), as the dialplan session sees it."""
 
-    def __init__(self, handoff: HandoffManager, leg: CallerLeg, caller_number: str) -> None:
+    def __init__(self, handoff: HandoffManager, leg: LiveLeg, caller_number: str) -> None:
         self.handoff = handoff
         self.leg = leg
         self.caller_number = caller_number
@@ -147,6 +148,8 @@ class VoicebotServer:
             trusted = [str(n) for trunk in config.trunks for n in trunk.allow_from]
             self.ua.guard = DigestGuard.build(config.auth.realm, users, trusted)
         self.ports = PortAllocator(config.rtp.port_start, config.rtp.port_end)
+        self.dialer = OutboundDialer(self.ua, self.ports, media_host=self.media_host, bind_host=config.listen.host,
+                                     dtmf_payload_type=config.codecs.dtmf_payload_type, egress=self.egress)
         self.registrations: list[Registration] = []
         self.registrar: Registrar | None = None  # agent phones registering to this node
         self.acd: AcdService | None = None
@@ -204,7 +207,8 @@ class VoicebotServer:
                                       dtmf_payload_type=self.config.codecs.dtmf_payload_type, egress=self.egress,
                                       ring_timeout_s=qc.ring_timeout_s, announce_every_s=qc.announce_every_s,
                                       callback_allowed=tuple(qc.callback_allowed),
-                                      callback_uri_template=qc.callback_uri_template or self._trunk_template())
+                                      callback_uri_template=qc.callback_uri_template or self._trunk_template(),
+                                      dialer=self.dialer)
         self.handoff.start()
         self._start_registrar(agents)
         log.info("queues ready", extra={"fields": {"node": node, "store": qc.store, "agents": len(agents.agents),
@@ -389,7 +393,7 @@ class VoicebotServer:
         context = CallContext(caller=caller, dnis=call.to_uri_user or "", channel="sip", call_id=call.call_id)
         queues = None
         if self.handoff is not None:
-            queues = CallQueuePort(self.handoff, CallerLeg(call, channel.stream), caller)
+            queues = CallQueuePort(self.handoff, channel, caller)
         session = DialplanSession(
             channel, self.runtime.interpreters[name], context, self.runtime.speech, self.runtime.nlu.get(name),
             webhooks=self.runtime.webhook, transfer_allowed=self.config.transfer.allows,
@@ -405,16 +409,19 @@ class VoicebotServer:
                 record.outcome = self.handoff.handed_over.pop(call.call_id)
 
     async def _on_browser_call(self, channel: WebRtcChannel) -> None:
-        """A caller on the "call us" web page: the default dialplan, same session as a phone call."""
+        """A caller on the "call us" web page: the default dialplan, same session as a phone call (queues, hold
+        audio and agents included)."""
         name = self.config.routing.default_dialplan
         record = CallRecord(call_id=channel.call_id, from_="browser", to=name, dialplan=name)
         if self.runtime is None or name not in self.runtime.interpreters or self.runtime.speech is None:
             await DemoDtmfSession(channel, self._demo_prompts(), self.prompts, record).run()
         else:
             context = CallContext(caller="", dnis=name, channel="webrtc", call_id=channel.call_id)
+            queues = CallQueuePort(self.handoff, channel, "") if self.handoff is not None else None
             session = DialplanSession(channel, self.runtime.interpreters[name], context, self.runtime.speech,
                                       self.runtime.nlu.get(name), webhooks=self.runtime.webhook,
-                                      transfer_allowed=lambda _target: False, hold_audio=self.hold_audio)
+                                      transfer_allowed=lambda _target: False, queues=queues,
+                                      hold_audio=self.hold_audio)
             caption_session(session, channel.caption)
             self.journal.start(channel.call_id, caller="browser", callee=name, dialplan=name, channel="webrtc")
             session.transcript.record_sink = self.journal.sink(channel.call_id)
@@ -471,34 +478,18 @@ class VoicebotServer:
     async def _follow_refer(self, referred: SipCall, target: str) -> None:
         """Place the referred call; the new leg gets a session of its own (blind transfer semantics)."""
         try:
-            stream = await RtpStream.open(self.config.listen.host, self.ports, self.config.codecs.preference[0],
-                                          0 if self.config.codecs.preference[0] == "PCMU" else 8,
-                                          self.config.codecs.dtmf_payload_type)
-        except (PortsExhausted, OSError):
-            await referred.notify_refer(503, "Service Unavailable", terminated=True)
-            return
-        offer = build_offer(self.media_host, stream.local_port, list(self.config.codecs.preference),
-                            self.config.codecs.dtmf_payload_type)
-        try:
-            leg = await self.ua.invite(target, sdp=offer.encode(),
-                                       headers=[("Referred-By", f"<{self.ua.contact_uri}>")])
-        except CallFailed as exc:
-            await stream.close()
+            leg = await self.dialer.dial(target, [("Referred-By", f"<{self.ua.contact_uri}>")],
+                                         list(self.config.codecs.preference))
+        except DialFailed as exc:
             await referred.notify_refer(exc.status, exc.reason, terminated=True)
             return
         await referred.notify_refer(200, "OK", terminated=True)
-        record = CallRecord(call_id=leg.call_id, from_=leg.from_header, to=leg.to_header)
+        record = CallRecord(call_id=leg.call_id, from_=leg.call.from_header, to=leg.call.to_header)
         try:
-            negotiated = apply_answer(offer, parse_sdp(leg.remote_sdp))
-            self._apply_remote(stream, negotiated.remote_host, negotiated.remote_port, negotiated.on_hold)
-            session = DemoDtmfSession(SipChannel(leg, stream), self._demo_prompts(), self.prompts, record)
-            await session.run()
-        except SdpError:
-            record.outcome = "bad SDP answer"
-            await leg.hangup("bad SDP answer")
+            await DemoDtmfSession(leg, self._demo_prompts(), self.prompts, record).run()
         finally:
-            await stream.close()
-            self._log_call_end(leg, record, stream)
+            await leg.close()
+            self._log_call_end(leg.call, record, leg.stream)
 
     def _demo_prompts(self) -> DemoPrompts:
         p = self.config.prompts
