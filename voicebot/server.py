@@ -31,7 +31,7 @@ from voicebot.queues.service import AcdService
 from voicebot.queues.liveness import NodeLiveness
 from voicebot.queues.resilient import ResilientStore
 from voicebot.queues.store import MemoryStore, Store
-from voicebot.recording import CallRecorder, RecordingError
+from voicebot.recording import CallRecorder, PacedTap, RecordingError, pcm16_bytes
 from voicebot.records.journal import open_journal
 from voicebot.rtp.ports import PortAllocator, PortsExhausted
 from voicebot.rtp.stream import RtpStream
@@ -410,26 +410,52 @@ class VoicebotServer:
 
     async def _on_browser_call(self, channel: WebRtcChannel) -> None:
         """A caller on the "call us" web page: the default dialplan, same session as a phone call (queues, hold
-        audio and agents included)."""
+        audio, agents and the stereo recording included)."""
         name = self.config.routing.default_dialplan
         record = CallRecord(call_id=channel.call_id, from_="browser", to=name, dialplan=name)
-        if self.runtime is None or name not in self.runtime.interpreters or self.runtime.speech is None:
-            await DemoDtmfSession(channel, self._demo_prompts(), self.prompts, record).run()
-        else:
-            context = CallContext(caller="", dnis=name, channel="webrtc", call_id=channel.call_id)
-            queues = CallQueuePort(self.handoff, channel, "") if self.handoff is not None else None
-            session = DialplanSession(channel, self.runtime.interpreters[name], context, self.runtime.speech,
-                                      self.runtime.nlu.get(name), webhooks=self.runtime.webhook,
-                                      transfer_allowed=lambda _target: False, queues=queues,
-                                      hold_audio=self.hold_audio)
-            caption_session(session, channel.caption)
-            self.journal.start(channel.call_id, caller="browser", callee=name, dialplan=name, channel="webrtc")
-            session.transcript.record_sink = self.journal.sink(channel.call_id)
-            record.outcome = await session.run()
-            record.transcript = session.transcript.entries
-            self.journal.end(channel.call_id, outcome=record.outcome, end_reason="browser call ended")
+        recorder = self._record_browser_call(channel, record)
+        try:
+            if self.runtime is None or name not in self.runtime.interpreters or self.runtime.speech is None:
+                await DemoDtmfSession(channel, self._demo_prompts(), self.prompts, record).run()
+            else:
+                context = CallContext(caller="", dnis=name, channel="webrtc", call_id=channel.call_id)
+                queues = CallQueuePort(self.handoff, channel, "") if self.handoff is not None else None
+                session = DialplanSession(channel, self.runtime.interpreters[name], context, self.runtime.speech,
+                                          self.runtime.nlu.get(name), webhooks=self.runtime.webhook,
+                                          transfer_allowed=lambda _target: False, queues=queues,
+                                          on_recording=recorder.pause if recorder is not None else None,
+                                          hold_audio=self.hold_audio)
+                caption_session(session, channel.caption)
+                self.journal.start(channel.call_id, caller="browser", callee=name, dialplan=name, channel="webrtc")
+                session.transcript.record_sink = self.journal.sink(channel.call_id)
+                record.outcome = await session.run()
+                record.transcript = session.transcript.entries
+                self.journal.end(channel.call_id, outcome=record.outcome, end_reason="browser call ended",
+                                 recording=str(recorder.path) if recorder is not None else None)
+        finally:
+            if recorder is not None:
+                channel.on_wire_audio(None)
+                channel.on_sent_audio(None)
+                recorder.close()
+                record.recording = recorder.summary
         log.info("browser call ended", extra={"fields": {"call_id": channel.call_id, "outcome": record.outcome,
-                                                         "transcript": record.transcript}})
+                                                         "transcript": record.transcript,
+                                                         "recording": record.recording}})
+
+    def _record_browser_call(self, channel: WebRtcChannel, record: CallRecord) -> CallRecorder | None:
+        """The browser call's stereo recording (caller left, bot or agent right), paced by the audio it sends."""
+        if not self.config.recording.enabled:
+            return None
+        try:
+            recorder = CallRecorder(Path(self.config.recording.directory), channel.call_id, pcm16_bytes)
+        except RecordingError as exc:  # the caller is served anyway; the record says why
+            record.recording = {"error": str(exc)}
+            log.warning("call not recorded: %s", exc, extra={"fields": {"call_id": channel.call_id}})
+            return None
+        tap = PacedTap(recorder, channel.live_rate)
+        channel.on_wire_audio(tap.on_caller)
+        channel.on_sent_audio(tap.on_sent)
+        return recorder
 
     def _apply_remote(self, stream: RtpStream, host: str, port: int, on_hold: bool,
                       signalling_host: str | None = None) -> None:

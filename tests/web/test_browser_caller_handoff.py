@@ -6,9 +6,10 @@ us" page as the caller (fake microphone: speech after 2 s of silence), and as ag
 Chromium on the agent desktop page. The caller presses 0 ("agent" in the demo dialplan's global keys).
 
 What the caller's page hears is measured in the page: an AnalyserNode on the remote stream reports the share of
-energy at the hold tone (500 Hz, the configured hold audio) and at the SIP agent's tone (1200 Hz), and the loudest
+energy at the hold tone (2200 Hz, the configured hold audio) and at the SIP agent's tone (1200 Hz), and the loudest
 level that is not the hold tone. So: hold audio reached the browser while queued (before any agent was available),
-then the agent's audio after the bridge; the agent heard the caller's speech (its recording, or its page's level).
+then the agent's audio after the bridge; the agent heard the caller's speech (its recording, or its page's level);
+voicebot's stereo recording of the browser call holds the caller left and the agent right while bridged.
 """
 
 from __future__ import annotations
@@ -31,13 +32,13 @@ from .test_call_page_browser import click, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
-HOLD_HZ, AGENT_HZ = 500, 1200
-TONE_SHARE = 0.5  # a pure tone holds nearly all the energy near its frequency; speech and silence stay far below
+HOLD_HZ, AGENT_HZ = 2200, 1200  # tones speech never concentrates on (en_long_talk: at most 0.2 of its energy there)
+TONE_SHARE = 0.8  # a pure tone holds nearly all the energy near its frequency (measured: 0.99+)
 AUDIBLE = 0.01  # page-side RMS (full scale 1.0) that only real audio reaches; silence measures 0
 SPEECH_RMS = 300  # int16 RMS of looped speech; silence stays far below
 
 TONE_WATCH = """
-const [holdHz, agentHz] = arguments;
+const [holdHz, agentHz, toneShare] = arguments;
 const stream = document.getElementById('remote').srcObject;
 const ctx = new AudioContext();
 const analyser = ctx.createAnalyser();
@@ -64,7 +65,7 @@ setInterval(() => {
   watch.ticks++;
   if (level < 0.005 || !(total > 0)) return;
   watch.holdShare = Math.max(watch.holdShare, hold / total);
-  if (hold / total > 0.5) watch.lastHoldAt = performance.now();
+  if (hold / total > toneShare) watch.lastHoldAt = performance.now();
   watch.agentShare = Math.max(watch.agentShare, agent / total);
   if (hold / total < 0.3) watch.otherLevel = Math.max(watch.otherLevel, level);
 }, 100);
@@ -81,7 +82,7 @@ def call_and_queue(driver: Any, server: ServerProcess, api_port: int) -> dict[st
     driver.get(f"http://127.0.0.1:{api_port}/call")
     click(driver, "#call")
     wait_for(driver, "window.voicebotCall.state === 'connected'", 30, "the browser call to connect")
-    driver.execute_script(TONE_WATCH, HOLD_HZ, AGENT_HZ)
+    driver.execute_script(TONE_WATCH, HOLD_HZ, AGENT_HZ, TONE_SHARE)
     click(driver, "#keypad button[data-digit='0']")
     queued = server.wait_for("caller queued", timeout=40)[0]
     assert queued["queue"] == "support"
@@ -89,6 +90,16 @@ def call_and_queue(driver: Any, server: ServerProcess, api_port: int) -> dict[st
     wait_for(driver, f"window.toneWatch.holdShare > {TONE_SHARE}", 40, "the hold audio to reach the browser")
     assert driver.execute_script("return window.voicebotCall.state;") == "connected"
     return queued
+
+
+def bridged_recording(server: ServerProcess, call_id: str) -> np.ndarray:
+    """voicebot's stereo recording of the browser call (stopped server): its last seconds, bridged to the agent
+    (the call ends right after the hang-up: 4 s before the last second)."""
+    files = [p for p in server.recordings() if p.name.startswith(call_id + ".")]
+    assert len(files) == 1, server.recordings()
+    stereo, rate = soundfile.read(str(files[0]), dtype="int16")
+    assert stereo.ndim == 2 and rate == 8000
+    return stereo[-8000 * 5:-8000]
 
 
 def reset_watch(driver: Any) -> None:
@@ -140,6 +151,11 @@ def test_browser_caller_waits_with_hold_audio_and_is_answered_by_sip_agent(
         heard, rate = read_mono(agent_heard)
         assert rms(heard[rate:]) > SPEECH_RMS, f"the SIP agent heard RMS {rms(heard[rate:]):.0f}"
         assert tone_share(heard[rate:], rate, AGENT_HZ) < 0.3  # the caller's speech, not its own tone echoed
+        # voicebot's recording of the browser call: the caller left, the agent's tone right while bridged.
+        stop_server(server)
+        bridged = bridged_recording(server, queued["call_id"])
+        assert tone_share(bridged[:, 1], 8000, AGENT_HZ) > TONE_SHARE, "the agent is not on the recording"
+        assert rms(bridged[:, 0]) > SPEECH_RMS, f"caller channel RMS {rms(bridged[:, 0]):.0f}"
         print(f"\nhold tone share {hold_share:.2f}, agent tone share {agent_share:.2f}, agent heard RMS "
               f"{rms(heard[rate:]):.0f}, frames to agent/caller {ended['frames_to_agent']}/{ended['frames_to_caller']}")
     finally:
@@ -202,8 +218,16 @@ queues: {{agents_file: {tmp_path / 'agents.yaml'}, queues_file: {tmp_path / 'que
         wait_for(caller, "window.voicebotCall.state === 'ended'", 15, "the caller's page to end the call")
         status, state = api_request(api_port, "GET", "/agents/a1/state", agent_token)
         assert status == 200 and state["state"] == "wrap_up", state
-        print(f"\nhold tone share {hold_share:.2f}, caller heard level {caller_heard['otherLevel']:.3f}, agent "
-              f"peak {agent.execute_script('return window.voicebotAgentCall.peakLevel;'):.3f}, frames to "
+        agent_peak = agent.execute_script("return window.voicebotAgentCall.peakLevel;")
+        # voicebot's recording of the browser call: the caller left, the agent's speech (not the hold tone) right.
+        stop_server(server)
+        bridged = bridged_recording(server, queued["call_id"])
+        assert rms(bridged[:, 1]) > SPEECH_RMS and tone_share(bridged[:, 1], 8000, HOLD_HZ) < 0.3, \
+            f"agent channel RMS {rms(bridged[:, 1]):.0f}"
+        assert rms(bridged[:, 0]) > SPEECH_RMS, f"caller channel RMS {rms(bridged[:, 0]):.0f}"
+        print(f"\nrecording agent/caller RMS {rms(bridged[:, 1]):.0f}/{rms(bridged[:, 0]):.0f}")
+        print(f"hold tone share {hold_share:.2f}, caller heard level {caller_heard['otherLevel']:.3f}, agent "
+              f"peak {agent_peak:.3f}, frames to "
               f"agent/caller {ended['frames_to_agent']}/{ended['frames_to_caller']}")
     finally:
         stop_server(server)

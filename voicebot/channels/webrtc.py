@@ -134,6 +134,7 @@ class WebRtcChannel:
         self._audio_cb: Callable[[np.ndarray], None] | None = None
         self._sent_cb: Callable[[np.ndarray], None] | None = None
         self._live_cb: Callable[[np.ndarray], None] | None = None
+        self._wire_cb: Callable[[np.ndarray], None] | None = None
         self._data_channel: RTCDataChannel | None = None
         self._backlog: deque[str] = deque(maxlen=CAPTION_BACKLOG)
         self._reader: asyncio.Task[None] | None = None
@@ -154,6 +155,10 @@ class WebRtcChannel:
     def on_audio(self, callback: Callable[[np.ndarray], None] | None) -> None:
         """Receive caller audio as 16 kHz int16 frames of 20 ms."""
         self._audio_cb = callback
+
+    def on_wire_audio(self, callback: Callable[[np.ndarray], None] | None) -> None:
+        """Observe the caller's audio as received (16 kHz int16 frames of 20 ms): recording."""
+        self._wire_cb = callback
 
     def on_sent_audio(self, callback: Callable[[np.ndarray], None] | None) -> None:
         """Observe the bot's audio as sent (16 kHz int16 frames of 20 ms, silence included): recording."""
@@ -180,6 +185,8 @@ class WebRtcChannel:
                             self._audio_cb(chunk)
                         if self._live_cb is not None:
                             self._live_cb(chunk)
+                        if self._wire_cb is not None:
+                            self._wire_cb(chunk)
         except MediaStreamError:
             return  # the browser's track ended
         except Exception:  # noqa: BLE001 - a decoder fault must not kill the call silently
