@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,13 @@ import numpy as np
 import soundfile
 from soundfile import _ffi, _snd  # noqa: PLC2701 - sf_command(SFC_UPDATE_HEADER_NOW) has no public wrapper
 
+from voicebot.speech.resample import StreamResampler
+
 log = logging.getLogger("voicebot.recording")
 
 FRAME = 160  # 20 ms at 8 kHz
 FLUSH_FRAMES = 25
+CALLER_BACKLOG = 10  # frames of caller audio waiting for the next sent frame (a WebRTC tap); older ones are dropped
 SFC_UPDATE_HEADER_NOW = 0x1060  # libsndfile: rewrite the WAV header sizes so the file is valid if we die
 RECORDING_ID = re.compile(r"^[0-9a-f]{16}$")
 _COMMENT_PREFIX = "call-id: "
@@ -174,3 +178,42 @@ class CallRecorder:
                 self._file.close()
             except (OSError, RuntimeError) as exc:
                 self.error = self.error or f"recording close failed: {exc}"
+
+
+def pcm16_bytes(data: bytes) -> np.ndarray:
+    """The ``decode`` of a recorder fed linear int16 audio (a :class:`PacedTap`) instead of G.711 payloads."""
+    return np.frombuffer(data, dtype=np.int16)
+
+
+class _Frames:
+    """Re-cuts resampled audio into frames of exactly FRAME samples (pure logic)."""
+
+    def __init__(self, rate: int) -> None:
+        self._resampler = StreamResampler(rate, 8000) if rate != 8000 else None
+        self._rest = np.zeros(0, dtype=np.int16)
+
+    def push(self, pcm: np.ndarray) -> list[np.ndarray]:
+        audio = self._resampler.process(pcm) if self._resampler is not None else pcm
+        data = np.concatenate([self._rest, audio]) if self._rest.size else audio
+        whole = data.size - data.size % FRAME
+        self._rest = data[whole:].copy()
+        return [data[i:i + FRAME] for i in range(0, whole, FRAME)]
+
+
+class PacedTap:
+    """Feeds a :class:`CallRecorder` (made with ``decode=pcm16_bytes``) from a leg without a media ticker (WebRTC):
+    one row per frame the leg sends (its own 20 ms pacing, silence included), with the caller audio received
+    meanwhile; both sides resampled from ``rate`` to the recording's 8 kHz."""
+
+    def __init__(self, recorder: CallRecorder, rate: int) -> None:
+        self.recorder = recorder
+        self._caller_frames = _Frames(rate)
+        self._sent_frames = _Frames(rate)
+        self._caller: deque[np.ndarray] = deque(maxlen=CALLER_BACKLOG)
+
+    def on_caller(self, frame: np.ndarray) -> None:
+        self._caller.extend(self._caller_frames.push(np.asarray(frame, dtype=np.int16)))
+
+    def on_sent(self, frame: np.ndarray) -> None:
+        for sent in self._sent_frames.push(np.asarray(frame, dtype=np.int16)):
+            self.recorder.on_tick(self._caller.popleft() if self._caller else None, sent.tobytes())

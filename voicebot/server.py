@@ -22,15 +22,16 @@ from voicebot.api.forward import AnswerForwarder, advertised_url
 from voicebot.api.tokens import TokenStore
 from voicebot.config import ListenConfig, ServerConfig, resolve_trunk_password
 from voicebot.dialplan.actions import Enqueue
-from voicebot.handoff import CallerLeg, CallQueue, HandoffManager
-from voicebot.browser_agent import BrowserAgentLegs, add_browser_agent_routes
+from voicebot.channels.base import LiveLeg
+from voicebot.handoff import CallQueue, DialFailed, HandoffManager, OutboundDialer
+from voicebot.handoff.browser import BrowserAgentLegs, add_browser_agent_routes
 from voicebot.hold import load_hold_audio
 from voicebot.queues.models import AgentsConfig, check_queues_servable, load_agents, load_queues
 from voicebot.queues.service import AcdService
 from voicebot.queues.liveness import NodeLiveness
 from voicebot.queues.resilient import ResilientStore
 from voicebot.queues.store import MemoryStore, Store
-from voicebot.recording import CallRecorder, RecordingError
+from voicebot.recording import CallRecorder, PacedTap, RecordingError, pcm16_bytes
 from voicebot.records.journal import open_journal
 from voicebot.rtp.ports import PortAllocator, PortsExhausted
 from voicebot.rtp.stream import RtpStream
@@ -53,20 +54,11 @@ from voicebot.compliance.secrets import Secret, read_secret
 from voicebot.sip.registration import Registration
 from voicebot.sip.headers import SipParseError
 from voicebot.sip.uri import parse_name_addr, parse_uri
-from voicebot.sip.sdp import (
-    Encryption,
-    NoCommonCodec,
-    SdpError,
-    SrtpKeys,
-    apply_answer,
-    build_offer,
-    negotiate,
-    parse_sdp,
-)
+from voicebot.sip.sdp import Encryption, NoCommonCodec, SdpError, SrtpKeys, negotiate, parse_sdp
 from voicebot.sip.transport import EgressPolicy
 from voicebot.sip.stream import StreamSettings
 from voicebot.sip.tls import TlsSettings
-from voicebot.sip.ua import CallFailed, TransportOptions, UaLimits, UserAgent
+from voicebot.sip.ua import TransportOptions, UaLimits, UserAgent
 
 log = logging.getLogger("voicebot.server")
 
@@ -100,9 +92,9 @@ class AuditFileHandler(logging.Handler):
 
 
 class CallQueuePort:
-    """The handoff manager bound to one caller, as the dialplan session sees it."""
+    """The handoff manager bound to one caller (SIP or browser), as the dialplan session sees it."""
 
-    def __init__(self, handoff: HandoffManager, leg: CallerLeg, caller_number: str) -> None:
+    def __init__(self, handoff: HandoffManager, leg: LiveLeg, caller_number: str) -> None:
         self.handoff = handoff
         self.leg = leg
         self.caller_number = caller_number
@@ -176,6 +168,8 @@ class VoicebotServer:
             trusted = [str(n) for trunk in config.trunks for n in trunk.allow_from]
             self.ua.guard = DigestGuard.build(config.auth.realm, users, trusted)
         self.ports = PortAllocator(config.rtp.port_start, config.rtp.port_end)
+        self.dialer = OutboundDialer(self.ua, self.ports, media_host=self.media_host, bind_host=config.listen.host,
+                                     dtmf_payload_type=config.codecs.dtmf_payload_type, egress=self.egress)
         self.registrations: list[Registration] = []
         self.registrar: Registrar | None = None  # agent phones registering to this node
         self.acd: AcdService | None = None
@@ -237,7 +231,8 @@ class VoicebotServer:
                                       callback_uri_template=qc.callback_uri_template or self._trunk_template(),
                                       media_encryption=self.config.media_encryption,
                                       customer_encryption=self.config.media_encryption_for(
-                                          self.config.trunks[0] if self.config.trunks else None))
+                                          self.config.trunks[0] if self.config.trunks else None),
+                                      dialer=self.dialer)
         self.handoff.start()
         self._start_registrar(agents)
         log.info("queues ready", extra={"fields": {"node": node, "store": qc.store, "agents": len(agents.agents),
@@ -425,7 +420,7 @@ class VoicebotServer:
         context = CallContext(caller=caller, dnis=call.to_uri_user or "", channel="sip", call_id=call.call_id)
         queues = None
         if self.handoff is not None:
-            queues = CallQueuePort(self.handoff, CallerLeg(call, channel.stream), caller)
+            queues = CallQueuePort(self.handoff, channel, caller)
         session = DialplanSession(
             channel, self.runtime.interpreters[name], context, self.runtime.speech, self.runtime.nlu.get(name),
             webhooks=self.runtime.webhook, transfer_allowed=self.config.transfer.allows,
@@ -441,24 +436,53 @@ class VoicebotServer:
                 record.outcome = self.handoff.handed_over.pop(call.call_id)
 
     async def _on_browser_call(self, channel: WebRtcChannel) -> None:
-        """A caller on the "call us" web page: the default dialplan, same session as a phone call."""
+        """A caller on the "call us" web page: the default dialplan, same session as a phone call (queues, hold
+        audio, agents and the stereo recording included)."""
         name = self.config.routing.default_dialplan
         record = CallRecord(call_id=channel.call_id, from_="browser", to=name, dialplan=name)
-        if self.runtime is None or name not in self.runtime.interpreters or self.runtime.speech is None:
-            await DemoDtmfSession(channel, self._demo_prompts(), self.prompts, record).run()
-        else:
-            context = CallContext(caller="", dnis=name, channel="webrtc", call_id=channel.call_id)
-            session = DialplanSession(channel, self.runtime.interpreters[name], context, self.runtime.speech,
-                                      self.runtime.nlu.get(name), webhooks=self.runtime.webhook,
-                                      transfer_allowed=lambda _target: False, hold_audio=self.hold_audio)
-            caption_session(session, channel.caption)
-            self.journal.start(channel.call_id, caller="browser", callee=name, dialplan=name, channel="webrtc")
-            session.transcript.record_sink = self.journal.sink(channel.call_id)
-            record.outcome = await session.run()
-            record.transcript = session.transcript.entries
-            self.journal.end(channel.call_id, outcome=record.outcome, end_reason="browser call ended")
+        recorder = self._record_browser_call(channel, record)
+        try:
+            if self.runtime is None or name not in self.runtime.interpreters or self.runtime.speech is None:
+                await DemoDtmfSession(channel, self._demo_prompts(), self.prompts, record).run()
+            else:
+                context = CallContext(caller="", dnis=name, channel="webrtc", call_id=channel.call_id)
+                queues = CallQueuePort(self.handoff, channel, "") if self.handoff is not None else None
+                session = DialplanSession(channel, self.runtime.interpreters[name], context, self.runtime.speech,
+                                          self.runtime.nlu.get(name), webhooks=self.runtime.webhook,
+                                          transfer_allowed=lambda _target: False, queues=queues,
+                                          on_recording=recorder.pause if recorder is not None else None,
+                                          hold_audio=self.hold_audio)
+                caption_session(session, channel.caption)
+                self.journal.start(channel.call_id, caller="browser", callee=name, dialplan=name, channel="webrtc")
+                session.transcript.record_sink = self.journal.sink(channel.call_id)
+                record.outcome = await session.run()
+                record.transcript = session.transcript.entries
+                self.journal.end(channel.call_id, outcome=record.outcome, end_reason="browser call ended",
+                                 recording=str(recorder.path) if recorder is not None else None)
+        finally:
+            if recorder is not None:
+                channel.on_wire_audio(None)
+                channel.on_sent_audio(None)
+                recorder.close()
+                record.recording = recorder.summary
         log.info("browser call ended", extra={"fields": {"call_id": channel.call_id, "outcome": record.outcome,
-                                                         "transcript": record.transcript}})
+                                                         "transcript": record.transcript,
+                                                         "recording": record.recording}})
+
+    def _record_browser_call(self, channel: WebRtcChannel, record: CallRecord) -> CallRecorder | None:
+        """The browser call's stereo recording (caller left, bot or agent right), paced by the audio it sends."""
+        if not self.config.recording.enabled:
+            return None
+        try:
+            recorder = CallRecorder(Path(self.config.recording.directory), channel.call_id, pcm16_bytes)
+        except RecordingError as exc:  # the caller is served anyway; the record says why
+            record.recording = {"error": str(exc)}
+            log.warning("call not recorded: %s", exc, extra={"fields": {"call_id": channel.call_id}})
+            return None
+        tap = PacedTap(recorder, channel.live_rate)
+        channel.on_wire_audio(tap.on_caller)
+        channel.on_sent_audio(tap.on_sent)
+        return recorder
 
     def _apply_remote(self, stream: RtpStream, host: str, port: int, on_hold: bool,
                       signalling_host: str | None = None) -> None:
@@ -517,37 +541,18 @@ class VoicebotServer:
     async def _follow_refer(self, referred: SipCall, target: str) -> None:
         """Place the referred call; the new leg gets a session of its own (blind transfer semantics)."""
         try:
-            stream = await RtpStream.open(self.config.listen.host, self.ports, self.config.codecs.preference[0],
-                                          0 if self.config.codecs.preference[0] == "PCMU" else 8,
-                                          self.config.codecs.dtmf_payload_type)
-        except (PortsExhausted, OSError):
-            await referred.notify_refer(503, "Service Unavailable", terminated=True)
-            return
-        offer = build_offer(self.media_host, stream.local_port, list(self.config.codecs.preference),
-                            self.config.codecs.dtmf_payload_type, encryption=self.config.media_encryption)
-        if self.config.media_encryption != "none":
-            stream.expect_srtp()
-        try:
-            leg = await self.ua.invite(target, sdp=offer.encode(),
-                                       headers=[("Referred-By", f"<{self.ua.contact_uri}>")])
-        except CallFailed as exc:
-            await stream.close()
+            leg = await self.dialer.dial(target, [("Referred-By", f"<{self.ua.contact_uri}>")],
+                                         list(self.config.codecs.preference), encryption=self.config.media_encryption)
+        except DialFailed as exc:
             await referred.notify_refer(exc.status, exc.reason, terminated=True)
             return
         await referred.notify_refer(200, "OK", terminated=True)
-        record = CallRecord(call_id=leg.call_id, from_=leg.from_header, to=leg.to_header)
+        record = CallRecord(call_id=leg.call_id, from_=leg.call.from_header, to=leg.call.to_header)
         try:
-            negotiated = apply_answer(offer, parse_sdp(leg.remote_sdp))
-            stream.apply_sdes(negotiated.srtp)
-            self._apply_remote(stream, negotiated.remote_host, negotiated.remote_port, negotiated.on_hold)
-            session = DemoDtmfSession(SipChannel(leg, stream), self._demo_prompts(), self.prompts, record)
-            await session.run()
-        except SdpError:
-            record.outcome = "bad SDP answer"
-            await leg.hangup("bad SDP answer")
+            await DemoDtmfSession(leg, self._demo_prompts(), self.prompts, record).run()
         finally:
-            await stream.close()
-            self._log_call_end(leg, record, stream)
+            await leg.close()
+            self._log_call_end(leg.call, record, leg.stream)
 
     def _demo_prompts(self) -> DemoPrompts:
         p = self.config.prompts

@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from tests.api.conftest import bearer
 from voicebot.api.app import create_app
 from voicebot.api.forward import AnswerForwarder, advertised_url, check_advertise_url
-from voicebot.browser_agent import BrowserAgentLegs, _Ringing, add_browser_agent_routes
+from voicebot.handoff.browser import BrowserAgentLegs, _Ringing, add_browser_agent_routes
 from voicebot.config import ApiConfig
 from voicebot.queues.service import AcdService
 from voicebot.queues.store import MemoryStore

@@ -20,7 +20,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from tests.integration.test_handoff_failures import (LOOPBACK, assert_idle, connected_to, port_allocator, queue_caller,
                                                      running_node, stop_ua, wait_until)
-from voicebot.browser_agent import AnswerRefused, BrowserAgentLegs
+from voicebot.handoff.browser import AnswerRefused, BrowserAgentLegs
 from voicebot.queues.store import MemoryStore
 from voicebot.sip.ua import UserAgent
 

@@ -18,7 +18,8 @@ from typing import AsyncIterator
 import pytest
 
 from tests.integration.support import SCENARIOS, free_media_port, free_udp_port, free_udp_ports, require_tool
-from voicebot.handoff import CallerLeg, CallQueue, HandoffManager
+from voicebot.channels.sip import SipChannel
+from voicebot.handoff import CallQueue, HandoffManager
 from voicebot.queues.models import load_agents, load_queues
 from voicebot.queues.service import AcdService, AssignmentOffered, ServiceEvent
 from voicebot.queues.state import AcdState
@@ -76,7 +77,7 @@ class Node:
     service: AcdService
     handoff: HandoffManager
     ports: PortAllocator
-    legs: asyncio.Queue[CallerLeg] = field(default_factory=asyncio.Queue)
+    legs: asyncio.Queue[SipChannel] = field(default_factory=asyncio.Queue)
     offers: list[str] = field(default_factory=list)  # assignment ids seen in AssignmentOffered events
 
     @property
@@ -93,7 +94,7 @@ class Node:
             negotiated = negotiate(offer, "127.0.0.1", stream.local_port)
             stream.set_remote(negotiated.remote_host, negotiated.remote_port)
             if await call.answer(negotiated.answer.encode()):
-                await self.legs.put(CallerLeg(call, stream))
+                await self.legs.put(SipChannel(call, stream))
                 await call.ended.wait()
         finally:
             await stream.close()
@@ -139,7 +140,7 @@ class Caller:
 
     phone: SipCall
     phone_stream: RtpStream
-    leg: CallerLeg
+    leg: SipChannel
     waiter: CallQueue
     watcher: asyncio.Task[None]
 

@@ -84,7 +84,7 @@ def chromium(tmp_path: Path) -> Iterator[Callable[[Path], Any]]:
                      "--disable-dev-shm-usage", "--window-size=900,1200", "--autoplay-policy=no-user-gesture-required",
                      "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                      f"--use-file-for-fake-audio-capture={wav}",
-                     f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+                     f"--user-data-dir={tmp_path / f'chromium-profile-{len(drivers)}'}"):  # one per browser
             options.add_argument(flag)
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
         driver.set_page_load_timeout(20)

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 def _answers_in_browser(agent: AgentConfig) -> bool:
-    """Same rule as voicebot.browser_agent.is_browser_agent (not imported: that module imports the API)."""
+    """Same rule as voicebot.handoff.browser.is_browser_agent (not imported: that module imports the API)."""
     return agent.browser or not (agent.sip_uri or getattr(agent, "sip_user", None))
 
 
@@ -54,7 +54,7 @@ class AgentHub:
         self._principals: dict[web.WebSocketResponse, Principal] = {}  # who signed each open socket in
         self._supervisors: set[web.WebSocketResponse] = set()  # admin/supervisor sockets: agent alerts
         self._unsubscribe: Callable[[], None] | None = None
-        self.browser_media = False  # True once voicebot.browser_agent serves WebRTC answers on this app
+        self.browser_media = False  # True once voicebot.handoff.browser serves WebRTC answers on this app
 
     def start(self) -> None:
         if self._unsubscribe is None:

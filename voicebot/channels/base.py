@@ -85,3 +85,32 @@ class Channel(Protocol):
 
     async def transfer(self, target: str) -> bool:
         """Blind-transfer the caller to ``target`` (already checked against the allow-list)."""
+
+
+class LiveLeg(Channel, Protocol):
+    """A Channel that can be bridged to another leg (caller or agent, any transport): its live audio is relayed
+    frame by frame at the leg's own rate, and the bridge waits for either leg to end."""
+
+    @property
+    def live_rate(self) -> int:
+        """Sample rate of the frames given to ``on_live_audio`` and taken by ``play_live`` (8000 SIP, 16000 WebRTC)."""
+
+    @property
+    def wire_codec(self) -> str | None:
+        """The leg's G.711 codec if it has one: an agent leg dialled with the same codec needs no transcoding."""
+
+    @property
+    def ended(self) -> asyncio.Event:
+        """Set once the leg has ended, from either side."""
+
+    def on_live_audio(self, callback: Callable[[np.ndarray], None] | None) -> None:
+        """The far end's audio as received: int16 frames of 20 ms at ``live_rate`` (alongside ``on_audio``)."""
+
+    def play_live(self, pcm: np.ndarray, max_backlog_frames: int) -> None:
+        """Send relayed int16 audio at ``live_rate``; beyond ``max_backlog_frames`` queued, the oldest is dropped."""
+
+    async def end(self, reason: str) -> None:
+        """Hang up (BYE, CANCEL or a data-channel hang-up) with ``reason`` for the far end and the logs."""
+
+    async def close(self) -> None:
+        """Release the leg's media (idempotent); the signalling is ended by ``end``."""

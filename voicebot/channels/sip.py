@@ -39,6 +39,7 @@ class SipChannel:
         self._playback_done.set()
         self._audio_cb: Callable[[np.ndarray], None] | None = None
         self._wire_cb: Callable[[np.ndarray], None] | None = None
+        self._live_cb: Callable[[np.ndarray], None] | None = None
         self._upsampler: StreamResampler | None = None
         self.digits_received: list[Dtmf] = []
         stream.on_dtmf(lambda digit: self._dtmf(digit, "rfc4733"))
@@ -95,7 +96,7 @@ class SipChannel:
         self._update_stream_callback()
 
     def _update_stream_callback(self) -> None:
-        if self._audio_cb is None and self._wire_cb is None:
+        if self._audio_cb is None and self._wire_cb is None and self._live_cb is None:
             self.stream.on_audio(None)
         else:
             self.stream.on_audio(self._on_frame)
@@ -103,12 +104,41 @@ class SipChannel:
     def _on_frame(self, frame: np.ndarray) -> None:
         if self._wire_cb is not None:
             self._wire_cb(frame)
+        if self._live_cb is not None:
+            self._live_cb(frame)
         if self._audio_cb is not None and self._upsampler is not None:
             self._audio_cb(self._upsampler.process(frame))
+
+    # ------------------------------------------------------------------ relaying (LiveLeg)
+    @property
+    def live_rate(self) -> int:
+        return WIRE_RATE
+
+    @property
+    def wire_codec(self) -> str | None:
+        return self.stream.codec.name
+
+    @property
+    def ended(self) -> asyncio.Event:
+        return self.call.ended
+
+    def on_live_audio(self, callback: Callable[[np.ndarray], None] | None) -> None:
+        """The far end's audio for a bridge: 8 kHz int16 frames as received (no resampling)."""
+        self._live_cb = callback
+        self._update_stream_callback()
+
+    def play_live(self, pcm: np.ndarray, max_backlog_frames: int) -> None:
+        self.stream.play_live(pcm, max_backlog_frames)
 
     # ------------------------------------------------------------------ control
     async def hangup(self) -> None:
         await self.call.hangup("bot hangup")
+
+    async def end(self, reason: str) -> None:
+        await self.call.hangup(reason)
+
+    async def close(self) -> None:
+        await self.stream.close()
 
     async def transfer(self, target: str) -> bool:
         status = await self.call.refer(target)

@@ -133,6 +133,8 @@ class WebRtcChannel:
         self._playback_done.set()
         self._audio_cb: Callable[[np.ndarray], None] | None = None
         self._sent_cb: Callable[[np.ndarray], None] | None = None
+        self._live_cb: Callable[[np.ndarray], None] | None = None
+        self._wire_cb: Callable[[np.ndarray], None] | None = None
         self._data_channel: RTCDataChannel | None = None
         self._backlog: deque[str] = deque(maxlen=CAPTION_BACKLOG)
         self._reader: asyncio.Task[None] | None = None
@@ -153,6 +155,10 @@ class WebRtcChannel:
     def on_audio(self, callback: Callable[[np.ndarray], None] | None) -> None:
         """Receive caller audio as 16 kHz int16 frames of 20 ms."""
         self._audio_cb = callback
+
+    def on_wire_audio(self, callback: Callable[[np.ndarray], None] | None) -> None:
+        """Observe the caller's audio as received (16 kHz int16 frames of 20 ms): recording."""
+        self._wire_cb = callback
 
     def on_sent_audio(self, callback: Callable[[np.ndarray], None] | None) -> None:
         """Observe the bot's audio as sent (16 kHz int16 frames of 20 ms, silence included): recording."""
@@ -177,6 +183,10 @@ class WebRtcChannel:
                     for chunk in chunker.push(pcm):
                         if self._audio_cb is not None:
                             self._audio_cb(chunk)
+                        if self._live_cb is not None:
+                            self._live_cb(chunk)
+                        if self._wire_cb is not None:
+                            self._wire_cb(chunk)
         except MediaStreamError:
             return  # the browser's track ended
         except Exception:  # noqa: BLE001 - a decoder fault must not kill the call silently
@@ -205,6 +215,25 @@ class WebRtcChannel:
 
     async def wait_playback(self) -> None:
         await self._playback_done.wait()
+
+    # ------------------------------------------------------------------ relaying (LiveLeg)
+    @property
+    def live_rate(self) -> int:
+        return APP_RATE
+
+    @property
+    def wire_codec(self) -> str | None:
+        return None  # Opus, decoded by aiortc: a bridge always resamples
+
+    def on_live_audio(self, callback: Callable[[np.ndarray], None] | None) -> None:
+        """The browser's audio for a bridge: 16 kHz int16 frames of 20 ms (alongside ``on_audio``)."""
+        self._live_cb = callback
+
+    def play_live(self, pcm: np.ndarray, max_backlog_frames: int) -> None:
+        """Queue relayed 16 kHz audio; beyond ``max_backlog_frames`` waiting, what waits is dropped first."""
+        if self.outbound.queue.pending > max_backlog_frames * FRAME_SAMPLES:
+            self.stop_playback()
+        self.play(pcm, APP_RATE)
 
     # ------------------------------------------------------------------ data channel
     def attach_data_channel(self, channel: RTCDataChannel) -> None:
@@ -264,10 +293,14 @@ class WebRtcChannel:
 
     async def hangup(self) -> None:
         """End the call from the server side: tell the page, then close the peer connection."""
+        await self.end("bot hangup")
+
+    async def end(self, reason: str) -> None:
+        """Hang up with ``reason`` (shown by the page), then close the peer connection."""
         if not self.ended.is_set():
-            self._send(HangupMessage(reason="bot hangup"))
+            self._send(HangupMessage(reason=reason))
             await asyncio.sleep(0.05)  # let SCTP carry the hang-up message before the transport closes
-            self._end("bot hangup")
+            self._end(reason)
         await self.close()
 
     async def close(self) -> None:

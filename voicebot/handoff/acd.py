@@ -1,8 +1,10 @@
-"""Handoff to human agents: ACD queue membership per call, agent dialling with context headers, media bridge.
+"""The ACD adapter: queue membership per call, agent ringing with context headers, the bridged agent call.
 
-The ACD itself (voicebot.queues) is pure and shared (memory or Redis); this module is its SIP side on one node:
-it rings the agent the ACD picked (X-Voicebot-Call-Id + User-to-User carrying the context id), relays RTP between
-caller and agent through voicebot (so recording continues), and reports answers, no-answers and hang-ups back.
+The ACD itself (voicebot.queues) is pure and shared (memory or Redis); this module is its side on one node. Callers
+are any :class:`~voicebot.channels.base.LiveLeg` (a SIP phone or a browser). It rings the agent the ACD picked — a
+SIP phone through the :class:`~voicebot.handoff.dialer.OutboundDialer` (X-Voicebot-Call-Id + User-to-User carrying
+the context id), or a browser agent on their desktop page (voicebot.handoff.browser) — relays audio between the
+two legs through voicebot (so recording continues), and reports answers, no-answers and hang-ups back.
 """
 
 from __future__ import annotations
@@ -14,8 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from voicebot.channels.base import LiveLeg
 from voicebot.compliance.redact import redact, redact_obj
 from voicebot.dialplan import events as ev
 from voicebot.queues.acd import AcdError
@@ -24,19 +25,18 @@ from voicebot.queues.context import CallContextRecord, call_id_header, user_to_u
 from voicebot.queues.models import AgentConfig
 from voicebot.queues.service import AcdService, AssignmentOffered, ServiceEvent
 from voicebot.queues.state import Assignment
-from voicebot.rtp.ports import PortAllocator, PortsExhausted
-from voicebot.rtp.stream import RtpStream
+from voicebot.handoff.bridge import ChannelBridge
+from voicebot.handoff.dialer import DialFailed, OutboundDialer, codec_preference
+from voicebot.rtp.ports import PortAllocator
 from voicebot.sip.call import CallState, SipCall
-from voicebot.sip.sdp import Encryption, SdpError, apply_answer, build_offer, parse_sdp
+from voicebot.sip.sdp import Encryption
 from voicebot.sip.transport import EgressPolicy
-from voicebot.sip.ua import CallFailed, UserAgent
+from voicebot.sip.ua import UserAgent
 
 if TYPE_CHECKING:
-    from voicebot.browser_agent import BrowserAgentLegs
+    from voicebot.handoff.browser import BrowserAgentLegs
 
 log = logging.getLogger("voicebot.handoff")
-
-MAX_RELAY_BACKLOG = 10  # frames; beyond this the relay drops the oldest audio (keeps latency bounded)
 
 
 class QueueJoinError(Exception):
@@ -55,16 +55,8 @@ class CallQueue:
     events: asyncio.Queue[ev.Event] = field(default_factory=asyncio.Queue)
     bridged: asyncio.Event = field(default_factory=asyncio.Event)
     done: bool = False
-    agent_leg: SipCall | None = None
+    agent_leg: SipCall | None = None  # the SIP agent being rung (CANCELled if the caller leaves)
     agent_id: str = ""
-
-
-@dataclass
-class CallerLeg:
-    """What the handoff needs of the caller's call."""
-
-    call: SipCall
-    stream: RtpStream
 
 
 class HandoffManager:
@@ -73,25 +65,25 @@ class HandoffManager:
     def __init__(self, ua: UserAgent, ports: PortAllocator, service: AcdService, *, media_host: str,
                  dtmf_payload_type: int, egress: EgressPolicy, ring_timeout_s: float = 20.0,
                  announce_every_s: float = 30.0, callback_allowed: tuple[str, ...] = ("*",),
-                 callback_uri_template: str | None = None, media_encryption: Encryption = "none",
-                 customer_encryption: Encryption | None = None) -> None:
+                 callback_uri_template: str | None = None, dialer: OutboundDialer | None = None,
+                 media_encryption: Encryption = "none", customer_encryption: Encryption | None = None) -> None:
         """``media_encryption``: the SRTP policy of offers to agents without their own; ``customer_encryption``: of
         callback calls to customers (the trunk's policy; default media_encryption)."""
         self.ua = ua
-        self.ports = ports
         self.service = service
-        self.media_host = media_host
-        self.dtmf_payload_type = dtmf_payload_type
-        self.egress = egress
+        self.dialer = dialer or OutboundDialer(ua, ports, media_host=media_host, dtmf_payload_type=dtmf_payload_type,
+                                               egress=egress)
         self.ring_timeout_s = ring_timeout_s
         self.announce_every_s = announce_every_s
         self.callback_allowed = callback_allowed
         self.callback_uri_template = callback_uri_template
         self.media_encryption: Encryption = media_encryption
         self.customer_encryption: Encryption = customer_encryption or media_encryption
+        self.media_encryption: Encryption = media_encryption
+        self.customer_encryption: Encryption = customer_encryption or media_encryption
         self.browser_legs: BrowserAgentLegs | None = None  # set by the server: agents answering on their page
         self.agent_contact: Callable[[str], str | None] | None = None  # agent id -> registered phone Contact
-        self._waiting: dict[str, tuple[CallQueue, CallerLeg]] = {}
+        self._waiting: dict[str, tuple[CallQueue, LiveLeg]] = {}
         self.handed_over: dict[str, str] = {}  # call id -> call record outcome, for callers a stopping node let go
         self._tasks: set[asyncio.Task[Any]] = set()
         self._unsubscribe = service.subscribe(self._on_event)
@@ -114,11 +106,11 @@ class HandoffManager:
         return task
 
     # ------------------------------------------------------------------ callers
-    async def join(self, leg: CallerLeg, queue: str, skills: tuple[str, ...], priority: int,
+    async def join(self, leg: LiveLeg, queue: str, skills: tuple[str, ...], priority: int,
                    context: dict[str, Any], transcript: list[dict[str, Any]], caller_number: str,
                    lang: str) -> CallQueue:
         """Queue the caller with their context; raises QueueJoinError with a reason the dialplan can route on."""
-        call_id = leg.call.call_id
+        call_id = leg.call_id
         record = CallContextRecord.new(call_id, caller_number, lang, time.time())
         for entry in transcript:
             if entry.get("who") in ("caller", "bot") and entry.get("text"):
@@ -221,42 +213,6 @@ class HandoffManager:
         """The SRTP policy of the offer that rings ``agent``: their own, else the server's."""
         return agent.media_encryption or self.media_encryption
 
-    async def _dial(self, uri: str, headers: list[tuple[str, str]], codec: str = "PCMU",
-                    payload_type: int = 0, encryption: Encryption = "none") -> tuple[SipCall, RtpStream] | None:
-        """An outbound leg with its own RTP stream; None when it is not answered within the ring timeout."""
-        try:
-            stream = await RtpStream.open(self.media_host, self.ports, codec, payload_type, self.dtmf_payload_type)
-        except (PortsExhausted, OSError):
-            return None
-        codecs = [codec] + [c for c in ("PCMU", "PCMA") if c != codec]
-        offer = build_offer(self.media_host, stream.local_port, codecs, self.dtmf_payload_type, encryption=encryption)
-        if encryption != "none":
-            stream.expect_srtp()
-        ringing: list[SipCall] = []
-        try:
-            leg = await asyncio.wait_for(
-                self.ua.invite(uri, sdp=offer.encode(), headers=headers, on_created=ringing.append),
-                self.ring_timeout_s)
-        except (CallFailed, asyncio.TimeoutError) as exc:
-            if ringing and ringing[0].state is not CallState.ENDED:
-                await ringing[0].hangup("no answer")
-            await stream.close()
-            log.info("outbound leg not answered", extra={"fields": {"uri": uri, "reason": str(exc) or "timeout"}})
-            return None
-        try:
-            negotiated = apply_answer(offer, parse_sdp(leg.remote_sdp))
-        except SdpError as exc:
-            await leg.hangup("bad SDP answer")
-            await stream.close()
-            log.warning("outbound leg answered with unusable SDP", extra={"fields": {"uri": uri, "reason": str(exc)}})
-            return None
-        if negotiated.codec.name != stream.codec.name:
-            stream.set_codec(negotiated.codec.name, negotiated.codec.payload_type)
-        stream.apply_sdes(negotiated.srtp)
-        if self.egress.allows(negotiated.remote_host):
-            stream.set_remote(negotiated.remote_host, negotiated.remote_port)
-        return leg, stream
-
     def callback_uri(self, number: str) -> str | None:
         """Where a callback number is dialled: the template (e.g. "sip:{number}@carrier.example"), else None."""
         return self.callback_uri_template.format(number=number) if self.callback_uri_template else None
@@ -278,135 +234,110 @@ class HandoffManager:
                       extra={"fields": {"call_id": assignment.call_id}})
             await self.service.callback_failed(assignment.id)
             return
-        agent_leg = await self._dial(agent_uri, headers, encryption=self.agent_encryption(agent))
-        if agent_leg is None:
+        try:
+            agent_leg = await self.dialer.dial(agent_uri, headers, timeout_s=self.ring_timeout_s,
+                                               encryption=self.agent_encryption(agent))
+        except DialFailed:
             await self.service.agent_no_answer(assignment.id)
             return
-        customer_leg = await self._dial(target, [("X-Voicebot-Call-Id", call_id_header(assignment.call_id))],
-                                        encryption=self.customer_encryption)
-        if customer_leg is None:
-            await agent_leg[0].hangup("customer did not answer")
-            await agent_leg[1].close()
+        try:
+            customer_leg = await self.dialer.dial(target, [("X-Voicebot-Call-Id", call_id_header(assignment.call_id))],
+                                                  timeout_s=self.ring_timeout_s, encryption=self.customer_encryption)
+        except DialFailed:
+            await agent_leg.end("customer did not answer")
+            await agent_leg.close()
             await self.service.callback_failed(assignment.id)
             log.info("callback: customer did not answer", extra={"fields": {"call_id": assignment.call_id}})
             return
         await self.service.agent_answered(assignment.id)
-        bridge = MediaBridge(customer_leg[1], agent_leg[1])
+        bridge = ChannelBridge(customer_leg, agent_leg)
         log.info("callback connected", extra={"fields": {"call_id": assignment.call_id, "agent": agent.id}})
         try:
-            ended = {asyncio.ensure_future(agent_leg[0].ended.wait()),
-                     asyncio.ensure_future(customer_leg[0].ended.wait())}
-            await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
-            for task in ended:
-                task.cancel()
+            await bridge.wait_ended()
         finally:
             bridge.close()
-            for leg, stream in (agent_leg, customer_leg):
-                await leg.hangup("callback ended")
-                await stream.close()
+            for leg in (agent_leg, customer_leg):
+                await leg.end("callback ended")
+                await leg.close()
             await self.service.call_ended(assignment.call_id)
             log.info("callback ended", extra={"fields": {"call_id": assignment.call_id}})
 
-    async def _ring_agent(self, waiter: CallQueue, caller: CallerLeg, assignment: Assignment,
+    async def _ring_agent(self, waiter: CallQueue, caller: LiveLeg, assignment: Assignment,
                           agent: AgentConfig) -> None:
+        """Ring the agent the ACD offered (SIP phone or desktop page); once answered, bridge the two legs."""
+        agent_leg: LiveLeg | None
         if self.browser_legs is not None and self.browser_legs.answers_for(agent):
-            await self.browser_legs.ring(waiter, caller, assignment, agent,
-                                         on_connected=lambda: self._waiting.pop(waiter.call_id, None))
+            agent_leg, kind = await self.browser_legs.ring(waiter, assignment, agent), "webrtc"
+        else:
+            agent_leg, kind = await self._ring_sip_agent(waiter, assignment, agent, caller.wire_codec), "sip"
+        if agent_leg is None:
             return
+        if waiter.done or caller.ended.is_set():
+            await agent_leg.end("caller gone")
+            await agent_leg.close()
+            await self.service.call_ended(waiter.call_id)
+            return
+        await self._talk(waiter, caller, agent_leg, kind, assignment, agent)
+
+    async def _ring_sip_agent(self, waiter: CallQueue, assignment: Assignment, agent: AgentConfig,
+                              codec: str | None) -> LiveLeg | None:
+        """The agent's phone answered (offered the caller's codec first), or None after reporting the no-answer."""
         agent_uri = self.agent_uri(agent)
         if not agent_uri:
             await self.service.agent_no_answer(assignment.id)
-            return
-        try:
-            stream = await RtpStream.open(self.media_host, self.ports, caller.stream.codec.name,
-                                          caller.stream.payload_type, self.dtmf_payload_type)
-        except (PortsExhausted, OSError):
-            await self.service.agent_no_answer(assignment.id)
-            return
-        codecs = [caller.stream.codec.name] + [c for c in ("PCMU", "PCMA") if c != caller.stream.codec.name]
-        encryption = self.agent_encryption(agent)
-        offer = build_offer(self.media_host, stream.local_port, codecs, self.dtmf_payload_type, encryption=encryption)
-        if encryption != "none":
-            stream.expect_srtp()
+            return None
         headers = [("X-Voicebot-Call-Id", call_id_header(waiter.call_id)),
                    ("User-to-User", user_to_user(waiter.context_id)),
                    ("X-Voicebot-Queue", waiter.queue)]
-        ringing: list[SipCall] = []
         log.info("ringing agent", extra={"fields": {"call_id": waiter.call_id, "agent": agent.id,
                                                     "uri": agent_uri}})
         try:
-            leg = await asyncio.wait_for(
-                self.ua.invite(agent_uri, sdp=offer.encode(), headers=headers,
-                               on_created=lambda created: (ringing.append(created),
-                                                           setattr(waiter, "agent_leg", created))),
-                self.ring_timeout_s)
-        except (CallFailed, asyncio.TimeoutError) as exc:
-            if ringing and ringing[0].state is not CallState.ENDED:
-                await ringing[0].hangup("no answer")
-            await stream.close()
-            reason = f"{exc.status} {exc.reason}" if isinstance(exc, CallFailed) else "no answer"
+            return await self.dialer.dial(agent_uri, headers, codec_preference(codec), timeout_s=self.ring_timeout_s,
+                                          encryption=self.agent_encryption(agent),
+                                          on_created=lambda created: setattr(waiter, "agent_leg", created))
+        except DialFailed as exc:
+            reason = "no answer" if exc.status == 408 else str(exc)
             log.info("agent did not answer", extra={"fields": {"call_id": waiter.call_id, "agent": agent.id,
                                                                "reason": reason}})
             if not waiter.done:
                 await self.service.agent_no_answer(assignment.id)
-            return
-        if waiter.done or caller.call.state is CallState.ENDED:
-            await leg.hangup("caller gone")
-            await stream.close()
-            await self.service.call_ended(waiter.call_id)
-            return
+            return None
+
+    async def _talk(self, waiter: CallQueue, caller: LiveLeg, agent_leg: LiveLeg, kind: str,
+                    assignment: Assignment, agent: AgentConfig) -> None:
+        """The bridged call, until either side hangs up; then both legs end and the agent goes to wrap-up."""
         try:
-            negotiated = apply_answer(offer, parse_sdp(leg.remote_sdp))
-        except SdpError:
-            await leg.hangup("bad SDP")
-            await stream.close()
-            await self.service.agent_no_answer(assignment.id)
+            await self.service.agent_answered(assignment.id)
+        except AcdError as exc:  # the ACD moved on meanwhile (withdrawn, caller left)
+            log.warning("agent answer not applied: %s", exc, extra={"fields": {"call_id": waiter.call_id}})
+            await agent_leg.end("withdrawn")
+            await agent_leg.close()
             return
-        if negotiated.codec.name != stream.codec.name:
-            stream.set_codec(negotiated.codec.name, negotiated.codec.payload_type)  # the bridge transcodes
-        stream.apply_sdes(negotiated.srtp)  # the agent leg may be SRTP while the caller's is not, or the reverse
-        if self.egress.allows(negotiated.remote_host):
-            stream.set_remote(negotiated.remote_host, negotiated.remote_port)
-        waiter.agent_leg, waiter.agent_id = leg, agent.id
+        waiter.agent_id = agent.id
         self._waiting.pop(waiter.call_id, None)
-        await self.service.agent_answered(assignment.id)
         await self.service.forget_callback_number(waiter.call_id)
-        bridge = MediaBridge(caller.stream, stream)
+        bridge = ChannelBridge(caller, agent_leg)
         waiter.bridged.set()
         await waiter.events.put(ev.AgentAnswered(agent.id))
-        log.info("agent connected", extra={"fields": {"call_id": waiter.call_id, "agent": agent.id,
-                                                      "agent_srtp": stream.stats["srtp"],
-                                                      "caller_srtp": caller.stream.stats["srtp"]}})
+        log.info("agent connected", extra={"fields": {"call_id": waiter.call_id, "agent": agent.id, "leg": kind,
+                                                      "agent_srtp": _srtp_suite(agent_leg),
+                                                      "caller_srtp": _srtp_suite(caller)}})
+        hung_up_by = "caller"
         try:
-            ended = {asyncio.ensure_future(caller.call.ended.wait()), asyncio.ensure_future(leg.ended.wait())}
-            await asyncio.wait(ended, return_when=asyncio.FIRST_COMPLETED)
-            for task in ended:
-                task.cancel()
+            hung_up_by = "caller" if await bridge.wait_ended() is caller else "agent"
         finally:
             bridge.close()
             waiter.done = True
-            await leg.hangup("caller hung up")
-            await caller.call.hangup("agent hung up")
-            await stream.close()
+            await agent_leg.end("caller hung up")
+            await caller.end("agent hung up")
+            await agent_leg.close()
             await self.service.call_ended(waiter.call_id)
-            log.info("agent call ended", extra={"fields": {"call_id": waiter.call_id, "agent": agent.id}})
+            log.info("agent call ended", extra={"fields": {
+                "call_id": waiter.call_id, "agent": agent.id, "leg": kind, "hung_up_by": hung_up_by,
+                "frames_to_agent": bridge.frames_a_to_b, "frames_to_caller": bridge.frames_b_to_a}})
 
 
-class MediaBridge:
-    """Relays audio between two RTP streams, frame by frame on the media ticker (recording keeps running)."""
-
-    def __init__(self, a: RtpStream, b: RtpStream) -> None:
-        self.a, self.b = a, b
-        a.stop_playback()
-        a.on_audio(self._relay_to(b))
-        b.on_audio(self._relay_to(a))
-
-    @staticmethod
-    def _relay_to(target: RtpStream):  # type: ignore[no-untyped-def]
-        def relay(frame: np.ndarray) -> None:
-            target.play_live(np.asarray(frame, dtype=np.int16), MAX_RELAY_BACKLOG)
-        return relay
-
-    def close(self) -> None:
-        self.a.on_audio(None)
-        self.b.on_audio(None)
+def _srtp_suite(leg: LiveLeg) -> str | None:
+    """The SRTP suite of a SIP leg's media (None: plain RTP, or a WebRTC leg, whose DTLS-SRTP aiortc keeps)."""
+    stream = getattr(leg, "stream", None)
+    return stream.stats.get("srtp") if stream is not None else None

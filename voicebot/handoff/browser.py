@@ -1,11 +1,11 @@
-"""Browser agents: ring an agent on their desktop page and bridge their WebRTC leg to the queued caller's RTP.
+"""Browser agents: ring an agent on their desktop page; their answered WebRTC leg is bridged to the caller.
 
 An agent with ``browser: true`` (or no ``sip_uri``) is not dialled: the ACD's screen-pop reaches their page, which
 answers by posting a WebRTC offer to ``POST /agents/{agent}/answer`` with the agent's own token. aiortc answers
-(``iceServers=[]`` by default: host candidates only), and :class:`WebRtcBridge` relays audio between the caller's
-8 kHz RtpStream and the agent's 16 kHz channel, so the caller's stereo recording keeps running (caller left, agent
-right). Either side hanging up ends both legs and the agent goes to wrap-up; no answer within the ring timeout puts
-the caller back at the head of the queue, as for SIP agents.
+(``iceServers=[]`` by default: host candidates only); the agent's :class:`WebRtcChannel` is then bridged to the
+caller's leg (SIP or WebRTC) by voicebot.handoff.acd like any agent leg, so a SIP caller's stereo recording keeps
+running (caller left, agent right). Either side hanging up ends both legs and the agent goes to wrap-up; no answer
+within the ring timeout puts the caller back at the head of the queue, as for SIP agents.
 
 With several nodes, the page talks to one node while the caller may be held (and the agent rung) on another: an
 answer for an assignment owned by another node is forwarded there (voicebot.api.forward, signalling only) and the
@@ -18,35 +18,29 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
-import numpy as np
 from aiohttp import web
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from voicebot.api.app import HUB_KEY, audit, principal_of, roles
 from voicebot.api.jsonbody import read_json
 from voicebot.api.forward import FORWARDED_HEADER, AnswerForwarder, ForwardError
-from voicebot.channels.webrtc import FRAME_SAMPLES as AGENT_FRAME_SAMPLES, WebRtcChannel
-from voicebot.dialplan import events as ev
-from voicebot.handoff import MAX_RELAY_BACKLOG, CallerLeg, CallQueue
+from voicebot.channels.webrtc import WebRtcChannel
+from voicebot.handoff.acd import CallQueue
 from voicebot.queues.acd import AcdError
 from voicebot.queues.models import AgentConfig
 from voicebot.queues.service import AcdService, AgentChanged, ServiceEvent
 from voicebot.queues.state import Assignment
-from voicebot.rtp.stream import RtpStream
-from voicebot.sip.call import CallState
-from voicebot.speech.resample import StreamResampler
 from voicebot.web.media_bind import bound_to
 from voicebot.web.protocol import ProtocolError, parse_offer
 from voicebot.web.routes import IceServerSpec, ice_configuration
 
-__all__ = ["AnswerRefused", "BrowserAgentLegs", "WebRtcBridge", "add_browser_agent_routes", "is_browser_agent"]
+__all__ = ["AnswerRefused", "BrowserAgentLegs", "add_browser_agent_routes", "is_browser_agent"]
 
 log = logging.getLogger("voicebot.handoff.browser")
 
-CALLER_RATE, AGENT_RATE = 8000, 16000
-SCRIPT = Path(__file__).parent / "api" / "static" / "agent_call.js"
+SCRIPT = Path(__file__).resolve().parents[1] / "api" / "static" / "agent_call.js"
 
 
 def is_browser_agent(agent: AgentConfig) -> bool:
@@ -60,40 +54,6 @@ class AnswerRefused(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-class WebRtcBridge:
-    """Relays audio both ways between a caller's RtpStream (8 kHz) and an agent's WebRtcChannel (16 kHz).
-
-    Stateful resamplers keep the audio continuous across 20 ms frames; each direction's queue is bounded at
-    MAX_RELAY_BACKLOG frames (latency beats completeness), as in the SIP MediaBridge.
-    """
-
-    def __init__(self, caller: RtpStream, agent: WebRtcChannel) -> None:
-        self.caller, self.agent = caller, agent
-        self._up = StreamResampler(CALLER_RATE, AGENT_RATE)
-        self._down = StreamResampler(AGENT_RATE, CALLER_RATE)
-        self.frames_to_agent = 0
-        self.frames_to_caller = 0
-        caller.stop_playback()
-        caller.on_audio(self._to_agent)
-        agent.on_audio(self._to_caller)
-
-    def _to_agent(self, frame: np.ndarray) -> None:
-        if self.agent.outbound.queue.pending > MAX_RELAY_BACKLOG * AGENT_FRAME_SAMPLES:
-            self.agent.stop_playback()
-        self.agent.play(self._up.process(np.asarray(frame, dtype=np.int16)), AGENT_RATE)
-        self.frames_to_agent += 1
-
-    def _to_caller(self, frame: np.ndarray) -> None:
-        pcm = self._down.process(np.asarray(frame, dtype=np.int16))
-        if pcm.size:
-            self.caller.play_live(pcm, MAX_RELAY_BACKLOG)
-        self.frames_to_caller += 1
-
-    def close(self) -> None:
-        self.caller.on_audio(None)
-        self.agent.on_audio(None)
 
 
 @dataclass
@@ -167,10 +127,9 @@ class BrowserAgentLegs:
             return None
         return assignment.node
 
-    # ------------------------------------------------------------------ ringing and the bridged call
-    async def ring(self, waiter: CallQueue, caller: CallerLeg, assignment: Assignment, agent: AgentConfig,
-                   on_connected: Callable[[], None]) -> None:
-        """Wait up to the ring timeout for the page's answer, then bridge until either side hangs up."""
+    # ------------------------------------------------------------------ ringing
+    async def ring(self, waiter: CallQueue, assignment: Assignment, agent: AgentConfig) -> WebRtcChannel | None:
+        """Wait up to the ring timeout for the page's answer: the agent's leg, or None (no-answer reported)."""
         ringing = _Ringing(assignment.id, agent.id, waiter.call_id)
         self._ringing[assignment.id] = ringing
         log.info("ringing browser agent", extra={"fields": {"call_id": waiter.call_id, "agent": agent.id}})
@@ -189,46 +148,8 @@ class BrowserAgentLegs:
                     await self.service.agent_no_answer(assignment.id)
                 except AcdError as error:  # the ACD moved on meanwhile (e.g. the caller left)
                     log.info("no-answer not applied: %s", error, extra={"fields": {"call_id": waiter.call_id}})
-            return
-        channel = ringing.answered.result()
-        await self._talk(waiter, caller, assignment, agent, channel, on_connected)
-
-    async def _talk(self, waiter: CallQueue, caller: CallerLeg, assignment: Assignment, agent: AgentConfig,
-                    channel: WebRtcChannel, on_connected: Callable[[], None]) -> None:
-        if waiter.done or caller.call.state is CallState.ENDED:
-            await channel.hangup()
-            await self.service.call_ended(waiter.call_id)
-            return
-        try:
-            await self.service.agent_answered(assignment.id)
-        except AcdError as exc:
-            log.warning("browser answer not applied: %s", exc, extra={"fields": {"call_id": waiter.call_id}})
-            await channel.hangup()
-            return
-        waiter.agent_id = agent.id
-        on_connected()
-        await self.service.forget_callback_number(waiter.call_id)
-        bridge = WebRtcBridge(caller.stream, channel)
-        waiter.bridged.set()
-        await waiter.events.put(ev.AgentAnswered(agent.id))
-        log.info("agent connected", extra={"fields": {"call_id": waiter.call_id, "agent": agent.id,
-                                                      "leg": "webrtc"}})
-        ended = "caller"
-        try:
-            waits = {asyncio.ensure_future(caller.call.ended.wait()), asyncio.ensure_future(channel.ended.wait())}
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            ended = "agent" if channel.ended.is_set() else "caller"
-            for task in waits:
-                task.cancel()
-        finally:
-            bridge.close()
-            waiter.done = True
-            await channel.hangup()
-            await caller.call.hangup("agent hung up")
-            await self.service.call_ended(waiter.call_id)
-            log.info("agent call ended", extra={"fields": {
-                "call_id": waiter.call_id, "agent": agent.id, "leg": "webrtc", "hung_up_by": ended,
-                "frames_to_agent": bridge.frames_to_agent, "frames_to_caller": bridge.frames_to_caller}})
+            return None
+        return ringing.answered.result()
 
 
 def add_browser_agent_routes(app: web.Application, legs: BrowserAgentLegs) -> None:

@@ -1,0 +1,112 @@
+"""OutboundDialer: place a SIP call with media and return the answered leg as a Channel.
+
+One path for every outbound leg (agent ringing, callbacks, REFER): open an RTP stream, offer our codecs, INVITE with
+the given headers, CANCEL what rings too long, apply the SDP answer (codec switch, hold) and point media at the
+answer's address only when the egress policy allows it (otherwise symmetric RTP must find us).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from voicebot.channels.sip import SipChannel
+from voicebot.rtp.ports import PortAllocator, PortsExhausted
+from voicebot.rtp.stream import RtpStream
+from voicebot.sip.call import CallState, SipCall
+from voicebot.sip.sdp import Encryption, SdpError, apply_answer, build_offer, parse_sdp
+from voicebot.sip.transport import EgressPolicy
+from voicebot.sip.ua import CallFailed, UserAgent
+
+log = logging.getLogger("voicebot.handoff.dialer")
+
+G711 = ("PCMU", "PCMA")
+PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8}
+
+
+class DialFailed(Exception):
+    """The outbound leg was not established; ``status`` and ``reason`` suit a NOTIFY sipfrag or a log."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+def codec_preference(first: str | None, preference: Sequence[str] = G711) -> list[str]:
+    """``preference`` with ``first`` (e.g. the caller's codec, so a bridge needs no transcoding) moved to the front."""
+    codecs = list(preference) or list(G711)
+    if first is not None and first in PAYLOAD_TYPES:
+        codecs = [first] + [c for c in codecs if c != first]
+    return codecs
+
+
+class OutboundDialer:
+    """Places outbound calls with media for one server process."""
+
+    def __init__(self, ua: UserAgent, ports: PortAllocator, *, media_host: str, dtmf_payload_type: int,
+                 egress: EgressPolicy, bind_host: str | None = None) -> None:
+        self.ua = ua
+        self.ports = ports
+        self.media_host = media_host  # the address we put in our SDP
+        self.bind_host = bind_host or media_host  # the address our RTP sockets bind
+        self.dtmf_payload_type = dtmf_payload_type
+        self.egress = egress
+
+    async def dial(self, uri: str, headers: Sequence[tuple[str, str]], codecs: Sequence[str] = G711, *,
+                   timeout_s: float | None = None, encryption: Encryption = "none",
+                   on_created: Callable[[SipCall], None] | None = None) -> SipChannel:
+        """The answered leg as a Channel; raises :class:`DialFailed` (no media port, refused, no answer within
+        ``timeout_s``, unusable SDP answer). ``on_created`` sees the call while it rings (to CANCEL it);
+        ``encryption`` is the SRTP policy of the offer (the agent's or trunk's), so this leg may be SRTP while the
+        leg it is bridged to is not."""
+        codec = codecs[0] if codecs else G711[0]
+        try:
+            stream = await RtpStream.open(self.bind_host, self.ports, codec, PAYLOAD_TYPES.get(codec, 0),
+                                          self.dtmf_payload_type)
+        except (PortsExhausted, OSError) as exc:
+            log.warning("outbound leg has no media port: %s", exc, extra={"fields": {"uri": uri}})
+            raise DialFailed(503, "Service Unavailable") from None
+        offer = build_offer(self.media_host, stream.local_port, list(codecs) or [codec], self.dtmf_payload_type,
+                            encryption=encryption)
+        if encryption != "none":
+            stream.expect_srtp()
+        ringing: list[SipCall] = []
+
+        def created(call: SipCall) -> None:
+            ringing.append(call)
+            if on_created is not None:
+                on_created(call)
+
+        try:
+            leg = await asyncio.wait_for(self.ua.invite(uri, sdp=offer.encode(), headers=list(headers),
+                                                        on_created=created), timeout_s)
+        except (CallFailed, asyncio.TimeoutError) as exc:
+            if ringing and ringing[0].state is not CallState.ENDED:
+                await ringing[0].hangup("no answer")
+            await stream.close()
+            failed = (DialFailed(exc.status, exc.reason) if isinstance(exc, CallFailed)
+                      else DialFailed(408, "Request Timeout"))
+            log.info("outbound leg not answered", extra={"fields": {"uri": uri, "reason": str(failed)}})
+            raise failed from None
+        except BaseException:
+            await stream.close()
+            raise
+        try:
+            negotiated = apply_answer(offer, parse_sdp(leg.remote_sdp))
+        except SdpError as exc:
+            await leg.hangup("bad SDP answer")
+            await stream.close()
+            log.warning("outbound leg answered with unusable SDP", extra={"fields": {"uri": uri, "reason": exc.reason}})
+            raise DialFailed(488, "bad SDP answer") from None
+        if negotiated.codec.name != stream.codec.name:
+            stream.set_codec(negotiated.codec.name, negotiated.codec.payload_type)  # a bridge transcodes
+        stream.apply_sdes(negotiated.srtp)  # plain RTP when the answer carried no key
+        stream.set_hold(negotiated.on_hold)
+        if negotiated.remote_port and self.egress.allows(negotiated.remote_host):
+            stream.set_remote(negotiated.remote_host, negotiated.remote_port)
+        elif negotiated.remote_port and not negotiated.on_hold:
+            log.warning("media address %s not allowed by egress policy; waiting for symmetric RTP",
+                        negotiated.remote_host)
+        return SipChannel(leg, stream)
