@@ -64,9 +64,9 @@ def _write_calls(store: SqliteRecordStore, count: int, seed: int) -> list[dict]:
         if queue is not None:
             joined = last
             store.append(call_id, "queue_joined", {"queue": queue}, t=joined)
-            if rng.random() < 0.8:  # the wait was announced (a range in seconds), a few seconds after joining
+            if rng.random() < 0.8:  # the wait was announced (a range in seconds), 10 s after joining
                 low = rng.choice([0, 60, 120])
-                told = (joined + 4, low, low + 120)
+                told = (joined + 10, low, low + 120)
                 store.append(call_id, "ewt_announced", {"node": visited[-1], "low_s": low, "high_s": low + 120,
                                                         "position": 2}, t=told[0])
                 store.append(call_id, "ewt_announced", {"low_s": 900, "high_s": 1200}, t=told[0] + 30)  # later
