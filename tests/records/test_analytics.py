@@ -284,3 +284,16 @@ def test_bad_slicing_is_refused() -> None:
         report(db, bucket="week")
     with pytest.raises(ValueError, match="service_level_s"):
         report(db, service_level_s=0)
+
+
+def test_a_language_no_counter_saw_and_other_endings_are_still_counted(tmp_path: Path) -> None:
+    store = SqliteRecordStore(tmp_path / "calls.sqlite3")
+    store.start_call("c1", dialplan="finance", started_at=1_000_000.0)
+    store.append("c1", "language", {"lang": "yue-HK"}, t=1_000_001.0)  # adds no roll-up: only the calls row knows
+    store.end_call("c1", outcome="dialplan ended", ended_at=1_000_002.0)
+    store.start_call("c2", dialplan="finance", started_at=1_000_010.0)
+    store.append("c2", "node", {"node": "greet"}, t=1_000_011.0)
+    store.end_call("c2", outcome="completed", ended_at=1_000_012.0)
+    data = report(sqlite3.connect(str(tmp_path / "calls.sqlite3")))
+    assert data["languages"] == {"yue-HK": 1, "en-US": 1}
+    assert data["outcomes"] == {"other": 1, "contained": 1} and data["rates"] == {"other": 0.5, "contained": 0.5}
