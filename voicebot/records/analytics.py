@@ -138,8 +138,8 @@ def report(db: Any, scope: AnalyticsFilter = AnalyticsFilter(), *, top: int = 10
             per_lang = histograms[metric].setdefault(lang or scope.default_lang, {})
             per_lang[key] = per_lang.get(key, 0) + int(count)
             continue
-        place = counters.setdefault(metric, {})
-        place[(dialplan, key)] = place.get((dialplan, key), 0) + int(count)
+        counted = counters.setdefault(metric, {})
+        counted[(dialplan, key)] = counted.get((dialplan, key), 0) + int(count)
     spots: dict[tuple[str, str], list[int]] = {}
     for index, metric in enumerate(("nomatch", "noinput")):
         for place, count in counters.get(metric, {}).items():
