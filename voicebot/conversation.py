@@ -88,6 +88,11 @@ class Transcript:
         if self.record_sink is not None:
             self.record_sink(entry)
 
+    def measure(self, event: str, **figures: float) -> None:
+        """A measurement for the call record only (numbers: nothing to redact), not a line of the conversation."""
+        if self.record_sink is not None:
+            self.record_sink({"t": round(time.time(), 3), "event": event, **figures})
+
 
 WebhookRunner = Callable[[act.Webhook], Awaitable[ev.WebhookResult]]
 TransferPolicy = Callable[[str], bool]
@@ -272,8 +277,11 @@ class DialplanSession:
                     self._play_silence(pause_ms)
                     pause_ms = 0
                 if self._turn_ended is not None and self.turns:
-                    self.turns[-1].tts_first_ms = (time.perf_counter() - self._turn_ended) * 1000
+                    turn = self.turns[-1]
+                    turn.tts_first_ms = (time.perf_counter() - self._turn_ended) * 1000
                     self._turn_ended = None
+                    self.transcript.measure("turn", reply_ms=round(turn.endpoint_ms + turn.tts_first_ms),
+                                            asr_ms=round(turn.asr_ms), nlu_ms=round(turn.nlu_ms))
                 self.channel.play(pcm, self.play_rate)
                 spoke = True
         if pause_ms and not self._hung_up:  # a closing break ("Take your time. <break/>") is kept
@@ -537,7 +545,8 @@ class DialplanSession:
         self.turns.append(timing)
         self._turn_ended = time.perf_counter()
         self.transcript.add("caller", "[sensitive]" if self.sensitive else text, intent=intent,
-                            lang=utterance.language, grammar=grammar_value is not None)
+                            lang=utterance.language, grammar=grammar_value is not None,
+                            asr_confidence=round(utterance.confidence, 2))
         if self.detect_language and utterance.language:
             self._caller_language = utterance.language
         return ev.Heard(text=text, intent=intent, entities=entities, confidence=confidence,

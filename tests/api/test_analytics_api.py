@@ -25,8 +25,10 @@ def _calls(path: Path) -> None:
         store.append(call_id, "node", {"node": "menu"})
         store.append(call_id, "nomatch", {"node": "menu"})
         if queued:
-            store.append(call_id, "queue_joined", {"queue": "banking"})
-            store.append(call_id, "agent_answered", {"agent": "a1"})
+            joined = day + 3600 * index + 5
+            store.append(call_id, "queue_joined", {"queue": "banking"}, t=joined)
+            store.append(call_id, "ewt_announced", {"low_s": 60, "high_s": 180}, t=joined + 2)
+            store.append(call_id, "agent_answered", {"agent": "a1"}, t=joined + 90)
         store.end_call(call_id, outcome=outcome)
     store.close()
 
@@ -51,6 +53,23 @@ async def test_supervisor_reads_filtered_analytics_and_csv(service, tokens, tmp_
         response = await client.get("/analytics.csv", headers=bearer(secrets["admin"]))
         assert response.status == 200 and response.content_type == "text/csv"
         assert "calls,total,3" in await response.text()
+
+        response = await client.get("/analytics?queue=banking&bucket=hour&sl=100", headers=bearer(secrets["admin"]))
+        data = await response.json()
+        assert data["calls"] == 1 and data["outcomes"] == {"transferred": 1}  # the queue filters every section
+        assert data["hot_spots"] == [{"dialplan": "finance", "node": "menu", "nomatch": 1, "noinput": 0}]
+        assert data["service"]["series"] == [{"queue": "banking", "start": "2026-12-07T01:00Z", "offered": 1,
+                                              "answered": 1, "asa_s": 90.0, "service_level": 1.0, "abandoned": 0}]
+        assert data["ewt_honesty"][0]["within"] == 1  # 88 s after the announced 1-3 minutes
+        response = await client.get("/analytics.csv?queue=banking", headers=bearer(secrets["admin"]))
+        text = await response.text()
+        assert "calls,total,1" in text and "ewt_honesty,banking/within,1" in text
+        assert "service,banking/asa_s,90.0" in text and "service,banking/service_level,0.0" in text  # 90 s > 20 s
+        assert "service_day,banking/2026-12-07T00:00Z/offered,1" in text
+        for query, message in [("queue=no%20such", "queue must be a queue name"), ("bucket=week", "bucket must be"),
+                               ("sl=soon", "sl must be a number"), ("sl=0", "between 1 and 3600")]:
+            response = await client.get(f"/analytics?{query}", headers=bearer(secrets["admin"]))
+            assert response.status == 400 and message in (await response.json())["error"], query
 
         response = await client.get("/analytics?from=yesterday", headers=bearer(secrets["admin"]))
         assert response.status == 400 and "ISO date" in (await response.json())["error"]

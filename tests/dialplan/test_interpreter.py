@@ -539,6 +539,16 @@ def test_queue_updates_announce_and_offer_callback_once() -> None:
     assert len(says(call.send(ev.QueueUpdate(1, 200)))) == 1  # announcement only, no second offer
 
 
+def test_the_wait_told_to_the_caller_is_logged_for_the_call_record() -> None:
+    call = queued()
+    actions = call.send(ev.QueueUpdate(3, 90))  # the dialplan's phrase: "about 2 minutes"
+    assert logs(actions, "ewt_announced") == [{"node": call.state.node, "low_s": 60.0, "high_s": 120.0,
+                                                "position": 3}]
+    actions = call.send(ev.QueueUpdate(2, 150, announcement="The wait is about 2 to 4 minutes.", told_s=(120, 240)))
+    assert logs(actions, "ewt_announced")[0]["low_s"] == 120 and logs(actions, "ewt_announced")[0]["high_s"] == 240
+    assert not logs(queued().send(ev.QueueUpdate(2, -1.0)), "ewt_announced")  # no estimate, nothing told
+
+
 def test_accepting_callback_leaves_the_queue() -> None:
     call = queued()
     call.send(ev.QueueUpdate(2, 150))

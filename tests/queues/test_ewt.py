@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voicebot.queues.ewt import Ewt, announce, estimate
+from voicebot.queues.ewt import Ewt, announce, estimate, spoken_range
 from voicebot.queues.simulation import simulate
 
 
@@ -36,6 +36,15 @@ def test_announcements_in_english_and_chinese():
     assert announce(ewt, "en-US", position=3) == "You are number 3 in the queue. The wait is about 2 to 5 minutes."
     assert announce(ewt, "zh-CN", position=1) == "您是下一位。预计等待大约2到5分钟。"
     assert announce(None, "zh-CN", position=2) == "您排在第2位。暂时无法估计等待时间。"
+
+
+def test_the_spoken_range_is_what_the_announcement_says():
+    for ewt, said, told in [(Ewt(100, 250), "about 1 to 5 minutes", (60, 300)),
+                            (Ewt(200, 290), "about 3 to 5 minutes", (180, 300)),
+                            (Ewt(10, 50), "less than a minute", (0, 60)),
+                            (Ewt(500, 800), "about 5 to 15 minutes", (300, 900))]:
+        assert announce(ewt) == said and spoken_range(ewt) == told
+    assert spoken_range(None) is None
 
 
 def test_simulated_announcements_are_close_to_actual_waits():

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from tests.records.pg import Cluster, fresh_database
-from tests.records.test_analytics import _write_calls
+from tests.records.test_analytics import _write_calls, check_report
 from voicebot.records.analytics import AnalyticsFilter, report
 from voicebot.records.postgres import Shipper, migrate
 from voicebot.records.store import SqliteRecordStore
@@ -29,10 +29,9 @@ def _wait(condition, timeout_s: float = 20.0) -> None:  # type: ignore[no-untype
 def test_two_nodes_write_to_one_database_and_analytics_match_sqlite(postgres_dsn: str, tmp_path: Path) -> None:
     node_a = SqliteRecordStore(tmp_path / "a.sqlite3", ship=True)
     node_b = SqliteRecordStore(tmp_path / "b.sqlite3", ship=True)
-    _write_calls(node_a, 40, seed=1)
+    truth = _write_calls(node_a, 40, seed=1)
     # node b's calls get other ids (Call-IDs are unique across nodes)
-    truth_b = _write_calls(_Renamed(node_b, "b-"), 40, seed=2)
-    assert truth_b
+    truth += _write_calls(_Renamed(node_b, "b-"), 40, seed=2)
     shippers = [Shipper(node_a, postgres_dsn, node="a"), Shipper(node_b, postgres_dsn, node="b")]
     for shipper in shippers:
         shipper.start()
@@ -49,6 +48,12 @@ def test_two_nodes_write_to_one_database_and_analytics_match_sqlite(postgres_dsn
             "SELECT COUNT(*) FROM call_events").fetchone()[0] for n in "ab")
         assert events == local
         remote = report(db, AnalyticsFilter(dialplan="finance"), top=100, dialect="postgres")
+        # every section, the queue filter and hourly slices too, equal what the events written say
+        check_report(remote, [call for call in truth if call["dialplan"] == "finance"])
+        for queue in ("banking", "cards"):
+            check_report(report(db, AnalyticsFilter(queue=queue), top=100, dialect="postgres", bucket="hour",
+                                service_level_s=64), [call for call in truth if call["queue"] == queue],
+                         bucket="hour", threshold_s=64)
     # The same figures as the SQLite queries give on the union of both nodes' files.
     merged = SqliteRecordStore(tmp_path / "merged.sqlite3")
     merged.close()
@@ -59,9 +64,12 @@ def test_two_nodes_write_to_one_database_and_analytics_match_sqlite(postgres_dsn
         union.execute(f"INSERT INTO call_events SELECT * FROM n{name}.call_events")
         union.execute(f"INSERT INTO rollups SELECT * FROM n{name}.rollups WHERE true ON CONFLICT "
                       "(day, dialplan, lang, metric, key) DO UPDATE SET count = count + excluded.count")
+        union.execute(f"INSERT INTO queue_rollups SELECT * FROM n{name}.queue_rollups WHERE true ON CONFLICT "
+                      "(queue, day, dialplan, lang, metric, key) DO UPDATE SET count = count + excluded.count")
     union.commit()
     local_report = report(union, AnalyticsFilter(dialplan="finance"), top=100)
-    for key in ("calls", "outcomes", "containment_rate", "not_understood_share", "languages", "turns"):
+    for key in ("calls", "outcomes", "containment_rate", "not_understood_share", "languages", "turns",
+                "asr_confidence", "turn_latency_ms", "ewt_honesty", "service"):
         assert remote[key] == local_report[key], key
     assert sorted(map(str, remote["hot_spots"])) == sorted(map(str, local_report["hot_spots"]))
     assert sorted(map(str, remote["funnel"])) == sorted(map(str, local_report["funnel"]))
@@ -99,8 +107,8 @@ def test_an_outage_keeps_writes_locally_and_catches_up_in_order(tmp_path: Path) 
 
 def test_migrations_apply_once(postgres_dsn: str) -> None:
     with psycopg.connect(postgres_dsn, autocommit=True) as db:
-        assert migrate(db) == migrate(db) == 2
-        assert db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == 2
+        assert migrate(db) == migrate(db) == 3
+        assert db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == 3
 
 
 class _Renamed:

@@ -2,8 +2,9 @@
 loop: GET /review (what callers said that nothing understood, grouped) and POST /review/export (the domain's nlu.yml
 with labelled examples added, as a download: `voicebot nlu eval` then shows the effect).
 
-Query parameters: `dialplan`, `lang` (en-US, zh-CN), `from` and `to` (ISO dates or date-times, UTC; `to` is
-exclusive). The figures are computed by voicebot/records/analytics.py on a read-only connection to the call record
+Query parameters: `dialplan`, `lang` (en-US, zh-CN), `queue`, `from` and `to` (ISO dates or date-times, UTC; `to`
+is exclusive); `bucket` (hour or day: the slices of ASA and service level) and `sl` (the service level's N seconds,
+default 20). The figures are computed by voicebot/records/analytics.py on a read-only connection to the call record
 store, in a worker thread (the event loop keeps the media pacing).
 """
 
@@ -56,10 +57,29 @@ def _scope(query: Any) -> AnalyticsFilter:
     lang = query.get("lang") or None
     if lang is not None and lang not in ("en-US", "zh-CN"):
         raise _BadQuery("lang must be en-US or zh-CN")
-    dialplan = query.get("dialplan") or None
-    if dialplan is not None and (len(dialplan) > 64 or not dialplan.replace("-", "").replace("_", "").isalnum()):
-        raise _BadQuery("dialplan must be a dialplan name")
-    return AnalyticsFilter(since=since, until=until, dialplan=dialplan, lang=lang)
+    dialplan = _name(query, "dialplan")
+    return AnalyticsFilter(since=since, until=until, dialplan=dialplan, lang=lang, queue=_name(query, "queue"))
+
+
+def _name(query: Any, field: str) -> str | None:
+    value = query.get(field) or None
+    if value is not None and (len(value) > 64 or not value.replace("-", "").replace("_", "").isalnum()):
+        raise _BadQuery(f"{field} must be a {field} name (letters, digits, - and _)")
+    return value if isinstance(value, str) else None
+
+
+def _slicing(query: Any) -> tuple[str, float]:
+    """(bucket, service level seconds) of the ASA / service level section."""
+    bucket = query.get("bucket") or "day"
+    if bucket not in ("hour", "day"):
+        raise _BadQuery("bucket must be hour or day")
+    try:
+        seconds = float(query.get("sl") or 20)
+    except ValueError:
+        raise _BadQuery("sl must be a number of seconds, e.g. 20") from None
+    if not 1 <= seconds <= 3600:
+        raise _BadQuery("sl must be between 1 and 3600 seconds")
+    return bucket, seconds
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -80,10 +100,10 @@ def _groups(path: Path, scope: AnalyticsFilter, shown: int) -> dict[str, Any]:
     return {"utterances": len(utterances), "groups": [group.summary() for group in groups[:shown]]}
 
 
-def _compute(path: Path, scope: AnalyticsFilter) -> dict[str, Any]:
+def _compute(path: Path, scope: AnalyticsFilter, bucket: str, service_level_s: float) -> dict[str, Any]:
     db = _connect(path)
     try:
-        return report(db, scope)
+        return report(db, scope, bucket=bucket, service_level_s=service_level_s)
     finally:
         db.close()
 
@@ -91,9 +111,11 @@ def _compute(path: Path, scope: AnalyticsFilter) -> dict[str, Any]:
 async def _report(request: web.Request) -> dict[str, Any] | web.Response:
     try:
         scope = _scope(request.query)
+        bucket, service_level_s = _slicing(request.query)
     except _BadQuery as exc:
         return _error(400, str(exc))
-    return await asyncio.get_running_loop().run_in_executor(None, _compute, request.app[RECORDS_PATH_KEY], scope)
+    return await asyncio.get_running_loop().run_in_executor(None, _compute, request.app[RECORDS_PATH_KEY], scope,
+                                                            bucket, service_level_s)
 
 
 @roles("admin", "supervisor")

@@ -87,6 +87,7 @@ class QueueUpdate:
     position: int
     ewt_s: float
     announcement: str | None = None
+    told_s: tuple[float, float] | None = None  # the range `announcement` says, in seconds (for the call record)
 
 
 @dataclass(frozen=True)

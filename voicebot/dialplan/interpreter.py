@@ -908,10 +908,15 @@ class _Run:
         s.vars["queue_ewt_s"] = update.ewt_s
         minutes = max(1, math.ceil(update.ewt_s / 60))
         if spec.announce_wait:
+            told: tuple[float, float] | None = None  # the wait range the caller hears, for the call record
             if update.announcement and not spec.wait_say:
                 self.say(update.announcement)
+                told = update.told_s
             elif update.ewt_s >= 0 or spec.wait_say:
                 self.say(spec.wait_say or phrase("queue_wait", s.lang), position=update.position, minutes=minutes)
+                told = ((minutes - 1) * 60.0, minutes * 60.0) if update.ewt_s >= 0 else None  # "about N minutes"
+            if told is not None:
+                self.log("ewt_announced", low_s=told[0], high_s=told[1], position=update.position)
         if (spec.offer_callback_after is not None and not s.callback_offered
                 and update.ewt_s >= spec.offer_callback_after):
             s.callback_offered = True

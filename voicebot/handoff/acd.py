@@ -22,6 +22,7 @@ from voicebot.dialplan import events as ev
 from voicebot.queues.acd import AcdError
 from voicebot.queues.callbacks import confirm_number
 from voicebot.queues.context import CallContextRecord, call_id_header, user_to_user
+from voicebot.queues.ewt import spoken_range
 from voicebot.queues.models import AgentConfig
 from voicebot.queues.service import AcdService, AssignmentOffered, ServiceEvent
 from voicebot.queues.state import Assignment
@@ -187,7 +188,7 @@ class HandoffManager:
             return
         position, ewt, sentence = result
         await waiter.events.put(ev.QueueUpdate(position.position, ewt.mid_s if ewt is not None else -1.0,
-                                               announcement=sentence))
+                                               announcement=sentence, told_s=spoken_range(ewt)))
 
     async def _announcer(self, waiter: CallQueue) -> None:
         while not waiter.done and not waiter.bridged.is_set():

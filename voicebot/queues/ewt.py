@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["Ewt", "announce", "estimate", "position_phrase"]
+__all__ = ["Ewt", "announce", "estimate", "position_phrase", "spoken_range"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,17 @@ def _minutes_range(ewt: Ewt) -> tuple[int, int]:
     if high > 10:  # coarser steps for long waits: "about 10 to 15 minutes"
         low, high = 5 * max(1, low // 5), 5 * math.ceil(high / 5)
     return low, high
+
+
+def spoken_range(ewt: Ewt | None) -> tuple[float, float] | None:
+    """The range `announce` says, in seconds ('about 3 to 5 minutes' -> (180, 300); 'less than a minute' ->
+    (0, 60)): what the caller was told, for the call record. None when no estimate was given."""
+    if ewt is None:
+        return None
+    if ewt.high_s < 60:
+        return 0.0, 60.0
+    low, high = _minutes_range(ewt)
+    return low * 60.0, high * 60.0
 
 
 def announce(ewt: Ewt | None, lang: str = "en-US", position: int | None = None) -> str:

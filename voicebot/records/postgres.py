@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from voicebot.records.store import SqliteRecordStore
-from voicebot.records.summary import ABANDONED, CallSummary, day_of, rollups_for_event
+from voicebot.records.summary import ABANDONED, SUMMARY_COLUMNS, CallSummary, day_of, replay, rollups_for_event
 
 __all__ = ["MIGRATIONS", "Shipper", "migrate"]
 
@@ -71,6 +71,26 @@ CREATE TABLE rollups (
 );
 CREATE INDEX calls_scope ON calls (started_at, dialplan, lang, class, ended_at);
 """),
+    (3, """
+ALTER TABLE calls ADD COLUMN queue TEXT;
+ALTER TABLE calls ADD COLUMN queued_at DOUBLE PRECISION;
+ALTER TABLE calls ADD COLUMN answered_at DOUBLE PRECISION;
+ALTER TABLE calls ADD COLUMN ewt_at DOUBLE PRECISION;
+ALTER TABLE calls ADD COLUMN ewt_low DOUBLE PRECISION;
+ALTER TABLE calls ADD COLUMN ewt_high DOUBLE PRECISION;
+CREATE TABLE queue_rollups (
+    day TEXT NOT NULL,
+    dialplan TEXT NOT NULL,
+    lang TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    key TEXT NOT NULL,
+    count BIGINT NOT NULL,
+    PRIMARY KEY (queue, day, dialplan, lang, metric, key)
+);
+CREATE INDEX calls_queued ON calls (started_at, queue, dialplan, lang, queued_at, answered_at, ewt_at, ewt_low,
+    ewt_high, ended_at, class) WHERE queued_at IS NOT NULL;
+"""),
 ]
 
 
@@ -91,20 +111,25 @@ def migrate(connection: Any) -> int:
 
 
 def _summary(connection: Any, call_id: str) -> CallSummary:
-    row = connection.execute("SELECT dialplan, lang, node, queued, to_person, left_early FROM calls "
-                             "WHERE call_id = %s", (call_id,)).fetchone()
-    summary = CallSummary()
-    if row is not None:
-        summary.dialplan, summary.lang, summary.node = row[0] or "", row[1] or "", row[2] or ""
-        summary.flags = {name for name, on in zip(("queued", "to_person", "left_early"), row[3:]) if on}
-    return summary
+    row = connection.execute(f"SELECT dialplan, {', '.join(SUMMARY_COLUMNS)} FROM calls WHERE call_id = %s",
+                             (call_id,)).fetchone()
+    return CallSummary.from_row(row[0], row[1:]) if row is not None else CallSummary()
 
 
-def _count(connection: Any, t: float, summary: CallSummary, metric: str, key: str) -> None:
-    connection.execute(
-        "INSERT INTO rollups (day, dialplan, lang, metric, key, count) VALUES (%s, %s, %s, %s, %s, 1) "
-        "ON CONFLICT (day, dialplan, lang, metric, key) DO UPDATE SET count = rollups.count + 1",
-        (day_of(t), summary.dialplan, summary.lang, metric, key))
+def _count(connection: Any, t: float, summary: CallSummary, metric: str, key: str, *, lang: str | None = None,
+           everywhere: bool = True) -> None:
+    lang = summary.lang if lang is None else lang
+    if everywhere:
+        connection.execute(
+            "INSERT INTO rollups (day, dialplan, lang, metric, key, count) VALUES (%s, %s, %s, %s, %s, 1) "
+            "ON CONFLICT (day, dialplan, lang, metric, key) DO UPDATE SET count = rollups.count + 1",
+            (day_of(t), summary.dialplan, lang, metric, key))
+    if summary.queue:
+        connection.execute(
+            "INSERT INTO queue_rollups (day, dialplan, lang, queue, metric, key, count) "
+            "VALUES (%s, %s, %s, %s, %s, %s, 1) ON CONFLICT (queue, day, dialplan, lang, metric, key) "
+            "DO UPDATE SET count = queue_rollups.count + 1", (day_of(t), summary.dialplan, lang, summary.queue,
+                                                               metric, key))
 
 
 def _apply(connection: Any, node: str, op: str, row: dict[str, Any]) -> None:
@@ -129,12 +154,17 @@ def _apply(connection: Any, node: str, op: str, row: dict[str, Any]) -> None:
                 "LIMIT 1", (row["call_id"], data["node"], row["seq"])).fetchone()
             if earlier is not None:
                 summary.visited.add(data["node"])
-        for metric, key in rollups_for_event(summary, row["kind"], data):
+        joined_before = bool(summary.queue)
+        counted = rollups_for_event(summary, row["kind"], data, row["t"])
+        if summary.queue and not joined_before:  # the call's turns so far count under its queue too
+            earlier = connection.execute("SELECT t, kind, data FROM call_events WHERE call_id = %s AND seq < %s "
+                                         "ORDER BY seq", (row["call_id"], row["seq"])).fetchall()
+            for t, lang, metric, key in replay(summary.dialplan, earlier):
+                _count(connection, t, summary, metric, key, lang=lang, everywhere=False)
+        for metric, key in counted:
             _count(connection, row["t"], summary, metric, key)
-        connection.execute(
-            "UPDATE calls SET node = %s, lang = %s, queued = %s, to_person = %s, left_early = %s WHERE call_id = %s",
-            (summary.node or None, summary.lang, "queued" in summary.flags, "to_person" in summary.flags,
-             "left_early" in summary.flags, row["call_id"]))
+        connection.execute(f"UPDATE calls SET {', '.join(c + ' = %s' for c in SUMMARY_COLUMNS)} WHERE call_id = %s",
+                           (*summary.row(), row["call_id"]))
     elif op == "end":
         done = connection.execute("SELECT ended_at IS NOT NULL FROM calls WHERE call_id = %s",
                                   (row["call_id"],)).fetchone()

@@ -7,11 +7,13 @@ the event being written. The database runs in WAL mode with `synchronous=NORMAL`
 process dying at once (only a power loss may take the last transactions), and readers (`voicebot records`, the
 API) never block the writer.
 
-Schema (version 2):
+Schema (version 3):
     calls(call_id PK, started_at, ended_at, dialplan, caller, callee, channel, outcome, end_reason, duration_s,
-          recording, node, lang, queued, to_person, left_early, class)   -- one row per call, updated as it goes
+          recording, node, lang, queued, to_person, left_early, class,
+          queue, queued_at, answered_at, ewt_at, ewt_low, ewt_high)   -- one row per call, updated as it goes
     call_events(call_id, seq, t, kind, data JSON, PK(call_id, seq))      -- append-only
     rollups(day, dialplan, lang, metric, key, count)   -- daily counters for the analytics (summary.py)
+    queue_rollups(day, dialplan, lang, queue, metric, key, count)   -- the same, for calls that joined `queue`
     outbox(id, op, payload)   -- with `ship=True`: every write, in order, for voicebot/records/postgres.py to
                               -- forward to a shared PostgreSQL (written in the same transaction as the row)
 """
@@ -27,14 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from voicebot.records.summary import ABANDONED, CallSummary, day_of, rollups_for_event
+from voicebot.records.summary import ABANDONED, SUMMARY_COLUMNS, CallSummary, day_of, replay, rollups_for_event
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "CallEvent", "RecordStoreError", "SqliteRecordStore"]
 
-SCHEMA_VERSION = 2
-_SUMMARY_COLUMNS = (("lang", "TEXT NOT NULL DEFAULT ''"), ("queued", "INTEGER NOT NULL DEFAULT 0"),
-                    ("to_person", "INTEGER NOT NULL DEFAULT 0"), ("left_early", "INTEGER NOT NULL DEFAULT 0"),
-                    ("class", "TEXT"))
+SCHEMA_VERSION = 3
+_ADDED_COLUMNS = (("lang", "TEXT NOT NULL DEFAULT ''"), ("queued", "INTEGER NOT NULL DEFAULT 0"),  # version 2
+                  ("to_person", "INTEGER NOT NULL DEFAULT 0"), ("left_early", "INTEGER NOT NULL DEFAULT 0"),
+                  ("class", "TEXT"), ("queue", "TEXT"), ("queued_at", "REAL"), ("answered_at", "REAL"),  # version 3
+                  ("ewt_at", "REAL"), ("ewt_low", "REAL"), ("ewt_high", "REAL"))
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
     call_id TEXT PRIMARY KEY,
@@ -53,7 +56,13 @@ CREATE TABLE IF NOT EXISTS calls (
     queued INTEGER NOT NULL DEFAULT 0,
     to_person INTEGER NOT NULL DEFAULT 0,
     left_early INTEGER NOT NULL DEFAULT 0,
-    class TEXT
+    class TEXT,
+    queue TEXT,
+    queued_at REAL,
+    answered_at REAL,
+    ewt_at REAL,
+    ewt_low REAL,
+    ewt_high REAL
 );
 CREATE TABLE IF NOT EXISTS call_events (
     call_id TEXT NOT NULL,
@@ -77,7 +86,19 @@ CREATE TABLE IF NOT EXISTS rollups (
     count INTEGER NOT NULL,
     PRIMARY KEY (day, dialplan, lang, metric, key)
 );
+CREATE TABLE IF NOT EXISTS queue_rollups (
+    day TEXT NOT NULL,
+    dialplan TEXT NOT NULL,
+    lang TEXT NOT NULL,
+    queue TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    key TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (queue, day, dialplan, lang, metric, key)
+);
 CREATE INDEX IF NOT EXISTS calls_started ON calls (started_at);
+CREATE INDEX IF NOT EXISTS calls_queued ON calls (started_at, queue, dialplan, lang, queued_at, answered_at, ewt_at,
+    ewt_low, ewt_high, ended_at, class) WHERE queued_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS calls_scope ON calls (started_at, dialplan, lang, class, ended_at);
 CREATE INDEX IF NOT EXISTS events_kind ON call_events (kind, t);
 """
@@ -130,30 +151,43 @@ class SqliteRecordStore:
         self._calls: dict[str, CallSummary] = {}
 
     def _migrate(self) -> None:
-        """Version 1 files (no summary columns) gain them; their calls are counted from then on."""
-        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if version == 1 and "calls" in tables:
-            for name, kind in _SUMMARY_COLUMNS:
-                self._db.execute(f"ALTER TABLE calls ADD COLUMN {name} {kind}")
+        """Older files gain the summary columns they lack; their calls are counted from then on."""
+        have = {row[1] for row in self._db.execute("PRAGMA table_info(calls)")}
+        if have:
+            for name, kind in _ADDED_COLUMNS:
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE calls ADD COLUMN {name} {kind}")
 
     def _summary(self, call_id: str) -> CallSummary:
         summary = self._calls.get(call_id)
         if summary is None:
-            row = self._db.execute("SELECT dialplan, lang, node, queued, to_person, left_early FROM calls "
-                                   "WHERE call_id = ?", (call_id,)).fetchone()
-            summary = CallSummary()
-            if row is not None:
-                summary.dialplan, summary.lang, summary.node = row[0] or "", row[1] or "", row[2] or ""
-                summary.flags = {name for name, on in zip(("queued", "to_person", "left_early"), row[3:]) if on}
+            row = self._db.execute(f"SELECT dialplan, {', '.join(SUMMARY_COLUMNS)} FROM calls WHERE call_id = ?",
+                                   (call_id,)).fetchone()
+            summary = CallSummary.from_row(row[0], row[1:]) if row is not None else CallSummary()
             self._calls[call_id] = summary
         return summary
 
-    def _count(self, t: float, summary: CallSummary, metric: str, key: str) -> None:
-        self._db.execute(
-            "INSERT INTO rollups (day, dialplan, lang, metric, key, count) VALUES (?, ?, ?, ?, ?, 1) "
-            "ON CONFLICT (day, dialplan, lang, metric, key) DO UPDATE SET count = count + 1",
-            (day_of(t), summary.dialplan, summary.lang, metric, key))
+    def _count(self, t: float, summary: CallSummary, metric: str, key: str, *, lang: str | None = None,
+               everywhere: bool = True) -> None:
+        """One more in the day's counter (and in the call's queue's, once it joined one)."""
+        lang = summary.lang if lang is None else lang
+        if everywhere:
+            self._db.execute(
+                "INSERT INTO rollups (day, dialplan, lang, metric, key, count) VALUES (?, ?, ?, ?, ?, 1) "
+                "ON CONFLICT (day, dialplan, lang, metric, key) DO UPDATE SET count = count + 1",
+                (day_of(t), summary.dialplan, lang, metric, key))
+        if summary.queue:
+            self._db.execute(
+                "INSERT INTO queue_rollups (day, dialplan, lang, queue, metric, key, count) "
+                "VALUES (?, ?, ?, ?, ?, ?, 1) ON CONFLICT (queue, day, dialplan, lang, metric, key) "
+                "DO UPDATE SET count = count + 1", (day_of(t), summary.dialplan, lang, summary.queue, metric, key))
+
+    def _joined_queue(self, call_id: str, summary: CallSummary, seq: int) -> None:
+        """The call just joined its queue: its turns so far count under that queue too."""
+        rows = self._db.execute("SELECT t, kind, data FROM call_events WHERE call_id = ? AND seq < ? ORDER BY seq",
+                                (call_id, seq)).fetchall()
+        for t, lang, metric, key in replay(summary.dialplan, ((r[0], r[1], json.loads(r[2])) for r in rows)):
+            self._count(t, summary, metric, key, lang=lang, everywhere=False)
 
     # ------------------------------------------------------------------ writing
     def start_call(self, call_id: str, *, caller: str = "", callee: str = "", dialplan: str = "",
@@ -186,14 +220,15 @@ class SqliteRecordStore:
             self._db.execute("INSERT INTO call_events (call_id, seq, t, kind, data) VALUES (?, ?, ?, ?, ?)",
                              (call_id, seq, when, kind, payload))
             summary = self._summary(call_id)
-            before = (summary.node, summary.lang, set(summary.flags))
-            for metric, key in rollups_for_event(summary, kind, data):
+            before = summary.row()
+            counted = rollups_for_event(summary, kind, data, when)
+            if summary.queue and not before[5]:
+                self._joined_queue(call_id, summary, seq)
+            for metric, key in counted:
                 self._count(when, summary, metric, key)
-            if (summary.node, summary.lang, summary.flags) != before:
-                self._db.execute(
-                    "UPDATE calls SET node = ?, lang = ?, queued = ?, to_person = ?, left_early = ? WHERE call_id = ?",
-                    (summary.node or None, summary.lang, "queued" in summary.flags, "to_person" in summary.flags,
-                     "left_early" in summary.flags, call_id))
+            if summary.row() != before:
+                self._db.execute(f"UPDATE calls SET {', '.join(c + ' = ?' for c in SUMMARY_COLUMNS)} "
+                                 "WHERE call_id = ?", (*summary.row(), call_id))
             node = data.get("node") if isinstance(data, Mapping) else None
             self._outbox("event", {"call_id": call_id, "seq": seq, "t": when, "kind": kind, "data": payload,
                                    "node": node if isinstance(node, str) and node else None})
@@ -254,6 +289,7 @@ class SqliteRecordStore:
                 self._db.execute(f"DELETE FROM call_events WHERE call_id IN ({old})", (cutoff,))
                 self._db.execute("DELETE FROM calls WHERE started_at < ?", (cutoff,))
                 self._db.execute("DELETE FROM rollups WHERE day < ?", (day_of(cutoff),))
+                self._db.execute("DELETE FROM queue_rollups WHERE day < ?", (day_of(cutoff),))
         return count
 
     # ------------------------------------------------------------------ reading
