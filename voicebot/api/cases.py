@@ -125,9 +125,11 @@ class CaseDesk:
         if not needs_case(summary):
             return None
         queues = [d.get("queue") for k, d in events if k == "queue_joined" and isinstance(d.get("queue"), str)]
+        chosen = self.dispositions.lookup(row["dialplan"] or "", summary.disposition)
         case = await asyncio.to_thread(
             self.store.create_for_call, call_id, summary, industry=row["dialplan"] or "",
-            owner=summary.agent or None, caller=row["caller"] or "", queue=queues[-1] if queues else None)
+            owner=summary.agent or None, caller=row["caller"] or "", queue=queues[-1] if queues else None,
+            status="closed" if chosen is not None and chosen.closes else "open")
         if case is not None:
             audit("case_created", None, case=case["id"], call_id=call_id)
             log.info("case created", extra={"fields": {"case": case["id"], "call_id": call_id,

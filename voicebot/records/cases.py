@@ -118,7 +118,7 @@ class CaseStore:
 
     def create_for_call(self, call_id: str, summary: AfterCallSummary, *, industry: str, owner: str | None,
                         caller: str = "", queue: str | None = None, now: float | None = None,
-                        ) -> dict[str, Any] | None:
+                        status: str = "open") -> dict[str, Any] | None:
         """Open the call's case (None when it already has one)."""
         when = now if now is not None else time.time()
         case_id = f"case-{secrets.token_hex(6)}"
@@ -126,7 +126,7 @@ class CaseStore:
             done = self._db.execute(
                 "INSERT OR IGNORE INTO cases (id, call_id, created_at, updated_at, status, owner, industry, "
                 "disposition, callback_number, queue, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (case_id, call_id, when, when, "open", owner, industry, summary.disposition or None,
+                (case_id, call_id, when, when, status, owner, industry, summary.disposition or None,
                  caller or None, queue, json.dumps(summary.as_dict(), ensure_ascii=False)))
         return self.get(case_id) if done.rowcount else None
 
