@@ -175,6 +175,9 @@ async def test_a_disposition_chosen_on_the_agent_desktop_lands_in_the_record_and
     await other.receive_json(timeout=5)
     await other.send_json({"type": "disposition", "call_id": "call-1", "code": "card_blocked"})
     assert (await other.receive_json(timeout=5)) == {"type": "error", "message": "you did not answer this call"}
+    offered = await (await client.get("/dispositions?call=call-1", headers=bearer(secrets["a1"]))).json()
+    assert offered["industry"] == "finance" and "card_blocked" in [d["code"] for d in offered["dispositions"]]
+    assert (await client.get("/dispositions?call=call-1")).status == 401
     ws = await client.ws_connect("/ws/agent")
     await ws.send_json({"type": "auth", "token": secrets["a1"]})
     assert (await ws.receive_json(timeout=5))["type"] == "hello"

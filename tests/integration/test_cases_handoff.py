@@ -136,6 +136,8 @@ cases: {{webhook_url: "http://127.0.0.1:{receiver.server_address[1]}/sms",
         assert status == 200 and body["status"] == "pending" and body["follow_up_at"] == at, body
         notice, _ = received.get(timeout=15)
         assert notice["event"] == "case_updated" and notice["case"]["follow_up_at"] == at
+        status, queues = api_request(api_port, "GET", "/queues", supervisor_token)
+        assert status == 200 and [q["callbacks_pending"] for q in queues["queues"]] == [1], queues
         status, body = api_request(api_port, "PATCH", f"/cases/{case['id']}", agent_token, {"owner": None})
         assert status == 403, body
         assert agent.wait(30) == 0, (tmp_path / "agent_errors.log").read_text(errors="ignore")

@@ -254,8 +254,13 @@ async def patch_case(request: web.Request) -> web.Response:
 
 
 async def list_dispositions(request: web.Request) -> web.Response:
+    """The codes for ?industry=NAME, or for the industry (dialplan) of ?call=ID (the agent desktop's picker)."""
+    desk = request.app[CASES_KEY]
     industry = request.query.get("industry", "")
-    codes = request.app[CASES_KEY].dispositions.for_industry(industry)
+    if request.query.get("call"):
+        row, _events = await asyncio.to_thread(desk.store.call, request.query["call"][:200])
+        industry = (row or {}).get("dialplan") or ""
+    codes = desk.dispositions.for_industry(industry)
     return web.json_response({"industry": industry, "dispositions": [
         {"code": d.code, "closes": d.closes, "en-US": d.en, "zh-CN": d.zh} for d in codes]})
 
