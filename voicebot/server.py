@@ -252,7 +252,8 @@ class VoicebotServer:
         cases = self.config.cases
         egress = WebhookEgress(self.config.webhook_egress.allow, self.config.webhook_egress.deny)
         notifier = CaseWebhook(cases.webhook_url, cases.webhook_headers, egress) if cases.webhook_url else None
-        return CaseDesk(CaseStore(self.config.records.path), load_dispositions(cases.dispositions_file), self.acd,
+        store = CaseStore(self.config.records.path, ship=self.config.records.store == "postgres")
+        return CaseDesk(store, load_dispositions(cases.dispositions_file), self.acd,
                         notifier=notifier, record_event=self.journal.append, flush=self.journal.flush,
                         callback_allowed=tuple(self.config.queues.callback_allowed),
                         follow_up_queue=cases.follow_up_queue)

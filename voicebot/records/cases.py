@@ -7,7 +7,8 @@ the call record database (table `cases`, created beside the call tables), listed
     store.update(case["id"], changes)
 
 `validate_patch` is pure; the store is SQLite (WAL: the call writer and API readers never block each other). With
-PostgreSQL shipping, cases stay on the node that took the call (the outbox carries call events only).
+PostgreSQL (`ship=True`), each create/update also queues the whole case in the record outbox, in the same
+transaction, for voicebot/records/postgres.py to upsert (migration 3).
 """
 
 from __future__ import annotations
@@ -98,8 +99,9 @@ def validate_patch(body: Any, *, industry: str, dispositions: Dispositions, now:
 class CaseStore:
     """Cases in the call record database; safe to share between threads."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, ship: bool = False) -> None:
         self.path = Path(path)
+        self.ship = ship
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=10.0)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -128,7 +130,18 @@ class CaseStore:
                 "disposition, callback_number, queue, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (case_id, call_id, when, when, status, owner, industry, summary.disposition or None,
                  caller or None, queue, json.dumps(summary.as_dict(), ensure_ascii=False)))
+            if done.rowcount:
+                self._outbox(case_id)
         return self.get(case_id) if done.rowcount else None
+
+    def _outbox(self, case_id: str) -> None:
+        """Queue the case as it is now for PostgreSQL (inside the caller's transaction)."""
+        if self.ship:
+            rows = self._row(self._db.execute("SELECT * FROM cases WHERE id = ?", (case_id,)))
+            if not rows:
+                return
+            self._db.execute("INSERT INTO outbox (op, payload) VALUES ('case', ?)",
+                             (json.dumps(rows[0], ensure_ascii=False),))
 
     def get(self, case_id: str) -> dict[str, Any] | None:
         with self._lock:
@@ -156,6 +169,7 @@ class CaseStore:
         with self._lock, self._db:
             self._db.execute(f"UPDATE cases SET {sets + ', ' if sets else ''}updated_at = :updated_at WHERE id = :id",
                              {**fields, "updated_at": now if now is not None else time.time(), "id": case_id})
+            self._outbox(case_id)
         return self.get(case_id)
 
     def call(self, call_id: str) -> tuple[dict[str, Any] | None, list[tuple[str, dict[str, Any]]]]:
