@@ -93,6 +93,8 @@ async def test_a_call_that_reached_an_agent_opens_a_case_with_a_redacted_summary
     assert sent["event"] == "case_created" and sent["case"]["id"] == case["id"]
     assert sent["case"]["callback_number"] == "****4567" and CALLER not in str(sent)
     assert authorization == "Bearer sms-secret-123"  # the secret came from the environment
+    assert "Intent: lost_card" in sent["case"]["summary_text"]["en-US"]
+    assert "意图：lost_card" in sent["case"]["summary_text"]["zh-CN"] and "4111" not in str(sent)
     # a call the bot completed needs no case; one the caller left in the bot does
     _record_call(records, "call-ok", None, "completed")
     assert await desk.call_ended("call-ok") is None

@@ -27,7 +27,7 @@ from voicebot.dialplan.webhook_policy import WebhookEgress, WebhookSecretMissing
 from voicebot.queues.acd import AcdError
 from voicebot.queues.callbacks import InvalidCallbackNumber, confirm_number
 from voicebot.queues.service import AcdService
-from voicebot.records.aftercall import needs_case, summarize
+from voicebot.records.aftercall import AfterCallSummary, needs_case, summarize
 from voicebot.records.cases import STATUSES, CaseError, CaseStore, validate_patch
 from voicebot.records.dispositions import Dispositions
 
@@ -37,8 +37,14 @@ log = logging.getLogger(__name__)
 
 
 def public_case(case: Mapping[str, Any]) -> dict[str, Any]:
-    """A case as the API and the webhook show it: the number to call back masked but its last 4 digits."""
+    """A case as the API and the webhook show it: the number to call back masked but its last 4 digits; the
+    summary also as text in both languages."""
     shown = dict(case)
+    try:
+        summary = AfterCallSummary(**shown["summary"])
+        shown["summary_text"] = {lang: summary.text(lang) for lang in ("en-US", "zh-CN")}
+    except (KeyError, TypeError):
+        pass
     number = shown.pop("callback_number", None) or ""
     shown["callback_number"] = ("****" + number[-4:]) if number else None
     return shown
