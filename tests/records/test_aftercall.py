@@ -80,3 +80,16 @@ def test_a_bad_disposition_file_is_refused_with_file_and_line(tmp_path: Path, te
     with pytest.raises(ConfigErrors) as caught:
         load_dispositions(path)
     assert f"{path}{where}" in str(caught.value) and words in str(caught.value), str(caught.value)
+
+
+def test_voicebot_validate_reports_a_bad_disposition_file_with_its_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    codes = tmp_path / "dispositions.yaml"
+    codes.write_text("common:\n  - {code: ok, en-US: Fine}\n")
+    config = tmp_path / "voicebot.yaml"
+    config.write_text(f"demo_backend: true\ncases: {{dispositions_file: {codes}}}\n")
+    run = subprocess.run([sys.executable, "-m", "voicebot.cli", "validate", "--no-nlu", "--config", str(config)],
+                         cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 1 and f"{codes}:2:5: common[0].zh-CN: field required" in run.stdout, run.stdout[-2000:]
