@@ -525,6 +525,20 @@ class RecordsConfig(_Section):
                                   description="environment variable holding the PostgreSQL connection string")
 
 
+class CasesConfig(_Section):
+    """Cases after calls (issue 19): one per call that reached an agent or ended unresolved; notifications go to a
+    webhook (an SMS gateway plugs in there) under webhook_egress; header secrets as ${ENV} references."""
+
+    enabled: bool = True
+    dispositions_file: str = Field("sip_config/dispositions.yaml", min_length=1,
+                                   description="disposition codes per industry (dialplan)")
+    follow_up_queue: str | None = Field(None, description="queue follow-up callbacks join (default: the queue "
+                                        "the call was in, else the first queue)")
+    webhook_url: str | None = Field(None, pattern=r"^https?://", description="POSTed on case create/update")
+    webhook_headers: dict[str, str] = Field(default_factory=dict,
+                                            description='e.g. {Authorization: "Bearer ${SMS_GATEWAY_TOKEN}"}')
+
+
 class SpeechConfig(_Section):
     """Speech engines for dialplan calls (worker processes load the models once)."""
 
@@ -606,6 +620,7 @@ class ServerConfig(_Section):
     transfer: TransferConfig = Field(default_factory=TransferConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     records: RecordsConfig = Field(default_factory=RecordsConfig)
+    cases: CasesConfig = Field(default_factory=CasesConfig)
     prompts: PromptsConfig = Field(default_factory=PromptsConfig)
     dialplans_dir: str = Field("dialplans", min_length=1, description="directory of <name>.yaml dialplans")
     nlu_dir: str = Field("nlu_models", min_length=1, description="directory of NLU domains")
@@ -638,6 +653,18 @@ class ServerConfig(_Section):
             if reason is not None:
                 raise LocatedValueError(f"webhook {name!r} destination refused: {reason}", loc=("webhooks", name),
                                         hint="open the network with webhook_egress.allow if it is really meant")
+        from voicebot.dialplan.webhook_policy import literal_secret
+
+        url = self.cases.webhook_url
+        reason = egress.refuses_url_statically(url) if url else None
+        if reason is not None:
+            raise LocatedValueError(f"cases webhook destination refused: {reason}", loc=("cases", "webhook_url"),
+                                    hint="open the network with webhook_egress.allow if it is really meant")
+        for header, value in self.cases.webhook_headers.items():
+            secret = literal_secret(header, value)
+            if secret is not None:
+                raise LocatedValueError(f"cases webhook {secret}", loc=("cases", "webhook_headers", header),
+                                        hint='write it as an environment reference, e.g. "Bearer ${SMS_TOKEN}"')
         return self
 
     @model_validator(mode="after")

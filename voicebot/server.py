@@ -13,8 +13,9 @@ from pathlib import Path
 from voicebot.channels.sip import SipChannel
 from aiohttp import web
 
-from voicebot.api.app import NodeStatus, create_app
+from voicebot.api.app import HUB_KEY, NodeStatus, create_app
 from voicebot.api.analytics import add_analytics_routes
+from voicebot.api.cases import CaseDesk, CaseWebhook, add_case_routes
 from voicebot.api.recordings import add_recording_routes
 from voicebot.compliance.audit import AuditLog
 from voicebot.api.cli import default_tokens_path
@@ -180,6 +181,7 @@ class VoicebotServer:
         self.hold_audio = load_hold_audio(config.queues.hold_audio)
         self.journal, self.shipper = open_journal(config.records, node=f"{socket.gethostname()}:{config.listen.port}")
         self._background: set[asyncio.Task] = set()
+        self.cases: CaseDesk | None = None
 
     @property
     def media_host(self) -> str:
@@ -255,6 +257,10 @@ class VoicebotServer:
             add_recording_routes(app, Path(self.config.recording.directory))
             add_analytics_routes(app, Path(self.config.records.path), Path(self.config.nlu_dir),
                                  metrics=self.journal.metrics)
+            if self.config.cases.enabled and self.journal.store is not None:
+                self.cases = self._case_desk()
+                add_case_routes(app, self.cases)
+                app[HUB_KEY].on_disposition = self.cases.set_disposition
             self.api_runner = web.AppRunner(app, access_log=None)
             await self.api_runner.setup()
             site = web.TCPSite(self.api_runner, api.host, api.port)
@@ -263,6 +269,21 @@ class VoicebotServer:
             log.info("api listening", extra={"fields": {"host": api.host, "port": self.api_port}})
             self._advertise_api(self.handoff.browser_legs, api.advertise_url or advertised_url(
                 api.host, self.api_port, self.config.listen.public_host))
+
+    def _case_desk(self) -> CaseDesk:
+        """Cases after calls (issue 19) in the call record database; notifications to cases.webhook_url."""
+        from voicebot.dialplan.webhook_policy import WebhookEgress
+        from voicebot.records.cases import CaseStore
+        from voicebot.records.dispositions import load_dispositions
+
+        cases = self.config.cases
+        egress = WebhookEgress(self.config.webhook_egress.allow, self.config.webhook_egress.deny)
+        notifier = CaseWebhook(cases.webhook_url, cases.webhook_headers, egress) if cases.webhook_url else None
+        store = CaseStore(self.config.records.path, ship=self.config.records.store == "postgres")
+        return CaseDesk(store, load_dispositions(cases.dispositions_file), self.acd,
+                        notifier=notifier, record_event=self.journal.append, flush=self.journal.flush,
+                        callback_allowed=tuple(self.config.queues.callback_allowed),
+                        follow_up_queue=cases.follow_up_queue)
 
     def _advertise_api(self, legs: BrowserAgentLegs, url: str) -> None:
         """Nodes sharing Redis: publish our API URL in the heartbeat, forward answers for calls held elsewhere."""
@@ -566,6 +587,10 @@ class VoicebotServer:
                          recording=(record.recording or {}).get("path"),
                          extra={"turns": record.turns, "rtp_sent": stats.get("packets_sent"),
                                 "rtp_received": stats.get("packets_received"), "rtp_lost": stats.get("cumulative_lost")})
+        if self.cases is not None:  # the case (if the call needs one) once the record is written
+            task = asyncio.ensure_future(self.cases.after_call(call.call_id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         log.info("call ended", extra={"fields": {
             "call_id": call.call_id, "from": call.from_header, "to": call.to_header,
             "duration_s": round(call.duration, 2), "digits": record.digits, "outcome": record.outcome,

@@ -107,8 +107,8 @@ def test_an_outage_keeps_writes_locally_and_catches_up_in_order(tmp_path: Path) 
 
 def test_migrations_apply_once(postgres_dsn: str) -> None:
     with psycopg.connect(postgres_dsn, autocommit=True) as db:
-        assert migrate(db) == migrate(db) == 3
-        assert db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == 3
+        assert migrate(db) == migrate(db) == 4
+        assert db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == 4
 
 
 class _Renamed:

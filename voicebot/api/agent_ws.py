@@ -3,10 +3,12 @@
 Client -> server:  {"type": "auth", "token": "vbt_..."}                 (first message, within the timeout)
                    {"type": "state", "state": "available"|"offline"|"wrap_up"}
                    {"type": "accept", "assignment": ID}  |  {"type": "reject", "assignment": ID}
+                   {"type": "disposition", "call_id": ID, "code": CODE}   (a call the agent answered; issue 19)
 Server -> client:  {"type": "hello", "agent": ID, "name": ..., "state": ..., "browser": bool}  (browser:
                    only where this app answers WebRTC legs: true = the agent answers calls in the page)
                    {"type": "screen_pop", "assignment": {...}, "context": {...} | null}
                    {"type": "state", "state": ..., "assignment": ID | null}
+                   {"type": "disposition", "call_id": ID, "code": CODE}   (stored in the call's record)
                    {"type": "error", "message": ...}
 Screen-pops come from the ACD service's events, so an assignment made on any node reaches the agent's page.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from typing import Any
 
@@ -55,6 +57,8 @@ class AgentHub:
         self._supervisors: set[web.WebSocketResponse] = set()  # admin/supervisor sockets: agent alerts
         self._unsubscribe: Callable[[], None] | None = None
         self.browser_media = False  # True once voicebot.handoff.browser serves WebRTC answers on this app
+        # (agent, call id, code) -> why it was refused, or None: set by voicebot.api.cases (the call's record)
+        self.on_disposition: Callable[[str, Any, Any], Awaitable[str | None]] | None = None
 
     def start(self) -> None:
         if self._unsubscribe is None:
@@ -229,6 +233,13 @@ class AgentHub:
                     await self.service.agent_answered(assignment.id)
                 else:
                     await self.service.agent_no_answer(assignment.id)
+            elif kind == "disposition" and self.on_disposition is not None:
+                refused = await self.on_disposition(agent_id, body.get("call_id"), body.get("code"))
+                if refused is not None:
+                    await ws.send_json({"type": "error", "message": refused})
+                    return
+                audit("disposition", principal, agent=agent_id, call_id=body["call_id"], code=body["code"])
+                await ws.send_json({"type": "disposition", "call_id": body["call_id"], "code": body["code"]})
             else:
                 await ws.send_json({"type": "error", "message": f"unknown command {kind!r}"})
         except AcdError as exc:

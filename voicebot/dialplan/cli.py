@@ -120,6 +120,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     report.errors += run_lint(args, report.plans)
     report.errors += _webhook_url_errors(args.config, report.plans)
+    report.errors += _disposition_errors(args.config)
     for warning in report.warnings:
         print(f"warning: {warning}")
     for error in report.errors:
@@ -146,6 +147,22 @@ def _webhook_url_errors(config_path: Path, plans: dict[str, Any]) -> list[YamlSo
     for path, plan in plans.items():
         errors += check_webhook_urls(plan, path, config.webhooks, config.demo_backend)
     return errors
+
+
+def _disposition_errors(config_path: Path) -> list[YamlSourceError]:
+    """Problems (file:line) in the disposition codes the server config names (cases.dispositions_file)."""
+    from voicebot.config import load_server_config
+    from voicebot.records.dispositions import load_dispositions
+
+    try:
+        config = load_server_config(config_path)
+        if config.cases.enabled:
+            load_dispositions(config.cases.dispositions_file)
+    except ConfigErrors as exc:
+        return exc.errors
+    except YamlSourceError as exc:
+        return [exc]
+    return []
 
 
 def _simulate(args: argparse.Namespace) -> int:

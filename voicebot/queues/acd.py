@@ -225,6 +225,24 @@ class Acd:
         self._stats(entry.queue).callbacks_requested += 1
         return task
 
+    def schedule_callback(self, call_id: str, number: str, queue: str, now: float, not_before: float, *,
+                          node: str = "", skills: list[str] | None = None, priority: int = 0,
+                          max_attempts: int = 3) -> CallbackTask:
+        """A callback at a time (a case's follow-up, 回访): offered to a free agent of `queue` from `not_before`.
+        Scheduling again for the same `call_id` moves the pending task to the new time."""
+        if queue not in self.queues:
+            raise UnknownQueue(f"no queue {queue!r}")
+        task = CallbackTask(id=_callback_id(call_id), call_id=call_id, number=number, queue=queue,
+                            skills=list(skills or []), priority=priority, context_id="", node=node, requested_at=now,
+                            enqueued_at=not_before, not_before=not_before, max_attempts=max_attempts, path=[queue])
+        existing = self.state.callbacks.get(task.id)
+        if existing is not None and existing.state == "dialing":
+            raise AcdError(f"the callback for {call_id!r} is being dialled now")
+        self.state.callbacks[task.id] = task
+        if existing is None:
+            self._stats(queue).callbacks_requested += 1
+        return task
+
     def callback_failed(self, assignment_id: str, now: float, retry_after_s: float = 300.0) -> CallbackTask:
         """The called-back customer did not answer: free the agent, retry the task later (or give up)."""
         assignment = self._assignment(assignment_id)

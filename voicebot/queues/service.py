@@ -220,6 +220,11 @@ class AcdService:
         """The caller chose a callback (number confirmed with callbacks.confirm_number): they may hang up."""
         return await self._apply_and_dispatch(lambda acd, now: acd.request_callback(call_id, number, now))
 
+    async def schedule_callback(self, call_id: str, number: str, queue: str, not_before: float) -> CallbackTask:
+        """A callback due at `not_before` (epoch s; a case's follow-up), dialled by this node (number confirmed)."""
+        return await self._apply_and_dispatch(
+            lambda acd, now: acd.schedule_callback(call_id, number, queue, now, not_before, node=self.node))
+
     async def callback_failed(self, assignment_id: str) -> CallbackTask:
         return await self._apply_and_dispatch(lambda acd, now: acd.callback_failed(assignment_id, now))
 

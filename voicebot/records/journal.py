@@ -87,6 +87,10 @@ class CallJournal:
                 call_id, event_kind(entry), data, t=entry.get("t")))
         return write
 
+    def append(self, call_id: str, kind: str, data: dict[str, Any]) -> None:
+        """One event from outside the call's transcript (e.g. the agent's disposition), in order with the rest."""
+        self._guard("append", lambda: self.store.append(call_id, kind, data))  # type: ignore[union-attr]
+
     def end(self, call_id: str, **fields: Any) -> None:
         self.metrics.ended(call_id, str(fields.get("outcome") or ""), (fields.get("extra") or {}).get("turns") or ())
         self._guard("end", lambda: self.store.end_call(call_id, **fields))  # type: ignore[union-attr]

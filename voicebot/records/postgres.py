@@ -91,7 +91,28 @@ CREATE TABLE queue_rollups (
 CREATE INDEX calls_queued ON calls (started_at, queue, dialplan, lang, queued_at, answered_at, ewt_at, ewt_low,
     ewt_high, ended_at, class) WHERE queued_at IS NOT NULL;
 """),
+    (4, """
+CREATE TABLE cases (
+    id TEXT PRIMARY KEY,
+    server_node TEXT,
+    call_id TEXT NOT NULL UNIQUE,
+    created_at DOUBLE PRECISION NOT NULL,
+    updated_at DOUBLE PRECISION NOT NULL,
+    status TEXT NOT NULL,
+    owner TEXT,
+    industry TEXT NOT NULL DEFAULT '',
+    disposition TEXT,
+    follow_up_at DOUBLE PRECISION,
+    callback_number TEXT,
+    queue TEXT,
+    note TEXT NOT NULL DEFAULT '',
+    summary JSONB NOT NULL
+);
+CREATE INDEX cases_status ON cases (status, updated_at);
+"""),
 ]
+_CASE_COLUMNS = ("call_id", "created_at", "updated_at", "status", "owner", "industry", "disposition", "follow_up_at",
+                 "callback_number", "queue", "note", "summary")
 
 
 def migrate(connection: Any) -> int:
@@ -176,6 +197,15 @@ def _apply(connection: Any, node: str, op: str, row: dict[str, Any]) -> None:
             "class = %(class)s WHERE call_id = %(call_id)s", {**row, "class": klass})
         if done is not None and not done[0] and klass in ABANDONED and summary.node:
             _count(connection, row["ended_at"], summary, "left", summary.node)
+    elif op == "case":  # the whole case as the node has it now (voicebot/records/cases.py); a later write wins
+        values = {name: row.get(name) for name in _CASE_COLUMNS}
+        values["summary"] = json.dumps(values["summary"], ensure_ascii=False)
+        changed = ", ".join(f"{name} = EXCLUDED.{name}" for name in _CASE_COLUMNS if name != "call_id")
+        connection.execute(
+            f"INSERT INTO cases (id, server_node, {', '.join(_CASE_COLUMNS)}) VALUES (%(id)s, %(server_node)s, "
+            + ", ".join(f"%({name})s" for name in _CASE_COLUMNS).replace("%(summary)s", "%(summary)s::jsonb")
+            + f") ON CONFLICT (id) DO UPDATE SET {changed} WHERE cases.updated_at <= EXCLUDED.updated_at",
+            {**values, "id": row["id"], "server_node": node})
     else:
         raise ValueError(f"unknown outbox operation {op!r}")
 
