@@ -40,7 +40,7 @@ from voicebot.yamlsrc import ConfigErrors, YamlSourceError, load_yaml
 log = logging.getLogger("voicebot.runtime")
 
 KEYPAD_DEMO = "keypad-demo"  # built-in DTMF-only flow (no models): greet, collect digits, read back
-PROMPT_KEYS = {"say", "text", "en", "zh", "reprompts", "confirm", "prompt"}
+PROMPT_KEYS = {"say", "text", "en", "zh", "reprompts", "confirm", "prompt", "offer"}
 
 
 def routed_dialplans(config: ServerConfig) -> set[str]:
