@@ -15,6 +15,7 @@ from aiohttp import web
 
 from voicebot.api.app import NodeStatus, create_app
 from voicebot.api.analytics import add_analytics_routes
+from voicebot.api.knowledge import add_knowledge_routes
 from voicebot.api.recordings import add_recording_routes
 from voicebot.compliance.audit import AuditLog
 from voicebot.api.cli import default_tokens_path
@@ -227,6 +228,7 @@ class VoicebotServer:
             add_recording_routes(app, Path(self.config.recording.directory))
             add_analytics_routes(app, Path(self.config.records.path), Path(self.config.nlu_dir),
                                  metrics=self.journal.metrics)
+            add_knowledge_routes(app, lambda: self.runtime.knowledge if self.runtime is not None else None)
             self.api_runner = web.AppRunner(app, access_log=None)
             await self.api_runner.setup()
             site = web.TCPSite(self.api_runner, api.host, api.port)
@@ -394,7 +396,7 @@ class VoicebotServer:
             channel, self.runtime.interpreters[name], context, self.runtime.speech, self.runtime.nlu.get(name),
             webhooks=self.runtime.webhook, transfer_allowed=self.config.transfer.allows,
             on_recording=recorder.pause if recorder is not None else None, queues=queues,
-            hold_audio=self.hold_audio)
+            hold_audio=self.hold_audio, knowledge=self.runtime.answer)
         session.transcript.record_sink = self.journal.sink(call.call_id)
         try:
             record.outcome = await session.run()
@@ -414,7 +416,8 @@ class VoicebotServer:
             context = CallContext(caller="", dnis=name, channel="webrtc", call_id=channel.call_id)
             session = DialplanSession(channel, self.runtime.interpreters[name], context, self.runtime.speech,
                                       self.runtime.nlu.get(name), webhooks=self.runtime.webhook,
-                                      transfer_allowed=lambda _target: False, hold_audio=self.hold_audio)
+                                      transfer_allowed=lambda _target: False, hold_audio=self.hold_audio,
+                                      knowledge=self.runtime.answer)
             caption_session(session, channel.caption)
             self.journal.start(channel.call_id, caller="browser", callee=name, dialplan=name, channel="webrtc")
             session.transcript.record_sink = self.journal.sink(channel.call_id)

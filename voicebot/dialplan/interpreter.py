@@ -806,9 +806,12 @@ class _Run:
         query = str(self.template(spec.query) or "") if spec.query is not None else self.last_heard()
         if query == MASK:
             query = ""
+        if not query.strip() and spec.topic is not None:
+            query = (spec.topic if isinstance(spec.topic, str) else pick_language(
+                spec.topic, self.state.lang, self.plan.default_lang)) or ""
+        tags = tuple(str(self.template(tag) or "") if is_template(tag) else tag for tag in spec.tags)
         self.state.step = "answer"
-        self.actions.append(act.Answer(query, self.state.lang, self.plan.knowledge or "", tuple(spec.tags),
-                                       spec.top_k))
+        self.actions.append(act.Answer(query, self.state.lang, self.plan.knowledge or "", tags, spec.top_k))
 
     def say_raw(self, text: str) -> None:
         """Speak an article's words as they are (no templating: articles are content, not code)."""

@@ -389,7 +389,7 @@ class AnswerSpec(_Model):
     """Answer the caller's question from the knowledge base (knowledge/<dialplan knowledge:>/<lang>/*.md).
 
     The best article in the call's language carrying one of `tags` and valid today is looked up with what the
-    caller last said (`query` overrides it; after a keypad choice the tags are the question). At `min_score` or
+    caller last said (`query` overrides it; after a keypad choice `topic`, else the tags, is the question). At `min_score` or
     above the bot speaks its short answer, then (`offer`) offers more detail or an agent: "more"/yes/1 reads the
     article's body, then `then`; no/2/silence goes to `then`; global handlers (agent, 0) work as everywhere.
     Below `min_score` the call takes `nomatch`. The call record keeps the article's id and version."""
@@ -402,7 +402,11 @@ class AnswerSpec(_Model):
 
     from_: Literal["knowledge"] = Field("knowledge", alias="from", description="where answers come from")
     query: str | None = Field(None, description="the question (template); default: what the caller last said")
-    tags: list[str] = Field(default_factory=list, description="only articles with one of these tags (none: all)")
+    topic: LangText | None = Field(
+        None, description="the question when the caller said nothing (a keypad choice), e.g. {en: refund policy, "
+                          "zh: 退费政策}; default: the tags")
+    tags: list[str] = Field(default_factory=list, description="only articles with one of these tags (none: all); "
+                                                              'templates allowed: "compensation_{{ slots.region }}"')
     min_score: float = Field(0.35, ge=0, le=1, description="the best article must score this much (0..1)")
     top_k: int = Field(3, ge=1, le=10, description="how many candidates to retrieve (logged for review)")
     offer: bool | Prompt = Field(
