@@ -173,7 +173,7 @@ def parse_article(text: str, path: str, collection: str) -> Article:
         raise ConfigErrors([YamlSourceError(path, 2, 1, "the front matter must be a mapping of fields",
                                             "write field: value lines, e.g. id: my-article")])
     if "short_answer" not in data:
-        raise ConfigErrors([YamlSourceError(path, 1, 1, "the article has no short_answer",
+        raise ConfigErrors([YamlSourceError(path, end + 1, None, "the article has no short_answer",
                                             "add short_answer: the spoken answer, a short sentence first")])
     meta = validate(ArticleMeta, data, line_map, path)
     field_lines = {str(key): line_map.line_for((key,))[0] for key in data}
