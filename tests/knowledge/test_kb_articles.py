@@ -145,4 +145,4 @@ def test_validate_reports_articles_and_answer_tags(tmp_path: Path, capsys: pytes
     assert "old.md:7: article 'old' expired on 2026-01-31" in out
     assert f"{plan}:7:23: node 'a' (answer.tags): no en article in 'education' has the tag 'refunts' — did you " \
            "mean 'refunds'?" in out, out
-    assert "2 knowledge article(s)" in out
+    assert f"knowledge: 2 article(s) in {tmp_path / 'kb'}" in out

@@ -160,8 +160,9 @@ def _validate(args: argparse.Namespace) -> int:
     for path, plan in report.plans.items():
         if not any(e.path == path for e in report.errors):
             print(f"ok: {path} ({plan.dialplan}, {len(plan.nodes)} nodes)")
-    print(f"{len(report.plans)} dialplan(s), {articles} knowledge article(s), {len(report.errors)} error(s), "
-          f"{len(report.warnings)} warning(s)")
+    if not args.no_knowledge:
+        print(f"knowledge: {articles} article(s) in {args.knowledge_dir}")
+    print(f"{len(report.plans)} dialplan(s), {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
     return 0 if not report.errors else 1
 
 
