@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,23 @@ def test_an_edited_article_answers_at_once_and_a_broken_one_keeps_the_old_set(
     touch_later(article)
     assert runtime.reload_changed() == ["knowledge"]
     assert spoken(runtime).startswith("You get a full refund up to 14 days")
+
+
+def test_retrieval_runs_in_a_worker_thread_not_on_the_event_loop(runtime: Runtime) -> None:
+    kb = runtime.knowledge
+    assert kb is not None
+    threads: list[int] = []
+    search = kb.answer
+
+    def recorded(action: Answer) -> object:
+        threads.append(threading.get_ident())
+        return search(action)
+
+    kb.answer = recorded  # type: ignore[method-assign]
+
+    async def call() -> int:
+        await runtime.answer(Answer("refunds", "en-US", "education", ("refunds",)))
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(call())
+    assert threads and threads[0] != loop_thread
