@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-STRICT_PACKAGES = ["voicebot/sip", "voicebot/rtp", "voicebot/dialplan", "voicebot/queues"]
+STRICT_PACKAGES = ["voicebot/sip", "voicebot/rtp", "voicebot/dialplan", "voicebot/queues", "voicebot/knowledge"]
 
 
 def test_mypy_strict_packages_pass() -> None:

@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     from voicebot.speech.hear import register as register_hear_command
 
     register_hear_command(sub)
+    from voicebot.knowledge.cli import register as register_knowledge_commands
+
+    register_knowledge_commands(sub)
 
     call = sub.add_parser("call", help="place a test call with the pjsua2 softphone")
     add_call_arguments(call)

@@ -624,6 +624,8 @@ class ServerConfig(_Section):
     prompts: PromptsConfig = Field(default_factory=PromptsConfig)
     dialplans_dir: str = Field("dialplans", min_length=1, description="directory of <name>.yaml dialplans")
     nlu_dir: str = Field("nlu_models", min_length=1, description="directory of NLU domains")
+    knowledge_dir: str = Field("knowledge", min_length=1,
+                               description="knowledge articles (<collection>/<lang>/*.md) for answer: and /kb/search")
     webhooks: dict[str, str] = Field(default_factory=dict, description="webhook name -> http(s) URL")
     webhook_egress: WebhookEgressConfig = Field(default_factory=WebhookEgressConfig)
     demo_backend: bool = Field(False, description="serve the built-in demo backend (sample data) for webhooks not "

@@ -95,6 +95,7 @@ class Transcript:
 
 
 WebhookRunner = Callable[[act.Webhook], Awaitable[ev.WebhookResult]]
+KnowledgeRunner = Callable[[act.Answer], Awaitable[ev.KnowledgeResult]]
 TransferPolicy = Callable[[str], bool]
 
 
@@ -121,13 +122,15 @@ class DialplanSession:
                  nlu: NluEngine | None, *, webhooks: WebhookRunner | None = None,
                  transfer_allowed: TransferPolicy = lambda _target: False,
                  on_recording: Callable[[bool], None] | None = None, play_rate: int = 16000,
-                 queues: QueuePort | None = None, hold_audio: np.ndarray | None = None) -> None:
+                 queues: QueuePort | None = None, hold_audio: np.ndarray | None = None,
+                 knowledge: KnowledgeRunner | None = None) -> None:
         self.channel = channel
         self.interpreter = interpreter
         self.context = context
         self.speech = speech
         self.nlu = nlu
         self.webhooks = webhooks
+        self.knowledge = knowledge
         self.transfer_allowed = transfer_allowed
         self.on_recording = on_recording
         self.play_rate = play_rate
@@ -209,6 +212,8 @@ class DialplanSession:
                 return await self._listen(action)
             elif isinstance(action, act.Webhook):
                 return await self._webhook(action)
+            elif isinstance(action, act.Answer):
+                return await self._answer(action)
             elif isinstance(action, act.Transfer):
                 return await self._transfer(action)
             elif isinstance(action, act.Enqueue):
@@ -634,6 +639,12 @@ class DialplanSession:
         if self.webhooks is None:
             return ev.WebhookResult(False, None, "no webhook client configured")
         return await self.webhooks(action)
+
+    async def _answer(self, action: act.Answer) -> ev.Event:
+        """Knowledge retrieval (the runner keeps it off the event loop); none configured: no article."""
+        if self.knowledge is None:
+            return ev.KnowledgeResult((), action.query)
+        return await self.knowledge(action)
 
     async def _transfer(self, action: act.Transfer) -> ev.Event | None:
         await self._wait_prompts()

@@ -16,8 +16,8 @@ import httpx
 from voicebot.config import ServerConfig
 from voicebot.demo_backend.app import DemoBackend, start_demo_backend
 from voicebot.demo_backend.data import new_store
-from voicebot.dialplan.actions import Webhook
-from voicebot.dialplan.events import WebhookResult
+from voicebot.dialplan.actions import Answer, Webhook
+from voicebot.dialplan.events import KnowledgeResult, WebhookResult
 from voicebot.dialplan.interpreter import Interpreter
 from voicebot.dialplan.loader import load_dialplan
 from voicebot.dialplan.prompts import parse_ssml_lite
@@ -31,6 +31,7 @@ from voicebot.dialplan.webhook_policy import (
 )
 from voicebot.dialplan.webhook_urls import check_webhook_urls
 from voicebot.dialplan.webhooks import perform, resolve_url
+from voicebot.knowledge.base import KnowledgeBase, knowledge_stamp, load_knowledge
 from voicebot.nlu.base import NluEngine, load_nlu
 from voicebot.speech.prompts import PromptCache
 from voicebot.speech.services import SpeechServices, split_sentences, voice_for
@@ -40,7 +41,7 @@ from voicebot.yamlsrc import ConfigErrors, YamlSourceError, load_yaml
 log = logging.getLogger("voicebot.runtime")
 
 KEYPAD_DEMO = "keypad-demo"  # built-in DTMF-only flow (no models): greet, collect digits, read back
-PROMPT_KEYS = {"say", "text", "en", "zh", "reprompts", "confirm", "prompt"}
+PROMPT_KEYS = {"say", "text", "en", "zh", "reprompts", "confirm", "prompt", "offer"}
 
 
 def routed_dialplans(config: ServerConfig) -> set[str]:
@@ -94,6 +95,8 @@ class Runtime:
         self._mtimes: dict[str, tuple[float, ...]] = {}
         self.demo_backend: DemoBackend | None = None
         self.egress = WebhookEgress(config.webhook_egress.allow, config.webhook_egress.deny)
+        self.knowledge: KnowledgeBase | None = None
+        self._knowledge_stamp: tuple[tuple[str, float], ...] = ()
 
     def load(self) -> None:
         """Load every routed dialplan (raises the loader's ConfigErrors naming file:line)."""
@@ -108,6 +111,48 @@ class Runtime:
             self._mtimes[name] = self._stamp(name)
         if unresolved:
             raise ConfigErrors(unresolved)
+        self.load_knowledge()
+
+    @property
+    def knowledge_dir(self) -> Path:
+        return Path(self.config.knowledge_dir)
+
+    def load_knowledge(self) -> None:
+        """Index the knowledge articles when a routed dialplan answers from them (the API's /kb/search serves the
+        same set); raises ConfigErrors naming file:line."""
+        wanted = any(node.answer is not None for plan in self.dialplans.values() for node in plan.nodes.values())
+        if not wanted:
+            return
+        self._knowledge_stamp = knowledge_stamp(self.knowledge_dir)
+        self.knowledge = load_knowledge(self.knowledge_dir)
+        log.info("knowledge base loaded", extra={"fields": {"articles": len(self.knowledge)}})
+
+    def reload_knowledge(self) -> bool:
+        """Re-index changed articles; a broken set is refused (logged with file:line) and the old one keeps
+        answering. True when a new set is in force."""
+        wanted = any(node.answer is not None for plan in self.dialplans.values() for node in plan.nodes.values())
+        if self.knowledge is None and not wanted:
+            return False
+        stamp = knowledge_stamp(self.knowledge_dir)
+        if stamp == self._knowledge_stamp and self.knowledge is not None:
+            return False
+        self._knowledge_stamp = stamp
+        try:
+            fresh = load_knowledge(self.knowledge_dir)
+        except (ConfigErrors, YamlSourceError) as exc:
+            log.error("knowledge reload refused; the previous articles keep answering",
+                      extra={"fields": {"error": str(exc)}})
+            return False
+        self.knowledge = fresh  # one reference swap: searches in progress finish on the old set
+        log.info("knowledge base reloaded", extra={"fields": {"articles": len(fresh)}})
+        return True
+
+    async def answer(self, action: Answer) -> KnowledgeResult:
+        """Retrieval for a dialplan's answer: in a worker thread (an encoder pass costs milliseconds)."""
+        kb = self.knowledge
+        if kb is None:
+            return KnowledgeResult((), action.query)
+        return await asyncio.get_running_loop().run_in_executor(None, kb.answer, action)
 
     def _unresolved_webhooks(self, plan: Dialplan, path: Path) -> list[YamlSourceError]:
         """Webhooks with no URL in the dialplan or the config, and no demo backend turned on to answer them."""
@@ -167,6 +212,8 @@ class Runtime:
             self._install(name, plan)
             reloaded.append(name)
             log.info("dialplan reloaded", extra={"fields": {"dialplan": name, "nodes": len(plan.nodes)}})
+        if self.reload_knowledge():
+            reloaded.append("knowledge")
         return reloaded
 
     async def watch(self, interval_s: float = 2.0) -> None:

@@ -16,6 +16,7 @@ from aiohttp import web
 from voicebot.api.app import HUB_KEY, NodeStatus, create_app
 from voicebot.api.analytics import add_analytics_routes
 from voicebot.api.cases import CaseDesk, CaseWebhook, add_case_routes
+from voicebot.api.knowledge import add_knowledge_routes
 from voicebot.api.recordings import add_recording_routes
 from voicebot.compliance.audit import AuditLog
 from voicebot.api.cli import default_tokens_path
@@ -261,6 +262,7 @@ class VoicebotServer:
                 self.cases = self._case_desk()
                 add_case_routes(app, self.cases)
                 app[HUB_KEY].on_disposition = self.cases.set_disposition
+            add_knowledge_routes(app, lambda: self.runtime.knowledge if self.runtime is not None else None)
             self.api_runner = web.AppRunner(app, access_log=None)
             await self.api_runner.setup()
             site = web.TCPSite(self.api_runner, api.host, api.port)
@@ -446,7 +448,7 @@ class VoicebotServer:
             channel, self.runtime.interpreters[name], context, self.runtime.speech, self.runtime.nlu.get(name),
             webhooks=self.runtime.webhook, transfer_allowed=self.config.transfer.allows,
             on_recording=recorder.pause if recorder is not None else None, queues=queues,
-            hold_audio=self.hold_audio)
+            hold_audio=self.hold_audio, knowledge=self.runtime.answer)
         session.transcript.record_sink = self.journal.sink(call.call_id)
         try:
             record.outcome = await session.run()
@@ -472,7 +474,7 @@ class VoicebotServer:
                                           self.runtime.nlu.get(name), webhooks=self.runtime.webhook,
                                           transfer_allowed=lambda _target: False, queues=queues,
                                           on_recording=recorder.pause if recorder is not None else None,
-                                          hold_audio=self.hold_audio)
+                                          hold_audio=self.hold_audio, knowledge=self.runtime.answer)
                 caption_session(session, channel.caption)
                 self.journal.start(channel.call_id, caller="browser", callee=name, dialplan=name, channel="webrtc")
                 session.transcript.record_sink = self.journal.sink(channel.call_id)

@@ -86,6 +86,7 @@ api: {{port: 0, tokens_file: {workdir / 'tokens.json'}}}
 queues: {{store: redis, redis_url: "{redis_url}", namespace: {namespace}, node_id: {node_id}{queues_extra}}}
 dialplans_dir: {REPO / 'dialplans'}
 nlu_dir: {REPO / 'nlu_models'}
+knowledge_dir: {REPO / 'knowledge'}
 shutdown_grace_s: {grace_s}
 demo_backend: true
 log: {{level: INFO, json: true}}

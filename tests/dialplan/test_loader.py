@@ -37,8 +37,8 @@ EXPECTED = {
                                       "callers may be in the wrong language",
     "memory_bomb.yaml": "5:5: node 'a' (say): template too large: repeated value exceeds the template size limit "
                         "(20000 characters) — templates look like {{ slots.account }}; see docs/dialplan.md",
-    "no_exit.yaml": "4:3: nodes.a: this node has no way forward — add one of listen, branch, goto, transfer, "
-                    "enqueue, call, return or hangup",
+    "no_exit.yaml": "4:3: nodes.a: this node has no way forward — add one of listen, answer, branch, goto, "
+                    "transfer, enqueue, call, return or hangup",
     "sandbox.yaml": "5:5: node 'a' (say): access to '__mro__' is not allowed in templates (sandbox) — templates "
                     "look like {{ slots.account }}; see docs/dialplan.md",
     "template_error.yaml": "5:5: node 'a' (say): template syntax error: unexpected '}' — templates look like "

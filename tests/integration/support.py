@@ -164,6 +164,7 @@ routing: {{default_dialplan: {dialplan}{did_map}}}
 api: {{port: 0, tokens_file: {path.parent / 'tokens.json'}, audit_log: {path.parent / 'audit' / 'audit.jsonl'}}}
 {records}dialplans_dir: {REPO / 'dialplans'}
 nlu_dir: {REPO / 'nlu_models'}
+knowledge_dir: {REPO / 'knowledge'}
 shutdown_grace_s: 5
 demo_backend: true
 demo_today: {DEMO_TODAY}

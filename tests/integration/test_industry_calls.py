@@ -117,6 +117,10 @@ class Call:
         values = [e["value"] for e in self.events("slot") if e.get("slot") == name]
         return values[-1] if values else None
 
+    def articles(self) -> list[tuple[str, int]]:
+        """(article id, version) of each knowledge answer, as the call record keeps them."""
+        return [(e["article"], e["version"]) for e in self.events("knowledge_answer")]
+
     def languages(self) -> list[str]:
         return [e["lang"] for e in self.events("language")]
 
@@ -161,7 +165,8 @@ def test_ecommerce_english_return_policy_names_the_special_item_exception(server
     assert call.bot_said("Your latest order, B7-100200, custom engraved watch, is being prepared"), call
     assert call.intents()[:1] == ["return_policy"], call
     assert "ecommerce.return_policy" in call.webhooks(), call
-    assert call.bot_said("custom-made item, which cannot be returned unless it is faulty"), call
+    assert call.articles() == [("shop-returns-custom-made-en", 1)], call  # the rule is a knowledge article
+    assert call.bot_said("Custom-made items cannot be returned unless they are faulty"), call
 
 
 def test_ecommerce_mandarin_refund_status(server: ServerProcess, tmp_path: Path) -> None:
@@ -214,8 +219,8 @@ def test_airline_english_compensation_rules_for_the_us(server: ServerProcess, tm
     call = Call(place_call(server, "2004", tmp_path, play=wav, dtmf="42", dtmf_delay=8, duration=20))
     assert call.intents()[:1] == ["speak_english"], call
     assert call.slot("region") == "us", call
-    assert "airline.compensation_rules" in call.webhooks(), call
-    assert call.bot_said("In the United States"), call
+    assert call.articles() == [("air-compensation-us-en", 2)], call
+    assert call.bot_said("In the United States there is no fixed cash compensation for delays"), call
 
 
 def test_airline_mandarin_compensation_rules_for_china(server: ServerProcess, tmp_path: Path) -> None:
@@ -224,8 +229,21 @@ def test_airline_mandarin_compensation_rules_for_china(server: ServerProcess, tm
     assert call.intents()[:1] == ["speak_chinese"], call
     assert call.languages()[:1] == ["zh-CN"], call
     assert call.slot("region") == "china", call
-    assert "airline.compensation_rules" in call.webhooks(), call
-    assert call.bot_said("根据中国民航规定"), call
+    assert call.articles() == [("air-compensation-china-zh", 2)], call
+    assert call.bot_said("国内航班因航空公司原因延误4至8小时"), call
+
+
+def test_knowledge_search_api_on_the_serving_node(server: ServerProcess) -> None:
+    """GET /kb/search on the running server: the articles its dialplans answer with, behind a token."""
+    from voicebot.api.tokens import TokenStore
+    from tests.integration.support import api_request
+
+    port = server.wait_for("api listening")[0]["port"]
+    query = "/kb/search?q=%E8%A1%8C%E6%9D%8E%E6%B2%A1%E5%88%B0&lang=zh&collection=airline"  # 行李没到
+    assert api_request(port, "GET", query, None)[0] == 401
+    token = TokenStore.load(server.workdir / "tokens.json").create("agent", agent="a1")
+    status, body = api_request(port, "GET", query, token)
+    assert status == 200 and body["hits"][0]["id"] == "air-delayed-baggage-zh", body
 
 
 # ---------------------------------------------------------------------------------------------------- education

@@ -43,6 +43,7 @@ from voicebot.yamlsrc import ConfigErrors, LineMap, Loc, YamlSourceError, format
 __all__ = [
     "DEFAULT_POLICY_DIR",
     "ForbiddenPhrase",
+    "forbidden_in",
     "Policy",
     "ProductInfo",
     "QualityLimits",
@@ -57,7 +58,7 @@ __all__ = [
 ]
 
 DEFAULT_POLICY_DIR = Path(__file__).resolve().parents[2] / "policies"
-_PROMPT_KEYS = {"say", "text", "reprompts", "confirm", "wait_say"}
+_PROMPT_KEYS = {"say", "text", "reprompts", "confirm", "wait_say", "offer"}
 
 
 class _Model(BaseModel):
@@ -154,6 +155,12 @@ def phrase_pattern(phrase: str) -> re.Pattern[str]:
     if phrase.isascii():
         body = r"(?<![a-z0-9])" + body + r"(?![a-z0-9])"
     return re.compile(body)
+
+
+def forbidden_in(text: str, policy: Policy) -> list[ForbiddenPhrase]:
+    """The policy's forbidden phrases that `text` says (knowledge articles are linted with this too)."""
+    normal = normalise(text)
+    return [item for item in policy.forbidden_phrases if phrase_pattern(item.phrase).search(normal)]
 
 
 def _prompt_strings(data: Any, loc: Loc = ()) -> Iterator[tuple[Loc, str]]:

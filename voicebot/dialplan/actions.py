@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Action",
+    "Answer",
     "Enqueue",
     "Hangup",
     "LeaveQueue",
@@ -62,6 +63,17 @@ class Webhook:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """Look the caller's question up in the knowledge base; the session answers with KnowledgeResult."""
+
+    query: str  # what the caller asked ("" after a keypad choice: the tags are the question)
+    lang: str
+    collection: str  # knowledge/<collection>/
+    tags: tuple[str, ...] = ()
+    top_k: int = 3
+
+
+@dataclass(frozen=True)
 class Transfer:
     """Blind transfer to a SIP URI or number, carrying context for the agent."""
 
@@ -105,7 +117,7 @@ class LogEvent:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-Action = Union[Say, Listen, Webhook, Transfer, Enqueue, LeaveQueue, SetRecording, Hangup, LogEvent]
+Action = Union[Say, Listen, Webhook, Answer, Transfer, Enqueue, LeaveQueue, SetRecording, Hangup, LogEvent]
 
 
 def action_to_dict(action: Action) -> dict[str, Any]:

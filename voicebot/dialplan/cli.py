@@ -20,6 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DIALPLANS = REPO_ROOT / "dialplans"
 DEFAULT_NLU = REPO_ROOT / "nlu_models"
 DEFAULT_CONFIG = REPO_ROOT / "sip_config" / "voicebot.yaml"
+DEFAULT_KNOWLEDGE = REPO_ROOT / "knowledge"
 
 
 def register(subparsers: Any) -> None:
@@ -31,6 +32,9 @@ def register(subparsers: Any) -> None:
     validate.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
                           help="server config whose webhooks: (and demo_backend) must give every webhook a URL "
                                "(default %(default)s)")
+    validate.add_argument("--knowledge-dir", type=Path, default=DEFAULT_KNOWLEDGE,
+                          help="knowledge articles to check too (default %(default)s)")
+    validate.add_argument("--no-knowledge", action="store_true", help="skip the knowledge-base checks")
     from voicebot.compliance.lint import register_lint
 
     register_lint(validate)
@@ -43,6 +47,7 @@ def register(subparsers: Any) -> None:
     simulate.add_argument("--nlu-dir", type=Path, default=DEFAULT_NLU)
     simulate.add_argument("--no-nlu", action="store_true", help="do not parse text with the NLU")
     simulate.add_argument("-v", "--verbose", action="store_true", help="also show log events")
+    simulate.add_argument("--knowledge-dir", type=Path, default=DEFAULT_KNOWLEDGE)
     simulate.set_defaults(func=_simulate)
 
     test = subparsers.add_parser("test", help="run conversation tests (<name>.tests.yaml) with coverage")
@@ -50,6 +55,8 @@ def register(subparsers: Any) -> None:
     test.add_argument("--nlu-dir", type=Path, default=DEFAULT_NLU)
     test.add_argument("--no-nlu", action="store_true")
     test.add_argument("--min-coverage", type=float, default=0.0, help="fail below this node coverage (0..1)")
+    test.add_argument("--knowledge-dir", type=Path, default=DEFAULT_KNOWLEDGE,
+                      help="articles that answer the dialplans' answer: nodes (default %(default)s)")
     test.set_defaults(func=_test)
 
     graph = subparsers.add_parser("graph", help="draw a dialplan (svg, png, pdf or dot)")
@@ -97,6 +104,22 @@ def _nlu_for(plan: Any, nlu_dir: Path, disabled: bool) -> Any:
         return None
 
 
+def _knowledge_for(knowledge_dir: Path) -> Any:
+    """plan -> (Answer -> KnowledgeResult) from the articles in `knowledge_dir`, loaded once on first use."""
+    loaded: dict[str, Any] = {}
+
+    def loader(plan: Any) -> Any:
+        if not any(node.answer is not None for node in plan.nodes.values()):
+            return None
+        if "kb" not in loaded:
+            from voicebot.knowledge.base import load_knowledge
+
+            loaded["kb"] = load_knowledge(knowledge_dir)
+        return loaded["kb"].answer
+
+    return loader
+
+
 def _load(path: Path) -> Any:
     from voicebot.dialplan.loader import load_dialplan
 
@@ -121,6 +144,16 @@ def _validate(args: argparse.Namespace) -> int:
     report.errors += run_lint(args, report.plans)
     report.errors += _webhook_url_errors(args.config, report.plans)
     report.errors += _disposition_errors(args.config)
+    articles = 0
+    if not args.no_knowledge:
+        from voicebot.knowledge.checks import answer_errors
+        from voicebot.knowledge.base import check_knowledge
+
+        policies = None if getattr(args, "no_compliance", False) else args.policies
+        knowledge = check_knowledge(args.knowledge_dir, policy_dir=policies)
+        report.errors += knowledge.errors + knowledge.expired
+        report.errors += answer_errors(report.plans, knowledge.articles)
+        articles = len(knowledge.articles)
     for warning in report.warnings:
         print(f"warning: {warning}")
     for error in report.errors:
@@ -128,6 +161,8 @@ def _validate(args: argparse.Namespace) -> int:
     for path, plan in report.plans.items():
         if not any(e.path == path for e in report.errors):
             print(f"ok: {path} ({plan.dialplan}, {len(plan.nodes)} nodes)")
+    if not args.no_knowledge:
+        print(f"knowledge: {articles} article(s) in {args.knowledge_dir}")
     print(f"{len(report.plans)} dialplan(s), {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
     return 0 if not report.errors else 1
 
@@ -176,8 +211,13 @@ def _simulate(args: argparse.Namespace) -> int:
     print(f"simulating {plan.dialplan} — type what the caller says; #123 = DTMF, /intent, !noinput, "
           "!ok {json}, !error, !state, !quit", file=sys.stderr)
     context = CallContext(caller=args.caller, lang=args.lang, channel="simulate", call_id="simulate")
+    try:
+        knowledge = _knowledge_for(args.knowledge_dir)(plan)
+    except (ConfigErrors, YamlSourceError) as exc:
+        print(f"voicebot: the knowledge base is not valid:\n{exc}", file=sys.stderr)
+        return 1
     simulate(plan, sys.stdin, sys.stdout, context=context, nlu=nlu, verbose=args.verbose,
-             prompt=sys.stdin.isatty())
+             prompt=sys.stdin.isatty(), knowledge=knowledge)
     return 0
 
 
@@ -191,9 +231,11 @@ def _test(args: argparse.Namespace) -> int:
         print("voicebot: no conversation tests (<name>.tests.yaml) found", file=sys.stderr)
         return 1
     failed = 0
+    knowledge = _knowledge_for(args.knowledge_dir)
     for path in files:
         try:
-            result = run_test_file(path, nlu_loader=lambda plan: _nlu_for(plan, args.nlu_dir, args.no_nlu))
+            result = run_test_file(path, nlu_loader=lambda plan: _nlu_for(plan, args.nlu_dir, args.no_nlu),
+                                   knowledge_loader=knowledge)
         except (ConfigErrors, YamlSourceError) as exc:
             print(f"error: {exc}")
             failed += 1

@@ -13,6 +13,8 @@ __all__ = [
     "Hangup",
     "Heard",
     "Keys",
+    "KnowledgeHit",
+    "KnowledgeResult",
     "NoInput",
     "NoMatch",
     "QueueUpdate",
@@ -77,6 +79,26 @@ class WebhookResult:
 
 
 @dataclass(frozen=True)
+class KnowledgeHit:
+    """One article found for an Answer: what to speak and what the call record keeps (id, version, score)."""
+
+    article: str
+    version: int
+    title: str
+    short_answer: str
+    more: str
+    score: float
+
+
+@dataclass(frozen=True)
+class KnowledgeResult:
+    """The knowledge base's best articles for an Answer, best first (empty: nothing in scope)."""
+
+    hits: tuple[KnowledgeHit, ...] = ()
+    query: str = ""
+
+
+@dataclass(frozen=True)
 class QueueUpdate:
     """Position in the queue and the estimated wait (`ewt_s` < 0: no data yet).
 
@@ -106,5 +128,6 @@ class Hangup:
 
 
 Event = Union[
-    CallStarted, Heard, Keys, NoInput, NoMatch, WebhookResult, QueueUpdate, AgentAnswered, TransferFailed, Hangup
+    CallStarted, Heard, Keys, NoInput, NoMatch, WebhookResult, KnowledgeResult, QueueUpdate, AgentAnswered,
+    TransferFailed, Hangup,
 ]

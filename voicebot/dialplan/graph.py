@@ -64,6 +64,9 @@ def _node_edges(name: str, node: Node, plan: Dialplan) -> list[Edge]:
             out += _transition(name, transition, f"#{keys}", plan)
         out += _transition(name, node.listen.noinput.then, "noinput", plan)
         out += _transition(name, node.listen.nomatch.then, "nomatch", plan)
+    if node.answer is not None:
+        out += _transition(name, node.answer.then, "answered", plan)
+        out += _transition(name, node.answer.nomatch, "no answer", plan)
     if node.branch is not None:
         for case in node.branch:
             label = "else" if case.else_ is not None else f"if {case.if_}"

@@ -26,6 +26,7 @@ from voicebot.dialplan.early_endpoint import resolve as resolve_early
 from voicebot.dialplan.phrases import phrase
 from voicebot.dialplan.prompts import SsmlError, parse_ssml_lite, pick_language, plain_text
 from voicebot.dialplan.schema import (
+    AnswerSpec,
     AskSpec,
     Dialplan,
     InputMode,
@@ -50,7 +51,7 @@ from voicebot.speech.grammar import grammar_for_ask
 __all__ = ["Interpreter", "match_language", "MASK"]
 
 MASK = "****"
-WAITING_FOR_CALLER = ("listen", "ask", "confirm", "language_offer")
+WAITING_FOR_CALLER = ("listen", "ask", "confirm", "language_offer", "answer_offer")
 IN_QUEUE = ("queue", "callback_offer")
 _PHASES = ("set", "say", "ask", "webhook", "exit")
 
@@ -325,6 +326,8 @@ class _Run:
         if node.listen is not None:
             s.step = "listen"
             self.listen_for_node(node.listen)
+        elif node.answer is not None:
+            self.request_answer(node.answer)
         elif node.branch is not None:
             for case in node.branch:
                 if case.else_ is not None or self.condition(case.if_ or "false"):
@@ -409,6 +412,9 @@ class _Run:
         elif s.step == "language_offer" and node.listen is not None:
             self.say_language_offers()
             self.listen_for_node(node.listen)
+        elif s.step == "answer_offer" and node.answer is not None:
+            self.say_raw(str(s.vars.get(_ANSWER, {}).get("short_answer", "")))
+            self.offer_more(node.answer)
         else:
             self.log("repeat_ignored", step=s.step)
 
@@ -456,6 +462,8 @@ class _Run:
             self.on_failure("nomatch")
         elif isinstance(event, ev.WebhookResult):
             self.on_webhook(event)
+        elif isinstance(event, ev.KnowledgeResult):
+            self.on_knowledge(event)
         elif isinstance(event, ev.QueueUpdate):
             self.on_queue_update(event)
         elif isinstance(event, ev.AgentAnswered):
@@ -526,6 +534,9 @@ class _Run:
                 return
             self.answer(node.ask, value)
             return
+        if s.step == "answer_offer" and node.answer is not None:
+            self.on_offer_reply(node.answer, heard, global_route)
+            return
         yes_no = extract_slot(_YES_NO, text=heard.text, intent=intent) if s.step in _YES_NO_STEPS else None
         if global_route is not None and yes_no is None:
             self.take(global_route)
@@ -581,6 +592,13 @@ class _Run:
                 self.take(global_dtmf[key])
             else:
                 self.on_confirmation(node.ask, value)
+        elif s.step == "answer_offer" and node.answer is not None:
+            if key == "1":
+                self.answer_detail(node.answer)
+            elif key != "2" and key in global_dtmf:
+                self.take(global_dtmf[key])
+            else:
+                self.take(node.answer.then)
         elif s.step == "callback_offer" and key != "1" and key in global_dtmf:
             self.take(global_dtmf[key])
         elif s.step == "callback_offer":
@@ -621,6 +639,9 @@ class _Run:
             self.ask_failed(node.ask, kind)
         elif s.step == "callback_offer":
             self.on_callback_answer(False)
+        elif s.step == "answer_offer" and node.answer is not None:
+            self.log(kind, count=1, max=1)
+            self.take(node.answer.then)  # no wish for more detail: go on
         else:
             self.log("event_ignored", event=kind, step=s.step)
 
@@ -867,6 +888,74 @@ class _Run:
             s.step = "enter"
             self.exhausted(spec.on_error)
 
+    # ------------------------------------------------------------------ knowledge answers
+
+    def request_answer(self, spec: AnswerSpec) -> None:
+        """Ask the session to look the caller's question up (its KnowledgeResult continues in on_knowledge)."""
+        query = str(self.template(spec.query) or "") if spec.query is not None else self.last_heard()
+        if query == MASK:
+            query = ""
+        if not query.strip() and spec.topic is not None:
+            query = (spec.topic if isinstance(spec.topic, str) else pick_language(
+                spec.topic, self.state.lang, self.plan.default_lang)) or ""
+        tags = tuple(str(self.template(tag) or "") if is_template(tag) else tag for tag in spec.tags)
+        self.state.step = "answer"
+        self.actions.append(act.Answer(query, self.state.lang, self.plan.knowledge or "", tags, spec.top_k))
+
+    def say_raw(self, text: str) -> None:
+        """Speak an article's words as they are (no templating: articles are content, not code)."""
+        if not text:
+            return
+        self.actions.append(act.Say(text, self.state.lang, self.plan.barge_in, None, (text,)))
+        self.state.history.append({"who": "bot", "text": text, "node": self.state.node})
+
+    def on_knowledge(self, result: ev.KnowledgeResult) -> None:
+        s = self.state
+        spec = self.node().answer
+        if s.step != "answer" or spec is None:
+            self.log("event_ignored", event="KnowledgeResult", step=s.step)
+            return
+        best = result.hits[0] if result.hits else None
+        if best is None or best.score < spec.min_score:
+            self.log("knowledge_nomatch", best=best.article if best else "", score=best.score if best else 0.0,
+                     min_score=spec.min_score)
+            s.step = "enter"
+            self.exhausted(spec.nomatch)
+            return
+        self.log("knowledge_answer", article=best.article, version=best.version, score=best.score,
+                 others=",".join(f"{hit.article}:{hit.score}" for hit in result.hits[1:]))
+        s.vars[_ANSWER] = {"article": best.article, "version": best.version, "title": best.title,
+                           "score": best.score, "short_answer": best.short_answer, "more": best.more}
+        self.say_raw(best.short_answer)
+        if spec.offer is False:
+            s.step = "enter"
+            self.take(spec.then)
+            return
+        self.offer_more(spec)
+
+    def offer_more(self, spec: AnswerSpec) -> None:
+        self.say(phrase("answer_offer", self.state.lang) if spec.offer is True else spec.offer)
+        self.state.step = "answer_offer"
+        self.emit_listen(_YES_NO, "both", 1)
+
+    def on_offer_reply(self, spec: AnswerSpec, heard: ev.Heard, global_route: Any | None) -> None:
+        """"more" / yes reads the detail; a global intent (agent) is taken; anything else goes on to `then`."""
+        yes = extract_slot(_YES_NO, text=heard.text, intent=heard.intent)
+        if yes is False and global_route is None:  # "no more questions" is a no
+            self.take(spec.then)
+        elif wants_more(heard.text) or (yes is True and global_route is None):
+            self.answer_detail(spec)
+        elif global_route is not None:
+            self.take(global_route)
+        else:
+            self.take(spec.then)
+
+    def answer_detail(self, spec: AnswerSpec) -> None:
+        answer = self.state.vars.get(_ANSWER, {})
+        self.log("knowledge_more", article=answer.get("article", ""), version=answer.get("version", 0))
+        self.say_raw(str(answer.get("more", "")))
+        self.take(spec.then)
+
     # ------------------------------------------------------------------ queues and transfers
 
     def queue_spec(self, node: Node) -> QueueSpec | None:
@@ -958,6 +1047,15 @@ _YES_NO = AskSpec(slot="confirmation", type="yes_no", say="")
 _YES_NO_STEPS = ("confirm", "callback_offer")
 _CANDIDATE_RECORD = "_candidate_record"  # vars key: the record a near-match code is read back with
 _OFFERED_IN = "_language_offered_in"  # vars key: the language the call was in when the other one was offered
+_ANSWER = "answer"  # vars key: the article that answered last ({{ vars.answer.title }} in prompts)
+_MORE = re.compile(r"\b(more|details?|detailed|explain|tell me everything|full)\b|详细|具体|更多|展开|多说|仔细")
+
+
+def wants_more(text: str) -> bool:
+    """Does the caller ask for the article's detail ("tell me more", "详细说说")?"""
+    return bool(_MORE.search(text.lower()))
+
+
 _AFFIRM, _DENY = ("affirm", "yes"), ("deny", "no")
 
 

@@ -29,7 +29,7 @@ from voicebot.yamlsrc import ConfigErrors, LineMap, Loc, YamlSourceError, format
 
 __all__ = ["ValidationReport", "check_dialplan", "dialplan_files", "load_dialplan", "validate_all"]
 
-_PROMPT_KEYS = {"say", "text", "reprompts", "confirm", "wait_say"}
+_PROMPT_KEYS = {"say", "text", "reprompts", "confirm", "wait_say", "offer"}
 _PROMPT_FIELDS = _PROMPT_KEYS - {"text"}  # hold one prompt or a list of them ("text" is inside a prompt)
 _DATA_KEYS = {"set", "vars", "args", "context", "headers", "result", "options"}
 _TARGET_KEYS = {"goto", "else", "then", "on_fail", "on_error", "on_failure", "callback", "node"}
@@ -113,6 +113,8 @@ class _Checker:
         if isinstance(value, str) and not data_part and (
             (key in _TARGET_KEYS and self._is_transition_position(loc)) or self._is_route(loc)
         ):
+            self.target(loc, value)
+        if key == "nomatch" and len(loc) >= 2 and loc[-2] == "answer" and isinstance(value, str):
             self.target(loc, value)
         if key == "if" and isinstance(value, str):
             self.template(loc, value, expression=True)

@@ -18,6 +18,10 @@ _PHRASES: dict[str, dict[str, str]] = {
         "en": "If you would like us to call you back instead, press 1 or say yes.",
         "zh": "如需我们稍后回电，请按1或说“是”。",
     },
+    "answer_offer": {
+        "en": "Would you like more detail? Say more or press 1. Say agent to talk to a person, or no to go on.",
+        "zh": "需要详细说明吗？请说“详细”或按1；转人工请说“人工”；不需要请说“不用”。",
+    },
     "error": {"en": "Sorry, something went wrong. Goodbye.", "zh": "抱歉，系统出现问题，再见。"},
 }
 

@@ -35,6 +35,7 @@ from voicebot.dialplan import slot_types
 from voicebot.yamlsrc import LocatedValueError
 
 __all__ = [
+    "AnswerSpec",
     "AskSpec",
     "BranchCase",
     "CallSpec",
@@ -63,7 +64,7 @@ BargeIn = Literal["none", "dtmf", "speech"]
 InputMode = Literal["speech", "dtmf", "both"]
 DTMF_KEYS = re.compile(r"^[0-9*#A-D]+$")
 
-EXIT_FIELDS = ("listen", "branch", "goto", "transfer", "enqueue", "call", "return_", "hangup")
+EXIT_FIELDS = ("listen", "answer", "branch", "goto", "transfer", "enqueue", "call", "return_", "hangup")
 """Node fields that decide where a node goes; every node has exactly one."""
 
 
@@ -411,6 +412,37 @@ class WebhookSpec(_Model):
         return self
 
 
+class AnswerSpec(_Model):
+    """Answer the caller's question from the knowledge base (knowledge/<dialplan knowledge:>/<lang>/*.md).
+
+    The best article in the call's language carrying one of `tags` and valid today is looked up with what the
+    caller last said (`query` overrides it; after a keypad choice `topic`, else the tags, is the question). At `min_score` or
+    above the bot speaks its short answer, then (`offer`) offers more detail or an agent: "more"/yes/1 reads the
+    article's body, then `then`; no/2/silence goes to `then`; global handlers (agent, 0) work as everywhere.
+    Below `min_score` the call takes `nomatch`. The call record keeps the article's id and version."""
+
+    yaml_field_hints: ClassVar[dict[str, str]] = {
+        "threshold": "write min_score: 0.5",
+        "on_nomatch": "write nomatch: <node>",
+        "collection": "the collection is the dialplan's top-level knowledge: <name>",
+    }
+
+    from_: Literal["knowledge"] = Field("knowledge", alias="from", description="where answers come from")
+    query: str | None = Field(None, description="the question (template); default: what the caller last said")
+    topic: LangText | None = Field(
+        None, description="the question when the caller said nothing (a keypad choice), e.g. {en: refund policy, "
+                          "zh: 退费政策}; default: the tags")
+    tags: list[str] = Field(default_factory=list, description="only articles with one of these tags (none: all); "
+                                                              'templates allowed: "compensation_{{ slots.region }}"')
+    min_score: float = Field(0.35, ge=0, le=1, description="the best article must score this much (0..1)")
+    top_k: int = Field(3, ge=1, le=10, description="how many candidates to retrieve (logged for review)")
+    offer: bool | Prompt = Field(
+        True, description="after the short answer offer more detail or an agent: true (default words), false, or "
+                          "the prompt to say")
+    then: Transition = Field(description="after the answer (and its detail, when asked for)")
+    nomatch: Transition | None = Field(None, description="no article scores min_score; default: the fallback")
+
+
 class BranchCase(_Model):
     """One case of a branch: `{if: expr, goto: node}` or the final `{else: node}`."""
 
@@ -503,6 +535,7 @@ class Node(_Model):
     ask: AskSpec | None = None
     webhook: WebhookSpec | None = None
     listen: ListenSpec | None = None
+    answer: AnswerSpec | None = Field(None, description="answer from the knowledge base (see AnswerSpec)")
     branch: list[BranchCase] | None = None
     goto: Target | None = None
     transfer: TransferSpec | None = None
@@ -522,7 +555,7 @@ class Node(_Model):
         if not exits:
             raise LocatedValueError(
                 "this node has no way forward",
-                hint="add one of listen, branch, goto, transfer, enqueue, call, return or hangup",
+                hint="add one of listen, answer, branch, goto, transfer, enqueue, call, return or hangup",
             )
         if self.branch is not None:
             if not self.branch:
@@ -551,7 +584,7 @@ class Node(_Model):
     @property
     def waits(self) -> bool:
         """Does the node stop for the caller or the outside world (so a cycle through it is no busy loop)?"""
-        return bool(self.ask or self.webhook or self.listen or self.transfer or self.enqueue)
+        return bool(self.ask or self.webhook or self.listen or self.answer or self.transfer or self.enqueue)
 
 
 class Dialplan(_Model):
@@ -568,6 +601,8 @@ class Dialplan(_Model):
         default_factory=lambda: ["en-US"], min_length=1, description="the first is the default"
     )
     nlu: str | None = Field(None, description="NLU domain: nlu_models/<nlu>/{en,zh}/nlu.yml")
+    knowledge: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$",
+                                  description="knowledge collection answer: uses: knowledge/<knowledge>/{en,zh}/")
     start: str = Field(description="the first node")
     fallback: str | None = Field(None, description="where exhausted retries and errors go; default hang up")
     barge_in: BargeIn = Field("speech", description="default barge-in policy for prompts")
@@ -581,6 +616,17 @@ class Dialplan(_Model):
         None, description="offer the other language at the caller's second failure in the first menu")
     global_: GlobalHandlers = Field(default_factory=GlobalHandlers, alias="global")
     nodes: dict[Annotated[str, Field(pattern=NODE_NAME)], Node] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _knowledge_named(self) -> Dialplan:
+        if self.knowledge is None:
+            for name, node in self.nodes.items():
+                if node.answer is not None:
+                    raise LocatedValueError(
+                        "answer: needs the dialplan's knowledge collection", loc=("nodes", name, "answer"),
+                        hint=f"add knowledge: <collection> at the top (articles in knowledge/<collection>/), "
+                             f"e.g. knowledge: {self.nlu or self.dialplan}")
+        return self
 
     @property
     def default_lang(self) -> str:

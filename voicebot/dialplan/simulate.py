@@ -108,10 +108,20 @@ def simulate(
     nlu: Any = None,
     verbose: bool = False,
     prompt: bool = False,
+    knowledge: Any = None,
 ) -> State:
-    """Run the REPL until input ends, the call ends or !quit; returns the final state."""
+    """Run the REPL until input ends, the call ends or !quit; returns the final state. `knowledge(Answer) ->
+    KnowledgeResult` answers the dialplan's answer: nodes."""
     interpreter = Interpreter(plan)
     state, actions = interpreter.start(context or ev.CallContext(caller="+15550100", channel="simulate"))
+
+    def answered(current: State, batch: list[act.Action]) -> tuple[State, list[act.Action]]:
+        while knowledge is not None and batch and isinstance(batch[-1], act.Answer):
+            current, more = interpreter.handle(current, knowledge(batch[-1]))
+            batch = [*batch, *more]
+        return current, batch
+
+    state, actions = answered(state, actions)
 
     def show(batch: list[act.Action]) -> None:
         for action in batch:
@@ -141,6 +151,7 @@ def simulate(
             continue
         print(f"caller: {line.strip()}", file=out)
         state, actions = interpreter.handle(state, cast(ev.Event, event))  # the commands (str) are handled above
+        state, actions = answered(state, actions)
         show(actions)
     if state.ended:
         print(f"call ended: {state.end_reason}", file=out)

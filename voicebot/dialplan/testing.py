@@ -16,11 +16,15 @@
 
 A step holds at most one event (caller, dtmf, noinput, nomatch, webhook, queue, agent_answered, transfer_failed,
 hangup) and any expectations about the actions it produced (bot, not_bot, actions, node, step, slots, vars,
-lang, ended).
+lang, ended, article).
+
+A node's `answer:` is answered at once by the real knowledge base (`knowledge` / `knowledge_loader`), as the
+server does: `article: <id>` expects that article to answer within the step, `article: none` no article.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +86,7 @@ class Step(_Model):
     slots: dict[str, Any] | None = None
     vars: dict[str, Any] | None = None
     ended: bool | None = None
+    article: str | None = Field(None, description="the knowledge article that answered in this step, or none")
 
     @model_validator(mode="after")
     def _one_event(self) -> Step:
@@ -251,6 +256,25 @@ def _check(step: Step, state: State, actions: list[act.Action]) -> None:
         raise _Failure(f"expected ended={step.ended}, got ended={state.ended} (reason {state.end_reason})")
     if step.lang is not None and step.caller is None and state.lang != step.lang:
         raise _Failure(f"expected language {step.lang!r}, got {state.lang!r}")
+    if step.article is not None:
+        _check_article(step.article, actions)
+
+
+def _check_article(expected: str, actions: list[act.Action]) -> None:
+    logged = [a.data for a in actions if isinstance(a, act.LogEvent) and a.kind in ("knowledge_answer",
+                                                                                     "knowledge_nomatch")]
+    answered = [str(data.get("article")) for data in logged if "article" in data]
+    if expected == "none":
+        if answered:
+            raise _Failure(f"expected no article to answer; {answered[0]} did")
+        return
+    if expected not in answered:
+        best = ", ".join(f"{d.get('best')} ({d.get('score')})" for d in logged if "best" in d)
+        raise _Failure(f"expected article {expected!r} to answer; " + (
+            f"answered: {', '.join(answered)}" if answered else f"none did (best: {best or 'no answer: node'})"))
+
+
+KnowledgeRunner = Callable[[act.Answer], ev.KnowledgeResult]
 
 
 def _nlu_event(event: ev.Event, nlu: Any, lang: str) -> ev.Event:
@@ -262,7 +286,19 @@ def _nlu_event(event: ev.Event, nlu: Any, lang: str) -> ev.Event:
     return ev.Heard(event.text, result.intent, entities, result.confidence, event.lang)
 
 
-def run_case(plan: Dialplan, case: ConversationTest, *, nlu: Any = None, label: str = "") -> CaseResult:
+def _answered(interpreter: Interpreter, state: State, actions: list[act.Action],
+              knowledge: KnowledgeRunner | None) -> tuple[State, list[act.Action]]:
+    """Perform the Answer a step ended with, as the session does, and append what followed."""
+    while actions and isinstance(actions[-1], act.Answer):
+        if knowledge is None:
+            raise _Failure("the dialplan answers from the knowledge base, but none is loaded")
+        state, more = interpreter.handle(state, knowledge(actions[-1]))
+        actions = [*actions, *more]
+    return state, actions
+
+
+def run_case(plan: Dialplan, case: ConversationTest, *, nlu: Any = None, label: str = "",
+             knowledge: KnowledgeRunner | None = None) -> CaseResult:
     interpreter = Interpreter(plan)
     context = ev.CallContext(case.context.caller, case.context.dnis, case.context.lang, "test", case.name,
                              dict(case.context.profile))
@@ -270,10 +306,13 @@ def run_case(plan: Dialplan, case: ConversationTest, *, nlu: Any = None, label: 
     for index, step in enumerate(case.steps):
         event = step.event()
         try:
+            if index == 0:
+                state, actions = _answered(interpreter, state, actions, knowledge)
             if event is not None:
                 heard_lang = event.lang if isinstance(event, ev.Heard) and event.lang else state.lang
                 event = _nlu_event(event, nlu, heard_lang)  # as the session: the language heard, else the call's
                 state, actions = interpreter.handle(state, event)
+                state, actions = _answered(interpreter, state, actions, knowledge)
             elif index != 0:
                 raise _Failure("a step without an event is only allowed first (it checks the call start)")
             _check(step, state, actions)
@@ -283,8 +322,10 @@ def run_case(plan: Dialplan, case: ConversationTest, *, nlu: Any = None, label: 
     return CaseResult(case.name, True, None, state.trail)
 
 
-def run_test_file(path: Path, *, nlu_loader: Any = None) -> FileResult:
-    """Run every test in a `.tests.yaml` file. `nlu_loader(plan) -> NluEngine | None` supplies the NLU."""
+def run_test_file(path: Path, *, nlu_loader: Any = None,
+                  knowledge_loader: Callable[[Dialplan], KnowledgeRunner | None] | None = None) -> FileResult:
+    """Run every test in a `.tests.yaml` file. `nlu_loader(plan) -> NluEngine | None` supplies the NLU,
+    `knowledge_loader(plan)` what answers the dialplan's `answer:` nodes."""
     from voicebot.dialplan.loader import load_dialplan
 
     tests, lines = load_tests(path)
@@ -292,9 +333,10 @@ def run_test_file(path: Path, *, nlu_loader: Any = None) -> FileResult:
         path.name.removesuffix(".tests.yaml") + ".yaml")
     plan = load_dialplan(dialplan_path)
     nlu = nlu_loader(plan) if nlu_loader is not None else None
+    knowledge = knowledge_loader(plan) if knowledge_loader is not None else None
     results = []
     for t_index, case in enumerate(tests.tests):
-        result = run_case(plan, case, nlu=nlu)
+        result = run_case(plan, case, nlu=nlu, knowledge=knowledge)
         if result.failure is not None and result.step is not None:
             line, _ = lines.line_for(("tests", t_index, "steps", result.step))
             result.failure = f"{path}:{line}: {result.failure}"
