@@ -148,7 +148,9 @@ def test_a_number_the_bot_did_not_know_is_not_forced_to_a_known_one(base):
     assert result.grammar_value not in ("69268688", "31415926"), result.text
 
 
-def test_a_decode_that_is_a_known_value_is_taken_as_heard(base):
-    audio = spoken_digits("164388", "george")
-    result = base.transcribe(audio, language="en", grammar=digits_grammar(length=6, known=["164388", "164383"]))
-    assert result.grammar_used and result.grammar_value == "164388", result.text
+
+def test_mandarin_digit_string_with_a_repeated_digit_keeps_its_length(base):
+    # W0082 六九八三二五四八: decoded over ASCII digits base wrote 6983548 (the 二 lost: a nomatch, stop 13's run of
+    # bench/asr_human.py); over the Hanzi digits with a beam the 8-digit hypothesis is found
+    result = base.transcribe(heard("human/BAC009S0252W0082.flac"), language="zh", grammar=digits_grammar(length=8))
+    assert result.grammar_used and result.grammar_value == "69832548", result.text
