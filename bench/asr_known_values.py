@@ -13,7 +13,7 @@ Score: exact value, wrong value (a value other than the truth: the dangerous out
 the wall time per recognition.
 
 Run: PYTHONPATH=. .venv/bin/python bench/asr_known_values.py [--per-speaker 20] [--skip zh] [--one-encoding]
-Human sets: ../shared/datasets/human-speech, or HUMAN_SPEECH_DIR. Results: bench/results/asr_known_values.json.
+Human sets: ../shared/datasets/human-speech, or HUMAN_SPEECH_DIR. Results: bench/results/asr_known_values.json (_en/_zh: one language).
 """
 
 from __future__ import annotations
@@ -184,7 +184,8 @@ def main() -> int:
     if args.per_speaker < 1:
         parser.error("--per-speaker must be >= 1")
     names = ["plain", *(f"known_{size}" for size in SIZES), "absent_3"]
-    with BenchRecord("asr_known_values") as record:
+    name = "asr_known_values" + "".join(f"_{lang}" for lang in ("en", "zh") if args.skip and lang not in args.skip)
+    with BenchRecord(name) as record:
         recognise = one_encoding("base") if args.one_encoding else whisper("base")
         record.data["note"] = f"2 cores shared with other engineers' work (load {os.getloadavg()[0]:.1f} at start)"
         for lang, rows in (("en", None), ("zh", None)):
