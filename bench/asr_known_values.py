@@ -105,10 +105,10 @@ def one_encoding(model: str = "base") -> Recogniser:
 
     asr = WhisperAsr(model)
     whisper_model = asr._model
-    encoded: dict[tuple[int, int], Any] = {}
+    encoded: dict[tuple[bytes, int], Any] = {}
 
     def encode(audio: Any, frames: int) -> Any:
-        key = (id(audio), frames)
+        key = (audio.tobytes(), frames)  # the samples, not id(): a freed array's id is reused by the next one
         if key not in encoded:
             encoded.clear()
             features = whisper_model.feature_extractor(_as_float_audio(audio))
