@@ -42,7 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.* when run
 
 from bench.scoring import edit_distance  # noqa: E402
 
-HUMAN = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "human-speech"
+# ../shared beside the repository; HUMAN_SPEECH_DIR points elsewhere (a git worktree has no ../shared beside it)
+HUMAN = Path(os.environ.get("HUMAN_SPEECH_DIR")
+             or Path(__file__).resolve().parents[2] / "shared" / "datasets" / "human-speech")
 SPEAKERS = ("george", "jackson", "lucas")
 ZH_DIGIT_STRING = re.compile(r"[零一二三四五六七八九幺两]{4,}")
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)

@@ -49,19 +49,25 @@ def _survey_runs(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _asr_human_run(result: dict[str, Any]) -> dict[str, Any]:
     """bench/asr_human.py's own result shape: free decode vs the listen's grammar on real people."""
-    digits, zh = result["english_digits"], result["mandarin"]
-    rows = [
-        {"what": f"English digit strings read by people (FSDD george/jackson/lucas, {digits['strings']} strings of "
-                 "4-16 digits) through G.711: exact",
-         "figure": f"free decode {digits['free_exact_pct']:.1f} % → with the digits grammar "
-                   f"{digits['grammar_exact_pct']:.1f} % ({digits['grammar_wrong_value']} wrong values, "
-                   f"{digits['grammar_nomatch']} asked again)"},
-        {"what": f"Mandarin digit strings read by a person (AISHELL S0252, {zh['digit_strings']}) through G.711: CER",
-         "figure": f"free decode {zh['digits_free_cer_pct']:.1f} % → with the digits grammar "
-                   f"{zh['digits_grammar_cer_pct']:.1f} %"},
-        {"what": f"Mandarin sentences read by a person (AISHELL S0252, {zh['sentences']}) through G.711: CER",
-         "figure": f"{zh['free_cer_pct']:.1f} % (Whisper {result['model']}, free decode)"},
-    ]
+    digits, zh = result.get("english_digits"), result.get("mandarin")  # a run may --skip either
+    rows = []
+    if digits:
+        rows.append(
+            {"what": f"English digit strings read by people (FSDD george/jackson/lucas, {digits['strings']} strings "
+                     "of 4-16 digits) through G.711: exact",
+             "figure": f"free decode {digits['free_exact_pct']:.1f} % → with the digits grammar "
+                       f"{digits['grammar_exact_pct']:.1f} % ({digits['grammar_wrong_value']} wrong values, "
+                       f"{digits['grammar_nomatch']} asked again)"})
+    if zh and zh.get("digit_strings"):
+        rows.append(
+            {"what": f"Mandarin digit strings read by a person (AISHELL S0252, {zh['digit_strings']}) through G.711: "
+                     "CER",
+             "figure": f"free decode {zh['digits_free_cer_pct']:.1f} % → with the digits grammar "
+                       f"{zh['digits_grammar_cer_pct']:.1f} %"})
+    if zh and zh.get("sentences"):
+        rows.append(
+            {"what": f"Mandarin sentences read by a person (AISHELL S0252, {zh['sentences']}) through G.711: CER",
+             "figure": f"{zh['free_cer_pct']:.1f} % (Whisper {result['model']}, free decode)"})
     command = result["command"].replace("python ", "", 1)
     return {"commit": result["commit"], "date": result["date_utc"], "load_before": result["loadavg_before"],
             "load_after": result["loadavg_after"], "dirty": False,
@@ -80,7 +86,7 @@ def load_results(directory: Path) -> list[dict[str, Any]]:
                 run["_file"] = path.relative_to(directory.parents[1]).as_posix()
                 results.append(run)
             continue
-        if "english_digits" in result:  # bench/asr_human.py
+        if "english_digits" in result or "mandarin" in result:  # bench/asr_human.py
             result = _asr_human_run(result)
         for key in ("commit", "date", "load_before", "load_after", "readme"):
             if key not in result:

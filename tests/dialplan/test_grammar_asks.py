@@ -59,3 +59,32 @@ def test_grammar_for_each_ask_type() -> None:
     assert pattern is not None and pattern.options == (("CA981", spoken_forms("CA981")),)
     assert "C A 9 8 1" in spoken_forms("CA981") and "CA九八一" in spoken_forms("CA981")
     assert grammar_for_ask(AskSpec(slot="a", type="text", say="?")) is None
+
+
+KNOWN_PLAN = MENU.replace("sales: sales,", "sales: ask_account,") + """
+  ask_account:
+    ask:
+      slot: account
+      type: digits
+      length: 6
+      say: "Account?"
+      candidates: {items: "{{ caller.profile.accounts }}", value: number}
+    goto: bye
+"""
+
+
+def test_a_digits_ask_with_the_callers_own_records_listens_for_them() -> None:
+    profile = {"accounts": [{"number": "016438"}, {"number": "90-21-05"}, {"number": "1234567"}, {"name": "x"}]}
+    call = Call(make(KNOWN_PLAN), caller="+1555", profile=profile)
+    actions = call.say("sales", "sales")
+    # the two six-digit numbers (dashes dropped); a seven-digit one cannot be the answer
+    assert listens(actions)[-1].grammar == Grammar("digits", min_digits=6, max_digits=6, known=("016438", "902105"))
+    call = Call(make(KNOWN_PLAN), caller="+1555", profile={})  # none found: the plain digits grammar
+    assert listens(call.say("sales", "sales"))[-1].grammar == Grammar("digits", min_digits=6, max_digits=6)
+
+
+def test_known_values_must_be_answers_of_the_grammar() -> None:
+    with pytest.raises(ValueError, match="known value '12345'"):
+        Grammar("digits", min_digits=6, max_digits=6, known=("12345",))
+    with pytest.raises(ValueError, match="known value"):
+        Grammar("yes_no", options=(("yes", ("yes",)),), known=("123456",))

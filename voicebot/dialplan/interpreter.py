@@ -225,7 +225,8 @@ class _Run:
             hints=tuple(hints.hints),
             lang=self.state.lang,
             early=None if mode == "dtmf" else self.early_endpoint(hints, intents or set(), slot, min_confidence),
-            grammar=None if mode == "dtmf" or slot is None else grammar_for_ask(slot),
+            grammar=None if mode == "dtmf" or slot is None else grammar_for_ask(
+                slot, self.known_values(slot) if slot.type == "digits" else ()),
         ))
 
     def early_endpoint(self, hints: Any, intents: set[str], slot: AskSpec | None,
@@ -770,18 +771,30 @@ class _Run:
         self.say(prompt, value=spoken, item=record, masked_extra=masked)
         self.listen_for_yes_no(ask)
 
-    def answer_from_candidates(self, ask: AskSpec, heard: str, value: Any) -> bool:
-        """Match the answer against the caller's own records (ask.candidates); True when that settled the turn."""
+    def candidate_records(self, ask: AskSpec, *, log: bool = True) -> dict[str, Mapping[str, Any]]:
+        """The caller's own records of ask.candidates by their code (none when the template fails or is no list)."""
         spec = ask.candidates
-        assert spec is not None
+        if spec is None:
+            return {}
         try:
             items = self.template(spec.items)
         except TemplateError as exc:
-            self.log("error", message=f"candidates of slot {ask.slot!r}: {exc}")
-            return False
+            if log:  # logged once a turn: when the answer is matched
+                self.log("error", message=f"candidates of slot {ask.slot!r}: {exc}")
+            return {}
         if not isinstance(items, list):
+            return {}
+        return {str(item[spec.value]): item for item in items if isinstance(item, Mapping) and item.get(spec.value)}
+
+    def known_values(self, ask: AskSpec) -> tuple[str, ...]:
+        """Codes this caller is likely to say (their orders, bookings): the recogniser's grammar tries them first."""
+        return tuple(self.candidate_records(ask, log=False))
+
+    def answer_from_candidates(self, ask: AskSpec, heard: str, value: Any) -> bool:
+        """Match the answer against the caller's own records (ask.candidates); True when that settled the turn."""
+        records = self.candidate_records(ask)
+        if not records:
             return False
-        records = {str(item[spec.value]): item for item in items if isinstance(item, Mapping) and item.get(spec.value)}
         matches, exact = code_matches(list(records), heard)
         if not matches and value is not None:
             matches, exact = code_matches(list(records), str(value))

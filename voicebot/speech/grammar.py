@@ -7,7 +7,7 @@ the recogniser scores it on the utterance's one encoder pass (voicebot.speech.as
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -43,6 +43,7 @@ class Grammar:
     max_digits: int = DEFAULT_MAX_DIGITS
     options: tuple[tuple[str, tuple[str, ...]], ...] = ()
     pattern: str | None = None
+    known: tuple[str, ...] = ()  # digits: values this caller likely says (their order/account numbers), tried first
 
     def __post_init__(self) -> None:
         if self.kind not in ("digits", "yes_no", "choice", "pattern"):
@@ -56,6 +57,9 @@ class Grammar:
             if not self.pattern:
                 raise ValueError("a pattern grammar needs a regular expression")
             re.compile(self.pattern)
+        for value in self.known:
+            if self.kind != "digits" or not self.accepts_digits(value):
+                raise ValueError(f"known value {value!r} is not an answer of this {self.kind} grammar")
 
     def accepts_digits(self, digits: str) -> bool:
         """A digit string of an allowed length (a wrong length is a nomatch, never truncated to fit)."""
@@ -71,11 +75,20 @@ class Grammar:
 
 
 def digits_grammar(length: int | None = None, min_length: int | None = None,
-                   max_length: int | None = None) -> Grammar:
+                   max_length: int | None = None, known: Iterable[str] = ()) -> Grammar:
+    """Digits of an exact length or a range; `known` values (spaces and dashes dropped) that fit are candidates."""
     if length is not None:
-        return Grammar("digits", min_digits=length, max_digits=length)
-    low = min_length or 1
-    return Grammar("digits", min_digits=low, max_digits=max_length or max(low, DEFAULT_MAX_DIGITS))
+        low, high = length, length
+    else:
+        low = min_length or 1
+        high = max_length or max(low, DEFAULT_MAX_DIGITS)
+    fits = Grammar("digits", min_digits=low, max_digits=high)
+    values = (_SPACING.sub("", str(value)) for value in known)
+    return Grammar("digits", min_digits=low, max_digits=high,
+                   known=tuple(dict.fromkeys(v for v in values if fits.accepts_digits(v))))
+
+
+_SPACING = re.compile(r"[\s\-]+")
 
 
 def yes_no_grammar() -> Grammar:
@@ -95,8 +108,8 @@ def grammar_for_ask(ask: Any, known_values: Iterable[str] = ()) -> Grammar | Non
     """The grammar of a dialplan ask (voicebot.dialplan.schema.AskSpec), or None for free answers.
 
     known_values: values this caller may well say (order ids from a webhook result, the last four digits of a
-    card); for a pattern ask they become closed-set candidates. Each slot type builds its own grammar with the
-    functions here (voicebot.dialplan.slot_types)."""
+    card); for a digits ask they are the grammar's known values, for a pattern ask closed-set candidates. Each
+    slot type builds its own grammar with the functions here (voicebot.dialplan.slot_types)."""
     from voicebot.dialplan import slot_types  # the types build their grammars from this module
 
     kind = slot_types.find(getattr(ask, "type", None))
@@ -117,3 +130,14 @@ def digits_from_text(text: str) -> str:
 
 
 _ASCII_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")
+
+
+def edit_distance(reference: Sequence[object], hypothesis: Sequence[object]) -> int:
+    """Levenshtein distance between two sequences (characters of a string, or a list of words)."""
+    previous = list(range(len(hypothesis) + 1))
+    for i, ref_item in enumerate(reference, 1):
+        current = [i]
+        for j, hyp_item in enumerate(hypothesis, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ref_item != hyp_item)))
+        previous = current
+    return previous[-1]

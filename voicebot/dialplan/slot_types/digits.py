@@ -41,7 +41,7 @@ class Digits(SlotType):
     def grammar(self, ask: AskSpec, known_values: Iterable[str] = ()) -> Grammar | None:
         from voicebot.speech.grammar import digits_grammar
 
-        return digits_grammar(ask.length, ask.min_length, ask.max_length)
+        return digits_grammar(ask.length, ask.min_length, ask.max_length, known=tuple(known_values))
 
 
 SLOT_TYPE = Digits()
