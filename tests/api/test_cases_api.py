@@ -98,7 +98,12 @@ async def test_a_call_that_reached_an_agent_opens_a_case_with_a_redacted_summary
     # a call the bot completed needs no case; one the caller left in the bot does
     _record_call(records, "call-ok", None, "completed")
     assert await desk.call_ended("call-ok") is None
+    records.start_call("call-silent", caller=CALLER, dialplan="finance")
+    records.append("call-silent", "caller_hangup", {})
+    records.end_call("call-silent", outcome="caller hung up")
+    assert await desk.call_ended("call-silent") is None  # hung up in the greeting: nothing to follow up
     records.start_call("call-left", caller=CALLER, dialplan="finance")
+    records.append("call-left", "caller", {"text": "I need to dispute a charge", "intent": "dispute"})
     records.append("call-left", "caller_hangup", {})
     records.end_call("call-left", outcome="caller hung up")
     left = await desk.call_ended("call-left")

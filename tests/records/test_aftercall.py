@@ -56,7 +56,10 @@ def test_without_knowledge_or_quality_events_the_summary_says_none() -> None:
     assert not needs_case(summary)  # the bot finished the job
     assert summarize([("slot", {"slot": "amount", "value": "12"})], sensitive_slots=["amount"]).slots == {
         "amount": "****"}
-    assert needs_case(summarize([("caller_hangup", {}), ("call_ended", {"outcome": "caller hung up"})]))
+    asked_then_left = [("caller", {"text": "I need to dispute a charge", "intent": "dispute"}), ("caller_hangup", {}),
+                       ("call_ended", {"outcome": "caller hung up"})]
+    assert needs_case(summarize(asked_then_left))  # asked for something, left unresolved: follow it up
+    assert not needs_case(summarize(asked_then_left[1:]))  # hung up in the greeting: nothing to follow up
 
 
 def test_the_shipped_dispositions_cover_every_industry_in_both_languages() -> None:
@@ -93,3 +96,8 @@ def test_voicebot_validate_reports_a_bad_disposition_file_with_its_line(tmp_path
     run = subprocess.run([sys.executable, "-m", "voicebot.cli", "validate", "--no-nlu", "--config", str(config)],
                          cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
     assert run.returncode == 1 and f"{codes}:2:5: common[0].zh-CN: field required" in run.stdout, run.stdout[-2000:]
+
+
+def test_the_article_the_bot_answered_from_is_in_the_summary() -> None:
+    summary = summarize([("knowledge_answer", {"article": "edu-refund-policy-en", "version": 3, "score": 0.6})])
+    assert summary.articles == [{"id": "edu-refund-policy-en", "version": "3"}]

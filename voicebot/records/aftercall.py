@@ -42,6 +42,7 @@ class AfterCallSummary:
     qa_flags: list[str] = field(default_factory=list)
     disposition: str = ""
     call_class: str = ""  # voicebot.records.metrics.classify: contained, transferred, abandoned_in_bot, ...
+    engaged: bool = False  # the caller said or keyed something, or waited in a queue
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +78,8 @@ def summarize(events: Iterable[Event], *, sensitive_slots: Iterable[str] = ()) -
     kinds: set[str] = set()
     for kind, data in events:
         kinds.add(kind)
+        if kind in ("caller", "queue_joined"):
+            out.engaged = True
         if kind == "caller":
             intent = data.get("intent")
             if isinstance(intent, str) and intent:
@@ -95,7 +98,7 @@ def summarize(events: Iterable[Event], *, sensitive_slots: Iterable[str] = ()) -
             out.reached_agent = True
             agent = data.get("agent")
             out.agent = agent if isinstance(agent, str) else out.agent
-        elif kind in ("answer", "knowledge"):
+        elif kind in ("knowledge_answer", "answer", "knowledge"):
             article = data.get("article") or data.get("id")
             if isinstance(article, str) and article and all(a["id"] != article for a in out.articles):
                 out.articles.append({"id": article, "version": str(data.get("version") or "")})
@@ -119,5 +122,6 @@ def _key_lines(lines: list[str]) -> list[str]:
 
 
 def needs_case(summary: AfterCallSummary) -> bool:
-    """A case follows a call that reached an agent or ended unresolved (not completed by the bot)."""
-    return summary.reached_agent or summary.call_class not in _RESOLVED
+    """A case follows a call that reached an agent, or that ended unresolved (not completed by the bot) after the
+    caller asked for something; a caller who hung up during the greeting leaves nothing to follow up."""
+    return summary.reached_agent or (summary.engaged and summary.call_class not in _RESOLVED)
