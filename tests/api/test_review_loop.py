@@ -42,6 +42,10 @@ async def test_review_label_export_retrain(service, tokens, tmp_path: Path) -> N
         records.append(call_id, "queue_joined", {"queue": "support"})
         records.end_call(call_id, outcome="agent")
     records.append("c0", "caller", {"text": "1234", "kind": "dtmf"})  # keys are not words to learn
+    records.start_call("kb", dialplan="demo")
+    records.append("kb", "caller", {"text": "do you sell gift cards", "intent": "faq", "lang": "en"})
+    records.append("kb", "knowledge_nomatch", {"best": "", "score": 0.1, "min_score": 0.3})
+    records.end_call("kb", outcome="completed")
     nlu_dir = tmp_path / "nlu_models"
     shutil.copytree(REPO / "nlu_models" / "demo", nlu_dir / "demo", ignore=shutil.ignore_patterns("trained"))
     before = load_nlu(nlu_dir / "demo").parse(ASKED[0], "en")
@@ -53,6 +57,8 @@ async def test_review_label_export_retrain(service, tokens, tmp_path: Path) -> N
         response = await client.get("/review?dialplan=demo", headers=bearer(secrets["supervisor"]))
         data = await response.json()
         assert data["utterances"] == 4
+        assert data["knowledge_misses"] == 1  # a question no article answered, for the knowledge authors
+        assert data["knowledge_miss_groups"][0]["examples"] == ["do you sell gift cards"]
         top = data["groups"][0]
         assert top["count"] >= 3 and top["then_to_person"] == top["count"]
         assert top["nodes"] == {"demo/greet": top["count"]}

@@ -23,7 +23,7 @@ from voicebot.api.headers import page_headers
 from voicebot.nlu.edit import add_examples
 from voicebot.records.analytics import AnalyticsFilter, report, report_csv
 from voicebot.records.metrics import BotMetrics
-from voicebot.records.review import group_similar, not_understood
+from voicebot.records.review import group_similar, knowledge_misses, not_understood
 from voicebot.yamlsrc import YamlSourceError
 from voicebot.records.store import SCHEMA
 
@@ -94,10 +94,13 @@ def _groups(path: Path, scope: AnalyticsFilter, shown: int) -> dict[str, Any]:
     db = _connect(path)
     try:
         utterances = not_understood(db, scope)
+        misses = knowledge_misses(db, scope)
     finally:
         db.close()
     groups = group_similar(utterances)
-    return {"utterances": len(utterances), "groups": [group.summary() for group in groups[:shown]]}
+    return {"utterances": len(utterances), "groups": [group.summary() for group in groups[:shown]],
+            "knowledge_misses": len(misses),
+            "knowledge_miss_groups": [group.summary() for group in group_similar(misses)[:shown]]}
 
 
 def _compute(path: Path, scope: AnalyticsFilter, bucket: str, service_level_s: float) -> dict[str, Any]:

@@ -95,11 +95,13 @@ class _Sql:
         if self.dialect == "sqlite":
             sql = re.sub(r"\{j:(\w+)\}", r"json_extract(e.data, '$.\1')", sql)
             sql = re.sub(r"\{n:(\w+)\}", r"json_extract(n.data, '$.\1')", sql)
+            sql = re.sub(r"\{q:(\w+)\}", r"json_extract(q.data, '$.\1')", sql)
             sql = re.sub(r"\{floor:(\w+)\}", r"CAST(c.\1 / :bucket_s AS INTEGER)", sql)  # times are positive
             return sql.replace("{jc:node}", "json_extract(e.data, '$.node')")
         sql = re.sub(r"\{floor:(\w+)\}", r"FLOOR(c.\1 / CAST(:bucket_s AS DOUBLE PRECISION))", sql)
         sql = re.sub(r"\{j:(\w+)\}", r"(e.data->>'\1')", sql)
         sql = re.sub(r"\{n:(\w+)\}", r"(n.data->>'\1')", sql)
+        sql = re.sub(r"\{q:(\w+)\}", r"(q.data->>'\1')", sql)
         sql = sql.replace("{jc:node}", "(e.data->>'node')")
         return re.sub(r"(?<!:):(\w+)", r"%(\1)s", sql)
 

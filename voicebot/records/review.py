@@ -16,7 +16,7 @@ from typing import Any
 
 from voicebot.records.analytics import AnalyticsFilter, _Sql
 
-__all__ = ["Utterance", "UtteranceGroup", "group_similar", "not_understood"]
+__all__ = ["Utterance", "UtteranceGroup", "group_similar", "knowledge_misses", "not_understood"]
 
 _SIMILAR = 0.5  # share of the shorter utterance's features two utterances must have in common to share a group
 _STOP = frozenset({"i", "a", "an", "the", "to", "my", "is", "it", "of", "and", "please", "can", "you", "me", "do",
@@ -99,6 +99,30 @@ def not_understood(db: Any, scope: AnalyticsFilter, *, dialect: str = "sqlite", 
         "FROM call_events e JOIN calls c ON c.call_id = e.call_id "
         "WHERE e.kind = 'caller' AND COALESCE({j:intent}, 'out_of_scope') = 'out_of_scope' "
         "AND COALESCE({j:kind}, '') NOT IN ('dtmf', 'nomatch') AND COALESCE({j:text}, '') NOT IN ('', '[sensitive]') "
+        "AND c.started_at >= CAST(:since AS DOUBLE PRECISION) AND c.started_at < CAST(:until AS DOUBLE PRECISION) "
+        "AND (CAST(:dialplan AS TEXT) IS NULL OR c.dialplan = CAST(:dialplan AS TEXT)) "
+        "ORDER BY e.t DESC LIMIT :limit", {**scope.params(), "limit": limit})
+    wanted = scope.lang.split("-")[0] if scope.lang else None
+    return [Utterance(str(text), str(dialplan or ""), str(node), str(lang), bool(to_person))
+            for text, dialplan, node, lang, to_person in rows
+            if wanted is None or (lang or "en").split("-")[0] == wanted]
+
+
+def knowledge_misses(db: Any, scope: AnalyticsFilter, *, dialect: str = "sqlite",
+                     limit: int = 5000) -> list[Utterance]:
+    """Questions the knowledge base had no article for (an `answer:` below its min_score): the caller's words
+    before each `knowledge_nomatch`, newest first — what to write an article about next."""
+    sql = _Sql(db, dialect)
+    rows = sql.all(
+        "SELECT {q:text}, c.dialplan, COALESCE((SELECT {n:node} FROM call_events n WHERE n.call_id = e.call_id "
+        "AND n.kind = 'node' AND n.seq < e.seq ORDER BY n.seq DESC LIMIT 1), ''), COALESCE({q:lang}, ''), "
+        "EXISTS (SELECT 1 FROM call_events x WHERE x.call_id = c.call_id "
+        "        AND x.kind IN ('agent_answered', 'queue_joined', 'transferred')) "
+        "FROM call_events e JOIN calls c ON c.call_id = e.call_id "
+        "JOIN call_events q ON q.call_id = e.call_id AND q.seq = (SELECT MAX(p.seq) FROM call_events p "
+        "    WHERE p.call_id = e.call_id AND p.kind = 'caller' AND p.seq < e.seq) "
+        "WHERE e.kind = 'knowledge_nomatch' AND COALESCE({q:kind}, '') NOT IN ('dtmf', 'nomatch') "
+        "AND COALESCE({q:text}, '') NOT IN ('', '[sensitive]') "
         "AND c.started_at >= CAST(:since AS DOUBLE PRECISION) AND c.started_at < CAST(:until AS DOUBLE PRECISION) "
         "AND (CAST(:dialplan AS TEXT) IS NULL OR c.dialplan = CAST(:dialplan AS TEXT)) "
         "ORDER BY e.t DESC LIMIT :limit", {**scope.params(), "limit": limit})
