@@ -13,7 +13,7 @@ CORE_ENTRY_POINTS = ("voicebot.dialplan.interpreter", "voicebot.dialplan.schema"
                      "voicebot.dialplan.simulate")
 SHELL_PACKAGES = ("voicebot.sip", "voicebot.rtp", "voicebot.channels", "voicebot.calls", "voicebot.handoff",
                   "voicebot.queues", "voicebot.api", "voicebot.web", "voicebot.softphone", "voicebot.server",
-                  "voicebot.cli", "voicebot.runtime", "voicebot.conversation", "voicebot.session",
+                  "voicebot.cli", "voicebot.runtime", "voicebot.calls",
                   "voicebot.records", "voicebot.demo_backend", "voicebot.dialplan.webhooks",
                   "voicebot.dialplan.cli", "voicebot.speech.workers")
 IO_MODULES = ("asyncio", "socket", "threading", "subprocess", "multiprocessing", "concurrent", "httpx", "aiohttp",

@@ -46,7 +46,7 @@ async def _serve_async(config, args: argparse.Namespace) -> int:  # type: ignore
     from voicebot.runtime import Runtime
     from voicebot.server import VoicebotServer, default_cache_dir
     from voicebot.yamlsrc import ConfigErrors, YamlSourceError
-    from voicebot.session import DIGIT_WORDS
+    from voicebot.calls.keypad_session import DIGIT_WORDS
     from voicebot.speech.prompts import PromptCache
 
     from voicebot.api.cli import default_tokens_path
@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from voicebot.dialplan.cli import register as register_dialplan_commands
     from voicebot.nlu.cli import register as register_nlu_commands
-    from voicebot.softphone import add_call_arguments, run_call
+    from voicebot.softphone.phone import add_call_arguments, run_call
 
     from voicebot.api.cli import register as register_token_commands
     from voicebot.compliance.retention import register as register_retention_command

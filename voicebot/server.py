@@ -27,26 +27,26 @@ from voicebot.dialplan.actions import Enqueue
 from voicebot.channels.base import LiveLeg
 from voicebot.handoff import CallQueue, DialFailed, HandoffManager, OutboundDialer
 from voicebot.handoff.browser import BrowserAgentLegs, add_browser_agent_routes
-from voicebot.hold import load_hold_audio
+from voicebot.calls.hold import load_hold_audio
 from voicebot.queues.models import AgentsConfig, check_queues_servable, load_agents, load_queues
 from voicebot.queues.service import AcdService
 from voicebot.queues.liveness import NodeLiveness
 from voicebot.queues.resilient import ResilientStore
 from voicebot.queues.store import MemoryStore, Store
-from voicebot.recording import CallRecorder, PacedTap, RecordingError, pcm16_bytes
+from voicebot.calls.recording import CallRecorder, PacedTap, RecordingError, pcm16_bytes
 from voicebot.records.journal import open_journal
 from voicebot.rtp.ports import PortAllocator, PortsExhausted
 from voicebot.rtp.stream import RtpStream
 from voicebot.rtp.ticker import get_ticker, log_media_stats
 from voicebot.rtp.trust import media_address_confirmed
 from voicebot.channels.webrtc import WebRtcChannel
-from voicebot.conversation import DialplanSession
+from voicebot.calls.conversation import DialplanSession
 from voicebot.web.captions import caption_session
 from voicebot.web.admission import BrowserLimits
 from voicebot.web.routes import add_webrtc_routes
 from voicebot.dialplan.events import CallContext
 from voicebot.runtime import KEYPAD_DEMO, Runtime
-from voicebot.session import CallRecord, DemoDtmfSession, DemoPrompts, PromptSource
+from voicebot.calls.keypad_session import CallRecord, DemoDtmfSession, DemoPrompts, PromptSource
 from voicebot.sip.call import SipCall
 from voicebot.sip.challenge import DigestGuard
 from voicebot.sip.admission import SetupAdmission

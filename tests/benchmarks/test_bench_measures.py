@@ -18,7 +18,7 @@ from bench.sip_call_rate import (
 )
 from bench.speech_engines import _edit_distance, _hanzi, _readings
 from bench.turn_measure import measure_turns
-from voicebot.hold import generated_hold_music
+from voicebot.calls.hold import generated_hold_music
 from voicebot.rtp.g711 import ulaw_encode
 
 

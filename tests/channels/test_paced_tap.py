@@ -8,7 +8,7 @@ import numpy as np
 import soundfile
 
 from voicebot.handoff.dialer import codec_preference
-from voicebot.recording import CALLER_BACKLOG, CallRecorder, PacedTap, pcm16_bytes
+from voicebot.calls.recording import CALLER_BACKLOG, CallRecorder, PacedTap, pcm16_bytes
 
 
 def tone(hz: float, samples: int, rate: int = 16000, start: int = 0) -> np.ndarray:

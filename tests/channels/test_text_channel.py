@@ -9,7 +9,7 @@ import pytest
 
 from voicebot.channels.base import ChannelEvent
 from voicebot.channels.text import TextChannel, parse_line
-from voicebot.conversation import DialplanSession
+from voicebot.calls.conversation import DialplanSession
 from voicebot.dialplan.events import CallContext
 from voicebot.dialplan.interpreter import Interpreter
 from voicebot.dialplan.loader import load_dialplan

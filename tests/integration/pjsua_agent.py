@@ -8,7 +8,7 @@ plays a WAV in a loop, records what it hears, and reports JSON lines on stdout:
     python tests/integration/pjsua_agent.py --registrar sip:127.0.0.1:5060 --user alice --password pw \
         --play agent.wav --record heard.wav [--register-only] [--srtp mandatory] [--timeout 120]
 
-One pjlib thread (threadCnt=0) polled from main; callbacks only record state (see voicebot/softphone_session.py).
+One pjlib thread (threadCnt=0) polled from main; callbacks only record state (see voicebot/softphone/session.py).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 import pjsua2 as pj
 
-from voicebot.softphone_session import G711_PRIORITIES, _quiet_pjlib_before_create, stdout_to_stderr
+from voicebot.softphone.session import G711_PRIORITIES, _quiet_pjlib_before_create, stdout_to_stderr
 
 
 class Phone:

@@ -21,7 +21,7 @@ from tests.integration.baresip_support import (
     voiced_seconds,
 )
 from tests.integration.support import ServerProcess
-from voicebot.recording import recording_call_id
+from voicebot.calls.recording import recording_call_id
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 

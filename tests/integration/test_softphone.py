@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from voicebot.softphone_args import UsageError, parse_header
-from voicebot.softphone_audio import resample_linear, to_mono
-from voicebot.softphone_summary import CallSummary, classify_result
+from voicebot.softphone.args import UsageError, parse_header
+from voicebot.softphone.audio import resample_linear, to_mono
+from voicebot.softphone.summary import CallSummary, classify_result
 
 from tests.integration.support import free_media_port, free_udp_port
 

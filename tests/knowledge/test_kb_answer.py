@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from voicebot.channels.text import TextChannel
-from voicebot.conversation import DialplanSession
+from voicebot.calls.conversation import DialplanSession
 from voicebot.dialplan import actions as act
 from voicebot.dialplan import events as ev
 from voicebot.dialplan.interpreter import Interpreter

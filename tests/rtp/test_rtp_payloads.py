@@ -7,7 +7,7 @@ import random
 import numpy as np
 import pytest
 
-from voicebot.hold import load_hold_audio
+from voicebot.calls.hold import load_hold_audio
 from voicebot.rtp.g711 import get_codec
 from voicebot.rtp.payloads import EncodedPayloads, shared_payloads
 from voicebot.rtp.stream import PortAllocator, RtpStream

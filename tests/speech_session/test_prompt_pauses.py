@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from voicebot.channels.wav import RATE, WavChannel
-from voicebot.conversation import SENTENCE_GAP_MS, DialplanSession
+from voicebot.calls.conversation import SENTENCE_GAP_MS, DialplanSession
 from voicebot.dialplan.events import CallContext
 from voicebot.dialplan.interpreter import Interpreter
 from voicebot.dialplan.schema import Dialplan

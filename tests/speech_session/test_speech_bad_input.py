@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from voicebot.channels.wav import RATE, WavChannel, load_caller_audio
-from voicebot.conversation import DialplanSession
+from voicebot.calls.conversation import DialplanSession
 from voicebot.dialplan.events import CallContext
 from voicebot.dialplan.interpreter import Interpreter
 from voicebot.dialplan.loader import load_dialplan

@@ -15,7 +15,7 @@ import pytest
 
 from voicebot.channels.base import Dtmf, HungUp
 from voicebot.channels.webrtc import WebRtcChannel
-from voicebot.session import CallRecord, DemoDtmfSession, DemoPrompts
+from voicebot.calls.keypad_session import CallRecord, DemoDtmfSession, DemoPrompts
 
 from .conftest import caller_wav
 

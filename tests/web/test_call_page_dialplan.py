@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from voicebot.channels.webrtc import WebRtcChannel
-from voicebot.conversation import DialplanSession
+from voicebot.calls.conversation import DialplanSession
 from voicebot.dialplan.events import CallContext
 from voicebot.dialplan.interpreter import Interpreter
 from voicebot.dialplan.loader import load_dialplan

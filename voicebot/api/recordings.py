@@ -7,13 +7,13 @@ from pathlib import Path
 from aiohttp import web
 
 from voicebot.api.app import Principal, _error, audit, principal_of, roles
-from voicebot.recording import find_recording_by_id, find_recordings, recording_call_id
+from voicebot.calls.recording import find_recording_by_id, find_recordings, recording_call_id
 
 RECORDINGS_DIR_KEY = web.AppKey("recordings_dir", Path)
 
 
 def recording_path(directory: Path, call_id: str) -> Path | None:
-    """The latest stereo WAV of exactly ``call_id`` (voicebot.recording names and tags it), if it exists."""
+    """The latest stereo WAV of exactly ``call_id`` (voicebot.calls.recording names and tags it), if it exists."""
     found = find_recordings(directory, call_id)
     return found[-1] if found else None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from voicebot.conversation import DialplanSession, Transcript
+from voicebot.calls.conversation import DialplanSession, Transcript
 
 CaptionSink = Callable[[str, str], None]  # (who: "bot" | "caller", text)
 

@@ -49,7 +49,7 @@ async def serve_call_page(host: str, port: int, on_call: OnCall,
 
 async def _keypad_demo(host: str, port: int, cache_dir: Path) -> None:
     from voicebot.channels.base import Channel
-    from voicebot.session import DIGIT_WORDS, CallRecord, DemoDtmfSession, DemoPrompts
+    from voicebot.calls.keypad_session import DIGIT_WORDS, CallRecord, DemoDtmfSession, DemoPrompts
     from voicebot.speech.prompts import PromptCache
 
     prompts = DemoPrompts(greeting="Welcome to the voicebot keypad demo. Please enter some digits, then press hash.",

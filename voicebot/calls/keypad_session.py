@@ -17,7 +17,7 @@ import numpy as np
 from voicebot.channels.base import Channel, Dtmf, HungUp
 from voicebot.nlu.numbers import EN_DIGIT_NAMES
 
-log = logging.getLogger("voicebot.session")
+log = logging.getLogger("voicebot.calls.keypad_session")
 
 DIGIT_WORDS = {**{str(digit): name for digit, name in enumerate(EN_DIGIT_NAMES)}, "*": "star", "#": "hash",
                "A": "A", "B": "B", "C": "C", "D": "D"}

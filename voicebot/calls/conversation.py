@@ -33,7 +33,7 @@ from voicebot.speech.speculation import Speculation
 from voicebot.speech.vad import FrameVad, SpeechDetector
 from voicebot.speech.workers import EngineCrashed
 
-log = logging.getLogger("voicebot.conversation")
+log = logging.getLogger("voicebot.calls.conversation")
 
 AUDIO_RATE = 16000
 INTER_DIGIT_TIMEOUT_S = 3.0

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from voicebot.softphone_args import CallPlan
-from voicebot.softphone_summary import CallSummary, HangupSide, classify_result
+from voicebot.softphone.args import CallPlan
+from voicebot.softphone.summary import CallSummary, HangupSide, classify_result
 
 RFC4733_SECONDS_PER_DIGIT = 0.25  # pjmedia default: 160 ms tone + end packets + inter-digit gap
 HANGUP_GRACE_SECONDS = 3.0  # wait this long for BYE/CANCEL to complete after hanging up

@@ -18,10 +18,10 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from voicebot.softphone_audio import AudioFileError, measure_recording, prepare_playback_wav
-from voicebot.softphone_args import UsageError, add_call_arguments, plan_from_args
-from voicebot.softphone_session import CallSession, stdout_to_stderr
-from voicebot.softphone_summary import EXIT_TIMEOUT, EXIT_USAGE, CallSummary
+from voicebot.softphone.audio import AudioFileError, measure_recording, prepare_playback_wav
+from voicebot.softphone.args import UsageError, add_call_arguments, plan_from_args
+from voicebot.softphone.session import CallSession, stdout_to_stderr
+from voicebot.softphone.summary import EXIT_TIMEOUT, EXIT_USAGE, CallSummary
 
 __all__ = ["add_call_arguments", "main", "run_call"]
 

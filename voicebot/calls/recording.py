@@ -26,7 +26,7 @@ from soundfile import _ffi, _snd  # noqa: PLC2701 - sf_command(SFC_UPDATE_HEADER
 
 from voicebot.speech.resample import StreamResampler
 
-log = logging.getLogger("voicebot.recording")
+log = logging.getLogger("voicebot.calls.recording")
 
 FRAME = 160  # 20 ms at 8 kHz
 FLUSH_FRAMES = 25
