@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from voicebot.channels.sip import SipChannel
@@ -24,7 +25,7 @@ from voicebot.api.forward import AnswerForwarder, advertised_url
 from voicebot.api.tokens import TokenStore
 from voicebot.config import ListenConfig, ServerConfig, resolve_trunk_password
 from voicebot.dialplan.actions import Enqueue
-from voicebot.channels.base import LiveLeg
+from voicebot.channels.base import Channel, LiveLeg
 from voicebot.handoff import CallQueue, DialFailed, HandoffManager, OutboundDialer
 from voicebot.handoff.browser import BrowserAgentLegs, add_browser_agent_routes
 from voicebot.calls.hold import load_hold_audio
@@ -441,15 +442,7 @@ class VoicebotServer:
         assert self.runtime is not None and self.runtime.speech is not None
         caller = call.from_uri_user or ""
         context = CallContext(caller=caller, dnis=call.to_uri_user or "", channel="sip", call_id=call.call_id)
-        queues = None
-        if self.handoff is not None:
-            queues = CallQueuePort(self.handoff, channel, caller)
-        session = DialplanSession(
-            channel, self.runtime.interpreters[name], context, self.runtime.speech, self.runtime.nlu.get(name),
-            webhooks=self.runtime.webhook, transfer_allowed=self.config.transfer.allows,
-            on_recording=recorder.pause if recorder is not None else None, queues=queues,
-            hold_audio=self.hold_audio, knowledge=self.runtime.answer)
-        session.transcript.record_sink = self.journal.sink(call.call_id)
+        session = self._dialplan_session(name, channel, context, recorder, self.config.transfer.allows)
         try:
             record.outcome = await session.run()
         finally:
@@ -457,6 +450,29 @@ class VoicebotServer:
             record.turns = [t.__dict__ for t in session.turns]
             if self.handoff is not None and call.call_id in self.handoff.handed_over:  # this node stopped
                 record.outcome = self.handoff.handed_over.pop(call.call_id)
+
+    def _dialplan_session(self, name: str, channel: Channel, context: CallContext, recorder: CallRecorder | None,
+                          transfer_allowed: Callable[[str], bool]) -> DialplanSession:
+        """The one way a call on any channel gets its dialplan session: queues (hold audio, agents), webhooks,
+        knowledge, the recorder's pause, and the call record written event by event."""
+        assert self.runtime is not None and self.runtime.speech is not None
+        queues = None
+        if self.handoff is not None and isinstance(channel, (SipChannel, WebRtcChannel)):  # legs that can be bridged
+            queues = CallQueuePort(self.handoff, channel, context.caller or "")
+        session = DialplanSession(
+            channel, self.runtime.interpreters[name], context, self.runtime.speech, self.runtime.nlu.get(name),
+            webhooks=self.runtime.webhook, transfer_allowed=transfer_allowed,
+            on_recording=recorder.pause if recorder is not None else None, queues=queues,
+            hold_audio=self.hold_audio, knowledge=self.runtime.answer)
+        session.transcript.record_sink = self.journal.sink(context.call_id or "")
+        return session
+
+    def _after_call(self, call_id: str) -> None:
+        """Open the call's case (if it needs one) once its record is written, off the call's teardown."""
+        if self.cases is not None:
+            task = asyncio.ensure_future(self.cases.after_call(call_id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def _on_browser_call(self, channel: WebRtcChannel) -> None:
         """A caller on the "call us" web page: the default dialplan, same session as a phone call (queues, hold
@@ -469,19 +485,14 @@ class VoicebotServer:
                 await DemoDtmfSession(channel, self._demo_prompts(), self.prompts, record).run()
             else:
                 context = CallContext(caller="", dnis=name, channel="webrtc", call_id=channel.call_id)
-                queues = CallQueuePort(self.handoff, channel, "") if self.handoff is not None else None
-                session = DialplanSession(channel, self.runtime.interpreters[name], context, self.runtime.speech,
-                                          self.runtime.nlu.get(name), webhooks=self.runtime.webhook,
-                                          transfer_allowed=lambda _target: False, queues=queues,
-                                          on_recording=recorder.pause if recorder is not None else None,
-                                          hold_audio=self.hold_audio, knowledge=self.runtime.answer)
-                caption_session(session, channel.caption)
                 self.journal.start(channel.call_id, caller="browser", callee=name, dialplan=name, channel="webrtc")
-                session.transcript.record_sink = self.journal.sink(channel.call_id)
+                session = self._dialplan_session(name, channel, context, recorder, lambda _target: False)
+                caption_session(session, channel.caption)
                 record.outcome = await session.run()
                 record.transcript = session.transcript.entries
                 self.journal.end(channel.call_id, outcome=record.outcome, end_reason="browser call ended",
                                  recording=str(recorder.path) if recorder is not None else None)
+                self._after_call(channel.call_id)
         finally:
             if recorder is not None:
                 channel.on_wire_audio(None)
@@ -589,10 +600,7 @@ class VoicebotServer:
                          recording=(record.recording or {}).get("path"),
                          extra={"turns": record.turns, "rtp_sent": stats.get("packets_sent"),
                                 "rtp_received": stats.get("packets_received"), "rtp_lost": stats.get("cumulative_lost")})
-        if self.cases is not None:  # the case (if the call needs one) once the record is written
-            task = asyncio.ensure_future(self.cases.after_call(call.call_id))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        self._after_call(call.call_id)
         log.info("call ended", extra={"fields": {
             "call_id": call.call_id, "from": call.from_header, "to": call.to_header,
             "duration_s": round(call.duration, 2), "digits": record.digits, "outcome": record.outcome,
