@@ -25,7 +25,11 @@ from voicebot.api.forward import AnswerForwarder, advertised_url
 from voicebot.api.tokens import TokenStore
 from voicebot.config import ListenConfig, ServerConfig, resolve_trunk_password
 from voicebot.dialplan.actions import Enqueue
+from voicebot.calls.quality_watch import quality_sink
 from voicebot.channels.base import Channel, LiveLeg
+from voicebot.compliance.lint import DEFAULT_POLICY_DIR, Policy, load_policies, policies_for
+from voicebot.compliance.quality import LiveQualityCheck, QualityAlert
+from voicebot.yamlsrc import ConfigErrors, YamlSourceError
 from voicebot.handoff import CallQueue, DialFailed, HandoffManager, OutboundDialer
 from voicebot.handoff.browser import BrowserAgentLegs, add_browser_agent_routes
 from voicebot.calls.hold import load_hold_audio
@@ -184,6 +188,7 @@ class VoicebotServer:
         self.journal, self.shipper = open_journal(config.records, node=f"{socket.gethostname()}:{config.listen.port}")
         self._background: set[asyncio.Task] = set()
         self.cases: CaseDesk | None = None
+        self.policies = _industry_policies()
 
     @property
     def media_host(self) -> str:
@@ -464,8 +469,22 @@ class VoicebotServer:
             webhooks=self.runtime.webhook, transfer_allowed=transfer_allowed,
             on_recording=recorder.pause if recorder is not None else None, queues=queues,
             hold_audio=self.hold_audio, knowledge=self.runtime.answer)
-        session.transcript.record_sink = self.journal.sink(context.call_id or "")
+        call_id = context.call_id or ""
+        check = LiveQualityCheck(policies_for(name, self.policies))
+        session.transcript.record_sink = quality_sink(check, self.journal.sink(call_id),
+                                                      lambda alert: self._quality_alert(call_id, name, alert))
         return session
+
+    def _quality_alert(self, call_id: str, dialplan: str, alert: QualityAlert) -> None:
+        """A live quality alert: logged (audited by the log pipeline) and pushed to the supervisor desktops."""
+        fields = {"call_id": call_id, "dialplan": dialplan, "kind": alert.kind, "rule": alert.rule,
+                  "policy": alert.policy, "speaker": alert.speaker, "detail": alert.detail}
+        log.warning("quality alert", extra={"fields": fields})
+        if self.api_runner is not None:
+            hub = self.api_runner.app[HUB_KEY]
+            task = asyncio.ensure_future(hub.alert_supervisors({"type": "quality_alert", **fields}))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     def _after_call(self, call_id: str) -> None:
         """Open the call's case (if it needs one) once its record is written, off the call's teardown."""
@@ -611,3 +630,13 @@ class VoicebotServer:
             "rtp_wrong_source": stats.get("wrong_source"), "srtp": stats.get("srtp"),
             "srtp_auth_failed": stats.get("srtp_auth_failed"), "srtp_replayed": stats.get("srtp_replayed"),
             "srtp_rekeys": stats.get("srtp_rekeys")}})
+
+
+def _industry_policies() -> list[Policy]:
+    """The compliance policies (policies/*.yaml) the live quality checks apply; none when they do not load (the
+    error is logged: `voicebot validate` names the file and line)."""
+    try:
+        return load_policies(DEFAULT_POLICY_DIR)
+    except (ConfigErrors, YamlSourceError) as exc:
+        log.error("compliance policies not loaded; live quality checks are off: %s", exc)
+        return []

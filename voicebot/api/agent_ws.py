@@ -93,6 +93,10 @@ class AgentHub:
                 await self._send_supervisors({"type": "agent_not_ready", "agent": event.agent_id,
                                               "reason": event.reason, "no_answers": event.consecutive_no_answers})
 
+    async def alert_supervisors(self, message: dict[str, Any]) -> None:
+        """Tell every supervisor desktop now (e.g. a live quality alert of a call)."""
+        await self._send_supervisors(message)
+
     async def _send_supervisors(self, message: dict[str, Any]) -> None:
         for ws in list(self._supervisors):
             try:
