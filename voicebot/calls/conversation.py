@@ -155,7 +155,7 @@ class DialplanSession:
         self._vad = FrameVad(aggressiveness=2, sample_rate=AUDIO_RATE, energy_floor=SILENCE_RMS)
         self._prompt_vad = FrameVad(aggressiveness=2, sample_rate=AUDIO_RATE, energy_floor=SILENCE_RMS)
         self._scanned = 0  # frames of self._frames already checked by _caller_talking
-        self._quiet_seen = True  # the caller was quiet since the last listen closed (or since the answer)
+        self._quiet_seen = True  # no turn yet: a caller who talks from the answer on cuts the first prompt
         self.engine_failures = 0
         languages = getattr(interpreter.dialplan, "languages", ["en-US"])
         # Several languages and a multilingual recogniser: let Whisper tell en from zh on every utterance.
@@ -305,12 +305,11 @@ class DialplanSession:
         run = 0
         pcm = np.concatenate(frames[start:]) if frames[start:] else np.zeros(0, np.int16)
         for _, voiced in self._prompt_vad.frames(pcm.astype(np.int16, copy=False)):  # chunks come in any size
-            if not voiced:
-                self._quiet_seen, run = True, 0
-            elif self._quiet_seen:  # talk that began after a pause: one that never stopped still gets its answer
-                run += 1
-                if run >= TALKING_FRAMES:
-                    return True
+            # Only before the first turn (a caller who talks at once): re-armed by pauses inside continuous talk,
+            # it cut every reply of a caller who kept talking (and replies over SIP, heard as nothing).
+            run = run + 1 if voiced and self._quiet_seen else 0
+            if run >= TALKING_FRAMES:
+                return True
         return False
 
     def _play_silence(self, ms: int) -> None:
