@@ -87,6 +87,19 @@ def group_similar(utterances: list[Utterance]) -> list[UtteranceGroup]:
     return sorted(groups, key=lambda group: -group.count)
 
 
+_SCOPE_SQL = ("AND c.started_at >= CAST(:since AS DOUBLE PRECISION) AND c.started_at < CAST(:until AS DOUBLE PRECISION) "
+              "AND (CAST(:dialplan AS TEXT) IS NULL OR c.dialplan = CAST(:dialplan AS TEXT)) "
+              "ORDER BY e.t DESC LIMIT :limit")  # the review's scope: time window and dialplan, newest first
+
+
+def _utterances(rows: list[tuple[Any, ...]], scope: AnalyticsFilter) -> list[Utterance]:
+    """Rows (text, dialplan, node, lang, then to a person) as Utterances, in the scope's language."""
+    wanted = scope.lang.split("-")[0] if scope.lang else None
+    return [Utterance(str(text), str(dialplan or ""), str(node), str(lang), bool(to_person))
+            for text, dialplan, node, lang, to_person in rows
+            if wanted is None or (lang or "en").split("-")[0] == wanted]
+
+
 def not_understood(db: Any, scope: AnalyticsFilter, *, dialect: str = "sqlite", limit: int = 5000) -> list[Utterance]:
     """Caller turns in `scope` that no intent took (newest first, at most `limit`)."""
     sql = _Sql(db, dialect)
@@ -99,13 +112,8 @@ def not_understood(db: Any, scope: AnalyticsFilter, *, dialect: str = "sqlite", 
         "FROM call_events e JOIN calls c ON c.call_id = e.call_id "
         "WHERE e.kind = 'caller' AND COALESCE({j:intent}, 'out_of_scope') = 'out_of_scope' "
         "AND COALESCE({j:kind}, '') NOT IN ('dtmf', 'nomatch') AND COALESCE({j:text}, '') NOT IN ('', '[sensitive]') "
-        "AND c.started_at >= CAST(:since AS DOUBLE PRECISION) AND c.started_at < CAST(:until AS DOUBLE PRECISION) "
-        "AND (CAST(:dialplan AS TEXT) IS NULL OR c.dialplan = CAST(:dialplan AS TEXT)) "
-        "ORDER BY e.t DESC LIMIT :limit", {**scope.params(), "limit": limit})
-    wanted = scope.lang.split("-")[0] if scope.lang else None
-    return [Utterance(str(text), str(dialplan or ""), str(node), str(lang), bool(to_person))
-            for text, dialplan, node, lang, to_person in rows
-            if wanted is None or (lang or "en").split("-")[0] == wanted]
+        f"{_SCOPE_SQL}", {**scope.params(), "limit": limit})
+    return _utterances(rows, scope)
 
 
 def knowledge_misses(db: Any, scope: AnalyticsFilter, *, dialect: str = "sqlite",
@@ -123,10 +131,5 @@ def knowledge_misses(db: Any, scope: AnalyticsFilter, *, dialect: str = "sqlite"
         "    WHERE p.call_id = e.call_id AND p.kind = 'caller' AND p.seq < e.seq) "
         "WHERE e.kind = 'knowledge_nomatch' AND COALESCE({q:kind}, '') NOT IN ('dtmf', 'nomatch') "
         "AND COALESCE({q:text}, '') NOT IN ('', '[sensitive]') "
-        "AND c.started_at >= CAST(:since AS DOUBLE PRECISION) AND c.started_at < CAST(:until AS DOUBLE PRECISION) "
-        "AND (CAST(:dialplan AS TEXT) IS NULL OR c.dialplan = CAST(:dialplan AS TEXT)) "
-        "ORDER BY e.t DESC LIMIT :limit", {**scope.params(), "limit": limit})
-    wanted = scope.lang.split("-")[0] if scope.lang else None
-    return [Utterance(str(text), str(dialplan or ""), str(node), str(lang), bool(to_person))
-            for text, dialplan, node, lang, to_person in rows
-            if wanted is None or (lang or "en").split("-")[0] == wanted]
+        f"{_SCOPE_SQL}", {**scope.params(), "limit": limit})
+    return _utterances(rows, scope)
