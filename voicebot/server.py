@@ -387,6 +387,8 @@ class VoicebotServer:
         try:
             stream = await RtpStream.open(self.config.listen.host, self.ports, probe.codec.name,
                                           probe.codec.payload_type, probe.dtmf_payload_type)
+            if probe.dtmf_payload_type is None:
+                stream.detect_inband_dtmf()  # no telephone-event offered: keypad tones come in the audio
         except (PortsExhausted, OSError) as exc:
             call.reject(503, "Service Unavailable (no media ports)")
             log.error("no RTP port: %s", exc, extra={"fields": fields})
