@@ -7,14 +7,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
-from tests.integration.support import SCENARIOS, free_media_port, free_port_range, free_udp_port, require_tool
+from tests.integration.sipp_proxy import Proxy
+from tests.integration.support import free_port_range
 from voicebot.handoff.dialer import DialFailed, OutboundDialer
 from voicebot.rtp.ports import PortAllocator
 from voicebot.sip.optionsping import HealthSettings, OptionsMonitor
@@ -26,32 +26,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.asyncio, pytest.mark.timeout(
 
 LOOPBACK = EgressPolicy(["127.0.0.0/8", "::1/128"])
 TARGET = "sip:+15550100@carrier.example"
-
-
-class Proxy:
-    """A sipp UAS playing one carrier proxy on a fixed loopback port (restartable on the same port)."""
-
-    def __init__(self, scenario: str, cwd: Path) -> None:
-        self.scenario = scenario
-        self.port = free_udp_port()
-        self.cwd = cwd
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def uri(self) -> str:
-        return f"sip:127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        require_tool("sipp")
-        self.proc = subprocess.Popen(
-            ["sipp", "-sf", str(SCENARIOS / self.scenario), "-i", "127.0.0.1", "-p", str(self.port), "-mi",
-             "127.0.0.1", "-mp", str(free_media_port()), "-nostdin", "-timeout", "80s"],
-            cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
 
 
 @pytest.fixture

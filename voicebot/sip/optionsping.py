@@ -92,4 +92,6 @@ class OptionsMonitor:
             return None, "timeout (proxy address not resolved)"
         except OSError as exc:  # name resolution or connection failure
             return None, f"transport error: {exc}"
+        except ValueError as exc:  # a URI the stack cannot route (the config check should have caught it)
+            return None, f"unroutable: {exc}"
         return resp.status, f"{resp.status} {resp.reason}"
