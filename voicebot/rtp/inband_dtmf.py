@@ -81,9 +81,11 @@ class InbandDtmfDetector:
     def classify(self, frames: npt.NDArray[np.float64]) -> list[str | None]:
         """The digit each window (a row of ``frames``, WINDOW samples) holds, or None."""
         s = self.settings
+        mean_square = np.einsum("ij,ij->i", frames, frames) / WINDOW
+        if not (2.0 * mean_square >= self._min_power).any():  # a bin holds at most twice the mean square
+            return [None] * len(frames)  # too quiet for any tone (silence, most of a call): no DFT
         parts = frames @ _BASIS.T  # (n, 16)
         power = 2.0 * (parts[:, :8] ** 2 + parts[:, 8:] ** 2) / WINDOW ** 2  # mean square of each tone
-        mean_square = np.einsum("ij,ij->i", frames, frames) / WINDOW
         rows, cols = power[:, :4], power[:, 4:]
         row, col = rows.argmax(axis=1), cols.argmax(axis=1)
         index = np.arange(len(frames))
