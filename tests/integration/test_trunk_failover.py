@@ -108,6 +108,22 @@ async def test_all_proxies_refusing_fails_the_dial(ua: UserAgent, proxies: dict[
     assert failed.value.status == 503
 
 
+async def test_a_callee_that_rang_out_is_not_dialled_again_via_the_next_proxy(
+        ua: UserAgent, proxies: dict[str, Proxy], caplog: pytest.LogCaptureFixture) -> None:
+    ringing, ok = Proxy("trunk_proxy_no_answer.xml", proxies["ok"].cwd), proxies["ok"]
+    proxies["ringing"] = ringing
+    ringing.start()
+    ok.start()
+    probe = OptionsMonitor(ua, TrunkRoutes(), {})
+    await answering(probe, ringing.uri)
+    await answering(probe, ok.uri)
+    trunk = TrunkProxies("carrier", "carrier.example", [ringing.uri, ok.uri])
+    with caplog.at_level(logging.INFO, logger="voicebot.handoff.dialer"), pytest.raises(DialFailed) as failed:
+        await make_dialer(ua, trunk).dial(TARGET, [], timeout_s=20)
+    assert failed.value.status == 408  # 180 then 408: the callee did not answer; ringing it again would be wrong
+    assert not [r for r in caplog.records if "trying the next" in r.getMessage()]
+
+
 async def test_options_checks_flip_health_and_the_dialer_skips_a_down_proxy(
         ua: UserAgent, proxies: dict[str, Proxy], caplog: pytest.LogCaptureFixture) -> None:
     first, second = proxies["ok"], Proxy("trunk_proxy.xml", proxies["ok"].cwd)

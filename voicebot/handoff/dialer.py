@@ -5,7 +5,8 @@ the given headers, CANCEL what rings too long, apply the SDP answer (codec switc
 answer's address only when the egress policy allows it (otherwise symmetric RTP must find us).
 
 A call to a trunk with proxies (voicebot.sip.proxyhealth) goes to its first healthy proxy (a loose Route); a 503,
-a timeout (no response at all within the trunk's invite_timeout_s) or a transport error moves it to the next.
+a timeout (no response at all within the trunk's invite_timeout_s) or a transport error moves it to the next (a
+408 after the call rang is the callee not answering: no failover).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ log = logging.getLogger("voicebot.handoff.dialer")
 
 G711 = ("PCMU", "PCMA")
 PAYLOAD_TYPES = {"PCMU": 0, "PCMA": 8}
-FAILOVER_STATUSES = frozenset({408, 503})  # 408: no response (timer B, our invite timeout, connection failure)
+FAILOVER_STATUSES = frozenset({408, 503})  # 408 only while nothing answered: timer B, invite_timeout_s, no connection
 
 
 class DialFailed(Exception):
@@ -139,11 +140,13 @@ class OutboundDialer:
         proxies = trunk.candidates()
         for number, proxy in enumerate(proxies, 1):
             fields = {"uri": uri, "trunk": trunk.trunk, "proxy": proxy}
+            attempt: list[SipCall] = []
             try:
                 return await self._invite_via(uri, sdp, [*headers, ("Route", f"<{loose_route(proxy)}>")], created,
-                                              trunk.invite_timeout_s)
+                                              trunk.invite_timeout_s, attempt)
             except CallFailed as exc:
-                if exc.status not in FAILOVER_STATUSES or number == len(proxies):
+                rang = bool(attempt) and attempt[0].got_provisional  # a 408 after that: the callee did not answer
+                if exc.status not in FAILOVER_STATUSES or (exc.status == 408 and rang) or number == len(proxies):
                     raise
                 log.warning("trunk proxy failed the call; trying the next",
                             extra={"fields": {**fields, "status": exc.status, "next": proxies[number]}})
@@ -155,9 +158,9 @@ class OutboundDialer:
         raise AssertionError("unreachable: candidates() is never empty")
 
     async def _invite_via(self, uri: str, sdp: bytes, headers: list[tuple[str, str]],
-                          created: Callable[[SipCall], None], timeout_s: float) -> SipCall:
-        """One INVITE; abandoned as 408 when nothing at all (not even 100 Trying) answers within ``timeout_s``."""
-        attempt: list[SipCall] = []
+                          created: Callable[[SipCall], None], timeout_s: float, attempt: list[SipCall]) -> SipCall:
+        """One INVITE (its call goes into ``attempt``); abandoned as 408 when nothing at all (not even 100 Trying)
+        answers within ``timeout_s``."""
 
         def on_created(call: SipCall) -> None:
             attempt.append(call)
