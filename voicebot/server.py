@@ -16,6 +16,7 @@ from aiohttp import web
 
 from voicebot.api.app import HUB_KEY, NodeStatus, create_app
 from voicebot.api.analytics import add_analytics_routes
+from voicebot.api.trunks import add_trunk_routes
 from voicebot.api.cases import CaseDesk, CaseWebhook, add_case_routes
 from voicebot.api.knowledge import add_knowledge_routes
 from voicebot.api.recordings import add_recording_routes
@@ -32,6 +33,7 @@ from voicebot.compliance.quality import LiveQualityCheck, QualityAlert
 from voicebot.yamlsrc import ConfigErrors, YamlSourceError
 from voicebot.handoff import CallQueue, DialFailed, HandoffManager, OutboundDialer
 from voicebot.handoff.browser import BrowserAgentLegs, add_browser_agent_routes
+from voicebot.handoff.trunk_routes import trunk_routes
 from voicebot.calls.hold import load_hold_audio
 from voicebot.queues.models import AgentsConfig, check_queues_servable, load_agents, load_queues
 from voicebot.queues.service import AcdService
@@ -58,6 +60,7 @@ from voicebot.sip.admission import SetupAdmission
 from voicebot.sip.lockout import AuthLockout
 from voicebot.sip.registrar import Registrar, SipAccount
 from voicebot.compliance.secrets import Secret, read_secret
+from voicebot.sip.optionsping import OptionsMonitor
 from voicebot.sip.registration import Registration
 from voicebot.sip.headers import SipParseError
 from voicebot.sip.uri import parse_name_addr, parse_uri
@@ -175,8 +178,11 @@ class VoicebotServer:
             trusted = [str(n) for trunk in config.trunks for n in trunk.allow_from]
             self.ua.guard = DigestGuard.build(config.auth.realm, users, trusted)
         self.ports = PortAllocator(config.rtp.port_start, config.rtp.port_end)
+        self.trunk_routes, health = trunk_routes(config.trunks)  # outbound proxies, failover, OPTIONS checks
+        self.trunk_health = OptionsMonitor(self.ua, self.trunk_routes, health)
         self.dialer = OutboundDialer(self.ua, self.ports, media_host=self.media_host, bind_host=config.listen.host,
-                                     dtmf_payload_type=config.codecs.dtmf_payload_type, egress=self.egress)
+                                     dtmf_payload_type=config.codecs.dtmf_payload_type, egress=self.egress,
+                                     routes=self.trunk_routes)
         self.registrations: list[Registration] = []
         self.registrar: Registrar | None = None  # agent phones registering to this node
         self.acd: AcdService | None = None
@@ -202,6 +208,7 @@ class VoicebotServer:
         log.info("listening", extra={"fields": {"host": self.config.listen.host, "port": self.ua.port,
                                                 **{f"{kind}_port": port for kind, port in self.ua.ports.items()}}})
         self._background.add(asyncio.ensure_future(log_media_stats(get_ticker())))  # "media ticker" every 60 s
+        self.trunk_health.start()
         if self.config.queues.enabled:
             await self._start_queues()
         for trunk in self.config.trunks:
@@ -269,6 +276,7 @@ class VoicebotServer:
                 add_case_routes(app, self.cases)
                 app[HUB_KEY].on_disposition = self.cases.set_disposition
             add_knowledge_routes(app, lambda: self.runtime.knowledge if self.runtime is not None else None)
+            add_trunk_routes(app, self.trunk_routes)
             self.api_runner = web.AppRunner(app, access_log=None)
             await self.api_runner.setup()
             site = web.TCPSite(self.api_runner, api.host, api.port)
@@ -325,6 +333,8 @@ class VoicebotServer:
         if not self.config.trunks:
             return None
         trunk = self.config.trunks[0]
+        if trunk.proxies:  # the dialer routes the trunk's domain through its healthy proxies
+            return f"sip:{{number}}@{trunk.domain}"
         uri = parse_uri(trunk.outbound_proxy or trunk.registrar)
         return f"sip:{{number}}@{uri.host}" + (f":{uri.port}" if uri.port else "")
 
@@ -341,6 +351,7 @@ class VoicebotServer:
             await self.handoff.hand_over()  # callers still queued become callbacks before they are hung up
         for task in self._background:
             task.cancel()
+        await self.trunk_health.stop()
         for registration in self.registrations:
             await registration.unregister()
         if self.handoff is not None:
@@ -387,6 +398,8 @@ class VoicebotServer:
         try:
             stream = await RtpStream.open(self.config.listen.host, self.ports, probe.codec.name,
                                           probe.codec.payload_type, probe.dtmf_payload_type)
+            if probe.dtmf_payload_type is None:
+                stream.detect_inband_dtmf()  # no telephone-event offered: keypad tones come in the audio
         except (PortsExhausted, OSError) as exc:
             call.reject(503, "Service Unavailable (no media ports)")
             log.error("no RTP port: %s", exc, extra={"fields": fields})

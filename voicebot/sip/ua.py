@@ -466,6 +466,14 @@ class UserAgent:
     def _find_client_tx(self, req: SipRequest) -> ClientTransaction | None:
         return self._client_txs.get((req.top_via.branch or "", req.method))
 
+    def abandon_request(self, req: SipRequest) -> bool:
+        """Stop waiting for ``req``'s final response (a health check past its deadline): its transaction ends
+        and ``send_request`` raises TransactionTimeout. False when ``req`` has no transaction (not sent yet)."""
+        tx = self._find_client_tx(req)
+        if tx is not None:
+            tx.terminate()
+        return tx is not None
+
     def abandon_invite(self, call: SipCall) -> None:
         """Give up an outbound INVITE that got no provisional response: no CANCEL may be sent yet (§9.1), so
         stop retransmitting; a late answer finds no transaction and is dropped."""
