@@ -9,6 +9,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 from .dialog import Dialog, new_tag
+from .identity import CallerIdentity, Redirection, caller_identity, redirection
 from .message import SipRequest, SipResponse
 from .transaction import ServerTransaction, TransactionTimeout
 
@@ -81,6 +82,10 @@ class SipCall:
         self._refer_subscribed = False
         self.reinvite_txs: dict[int, ServerTransaction] = {}
         self.got_provisional = False
+        # Who calls (P-Asserted-Identity / Remote-Party-ID believed only from a trusted source) and whom they
+        # first dialled (Diversion / History-Info); outbound legs: the From we sent, no redirection.
+        self.identity: CallerIdentity = caller_identity(invite.headers, inbound and ua.trusted_identity(addr[0]))
+        self.redirection: Redirection | None = redirection(invite.headers) if inbound else None
 
     # ------------------------------------------------------------------ identity
     @property

@@ -127,6 +127,7 @@ class UserAgent:
         # REGISTER from agent phones (voicebot.sip.registrar): request, source -> (status, reason, headers)
         self.on_register: Callable[[SipRequest, Addr], tuple[int, str, list[tuple[str, str]]]] | None = None
         self.accepting = True
+        self.trusted_identity: Callable[[str], bool] = lambda _host: False  # sources whose PAI/RPID we believe
         self.media_lag: Callable[[], float] = lambda: 0.0  # seconds the media clock is behind (admission by load)
         self.stats = UaStats()
         self.transport: UdpTransport | None = None
