@@ -61,6 +61,7 @@ from voicebot.compliance.secrets import Secret, read_secret
 from voicebot.sip.registration import Registration
 from voicebot.sip.headers import SipParseError
 from voicebot.sip.identity import ANONYMOUS
+from voicebot.sip.session_timer import SessionTimerPolicy
 from voicebot.sip.uri import parse_name_addr, parse_uri
 from voicebot.sip.sdp import Encryption, NoCommonCodec, SdpError, SrtpKeys, negotiate, parse_sdp
 from voicebot.sip.transport import EgressPolicy
@@ -167,6 +168,8 @@ class VoicebotServer:
         self.ua.on_invite = self._on_invite
         # P-Asserted-Identity / Remote-Party-ID are believed only from a configured trunk (its allow_from)
         self.ua.trusted_identity = lambda host: self.config.trunk_for_source(host) is not None
+        timers = config.listen.session_timers
+        self.ua.session_timers = SessionTimerPolicy(timers.enabled, timers.expires_s, timers.min_se_s)
         if config.auth.challenge_non_trunk:
             users = {}
             for user in config.auth.users:

@@ -21,6 +21,7 @@ from .dialog import Dialog, new_call_id, new_tag
 from .admission import SetupAdmission
 from .challenge import DigestGuard
 from .logthrottle import LogThrottle, clip
+from .session_timer import SessionTimerPolicy, TooSmall, negotiate as negotiate_session_timer
 from .ratelimit import SourceLimiter
 from .headers import SipParseError
 from .message import SipRequest, SipResponse
@@ -40,7 +41,7 @@ TransportName = Literal["udp", "tcp", "tls"]
 InviteHandler = Callable[[SipCall], Awaitable[None]]
 
 SUPPORTED_METHODS = {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "REFER", "NOTIFY", "UPDATE"}
-SUPPORTED_EXTENSIONS = {"replaces", "norefersub"}
+SUPPORTED_EXTENSIONS = {"replaces", "norefersub", "timer"}
 ACCEPTED_CONTENT_TYPES = {"application/sdp", "application/dtmf-relay", "application/dtmf", "message/sipfrag",
                           "multipart/mixed"}
 
@@ -128,6 +129,7 @@ class UserAgent:
         self.on_register: Callable[[SipRequest, Addr], tuple[int, str, list[tuple[str, str]]]] | None = None
         self.accepting = True
         self.trusted_identity: Callable[[str], bool] = lambda _host: False  # sources whose PAI/RPID we believe
+        self.session_timers = SessionTimerPolicy()  # RFC 4028 on the calls we answer
         self.media_lag: Callable[[], float] = lambda: 0.0  # seconds the media clock is behind (admission by load)
         self.stats = UaStats()
         self.transport: UdpTransport | None = None
@@ -736,6 +738,10 @@ class UserAgent:
                                     headers=[("Retry-After", str(admission.retry_after_s))])
             self._log_throttled("call setup refused", addr, reason=overload)
             return
+        session_timer = negotiate_session_timer(req.headers, self.session_timers)
+        if isinstance(session_timer, TooSmall):  # RFC 4028 §8.1: 422 names the smallest interval we accept
+            self._respond_stateless(req, addr, 422, headers=[("Min-SE", str(session_timer.min_se))])
+            return
         call_holder: list[SipCall] = []
         def on_ack_timeout(_tx: ServerTransaction) -> None:
             if call_holder:
@@ -744,6 +750,7 @@ class UserAgent:
         tx = self._new_server_tx(req, addr, on_ack_timeout=on_ack_timeout)
         tx.respond(self.make_response(req, 100))
         call = SipCall(self, req, addr, inbound=True, server_tx=tx)
+        call.session_timer = session_timer
         call_holder.append(call)
         self._calls.add(call)
         self._pending_invites[tx.key] = call
