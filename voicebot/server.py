@@ -370,9 +370,9 @@ class VoicebotServer:
 
     # ------------------------------------------------------------------ one call
     async def _on_invite(self, call: SipCall) -> None:
-        fields = {"call_id": call.call_id, "from": _shown_from(call), "to": call.to_header,
-                  "src": f"{call.addr[0]}:{call.addr[1]}", "caller": call.identity.shown,
-                  "identity": call.identity.source}
+        fields: dict[str, object] = {"call_id": call.call_id, "from": _shown_from(call), "to": call.to_header,
+                                     "src": f"{call.addr[0]}:{call.addr[1]}", "caller": call.identity.shown,
+                                     "identity": call.identity.source}
         if call.redirection is not None:
             fields["redirection"] = call.redirection.as_dict()
         log.info("call offered", extra={"fields": fields})

@@ -2,7 +2,8 @@
 
 One path for every outbound leg (agent ringing, callbacks, REFER): open an RTP stream, offer our codecs, INVITE with
 the given headers, CANCEL what rings too long, apply the SDP answer (codec switch, hold) and point media at the
-answer's address only when the egress policy allows it (otherwise symmetric RTP must find us).
+answer's address only when the egress policy allows it (otherwise symmetric RTP must find us). Early media (183 with
+SDP) is applied the same way before the answer, so the ringing leg's audio (announcements, ringback) flows at once.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from voicebot.channels.sip import SipChannel
 from voicebot.rtp.ports import PortAllocator, PortsExhausted
 from voicebot.rtp.stream import RtpStream
 from voicebot.sip.call import CallState, SipCall
-from voicebot.sip.sdp import Encryption, SdpError, apply_answer, build_offer, parse_sdp
+from voicebot.sip.sdp import Encryption, Negotiated, SdpError, apply_answer, build_offer, parse_sdp
 from voicebot.sip.transport import EgressPolicy
 from voicebot.sip.ua import CallFailed, UserAgent
 
@@ -79,9 +80,15 @@ class OutboundDialer:
             if on_created is not None:
                 on_created(call)
 
+        def early_media(sdp: bytes) -> None:
+            try:
+                self._apply(stream, apply_answer(offer, parse_sdp(sdp)))
+            except SdpError as exc:  # the final answer may still be usable
+                log.info("early media SDP ignored", extra={"fields": {"uri": uri, "reason": exc.reason}})
+
         try:
             leg = await asyncio.wait_for(self.ua.invite(uri, sdp=offer.encode(), headers=list(headers),
-                                                        on_created=created), timeout_s)
+                                                        on_created=created, on_early_media=early_media), timeout_s)
         except (CallFailed, asyncio.TimeoutError) as exc:
             if ringing and ringing[0].state is not CallState.ENDED:
                 await ringing[0].hangup("no answer")
@@ -100,6 +107,11 @@ class OutboundDialer:
             await stream.close()
             log.warning("outbound leg answered with unusable SDP", extra={"fields": {"uri": uri, "reason": exc.reason}})
             raise DialFailed(488, "bad SDP answer") from None
+        self._apply(stream, negotiated)
+        return SipChannel(leg, stream)
+
+    def _apply(self, stream: RtpStream, negotiated: Negotiated) -> None:
+        """Point ``stream`` at an SDP answer (early or final): codec, SRTP keys, hold, remote address."""
         if negotiated.codec.name != stream.codec.name:
             stream.set_codec(negotiated.codec.name, negotiated.codec.payload_type)  # a bridge transcodes
         stream.apply_sdes(negotiated.srtp)  # plain RTP when the answer carried no key
@@ -109,4 +121,3 @@ class OutboundDialer:
         elif negotiated.remote_port and not negotiated.on_hold:
             log.warning("media address %s not allowed by egress policy; waiting for symmetric RTP",
                         negotiated.remote_host)
-        return SipChannel(leg, stream)

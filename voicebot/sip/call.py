@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable
 from .dialog import Dialog, new_tag
 from .identity import CallerIdentity, Redirection, caller_identity, redirection
 from .message import SipRequest, SipResponse
+from .prack import EarlyDialogs
 from .session_timer import SessionRefresh, SessionTimer, TooSmall, from_response, negotiate
 from .transaction import ServerTransaction, TransactionTimeout
 
@@ -90,6 +91,10 @@ class SipCall:
         self.session_timer: SessionTimer | None = None  # agreed for an inbound call (RFC 4028), set by the UA
         self.session_refresh: SessionRefresh | None = None  # its clock, running once the call is confirmed
         self._session_task: asyncio.Task[None] | None = None
+        # Outbound legs before the answer: early dialogs acknowledged with PRACK, early media (183 + SDP)
+        self.early = EarlyDialogs()
+        self.early_sdp: bytes = b""
+        self.on_early_media: Callable[[bytes], None] | None = None
 
     # ------------------------------------------------------------------ identity
     @property
@@ -383,6 +388,7 @@ class SipCall:
                 log.exception("on_ended handler failed")
         # Transactions may outlive the call by up to 64*T1: drop references to media and sessions now.
         self.on_dtmf = self.on_reinvite = self.on_refer = self.on_notify = self.on_ended = None
+        self.on_early_media = None
 
     def ack_timeout(self) -> None:
         if self.state is CallState.ANSWERING:

@@ -21,6 +21,7 @@ from .dialog import Dialog, new_call_id, new_tag
 from .admission import SetupAdmission
 from .challenge import DigestGuard
 from .logthrottle import LogThrottle, clip
+from . import prack
 from .session_timer import SessionTimerPolicy, TooSmall, negotiate as negotiate_session_timer
 from .ratelimit import SourceLimiter
 from .headers import SipParseError
@@ -412,8 +413,10 @@ class UserAgent:
     async def invite(self, target: str, *, from_uri: str | None = None, sdp: bytes = b"",
                      headers: list[tuple[str, str]] | None = None, credentials: Credentials | None = None,
                      addr: Addr | None = None, on_ringing: Callable[[SipResponse], None] | None = None,
-                     on_created: Callable[[SipCall], None] | None = None) -> SipCall:
-        """Place a call; returns a confirmed SipCall or raises CallFailed."""
+                     on_created: Callable[[SipCall], None] | None = None,
+                     on_early_media: Callable[[bytes], None] | None = None) -> SipCall:
+        """Place a call; returns a confirmed SipCall or raises CallFailed. ``on_early_media`` gets the SDP of
+        a 183 (or 180) before the answer; reliable provisionals are acknowledged with PRACK (RFC 3262)."""
         from_value = from_uri or f"<{self.contact_uri}>"
         req = SipRequest(method="INVITE", uri=target)
         h = req.headers
@@ -423,6 +426,7 @@ class UserAgent:
         h.add("Call-ID", new_call_id(self.advertised_host))
         h.add("CSeq", "1 INVITE")
         h.add("Allow", self.allow_header)
+        h.add("Supported", "100rel")
         for name, value in headers or []:
             h.add(name, value)
         if sdp:
@@ -432,12 +436,14 @@ class UserAgent:
             addr = await self.resolve_target(req)
         call = SipCall(self, req, addr, inbound=False)
         call.local_sdp = sdp
+        call.on_early_media = on_early_media
         self._calls.add(call)
         if on_created is not None:
             on_created(call)  # lets the caller CANCEL a call that rings too long
 
         def provisional(resp: SipResponse) -> None:
             call.got_provisional = True
+            prack.on_provisional(call, resp, addr)
             if resp.status in (180, 183) and call.state is CallState.CALLING:
                 call.state = CallState.RINGING
                 if on_ringing is not None:
@@ -455,6 +461,7 @@ class UserAgent:
             call._finish(f"failed {resp.status}")  # noqa: SLF001
             raise CallFailed(resp.status, resp.reason)
         dialog = Dialog.from_2xx(req, resp, addr)
+        call.early.carry_cseq(dialog)
         call.dialog = dialog
         call.remote_sdp = resp.body
         call.state = CallState.CONFIRMED
