@@ -233,7 +233,7 @@ class TlsConfig(_Section):
 
     @model_validator(mode="after")
     def _usable(self) -> TlsConfig:
-        from voicebot.sip.tls import CertificateError, check_certificate
+        from voicebot.sip.tls import CertificateError, check_ca_file, check_certificate
 
         try:
             check_certificate(self.cert_file, self.key_file)
@@ -242,6 +242,12 @@ class TlsConfig(_Section):
                                     "certificate and its private key (openssl x509 -noout -dates -in FILE)") from None
         if self.ca_file is not None and not os.path.isfile(self.ca_file):
             raise LocatedValueError(f"CA file {self.ca_file} does not exist", loc=("ca_file",))
+        if self.ca_file is not None:
+            try:
+                check_ca_file(self.ca_file)
+            except CertificateError as exc:
+                raise LocatedValueError(str(exc), loc=("ca_file",), hint="a PEM bundle of the CAs that sign the "
+                                        "trunks' certificates") from None
         if self.client_auth != "none" and self.ca_file is None:
             raise LocatedValueError("client_auth needs ca_file: the CAs that sign the trunks' certificates",
                                     loc=("client_auth",))
