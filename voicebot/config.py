@@ -234,7 +234,7 @@ class TlsConfig(_Section):
 
     @model_validator(mode="after")
     def _usable(self) -> TlsConfig:
-        from voicebot.sip.tls import CertificateError, check_certificate
+        from voicebot.sip.tls import CertificateError, check_ca_file, check_certificate
 
         try:
             check_certificate(self.cert_file, self.key_file)
@@ -243,6 +243,12 @@ class TlsConfig(_Section):
                                     "certificate and its private key (openssl x509 -noout -dates -in FILE)") from None
         if self.ca_file is not None and not os.path.isfile(self.ca_file):
             raise LocatedValueError(f"CA file {self.ca_file} does not exist", loc=("ca_file",))
+        if self.ca_file is not None:
+            try:
+                check_ca_file(self.ca_file)
+            except CertificateError as exc:
+                raise LocatedValueError(str(exc), loc=("ca_file",), hint="a PEM bundle of the CAs that sign the "
+                                        "trunks' certificates") from None
         if self.client_auth != "none" and self.ca_file is None:
             raise LocatedValueError("client_auth needs ca_file: the CAs that sign the trunks' certificates",
                                     loc=("client_auth",))
@@ -259,6 +265,23 @@ class StreamConfig(_Section):
     handshake_timeout_s: float = Field(10, gt=0, le=120, description="inbound TLS handshake limit")
 
 
+class SessionTimerConfig(_Section):
+    """RFC 4028 session timers on the calls we answer: a call whose peer vanished without BYE ends by itself."""
+
+    enabled: bool = Field(True, description="grant session timers (Session-Expires) and enforce them")
+    expires_s: int = Field(1800, ge=2, le=86_400, description="the longest session interval we grant, and the one "
+                           "we ask for when the caller asks none")
+    min_se_s: int = Field(90, ge=2, le=86_400, description="Min-SE: a smaller Session-Expires is answered 422 "
+                          "(RFC 4028 recommends at least 90; lower only for tests)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SessionTimerConfig:
+        if self.min_se_s > self.expires_s:
+            raise LocatedValueError(f"min_se_s {self.min_se_s} exceeds expires_s {self.expires_s}",
+                                    loc=("min_se_s",), hint="the smallest interval cannot exceed the largest")
+        return self
+
+
 class ListenConfig(_Section):
     """Where the SIP server listens."""
 
@@ -270,6 +293,7 @@ class ListenConfig(_Section):
     tls_port: int = Field(5061, ge=0, le=65535, description="SIP over TLS port (sips:); 0 picks a free port")
     tls: TlsConfig | None = Field(None, description="certificate and key; required when transports has tls")
     stream: StreamConfig = Field(default_factory=StreamConfig)
+    session_timers: SessionTimerConfig = Field(default_factory=SessionTimerConfig)
     public_host: Host | None = Field(
         None, description="address put in Contact and SDP when behind NAT (default: the bound address)"
     )

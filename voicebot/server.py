@@ -63,6 +63,8 @@ from voicebot.compliance.secrets import Secret, read_secret
 from voicebot.sip.optionsping import OptionsMonitor
 from voicebot.sip.registration import Registration
 from voicebot.sip.headers import SipParseError
+from voicebot.sip.identity import ANONYMOUS
+from voicebot.sip.session_timer import SessionTimerPolicy
 from voicebot.sip.uri import parse_name_addr, parse_uri
 from voicebot.sip.sdp import Encryption, NoCommonCodec, SdpError, SrtpKeys, negotiate, parse_sdp
 from voicebot.sip.transport import EgressPolicy
@@ -167,6 +169,10 @@ class VoicebotServer:
                             transports=transport_options(config.listen))
         self.ua.media_lag = get_ticker().lag
         self.ua.on_invite = self._on_invite
+        # P-Asserted-Identity / Remote-Party-ID are believed only from a configured trunk (its allow_from)
+        self.ua.trusted_identity = lambda host: self.config.trunk_for_source(host) is not None
+        timers = config.listen.session_timers
+        self.ua.session_timers = SessionTimerPolicy(timers.enabled, timers.expires_s, timers.min_se_s)
         if config.auth.challenge_non_trunk:
             users = {}
             for user in config.auth.users:
@@ -375,8 +381,11 @@ class VoicebotServer:
 
     # ------------------------------------------------------------------ one call
     async def _on_invite(self, call: SipCall) -> None:
-        fields = {"call_id": call.call_id, "from": call.from_header, "to": call.to_header,
-                  "src": f"{call.addr[0]}:{call.addr[1]}"}
+        fields: dict[str, object] = {"call_id": call.call_id, "from": _shown_from(call), "to": call.to_header,
+                                     "src": f"{call.addr[0]}:{call.addr[1]}", "caller": call.identity.shown,
+                                     "identity": call.identity.source}
+        if call.redirection is not None:
+            fields["redirection"] = call.redirection.as_dict()
         log.info("call offered", extra={"fields": fields})
         if not call.remote_sdp:
             call.reject(488, "Not Acceptable Here (an SDP offer is required)")
@@ -404,7 +413,7 @@ class VoicebotServer:
             call.reject(503, "Service Unavailable (no media ports)")
             log.error("no RTP port: %s", exc, extra={"fields": fields})
             return
-        record = CallRecord(call_id=call.call_id, from_=call.from_header, to=call.to_header)
+        record = CallRecord(call_id=call.call_id, from_=_shown_from(call), to=call.to_header)
         recorder: CallRecorder | None = None
         try:
             if self.config.answer_delay_s:
@@ -425,7 +434,7 @@ class VoicebotServer:
                 return
             channel = SipChannel(call, stream)
             dialplan = self._dialplan_for(call)
-            self.journal.start(call.call_id, caller=call.from_uri_user or "", callee=call.to_uri_user or "",
+            self.journal.start(call.call_id, caller=call.identity.shown, callee=call.to_uri_user or "",
                                dialplan=dialplan, channel="sip")
             if self.config.recording.enabled:
                 try:
@@ -458,8 +467,11 @@ class VoicebotServer:
     async def _run_dialplan(self, name: str, call: SipCall, channel: SipChannel, record: CallRecord,
                             recorder: CallRecorder | None) -> None:
         assert self.runtime is not None and self.runtime.speech is not None
-        caller = call.from_uri_user or ""
-        context = CallContext(caller=caller, dnis=call.to_uri_user or "", channel="sip", call_id=call.call_id)
+        redirect = call.redirection
+        context = CallContext(caller=call.identity.number, dnis=call.to_uri_user or "", channel="sip",
+                              call_id=call.call_id, private=call.identity.private,
+                              original_called=redirect.original_called if redirect else "",
+                              redirect_reason=redirect.reason if redirect else "")
         session = self._dialplan_session(name, channel, context, recorder, self.config.transfer.allows)
         try:
             record.outcome = await session.run()
@@ -634,7 +646,7 @@ class VoicebotServer:
                                 "rtp_received": stats.get("packets_received"), "rtp_lost": stats.get("cumulative_lost")})
         self._after_call(call.call_id)
         log.info("call ended", extra={"fields": {
-            "call_id": call.call_id, "from": call.from_header, "to": call.to_header,
+            "call_id": call.call_id, "from": _shown_from(call), "to": call.to_header,
             "duration_s": round(call.duration, 2), "digits": record.digits, "outcome": record.outcome,
             "dialplan": record.dialplan, "transcript": record.transcript, "turns": record.turns,
             "recording": record.recording,
@@ -653,3 +665,8 @@ def _industry_policies() -> list[Policy]:
     except (ConfigErrors, YamlSourceError) as exc:
         log.error("compliance policies not loaded; live quality checks are off: %s", exc)
         return []
+
+
+def _shown_from(call: SipCall) -> str:
+    """The From header as logs and records show it: withheld when the caller asked for privacy."""
+    return f"<sip:{ANONYMOUS}@anonymous.invalid>" if call.identity.private else call.from_header

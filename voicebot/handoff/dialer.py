@@ -2,7 +2,8 @@
 
 One path for every outbound leg (agent ringing, callbacks, REFER): open an RTP stream, offer our codecs, INVITE with
 the given headers, CANCEL what rings too long, apply the SDP answer (codec switch, hold) and point media at the
-answer's address only when the egress policy allows it (otherwise symmetric RTP must find us).
+answer's address only when the egress policy allows it (otherwise symmetric RTP must find us). Early media (183 with
+SDP) is applied the same way before the answer, so the ringing leg's audio (announcements, ringback) flows at once.
 
 A call to a trunk with proxies (voicebot.sip.proxyhealth) goes to its first healthy proxy (a loose Route); a 503,
 a timeout (no response at all within the trunk's invite_timeout_s) or a transport error moves it to the next (a
@@ -21,7 +22,7 @@ from voicebot.rtp.stream import RtpStream
 from voicebot.sip.call import CallState, SipCall
 from voicebot.sip.headers import SipParseError
 from voicebot.sip.proxyhealth import TrunkProxies, TrunkRoutes
-from voicebot.sip.sdp import Encryption, SdpError, apply_answer, build_offer, parse_sdp
+from voicebot.sip.sdp import Encryption, Negotiated, SdpError, apply_answer, build_offer, parse_sdp
 from voicebot.sip.transport import EgressPolicy
 from voicebot.sip.ua import CallFailed, UserAgent
 from voicebot.sip.uri import parse_uri
@@ -89,8 +90,14 @@ class OutboundDialer:
             if on_created is not None:
                 on_created(call)
 
+        def early_media(sdp: bytes) -> None:
+            try:
+                self._apply(stream, apply_answer(offer, parse_sdp(sdp)))
+            except SdpError as exc:  # the final answer may still be usable
+                log.info("early media SDP ignored", extra={"fields": {"uri": uri, "reason": exc.reason}})
+
         try:
-            leg = await asyncio.wait_for(self._invite(uri, offer.encode(), list(headers), created,
+            leg = await asyncio.wait_for(self._invite(uri, offer.encode(), list(headers), created, early_media,
                                                       self._trunk_for(uri, trunk)), timeout_s)
         except (CallFailed, asyncio.TimeoutError) as exc:
             if ringing and ringing[-1].state is not CallState.ENDED:
@@ -110,6 +117,11 @@ class OutboundDialer:
             await stream.close()
             log.warning("outbound leg answered with unusable SDP", extra={"fields": {"uri": uri, "reason": exc.reason}})
             raise DialFailed(488, "bad SDP answer") from None
+        self._apply(stream, negotiated)
+        return SipChannel(leg, stream)
+
+    def _apply(self, stream: RtpStream, negotiated: Negotiated) -> None:
+        """Point ``stream`` at an SDP answer (early or final): codec, SRTP keys, hold, remote address."""
         if negotiated.codec.name != stream.codec.name:
             stream.set_codec(negotiated.codec.name, negotiated.codec.payload_type)  # a bridge transcodes
         stream.apply_sdes(negotiated.srtp)  # plain RTP when the answer carried no key
@@ -121,7 +133,6 @@ class OutboundDialer:
         elif negotiated.remote_port and not negotiated.on_hold:
             log.warning("media address %s not allowed by egress policy; waiting for symmetric RTP",
                         negotiated.remote_host)
-        return SipChannel(leg, stream)
 
     def _trunk_for(self, uri: str, name: str | None) -> TrunkProxies | None:
         if name is not None:
@@ -133,17 +144,19 @@ class OutboundDialer:
         return self.routes.for_domain(parsed.host + (f":{parsed.port}" if parsed.port else ""))
 
     async def _invite(self, uri: str, sdp: bytes, headers: list[tuple[str, str]],
-                      created: Callable[[SipCall], None], trunk: TrunkProxies | None) -> SipCall:
+                      created: Callable[[SipCall], None], early_media: Callable[[bytes], None],
+                      trunk: TrunkProxies | None) -> SipCall:
         """The answered call: straight to ``uri``, or through ``trunk``'s proxies with failover."""
         if trunk is None:
-            return await self.ua.invite(uri, sdp=sdp, headers=headers, on_created=created)
+            return await self.ua.invite(uri, sdp=sdp, headers=headers, on_created=created,
+                                        on_early_media=early_media)
         proxies = trunk.candidates()
         for number, proxy in enumerate(proxies, 1):
             fields = {"uri": uri, "trunk": trunk.trunk, "proxy": proxy}
             attempt: list[SipCall] = []
             try:
                 return await self._invite_via(uri, sdp, [*headers, ("Route", f"<{loose_route(proxy)}>")], created,
-                                              trunk.invite_timeout_s, attempt)
+                                              early_media, trunk.invite_timeout_s, attempt)
             except CallFailed as exc:
                 rang = bool(attempt) and attempt[0].got_provisional  # a 408 after that: the callee did not answer
                 if exc.status not in FAILOVER_STATUSES or (exc.status == 408 and rang) or number == len(proxies):
@@ -158,7 +171,8 @@ class OutboundDialer:
         raise AssertionError("unreachable: candidates() is never empty")
 
     async def _invite_via(self, uri: str, sdp: bytes, headers: list[tuple[str, str]],
-                          created: Callable[[SipCall], None], timeout_s: float, attempt: list[SipCall]) -> SipCall:
+                          created: Callable[[SipCall], None], early_media: Callable[[bytes], None],
+                          timeout_s: float, attempt: list[SipCall]) -> SipCall:
         """One INVITE (its call goes into ``attempt``); abandoned as 408 when nothing at all (not even 100 Trying)
         answers within ``timeout_s``."""
 
@@ -166,7 +180,8 @@ class OutboundDialer:
             attempt.append(call)
             created(call)
 
-        task = asyncio.ensure_future(self.ua.invite(uri, sdp=sdp, headers=headers, on_created=on_created))
+        task = asyncio.ensure_future(self.ua.invite(uri, sdp=sdp, headers=headers, on_created=on_created,
+                                                    on_early_media=early_media))
         try:
             done, _ = await asyncio.wait({task}, timeout=timeout_s)
             if not done and attempt and not attempt[0].got_provisional:

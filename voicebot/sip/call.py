@@ -9,7 +9,10 @@ from enum import Enum
 from typing import TYPE_CHECKING, Awaitable, Callable
 
 from .dialog import Dialog, new_tag
+from .identity import CallerIdentity, Redirection, caller_identity, redirection
 from .message import SipRequest, SipResponse
+from .prack import EarlyDialogs
+from .session_timer import SessionRefresh, SessionTimer, TooSmall, from_response, negotiate
 from .transaction import ServerTransaction, TransactionTimeout
 
 if TYPE_CHECKING:
@@ -81,6 +84,17 @@ class SipCall:
         self._refer_subscribed = False
         self.reinvite_txs: dict[int, ServerTransaction] = {}
         self.got_provisional = False
+        # Who calls (P-Asserted-Identity / Remote-Party-ID believed only from a trusted source) and whom they
+        # first dialled (Diversion / History-Info); outbound legs: the From we sent, no redirection.
+        self.identity: CallerIdentity = caller_identity(invite.headers, inbound and ua.trusted_identity(addr[0]))
+        self.redirection: Redirection | None = redirection(invite.headers) if inbound else None
+        self.session_timer: SessionTimer | None = None  # agreed for an inbound call (RFC 4028), set by the UA
+        self.session_refresh: SessionRefresh | None = None  # its clock, running once the call is confirmed
+        self._session_task: asyncio.Task[None] | None = None
+        # Outbound legs before the answer: early dialogs acknowledged with PRACK, early media (183 + SDP)
+        self.early = EarlyDialogs()
+        self.early_sdp: bytes = b""
+        self.on_early_media: Callable[[bytes], None] | None = None
 
     # ------------------------------------------------------------------ identity
     @property
@@ -140,8 +154,9 @@ class SipCall:
         self.state = CallState.ANSWERING
         self.dialog = Dialog.from_incoming_invite(self.invite, self.local_tag, self.addr)
         self.ua.register_dialog(self)
+        timer_headers = self.session_timer.response_headers() if self.session_timer is not None else []
         ok = self.ua.make_response(self.invite, 200, to_tag=self.local_tag, contact=True, body=sdp,
-                                   content_type="application/sdp")
+                                   content_type="application/sdp", headers=timer_headers)
         self.server_tx.respond(ok)
         self.answered_at = time.time()
         assert self.server_tx.acked is not None
@@ -154,6 +169,7 @@ class SipCall:
             return False
         if self.state is CallState.ANSWERING:
             self.state = CallState.CONFIRMED
+            self._start_session_timer()
         return self.state is CallState.CONFIRMED
 
     def cancelled_by_peer(self) -> None:
@@ -187,7 +203,9 @@ class SipCall:
         elif method == "INVITE":
             await self._handle_reinvite(req, tx)
         elif method == "UPDATE":
-            tx.respond(self.ua.make_response(req, 200, contact=True))
+            agreed = self._refresh_terms(req, tx)
+            if agreed is not False:
+                tx.respond(self.ua.make_response(req, 200, contact=True, headers=self._refreshed(agreed)))
         elif method == "OPTIONS":
             tx.respond(self.ua.options_response(req))
         elif method == "REFER":
@@ -201,6 +219,9 @@ class SipCall:
             tx.respond(self.ua.make_response(req, 405, headers=[("Allow", self.ua.allow_header)]))
 
     async def _handle_reinvite(self, req: SipRequest, tx: ServerTransaction) -> None:
+        agreed = self._refresh_terms(req, tx)
+        if agreed is False:
+            return
         if not req.body:
             # Offerless re-INVITE: we offer our current SDP again.
             answer: bytes | None = self.local_sdp
@@ -221,7 +242,54 @@ class SipCall:
             if contacts:
                 from .uri import parse_name_addr
                 self.dialog.remote_target = str(parse_name_addr(contacts[0]).uri)
-        tx.respond(self.ua.make_response(req, 200, contact=True, body=answer, content_type="application/sdp"))
+        tx.respond(self.ua.make_response(req, 200, contact=True, body=answer, content_type="application/sdp",
+                                         headers=self._refreshed(agreed)))
+
+    # ------------------------------------------------------------------ session timer (RFC 4028)
+    def _refresh_terms(self, req: SipRequest, tx: ServerTransaction) -> SessionTimer | None | bool:
+        """The session timer a re-INVITE/UPDATE asks for; False once a 422 answered it (interval too small)."""
+        if self.session_refresh is None:
+            return None
+        agreed = negotiate(req.headers, self.ua.session_timers)
+        if isinstance(agreed, TooSmall):
+            tx.respond(self.ua.make_response(req, 422, headers=[("Min-SE", str(agreed.min_se))]))
+            return False
+        return agreed
+
+    def _refreshed(self, agreed: SessionTimer | None | bool) -> list[tuple[str, str]]:
+        """A 2xx to a refresh goes out: restart the clock; the headers that 2xx carries."""
+        if not isinstance(agreed, SessionTimer) or self.session_refresh is None:
+            return []
+        self.session_refresh.refreshed(agreed)
+        log.info("session refreshed by peer", extra={"fields": {"call_id": self.call_id,
+                                                                "interval_s": agreed.interval,
+                                                                "refresher": agreed.refresher}})
+        return agreed.response_headers()
+
+    def _start_session_timer(self) -> None:
+        if self.session_timer is None or self.session_refresh is not None:
+            return
+        self.session_refresh = SessionRefresh(self.session_timer, self._send_refresh, self._session_expired)
+        self._session_task = self.ua.spawn(self.session_refresh.run())
+
+    async def _send_refresh(self, timer: SessionTimer) -> SessionTimer | None:
+        """As refresher: UPDATE when the peer allows it, else a re-INVITE with our current SDP (§7.4)."""
+        headers = timer.request_headers(self.ua.session_timers.min_se_s)
+        allowed = {m.strip().upper() for m in self.invite.headers.values("Allow")}
+        if "UPDATE" in allowed:
+            resp = await self.send_in_dialog("UPDATE", headers=headers)
+        else:
+            resp = await self.reinvite(self.local_sdp, headers=headers)
+        status = resp.status if resp is not None else 408
+        log.info("session refresh sent", extra={"fields": {"call_id": self.call_id, "status": status,
+                                                           "method": "UPDATE" if "UPDATE" in allowed else "INVITE"}})
+        if status in (408, 481):
+            return None  # the dialog is gone (§10)
+        return from_response(resp.headers, timer) if resp is not None and 200 <= status < 300 else timer
+
+    async def _session_expired(self, reason: str) -> None:
+        log.warning(reason, extra={"fields": {"call_id": self.call_id}})
+        await self.hangup(reason)
 
     def _handle_refer(self, req: SipRequest, tx: ServerTransaction) -> None:
         targets = req.headers.get_all("Refer-To")
@@ -271,11 +339,11 @@ class SipCall:
                                          content_type="application/dtmf-relay")
         return resp is not None and 200 <= resp.status < 300
 
-    async def reinvite(self, sdp: bytes) -> SipResponse | None:
-        """Send a re-INVITE (hold/unhold); the UA sends the ACK for a 2xx."""
+    async def reinvite(self, sdp: bytes, headers: list[tuple[str, str]] | None = None) -> SipResponse | None:
+        """Send a re-INVITE (hold/unhold, session refresh); the UA sends the ACK for a 2xx."""
         if self.dialog is None:
             return None
-        req = self.dialog.create_request("INVITE", body=sdp, content_type="application/sdp")
+        req = self.dialog.create_request("INVITE", body=sdp, content_type="application/sdp", extra_headers=headers)
         try:
             resp = await self.ua.send_request(req, self.dialog.peer_addr)
         except TransactionTimeout:
@@ -310,6 +378,8 @@ class SipCall:
         self.end_reason = reason
         self.ended_at = time.time()
         self.ended.set()
+        if self._session_task is not None and self._session_task is not asyncio.current_task():
+            self._session_task.cancel()
         self.ua.unregister_call(self)
         if self.on_ended is not None:
             try:
@@ -318,6 +388,7 @@ class SipCall:
                 log.exception("on_ended handler failed")
         # Transactions may outlive the call by up to 64*T1: drop references to media and sessions now.
         self.on_dtmf = self.on_reinvite = self.on_refer = self.on_notify = self.on_ended = None
+        self.on_early_media = None
 
     def ack_timeout(self) -> None:
         if self.state is CallState.ANSWERING:

@@ -21,6 +21,8 @@ from .dialog import Dialog, new_call_id, new_tag
 from .admission import SetupAdmission
 from .challenge import DigestGuard
 from .logthrottle import LogThrottle, clip
+from . import prack
+from .session_timer import SessionTimerPolicy, TooSmall, negotiate as negotiate_session_timer
 from .ratelimit import SourceLimiter
 from .headers import SipParseError
 from .message import SipRequest, SipResponse
@@ -40,7 +42,7 @@ TransportName = Literal["udp", "tcp", "tls"]
 InviteHandler = Callable[[SipCall], Awaitable[None]]
 
 SUPPORTED_METHODS = {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "REFER", "NOTIFY", "UPDATE"}
-SUPPORTED_EXTENSIONS = {"replaces", "norefersub"}
+SUPPORTED_EXTENSIONS = {"replaces", "norefersub", "timer"}
 ACCEPTED_CONTENT_TYPES = {"application/sdp", "application/dtmf-relay", "application/dtmf", "message/sipfrag",
                           "multipart/mixed"}
 
@@ -127,6 +129,8 @@ class UserAgent:
         # REGISTER from agent phones (voicebot.sip.registrar): request, source -> (status, reason, headers)
         self.on_register: Callable[[SipRequest, Addr], tuple[int, str, list[tuple[str, str]]]] | None = None
         self.accepting = True
+        self.trusted_identity: Callable[[str], bool] = lambda _host: False  # sources whose PAI/RPID we believe
+        self.session_timers = SessionTimerPolicy()  # RFC 4028 on the calls we answer
         self.media_lag: Callable[[], float] = lambda: 0.0  # seconds the media clock is behind (admission by load)
         self.stats = UaStats()
         self.transport: UdpTransport | None = None
@@ -409,8 +413,10 @@ class UserAgent:
     async def invite(self, target: str, *, from_uri: str | None = None, sdp: bytes = b"",
                      headers: list[tuple[str, str]] | None = None, credentials: Credentials | None = None,
                      addr: Addr | None = None, on_ringing: Callable[[SipResponse], None] | None = None,
-                     on_created: Callable[[SipCall], None] | None = None) -> SipCall:
-        """Place a call; returns a confirmed SipCall or raises CallFailed."""
+                     on_created: Callable[[SipCall], None] | None = None,
+                     on_early_media: Callable[[bytes], None] | None = None) -> SipCall:
+        """Place a call; returns a confirmed SipCall or raises CallFailed. ``on_early_media`` gets the SDP of
+        a 183 (or 180) before the answer; reliable provisionals are acknowledged with PRACK (RFC 3262)."""
         from_value = from_uri or f"<{self.contact_uri}>"
         req = SipRequest(method="INVITE", uri=target)
         h = req.headers
@@ -420,6 +426,7 @@ class UserAgent:
         h.add("Call-ID", new_call_id(self.advertised_host))
         h.add("CSeq", "1 INVITE")
         h.add("Allow", self.allow_header)
+        h.add("Supported", "100rel")
         for name, value in headers or []:
             h.add(name, value)
         if sdp:
@@ -429,12 +436,14 @@ class UserAgent:
             addr = await self.resolve_target(req)
         call = SipCall(self, req, addr, inbound=False)
         call.local_sdp = sdp
+        call.on_early_media = on_early_media
         self._calls.add(call)
         if on_created is not None:
             on_created(call)  # lets the caller CANCEL a call that rings too long
 
         def provisional(resp: SipResponse) -> None:
             call.got_provisional = True
+            prack.on_provisional(call, resp, addr)
             if resp.status in (180, 183) and call.state is CallState.CALLING:
                 call.state = CallState.RINGING
                 if on_ringing is not None:
@@ -452,6 +461,7 @@ class UserAgent:
             call._finish(f"failed {resp.status}")  # noqa: SLF001
             raise CallFailed(resp.status, resp.reason)
         dialog = Dialog.from_2xx(req, resp, addr)
+        call.early.carry_cseq(dialog)
         call.dialog = dialog
         call.remote_sdp = resp.body
         call.state = CallState.CONFIRMED
@@ -743,6 +753,10 @@ class UserAgent:
                                     headers=[("Retry-After", str(admission.retry_after_s))])
             self._log_throttled("call setup refused", addr, reason=overload)
             return
+        session_timer = negotiate_session_timer(req.headers, self.session_timers)
+        if isinstance(session_timer, TooSmall):  # RFC 4028 §8.1: 422 names the smallest interval we accept
+            self._respond_stateless(req, addr, 422, headers=[("Min-SE", str(session_timer.min_se))])
+            return
         call_holder: list[SipCall] = []
         def on_ack_timeout(_tx: ServerTransaction) -> None:
             if call_holder:
@@ -751,6 +765,7 @@ class UserAgent:
         tx = self._new_server_tx(req, addr, on_ack_timeout=on_ack_timeout)
         tx.respond(self.make_response(req, 100))
         call = SipCall(self, req, addr, inbound=True, server_tx=tx)
+        call.session_timer = session_timer
         call_holder.append(call)
         self._calls.add(call)
         self._pending_invites[tx.key] = call
