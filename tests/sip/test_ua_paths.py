@@ -37,7 +37,8 @@ def make_ua(handler=None) -> tuple[UserAgent, FakeTransport]:  # type: ignore[no
     ua = UserAgent("127.0.0.1", 5060)
     transport = FakeTransport()
     ua.transport = transport  # type: ignore[assignment]
-    ua.on_invite = handler
+    if handler is not None:
+        ua.accept_calls(handler)
     return ua, transport
 
 

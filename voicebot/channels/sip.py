@@ -44,8 +44,8 @@ class SipChannel:
         self.digits_received: list[Dtmf] = []
         stream.on_dtmf(lambda digit: self._dtmf(digit, "rfc4733"))
         stream.on_playback_done(self._playback_done.set)
-        call.on_dtmf = self._dtmf
-        call.on_ended = self._ended
+        call.events.dtmf.subscribe(self._dtmf)
+        call.events.ended.subscribe(self._ended)
 
     @property
     def call_id(self) -> str:
