@@ -61,7 +61,7 @@ class FakeIncoming:
         self.responses.append(status)
 
 
-def test_one_responder_per_method_over_the_default_and_unsubscribe_restores_the_default():
+def test_one_responder_per_method_over_the_default_and_unsubscribe_restores_the_default() -> None:
     table = HandlerTable()
     table.default("OPTIONS", lambda inc: inc.respond(200))
     unsubscribe = table.handle("options", lambda inc: inc.respond(503))
@@ -78,7 +78,7 @@ def test_one_responder_per_method_over_the_default_and_unsubscribe_restores_the_
     assert not table.dispatch(nobody) and nobody.responses == []
 
 
-def test_every_observer_sees_the_request_before_the_responder_and_a_failing_one_does_not_stop_the_others():
+def test_every_observer_sees_the_request_before_the_responder_and_a_failing_one_does_not_stop_the_others() -> None:
     table = HandlerTable()
     order: list[str] = []
 
@@ -102,7 +102,7 @@ def test_every_observer_sees_the_request_before_the_responder_and_a_failing_one_
 
 @pytest.mark.asyncio
 @pytest.mark.looptime
-async def test_a_method_nobody_handles_gets_405_with_allow_from_the_table_until_a_responder_claims_it():
+async def test_a_method_nobody_handles_gets_405_with_allow_from_the_table_until_a_responder_claims_it() -> None:
     ua, transport = make_ua()
     ua._on_datagram(request("MESSAGE", branch="z9hG4bK-m1"), PEER)
     refused = last(transport, "MESSAGE")
@@ -133,7 +133,7 @@ async def test_a_method_nobody_handles_gets_405_with_allow_from_the_table_until_
 
 @pytest.mark.asyncio
 @pytest.mark.looptime
-async def test_register_is_answered_by_its_responder_and_stays_out_of_the_advertised_allow():
+async def test_register_is_answered_by_its_responder_and_stays_out_of_the_advertised_allow() -> None:
     ua, transport = make_ua()
     ua._on_datagram(request("REGISTER", branch="z9hG4bK-r1"), PEER)
     assert last(transport, "REGISTER").status == 405  # no registrar: REGISTER is known, not supported
@@ -151,7 +151,7 @@ async def test_register_is_answered_by_its_responder_and_stays_out_of_the_advert
 
 @pytest.mark.asyncio
 @pytest.mark.looptime
-async def test_invites_get_480_without_an_application_and_reach_it_while_it_is_subscribed():
+async def test_invites_get_480_without_an_application_and_reach_it_while_it_is_subscribed() -> None:
     ua, transport = make_ua()
     ua._on_datagram(request("INVITE", branch="z9hG4bK-i1", call_id="i1@h"), PEER)
     assert [r.status for r in answers(transport, "INVITE")] == [100, 480]
@@ -173,7 +173,7 @@ async def test_invites_get_480_without_an_application_and_reach_it_while_it_is_s
 
 @pytest.mark.asyncio
 @pytest.mark.looptime
-async def test_in_dialog_requests_reach_every_observer_and_every_call_event_subscriber():
+async def test_in_dialog_requests_reach_every_observer_and_every_call_event_subscriber() -> None:
     ua, transport = make_ua()
     digits: list[tuple[str, str]] = []
     also: list[str] = []
@@ -267,7 +267,7 @@ def outbound_invite() -> SipRequest:
 
 @pytest.mark.asyncio
 @pytest.mark.looptime
-async def test_an_outbound_call_cancels_after_a_provisional_and_abandons_before_one_through_its_transport():
+async def test_an_outbound_call_cancels_after_a_provisional_and_abandons_before_one_through_its_transport() -> None:
     ringing, silent = FakeCallTransport(), FakeCallTransport()
     call = SipCall(ringing, outbound_invite(), PEER, inbound=False)
     assert call.provisional(SipResponse(status=100, reason="Trying")) is False
@@ -282,7 +282,7 @@ async def test_an_outbound_call_cancels_after_a_provisional_and_abandons_before_
 
 @pytest.mark.asyncio
 @pytest.mark.looptime
-async def test_a_confirmed_outbound_call_announces_its_dialog_and_sends_bye_through_its_transport():
+async def test_a_confirmed_outbound_call_announces_its_dialog_and_sends_bye_through_its_transport() -> None:
     transport = FakeCallTransport()
     call = SipCall(transport, outbound_invite(), PEER, inbound=False)
     answer = SipResponse(status=200, reason="OK")
