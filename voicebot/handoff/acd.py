@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Coroutine
 
 from voicebot.channels.base import LiveLeg
 from voicebot.compliance.redact import redact, redact_obj
@@ -80,8 +80,6 @@ class HandoffManager:
         self.callback_uri_template = callback_uri_template
         self.media_encryption: Encryption = media_encryption
         self.customer_encryption: Encryption = customer_encryption or media_encryption
-        self.media_encryption: Encryption = media_encryption
-        self.customer_encryption: Encryption = customer_encryption or media_encryption
         self.browser_legs: BrowserAgentLegs | None = None  # set by the server: agents answering on their page
         self.agent_contact: Callable[[str], str | None] | None = None  # agent id -> registered phone Contact
         self._waiting: dict[str, tuple[CallQueue, LiveLeg]] = {}
@@ -100,7 +98,7 @@ class HandoffManager:
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
