@@ -216,6 +216,17 @@ async def test_in_dialog_requests_reach_every_observer_and_every_call_event_subs
     assert last(transport, "BYE").status == 481 and byes == ["h-1@127.0.0.1"] * 2
 
 
+def test_the_removed_single_slots_fail_loudly_with_their_replacement() -> None:
+    ua, _ = make_ua()
+    with pytest.raises(AttributeError, match=r"UserAgent.on_invite was removed: use ua.accept_calls"):
+        ua.on_invite = None  # type: ignore[assignment]
+    call = SipCall(FakeCallTransport(), outbound_invite(), PEER, inbound=False)
+    with pytest.raises(AttributeError, match=r"SipCall.on_dtmf was removed: use call.events.dtmf.subscribe"):
+        call.on_dtmf = lambda digit, source: None  # type: ignore[assignment]
+    with pytest.raises(AttributeError, match=r"on_ended was removed"):
+        call.on_ended(call)
+
+
 # --------------------------------------------------------------------------------- SipCall over CallTransport
 
 class FakeCallTransport:

@@ -24,7 +24,7 @@ from enum import Enum
 from typing import Awaitable, Callable, Coroutine, Protocol
 
 from .dialog import Dialog, new_tag
-from .hooks import Hook
+from .hooks import Hook, Removed
 from .message import SipRequest, SipResponse
 from .transaction import ServerTransaction, Timers, TransactionTimeout
 
@@ -113,6 +113,10 @@ class CallEvents:
 
 class SipCall:
     """One call leg. Inbound legs are created by the UA; outbound by :meth:`UserAgent.invite`."""
+
+    on_dtmf = Removed("call.events.dtmf.subscribe(fn)")
+    on_notify = Removed("call.events.notify.subscribe(fn)")
+    on_ended = Removed("call.events.ended.subscribe(fn)")
 
     def __init__(self, transport: CallTransport, invite: SipRequest, addr: Addr, *, inbound: bool,
                  server_tx: ServerTransaction | None = None) -> None:

@@ -4,7 +4,7 @@ others still run. ``subscribe`` returns the function that takes the subscription
 from __future__ import annotations
 
 import logging
-from typing import Callable, Generic, ParamSpec
+from typing import Callable, Generic, Never, ParamSpec
 
 log = logging.getLogger("voicebot.sip.hooks")
 
@@ -43,3 +43,22 @@ class Hook(Generic[P]):
 
     def __len__(self) -> int:
         return len(self._subscribers)
+
+
+class Removed:
+    """A class attribute standing for a removed single-slot callback: reading or assigning it raises with the
+    replacement, so code written against the old slot (a branch merged later) fails loudly instead of setting an
+    attribute nobody reads. Delete these once no branch predates the change."""
+
+    def __init__(self, replacement: str) -> None:
+        self.replacement = replacement
+        self.name = "?"
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = f"{owner.__name__}.{name}"
+
+    def __get__(self, instance: object, owner: type | None = None) -> Never:
+        raise AttributeError(f"{self.name} was removed: use {self.replacement}")
+
+    def __set__(self, instance: object, value: Never) -> None:  # Never: mypy flags any assignment too
+        raise AttributeError(f"{self.name} was removed: use {self.replacement}")

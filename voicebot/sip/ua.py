@@ -23,7 +23,7 @@ from .dialog import Dialog, new_call_id, new_tag
 from .admission import SetupAdmission
 from .challenge import DigestGuard
 from .handlers import HandlerTable, Incoming, Observer, Responder
-from .hooks import Unsubscribe
+from .hooks import Removed, Unsubscribe
 from .logthrottle import LogThrottle, clip
 from .ratelimit import SourceLimiter
 from .headers import SipParseError
@@ -115,6 +115,9 @@ class UaStats:
 
 class UserAgent:
     """Server-grade SIP UA on one UDP socket."""
+
+    on_invite = Removed("ua.accept_calls(handler)")
+    on_register = Removed('ua.handle("REGISTER", registrar.respond)')
 
     def __init__(self, host: str = "127.0.0.1", port: int = 5060, *, public_host: str | None = None,
                  timers: Timers | None = None, acl: Iterable[str] = ("127.0.0.0/8", "::1/128"),
