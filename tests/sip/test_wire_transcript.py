@@ -3,11 +3,13 @@ application or a registrar, a whole call with in-dialog OPTIONS, INFO DTMF and i
 accepted/refused/malformed, NOTIFY, a stale CSeq, BYE, a late CANCEL) on a fake transport and a fake clock; every
 datagram the UA sends, random tags/branches/CSeqs masked, must equal golden/ua_wire.txt. The golden transcript was
 recorded from the UA before the handler table (main at 26ed786): the table, CallTransport and call events changed
-nothing on the wire."""
+nothing on the wire. A change meant to alter the wire (a new header, a new extension) re-records it with
+``UPDATE_GOLDEN=1 pytest tests/sip/test_wire_transcript.py`` and shows the difference in its diff."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -146,5 +148,7 @@ async def conversation() -> list[str]:
 @pytest.mark.looptime
 async def test_every_datagram_the_ua_sends_matches_the_golden_transcript() -> None:
     transcript = "\n".join(await conversation()) + "\n"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text(transcript)
     expected = GOLDEN.read_text()
     assert transcript.splitlines() == expected.splitlines()
