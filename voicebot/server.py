@@ -168,7 +168,7 @@ class VoicebotServer:
                                                                      max_media_lag_s=lim.max_media_lag_ms / 1000)),
                             transports=transport_options(config.listen))
         self.ua.media_lag = get_ticker().lag
-        self.ua.on_invite = self._on_invite
+        self.ua.accept_calls(self._on_invite)
         # P-Asserted-Identity / Remote-Party-ID are believed only from a configured trunk (its allow_from)
         self.ua.trusted_identity = lambda host: self.config.trunk_for_source(host) is not None
         timers = config.listen.session_timers
@@ -329,7 +329,7 @@ class VoicebotServer:
         self.registrar = Registrar(self.config.auth.realm, accounts, lockout=AuthLockout(
             failures_per_source=lock.failures_per_source, failures_per_user=lock.failures_per_user,
             window_s=lock.window_s, ban_s=lock.ban_s, max_ban_s=lock.max_ban_s))
-        self.ua.on_register = self.registrar.handle
+        self.ua.handle("REGISTER", self.registrar.respond)
         self.handoff.agent_contact = self.registrar.contact_for_agent
         log.info("agent registrar ready", extra={"fields": {"realm": self.config.auth.realm,
                                                             "accounts": len(accounts)}})

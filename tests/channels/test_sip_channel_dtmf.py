@@ -29,9 +29,9 @@ async def test_inband_digit_then_the_same_key_by_info_is_one_digit() -> None:
     channel, stream, call = await channel_with_stream(True)
     try:
         stream._inband_digits(["7"])  # noqa: SLF001 - what the ticker does when the detector finds a tone
-        call.on_dtmf("7", "info")
+        call.events.dtmf.emit("7", "info")
         assert not stream.inband_dtmf  # the peer keys by INFO from now on
-        call.on_dtmf("8", "info")
+        call.events.dtmf.emit("8", "info")
         assert channel.digits_received == [Dtmf("7", "inband"), Dtmf("8", "info")]
     finally:
         await stream.close()
@@ -40,8 +40,8 @@ async def test_inband_digit_then_the_same_key_by_info_is_one_digit() -> None:
 async def test_without_inband_every_info_digit_counts() -> None:
     channel, stream, call = await channel_with_stream(False)
     try:
-        call.on_dtmf("7", "info")
-        call.on_dtmf("7", "info")
+        call.events.dtmf.emit("7", "info")
+        call.events.dtmf.emit("7", "info")
         assert [d.digit for d in channel.digits_received] == ["7", "7"]
     finally:
         await stream.close()

@@ -46,8 +46,8 @@ class SipChannel:
         self._last_inband: tuple[str, float] | None = None  # digit, loop time: an INFO repeating it is dropped
         stream.on_dtmf(lambda digit: self._dtmf(digit, "inband" if stream.inband_dtmf else "rfc4733"))
         stream.on_playback_done(self._playback_done.set)
-        call.on_dtmf = self._dtmf
-        call.on_ended = self._ended
+        call.events.dtmf.subscribe(self._dtmf)
+        call.events.ended.subscribe(self._ended)
 
     @property
     def call_id(self) -> str:

@@ -80,8 +80,6 @@ class HandoffManager:
         self.callback_uri_template = callback_uri_template
         self.media_encryption: Encryption = media_encryption
         self.customer_encryption: Encryption = customer_encryption or media_encryption
-        self.media_encryption: Encryption = media_encryption
-        self.customer_encryption: Encryption = customer_encryption or media_encryption
         self.browser_legs: BrowserAgentLegs | None = None  # set by the server: agents answering on their page
         self.agent_contact: Callable[[str], str | None] | None = None  # agent id -> registered phone Contact
         self._waiting: dict[str, tuple[CallQueue, LiveLeg]] = {}
@@ -101,7 +99,7 @@ class HandoffManager:
             await asyncio.wait(self._tasks, timeout=5)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

@@ -185,7 +185,7 @@ class OutboundDialer:
         try:
             done, _ = await asyncio.wait({task}, timeout=timeout_s)
             if not done and attempt and not attempt[0].got_provisional:
-                self.ua.abandon_invite(attempt[0])  # the INVITE ends with 408: the caller fails over
+                self.ua.abandon_invite(attempt[0].invite)  # the INVITE ends with 408: the caller fails over
             return await task
         except BaseException:
             task.cancel()
