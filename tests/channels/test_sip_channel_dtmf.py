@@ -13,6 +13,7 @@ import pytest
 from voicebot.channels.base import Dtmf
 from voicebot.channels.sip import SipChannel
 from voicebot.rtp.stream import PortAllocator, RtpStream
+from voicebot.sip.call import CallEvents
 
 pytestmark = pytest.mark.asyncio
 
@@ -21,7 +22,7 @@ async def channel_with_stream(inband: bool) -> tuple[SipChannel, RtpStream, Any]
     base = random.randrange(20000, 60000, 2)
     stream = await RtpStream.open("127.0.0.1", PortAllocator(base, base + 20), dtmf_payload_type=None)
     stream.detect_inband_dtmf(inband)
-    call = SimpleNamespace(on_dtmf=None, on_ended=None, call_id="c1", ended=asyncio.Event())
+    call = SimpleNamespace(events=CallEvents(), call_id="c1", ended=asyncio.Event())  # what SipChannel reads
     return SipChannel(call, stream), stream, call  # type: ignore[arg-type]
 
 
