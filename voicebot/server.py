@@ -10,6 +10,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from voicebot.channels.sip import SipChannel
 from aiohttp import web
@@ -32,8 +33,9 @@ from voicebot.compliance.quality import LiveQualityCheck, QualityAlert
 from voicebot.yamlsrc import ConfigErrors, YamlSourceError
 from voicebot.handoff import CallQueue, DialFailed, HandoffManager, OutboundDialer
 from voicebot.handoff.browser import BrowserAgentLegs, add_browser_agent_routes
+from voicebot.handoff.live_transcript import CallSinks, follow_bridged_calls
 from voicebot.calls.hold import load_hold_audio
-from voicebot.queues.models import AgentsConfig, check_queues_servable, load_agents, load_queues
+from voicebot.queues.models import AgentsConfig, QueuesConfig, check_queues_servable, load_agents, load_queues
 from voicebot.queues.service import AcdService
 from voicebot.queues.liveness import NodeLiveness
 from voicebot.queues.resilient import ResilientStore
@@ -189,6 +191,7 @@ class VoicebotServer:
         self._background: set[asyncio.Task] = set()
         self.cases: CaseDesk | None = None
         self.policies = _industry_policies()
+        self.call_sinks = CallSinks()  # running calls' transcript sinks: a bridged call's live lines go there too
 
     @property
     def media_host(self) -> str:
@@ -269,6 +272,7 @@ class VoicebotServer:
                 add_case_routes(app, self.cases)
                 app[HUB_KEY].on_disposition = self.cases.set_disposition
             add_knowledge_routes(app, lambda: self.runtime.knowledge if self.runtime is not None else None)
+            self._follow_bridged_calls(queues, app)
             self.api_runner = web.AppRunner(app, access_log=None)
             await self.api_runner.setup()
             site = web.TCPSite(self.api_runner, api.host, api.port)
@@ -277,6 +281,23 @@ class VoicebotServer:
             log.info("api listening", extra={"fields": {"host": api.host, "port": self.api_port}})
             self._advertise_api(self.handoff.browser_legs, api.advertise_url or advertised_url(
                 api.host, self.api_port, self.config.listen.public_host))
+
+    def _follow_bridged_calls(self, queues: QueuesConfig, app: web.Application) -> None:
+        """Live transcript + agent assist of bridged calls (queues with live_transcript: true; issue 19)."""
+        assert self.handoff is not None
+        runtime = self.runtime
+        follower = follow_bridged_calls(
+            queues, runtime.speech if runtime is not None else None, sink_for=self._live_sink,
+            publisher=lambda: app[HUB_KEY], knowledge=lambda: runtime.knowledge if runtime is not None else None)
+        if follower is not None:
+            self.handoff.on_bridged = follower.start_call
+
+    def _live_sink(self, call_id: str) -> Callable[[dict[str, Any]], None]:
+        """Where a bridged call's live lines go: its session's sink (record + that dialplan's quality checks), else
+        the record with the checks every dialplan has."""
+        return self.call_sinks.get(call_id) or quality_sink(
+            LiveQualityCheck(policies_for("", self.policies)), self.journal.sink(call_id),
+            lambda alert: self._quality_alert(call_id, "", alert))
 
     def _case_desk(self) -> CaseDesk:
         """Cases after calls (issue 19) in the call record database; notifications to cases.webhook_url."""
@@ -473,6 +494,7 @@ class VoicebotServer:
         check = LiveQualityCheck(policies_for(name, self.policies))
         session.transcript.record_sink = quality_sink(check, self.journal.sink(call_id),
                                                       lambda alert: self._quality_alert(call_id, name, alert))
+        self.call_sinks.attach(call_id, session.transcript.record_sink)
         return session
 
     def _quality_alert(self, call_id: str, dialplan: str, alert: QualityAlert) -> None:
