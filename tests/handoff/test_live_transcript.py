@@ -160,3 +160,26 @@ async def test_only_queues_that_turn_it_on_are_followed() -> None:
     assert transcripts.start_call(BridgedCall("c1", "sales", "a1", "en-US", "sip")) is None
     assert isinstance(transcripts.start_call(BridgedCall("c2", "support", "a1", "en-US", "sip")), LiveCall)
     await asr.close()
+
+
+@pytest.mark.asyncio
+async def test_the_shipped_queues_follow_ecommerce_and_banking_calls_with_their_own_knowledge() -> None:
+    from voicebot.handoff.live_transcript import follow_bridged_calls
+    from voicebot.queues.models import load_queues
+
+    queues = load_queues(Path(__file__).resolve().parents[2] / "sip_config" / "queues.yaml")
+
+    class Speech:
+        def busy(self) -> bool:
+            return False
+
+        async def transcribe(self, pcm16k: np.ndarray, lang: str | None) -> Any:
+            raise AssertionError("nothing is said here")
+
+    assert follow_bridged_calls(queues, None, sink_for=lambda _c: print, publisher=lambda: None) is None
+    follower = follow_bridged_calls(queues, Speech(), sink_for=lambda _c: print, publisher=lambda: None)
+    assert follower is not None
+    assert follower.follow("ecommerce") == QueueFollow(True, True, "ecommerce", 0.3)
+    assert follower.follow("banking").assist_collection == "finance"
+    assert follower.start_call(BridgedCall("c1", "cards", "a1", "en-US", "sip")) is None
+    await follower.asr.close()
