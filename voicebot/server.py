@@ -246,6 +246,7 @@ class VoicebotServer:
                                           self.config.trunks[0] if self.config.trunks else None),
                                       dialer=self.dialer)
         self.handoff.start()
+        self._follow_bridged_calls(queues)
         self._start_registrar(agents)
         log.info("queues ready", extra={"fields": {"node": node, "store": qc.store, "agents": len(agents.agents),
                                                    "queues": len(queues.queues)}})
@@ -272,7 +273,6 @@ class VoicebotServer:
                 add_case_routes(app, self.cases)
                 app[HUB_KEY].on_disposition = self.cases.set_disposition
             add_knowledge_routes(app, lambda: self.runtime.knowledge if self.runtime is not None else None)
-            self._follow_bridged_calls(queues, app)
             self.api_runner = web.AppRunner(app, access_log=None)
             await self.api_runner.setup()
             site = web.TCPSite(self.api_runner, api.host, api.port)
@@ -282,13 +282,15 @@ class VoicebotServer:
             self._advertise_api(self.handoff.browser_legs, api.advertise_url or advertised_url(
                 api.host, self.api_port, self.config.listen.public_host))
 
-    def _follow_bridged_calls(self, queues: QueuesConfig, app: web.Application) -> None:
-        """Live transcript + agent assist of bridged calls (queues with live_transcript: true; issue 19)."""
+    def _follow_bridged_calls(self, queues: QueuesConfig) -> None:
+        """Live transcript + agent assist of bridged calls (queues with live_transcript: true; issue 19); pushed to
+        the desktops once the API runs."""
         assert self.handoff is not None
         runtime = self.runtime
         follower = follow_bridged_calls(
             queues, runtime.speech if runtime is not None else None, sink_for=self._live_sink,
-            publisher=lambda: app[HUB_KEY], knowledge=lambda: runtime.knowledge if runtime is not None else None)
+            publisher=lambda: self.api_runner.app[HUB_KEY] if self.api_runner is not None else None,
+            knowledge=lambda: runtime.knowledge if runtime is not None else None)
         if follower is not None:
             self.handoff.on_bridged = follower.start_call
 
