@@ -120,3 +120,24 @@ async def test_a_failed_recognition_costs_one_line_and_the_queue_goes_on() -> No
     await until(lambda: heard == ["fine"])
     assert dropped == ["1:failed"] and asr.stats.failed == 1 and asr.stats.transcribed == 1
     await asr.close()
+
+
+@pytest.mark.asyncio
+async def test_agent_lines_are_recognised_first_and_a_full_queue_drops_a_caller_line_first() -> None:
+    workers = FakeWorkers()
+    workers.busy = True
+    asr = LiveAsr(workers.transcribe, lambda: workers.busy, max_pending=3, poll_s=0.01)
+    asr.start()
+    heard: list[str] = []
+    dropped: list[str] = []
+    for n, priority in ((1, 0), (2, 1), (3, 0), (4, 1)):  # caller, agent, caller, agent
+        waiting = job(n, heard, dropped)
+        waiting.priority = priority
+        asr.submit(waiting)
+    assert dropped == ["1:queue full"]  # the oldest caller line, though an agent line was older than 3
+    workers.busy = False
+    for _ in range(3):
+        await workers.release.put("go")
+    await until(lambda: len(heard) == 3)
+    assert heard == ["utterance 2", "utterance 4", "utterance 3"]
+    await asr.close()

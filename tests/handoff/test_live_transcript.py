@@ -107,12 +107,15 @@ async def test_both_legs_are_transcribed_labelled_redacted_recorded_checked_and_
     # The caller (leg a, 8 kHz SIP) speaks, then the agent (leg b, 48 kHz WebRTC) answers.
     caller = np.concatenate([fixture("en_balance"), silence(1.2, 8000)])
     agent = np.concatenate([fixture("en_agent", 48000), silence(1.2, 48000)])
+    asr.start()
     for frame in frames(caller, 8000):
         live.on_audio("a", frame, 8000)
         live.on_audio("b", np.zeros(960, np.int16), 48000)
+    async with asyncio.timeout(5):
+        while live.lines < 1:
+            await asyncio.sleep(0.01)
     for frame in frames(agent, 48000):
         live.on_audio("b", frame, 48000)
-    asr.start()
     async with asyncio.timeout(5):
         while live.lines < 2:
             await asyncio.sleep(0.01)

@@ -113,7 +113,8 @@ def test_bridged_call_is_transcribed_live_with_assist_cards_and_the_agents_words
     agent_token, supervisor_token = tokens.create("agent", agent="a1"), tokens.create("supervisor")
     tokens.save()
     # The demo dialplan answers; ecommerce is routed too (DID 2002), so its knowledge base is loaded.
-    server = start_server(tmp_path, f"""speech: {{workers: 1, asr_model: tiny.en}}
+    # tiny.en on a 10 s window: a quarter of its 30 s window's decode (2 s → 0.5 s a line on a loaded box)
+    server = start_server(tmp_path, f"""speech: {{workers: 1, asr_model: tiny.en, asr_window_s: 10}}
 queues: {{agents_file: {tmp_path / 'agents.yaml'}, queues_file: {tmp_path / 'queues.yaml'}, ring_timeout_s: 30,
           hold_audio: {tmp_path / 'silence.wav'}}}
 """, dialplan="demo", dids={"2002": "ecommerce"})

@@ -4,8 +4,10 @@ The bot's listens call the speech workers directly; live-transcript utterances w
 queue for the whole process, and are sent to a worker only when one is free (``busy()`` false) and fewer than
 ``max_in_flight`` of them are already being recognised. So a bot turn never queues behind more than
 ``max_in_flight`` live utterances, and when the workers are saturated live lines come later, then not at all:
-beyond ``max_pending`` the oldest waiting utterance is dropped, and one that waited longer than ``max_age_s`` is
-dropped unheard. Every drop is counted (``stats``) and told to its call (``on_drop``).
+beyond ``max_pending`` the oldest waiting utterance of the lowest priority is dropped, and one that waited longer
+than ``max_age_s`` is dropped unheard. Every drop is counted (``stats``) and told to its call (``on_drop``).
+Among waiting utterances a higher ``priority`` goes first (the agent's lines: their quality alerts are the
+time-critical output), in order of arrival within a priority.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ class LiveJob:
     lang: str | None
     on_text: Callable[[str], Awaitable[None]]
     on_drop: Callable[[str], None] = lambda _reason: None
+    priority: int = 0  # higher is recognised first
     queued_at: float = 0.0
 
 
@@ -63,7 +65,7 @@ class LiveAsr:
     def __post_init__(self) -> None:
         if self.max_pending < 1 or self.max_in_flight < 1:
             raise ValueError("max_pending and max_in_flight must be >= 1")
-        self._pending: deque[LiveJob] = deque()
+        self._pending: list[LiveJob] = []  # in arrival order
         self._wake = asyncio.Event()
         self._in_flight = 0
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -89,7 +91,9 @@ class LiveAsr:
         job.queued_at = self.clock()
         self.stats.queued += 1
         if len(self._pending) >= self.max_pending:
-            self._drop(self._pending.popleft(), "queue full")
+            lowest = min(j.priority for j in self._pending)
+            oldest = next(i for i, j in enumerate(self._pending) if j.priority == lowest)
+            self._drop(self._pending.pop(oldest), "queue full")
         self._pending.append(job)
         self._wake.set()
 
@@ -115,7 +119,8 @@ class LiveAsr:
                 while not self._free():  # the bot's turns (and live jobs in flight) go first
                     await asyncio.sleep(self.poll_s)
                 continue  # the queue may have changed meanwhile
-            job = self._pending.popleft()
+            highest = max(j.priority for j in self._pending)
+            job = self._pending.pop(next(i for i, j in enumerate(self._pending) if j.priority == highest))
             if self.clock() - job.queued_at > self.max_age_s:
                 self._drop(job, "too old")
                 continue

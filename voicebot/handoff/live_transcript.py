@@ -35,6 +35,7 @@ __all__ = ["BridgedCall", "CallSinks", "LiveCall", "LiveTranscripts", "Publisher
 log = logging.getLogger("voicebot.handoff.live")
 
 SIDES = {"a": "caller", "b": "agent"}  # ChannelBridge(caller, agent_leg)
+PRIORITY = {"agent": 1, "caller": 0}  # the agent's lines first: their quality alerts must reach supervisors fast
 Sink = Callable[[dict[str, Any]], None]
 Search = Callable[[str, str], Sequence[HitLike]]  # (query, lang) -> hits, best first
 
@@ -97,7 +98,7 @@ class LiveCall:
             end = self.clock()
             self.asr.submit(LiveJob(segment.audio, self.call.lang,
                                     on_text=self._deliver(speaker, end - segment.duration_s, end),
-                                    on_drop=self._dropped))
+                                    on_drop=self._dropped, priority=PRIORITY[speaker]))
 
     def _deliver(self, speaker: str, start: float, end: float) -> Callable[[str], Awaitable[None]]:
         async def deliver(text: str) -> None:
