@@ -35,7 +35,7 @@ from voicebot.speech.workers import SpeechWorkerPool  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "audio_fixtures"
-SCRIPT = [("caller", "en_refund_question"), ("agent", "en_agent_password"), ("caller", "en_long_talk"),
+SCRIPT = [("caller", "en_refund_question"), ("agent", "en_agent_card_number"), ("caller", "en_long_talk"),
           ("agent", "en_yes"), ("caller", "en_balance"), ("agent", "en_account_digits"), ("caller", "en_no"),
           ("agent", "en_long_talk"), ("caller", "en_return_item"), ("agent", "en_agent")]
 RATES = {"caller": 8000, "agent": 48000}

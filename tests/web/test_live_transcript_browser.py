@@ -2,7 +2,7 @@
 
 Real everything on loopback: `voicebot serve` (demo dialplan, real speech workers and knowledge base), the PJSIP
 softphone as the caller (presses 0 for an agent, then asks about a refund), headless Chromium as the agent's desktop
-whose fake microphone says a forbidden phrase ("your password is"), and a supervisor socket. Checks: the desktop
+whose fake microphone says a forbidden phrase ("tell me your full card number"), and a supervisor socket. Checks: the desktop
 shows live lines of both speakers, an assist card for the refund article appears, the supervisor gets a
 `quality_alert` for the agent's words within 2 s of the phrase's end, and the call record keeps the live lines,
 the assist articles and the quality event. Fixture audio: Piper (the project's own voice), tests/audio_fixtures.
@@ -123,7 +123,7 @@ queues: {{agents_file: {tmp_path / 'agents.yaml'}, queues_file: {tmp_path / 'que
     try:
         api_port = server.wait_for("api listening", timeout=180)[0]["port"]
         supervisor = SupervisorSocket(api_port, supervisor_token)
-        driver = chromium(caller_wav(tmp_path, "en_agent_password", pad_s=2.5))  # the agent's mic, looped
+        driver = chromium(caller_wav(tmp_path, "en_agent_card_number", pad_s=2.5))  # the agent's mic, looped
         driver.get(f"http://127.0.0.1:{api_port}/agent")
         driver.find_element("id", "token").send_keys(agent_token)
         click(driver, "#login-form button")
@@ -158,9 +158,10 @@ queues: {{agents_file: {tmp_path / 'agents.yaml'}, queues_file: {tmp_path / 'que
         # The agent's forbidden phrase: a supervisor alert, within 2 s of the phrase's end.
         alert_at, alert = wait_until(lambda: next(((at, m) for at, m in supervisor.of("quality_alert")
                                                    if m["speaker"] == "agent"), None), 30, "a quality alert")
-        assert alert["kind"] == "forbidden_phrase" and alert["rule"] == "your password is" and alert["call_id"] == call_id
+        assert alert["kind"] == "forbidden_phrase" and alert["rule"] == "tell me your full card number"
+        assert alert["call_id"] == call_id
         said = [m for _at, m in supervisor.of("transcript")
-                if m["who"] == "agent" and "password is" in m["text"].lower()]
+                if m["who"] == "agent" and "full card number" in m["text"].lower()]
         assert said, supervisor.of("transcript")
         phrase_end = said[0]["t"] - LIVE_LISTEN.end_silence_ms / 1000  # the line ends after that much silence
         latency = alert_at - phrase_end
