@@ -2,9 +2,10 @@
 
 Real everything on loopback: `voicebot serve` (demo dialplan, real speech workers and knowledge base), the PJSIP
 softphone as the caller (presses 0 for an agent, then asks about a refund), headless Chromium as the agent's desktop
-whose fake microphone says a forbidden phrase ("tell me your full card number"), and a supervisor socket. Checks: the desktop
+whose fake microphone says a forbidden phrase ("tell me your full card number"), a supervisor socket and the
+supervisor's dashboard in a second Chromium. Checks: the desktop
 shows live lines of both speakers, an assist card for the refund article appears, the supervisor gets a
-`quality_alert` for the agent's words within 2 s of the phrase's end, and the call record keeps the live lines,
+`quality_alert` for the agent's words within 2 s of the phrase's end (also shown on the dashboard), and the call record keeps the live lines,
 the assist articles and the quality event. Fixture audio: Piper (the project's own voice), tests/audio_fixtures.
 """
 
@@ -123,6 +124,11 @@ queues: {{agents_file: {tmp_path / 'agents.yaml'}, queues_file: {tmp_path / 'que
     try:
         api_port = server.wait_for("api listening", timeout=180)[0]["port"]
         supervisor = SupervisorSocket(api_port, supervisor_token)
+        board = chromium(caller_wav(tmp_path, "en_yes"))  # the supervisor's dashboard (its microphone unused)
+        board.get(f"http://127.0.0.1:{api_port}/dashboard")
+        board.find_element("id", "token").send_keys(supervisor_token)
+        click(board, "#login-form button")
+        wait_for(board, "!document.getElementById('board').classList.contains('hidden')", 20, "the dashboard")
         driver = chromium(caller_wav(tmp_path, "en_agent_card_number", pad_s=2.5))  # the agent's mic, looped
         driver.get(f"http://127.0.0.1:{api_port}/agent")
         driver.find_element("id", "token").send_keys(agent_token)
@@ -166,6 +172,12 @@ queues: {{agents_file: {tmp_path / 'agents.yaml'}, queues_file: {tmp_path / 'que
         phrase_end = said[0]["t"] - LIVE_LISTEN.end_silence_ms / 1000  # the line ends after that much silence
         latency = alert_at - phrase_end
         driver.save_screenshot(str(tmp_path / "live_transcript_desktop.png"))
+        # The supervisor's dashboard shows the alert and the call's live lines too.
+        wait_for(board, "Array.from(document.querySelectorAll('#alerts li')).some((li) => "
+                 "li.textContent.includes('forbidden_phrase') && li.textContent.includes('agent'))", 10,
+                 "the alert on the dashboard")
+        wait_for(board, "document.querySelectorAll('#live li').length > 0", 5, "live lines on the dashboard")
+        board.save_screenshot(str(tmp_path / "live_transcript_dashboard.png"))
         texts = driver.execute_script("return Array.from(document.querySelectorAll('#live-transcript li'))"
                                       ".map((li) => li.textContent);")
         print(f"\nalert {latency:.2f} s after the agent's phrase ended; card {card}; desktop lines: {texts[:6]}")
