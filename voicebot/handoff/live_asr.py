@@ -66,7 +66,7 @@ class LiveAsr:
         if self.max_pending < 1 or self.max_in_flight < 1:
             raise ValueError("max_pending and max_in_flight must be >= 1")
         self._pending: list[LiveJob] = []  # in arrival order
-        self._wake = asyncio.Event()
+        self._started = False
         self._in_flight = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: asyncio.Task[None] | None = None
@@ -76,7 +76,12 @@ class LiveAsr:
         return len(self._pending)
 
     def start(self) -> None:
-        if self._runner is None:
+        """Recognise what is queued from now on (a task runs only while utterances wait: none at shutdown)."""
+        self._started = True
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._started and self._pending and (self._runner is None or self._runner.done()):
             self._runner = asyncio.ensure_future(self._run())
 
     async def close(self) -> None:
@@ -95,7 +100,7 @@ class LiveAsr:
             oldest = next(i for i, j in enumerate(self._pending) if j.priority == lowest)
             self._drop(self._pending.pop(oldest), "queue full")
         self._pending.append(job)
-        self._wake.set()
+        self._kick()
 
     def _drop(self, job: LiveJob, reason: str) -> None:
         if reason == "queue full":
@@ -109,11 +114,7 @@ class LiveAsr:
         return self._in_flight < self.max_in_flight and not self.busy()
 
     async def _run(self) -> None:
-        while True:
-            if not self._pending:
-                self._wake.clear()
-                await self._wake.wait()
-                continue
+        while self._pending:
             if not self._free():
                 self.stats.deferred += 1
                 while not self._free():  # the bot's turns (and live jobs in flight) go first
