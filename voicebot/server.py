@@ -17,6 +17,7 @@ from aiohttp import web
 
 from voicebot.api.app import HUB_KEY, NodeStatus, create_app
 from voicebot.api.analytics import add_analytics_routes
+from voicebot.api.trunks import add_trunk_routes
 from voicebot.api.cases import CaseDesk, CaseWebhook, add_case_routes
 from voicebot.api.knowledge import add_knowledge_routes
 from voicebot.api.recordings import add_recording_routes
@@ -34,6 +35,7 @@ from voicebot.yamlsrc import ConfigErrors, YamlSourceError
 from voicebot.handoff import CallQueue, DialFailed, HandoffManager, OutboundDialer
 from voicebot.handoff.browser import BrowserAgentLegs, add_browser_agent_routes
 from voicebot.handoff.live_transcript import CallSinks, follow_bridged_calls
+from voicebot.handoff.trunk_routes import trunk_routes
 from voicebot.calls.hold import load_hold_audio
 from voicebot.queues.models import AgentsConfig, QueuesConfig, check_queues_servable, load_agents, load_queues
 from voicebot.queues.service import AcdService
@@ -60,8 +62,11 @@ from voicebot.sip.admission import SetupAdmission
 from voicebot.sip.lockout import AuthLockout
 from voicebot.sip.registrar import Registrar, SipAccount
 from voicebot.compliance.secrets import Secret, read_secret
+from voicebot.sip.optionsping import OptionsMonitor
 from voicebot.sip.registration import Registration
 from voicebot.sip.headers import SipParseError
+from voicebot.sip.identity import ANONYMOUS
+from voicebot.sip.session_timer import SessionTimerPolicy
 from voicebot.sip.uri import parse_name_addr, parse_uri
 from voicebot.sip.sdp import Encryption, NoCommonCodec, SdpError, SrtpKeys, negotiate, parse_sdp
 from voicebot.sip.transport import EgressPolicy
@@ -165,7 +170,11 @@ class VoicebotServer:
                                                                      max_media_lag_s=lim.max_media_lag_ms / 1000)),
                             transports=transport_options(config.listen))
         self.ua.media_lag = get_ticker().lag
-        self.ua.on_invite = self._on_invite
+        self.ua.accept_calls(self._on_invite)
+        # P-Asserted-Identity / Remote-Party-ID are believed only from a configured trunk (its allow_from)
+        self.ua.trusted_identity = lambda host: self.config.trunk_for_source(host) is not None
+        timers = config.listen.session_timers
+        self.ua.session_timers = SessionTimerPolicy(timers.enabled, timers.expires_s, timers.min_se_s)
         if config.auth.challenge_non_trunk:
             users = {}
             for user in config.auth.users:
@@ -177,8 +186,11 @@ class VoicebotServer:
             trusted = [str(n) for trunk in config.trunks for n in trunk.allow_from]
             self.ua.guard = DigestGuard.build(config.auth.realm, users, trusted)
         self.ports = PortAllocator(config.rtp.port_start, config.rtp.port_end)
+        self.trunk_routes, health = trunk_routes(config.trunks)  # outbound proxies, failover, OPTIONS checks
+        self.trunk_health = OptionsMonitor(self.ua, self.trunk_routes, health)
         self.dialer = OutboundDialer(self.ua, self.ports, media_host=self.media_host, bind_host=config.listen.host,
-                                     dtmf_payload_type=config.codecs.dtmf_payload_type, egress=self.egress)
+                                     dtmf_payload_type=config.codecs.dtmf_payload_type, egress=self.egress,
+                                     routes=self.trunk_routes)
         self.registrations: list[Registration] = []
         self.registrar: Registrar | None = None  # agent phones registering to this node
         self.acd: AcdService | None = None
@@ -205,6 +217,7 @@ class VoicebotServer:
         log.info("listening", extra={"fields": {"host": self.config.listen.host, "port": self.ua.port,
                                                 **{f"{kind}_port": port for kind, port in self.ua.ports.items()}}})
         self._background.add(asyncio.ensure_future(log_media_stats(get_ticker())))  # "media ticker" every 60 s
+        self.trunk_health.start()
         if self.config.queues.enabled:
             await self._start_queues()
         for trunk in self.config.trunks:
@@ -273,6 +286,7 @@ class VoicebotServer:
                 add_case_routes(app, self.cases)
                 app[HUB_KEY].on_disposition = self.cases.set_disposition
             add_knowledge_routes(app, lambda: self.runtime.knowledge if self.runtime is not None else None)
+            add_trunk_routes(app, self.trunk_routes)
             self.api_runner = web.AppRunner(app, access_log=None)
             await self.api_runner.setup()
             site = web.TCPSite(self.api_runner, api.host, api.port)
@@ -338,7 +352,7 @@ class VoicebotServer:
         self.registrar = Registrar(self.config.auth.realm, accounts, lockout=AuthLockout(
             failures_per_source=lock.failures_per_source, failures_per_user=lock.failures_per_user,
             window_s=lock.window_s, ban_s=lock.ban_s, max_ban_s=lock.max_ban_s))
-        self.ua.on_register = self.registrar.handle
+        self.ua.handle("REGISTER", self.registrar.respond)
         self.handoff.agent_contact = self.registrar.contact_for_agent
         log.info("agent registrar ready", extra={"fields": {"realm": self.config.auth.realm,
                                                             "accounts": len(accounts)}})
@@ -348,6 +362,8 @@ class VoicebotServer:
         if not self.config.trunks:
             return None
         trunk = self.config.trunks[0]
+        if trunk.proxies:  # the dialer routes the trunk's domain through its healthy proxies
+            return f"sip:{{number}}@{trunk.domain}"
         uri = parse_uri(trunk.outbound_proxy or trunk.registrar)
         return f"sip:{{number}}@{uri.host}" + (f":{uri.port}" if uri.port else "")
 
@@ -364,6 +380,7 @@ class VoicebotServer:
             await self.handoff.hand_over()  # callers still queued become callbacks before they are hung up
         for task in self._background:
             task.cancel()
+        await self.trunk_health.stop()
         for registration in self.registrations:
             await registration.unregister()
         if self.handoff is not None:
@@ -387,8 +404,11 @@ class VoicebotServer:
 
     # ------------------------------------------------------------------ one call
     async def _on_invite(self, call: SipCall) -> None:
-        fields = {"call_id": call.call_id, "from": call.from_header, "to": call.to_header,
-                  "src": f"{call.addr[0]}:{call.addr[1]}"}
+        fields: dict[str, object] = {"call_id": call.call_id, "from": _shown_from(call), "to": call.to_header,
+                                     "src": f"{call.addr[0]}:{call.addr[1]}", "caller": call.identity.shown,
+                                     "identity": call.identity.source}
+        if call.redirection is not None:
+            fields["redirection"] = call.redirection.as_dict()
         log.info("call offered", extra={"fields": fields})
         if not call.remote_sdp:
             call.reject(488, "Not Acceptable Here (an SDP offer is required)")
@@ -410,11 +430,13 @@ class VoicebotServer:
         try:
             stream = await RtpStream.open(self.config.listen.host, self.ports, probe.codec.name,
                                           probe.codec.payload_type, probe.dtmf_payload_type)
+            if probe.dtmf_payload_type is None:
+                stream.detect_inband_dtmf()  # no telephone-event offered: keypad tones come in the audio
         except (PortsExhausted, OSError) as exc:
             call.reject(503, "Service Unavailable (no media ports)")
             log.error("no RTP port: %s", exc, extra={"fields": fields})
             return
-        record = CallRecord(call_id=call.call_id, from_=call.from_header, to=call.to_header)
+        record = CallRecord(call_id=call.call_id, from_=_shown_from(call), to=call.to_header)
         recorder: CallRecorder | None = None
         try:
             if self.config.answer_delay_s:
@@ -435,7 +457,7 @@ class VoicebotServer:
                 return
             channel = SipChannel(call, stream)
             dialplan = self._dialplan_for(call)
-            self.journal.start(call.call_id, caller=call.from_uri_user or "", callee=call.to_uri_user or "",
+            self.journal.start(call.call_id, caller=call.identity.shown, callee=call.to_uri_user or "",
                                dialplan=dialplan, channel="sip")
             if self.config.recording.enabled:
                 try:
@@ -468,8 +490,11 @@ class VoicebotServer:
     async def _run_dialplan(self, name: str, call: SipCall, channel: SipChannel, record: CallRecord,
                             recorder: CallRecorder | None) -> None:
         assert self.runtime is not None and self.runtime.speech is not None
-        caller = call.from_uri_user or ""
-        context = CallContext(caller=caller, dnis=call.to_uri_user or "", channel="sip", call_id=call.call_id)
+        redirect = call.redirection
+        context = CallContext(caller=call.identity.number, dnis=call.to_uri_user or "", channel="sip",
+                              call_id=call.call_id, private=call.identity.private,
+                              original_called=redirect.original_called if redirect else "",
+                              redirect_reason=redirect.reason if redirect else "")
         session = self._dialplan_session(name, channel, context, recorder, self.config.transfer.allows)
         try:
             record.outcome = await session.run()
@@ -645,7 +670,7 @@ class VoicebotServer:
                                 "rtp_received": stats.get("packets_received"), "rtp_lost": stats.get("cumulative_lost")})
         self._after_call(call.call_id)
         log.info("call ended", extra={"fields": {
-            "call_id": call.call_id, "from": call.from_header, "to": call.to_header,
+            "call_id": call.call_id, "from": _shown_from(call), "to": call.to_header,
             "duration_s": round(call.duration, 2), "digits": record.digits, "outcome": record.outcome,
             "dialplan": record.dialplan, "transcript": record.transcript, "turns": record.turns,
             "recording": record.recording,
@@ -664,3 +689,8 @@ def _industry_policies() -> list[Policy]:
     except (ConfigErrors, YamlSourceError) as exc:
         log.error("compliance policies not loaded; live quality checks are off: %s", exc)
         return []
+
+
+def _shown_from(call: SipCall) -> str:
+    """The From header as logs and records show it: withheld when the caller asked for privacy."""
+    return f"<sip:{ANONYMOUS}@anonymous.invalid>" if call.identity.private else call.from_header
