@@ -10,6 +10,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from voicebot.channels.sip import SipChannel
 from aiohttp import web
@@ -33,9 +34,10 @@ from voicebot.compliance.quality import LiveQualityCheck, QualityAlert
 from voicebot.yamlsrc import ConfigErrors, YamlSourceError
 from voicebot.handoff import CallQueue, DialFailed, HandoffManager, OutboundDialer
 from voicebot.handoff.browser import BrowserAgentLegs, add_browser_agent_routes
+from voicebot.handoff.live_transcript import CallSinks, follow_bridged_calls
 from voicebot.handoff.trunk_routes import trunk_routes
 from voicebot.calls.hold import load_hold_audio
-from voicebot.queues.models import AgentsConfig, check_queues_servable, load_agents, load_queues
+from voicebot.queues.models import AgentsConfig, QueuesConfig, check_queues_servable, load_agents, load_queues
 from voicebot.queues.service import AcdService
 from voicebot.queues.liveness import NodeLiveness
 from voicebot.queues.resilient import ResilientStore
@@ -201,6 +203,7 @@ class VoicebotServer:
         self._background: set[asyncio.Task] = set()
         self.cases: CaseDesk | None = None
         self.policies = _industry_policies()
+        self.call_sinks = CallSinks()  # running calls' transcript sinks: a bridged call's live lines go there too
 
     @property
     def media_host(self) -> str:
@@ -256,6 +259,7 @@ class VoicebotServer:
                                           self.config.trunks[0] if self.config.trunks else None),
                                       dialer=self.dialer)
         self.handoff.start()
+        self._follow_bridged_calls(queues)
         self._start_registrar(agents)
         log.info("queues ready", extra={"fields": {"node": node, "store": qc.store, "agents": len(agents.agents),
                                                    "queues": len(queues.queues)}})
@@ -291,6 +295,25 @@ class VoicebotServer:
             log.info("api listening", extra={"fields": {"host": api.host, "port": self.api_port}})
             self._advertise_api(self.handoff.browser_legs, api.advertise_url or advertised_url(
                 api.host, self.api_port, self.config.listen.public_host))
+
+    def _follow_bridged_calls(self, queues: QueuesConfig) -> None:
+        """Live transcript + agent assist of bridged calls (queues with live_transcript: true; issue 19); pushed to
+        the desktops once the API runs."""
+        assert self.handoff is not None
+        runtime = self.runtime
+        follower = follow_bridged_calls(
+            queues, runtime.speech if runtime is not None else None, sink_for=self._live_sink,
+            publisher=lambda: self.api_runner.app[HUB_KEY] if self.api_runner is not None else None,
+            knowledge=lambda: runtime.knowledge if runtime is not None else None)
+        if follower is not None:
+            self.handoff.on_bridged = follower.start_call
+
+    def _live_sink(self, call_id: str) -> Callable[[dict[str, Any]], None]:
+        """Where a bridged call's live lines go: its session's sink (record + that dialplan's quality checks), else
+        the record with the checks every dialplan has."""
+        return self.call_sinks.get(call_id) or quality_sink(
+            LiveQualityCheck(policies_for("", self.policies)), self.journal.sink(call_id),
+            lambda alert: self._quality_alert(call_id, "", alert))
 
     def _case_desk(self) -> CaseDesk:
         """Cases after calls (issue 19) in the call record database; notifications to cases.webhook_url."""
@@ -498,6 +521,7 @@ class VoicebotServer:
         check = LiveQualityCheck(policies_for(name, self.policies))
         session.transcript.record_sink = quality_sink(check, self.journal.sink(call_id),
                                                       lambda alert: self._quality_alert(call_id, name, alert))
+        self.call_sinks.attach(call_id, session.transcript.record_sink)
         return session
 
     def _quality_alert(self, call_id: str, dialplan: str, alert: QualityAlert) -> None:
