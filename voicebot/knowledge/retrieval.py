@@ -27,7 +27,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from voicebot.knowledge.articles import Article, speakable
 from voicebot.nlu.classifier import jieba_words, normalise
-from voicebot.nlu.embeddings import available_encoder, encoder, encoder_names
+from voicebot.knowledge.vectorcache import VectorCache
+from voicebot.nlu.embeddings import available_encoder, encoder, encoder_id, encoder_names
 
 __all__ = ["Hit", "KnowledgeIndex", "VECTOR_WEIGHT"]
 
@@ -69,21 +70,16 @@ def _probes(article: Article) -> list[str]:
 
 
 class _LanguageIndex:
-    def __init__(self, lang: str, articles: list[Article], encoders: list[str]) -> None:
+    def __init__(self, lang: str, articles: list[Article], encoders: list[str], cache: VectorCache | None) -> None:
         self.lang = lang
         self.articles = articles
         documents = [_document(article) for article in articles]
         self.vectorizers = _vectorizers(lang)
         self.matrices = [vectorizer.fit_transform(documents) for vectorizer in self.vectorizers]
-        probes: list[str] = []
-        owners: list[int] = []
-        for index, article in enumerate(articles):
-            for text in _probes(article):
-                probes.append(re.sub(r"\s+", " ", text).strip())
-                owners.append(index)
-        self.owners = np.asarray(owners)
+        groups = [[re.sub(r"\s+", " ", text).strip() for text in _probes(article)] for article in articles]
+        self.owners = np.asarray([index for index, group in enumerate(groups) for _ in group], dtype=np.int64)
         self.encoders = encoders
-        self.probe_vectors = [encoder(name).encode(probes) for name in encoders]
+        self.probe_vectors = [_encode(name, groups, cache) for name in encoders]
 
     def scores(self, query: str) -> tuple[np.ndarray, np.ndarray]:
         """(vector, lexical) scores of every article of this language."""
@@ -104,17 +100,28 @@ class _LanguageIndex:
         return np.clip(vector, 0.0, 1.0), lexical
 
 
+def _encode(name: str, groups: list[list[str]], cache: VectorCache | None) -> np.ndarray:
+    """Every probe's vector by encoder `name`, read from `cache` for the articles it holds."""
+    model = encoder(name)
+    if cache is None:
+        return model.encode([text for group in groups for text in group])
+    return cache.encode(encoder_id(name), groups, model.encode, model.dimension)
+
+
 class KnowledgeIndex:
     """Articles indexed per language; `search` ranks those passing the filters."""
 
-    def __init__(self, articles: Sequence[Article], *, encoders: dict[str, str | None] | None = None) -> None:
-        """`encoders`: per language a "+"-joined encoder spec, or None for TF-IDF alone (default: installed)."""
+    def __init__(self, articles: Sequence[Article], *, encoders: dict[str, str | None] | None = None,
+                 cache: VectorCache | None = None) -> None:
+        """`encoders`: per language a "+"-joined encoder spec, or None for TF-IDF alone (default: installed);
+        `cache`: where articles' vectors are kept between builds (None: encode every article)."""
         self.articles = list(articles)
         self.by_lang: dict[str, _LanguageIndex] = {}
         for lang in sorted({article.meta.lang for article in self.articles}):
             spec = encoders.get(lang) if encoders is not None else available_encoder(lang)
             names = encoder_names(spec) if spec else []
-            self.by_lang[lang] = _LanguageIndex(lang, [a for a in self.articles if a.meta.lang == lang], names)
+            self.by_lang[lang] = _LanguageIndex(lang, [a for a in self.articles if a.meta.lang == lang], names,
+                                                cache)
 
     def search(self, query: str, lang: str, *, collection: str | None = None, tags: Sequence[str] = (),
                day: dt.date | None = None, k: int = 3) -> list[Hit]:
