@@ -12,7 +12,8 @@ An article is scored against a question as
 
 Both lie in [0, 1] for these encoders in practice, so `min_score` thresholds read the same in both languages.
 Filters (collection, tags, validity date) apply before ranking. `search` costs a few milliseconds (one encoder
-pass per encoder): callers on an event loop run it in an executor.
+pass per encoder): callers on an event loop run it in an executor. Building an index encodes every probe (the slow part
+of a server's start); with a `VectorCache` only articles not encoded before are (vectorcache.py).
 """
 
 from __future__ import annotations
