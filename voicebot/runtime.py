@@ -136,6 +136,7 @@ class Runtime:
         self._knowledge_stamp = knowledge_stamp(self.knowledge_dir)
         hits, misses = self.vectors.hits, self.vectors.misses
         self.knowledge = load_knowledge(self.knowledge_dir, cache=self.vectors)
+        self.vectors.prune()  # after the build: every entry in use was just read
         log.info("knowledge base loaded", extra={"fields": {
             "articles": len(self.knowledge), "vectors_cached": self.vectors.hits - hits,
             "vectors_encoded": self.vectors.misses - misses}})

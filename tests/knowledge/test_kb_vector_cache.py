@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,7 +25,14 @@ from voicebot.dialplan.actions import Answer
 from voicebot.knowledge import retrieval
 from voicebot.knowledge.articles import read_article
 from voicebot.knowledge.base import load_knowledge
-from voicebot.knowledge.vectorcache import CacheEntryError, VectorCache, entry_key, pack_entry, unpack_entry
+from voicebot.knowledge.vectorcache import (
+    PRUNE_AFTER_S,
+    CacheEntryError,
+    VectorCache,
+    entry_key,
+    pack_entry,
+    unpack_entry,
+)
 from voicebot.runtime import Runtime
 from voicebot.speech.prompts import PromptCache
 
@@ -182,6 +190,29 @@ def test_damaged_or_misplaced_entries_are_encoded_again_and_rewritten(
     assert (again.hits, again.rejected, encoders.encoded()) == (18, 0, 0)  # rewritten whole
 
 
+def test_entries_no_build_reads_for_a_month_are_pruned(tmp_path: Path, encoders: Encoders,
+                                                       knowledge: Path) -> None:
+    directory = tmp_path / "vectors"
+    build(knowledge, VectorCache(directory), encoders)
+    month_ago = time.time() - PRUNE_AFTER_S - 60
+    for entry in directory.iterdir():
+        os.utime(entry, (month_ago, month_ago))
+    leftover = directory / ".0123456789abcdef.x.tmp"  # a writer killed mid-write, long ago
+    leftover.write_bytes(b"half")
+    os.utime(leftover, (month_ago, month_ago))
+    cache = VectorCache(directory)
+    build(knowledge, cache, encoders)  # reading an entry renews it
+    assert cache.hits == 18 and cache.prune() == 1 and not leftover.exists()
+
+    article = knowledge / "education" / "zh" / "refund-policy.md"
+    article.write_text(article.read_text(encoding="utf-8").replace("7天", "10天"), encoding="utf-8")
+    build(knowledge, VectorCache(directory), encoders)  # the edited article: a new entry beside the old one
+    assert len(list(directory.glob("*.vec"))) == 19
+    assert VectorCache(directory).prune(now=time.time() + PRUNE_AFTER_S - 3600) == 0
+    assert VectorCache(directory).prune(now=time.time() + PRUNE_AFTER_S + 3600) == 19  # unread for a month
+    assert VectorCache(tmp_path / "missing").prune() == 0
+
+
 def test_an_unwritable_cache_costs_time_not_answers(tmp_path: Path, encoders: Encoders, knowledge: Path,
                                                     caplog: pytest.LogCaptureFixture) -> None:
     blocked = tmp_path / "not-a-directory"
@@ -189,6 +220,7 @@ def test_an_unwritable_cache_costs_time_not_answers(tmp_path: Path, encoders: En
     expected = build(knowledge, None, encoders)
     with caplog.at_level(logging.WARNING, logger="voicebot.knowledge.vectorcache"):
         assert build(knowledge, VectorCache(blocked), encoders) == expected
+    assert VectorCache(blocked).prune() == 0
     assert [r.getMessage() for r in caplog.records].count(
         "knowledge vector cache not writable: every start encodes all articles") == 1
 

@@ -12,7 +12,9 @@ An entry is trusted only when it proves itself: magic line, format, the key it w
 dimension, a sha256 of the vector bytes and finite values must all match; anything else (a write cut short by a
 killed process, a damaged disk, a file copied under another name) is a miss: logged, re-encoded and rewritten.
 Writes are atomic (temporary file + rename), so servers sharing the directory never read half an entry; a
-directory that cannot be written costs speed only (a warning, then every start encodes).
+directory that cannot be written costs speed only (a warning, then every start encodes). Reading an entry
+renews its modification time, and `prune` (run at a server's start) removes entries no build has read for
+PRUNE_AFTER_S (30 days) and temporary files a killed writer left: edited articles' old vectors do not pile up.
 
 Pure parts (`entry_key`, `pack_entry`, `unpack_entry`) are free of I/O; `VectorCache` reads and writes files.
 """
@@ -24,6 +26,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -31,12 +34,14 @@ import numpy as np
 
 from voicebot.speech.models import cache_root
 
-__all__ = ["CacheEntryError", "FORMAT_VERSION", "VectorCache", "default_cache_dir", "entry_key", "pack_entry",
+__all__ = ["CacheEntryError", "FORMAT_VERSION", "PRUNE_AFTER_S", "VectorCache", "default_cache_dir", "entry_key", "pack_entry",
            "unpack_entry"]
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+PRUNE_AFTER_S = 30 * 86400.0
+_STALE_TEMPORARY_S = 3600.0
 _MAGIC = b"voicebot knowledge vectors\n"
 
 
@@ -121,12 +126,36 @@ class VectorCache:
             self.rejected += 1
             return None
         try:
-            return unpack_entry(blob, key, rows, dim)
+            vectors = unpack_entry(blob, key, rows, dim)
         except CacheEntryError as exc:
             log.warning("knowledge vector cache entry ignored, re-encoding", extra={"fields": {
                 "path": str(path), "reason": str(exc)}})
             self.rejected += 1
             return None
+        try:
+            os.utime(path)  # in use: `prune` keeps it
+        except OSError:
+            pass
+        return vectors
+
+    def prune(self, now: float | None = None) -> int:
+        """Remove entries unread for PRUNE_AFTER_S and temporaries older than an hour; the number removed."""
+        current = time.time() if now is None else now
+        removed = 0
+        try:
+            names = os.listdir(self.directory)
+        except OSError:  # no cache yet, or not a directory (`store` warns about that)
+            return 0
+        for name in names:
+            age = PRUNE_AFTER_S if name.endswith(".vec") else _STALE_TEMPORARY_S if name.endswith(".tmp") else None
+            path = self.directory / name
+            try:
+                if age is not None and path.stat().st_mtime < current - age:
+                    path.unlink()
+                    removed += 1
+            except OSError:
+                continue
+        return removed
 
     def store(self, key: str, vectors: np.ndarray) -> None:
         """Write an entry atomically; a failure is a warning (the cache only saves time)."""
