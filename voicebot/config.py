@@ -694,6 +694,9 @@ class ServerConfig(_Section):
     nlu_dir: str = Field("nlu_models", min_length=1, description="directory of NLU domains")
     knowledge_dir: str = Field("knowledge", min_length=1,
                                description="knowledge articles (<collection>/<lang>/*.md) for answer: and /kb/search")
+    knowledge_cache_dir: str | None = Field(
+        None, min_length=1, description="where articles' sentence vectors are kept between starts, so a restart "
+        "encodes only changed articles (default: $VOICEBOT_CACHE/knowledge)")
     webhooks: dict[str, str] = Field(default_factory=dict, description="webhook name -> http(s) URL")
     webhook_egress: WebhookEgressConfig = Field(default_factory=WebhookEgressConfig)
     demo_backend: bool = Field(False, description="serve the built-in demo backend (sample data) for webhooks not "
