@@ -154,3 +154,48 @@ def test_mandarin_digit_string_with_a_repeated_digit_keeps_its_length(base):
     # bench/asr_human.py); over the Hanzi digits with a beam the 8-digit hypothesis is found
     result = base.transcribe(heard("human/BAC009S0252W0082.flac"), language="zh", grammar=digits_grammar(length=8))
     assert result.grammar_used and result.grammar_value == "69832548", result.text
+
+
+class _Counting:
+    """The CTranslate2 Whisper model with its decoder calls counted (a grammar turn's cost, in decoder passes)."""
+
+    def __init__(self, model: object) -> None:
+        self._model = model
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> object:
+        attribute = getattr(self._model, name)
+        if name in ("generate", "align"):
+            def counted(*args: object, **kwargs: object) -> object:
+                self.calls.append(name)
+                return attribute(*args, **kwargs)
+            return counted
+        return attribute
+
+
+def test_an_english_answer_the_free_decode_heard_costs_only_the_free_decode(base):
+    # 164388 read by george: base's free greedy decode writes the six digits; the grammar takes them as they are,
+    # with no digit-constrained decode and no scoring pass on top (a grammar turn costs a free one)
+    counting = _Counting(base._model.model)
+    base._model.model = counting
+    try:
+        result = base.transcribe(spoken_digits("164388", "george"), language="en", grammar=digits_grammar(length=6))
+        assert result.grammar_used and result.grammar_value == "164388", result.text
+        assert counting.calls == ["generate"]
+        counting.calls.clear()
+        result = base.transcribe(heard("en_yes.wav"), language="en", grammar=yes_no_grammar())
+        assert result.grammar_used and result.grammar_value == "yes", result.text
+        assert counting.calls == ["generate"]
+        counting.calls.clear()
+        # a question: no digit in the free text, so no constrained decode either; the free text is the caller's
+        result = base.transcribe(heard("en_agent.wav"), language="en", grammar=digits_grammar(length=6))
+        assert not result.grammar_used and "agent" in result.text.lower()
+        assert counting.calls == ["generate"]
+    finally:
+        base._model.model = counting._model
+
+
+def test_a_digit_string_read_with_a_digit_fewer_than_asked_is_no_match_not_completed(base):
+    # george reads five digits for a six-digit ask: the repair of a dropped digit must not invent the sixth
+    result = base.transcribe(spoken_digits("16438", "george"), language="en", grammar=digits_grammar(length=6))
+    assert result.grammar_value is None, result.text
