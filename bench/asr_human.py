@@ -29,12 +29,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
-from voicebot.dialplan.slots import _spoken_digits
+from voicebot.nlu.numbers import read_digits
 from voicebot.speech.grammar import Grammar, digits_from_text, digits_grammar
 from voicebot.speech.phoneline import join_with_pauses, through_phone_line
 
@@ -56,6 +57,7 @@ class Heard:
     value: str | None  # the grammar value (None: no grammar, or nothing of it heard)
     decode_s: float
     used: bool = False  # the text is the grammar's (else the free decode's: the fallback)
+    cpu_s: float = 0.0  # process CPU time of the recognition (the model runs in this process, one thread)
 
 
 Recogniser = Callable[[np.ndarray, str, "Grammar | None"], Heard]
@@ -67,8 +69,10 @@ def whisper(model: str = "base") -> Recogniser:
     asr = WhisperAsr(model)
 
     def recognise(audio: np.ndarray, lang: str, grammar: Grammar | None) -> Heard:
+        cpu = time.process_time()
         result = asr.transcribe(audio, language=lang, grammar=grammar)
-        return Heard(result.text, result.grammar_value, result.decode_s, result.grammar_used)
+        return Heard(result.text, result.grammar_value, result.decode_s, result.grammar_used,
+                     time.process_time() - cpu)
 
     return recognise
 
@@ -88,7 +92,7 @@ def slot_digits(heard: Heard, length: int) -> str | None:
         return heard.value
     if heard.used:
         return None
-    digits = _spoken_digits(heard.text)
+    digits = read_digits(heard.text)
     return digits if len(digits) == length else None
 
 
@@ -106,7 +110,8 @@ def english_digits(recognise: Recogniser, per_speaker: int, seed: int) -> dict:
                          "free_value": slot_digits(free, len(digits)), "free_s": round(free.decode_s, 3),
                          "grammar_text": constrained.text, "grammar_used": constrained.used,
                          "grammar_value": slot_digits(constrained, len(digits)),
-                         "grammar_s": round(constrained.decode_s, 3)})
+                         "grammar_s": round(constrained.decode_s, 3), "free_cpu_s": round(free.cpu_s, 3),
+                         "grammar_cpu_s": round(constrained.cpu_s, 3)})
             print(f"en {speaker:8} {digits:16} free {rows[-1]['free_value']!s:18} grammar "
                   f"{rows[-1]['grammar_value']!s:18} {free.text!r} / {constrained.text!r} {constrained.used}",
                   file=sys.stderr, flush=True)
@@ -124,6 +129,7 @@ def english_digits(recognise: Recogniser, per_speaker: int, seed: int) -> dict:
         "grammar_nomatch": grammar_nomatch, "grammar_wrong_value": n - grammar_ok - grammar_nomatch,
         "free_decode_s_mean": round(float(np.mean([r["free_s"] for r in rows])), 3),
         "grammar_decode_s_mean": round(float(np.mean([r["grammar_s"] for r in rows])), 3),
+        **_cpu(rows),
         "by_speaker": {s: {"free": sum(r["free_value"] == r["digits"] for r in rows if r["speaker"] == s),
                            "grammar": sum(r["grammar_value"] == r["digits"] for r in rows if r["speaker"] == s),
                            "of": sum(r["speaker"] == s for r in rows)} for s in SPEAKERS},
@@ -219,7 +225,8 @@ def mandarin(recognise: Recogniser, sentences: int, seed: int) -> dict:
                           "free_edits": min(edit_distance(want, free_digits), cer(ref, free.text)[0]),
                           "grammar_text": constrained.text, "grammar_value": constrained.value,
                           "grammar_edits": edit_distance(want, heard_digits),
-                          "free_s": round(free.decode_s, 3), "grammar_s": round(constrained.decode_s, 3)})
+                          "free_s": round(free.decode_s, 3), "grammar_s": round(constrained.decode_s, 3),
+                          "free_cpu_s": round(free.cpu_s, 3), "grammar_cpu_s": round(constrained.cpu_s, 3)})
         print(f"zh digits {uid} {want} free {free_digits} grammar {constrained.value}", file=sys.stderr, flush=True)
     total_chars = sum(r["chars"] for r in free_rows)
     digit_chars = sum(len(r["digits"]) for r in digit_out)
@@ -236,9 +243,19 @@ def mandarin(recognise: Recogniser, sentences: int, seed: int) -> dict:
         "digits_grammar_nomatch": sum(r["grammar_value"] is None for r in digit_out),
         "digits_free_decode_s_mean": round(float(np.mean([r["free_s"] for r in digit_out])), 3) if n else None,
         "digits_grammar_decode_s_mean": round(float(np.mean([r["grammar_s"] for r in digit_out])), 3) if n else None,
+        **({f"digits_{k}": v for k, v in _cpu(digit_out).items()} if n else {}),
         "sentence_rows": free_rows,
         "digit_rows": digit_out,
     }
+
+
+def _cpu(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean process CPU seconds of a turn, free decode vs with the grammar, and their ratio (the box is shared: CPU
+    time, not wall time, is what compares)."""
+    free = float(np.mean([r["free_cpu_s"] for r in rows]))
+    grammar = float(np.mean([r["grammar_cpu_s"] for r in rows]))
+    return {"free_cpu_s_mean": round(free, 3), "grammar_cpu_s_mean": round(grammar, 3),
+            "grammar_cpu_ratio": round(grammar / free, 2) if free > 0 else None}
 
 
 def main() -> int:

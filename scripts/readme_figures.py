@@ -47,6 +47,14 @@ def _survey_runs(result: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _cpu(part: dict[str, Any], prefix: str = "") -> str:
+    """"; CPU per turn ..." when the run measured process CPU time (runs before it did not)."""
+    free, grammar = part.get(f"{prefix}free_cpu_s_mean"), part.get(f"{prefix}grammar_cpu_s_mean")
+    if not free or grammar is None:
+        return ""
+    return f"; process CPU per turn free {free:.2f} s → grammar {grammar:.2f} s (×{grammar / free:.2f})"
+
+
 def _asr_human_run(result: dict[str, Any]) -> dict[str, Any]:
     """bench/asr_human.py's own result shape: free decode vs the listen's grammar on real people."""
     digits, zh = result.get("english_digits"), result.get("mandarin")  # a run may --skip either
@@ -57,13 +65,13 @@ def _asr_human_run(result: dict[str, Any]) -> dict[str, Any]:
                      "of 4-16 digits) through G.711: exact",
              "figure": f"free decode {digits['free_exact_pct']:.1f} % → with the digits grammar "
                        f"{digits['grammar_exact_pct']:.1f} % ({digits['grammar_wrong_value']} wrong values, "
-                       f"{digits['grammar_nomatch']} asked again)"})
+                       f"{digits['grammar_nomatch']} asked again)" + _cpu(digits)})
     if zh and zh.get("digit_strings"):
         rows.append(
             {"what": f"Mandarin digit strings read by a person (AISHELL S0252, {zh['digit_strings']}) through G.711: "
                      "CER",
              "figure": f"free decode {zh['digits_free_cer_pct']:.1f} % → with the digits grammar "
-                       f"{zh['digits_grammar_cer_pct']:.1f} %"})
+                       f"{zh['digits_grammar_cer_pct']:.1f} %" + _cpu(zh, "digits_")})
     if zh and zh.get("sentences"):
         rows.append(
             {"what": f"Mandarin sentences read by a person (AISHELL S0252, {zh['sentences']}) through G.711: CER",

@@ -83,6 +83,30 @@ def test_a_digits_ask_with_the_callers_own_records_listens_for_them() -> None:
     assert listens(call.say("sales", "sales"))[-1].grammar == Grammar("digits", min_digits=6, max_digits=6)
 
 
+PATTERN_PLAN = MENU.replace("sales: sales,", "sales: ask_flight,") + """
+  ask_flight:
+    ask:
+      slot: flight
+      type: pattern
+      pattern: "[A-Z]{2}[0-9]{3,4}"
+      say: "Which flight?"
+      candidates: {items: "{{ caller.profile.bookings }}", value: flight}
+    goto: bye
+"""
+
+
+def test_a_pattern_ask_with_the_callers_own_records_listens_for_their_codes() -> None:
+    # flight numbers found by the lookup webhook: the recogniser scores "C A 9 8 1" / "CA九八一" before a free decode
+    profile = {"bookings": [{"flight": "CA981"}, {"flight": "MU5101"}, {"flight": "not a flight"}]}
+    call = Call(make(PATTERN_PLAN), caller="+1555", profile=profile)
+    grammar = listens(call.say("sales", "sales"))[-1].grammar
+    assert grammar is not None and grammar.kind == "pattern" and grammar.closed
+    assert grammar.options == (("CA981", spoken_forms("CA981")), ("MU5101", spoken_forms("MU5101")))
+    call = Call(make(PATTERN_PLAN), caller="+1555", profile={})  # none found: the pattern alone, free decode
+    grammar = listens(call.say("sales", "sales"))[-1].grammar
+    assert grammar is not None and not grammar.closed and grammar.options == ()
+
+
 def test_known_values_must_be_answers_of_the_grammar() -> None:
     with pytest.raises(ValueError, match="known value '12345'"):
         Grammar("digits", min_digits=6, max_digits=6, known=("12345",))

@@ -229,8 +229,7 @@ class _Run:
             hints=tuple(hints.hints),
             lang=self.state.lang,
             early=None if mode == "dtmf" else self.early_endpoint(hints, intents or set(), slot, min_confidence),
-            grammar=None if mode == "dtmf" or slot is None else grammar_for_ask(
-                slot, self.known_values(slot) if slot.type == "digits" else ()),
+            grammar=None if mode == "dtmf" or slot is None else grammar_for_ask(slot, self.known_values(slot)),
         ))
 
     def early_endpoint(self, hints: Any, intents: set[str], slot: AskSpec | None,
