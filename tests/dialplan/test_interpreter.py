@@ -702,6 +702,11 @@ def test_after_the_offer_no_replays_the_menu_and_a_menu_answer_still_routes() ->
     assert says(actions) == ["Say sales, or support."] and call.state.step == "listen"
     call = Call(make(SCOPED))
     call.say("can I book a table for two", None)
+    actions = call.say("no thanks", "goodbye", confidence=0.9)  # a no to the offer, though the NLU hears goodbye
+    assert says(actions) == ["Say sales, or support."] and not call.state.ended
+    assert says(call.say("goodbye", "goodbye", confidence=0.9)) == ["Goodbye."]
+    call = Call(make(SCOPED))
+    call.say("can I book a table for two", None)
     assert says(call.say("support please", "support", confidence=0.9)) == ["Support about help."]
     call = Call(make(SCOPED))
     call.say("can I book a table for two", None)
@@ -728,3 +733,21 @@ def test_out_of_scope_in_chinese() -> None:
     assert says(call.say("帮我订机票", None)) == ["我可以帮您转销售或支持。需要转人工吗？"]
     call.say("对", "affirm")
     assert call.state.node == "human"
+
+
+def test_the_repairs_switch_turns_the_dialogue_repairs_off() -> None:
+    plan = make(SCOPED)
+    call = Call(plan)
+    call.interpreter = Interpreter(plan, repairs=False)
+    call.state, call.actions = call.interpreter.start(ev.CallContext())
+    call.say("can I book a table for two", None)
+    assert call.state.step == "listen" and says(call.actions) == ["No match.", "Say sales, or support."]
+    call.say("can I open a sales account", "sales", confidence=0.7)  # the listen's 0.5, not the path's 0.8
+    assert call.state.node == "sales"
+    garbled = Call(plan)
+    garbled.say("US please", "agent", confidence=0.58)  # below global.min_confidence 0.7: a nomatch
+    assert garbled.state.node == "menu"
+    garbled.interpreter = Interpreter(plan, repairs=False)
+    garbled.state, _ = garbled.interpreter.start(ev.CallContext())
+    garbled.say("US please", "agent", confidence=0.58)
+    assert garbled.state.node == "local_agent"  # the menu's own agent route at the listen's 0.5

@@ -24,6 +24,7 @@ from voicebot.dialplan import slot_types
 from voicebot.dialplan.early_endpoint import EarlyEndpoint
 from voicebot.dialplan.early_endpoint import resolve as resolve_early
 from voicebot.dialplan.phrases import phrase
+from voicebot.dialplan.repairs import without_repairs
 from voicebot.dialplan.prompts import SsmlError, parse_ssml_lite, pick_language, plain_text
 from voicebot.dialplan.schema import (
     AnswerSpec,
@@ -74,9 +75,11 @@ class _LoopError(Exception):
 class Interpreter:
     """Runs one dialplan; holds no per-call data (that is all in State)."""
 
-    def __init__(self, dialplan: Dialplan, *, max_steps: int = 64) -> None:
-        self.dialplan = dialplan
+    def __init__(self, dialplan: Dialplan, *, max_steps: int = 64, repairs: bool = True) -> None:
+        """`repairs=False` (benchmarks only): the dialogue without its repairs (voicebot.dialplan.repairs)."""
+        self.dialplan = dialplan if repairs else without_repairs(dialplan)
         self.max_steps = max_steps
+        self.repairs = repairs
 
     def start(self, context: ev.CallContext) -> tuple[State, list[act.Action]]:
         """Begin a call: the caller profile lookup (if configured) or the start node."""
@@ -112,6 +115,7 @@ class _Run:
     def __init__(self, interpreter: Interpreter, state: State) -> None:
         self.plan = interpreter.dialplan
         self.max_steps = interpreter.max_steps
+        self.repairs = interpreter.repairs
         self.state = state
         self.actions: list[act.Action] = []
         self.moves = 0
@@ -508,7 +512,7 @@ class _Run:
                 self.switch_language(tag)
         if not masked:
             s.entities.update(heard.entities)
-        if is_hesitation(heard.text) and s.step in WAITING_FOR_CALLER:
+        if self.repairs and is_hesitation(heard.text) and s.step in WAITING_FOR_CALLER:
             if s.step == "language_offer":
                 s.step = "listen"
             self.log("hesitation")  # "um" is no answer: the NLU reads it as yes (0.93) and confirmed actions
@@ -531,8 +535,8 @@ class _Run:
                 return
             if scope_turn and self.on_scope_reply(heard, global_route):
                 return
-            answer = confirmation_route(spec.intents, heard.text)  # "yes, please cancel it" answers "shall I?"
-            if answer is not None:
+            answer = confirmation_route(spec.intents, heard.text) if self.repairs else None
+            if answer is not None:  # "yes, please cancel it" answers "shall I?"
                 self.take(spec.intents[answer])
                 return
             chosen = self.offered_language_heard(heard, global_route) if offer_turn else None
@@ -680,11 +684,12 @@ class _Run:
 
     def on_scope_reply(self, heard: ev.Heard, global_route: Any | None) -> bool:
         """The turn after "I can help with ... Shall I put you through to a person?": yes takes the person, no
-        replays the menu; False: not an answer to the offer (the menu routes it as usual)."""
+        replays the menu (before a global intent: "no thanks" is no goodbye here); False: not an answer to the
+        offer (the menu routes it as usual)."""
         scope = self.out_of_scope_here()
-        if scope is None or global_route is not None:
+        if scope is None:
             return False
-        yes = extract_slot(_YES_NO, text=heard.text, intent=heard.intent)
+        yes = extract_slot(_YES_NO, text=heard.text, intent=None if global_route is not None else heard.intent)
         if yes is True:
             self.log("out_of_scope_person")
             self.take(scope.person)
