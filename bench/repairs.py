@@ -1,12 +1,12 @@
 """Task completion on replayed misrecognitions, with and without the dialogue's repairs (issue 14).
 
 bench/data/repair_replays.yaml holds callers' scripts for the five industry dialplans as the recogniser heard them
-(letters dropped from codes, short answers garbled, "yes please cancel it", a Mandarin caller in the English
-menu, out-of-scope requests). Each script is replayed unchanged through the dialplan's interpreter with its trained
-NLU, every webhook performed by the real demo backend over loopback HTTP (as a call session does), once with the
-repairs on and once with `Interpreter(repairs=False)` (voicebot.dialplan.repairs). A call completes its task when
-the scenario's goal happened: the webhook performed (with those args), or a queue joined (with that skill, or with
-that reason in vars).
+(letters dropped from codes, short answers garbled, "yes please cancel it", a Mandarin caller in the English menu,
+out-of-scope requests). Each script is replayed unchanged through the dialplan's interpreter with its trained NLU,
+every webhook performed by the real demo backend over loopback HTTP (as a call session does; a fresh backend for
+each call), once with the repairs on and once with `Interpreter(repairs=False)` (voicebot.dialplan.repairs). A call
+completes its task when the scenario's goal happened: the webhook performed (with those args), or a queue joined
+(with that skill, or with that reason in vars).
 
     .venv/bin/python bench/repairs.py            # trains each industry's NLU once (~1-2 min on 2 cores)
 """
@@ -109,23 +109,23 @@ async def run_all(scenarios: list[dict[str, Any]]) -> dict[str, dict[str, bool]]
     plans = {name: load_dialplan(REPO / "dialplans" / f"{name}.yaml") for name in {s["dialplan"] for s in scenarios}}
     nlus = {name: load_nlu(REPO / "nlu_models" / str(plan.nlu)) for name, plan in plans.items()}
     knowledge = load_knowledge(REPO / "knowledge")
-    backend = await start_demo_backend()
     outcome: dict[str, dict[str, bool]] = {}
-    try:
-        async with httpx.AsyncClient() as http:
-            for scenario in scenarios:
-                plan = plans[scenario["dialplan"]]
-                outcome[scenario["name"]] = {}
-                for label, repairs in (("with", True), ("without", False)):
+    async with httpx.AsyncClient() as http:
+        for scenario in scenarios:
+            plan = plans[scenario["dialplan"]]
+            outcome[scenario["name"]] = {}
+            for label, repairs in (("with", True), ("without", False)):
+                backend = await start_demo_backend()  # a fresh store: no call sees another's cancellation
+                try:
                     result = await replay(scenario, Interpreter(plan, repairs=repairs), nlus[scenario["dialplan"]],
                                           knowledge, http, backend.endpoints())
-                    done = goal_met(scenario["goal"], result)
-                    outcome[scenario["name"]][label] = done
-                    said = [a.text for a in result.actions if isinstance(a, act.Say)]
-                    print(f"  {'done' if done else 'FAIL'} {label:7s} repairs  {scenario['name']}"
-                          + ("" if done else f"\n         last said: {said[-1] if said else '-'!r}"))
-    finally:
-        await backend.close()
+                finally:
+                    await backend.close()
+                done = goal_met(scenario["goal"], result)
+                outcome[scenario["name"]][label] = done
+                said = [a.text for a in result.actions if isinstance(a, act.Say)]
+                print(f"  {'done' if done else 'FAIL'} {label:7s} repairs  {scenario['name']}"
+                      + ("" if done else f"\n         last said: {said[-1] if said else '-'!r}"))
     return outcome
 
 
