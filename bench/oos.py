@@ -201,7 +201,9 @@ def main() -> None:
                        f"{mean['default']['oos_misrouted']:.0%} → {mean['configured']['oos_misrouted']:.0%} "
                        f"(in-scope kept {mean['configured']['in_scope_kept']:.0%}); misheard "
                        f"{mean['misheard_default']['oos_misrouted']:.0%} → "
-                       f"{mean['misheard_configured']['oos_misrouted']:.0%}", command="bench/oos.py")
+                       f"{mean['misheard_configured']['oos_misrouted']:.0%} (in-scope kept "
+                       f"{mean['misheard_default']['in_scope_kept']:.0%} → "
+                       f"{mean['misheard_configured']['in_scope_kept']:.0%})", command="bench/oos.py")
 
 
 if __name__ == "__main__":
