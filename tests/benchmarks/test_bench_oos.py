@@ -44,3 +44,14 @@ def test_the_held_out_set_names_each_menu_and_its_intents() -> None:
         for lang in ("en", "zh"):
             assert len(section[lang]["out_of_scope"]) >= 10
             assert {item["intent"] for item in section[lang]["in_scope"]} <= set(listen.intents), industry
+
+
+def test_garbling_mishears_each_request_alike_every_run() -> None:
+    from bench.oos import configured, garble
+
+    assert garble("I lost my credit card", "en") == garble("I lost my credit card", "en")
+    assert garble("I lost my credit card", "en") != "I lost my credit card"
+    assert garble("我想查一下余额", "zh") != "我想查一下余额" and len(garble("我想查一下余额", "zh")) == 7  # a swap
+    assert garble("what time is it", "en").count(" ") == 2  # nothing to swap: one word dropped
+    assert configured(FINANCE, "main_menu", 0.0) == FINANCE.out_of_scope.min_confidence  # type: ignore[union-attr]
+    assert configured(FINANCE, "elderly_menu", 0.0) == 0.0  # the path does not serve it

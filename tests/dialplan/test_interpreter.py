@@ -659,3 +659,95 @@ def test_state_survives_json_round_trip_mid_call() -> None:
     assert state.step == "confirm" and says(actions) == ["You said 1 2 3 4?"]
     with pytest.raises(ValueError, match="unknown State fields: bogus"):
         State.from_dict({**call.state.to_dict(), "bogus": 1})
+
+
+# ------------------------------------------------------------------------------------ out of scope
+
+SCOPED = MENU.replace("start: menu\n", """start: menu
+out_of_scope:
+  nodes: [menu]
+  min_confidence: 0.8
+  say: {en: "I can help with sales and support. Shall I get you a person?", zh: "我可以帮您转销售或支持。需要转人工吗？"}
+  person: {goto: human, set: {reason: out_of_scope}}
+""")
+
+
+def test_out_of_scope_request_hears_what_the_bot_can_do_and_yes_reaches_a_person() -> None:
+    call = Call(make(SCOPED))
+    actions = call.say("can I book a table for two", None)
+    assert says(actions) == ["I can help with sales and support. Shall I get you a person?"]
+    assert logs(actions, "out_of_scope") == [{"node": "menu", "count": 1}]
+    assert (call.state.node, call.state.step) == ("menu", "scope_offer")
+    assert call.state.counters["menu.nomatch"] == 1
+    actions = call.say("yes please", "affirm")
+    assert says(actions) == ["Connecting a human."]
+    assert call.state.vars["reason"] == "out_of_scope" and call.state.end_reason == "human"
+
+
+def test_out_of_scope_threshold_applies_to_menu_intents_in_its_nodes() -> None:
+    call = Call(make(SCOPED))  # the listen's own min_confidence is 0.5: the path's 0.8 is in force
+    actions = call.say("can I open a sales account", "sales", confidence=0.7)
+    assert (call.state.node, call.state.step) == ("menu", "scope_offer"), says(actions)
+    listen = [a for a in call.actions if isinstance(a, act.Listen)][-1]
+    assert listen.early is not None and listen.early.min_confidence >= 0.8
+    call = Call(make(MENU))  # without the path: the nearest intent answers at 0.7
+    call.say("can I open a sales account", "sales", confidence=0.7)
+    assert call.state.node == "sales"
+
+
+def test_after_the_offer_no_replays_the_menu_and_a_menu_answer_still_routes() -> None:
+    call = Call(make(SCOPED))
+    call.say("can I book a table for two", None)
+    actions = call.say("no thanks", "deny")
+    assert says(actions) == ["Say sales, or support."] and call.state.step == "listen"
+    call = Call(make(SCOPED))
+    call.say("can I book a table for two", None)
+    actions = call.say("no thanks", "goodbye", confidence=0.9)  # a no to the offer, though the NLU hears goodbye
+    assert says(actions) == ["Say sales, or support."] and not call.state.ended
+    assert says(call.say("goodbye", "goodbye", confidence=0.9)) == ["Goodbye."]
+    call = Call(make(SCOPED))
+    call.say("can I book a table for two", None)
+    assert says(call.say("support please", "support", confidence=0.9)) == ["Support about help."]
+    call = Call(make(SCOPED))
+    call.say("can I book a table for two", None)
+    call.keys("1")
+    assert call.state.node == "sales"
+
+
+def test_out_of_scope_again_counts_towards_the_menus_nomatch_max() -> None:
+    call = Call(make(SCOPED))
+    call.say("can I book a table for two", None)
+    actions = call.say("what is the weather like", None)
+    assert call.state.counters["menu.nomatch"] == 2
+    assert "scope_offer" != call.state.step and call.state.end_reason == "max_retries", says(actions)
+
+
+def test_unrecognised_speech_keeps_the_plain_retry_and_other_nodes_are_untouched() -> None:
+    call = Call(make(SCOPED))
+    assert says(call.send(ev.NoMatch())) == ["No match.", "Say sales, or support."]  # no words: no scope offer
+    assert call.state.step == "listen"
+
+
+def test_out_of_scope_in_chinese() -> None:
+    call = Call(make(SCOPED), lang="zh-CN")
+    assert says(call.say("帮我订机票", None)) == ["我可以帮您转销售或支持。需要转人工吗？"]
+    call.say("对", "affirm")
+    assert call.state.node == "human"
+
+
+def test_the_repairs_switch_turns_the_dialogue_repairs_off() -> None:
+    plan = make(SCOPED)
+    call = Call(plan)
+    call.interpreter = Interpreter(plan, repairs=False)
+    call.state, call.actions = call.interpreter.start(ev.CallContext())
+    call.say("can I book a table for two", None)
+    assert call.state.step == "listen" and says(call.actions) == ["No match.", "Say sales, or support."]
+    call.say("can I open a sales account", "sales", confidence=0.7)  # the listen's 0.5, not the path's 0.8
+    assert call.state.node == "sales"
+    garbled = Call(plan)
+    garbled.say("US please", "agent", confidence=0.58)  # below global.min_confidence 0.7: a nomatch
+    assert garbled.state.node == "menu"
+    garbled.interpreter = Interpreter(plan, repairs=False)
+    garbled.state, _ = garbled.interpreter.start(ev.CallContext())
+    garbled.say("US please", "agent", confidence=0.58)
+    assert garbled.state.node == "local_agent"  # the menu's own agent route at the listen's 0.5

@@ -35,6 +35,9 @@ EXPECTED = {
     "language_offer_not_a_menu.yaml": "5:11: language_offer.nodes[0]: node 'welcome' has no listen: the offer is "
                                       "made at a menu's failed turn — list the menu nodes (with listen:) where "
                                       "callers may be in the wrong language",
+    "out_of_scope_not_a_menu.yaml": "4:11: out_of_scope.nodes[0]: node 'welcome' has no listen: the out-of-scope "
+                                    "path answers a menu's request — list the menu nodes (with listen:) whose "
+                                    "requests may be out of scope",
     "memory_bomb.yaml": "5:5: node 'a' (say): template too large: repeated value exceeds the template size limit "
                         "(20000 characters) — templates look like {{ slots.account }}; see docs/dialplan.md",
     "no_exit.yaml": "4:3: nodes.a: this node has no way forward — add one of listen, answer, branch, goto, "
@@ -209,3 +212,15 @@ def test_language_offer_names_nodes_and_languages_of_the_dialplan(tmp_path: Path
         f"{path}:7:22: language_offer.dtmf['2']: language 'fr-FR' is not in languages (en-US, zh-CN) — use one "
         "listed there",
     ]
+
+
+def test_out_of_scope_names_a_person_node_and_a_threshold_within_0_1(tmp_path: Path) -> None:
+    source = (BROKEN / "out_of_scope_not_a_menu.yaml").read_text(encoding="utf-8").replace("[welcome]", "[menu]")
+    path = tmp_path / "scope.yaml"
+    path.write_text(source.replace("person: human", "person: humn"), encoding="utf-8")
+    assert errors_of(path) == [f"{path}:6:3: out_of_scope.person: goto target 'humn' is not a node — did you mean "
+                               "'human'?"]
+    path.write_text(source.replace("person: human", "person: human\n  min_confidence: 1.5"), encoding="utf-8")
+    assert errors_of(path) == [f"{path}:7:3: out_of_scope.min_confidence: 1.5 is above the maximum 1"]
+    path.write_text(source, encoding="utf-8")
+    assert errors_of(path) == []

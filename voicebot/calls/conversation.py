@@ -71,6 +71,7 @@ class TurnTiming:
     tts_first_ms: float = 0.0  # turn end -> first reply audio queued (interpreter, webhooks, TTS)
     speculative_hit: bool = False
     early: bool = False  # ended by semantic endpointing (endpoint_ms of silence instead of end_silence_ms)
+    rejoined: bool = False  # an early turn's words with the speech that resumed within its hangover
     asr_decodes: int = 0  # recogniser runs for this turn (speculative ones included)
 
 
@@ -92,6 +93,20 @@ class Transcript:
         """A measurement for the call record only (numbers: nothing to redact), not a line of the conversation."""
         if self.record_sink is not None:
             self.record_sink({"t": round(time.time(), 3), "event": event, **figures})
+
+
+@dataclass(frozen=True)
+class EarlyTurn:
+    """A turn ended early (semantic endpointing), while the caller might still go on: speech that resumes within
+    what was left of its hangover (`window_ms` after the commit) belongs to it, not to the next question."""
+
+    state: Any  # the interpreter's state before the turn's event: the joined words are handled from here again
+    audio: np.ndarray  # what the turn heard
+    listen: act.Listen  # the listen it answered
+    window_ms: float  # the listen's end silence less the silence that had already passed at the commit
+
+
+REJOIN_ACTIONS = (act.Say, act.Listen, act.LogEvent)  # a reply made only of these can be taken back
 
 
 WebhookRunner = Callable[[act.Webhook], Awaitable[ev.WebhookResult]]
@@ -162,6 +177,9 @@ class DialplanSession:
         self.detect_language = len({lang.split("-")[0] for lang in languages}) > 1 and getattr(
             speech, "multilingual", False)
         self._caller_language: str | None = None  # what the caller last spoke (a hint when detecting)
+        self._committed_early: tuple[np.ndarray, act.Listen, float] | None = None  # the last turn, if ended early
+        self._resume: EarlyTurn | None = None  # the early turn the next listen's first speech may still join
+        self._rejoin: Any = None  # the state the event being returned must be handled from (a rejoined turn)
 
     # ------------------------------------------------------------------ main loop
     async def run(self) -> str:
@@ -175,7 +193,11 @@ class DialplanSession:
                 event = await self._perform(actions)
                 if event is None:
                     break
+                if self._rejoin is not None:  # the early turn's words and the rest: its reply is taken back
+                    state, self._rejoin = self._rejoin, None
+                before = state
                 state, actions = self.interpreter.handle(state, event)
+                self._resume = self._resumable(before, actions)
         finally:
             reader.cancel()
             if self.membership is not None and not self.membership.done and not self.bridged:
@@ -183,6 +205,17 @@ class DialplanSession:
             if not self.bridged and self._audio_attached:  # a bridge relays the caller's audio: leave it alone
                 self.channel.on_audio(None)
         return self.outcome
+
+    def _resumable(self, before: Any, actions: list[act.Action]) -> EarlyTurn | None:
+        """The turn just handled, when it ended early and its reply only speaks and listens (nothing done yet that
+        could not be taken back if the caller goes on within the hangover)."""
+        committed, self._committed_early = self._committed_early, None
+        if committed is None or not actions or not isinstance(actions[-1], act.Listen):
+            return None
+        if not all(isinstance(action, REJOIN_ACTIONS) for action in actions):
+            return None
+        audio, listen, window_ms = committed
+        return EarlyTurn(before, audio, listen, window_ms) if window_ms > 0 else None
 
     def _on_audio(self, frame: np.ndarray) -> None:
         """Ticker context: only enqueue (the session task does the work)."""
@@ -263,7 +296,7 @@ class DialplanSession:
                 continue
             # Sentence by sentence: the first plays while the next is synthesized.
             for sentence in split_sentences(part) or [part]:
-                if say.barge_in == "speech" and self._caller_talking():
+                if say.barge_in == "speech" and (self._caller_talking() or self._caller_went_on()):
                     log.info("barge-in before the prompt was ready", extra={"fields": {"call_id": self.channel.call_id}})
                     return  # the caller talks (from the answer on, or on after their last turn): listen now
                 try:
@@ -308,6 +341,21 @@ class DialplanSession:
             # Only before the first turn (a caller who talks at once): re-armed by pauses inside continuous talk,
             # it cut every reply of a caller who kept talking (and replies over SIP, heard as nothing).
             run = run + 1 if voiced and self._quiet_seen else 0
+            if run >= TALKING_FRAMES:
+                return True
+        return False
+
+    def _caller_went_on(self) -> bool:
+        """Did the caller talk on (TALKING_FRAMES voiced in a row) within the hangover left after an early turn?
+        Then the reply to it is not started: the listen that follows joins the rest to that turn."""
+        if self._resume is None or self._barge_in != "speech" or not self._audio_attached:
+            return False
+        if not self._frames:
+            return False
+        pcm = np.concatenate(list(self._frames))[:int(self._resume.window_ms * AUDIO_RATE / 1000)]
+        run = 0
+        for _, voiced in self._prompt_vad.frames(pcm.astype(np.int16, copy=False)):
+            run = run + 1 if voiced else 0
             if run >= TALKING_FRAMES:
                 return True
         return False
@@ -373,7 +421,12 @@ class DialplanSession:
         settings = ListenSettings(no_input_timeout_ms=3_600_000, end_silence_ms=end_silence_ms,
                                   max_utterance_ms=15000, hangover_start_ms=hangover_ms)
         detector = SpeechDetector(settings, self._vad)
+        resume, self._resume = self._resume, None
+        if not want_speech or self._barge_in != "speech":
+            resume = None  # the audio since the early turn is not kept: its time cannot be told
         self._keep_preroll()
+        rejoining = False  # the caller went on within the early turn's hangover: this speech completes that turn
+        paused: dict[int, np.ndarray] = {}  # the audio of each pause (revision), for an early commit
         digits = ""
         judged: dict[int, tuple[Utterance, NluResult | None]] = {}  # speculative results found incomplete
         no_input_deadline: float | None = None
@@ -425,20 +478,27 @@ class DialplanSession:
                 for point in detector.feed(frame):
                     if isinstance(point, SpeechStarted):
                         no_input_deadline = None
+                        rejoining = resume is not None and point.at_ms <= resume.window_ms
                         if self.channel.playing:
                             self.channel.stop_playback()  # barge-in
                             log.info("barge-in", extra={"fields": {"call_id": self.channel.call_id}})
                     elif isinstance(point, HangoverStarted):
-                        speculation.start(point.revision, point.audio)
+                        paused[point.revision] = point.audio
+                        if not rejoining:  # a rejoined turn is recognised whole at its end
+                            speculation.start(point.revision, point.audio)
                     elif isinstance(point, HangoverCancelled):
                         speculation.cancel(point.revision)
                         judged.pop(point.revision, None)
+                    elif isinstance(point, (SpeechEnded, MaxUtterance)) and rejoining:
+                        assert resume is not None
+                        return await self._rejoined(resume, point.audio)
                     elif isinstance(point, (SpeechEnded, MaxUtterance)):
                         revision = point.revision if isinstance(point, SpeechEnded) else None
                         return await self._understand(point.audio, listen, speculation, revision, judged)
-            # 3b. semantic endpointing: a complete answer after a short silence ends the turn now
-            if early is not None:
-                committed = await self._early_commit(detector, early, speculation, listen, judged)
+            # 3b. semantic endpointing: a complete answer after a short silence ends the turn now (not the rest of
+            # an early turn: that is no answer to this listen)
+            if early is not None and not rejoining:
+                committed = await self._early_commit(detector, early, speculation, listen, judged, paused)
                 if committed is not None:
                     return committed
             # 4. timers
@@ -489,7 +549,8 @@ class DialplanSession:
         return await self._interpret(utterance, listen, timing, parsed)
 
     async def _early_commit(self, detector: SpeechDetector, early: EarlyEndpoint, speculation: Speculation,
-                      listen: act.Listen, judged: dict[int, tuple[Utterance, NluResult | None]]) -> ev.Event | None:
+                            listen: act.Listen, judged: dict[int, tuple[Utterance, NluResult | None]],
+                            paused: dict[int, np.ndarray]) -> ev.Event | None:
         """After early.silence_ms of silence, end the turn if the speculative recognition already answers."""
         endpointer = detector.endpointer
         revision = endpointer.revision
@@ -511,7 +572,31 @@ class DialplanSession:
             judged[revision] = (utterance, parsed)
             return None
         log.debug("early endpoint: %s", verdict.reason, extra={"fields": {"call_id": self.channel.call_id}})
+        if revision in paused:  # speech resuming within the rest of the hangover will still join this turn
+            window_ms = endpointer.settings.end_silence_ms - endpointer.silence_ms
+            self._committed_early = (paused[revision], listen, window_ms)
         return await self._interpret(utterance, listen, timing, parsed)
+
+    async def _rejoined(self, resume: EarlyTurn, audio: np.ndarray) -> ev.Event:
+        """The caller went on within an early turn's hangover: recognise that turn's words with the rest, as the
+        answer to the turn's own listen (the session handles it from the state before the turn)."""
+        log.info("speech resumed within the hangover: rejoined to the early turn",
+                 extra={"fields": {"call_id": self.channel.call_id}})
+        self.transcript.add("event", "rejoined", window_ms=round(resume.window_ms))
+        timing = TurnTiming(endpoint_ms=float(max(200, resume.listen.end_silence_ms)), rejoined=True)
+        started = time.perf_counter()
+        self._rejoin = resume.state
+        try:
+            utterance = await self._transcribe(np.concatenate([resume.audio, audio]), resume.listen)
+        except EngineCrashed as exc:
+            self.engine_failures += 1
+            log.error("ASR failed: %s; asking for keys instead", exc,
+                      extra={"fields": {"call_id": self.channel.call_id}})
+            self.transcript.add("caller", "", kind="asr_failed")
+            return ev.NoMatch()
+        timing.asr_ms = (time.perf_counter() - started) * 1000
+        timing.asr_decodes = 1
+        return await self._interpret(utterance, resume.listen, timing, None)
 
     async def _parse(self, utterance: Utterance, listen: act.Listen, timing: TurnTiming) -> NluResult | None:
         if self.nlu is None:

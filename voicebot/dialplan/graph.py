@@ -93,6 +93,9 @@ def edges(plan: Dialplan) -> list[Edge]:
         out += _transition(GLOBAL, transition, f"#{keys}", plan)
     if plan.fallback is not None:
         out.append(Edge(FALLBACK, plan.fallback, "fallback"))
+    if plan.out_of_scope is not None:
+        for name in plan.out_of_scope.nodes:
+            out += _transition(name, plan.out_of_scope.person, "out of scope", plan)
     for name, node in plan.nodes.items():
         out += _node_edges(name, node, plan)
     return list(dict.fromkeys(out))

@@ -24,6 +24,7 @@ from voicebot.dialplan import slot_types
 from voicebot.dialplan.early_endpoint import EarlyEndpoint
 from voicebot.dialplan.early_endpoint import resolve as resolve_early
 from voicebot.dialplan.phrases import phrase
+from voicebot.dialplan.repairs import without_repairs
 from voicebot.dialplan.prompts import SsmlError, parse_ssml_lite, pick_language, plain_text
 from voicebot.dialplan.schema import (
     AnswerSpec,
@@ -32,6 +33,7 @@ from voicebot.dialplan.schema import (
     InputMode,
     ListenSpec,
     Node,
+    OutOfScopeSpec,
     PromptSpec,
     QueueSpec,
     RetryHandler,
@@ -51,7 +53,7 @@ from voicebot.speech.grammar import grammar_for_ask
 __all__ = ["Interpreter", "match_language", "MASK"]
 
 MASK = "****"
-WAITING_FOR_CALLER = ("listen", "ask", "confirm", "language_offer", "answer_offer")
+WAITING_FOR_CALLER = ("listen", "ask", "confirm", "language_offer", "scope_offer", "answer_offer")
 IN_QUEUE = ("queue", "callback_offer")
 _PHASES = ("set", "say", "ask", "webhook", "exit")
 
@@ -73,9 +75,11 @@ class _LoopError(Exception):
 class Interpreter:
     """Runs one dialplan; holds no per-call data (that is all in State)."""
 
-    def __init__(self, dialplan: Dialplan, *, max_steps: int = 64) -> None:
-        self.dialplan = dialplan
+    def __init__(self, dialplan: Dialplan, *, max_steps: int = 64, repairs: bool = True) -> None:
+        """`repairs=False` (benchmarks only): the dialogue without its repairs (voicebot.dialplan.repairs)."""
+        self.dialplan = dialplan if repairs else without_repairs(dialplan)
         self.max_steps = max_steps
+        self.repairs = repairs
 
     def start(self, context: ev.CallContext) -> tuple[State, list[act.Action]]:
         """Begin a call: the caller profile lookup (if configured) or the start node."""
@@ -115,6 +119,7 @@ class _Run:
     def __init__(self, interpreter: Interpreter, state: State) -> None:
         self.plan = interpreter.dialplan
         self.max_steps = interpreter.max_steps
+        self.repairs = interpreter.repairs
         self.state = state
         self.actions: list[act.Action] = []
         self.moves = 0
@@ -215,8 +220,16 @@ class _Run:
             mode = "dtmf"
         lengths = [len(key) for key in (*spec.dtmf, *global_dtmf)]
         max_digits = spec.max_digits or (max(lengths) if lengths else None)
-        confidence = spec.min_confidence
-        self.emit_listen(spec, mode, max_digits, intents=set(spec.intents), min_confidence=confidence)
+        self.emit_listen(spec, mode, max_digits, intents=set(spec.intents), min_confidence=self.menu_threshold(spec))
+
+    def menu_threshold(self, spec: ListenSpec) -> float:
+        """The NLU confidence a menu intent needs here: the listen's, or the out-of-scope path's when higher."""
+        scope = self.out_of_scope_here()
+        return max(spec.min_confidence, scope.min_confidence) if scope is not None else spec.min_confidence
+
+    def out_of_scope_here(self) -> OutOfScopeSpec | None:
+        scope = self.plan.out_of_scope
+        return scope if scope is not None and self.state.node in scope.nodes else None
 
     def emit_listen(self, hints: Any, mode: InputMode, max_digits: int | None, *, intents: set[str] | None = None,
                     slot: AskSpec | None = None, min_confidence: float = 0.0) -> None:
@@ -416,6 +429,9 @@ class _Run:
         elif s.step == "language_offer" and node.listen is not None:
             self.say_language_offers()
             self.listen_for_node(node.listen)
+        elif s.step == "scope_offer" and node.listen is not None and (scope := self.out_of_scope_here()):
+            self.say_counted(scope.say, f"{s.node}.out_of_scope.say", advance=False)
+            self.listen_for_node(node.listen)
         elif s.step == "answer_offer" and node.answer is not None:
             self.say_raw(str(s.vars.get(_ANSWER, {}).get("short_answer", "")))
             self.offer_more(node.answer)
@@ -499,7 +515,7 @@ class _Run:
                 self.switch_language(tag)
         if not masked:
             s.entities.update(heard.entities)
-        if is_hesitation(heard.text) and s.step in WAITING_FOR_CALLER:
+        if self.repairs and is_hesitation(heard.text) and s.step in WAITING_FOR_CALLER:
             if s.step == "language_offer":
                 s.step = "listen"
             self.log("hesitation")  # "um" is no answer: the NLU reads it as yes (0.93) and confirmed actions
@@ -511,23 +527,29 @@ class _Run:
         offer_turn = s.step == "language_offer"
         if offer_turn:
             s.step = "listen"  # the menu still answers; the offer only adds a way to change language
+        scope_turn = s.step == "scope_offer"
+        if scope_turn:
+            s.step = "listen"  # the menu still answers; the offer only adds "yes" for a person
         if s.step == "listen" and node.listen is not None:
             spec = node.listen
-            if intent is not None and heard.confidence >= spec.min_confidence and intent in spec.intents:
+            threshold = self.menu_threshold(spec)
+            if intent is not None and heard.confidence >= threshold and intent in spec.intents:
                 self.take(spec.intents[intent])
                 return
-            answer = confirmation_route(spec.intents, heard.text)  # "yes, please cancel it" answers "shall I?"
-            if answer is not None:
+            if scope_turn and self.on_scope_reply(heard, global_route):
+                return
+            answer = confirmation_route(spec.intents, heard.text) if self.repairs else None
+            if answer is not None:  # "yes, please cancel it" answers "shall I?"
                 self.take(spec.intents[answer])
                 return
             chosen = self.offered_language_heard(heard, global_route) if offer_turn else None
             if chosen is not None:
                 self.choose_language(chosen)
                 return
-            if global_route is not None and heard.confidence >= spec.min_confidence:
+            if global_route is not None and heard.confidence >= threshold:  # as bench/oos.py calibrates it
                 self.take(global_route)
                 return
-            self.on_failure("nomatch")
+            self.on_failure("nomatch", out_of_scope=True)
             return
         if s.step == "ask" and node.ask is not None:
             value = extract_slot(node.ask, text=heard.text, intent=intent, entities=heard.entities)
@@ -567,6 +589,8 @@ class _Run:
         s.history.append({"who": "caller", "text": MASK if masked else f"#{digits}", "node": s.node})
         global_dtmf = self.plan.global_.dtmf
         key = digits.rstrip("#") or digits
+        if s.step == "scope_offer":
+            s.step = "listen"  # a key is a menu choice
         if s.step == "language_offer":
             s.step = "listen"
             offer = self.plan.language_offer
@@ -612,10 +636,13 @@ class _Run:
 
     # ------------------------------------------------------------------ counted retries
 
-    def on_failure(self, kind: str) -> None:
-        """NoInput / NoMatch (or an unrecognised answer) in the current waiting state."""
+    def on_failure(self, kind: str, *, out_of_scope: bool = False) -> None:
+        """NoInput / NoMatch (or an unrecognised answer) in the current waiting state; `out_of_scope`: recognised
+        words that reach no route (a request the out-of-scope path answers where it serves)."""
         s = self.state
         node = self.node()
+        if s.step == "scope_offer":
+            s.step = "listen"
         if s.step == "language_offer":
             s.step = "listen"
             if s.lang != s.vars.get(_OFFERED_IN):  # speech not understood, but in the offered language
@@ -631,6 +658,13 @@ class _Run:
                 return
             if count >= handler.max:
                 self.exhausted(handler.then)
+                return
+            scope = self.out_of_scope_here() if out_of_scope else None
+            if scope is not None:
+                self.log("out_of_scope", count=count)
+                self.say_counted(scope.say, f"{s.node}.out_of_scope.say")
+                s.step = "scope_offer"
+                self.listen_for_node(node.listen)
                 return
             if handler.say is not None:
                 self.say_counted(handler.say, f"{key}.say")
@@ -648,6 +682,29 @@ class _Run:
             self.take(node.answer.then)  # no wish for more detail: go on
         else:
             self.log("event_ignored", event=kind, step=s.step)
+
+    # ------------------------------------------------------------------ the out-of-scope offer
+
+    def on_scope_reply(self, heard: ev.Heard, global_route: Any | None) -> bool:
+        """The turn after "I can help with ... Shall I put you through to a person?": yes takes the person, no
+        replays the menu (before a global intent: "no thanks" is no goodbye here); False: not an answer to the
+        offer (the menu routes it as usual)."""
+        scope = self.out_of_scope_here()
+        if scope is None:
+            return False
+        yes = extract_slot(_YES_NO, text=heard.text, intent=None if global_route is not None else heard.intent)
+        if yes is True:
+            self.log("out_of_scope_person")
+            self.take(scope.person)
+            return True
+        if yes is False:
+            node = self.node()
+            assert node.listen is not None
+            if node.say is not None:
+                self.say_counted(node.say, f"{self.state.node}.say")
+            self.listen_for_node(node.listen)
+            return True
+        return False
 
     # ------------------------------------------------------------------ the language offer
 

@@ -84,6 +84,7 @@ class _Checker:
         if self.plan.fallback is not None:
             self.target(("fallback",), self.plan.fallback)
         self.language_offer()
+        self.out_of_scope()
         for loc, value in _walk(self.data, ()):
             self.value(loc, value)
         self.flow()
@@ -106,6 +107,22 @@ class _Checker:
             if match_language(lang, self.plan.languages) is None:
                 self.at(("language_offer", "dtmf", key), f"language {lang!r} is not in languages ({languages})",
                         "use one listed there")
+
+    def out_of_scope(self) -> None:
+        """The out-of-scope path serves listen nodes; a plain node name as `person` is a target."""
+        spec = self.plan.out_of_scope
+        if spec is None:
+            return
+        for index, name in enumerate(spec.nodes):
+            loc: Loc = ("out_of_scope", "nodes", index)
+            node = self.plan.nodes.get(name)
+            if node is None:
+                self.at(loc, f"{name!r} is not a node", self.node_hint(name))
+            elif node.listen is None:
+                self.at(loc, f"node {name!r} has no listen: the out-of-scope path answers a menu's request",
+                        "list the menu nodes (with listen:) whose requests may be out of scope")
+        if isinstance(spec.person, str):
+            self.target(("out_of_scope", "person"), spec.person)
 
     def value(self, loc: Loc, value: Any) -> None:
         key = loc[-1] if loc else None

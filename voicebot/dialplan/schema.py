@@ -382,6 +382,23 @@ class LanguageOfferSpec(_Model):
         return _check_dtmf_keys(value)
 
 
+class OutOfScopeSpec(_Model):
+    """The explicit out-of-scope path of the first menus: a request the menu does not cover is told what the bot
+    can do and offered a person, instead of being answered with the nearest intent or a bare "sorry?".
+
+    In `nodes` an intent (menu or global) counts only at `min_confidence` or above (per dialplan: bench/oos.py calibrates it on
+    held-out out-of-scope requests, bench/results/oos.json); the listen's own `min_confidence` wins when higher.
+    Recognised speech that reaches no route there is a failed turn (counted with the menu's nomatch) answered with
+    `say` — what the bot can do, and the offer of a person. On the next turn a yes takes `person`, a no replays the
+    menu, and anything else is a menu answer as usual."""
+
+    nodes: list[Annotated[str, Field(pattern=NODE_NAME)]] = Field(
+        min_length=1, description="the first menus (listen nodes) the path serves")
+    min_confidence: float = Field(0.0, ge=0, le=1, description="NLU confidence an intent needs in these nodes")
+    say: Prompts = Field(description="what the bot can do, and the offer of a person (a yes takes `person`)")
+    person: Transition = Field(description="where a yes to the offer goes, e.g. {goto: to_agent, set: {reason: ...}}")
+
+
 # ------------------------------------------------------------------------------------------- actions
 
 
@@ -614,6 +631,8 @@ class Dialplan(_Model):
     lookup: WebhookSpec | None = Field(None, description="caller profile lookup at call start: caller.profile")
     language_offer: LanguageOfferSpec | None = Field(
         None, description="offer the other language at the caller's second failure in the first menu")
+    out_of_scope: OutOfScopeSpec | None = Field(
+        None, description="the first menus' out-of-scope path: a calibrated threshold, what the bot can do, a person")
     global_: GlobalHandlers = Field(default_factory=GlobalHandlers, alias="global")
     nodes: dict[Annotated[str, Field(pattern=NODE_NAME)], Node] = Field(min_length=1)
 
