@@ -19,8 +19,8 @@ from tests.integration.support import free_udp_ports
 from voicebot.calls.conversation import DialplanSession
 from voicebot.calls.events import QualityFlagged
 from voicebot.calls.keypad_session import CallRecord
-from voicebot.calls.legs import BrowserLeg, LegEnd, SipLeg
-from voicebot.calls.lifecycle import CallLifecycle, CallServices
+from voicebot.calls.legs import BrowserLeg, SipLeg
+from voicebot.calls.lifecycle import CallLifecycle, CallServices, LegEnd
 from voicebot.calls.recording import CallRecorder
 from voicebot.channels.base import Channel
 from voicebot.channels.text import TextChannel

@@ -1,51 +1,17 @@
-"""The caller's leg as a call's lifecycle sees it: its Channel, how it is recorded, released and summed up at the
-end. One class per transport (a SIP call with its RTP stream, a browser's WebRTC channel)."""
+"""The caller's leg as a call's lifecycle sees it (voicebot.calls.lifecycle.Leg): its Channel, how it is recorded,
+released and summed up at the end. One class per transport (a SIP call with its RTP stream, a browser's WebRTC
+channel)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
 
+from voicebot.calls.lifecycle import LegEnd
 from voicebot.calls.recording import CallRecorder, PacedTap, pcm16_bytes
-from voicebot.channels.base import Channel
 from voicebot.channels.sip import SipChannel
 from voicebot.channels.webrtc import WebRtcChannel
 from voicebot.rtp.stream import RtpStream
 from voicebot.sip.call import SipCall
-
-
-@dataclass(frozen=True)
-class LegEnd:
-    """How a leg ended: for the call record (``end_reason``, ``duration_s``, ``media`` figures) and the log line
-    (``message``, the ``parties`` and ``log_media`` fields)."""
-
-    end_reason: str
-    message: str = "call ended"
-    duration_s: float | None = None
-    parties: Mapping[str, Any] = field(default_factory=dict)
-    media: Mapping[str, Any] = field(default_factory=dict)
-    log_media: Mapping[str, Any] = field(default_factory=dict)
-
-
-class Leg(Protocol):
-    """What the lifecycle needs from the caller's leg besides its Channel."""
-
-    kind: str  # the record's channel: "sip", "webrtc"
-
-    @property
-    def channel(self) -> Channel: ...
-
-    def record_to(self, directory: Path) -> CallRecorder:
-        """Start the stereo recording (raises RecordingError when the file cannot be made)."""
-
-    def stop_recording(self) -> None: ...
-
-    async def release(self) -> None:
-        """Free the leg's media and end its signalling if the session left it up (idempotent)."""
-
-    def ended(self) -> LegEnd: ...
 
 
 class SipLeg:

@@ -16,8 +16,8 @@ never imports the server.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -25,9 +25,9 @@ from typing import Any, Protocol
 from voicebot.calls.conversation import DialplanSession
 from voicebot.calls.events import CallEnded, CallEvent, CallEvents, CallStarted, QualityFlagged
 from voicebot.calls.keypad_session import CallRecord
-from voicebot.calls.legs import Leg
 from voicebot.calls.quality_watch import quality_observer
 from voicebot.calls.recording import CallRecorder, RecordingError
+from voicebot.channels.base import Channel
 from voicebot.compliance.lint import Policy, policies_for
 from voicebot.compliance.quality import LiveQualityCheck
 from voicebot.records.journal import CallJournal
@@ -35,6 +35,38 @@ from voicebot.records.journal import CallJournal
 log = logging.getLogger("voicebot.calls.lifecycle")
 
 QualityAlertHook = Callable[[str, str, QualityFlagged], None]  # (call_id, dialplan, flag)
+
+
+@dataclass(frozen=True)
+class LegEnd:
+    """How a leg ended: for the call record (``end_reason``, ``duration_s``, ``media`` figures) and the log line
+    (``message``, the ``parties`` and ``log_media`` fields)."""
+
+    end_reason: str
+    message: str = "call ended"
+    duration_s: float | None = None
+    parties: Mapping[str, Any] = field(default_factory=dict)
+    media: Mapping[str, Any] = field(default_factory=dict)
+    log_media: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Leg(Protocol):
+    """What the lifecycle needs from the caller's leg besides its Channel (voicebot.calls.legs: SIP, browser)."""
+
+    kind: str  # the record's channel: "sip", "webrtc"
+
+    @property
+    def channel(self) -> Channel: ...
+
+    def record_to(self, directory: Path) -> CallRecorder:
+        """Start the stereo recording (raises RecordingError when the file cannot be made)."""
+
+    def stop_recording(self) -> None: ...
+
+    async def release(self) -> None:
+        """Free the leg's media and end its signalling if the session left it up (idempotent)."""
+
+    def ended(self) -> LegEnd: ...
 
 
 @dataclass(frozen=True)
