@@ -243,3 +243,28 @@ async def test_a_dialplan_sessions_lines_reach_the_record_the_quality_check_and_
     assert [e["who"] for e in record.transcript if e["who"] == "bot"] == ["bot"]
     assert record.outcome == "callback" and handed == {}  # a caller this node handed over keeps that outcome
     journal.close()
+
+
+class StuckLeg(TextLeg):
+    """A leg whose hang-up fails (e.g. the transport is gone)."""
+
+    async def release(self) -> None:
+        raise OSError("transport gone")
+
+
+@pytest.mark.asyncio
+async def test_a_leg_that_fails_to_release_still_gets_its_record_closed_and_logged(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = SqliteRecordStore(tmp_path / "calls.sqlite3")
+    journal = CallJournal(store)
+    channel = TextChannel([])
+    record = CallRecord(call_id=channel.call_id, from_="text", to="demo")
+    with caplog.at_level(logging.INFO), pytest.raises(SessionBug):
+        async with CallLifecycle(StuckLeg(channel), record, CallServices(journal=journal)) as life:
+            life.start(dialplan="demo")
+            await life.run(CrashingSession())
+    assert journal.flush()
+    assert [event.kind for event in store.events(channel.call_id)] == ["call_started", "call_ended"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert "releasing the call's leg failed" in messages and messages[-1] == "call ended"
+    journal.close()

@@ -15,6 +15,7 @@ never imports the server.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -163,8 +164,11 @@ class CallLifecycle:
                 log.exception("stopping the recording failed", extra={"fields": {"call_id": self.call_id}})
             self.recorder.close()  # never raises: a failure is kept in the summary
             self.record.recording = self.recorder.summary
+        cancelled: asyncio.CancelledError | None = None
         try:
             await self.leg.release()
+        except asyncio.CancelledError as exc:  # cancelled while hanging up: the record and the log first
+            cancelled = exc
         except Exception:  # noqa: BLE001 - the record and the log line still come
             log.exception("releasing the call's leg failed", extra={"fields": {"call_id": self.call_id}})
         if self.services.handed_over is not None:
@@ -182,6 +186,8 @@ class CallLifecycle:
             "outcome": record.outcome, "dialplan": record.dialplan, "transcript": record.transcript,
             "turns": record.turns, "recording": record.recording, "end_reason": ended.end_reason,
             **ended.log_media}})
+        if cancelled is not None:
+            raise cancelled
 
     # ------------------------------------------------------------------ observers
     def _after_call(self, event: CallEvent) -> None:
