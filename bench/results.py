@@ -54,7 +54,8 @@ def revision() -> dict[str, Any]:
         result = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
         return result.stdout.strip()
 
-    status = git("status", "--porcelain", "--untracked-files=no")
+    # Result files are data, not code: a run after another benchmark wrote its result is not "dirty".
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results")
     return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(status)}
 
 

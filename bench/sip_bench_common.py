@@ -61,7 +61,7 @@ KEYPAD_DEMO = "keypad-demo"  # voicebot's built-in DTMF flow: greeting, digits, 
 
 def bench_config(*, max_calls: int, digit_timeout_s: float = 60, dialplan: str = KEYPAD_DEMO) -> str:
     """A server config sized for the benchmark: every call from 127.0.0.1 is admitted to ``dialplan``,
-    no recording."""
+    no recording; the demo dialplans' webhooks are answered by the built-in demo backend (opt-in since issue 16)."""
     return f"""
 listen: {{host: 127.0.0.1, port: 0}}
 rtp: {{port_start: {RTP_PORT_START}, port_end: {RTP_PORT_END}}}
@@ -73,6 +73,7 @@ prompts: {{digit_timeout_s: {digit_timeout_s}}}
 routing: {{default_dialplan: {dialplan}, dids: {{"1000": {dialplan}}}}}
 shutdown_grace_s: 5
 log: {{level: INFO}}
+demo_backend: true
 """
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "TransferConfig",
     "TlsConfig",
     "TrunkConfig",
+    "TrunkHealthConfig",
     "load_server_config",
     "resolve_trunk_password",
 ]
@@ -233,7 +234,7 @@ class TlsConfig(_Section):
 
     @model_validator(mode="after")
     def _usable(self) -> TlsConfig:
-        from voicebot.sip.tls import CertificateError, check_certificate
+        from voicebot.sip.tls import CertificateError, check_ca_file, check_certificate
 
         try:
             check_certificate(self.cert_file, self.key_file)
@@ -242,6 +243,12 @@ class TlsConfig(_Section):
                                     "certificate and its private key (openssl x509 -noout -dates -in FILE)") from None
         if self.ca_file is not None and not os.path.isfile(self.ca_file):
             raise LocatedValueError(f"CA file {self.ca_file} does not exist", loc=("ca_file",))
+        if self.ca_file is not None:
+            try:
+                check_ca_file(self.ca_file)
+            except CertificateError as exc:
+                raise LocatedValueError(str(exc), loc=("ca_file",), hint="a PEM bundle of the CAs that sign the "
+                                        "trunks' certificates") from None
         if self.client_auth != "none" and self.ca_file is None:
             raise LocatedValueError("client_auth needs ca_file: the CAs that sign the trunks' certificates",
                                     loc=("client_auth",))
@@ -258,6 +265,23 @@ class StreamConfig(_Section):
     handshake_timeout_s: float = Field(10, gt=0, le=120, description="inbound TLS handshake limit")
 
 
+class SessionTimerConfig(_Section):
+    """RFC 4028 session timers on the calls we answer: a call whose peer vanished without BYE ends by itself."""
+
+    enabled: bool = Field(True, description="grant session timers (Session-Expires) and enforce them")
+    expires_s: int = Field(1800, ge=2, le=86_400, description="the longest session interval we grant, and the one "
+                           "we ask for when the caller asks none")
+    min_se_s: int = Field(90, ge=2, le=86_400, description="Min-SE: a smaller Session-Expires is answered 422 "
+                          "(RFC 4028 recommends at least 90; lower only for tests)")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SessionTimerConfig:
+        if self.min_se_s > self.expires_s:
+            raise LocatedValueError(f"min_se_s {self.min_se_s} exceeds expires_s {self.expires_s}",
+                                    loc=("min_se_s",), hint="the smallest interval cannot exceed the largest")
+        return self
+
+
 class ListenConfig(_Section):
     """Where the SIP server listens."""
 
@@ -269,6 +293,7 @@ class ListenConfig(_Section):
     tls_port: int = Field(5061, ge=0, le=65535, description="SIP over TLS port (sips:); 0 picks a free port")
     tls: TlsConfig | None = Field(None, description="certificate and key; required when transports has tls")
     stream: StreamConfig = Field(default_factory=StreamConfig)
+    session_timers: SessionTimerConfig = Field(default_factory=SessionTimerConfig)
     public_host: Host | None = Field(
         None, description="address put in Contact and SDP when behind NAT (default: the bound address)"
     )
@@ -366,6 +391,26 @@ class AclConfig(_Section):
         return _in_networks(source, self.allow)
 
 
+class TrunkHealthConfig(_Section):
+    """OPTIONS health checks to each of a trunk's proxies and failover between them."""
+
+    options: bool = Field(True, description="ping each proxy with OPTIONS (off: every proxy is presumed up)")
+    interval_s: float = Field(30, ge=0.1, le=3600, description="seconds between two OPTIONS to one proxy")
+    timeout_s: float = Field(5, ge=0.05, le=60, description="an OPTIONS unanswered this long is a failure")
+    down_after: int = Field(3, ge=1, le=100, description="consecutive failures (timeout, transport error, 408, "
+                            "503) that mark a proxy down")
+    up_after: int = Field(1, ge=1, le=100, description="consecutive answered checks that mark it up again")
+    invite_timeout_s: float = Field(4, ge=0.05, le=60, description="an INVITE with no response at all this long "
+                                    "goes to the next proxy")
+
+    @model_validator(mode="after")
+    def _timeout_within_interval(self) -> TrunkHealthConfig:
+        if self.timeout_s > self.interval_s:
+            raise LocatedValueError(f"timeout_s ({self.timeout_s:g}) is longer than interval_s ({self.interval_s:g})",
+                                    loc=("timeout_s",), hint="a check must end before the next one starts")
+        return self
+
+
 class TrunkConfig(_Section):
     """A SIP trunk (carrier): where to register, which sources to trust, which DIDs it delivers."""
 
@@ -388,6 +433,9 @@ class TrunkConfig(_Section):
     )
     dids: DidMap = Field(default_factory=dict, description="DID -> dialplan name")
     outbound_proxy: SipUri | None = None
+    proxies: list[SipUri] = Field(default_factory=list, description="proxies outbound calls go through, tried in "
+                                  "order: the first healthy one, the next on 503, timeout or transport error")
+    health: TrunkHealthConfig = Field(default_factory=TrunkHealthConfig)
     media_encryption: MediaEncryption | None = Field(
         None, description="SRTP policy for this trunk's calls: none, optional or required (default: the global "
                           "media_encryption)")
@@ -403,6 +451,26 @@ class TrunkConfig(_Section):
                         hint="add it, or set 'register: false' for an IP-authenticated trunk",
                     )
         return self
+
+    @model_validator(mode="after")
+    def _proxy_list(self) -> TrunkConfig:
+        if self.proxies and self.outbound_proxy is not None:
+            raise LocatedValueError("outbound_proxy and proxies are both set", loc=("outbound_proxy",),
+                                    hint="list every proxy under proxies (the first is tried first)")
+        seen: dict[str, int] = {}
+        for index, proxy in enumerate(self.proxies):
+            if proxy.lower() in seen:
+                raise LocatedValueError(f"proxy {proxy!r} is listed twice", loc=("proxies", index),
+                                        hint=f"proxies[{seen[proxy.lower()]}] already has it")
+            seen[proxy.lower()] = index
+        return self
+
+    @property
+    def domain(self) -> str:
+        """host[:port] of the URIs this trunk's calls go to: the registrar's."""
+        match = _SIP_URI.fullmatch(self.registrar)
+        assert match is not None  # validated
+        return match["host"] + (f":{match['port']}" if match["port"] else "")
 
     def matches_source(self, source: str | IpAddress) -> bool:
         """Whether a request from `source` comes from this trunk."""
@@ -626,6 +694,9 @@ class ServerConfig(_Section):
     nlu_dir: str = Field("nlu_models", min_length=1, description="directory of NLU domains")
     knowledge_dir: str = Field("knowledge", min_length=1,
                                description="knowledge articles (<collection>/<lang>/*.md) for answer: and /kb/search")
+    knowledge_cache_dir: str | None = Field(
+        None, min_length=1, description="where articles' sentence vectors are kept between starts, so a restart "
+        "encodes only changed articles (default: $VOICEBOT_CACHE/knowledge)")
     webhooks: dict[str, str] = Field(default_factory=dict, description="webhook name -> http(s) URL")
     webhook_egress: WebhookEgressConfig = Field(default_factory=WebhookEgressConfig)
     demo_backend: bool = Field(False, description="serve the built-in demo backend (sample data) for webhooks not "

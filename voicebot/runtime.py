@@ -32,6 +32,7 @@ from voicebot.dialplan.webhook_policy import (
 from voicebot.dialplan.webhook_urls import check_webhook_urls
 from voicebot.dialplan.webhooks import perform, resolve_url
 from voicebot.knowledge.base import KnowledgeBase, knowledge_stamp, load_knowledge
+from voicebot.knowledge.vectorcache import VectorCache, default_cache_dir
 from voicebot.nlu.base import NluEngine, load_nlu
 from voicebot.speech.prompts import PromptCache
 from voicebot.speech.services import SpeechServices, split_sentences, voice_for
@@ -97,6 +98,8 @@ class Runtime:
         self.egress = WebhookEgress(config.webhook_egress.allow, config.webhook_egress.deny)
         self.knowledge: KnowledgeBase | None = None
         self._knowledge_stamp: tuple[tuple[str, float], ...] = ()
+        self.vectors = VectorCache(Path(config.knowledge_cache_dir) if config.knowledge_cache_dir
+                                   else default_cache_dir())
 
     def load(self) -> None:
         """Load every routed dialplan (raises the loader's ConfigErrors naming file:line)."""
@@ -119,13 +122,24 @@ class Runtime:
 
     def load_knowledge(self) -> None:
         """Index the knowledge articles when a routed dialplan answers from them (the API's /kb/search serves the
-        same set); raises ConfigErrors naming file:line."""
+        same set); raises ConfigErrors naming file:line.
+
+        The index is complete before the server listens, so the first caller after a restart gets the answer
+        the hundredth gets: a contact centre audits which article (and version) answered, and a stand-in
+        (TF-IDF alone ranks the wrong article more often; nomatch sends every early caller to an agent) would
+        answer differently exactly when restarts happen, during deploys. What made that slow, encoding every
+        article, is read from the vector cache instead (`knowledge_cache_dir`): only articles changed since the
+        last start are encoded."""
         wanted = any(node.answer is not None for plan in self.dialplans.values() for node in plan.nodes.values())
         if not wanted:
             return
         self._knowledge_stamp = knowledge_stamp(self.knowledge_dir)
-        self.knowledge = load_knowledge(self.knowledge_dir)
-        log.info("knowledge base loaded", extra={"fields": {"articles": len(self.knowledge)}})
+        hits, misses = self.vectors.hits, self.vectors.misses
+        self.knowledge = load_knowledge(self.knowledge_dir, cache=self.vectors)
+        self.vectors.prune()  # after the build: every entry in use was just read
+        log.info("knowledge base loaded", extra={"fields": {
+            "articles": len(self.knowledge), "vectors_cached": self.vectors.hits - hits,
+            "vectors_encoded": self.vectors.misses - misses}})
 
     def reload_knowledge(self) -> bool:
         """Re-index changed articles; a broken set is refused (logged with file:line) and the old one keeps
@@ -138,7 +152,7 @@ class Runtime:
             return False
         self._knowledge_stamp = stamp
         try:
-            fresh = load_knowledge(self.knowledge_dir)
+            fresh = load_knowledge(self.knowledge_dir, cache=self.vectors)  # only changed articles are encoded
         except (ConfigErrors, YamlSourceError) as exc:
             log.error("knowledge reload refused; the previous articles keep answering",
                       extra={"fields": {"error": str(exc)}})

@@ -10,12 +10,14 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from voicebot.channels.sip import SipChannel
 from aiohttp import web
 
 from voicebot.api.app import HUB_KEY, NodeStatus, create_app
 from voicebot.api.analytics import add_analytics_routes
+from voicebot.api.trunks import add_trunk_routes
 from voicebot.api.cases import CaseDesk, CaseWebhook, add_case_routes
 from voicebot.api.knowledge import add_knowledge_routes
 from voicebot.api.recordings import add_recording_routes
@@ -28,13 +30,17 @@ from voicebot.dialplan.actions import Enqueue
 from voicebot.calls.events import QualityFlagged
 from voicebot.calls.legs import BrowserLeg, SipLeg
 from voicebot.calls.lifecycle import CallLifecycle, CallServices
+from voicebot.calls.quality_watch import quality_sink
 from voicebot.channels.base import Channel, LiveLeg
-from voicebot.compliance.lint import DEFAULT_POLICY_DIR, Policy, load_policies
+from voicebot.compliance.lint import DEFAULT_POLICY_DIR, Policy, load_policies, policies_for
+from voicebot.compliance.quality import LiveQualityCheck
 from voicebot.yamlsrc import ConfigErrors, YamlSourceError
 from voicebot.handoff import CallQueue, DialFailed, HandoffManager, OutboundDialer
 from voicebot.handoff.browser import BrowserAgentLegs, add_browser_agent_routes
+from voicebot.handoff.live_transcript import CallSinks, follow_bridged_calls
+from voicebot.handoff.trunk_routes import trunk_routes
 from voicebot.calls.hold import load_hold_audio
-from voicebot.queues.models import AgentsConfig, check_queues_servable, load_agents, load_queues
+from voicebot.queues.models import AgentsConfig, QueuesConfig, check_queues_servable, load_agents, load_queues
 from voicebot.queues.service import AcdService
 from voicebot.queues.liveness import NodeLiveness
 from voicebot.queues.resilient import ResilientStore
@@ -58,8 +64,11 @@ from voicebot.sip.admission import SetupAdmission
 from voicebot.sip.lockout import AuthLockout
 from voicebot.sip.registrar import Registrar, SipAccount
 from voicebot.compliance.secrets import Secret, read_secret
+from voicebot.sip.optionsping import OptionsMonitor
 from voicebot.sip.registration import Registration
 from voicebot.sip.headers import SipParseError
+from voicebot.sip.identity import ANONYMOUS
+from voicebot.sip.session_timer import SessionTimerPolicy
 from voicebot.sip.uri import parse_name_addr, parse_uri
 from voicebot.sip.sdp import Encryption, NoCommonCodec, SdpError, SrtpKeys, negotiate, parse_sdp
 from voicebot.sip.transport import EgressPolicy
@@ -163,7 +172,11 @@ class VoicebotServer:
                                                                      max_media_lag_s=lim.max_media_lag_ms / 1000)),
                             transports=transport_options(config.listen))
         self.ua.media_lag = get_ticker().lag
-        self.ua.on_invite = self._on_invite
+        self.ua.accept_calls(self._on_invite)
+        # P-Asserted-Identity / Remote-Party-ID are believed only from a configured trunk (its allow_from)
+        self.ua.trusted_identity = lambda host: self.config.trunk_for_source(host) is not None
+        timers = config.listen.session_timers
+        self.ua.session_timers = SessionTimerPolicy(timers.enabled, timers.expires_s, timers.min_se_s)
         if config.auth.challenge_non_trunk:
             users = {}
             for user in config.auth.users:
@@ -175,8 +188,11 @@ class VoicebotServer:
             trusted = [str(n) for trunk in config.trunks for n in trunk.allow_from]
             self.ua.guard = DigestGuard.build(config.auth.realm, users, trusted)
         self.ports = PortAllocator(config.rtp.port_start, config.rtp.port_end)
+        self.trunk_routes, health = trunk_routes(config.trunks)  # outbound proxies, failover, OPTIONS checks
+        self.trunk_health = OptionsMonitor(self.ua, self.trunk_routes, health)
         self.dialer = OutboundDialer(self.ua, self.ports, media_host=self.media_host, bind_host=config.listen.host,
-                                     dtmf_payload_type=config.codecs.dtmf_payload_type, egress=self.egress)
+                                     dtmf_payload_type=config.codecs.dtmf_payload_type, egress=self.egress,
+                                     routes=self.trunk_routes)
         self.registrations: list[Registration] = []
         self.registrar: Registrar | None = None  # agent phones registering to this node
         self.acd: AcdService | None = None
@@ -189,6 +205,7 @@ class VoicebotServer:
         self._background: set[asyncio.Task] = set()
         self.cases: CaseDesk | None = None
         self.policies = _industry_policies()
+        self.call_sinks = CallSinks()  # running calls' transcript sinks: a bridged call's live lines go there too
 
     @property
     def media_host(self) -> str:
@@ -202,6 +219,7 @@ class VoicebotServer:
         log.info("listening", extra={"fields": {"host": self.config.listen.host, "port": self.ua.port,
                                                 **{f"{kind}_port": port for kind, port in self.ua.ports.items()}}})
         self._background.add(asyncio.ensure_future(log_media_stats(get_ticker())))  # "media ticker" every 60 s
+        self.trunk_health.start()
         if self.config.queues.enabled:
             await self._start_queues()
         for trunk in self.config.trunks:
@@ -243,6 +261,7 @@ class VoicebotServer:
                                           self.config.trunks[0] if self.config.trunks else None),
                                       dialer=self.dialer)
         self.handoff.start()
+        self._follow_bridged_calls(queues)
         self._start_registrar(agents)
         log.info("queues ready", extra={"fields": {"node": node, "store": qc.store, "agents": len(agents.agents),
                                                    "queues": len(queues.queues)}})
@@ -269,6 +288,7 @@ class VoicebotServer:
                 add_case_routes(app, self.cases)
                 app[HUB_KEY].on_disposition = self.cases.set_disposition
             add_knowledge_routes(app, lambda: self.runtime.knowledge if self.runtime is not None else None)
+            add_trunk_routes(app, self.trunk_routes)
             self.api_runner = web.AppRunner(app, access_log=None)
             await self.api_runner.setup()
             site = web.TCPSite(self.api_runner, api.host, api.port)
@@ -277,6 +297,25 @@ class VoicebotServer:
             log.info("api listening", extra={"fields": {"host": api.host, "port": self.api_port}})
             self._advertise_api(self.handoff.browser_legs, api.advertise_url or advertised_url(
                 api.host, self.api_port, self.config.listen.public_host))
+
+    def _follow_bridged_calls(self, queues: QueuesConfig) -> None:
+        """Live transcript + agent assist of bridged calls (queues with live_transcript: true; issue 19); pushed to
+        the desktops once the API runs."""
+        assert self.handoff is not None
+        runtime = self.runtime
+        follower = follow_bridged_calls(
+            queues, runtime.speech if runtime is not None else None, sink_for=self._live_sink,
+            publisher=lambda: self.api_runner.app[HUB_KEY] if self.api_runner is not None else None,
+            knowledge=lambda: runtime.knowledge if runtime is not None else None)
+        if follower is not None:
+            self.handoff.on_bridged = follower.start_call
+
+    def _live_sink(self, call_id: str) -> Callable[[dict[str, Any]], None]:
+        """Where a bridged call's live lines go: its session's sink (record + that dialplan's quality checks), else
+        the record with the checks every dialplan has."""
+        return self.call_sinks.get(call_id) or quality_sink(
+            LiveQualityCheck(policies_for("", self.policies)), self.journal.sink(call_id),
+            lambda alert: self._quality_alert(call_id, "", alert))
 
     def _case_desk(self) -> CaseDesk:
         """Cases after calls (issue 19) in the call record database; notifications to cases.webhook_url."""
@@ -315,7 +354,7 @@ class VoicebotServer:
         self.registrar = Registrar(self.config.auth.realm, accounts, lockout=AuthLockout(
             failures_per_source=lock.failures_per_source, failures_per_user=lock.failures_per_user,
             window_s=lock.window_s, ban_s=lock.ban_s, max_ban_s=lock.max_ban_s))
-        self.ua.on_register = self.registrar.handle
+        self.ua.handle("REGISTER", self.registrar.respond)
         self.handoff.agent_contact = self.registrar.contact_for_agent
         log.info("agent registrar ready", extra={"fields": {"realm": self.config.auth.realm,
                                                             "accounts": len(accounts)}})
@@ -325,6 +364,8 @@ class VoicebotServer:
         if not self.config.trunks:
             return None
         trunk = self.config.trunks[0]
+        if trunk.proxies:  # the dialer routes the trunk's domain through its healthy proxies
+            return f"sip:{{number}}@{trunk.domain}"
         uri = parse_uri(trunk.outbound_proxy or trunk.registrar)
         return f"sip:{{number}}@{uri.host}" + (f":{uri.port}" if uri.port else "")
 
@@ -341,6 +382,7 @@ class VoicebotServer:
             await self.handoff.hand_over()  # callers still queued become callbacks before they are hung up
         for task in self._background:
             task.cancel()
+        await self.trunk_health.stop()
         for registration in self.registrations:
             await registration.unregister()
         if self.handoff is not None:
@@ -364,8 +406,11 @@ class VoicebotServer:
 
     # ------------------------------------------------------------------ one call
     async def _on_invite(self, call: SipCall) -> None:
-        fields = {"call_id": call.call_id, "from": call.from_header, "to": call.to_header,
-                  "src": f"{call.addr[0]}:{call.addr[1]}"}
+        fields: dict[str, object] = {"call_id": call.call_id, "from": _shown_from(call), "to": call.to_header,
+                                     "src": f"{call.addr[0]}:{call.addr[1]}", "caller": call.identity.shown,
+                                     "identity": call.identity.source}
+        if call.redirection is not None:
+            fields["redirection"] = call.redirection.as_dict()
         log.info("call offered", extra={"fields": fields})
         if not call.remote_sdp:
             call.reject(488, "Not Acceptable Here (an SDP offer is required)")
@@ -387,12 +432,14 @@ class VoicebotServer:
         try:
             stream = await RtpStream.open(self.config.listen.host, self.ports, probe.codec.name,
                                           probe.codec.payload_type, probe.dtmf_payload_type)
+            if probe.dtmf_payload_type is None:
+                stream.detect_inband_dtmf()  # no telephone-event offered: keypad tones come in the audio
         except (PortsExhausted, OSError) as exc:
             call.reject(503, "Service Unavailable (no media ports)")
             log.error("no RTP port: %s", exc, extra={"fields": fields})
             return
         leg = SipLeg(call, stream)
-        record = CallRecord(call_id=call.call_id, from_=call.from_header, to=call.to_header)
+        record = CallRecord(call_id=call.call_id, from_=_shown_from(call), to=call.to_header)
         async with CallLifecycle(leg, record, self._call_services()) as life:  # torn down however the call goes
             if self.config.answer_delay_s:
                 call.ringing()
@@ -411,12 +458,15 @@ class VoicebotServer:
                 record.outcome = call.end_reason or "not answered"
                 return
             dialplan = self._dialplan_for(call)
-            life.start(caller=call.from_uri_user or "", callee=call.to_uri_user or "", dialplan=dialplan)
+            life.start(caller=call.identity.shown, callee=call.to_uri_user or "", dialplan=dialplan)
             if dialplan == KEYPAD_DEMO or self.runtime is None or dialplan not in self.runtime.interpreters:
                 await life.run(DemoDtmfSession(leg.channel, self._demo_prompts(), self.prompts, record))
             else:
-                context = CallContext(caller=call.from_uri_user or "", dnis=call.to_uri_user or "", channel="sip",
-                                      call_id=call.call_id)
+                redirect = call.redirection
+                context = CallContext(caller=call.identity.number, dnis=call.to_uri_user or "", channel="sip",
+                                      call_id=call.call_id, private=call.identity.private,
+                                      original_called=redirect.original_called if redirect else "",
+                                      redirect_reason=redirect.reason if redirect else "")
                 await life.run(self._dialplan_session(dialplan, leg.channel, context, life,
                                                       self.config.transfer.allows))
 
@@ -447,6 +497,7 @@ class VoicebotServer:
         if self.handoff is not None and isinstance(channel, (SipChannel, WebRtcChannel)):  # legs that can be bridged
             queues = CallQueuePort(self.handoff, channel, context.caller or "")
         recorder = life.recorder
+        self.call_sinks.attach(context.call_id or "", life.entry_sink)  # a bridged call's live lines join the call
         return DialplanSession(
             channel, self.runtime.interpreters[name], context, self.runtime.speech, self.runtime.nlu.get(name),
             webhooks=self.runtime.webhook, transfer_allowed=transfer_allowed,
@@ -569,3 +620,8 @@ def _industry_policies() -> list[Policy]:
     except (ConfigErrors, YamlSourceError) as exc:
         log.error("compliance policies not loaded; live quality checks are off: %s", exc)
         return []
+
+
+def _shown_from(call: SipCall) -> str:
+    """The From header as logs and records show it: withheld when the caller asked for privacy."""
+    return f"<sip:{ANONYMOUS}@anonymous.invalid>" if call.identity.private else call.from_header

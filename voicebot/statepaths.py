@@ -32,6 +32,9 @@ def state_paths(config: object, cache_dir: Path, tokens_file: Path) -> list[Stat
         paths.append(StatePath(tokens_file.parent, "api.tokens_file"))
     if recording.enabled:
         paths.append(StatePath(Path(recording.directory), "recording.directory"))
+    knowledge_cache = getattr(config, "knowledge_cache_dir", None)
+    if knowledge_cache:  # the default sits beside the prompt cache; unwritable, it only costs start-up time
+        paths.append(StatePath(Path(knowledge_cache), "knowledge_cache_dir"))
     records = getattr(config, "records", None)
     if records is not None and records.enabled:
         paths.append(StatePath(Path(records.path).parent, "records.path"))

@@ -92,3 +92,18 @@ def test_transcript_keeps_its_entries_and_publishes_redacted_lines_and_measureme
     assert list(line.entry()) == ["t", "who", "text", "intent"]
     assert record_entry(measured) == {"t": measured.at, "event": "turn", "reply_ms": 640, "asr_ms": 210}
     assert record_entry(CallStarted("c1", "sip")) is None
+
+
+def test_an_entry_written_from_outside_the_session_becomes_the_same_record_entry() -> None:
+    from voicebot.calls.events import Noted, entry_event, entry_sink
+
+    live = {"t": 2.5, "who": "agent", "text": "hello", "start": 1.0, "live": True}
+    assist = {"t": 3.0, "event": "assist", "article": "kb-1", "score": 0.6}
+    line, noted = entry_event(live), entry_event(assist)
+    assert isinstance(line, Line) and line.spoken and record_entry(line) == live
+    assert isinstance(noted, Noted) and record_entry(noted) == assist
+    bus = CallEvents()
+    seen: list[CallEvent] = []
+    bus.subscribe(seen.append)
+    entry_sink(bus)(live)
+    assert seen == [line]

@@ -103,7 +103,7 @@ async def test_a_sip_session_that_raises_still_hangs_up_closes_the_recording_and
             await life.run(CrashingSession(lambda: leg.channel.play(np.full(16000, 1000, np.int16), 16000)))
 
     bot = UserAgent("127.0.0.1", 0, egress=LOOPBACK)
-    bot.on_invite = on_invite
+    bot.accept_calls(on_invite)
     caller = UserAgent("127.0.0.1", 0, egress=LOOPBACK)
     await bot.start()
     await caller.start()

@@ -114,7 +114,7 @@ async def running_node(cwd: Path, store: MemoryStore, name: str, ring_timeout_s:
     handoff = HandoffManager(ua, ports, service, media_host="127.0.0.1", dtmf_payload_type=101, egress=LOOPBACK,
                              ring_timeout_s=ring_timeout_s, announce_every_s=60)
     node = Node(ua, service, handoff, ports)
-    ua.on_invite = node.answer
+    ua.accept_calls(node.answer)
     unsubscribe = service.subscribe(node.on_event)
     handoff.start()
     try:

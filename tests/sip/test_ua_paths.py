@@ -37,7 +37,8 @@ def make_ua(handler=None) -> tuple[UserAgent, FakeTransport]:  # type: ignore[no
     ua = UserAgent("127.0.0.1", 5060)
     transport = FakeTransport()
     ua.transport = transport  # type: ignore[assignment]
-    ua.on_invite = handler
+    if handler is not None:
+        ua.accept_calls(handler)
     return ua, transport
 
 
@@ -57,7 +58,7 @@ async def settle() -> None:
 
 @pytest.mark.asyncio
 @pytest.mark.looptime
-async def test_requests_for_no_dialog_and_cancels_for_no_invite_get_481():
+async def test_requests_for_no_dialog_and_cancels_for_no_invite_get_481() -> None:
     ua, transport = make_ua()
     ua._on_datagram(request("BYE", to_tag="nobody"), PEER)
     ua._on_datagram(request("CANCEL", branch="z9hG4bK-none"), PEER)
@@ -66,7 +67,7 @@ async def test_requests_for_no_dialog_and_cancels_for_no_invite_get_481():
 
 @pytest.mark.asyncio
 @pytest.mark.looptime
-async def test_a_cancelled_invite_gets_200_for_the_cancel_and_487_for_the_invite_and_the_handler_sees_it_end():
+async def test_a_cancelled_invite_gets_200_for_the_cancel_and_487_for_the_invite_and_the_handler_sees_it_end() -> None:
     seen: list[SipCall] = []
 
     async def ring_forever(call: SipCall) -> None:
@@ -92,7 +93,7 @@ async def test_a_cancelled_invite_gets_200_for_the_cancel_and_487_for_the_invite
 
 @pytest.mark.asyncio
 @pytest.mark.looptime
-async def test_an_answered_call_without_ack_is_hung_up_after_64_t1_and_a_stale_cseq_gets_500():
+async def test_an_answered_call_without_ack_is_hung_up_after_64_t1_and_a_stale_cseq_gets_500() -> None:
     answered: list[bool] = []
 
     async def answer(call: SipCall) -> None:

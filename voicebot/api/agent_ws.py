@@ -10,6 +10,8 @@ Server -> client:  {"type": "hello", "agent": ID, "name": ..., "state": ..., "br
                    {"type": "state", "state": ..., "assignment": ID | null}
                    {"type": "disposition", "call_id": ID, "code": CODE}   (stored in the call's record)
                    {"type": "error", "message": ...}
+                   {"type": "transcript", "call_id", "who", "text", "t"}  |  {"type": "assist", "call_id",
+                   "cards": [...]}   (a bridged call followed live: voicebot.handoff.live_transcript)
 Screen-pops come from the ACD service's events, so an assignment made on any node reaches the agent's page.
 """
 
@@ -92,6 +94,11 @@ class AgentHub:
             if event.reason == "no_answer":
                 await self._send_supervisors({"type": "agent_not_ready", "agent": event.agent_id,
                                               "reason": event.reason, "no_answers": event.consecutive_no_answers})
+
+    async def send_agent(self, agent_id: str, message: dict[str, Any]) -> None:
+        """Tell one agent's desktops now (e.g. a live transcript line or an assist card of their call)."""
+        if agent_id in self._sockets:
+            await self._send_all(agent_id, message)
 
     async def alert_supervisors(self, message: dict[str, Any]) -> None:
         """Tell every supervisor desktop now (e.g. a live quality alert of a call)."""
@@ -202,7 +209,7 @@ class AgentHub:
         state = await self.service.snapshot()
         status = state.agents.get(agent_id)
         config = self.service.agents[agent_id]
-        hello = {"type": "hello", "agent": agent_id, "name": config.name,
+        hello: dict[str, Any] = {"type": "hello", "agent": agent_id, "name": config.name,
                  "state": status.state if status else "offline",
                  "assignment": status.assignment_id if status else None}
         if self.browser_media:

@@ -47,6 +47,7 @@ AUDIT_THROTTLE_KEY = web.AppKey("audit_throttle", AuditThrottle)
 CLOCK_KEY = web.AppKey("clock", Callable[[], float])
 HUB_KEY = web.AppKey("hub", AgentHub)
 BOT_METRICS_KEY = web.AppKey("bot_metrics", BotMetrics)  # set by voicebot.api.analytics.add_analytics_routes
+EXTRA_METRICS_KEY = web.AppKey("extra_metrics", list)  # () -> Prometheus text, e.g. voicebot.api.trunks
 PRINCIPAL_KEY = web.RequestKey("principal", Principal)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -212,6 +213,8 @@ async def metrics(request: web.Request) -> web.Response:
     if bot is not None:  # the dialplan sessions' own figures (voicebot/records/metrics.py)
         text += bot.prometheus()
     text += SRTP_TOTALS.prometheus()  # this process's SRTP packets: protected, unprotected, dropped by kind
+    for extra in request.app.get(EXTRA_METRICS_KEY, []):
+        text += extra()
     return web.Response(text=text, content_type="text/plain", charset="utf-8",
                         headers={"X-Prometheus-Format": "0.0.4"})
 
@@ -367,6 +370,7 @@ def create_app(
     secure_responses(app)
     app[ACD_KEY] = acd_service
     app[NODE_KEY] = node_status or NodeStatus()
+    app[EXTRA_METRICS_KEY] = []
     app[TOKENS_KEY] = tokens
     app[LIMITER_KEY] = LoginLimiter(login_failures, login_window_s)
     throttle = app[AUDIT_THROTTLE_KEY] = AuditThrottle(window_s=login_window_s)

@@ -71,6 +71,21 @@ class Measured:
 
 
 @dataclass(frozen=True)
+class Noted:
+    """A named event for the call record only, with its (already redacted) data: e.g. the agent assist shown."""
+
+    at: float
+    name: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data", _frozen(self.data))
+
+    def entry(self) -> dict[str, Any]:
+        return {"t": self.at, "event": self.name, **self.data}
+
+
+@dataclass(frozen=True)
 class QualityFlagged:
     """A live quality check fired on a line (voicebot.compliance.quality): kind, rule, policy, speaker, detail."""
 
@@ -102,15 +117,34 @@ class CallEnded:
         object.__setattr__(self, "extra", _frozen(self.extra))
 
 
-CallEvent = CallStarted | Line | Measured | QualityFlagged | CallEnded
+CallEvent = CallStarted | Line | Measured | Noted | QualityFlagged | CallEnded
 Observer = Callable[[CallEvent], None]
 
 
 def record_entry(event: CallEvent) -> dict[str, Any] | None:
     """The event as an entry of the call record's event list; None for the start and the end (their own rows)."""
-    if isinstance(event, (Line, Measured, QualityFlagged)):
+    if isinstance(event, (Line, Measured, Noted, QualityFlagged)):
         return event.entry()
     return None
+
+
+def entry_event(entry: Mapping[str, Any]) -> Line | Noted:
+    """A transcript entry written from outside the session (a bridged call's live lines, the agent assist):
+    {"t", "who", "text", ...} is a Line, {"t", "event", ...} a Noted event."""
+    at = float(entry.get("t") or 0.0)
+    if "who" in entry:
+        extras = {k: v for k, v in entry.items() if k not in ("t", "who", "text")}
+        return Line(at, str(entry["who"]), str(entry.get("text") or ""), extras)
+    return Noted(at, str(entry.get("event") or "event"), {k: v for k, v in entry.items() if k not in ("t", "event")})
+
+
+def entry_sink(bus: CallEvents) -> Callable[[dict[str, Any]], None]:
+    """A function that publishes each transcript entry given to it on ``bus`` (as ``entry_event``)."""
+
+    def publish(entry: dict[str, Any]) -> None:
+        bus.publish(entry_event(entry))
+
+    return publish
 
 
 class CallEvents:

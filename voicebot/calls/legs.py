@@ -53,7 +53,7 @@ class SipLeg:
                "rtp_lost": stats.get("cumulative_lost")}
         return LegEnd(
             end_reason=self.call.end_reason or "", duration_s=round(self.call.duration, 2),
-            parties={"from": self.call.from_header, "to": self.call.to_header}, media=rtp,
+            media=rtp,
             log_media={**rtp, "rtp_wrong_source": stats.get("wrong_source"), "srtp": stats.get("srtp"),
                        "srtp_auth_failed": stats.get("srtp_auth_failed"), "srtp_replayed": stats.get("srtp_replayed"),
                        "srtp_rekeys": stats.get("srtp_rekeys")})

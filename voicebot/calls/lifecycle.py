@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from voicebot.calls.conversation import DialplanSession
-from voicebot.calls.events import CallEnded, CallEvent, CallEvents, CallStarted, QualityFlagged
+from voicebot.calls.events import CallEnded, CallEvent, CallEvents, CallStarted, QualityFlagged, entry_sink
 from voicebot.calls.keypad_session import CallRecord
 from voicebot.calls.quality_watch import quality_observer
 from voicebot.calls.recording import CallRecorder, RecordingError
@@ -41,12 +41,11 @@ QualityAlertHook = Callable[[str, str, QualityFlagged], None]  # (call_id, dialp
 @dataclass(frozen=True)
 class LegEnd:
     """How a leg ended: for the call record (``end_reason``, ``duration_s``, ``media`` figures) and the log line
-    (``message``, the ``parties`` and ``log_media`` fields)."""
+    (``message``, the ``log_media`` fields)."""
 
     end_reason: str
     message: str = "call ended"
     duration_s: float | None = None
-    parties: Mapping[str, Any] = field(default_factory=dict)
     media: Mapping[str, Any] = field(default_factory=dict)
     log_media: Mapping[str, Any] = field(default_factory=dict)
 
@@ -96,6 +95,7 @@ class CallLifecycle:
         self.services = services
         self.call_id = record.call_id
         self.events = CallEvents(self.call_id)
+        self.entry_sink = entry_sink(self.events)  # for lines written from outside the session (live transcript)
         self.recorder: CallRecorder | None = None
         self.session: Session | None = None
         self._ended = False
@@ -182,7 +182,7 @@ class CallLifecycle:
             dialplan=record.dialplan or None, recording=(record.recording or {}).get("path"),
             extra={"turns": record.turns, **ended.media}))
         log.info(ended.message, extra={"fields": {
-            "call_id": self.call_id, **ended.parties, "duration_s": ended.duration_s, "digits": record.digits,
+            "call_id": self.call_id, "from": record.from_, "to": record.to, "duration_s": ended.duration_s, "digits": record.digits,
             "outcome": record.outcome, "dialplan": record.dialplan, "transcript": record.transcript,
             "turns": record.turns, "recording": record.recording, "end_reason": ended.end_reason,
             **ended.log_media}})

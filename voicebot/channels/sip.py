@@ -18,6 +18,7 @@ log = logging.getLogger("voicebot.channels.sip")
 
 WIRE_RATE = 8000
 APP_RATE = 16000
+INBAND_INFO_OVERLAP_S = 1.0  # an INFO digit this soon after the same in-band digit is that key press again
 _wire_audio = SharedAudio(size=lambda pcm: pcm.nbytes)  # prompts at the wire rate, resampled once for every call
 
 
@@ -42,10 +43,11 @@ class SipChannel:
         self._live_cb: Callable[[np.ndarray], None] | None = None
         self._upsampler: StreamResampler | None = None
         self.digits_received: list[Dtmf] = []
-        stream.on_dtmf(lambda digit: self._dtmf(digit, "rfc4733"))
+        self._last_inband: tuple[str, float] | None = None  # digit, loop time: an INFO repeating it is dropped
+        stream.on_dtmf(lambda digit: self._dtmf(digit, "inband" if stream.inband_dtmf else "rfc4733"))
         stream.on_playback_done(self._playback_done.set)
-        call.on_dtmf = self._dtmf
-        call.on_ended = self._ended
+        call.events.dtmf.subscribe(self._dtmf)
+        call.events.ended.subscribe(self._ended)
 
     @property
     def call_id(self) -> str:
@@ -53,6 +55,14 @@ class SipChannel:
 
     # ------------------------------------------------------------------ events
     def _dtmf(self, digit: str, source: str) -> None:
+        now = asyncio.get_running_loop().time()
+        if source == "inband":
+            self._last_inband = (digit, now)
+        elif source == "info" and self.stream.inband_dtmf:
+            self.stream.detect_inband_dtmf(False)  # the peer keys by SIP INFO: its tones are not digits twice
+            last = self._last_inband
+            if last is not None and last[0] == digit and now - last[1] < INBAND_INFO_OVERLAP_S:
+                return  # the same key press, already heard in the audio
         event = Dtmf(digit, source)
         self.digits_received.append(event)
         self._events.put(event)

@@ -21,8 +21,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from voicebot.channels.base import ChannelEvent, Dtmf, HungUp
-from voicebot.channels.wav import EventInbox
+from voicebot.channels.base import ChannelEvent, Dtmf, EventInbox, HungUp
 from voicebot.speech.services import Utterance
 
 RATE = 16000
@@ -40,7 +39,8 @@ def voiced_audio(seconds: float) -> np.ndarray:
     pitch = 120 + 20 * np.sin(2 * np.pi * 3 * t)
     phase = 2 * np.pi * np.cumsum(pitch) / RATE
     signal = sum(np.sin(h * phase) / h for h in range(1, 25)) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))
-    return (signal / np.abs(signal).max() * 8000).astype(np.int16)
+    audio: np.ndarray = (signal / np.abs(signal).max() * 8000).astype(np.int16)
+    return audio
 
 
 def parse_line(line: str) -> tuple[str, str]:

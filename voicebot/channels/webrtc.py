@@ -13,7 +13,7 @@ import fractions
 import logging
 import time
 from collections import deque
-from typing import Callable
+from typing import Callable, cast
 
 import av
 import numpy as np
@@ -178,7 +178,7 @@ class WebRtcChannel:
         try:
             while True:
                 frame = await track.recv()
-                for converted in resampler.resample(frame):
+                for converted in resampler.resample(cast(av.AudioFrame, frame)):  # audio tracks yield audio frames
                     pcm = converted.to_ndarray().reshape(-1).astype(np.int16, copy=False)
                     for chunk in chunker.push(pcm):
                         if self._audio_cb is not None:

@@ -144,6 +144,7 @@ def _validate(args: argparse.Namespace) -> int:
     report.errors += run_lint(args, report.plans)
     report.errors += _webhook_url_errors(args.config, report.plans)
     report.errors += _disposition_errors(args.config)
+    report.warnings += _deployment_warnings(args)
     articles = 0
     if not args.no_knowledge:
         from voicebot.knowledge.checks import answer_errors
@@ -182,6 +183,27 @@ def _webhook_url_errors(config_path: Path, plans: dict[str, Any]) -> list[YamlSo
     for path, plan in plans.items():
         errors += check_webhook_urls(plan, path, config.webhooks, config.demo_backend)
     return errors
+
+
+def _deployment_warnings(args: argparse.Namespace) -> list[YamlSourceError]:
+    """TLS certificate lifetime and key permissions, trunks carrying finance/healthcare calls without TLS or
+    SRTP (voicebot.compliance.deployment); nothing when the config does not load (its errors are reported)."""
+    from voicebot.compliance.deployment import deployment_warnings
+    from voicebot.compliance.lint import DEFAULT_POLICY_DIR, load_policies
+    from voicebot.config import load_server_config
+    from voicebot.yamlsrc import load_yaml
+
+    try:
+        config = load_server_config(args.config)
+        _, lines = load_yaml(args.config)
+    except (ConfigErrors, YamlSourceError):
+        return []
+    try:
+        policies = ([] if getattr(args, "no_compliance", False)
+                    else load_policies(getattr(args, "policies", DEFAULT_POLICY_DIR)))
+    except (ConfigErrors, YamlSourceError):
+        policies = []  # the compliance lint reports the broken policy files
+    return deployment_warnings(config, lines, str(args.config), policies)
 
 
 def _disposition_errors(config_path: Path) -> list[YamlSourceError]:

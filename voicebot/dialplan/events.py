@@ -33,6 +33,9 @@ class CallContext:
     channel: str = "text"
     call_id: str = ""
     profile: dict[str, Any] = field(default_factory=dict)
+    private: bool = False  # the caller asked for privacy (Privacy: id): the number stays out of logs
+    original_called: str = ""  # the number first dialled when the call was forwarded (Diversion/History-Info)
+    redirect_reason: str = ""  # why it was forwarded (user-busy, no-answer, unconditional...)
 
 
 @dataclass(frozen=True)

@@ -89,11 +89,15 @@ class Interpreter:
             "channel": context.channel,
             "call_id": context.call_id,
             "profile": dict(context.profile),
+            "private": context.private,
+            "original_called": context.original_called,
+            "redirect_reason": context.redirect_reason,
         }
         state = State(dialplan=plan.dialplan, node=plan.start, step="enter", lang=lang, caller=caller,
                       vars=copy.deepcopy(plan.vars))
         run = _Run(self, state)
-        run.log("call_started", caller=context.caller, dnis=context.dnis, lang=lang)
+        run.log("call_started", caller="anonymous" if context.private else context.caller, dnis=context.dnis,
+                lang=lang)
         run.guarded(run.begin)
         return state, run.actions
 

@@ -36,6 +36,7 @@ from voicebot.sip.ua import UserAgent
 
 if TYPE_CHECKING:
     from voicebot.handoff.browser import BrowserAgentLegs
+    from voicebot.handoff.live_transcript import BridgedCall, LiveCall
 
 log = logging.getLogger("voicebot.handoff")
 
@@ -80,10 +81,10 @@ class HandoffManager:
         self.callback_uri_template = callback_uri_template
         self.media_encryption: Encryption = media_encryption
         self.customer_encryption: Encryption = customer_encryption or media_encryption
-        self.media_encryption: Encryption = media_encryption
-        self.customer_encryption: Encryption = customer_encryption or media_encryption
         self.browser_legs: BrowserAgentLegs | None = None  # set by the server: agents answering on their page
         self.agent_contact: Callable[[str], str | None] | None = None  # agent id -> registered phone Contact
+        # set by the server: a bridged call starts (live transcript, agent assist); None when it is not followed
+        self.on_bridged: Callable[[BridgedCall], LiveCall | None] | None = None
         self._waiting: dict[str, tuple[CallQueue, LiveLeg]] = {}
         self.handed_over: dict[str, str] = {}  # call id -> call record outcome, for callers a stopping node let go
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -101,7 +102,7 @@ class HandoffManager:
             await asyncio.wait(self._tasks, timeout=5)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -318,6 +319,7 @@ class HandoffManager:
         self._waiting.pop(waiter.call_id, None)
         await self.service.forget_callback_number(waiter.call_id)
         bridge = ChannelBridge(caller, agent_leg)
+        live = self._follow(waiter, agent.id, kind, bridge)
         waiter.bridged.set()
         await waiter.events.put(ev.AgentAnswered(agent.id))
         log.info("agent connected", extra={"fields": {"call_id": waiter.call_id, "agent": agent.id, "leg": kind,
@@ -328,6 +330,8 @@ class HandoffManager:
             hung_up_by = "caller" if await bridge.wait_ended() is caller else "agent"
         finally:
             bridge.close()
+            if live is not None:
+                live.close()
             waiter.done = True
             await agent_leg.end("caller hung up")
             await caller.end("agent hung up")
@@ -336,6 +340,21 @@ class HandoffManager:
             log.info("agent call ended", extra={"fields": {
                 "call_id": waiter.call_id, "agent": agent.id, "leg": kind, "hung_up_by": hung_up_by,
                 "frames_to_agent": bridge.frames_a_to_b, "frames_to_caller": bridge.frames_b_to_a}})
+
+    def _follow(self, waiter: CallQueue, agent_id: str, kind: str, bridge: ChannelBridge) -> LiveCall | None:
+        """The bridged call's live transcript (when the server follows bridged calls and the queue wants it)."""
+        if self.on_bridged is None:
+            return None
+        from voicebot.handoff.live_transcript import BridgedCall
+
+        try:
+            live = self.on_bridged(BridgedCall(waiter.call_id, waiter.queue, agent_id, waiter.lang, kind))
+        except Exception:  # noqa: BLE001 - following the call must never cost the call itself
+            log.exception("live transcript not started", extra={"fields": {"call_id": waiter.call_id}})
+            return None
+        if live is not None:
+            bridge.tap = live.on_audio
+        return live
 
 
 def _srtp_suite(leg: LiveLeg) -> str | None:

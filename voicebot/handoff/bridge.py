@@ -3,6 +3,9 @@
 Each direction resamples statefully when the legs' rates differ (8 kHz G.711, 16 kHz WebRTC) and is bounded at
 ``max_backlog`` frames (latency beats completeness). A SIP caller's recording keeps running: the agent's audio is
 what the caller's stream sends, so the recorder's tick sees it on the agent channel.
+
+``tap`` (optional, set after construction) sees each relayed frame as received: ``tap("a" | "b", pcm, rate)``;
+the live transcript of a bridged call listens there (voicebot.handoff.live_transcript). It must be cheap.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import numpy as np
 from voicebot.channels.base import LiveLeg
 from voicebot.speech.resample import StreamResampler
 
+AudioTap = Callable[[str, np.ndarray, int], None]  # (side "a" or "b", int16 frame, its rate)
 MAX_RELAY_BACKLOG = 10  # frames; beyond this the relay drops the oldest audio (keeps latency bounded)
 
 
@@ -26,16 +30,19 @@ class ChannelBridge:
         self.max_backlog = max_backlog
         self.frames_a_to_b = 0
         self.frames_b_to_a = 0
+        self.tap: AudioTap | None = None
         a.stop_playback()  # hold audio or a prompt still queued for the caller
         b.stop_playback()
-        a.on_live_audio(self._relay(b, a.live_rate, "frames_a_to_b"))
-        b.on_live_audio(self._relay(a, b.live_rate, "frames_b_to_a"))
+        a.on_live_audio(self._relay(b, a.live_rate, "frames_a_to_b", "a"))
+        b.on_live_audio(self._relay(a, b.live_rate, "frames_b_to_a", "b"))
 
-    def _relay(self, target: LiveLeg, rate: int, counter: str) -> Callable[[np.ndarray], None]:
+    def _relay(self, target: LiveLeg, rate: int, counter: str, side: str) -> Callable[[np.ndarray], None]:
         resampler = StreamResampler(rate, target.live_rate) if rate != target.live_rate else None
 
         def relay(frame: np.ndarray) -> None:
             pcm = np.asarray(frame, dtype=np.int16)
+            if self.tap is not None:
+                self.tap(side, pcm, rate)
             if resampler is not None:
                 pcm = resampler.process(pcm)
             if pcm.size:

@@ -22,6 +22,7 @@ from voicebot.dialplan.actions import Answer
 from voicebot.dialplan.events import KnowledgeHit, KnowledgeResult
 from voicebot.knowledge.articles import Article, read_article
 from voicebot.knowledge.retrieval import Hit, KnowledgeIndex
+from voicebot.knowledge.vectorcache import VectorCache
 from voicebot.yamlsrc import ConfigErrors, YamlSourceError
 
 __all__ = ["KnowledgeBase", "KnowledgeReport", "check_knowledge", "knowledge_stamp", "load_knowledge"]
@@ -116,9 +117,10 @@ def check_knowledge(root: Path, *, today: dt.date | None = None,
 class KnowledgeBase:
     """A loaded, immutable set of articles and their index (a reload builds a new one)."""
 
-    def __init__(self, articles: Sequence[Article], *, encoders: dict[str, str | None] | None = None) -> None:
+    def __init__(self, articles: Sequence[Article], *, encoders: dict[str, str | None] | None = None,
+                 cache: VectorCache | None = None) -> None:
         self.articles = {article.id: article for article in articles}
-        self.index = KnowledgeIndex(list(articles), encoders=encoders)
+        self.index = KnowledgeIndex(list(articles), encoders=encoders, cache=cache)
 
     def __len__(self) -> int:
         return len(self.articles)
@@ -138,10 +140,11 @@ class KnowledgeBase:
 
 
 def load_knowledge(root: Path, *, today: dt.date | None = None, policy_dir: Path | None = DEFAULT_POLICY_DIR,
-                   encoders: dict[str, str | None] | None = None) -> KnowledgeBase:
+                   encoders: dict[str, str | None] | None = None, cache: VectorCache | None = None) -> KnowledgeBase:
     """Check and index every article; raises ConfigErrors on any problem but expiry (expired articles are
-    indexed and left out by the date filter, so a reload does not fail at midnight)."""
+    indexed and left out by the date filter, so a reload does not fail at midnight). With a `cache`, only
+    articles whose text changed since it was filled are encoded (vectorcache.py)."""
     report = check_knowledge(root, today=today, policy_dir=policy_dir)
     if report.errors:
         raise ConfigErrors(report.errors)
-    return KnowledgeBase(report.articles, encoders=encoders)
+    return KnowledgeBase(report.articles, encoders=encoders, cache=cache)

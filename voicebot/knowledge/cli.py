@@ -32,9 +32,10 @@ def register(subparsers: Any) -> None:
 def _search(args: argparse.Namespace) -> int:
     from voicebot.knowledge.articles import describe
     from voicebot.knowledge.base import load_knowledge
+    from voicebot.knowledge.vectorcache import VectorCache, default_cache_dir
 
     try:
-        kb = load_knowledge(args.knowledge_dir)
+        kb = load_knowledge(args.knowledge_dir, cache=VectorCache(default_cache_dir()))
     except (ConfigErrors, YamlSourceError) as exc:
         print(f"voicebot: the knowledge base is not valid:\n{exc}", file=sys.stderr)
         return 1

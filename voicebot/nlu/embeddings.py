@@ -47,6 +47,7 @@ __all__ = [
     "clear_caches",
     "convert_bert",
     "encoder",
+    "encoder_id",
     "encoder_names",
     "encoder_version",
     "minilm_dir",
@@ -368,6 +369,13 @@ def encoder_version(name: str) -> str:
         return f"{_DISTRIBUTIONS[name]}=={version(_DISTRIBUTIONS[name])}"
     except PackageNotFoundError:
         return ""
+
+
+def encoder_id(name: str) -> str:
+    """What names the vectors an encoder gives: its name, package version and (MiniLM) conversion; a cache of
+    vectors keyed by it is not read by another version."""
+    conversion = f"+ct2-int8-c{_CONVERSION_VERSION}" if name == "minilm" else ""
+    return f"{name}:{encoder_version(name) if name in _DISTRIBUTIONS else ''}{conversion}"
 
 
 def available_encoder(lang: str) -> str | None:

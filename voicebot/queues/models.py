@@ -223,6 +223,14 @@ class QueueConfig(_Section):
     on_max_wait: Literal["callback", "message"] = "callback"
     service_level_s: float = Field(default=20.0, gt=0, description="answer target for the service-level metric")
     business_hours: BusinessHours | None = None
+    live_transcript: bool = Field(
+        default=False, description="bridged calls of this queue are transcribed live (both legs), pushed to the "
+        "agent's desktop and the supervisors, quality-checked and kept in the call record; costs speech-worker CPU")
+    assist: bool = Field(default=True, description="with live_transcript: knowledge cards for the agent from the "
+                         "caller's words (never spoken)")
+    assist_collection: str | None = Field(default=None, description="knowledge collection searched for assist "
+                                          "cards, e.g. ecommerce (default: every collection)")
+    assist_min_score: float = Field(default=0.3, ge=0, le=1, description="lowest retrieval score shown as a card")
 
     @field_validator("skills")
     @classmethod

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from .dtmf import DtmfPacket, DtmfReceiver, DtmfSender
 from .g711 import Codec, get_codec
+from .inband_dtmf import InbandDtmfDetector
 from .jitter import JitterBuffer
 from .packet import HEADER, RtpError, RtpPacket, is_rtcp
 from .payloads import encode_shared
@@ -105,6 +106,7 @@ class RtpStream:
         self._jitter = JitterBuffer(depth=jitter_depth, frame_samples=FRAME_SAMPLES)
         self._reception = ReceptionStats(codec.sample_rate)
         self._dtmf_in = DtmfReceiver()
+        self._inband: InbandDtmfDetector | None = None  # tones in the audio, for peers without telephone-event
         self._dtmf_silence = np.zeros(FRAME_SAMPLES, dtype=np.int16)
         self._dtmf_silence.setflags(write=False)
         self._on_audio: Callable[[Pcm], None] | None = None
@@ -116,7 +118,7 @@ class RtpStream:
             "packets_sent", "octets_sent", "packets_received", "octets_received", "malformed",
             "wrong_source", "unexpected_payload_type", "dtmf_sent", "dtmf_received", "rtcp_sent",
             "rtcp_received", "rtcp_malformed", "callback_errors", "srtp_auth_failed", "srtp_replayed",
-            "srtp_errors", "srtp_no_key", "srtp_rekeys"), 0)
+            "srtp_errors", "srtp_no_key", "srtp_rekeys", "dtmf_inband"), 0)
         self._srtp: SrtpContext | None = None
         self._srtp_previous: SrtpContext | None = None  # the peer's old key, still accepted until the new one works
         self._srtp_pending = False
@@ -297,7 +299,21 @@ class RtpStream:
         self._on_audio = callback
 
     def on_dtmf(self, callback: Callable[[str], None] | None) -> None:
+        """Digits as they start: RFC 4733 events, and tones in the audio while in-band detection is on."""
         self._on_dtmf = callback
+
+    def detect_inband_dtmf(self, enabled: bool = True) -> None:
+        """Look for keypad tones in the received audio (the peer negotiated no telephone-event); the digits go to
+        the ``on_dtmf`` callback like RFC 4733 ones."""
+        if not enabled:
+            self._inband = None
+        elif self._inband is None:
+            self._inband = InbandDtmfDetector()
+
+    @property
+    def inband_dtmf(self) -> bool:
+        """Whether in-band DTMF detection is on."""
+        return self._inband is not None
 
     def on_playback_done(self, callback: Callable[[], None] | None) -> None:
         """Called once each time the playback queue runs empty (not after stop_playback)."""
@@ -328,9 +344,18 @@ class RtpStream:
             frame = jitter.pop()
         if frame is not None and self._on_audio is not None:
             self._call(self._on_audio, frame)
+        if frame is not None and self._inband is not None:
+            self._inband_digits(self._inband.feed(frame))
         sent = self._send_tick(index)
         if self._on_tick_media is not None:
             self._call(self._on_tick_media, frame, sent)
+
+    def _inband_digits(self, digits: list[str]) -> None:
+        for digit in digits:
+            self._counters["dtmf_received"] += 1
+            self._counters["dtmf_inband"] += 1
+            if self._on_dtmf is not None:
+                self._call(self._on_dtmf, digit)
 
     def _send_tick(self, index: int) -> bytes | None:
         """Send this tick's packet; returns the audio payload sent (None: nothing, or a DTMF event)."""

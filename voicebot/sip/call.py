@@ -1,19 +1,35 @@
-"""A SIP call leg (INVITE dialog usage) as the application sees it: answer, hang up, DTMF, hold, REFER."""
+"""A SIP call leg (INVITE dialog usage) as the application sees it: answer, hang up, DTMF, hold, REFER.
+
+A call talks to its user agent only through :class:`CallTransport`; what crosses that interface:
+
+* call → UA: build a response (``make_response``, ``options_response``, ``allow_header``), send an in-dialog
+  request and await its final response (``send_request``), send the ACK for a 2xx (``send_ack``), CANCEL or
+  abandon its outbound INVITE (``cancel_invite``, ``abandon_invite``), run a task the UA cancels at shutdown
+  (``spawn``), announce its dialog (``register_dialog``) and its end (``unregister_call``); read ``timers`` (T1 for
+  the ACK wait) and ``contact_uri`` (Referred-By, NOTIFY Contact).
+* UA → call, public methods only: ``receive`` (an in-dialog request in its server transaction), ``ack_received``,
+  ``cancelled_by_peer``, ``ack_timeout``; for an outbound INVITE ``provisional``, ``confirmed`` and ``failed``.
+
+The application subscribes to call events with :attr:`SipCall.events` (several subscribers each) and answers
+re-INVITE offers and REFERs with the single deciders ``on_reinvite`` / ``on_refer``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Awaitable, Callable
+from typing import Awaitable, Callable, Coroutine, Protocol
 
 from .dialog import Dialog, new_tag
+from .hooks import Hook, Removed
+from .identity import CallerIdentity, Redirection, caller_identity, redirection
 from .message import SipRequest, SipResponse
-from .transaction import ServerTransaction, TransactionTimeout
-
-if TYPE_CHECKING:
-    from .ua import UserAgent
+from .prack import EarlyDialogs
+from .session_timer import SessionRefresh, SessionTimer, SessionTimerPolicy, TooSmall, from_response, negotiate
+from .transaction import ServerTransaction, Timers, TransactionTimeout
 
 log = logging.getLogger("voicebot.sip.call")
 
@@ -51,14 +67,68 @@ def parse_info_dtmf(content_type: str, body: bytes) -> str | None:
     return None
 
 
+class CallTransport(Protocol):
+    """Everything a :class:`SipCall` needs from its user agent (see the module docstring)."""
+
+    @property
+    def timers(self) -> Timers: ...
+
+    @property
+    def contact_uri(self) -> str: ...
+
+    @property
+    def allow_header(self) -> str: ...
+
+    @property
+    def session_timers(self) -> SessionTimerPolicy: ...
+
+    def trusted_identity(self, host: str) -> bool: ...
+
+    def make_response(self, req: SipRequest, status: int, reason: str | None = None, *, to_tag: str | None = None,
+                      headers: list[tuple[str, str]] | None = None, body: bytes = b"",
+                      content_type: str | None = None, contact: bool = False) -> SipResponse: ...
+
+    def options_response(self, req: SipRequest) -> SipResponse: ...
+
+    async def send_request(self, req: SipRequest, addr: Addr | None = None) -> SipResponse: ...
+
+    def send_ack(self, dialog: Dialog, invite: SipRequest, response: SipResponse) -> None: ...
+
+    async def cancel_invite(self, invite: SipRequest, addr: Addr) -> None: ...
+
+    def abandon_invite(self, invite: SipRequest) -> None: ...
+
+    def spawn(self, coro: Coroutine[object, object, None]) -> "asyncio.Task[None]": ...
+
+    def register_dialog(self, call: "SipCall") -> None: ...
+
+    def unregister_call(self, call: "SipCall") -> None: ...
+
+
+@dataclass
+class CallEvents:
+    """What a call reports, each with any number of subscribers (``call.events.dtmf.subscribe(fn)``)."""
+
+    dtmf: Hook[[str, str]] = field(default_factory=lambda: Hook("dtmf"))  # (digit, "info")
+    notify: Hook[[int, bytes]] = field(default_factory=lambda: Hook("notify"))  # REFER progress (status, sipfrag)
+    ended: Hook[["SipCall"]] = field(default_factory=lambda: Hook("ended"))  # once, after the state is ENDED
+
+    def clear(self) -> None:
+        self.dtmf.clear()
+        self.notify.clear()
+        self.ended.clear()
+
+
 class SipCall:
     """One call leg. Inbound legs are created by the UA; outbound by :meth:`UserAgent.invite`."""
 
-    _outbound_addr: Addr  # set by UserAgent.invite for an outbound leg (where its INVITE went)
+    on_dtmf = Removed("call.events.dtmf.subscribe(fn)")
+    on_notify = Removed("call.events.notify.subscribe(fn)")
+    on_ended = Removed("call.events.ended.subscribe(fn)")
 
-    def __init__(self, ua: "UserAgent", invite: SipRequest, addr: Addr, *, inbound: bool,
+    def __init__(self, transport: CallTransport, invite: SipRequest, addr: Addr, *, inbound: bool,
                  server_tx: ServerTransaction | None = None) -> None:
-        self.ua = ua
+        self.ua = transport
         self.invite = invite
         self.addr = addr
         self.inbound = inbound
@@ -73,14 +143,29 @@ class SipCall:
         self.ended_at: float | None = None
         self.end_reason = ""
         self.ended = asyncio.Event()
-        self.on_dtmf: Callable[[str, str], None] | None = None
+        self.events = CallEvents()
+        # Deciders, one each: the SDP answer to a re-INVITE offer (None: 488), whether a REFER is accepted.
         self.on_reinvite: Callable[[bytes], Awaitable[bytes | None]] | None = None
         self.on_refer: Callable[[str, SipRequest], bool] | None = None
-        self.on_notify: Callable[[int, bytes], None] | None = None
-        self.on_ended: Callable[["SipCall"], None] | None = None
         self._refer_subscribed = False
-        self.reinvite_txs: dict[int, ServerTransaction] = {}
-        self.got_provisional = False
+        self._reinvite_txs: dict[int, ServerTransaction] = {}
+        self._got_provisional = False
+        # Who calls (P-Asserted-Identity / Remote-Party-ID believed only from a trusted source) and whom they
+        # first dialled (Diversion / History-Info); outbound legs: the From we sent, no redirection.
+        self.identity: CallerIdentity = caller_identity(invite.headers, inbound and transport.trusted_identity(addr[0]))
+        self.redirection: Redirection | None = redirection(invite.headers) if inbound else None
+        self.session_timer: SessionTimer | None = None  # agreed for an inbound call (RFC 4028), set by the UA
+        self.session_refresh: SessionRefresh | None = None  # its clock, running once the call is confirmed
+        self._session_task: asyncio.Task[None] | None = None
+        # Outbound legs before the answer: early dialogs acknowledged with PRACK, early media (183 + SDP)
+        self.early = EarlyDialogs()
+        self.early_sdp: bytes = b""
+        self.on_early_media: Callable[[bytes], None] | None = None
+
+    @property
+    def got_provisional(self) -> bool:
+        """An outbound leg had a 1xx: it may be CANCELled (before that it can only be abandoned, §9.1)."""
+        return self._got_provisional
 
     # ------------------------------------------------------------------ identity
     @property
@@ -140,8 +225,9 @@ class SipCall:
         self.state = CallState.ANSWERING
         self.dialog = Dialog.from_incoming_invite(self.invite, self.local_tag, self.addr)
         self.ua.register_dialog(self)
+        timer_headers = self.session_timer.response_headers() if self.session_timer is not None else []
         ok = self.ua.make_response(self.invite, 200, to_tag=self.local_tag, contact=True, body=sdp,
-                                   content_type="application/sdp")
+                                   content_type="application/sdp", headers=timer_headers)
         self.server_tx.respond(ok)
         self.answered_at = time.time()
         assert self.server_tx.acked is not None
@@ -154,6 +240,7 @@ class SipCall:
             return False
         if self.state is CallState.ANSWERING:
             self.state = CallState.CONFIRMED
+            self._start_session_timer()
         return self.state is CallState.CONFIRMED
 
     def cancelled_by_peer(self) -> None:
@@ -163,7 +250,23 @@ class SipCall:
             self._finish("cancelled")
 
     # ------------------------------------------------------------------ in-dialog requests received
-    async def handle_request(self, req: SipRequest, tx: ServerTransaction) -> None:
+    def receive(self, req: SipRequest, tx: ServerTransaction) -> None:
+        """An in-dialog request in its new server transaction (the UA checked the dialog and the CSeq)."""
+        if req.method == "INVITE":
+            self._reinvite_txs[req.cseq[0]] = tx
+            tx.respond(self.ua.make_response(req, 100))
+        self.ua.spawn(self._handle_request(req, tx))
+
+    def ack_received(self, cseq: int) -> None:
+        """An ACK in this dialog: it confirms our 2xx to the INVITE or to a re-INVITE with ``cseq``."""
+        if self.server_tx is not None and self.server_tx.request.cseq[0] == cseq:
+            self.server_tx.on_ack()
+            return
+        reinvite_tx = self._reinvite_txs.pop(cseq, None)
+        if reinvite_tx is not None:
+            reinvite_tx.on_ack()  # stops the 2xx retransmissions of a re-INVITE
+
+    async def _handle_request(self, req: SipRequest, tx: ServerTransaction) -> None:
         assert self.dialog is not None
         method = req.method
         if method == "BYE":
@@ -182,12 +285,13 @@ class SipCall:
                 tx.respond(self.ua.make_response(req, 400, "Bad DTMF body"))
                 return
             tx.respond(self.ua.make_response(req, 200))
-            if self.on_dtmf is not None:
-                self.on_dtmf(digit, "info")
+            self.events.dtmf.emit(digit, "info")
         elif method == "INVITE":
             await self._handle_reinvite(req, tx)
         elif method == "UPDATE":
-            tx.respond(self.ua.make_response(req, 200, contact=True))
+            agreed = self._refresh_terms(req, tx)
+            if agreed is not False:
+                tx.respond(self.ua.make_response(req, 200, contact=True, headers=self._refreshed(agreed)))
         elif method == "OPTIONS":
             tx.respond(self.ua.options_response(req))
         elif method == "REFER":
@@ -195,12 +299,15 @@ class SipCall:
         elif method == "NOTIFY":
             tx.respond(self.ua.make_response(req, 200))
             status = _sipfrag_status(req.body)
-            if self.on_notify is not None and status is not None:
-                self.on_notify(status, req.body)
+            if status is not None:
+                self.events.notify.emit(status, req.body)
         else:
             tx.respond(self.ua.make_response(req, 405, headers=[("Allow", self.ua.allow_header)]))
 
     async def _handle_reinvite(self, req: SipRequest, tx: ServerTransaction) -> None:
+        agreed = self._refresh_terms(req, tx)
+        if agreed is False:
+            return
         if not req.body:
             # Offerless re-INVITE: we offer our current SDP again.
             answer: bytes | None = self.local_sdp
@@ -221,7 +328,54 @@ class SipCall:
             if contacts:
                 from .uri import parse_name_addr
                 self.dialog.remote_target = str(parse_name_addr(contacts[0]).uri)
-        tx.respond(self.ua.make_response(req, 200, contact=True, body=answer, content_type="application/sdp"))
+        tx.respond(self.ua.make_response(req, 200, contact=True, body=answer, content_type="application/sdp",
+                                         headers=self._refreshed(agreed)))
+
+    # ------------------------------------------------------------------ session timer (RFC 4028)
+    def _refresh_terms(self, req: SipRequest, tx: ServerTransaction) -> SessionTimer | None | bool:
+        """The session timer a re-INVITE/UPDATE asks for; False once a 422 answered it (interval too small)."""
+        if self.session_refresh is None:
+            return None
+        agreed = negotiate(req.headers, self.ua.session_timers)
+        if isinstance(agreed, TooSmall):
+            tx.respond(self.ua.make_response(req, 422, headers=[("Min-SE", str(agreed.min_se))]))
+            return False
+        return agreed
+
+    def _refreshed(self, agreed: SessionTimer | None | bool) -> list[tuple[str, str]]:
+        """A 2xx to a refresh goes out: restart the clock; the headers that 2xx carries."""
+        if not isinstance(agreed, SessionTimer) or self.session_refresh is None:
+            return []
+        self.session_refresh.refreshed(agreed)
+        log.info("session refreshed by peer", extra={"fields": {"call_id": self.call_id,
+                                                                "interval_s": agreed.interval,
+                                                                "refresher": agreed.refresher}})
+        return agreed.response_headers()
+
+    def _start_session_timer(self) -> None:
+        if self.session_timer is None or self.session_refresh is not None:
+            return
+        self.session_refresh = SessionRefresh(self.session_timer, self._send_refresh, self._session_expired)
+        self._session_task = self.ua.spawn(self.session_refresh.run())
+
+    async def _send_refresh(self, timer: SessionTimer) -> SessionTimer | None:
+        """As refresher: UPDATE when the peer allows it, else a re-INVITE with our current SDP (§7.4)."""
+        headers = timer.request_headers(self.ua.session_timers.min_se_s)
+        allowed = {m.strip().upper() for m in self.invite.headers.values("Allow")}
+        if "UPDATE" in allowed:
+            resp = await self.send_in_dialog("UPDATE", headers=headers)
+        else:
+            resp = await self.reinvite(self.local_sdp, headers=headers)
+        status = resp.status if resp is not None else 408
+        log.info("session refresh sent", extra={"fields": {"call_id": self.call_id, "status": status,
+                                                           "method": "UPDATE" if "UPDATE" in allowed else "INVITE"}})
+        if status in (408, 481):
+            return None  # the dialog is gone (§10)
+        return from_response(resp.headers, timer) if resp is not None and 200 <= status < 300 else timer
+
+    async def _session_expired(self, reason: str) -> None:
+        log.warning(reason, extra={"fields": {"call_id": self.call_id}})
+        await self.hangup(reason)
 
     def _handle_refer(self, req: SipRequest, tx: ServerTransaction) -> None:
         targets = req.headers.get_all("Refer-To")
@@ -234,7 +388,7 @@ class SipCall:
             return
         tx.respond(self.ua.make_response(req, 202, contact=True))
         self._refer_subscribed = True
-        asyncio.ensure_future(self.notify_refer(100, "Trying", terminated=False))
+        self.ua.spawn(self.notify_refer(100, "Trying", terminated=False))
 
     # ------------------------------------------------------------------ requests we send
     async def send_in_dialog(self, method: str, *, body: bytes = b"", content_type: str | None = None,
@@ -256,10 +410,10 @@ class SipCall:
             self.reject(480, "Temporarily Unavailable")
             return
         if not self.inbound and self.state in (CallState.CALLING, CallState.RINGING):
-            if self.got_provisional:
-                await self.ua.cancel(self)
+            if self._got_provisional:
+                await self.ua.cancel_invite(self.invite, self.addr)
             else:
-                self.ua.abandon_invite(self)  # nothing answered yet: a CANCEL would wait out timer F for nothing
+                self.ua.abandon_invite(self.invite)  # nothing answered: a CANCEL would wait out timer F for nothing
             self._finish(reason)
             return
         self._finish(reason)
@@ -271,11 +425,11 @@ class SipCall:
                                          content_type="application/dtmf-relay")
         return resp is not None and 200 <= resp.status < 300
 
-    async def reinvite(self, sdp: bytes) -> SipResponse | None:
-        """Send a re-INVITE (hold/unhold); the UA sends the ACK for a 2xx."""
+    async def reinvite(self, sdp: bytes, headers: list[tuple[str, str]] | None = None) -> SipResponse | None:
+        """Send a re-INVITE (hold/unhold, session refresh); the UA sends the ACK for a 2xx."""
         if self.dialog is None:
             return None
-        req = self.dialog.create_request("INVITE", body=sdp, content_type="application/sdp")
+        req = self.dialog.create_request("INVITE", body=sdp, content_type="application/sdp", extra_headers=headers)
         try:
             resp = await self.ua.send_request(req, self.dialog.peer_addr)
         except TransactionTimeout:
@@ -302,6 +456,27 @@ class SipCall:
                                   headers=[("Event", "refer"), ("Subscription-State", state),
                                            ("Contact", f"<{self.ua.contact_uri}>")])
 
+    # ------------------------------------------------------------------ outbound INVITE progress (from the UA)
+    def provisional(self, resp: SipResponse) -> bool:
+        """A 1xx to our INVITE; True when it moved the call to RINGING (180/183)."""
+        self._got_provisional = True
+        if resp.status in (180, 183) and self.state is CallState.CALLING:
+            self.state = CallState.RINGING
+            return True
+        return False
+
+    def confirmed(self, dialog: Dialog, remote_sdp: bytes) -> None:
+        """The 2xx to our INVITE arrived: the dialog is confirmed."""
+        self.dialog = dialog
+        self.remote_sdp = remote_sdp
+        self.state = CallState.CONFIRMED
+        self.answered_at = time.time()
+        self.ua.register_dialog(self)
+
+    def failed(self, reason: str) -> None:
+        """Our INVITE ended without a 2xx (timeout or a final error response)."""
+        self._finish(reason)
+
     # ------------------------------------------------------------------ lifecycle
     def _finish(self, reason: str) -> None:
         if self.state is CallState.ENDED:
@@ -310,18 +485,18 @@ class SipCall:
         self.end_reason = reason
         self.ended_at = time.time()
         self.ended.set()
+        if self._session_task is not None and self._session_task is not asyncio.current_task():
+            self._session_task.cancel()
         self.ua.unregister_call(self)
-        if self.on_ended is not None:
-            try:
-                self.on_ended(self)
-            except Exception:  # noqa: BLE001
-                log.exception("on_ended handler failed")
+        self.events.ended.emit(self)
         # Transactions may outlive the call by up to 64*T1: drop references to media and sessions now.
-        self.on_dtmf = self.on_reinvite = self.on_refer = self.on_notify = self.on_ended = None
+        self.events.clear()
+        self.on_reinvite = self.on_refer = None
+        self.on_early_media = None
 
     def ack_timeout(self) -> None:
         if self.state is CallState.ANSWERING:
-            asyncio.ensure_future(self.hangup("no ACK"))
+            self.ua.spawn(self.hangup("no ACK"))
 
 
 def _sipfrag_status(body: bytes) -> int | None:

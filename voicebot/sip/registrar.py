@@ -23,6 +23,7 @@ from voicebot.compliance.secrets import Secret
 
 from . import digest
 from .bindings import Binding, BindingTable, RegisterError, parse_register
+from .handlers import Incoming
 from .lockout import AuthLockout, Ban
 from .message import SipRequest
 from .noncecount import NonceCounts
@@ -165,6 +166,11 @@ class Registrar:
             lifetime = max(b.remaining(now) for b in bindings)
             log.info("agent registered", extra={"fields": {**fields, "contact": after, "expires": lifetime}})
         return 200, "OK", _contact_headers(bindings, now)
+
+    def respond(self, incoming: Incoming) -> None:
+        """The REGISTER responder for the UA's handler table: ``ua.handle("REGISTER", registrar.respond)``."""
+        status, reason, headers = self.handle(incoming.request, incoming.source)
+        incoming.respond(status, reason, headers)
 
 
 def _bind(source: Addr) -> str:

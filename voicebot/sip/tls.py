@@ -63,6 +63,32 @@ def check_certificate(cert_file: str, key_file: str, now: dt.datetime | None = N
         raise CertificateError(f"cannot read key {key_file}: {exc.strerror or exc}", "key_file") from None
 
 
+def certificate_not_after(cert_file: str) -> dt.datetime:
+    """When the (first) certificate of ``cert_file`` expires; raises CertificateError when it cannot be read."""
+    try:
+        with open(cert_file, "rb") as handle:
+            return x509.load_pem_x509_certificate(handle.read()).not_valid_after_utc
+    except OSError as exc:
+        raise CertificateError(f"cannot read certificate {cert_file}: {exc.strerror or exc}") from None
+    except ValueError:
+        raise CertificateError(f"{cert_file} is not a PEM certificate") from None
+
+
+def check_ca_file(ca_file: str) -> None:
+    """Raise CertificateError (field ``ca_file``) unless ``ca_file`` is readable and holds PEM certificates."""
+    try:
+        with open(ca_file, "rb") as handle:
+            pem = handle.read()
+    except OSError as exc:
+        raise CertificateError(f"cannot read CA file {ca_file}: {exc.strerror or exc}", "ca_file") from None
+    try:
+        certificates = x509.load_pem_x509_certificates(pem)
+    except ValueError:
+        certificates = []
+    if not certificates:
+        raise CertificateError(f"CA file {ca_file} holds no PEM certificate", "ca_file")
+
+
 def server_context(settings: TlsSettings) -> ssl.SSLContext:
     """The listener's context: our certificate, TLS ≥ min_version, client certificates as ``client_auth`` says."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -1,7 +1,9 @@
 """The SIP user agent: transport + transaction tables + dialogs, dispatching to the application.
 
-Inbound: parse → 4xx for bad input → ACL / limits → transaction matching → dialog or new call.
+Inbound: parse → 4xx for bad input → ACL / limits → transaction matching → dialog or the handler table
+(:mod:`voicebot.sip.handlers`: one responder and any observers per method; ``ua.handle("REGISTER", fn)``).
 Outbound: requests with Via/branch, digest auth retry (401/407), INVITE with custom headers, CANCEL, REGISTER.
+Calls see the UA only through :class:`voicebot.sip.call.CallTransport`.
 """
 
 from __future__ import annotations
@@ -13,14 +15,18 @@ import socket
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Iterable, Literal
+from typing import Awaitable, Callable, Coroutine, Iterable, Literal
 
 from . import digest
 from .call import CallState, SipCall
 from .dialog import Dialog, new_call_id, new_tag
 from .admission import SetupAdmission
 from .challenge import DigestGuard
+from .handlers import HandlerTable, Incoming, Observer, Responder
+from .hooks import Removed, Unsubscribe
 from .logthrottle import LogThrottle, clip
+from . import prack
+from .session_timer import SessionTimerPolicy, TooSmall, negotiate as negotiate_session_timer
 from .ratelimit import SourceLimiter
 from .headers import SipParseError
 from .message import SipRequest, SipResponse
@@ -39,8 +45,11 @@ Addr = tuple[str, int]
 TransportName = Literal["udp", "tcp", "tls"]
 InviteHandler = Callable[[SipCall], Awaitable[None]]
 
-SUPPORTED_METHODS = {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "REFER", "NOTIFY", "UPDATE"}
-SUPPORTED_EXTENSIONS = {"replaces", "norefersub"}
+CORE_METHODS = {"ACK", "CANCEL"}  # transaction-layer methods, handled by the UA itself
+DIALOG_METHODS = {"INVITE", "OPTIONS", "BYE", "INFO", "REFER", "NOTIFY", "UPDATE"}  # go to the call when in a dialog
+NO_DIALOG_METHODS = ("BYE", "INFO", "REFER", "NOTIFY", "UPDATE")  # outside a dialog: 481 unless an app claims them
+UNADVERTISED = {"REGISTER"}  # served for agent phones, not a call method: left out of Allow in OPTIONS and INVITEs
+SUPPORTED_EXTENSIONS = {"replaces", "norefersub", "timer"}
 ACCEPTED_CONTENT_TYPES = {"application/sdp", "application/dtmf-relay", "application/dtmf", "message/sipfrag",
                           "multipart/mixed"}
 
@@ -109,6 +118,9 @@ class UaStats:
 class UserAgent:
     """Server-grade SIP UA on one UDP socket."""
 
+    on_invite = Removed("ua.accept_calls(handler)")
+    on_register = Removed('ua.handle("REGISTER", registrar.respond)')
+
     def __init__(self, host: str = "127.0.0.1", port: int = 5060, *, public_host: str | None = None,
                  timers: Timers | None = None, acl: Iterable[str] = ("127.0.0.0/8", "::1/128"),
                  egress: EgressPolicy | None = None, limits: UaLimits | None = None,
@@ -122,11 +134,15 @@ class UserAgent:
         self.limits = limits or UaLimits()
         self.other_calls: Callable[[], int] = lambda: 0  # calls on other channels (browser) sharing max_calls
         self.user_agent = user_agent
-        self.on_invite: InviteHandler | None = None
         self.guard: DigestGuard | None = None  # digest challenge for INVITEs from non-trunk sources
-        # REGISTER from agent phones (voicebot.sip.registrar): request, source -> (status, reason, headers)
-        self.on_register: Callable[[SipRequest, Addr], tuple[int, str, list[tuple[str, str]]]] | None = None
+        self.handlers = HandlerTable()
+        self.handlers.default("INVITE", self.call_setup(None))
+        self.handlers.default("OPTIONS", self._answer_options)
+        for method in NO_DIALOG_METHODS:
+            self.handlers.default(method, _no_dialog)
         self.accepting = True
+        self.trusted_identity: Callable[[str], bool] = lambda _host: False  # sources whose PAI/RPID we believe
+        self.session_timers = SessionTimerPolicy()  # RFC 4028 on the calls we answer
         self.media_lag: Callable[[], float] = lambda: 0.0  # seconds the media clock is behind (admission by load)
         self.stats = UaStats()
         self.transport: UdpTransport | None = None
@@ -239,9 +255,26 @@ class UserAgent:
             return route.kind
         return "udp" if "udp" in self.ports else "tcp"
 
+    # ------------------------------------------------------------------ handler table
+    def handle(self, method: str, responder: Responder) -> Unsubscribe:
+        """Answer out-of-dialog ``method`` requests with ``responder`` (one per method; see handlers.py)."""
+        return self.handlers.handle(method, responder)
+
+    def observe(self, method: str, observer: Observer) -> Unsubscribe:
+        """See every admitted ``method`` request, in a dialog or not, before it is answered."""
+        return self.handlers.observe(method, observer)
+
+    def accept_calls(self, on_call: InviteHandler) -> Unsubscribe:
+        """New INVITEs become calls handed to ``on_call`` (after admission); unsubscribing restores 480."""
+        return self.handle("INVITE", self.call_setup(on_call))
+
+    @property
+    def supported_methods(self) -> set[str]:
+        return set(self.handlers.methods | CORE_METHODS)
+
     @property
     def allow_header(self) -> str:
-        return ", ".join(sorted(SUPPORTED_METHODS))
+        return ", ".join(sorted(self.supported_methods - UNADVERTISED))
 
     @property
     def active_calls(self) -> int:
@@ -253,7 +286,7 @@ class UserAgent:
         return sum(1 for call in self._pending_invites.values()
                    if call.state in (CallState.INCOMING, CallState.RINGING, CallState.ANSWERING))
 
-    def spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
+    def spawn(self, coro: Coroutine[object, object, None] | Awaitable[None]) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -304,10 +337,16 @@ class UserAgent:
         return resp
 
     def options_response(self, req: SipRequest) -> SipResponse:
-        status = 200 if self.accepting else 503
-        return self.make_response(req, status, to_tag=None if req.to.tag else new_tag(), headers=[
-            ("Allow", self.allow_header), ("Accept", "application/sdp, application/dtmf-relay, application/dtmf"),
-            ("Supported", ", ".join(sorted(SUPPORTED_EXTENSIONS)))], contact=True)
+        return self.make_response(req, 200 if self.accepting else 503, to_tag=None if req.to.tag else new_tag(),
+                                  headers=self._capabilities(), contact=True)
+
+    def _capabilities(self) -> list[tuple[str, str]]:
+        return [("Allow", self.allow_header), ("Accept", "application/sdp, application/dtmf-relay, application/dtmf"),
+                ("Supported", ", ".join(sorted(SUPPORTED_EXTENSIONS)))]
+
+    def _answer_options(self, incoming: Incoming) -> None:
+        """The default OPTIONS responder outside a dialog: what this UA supports, 503 while draining."""
+        incoming.respond(200 if self.accepting else 503, headers=self._capabilities(), contact=True)
 
     def _add_via(self, req: SipRequest, branch: str, kind: str = "udp") -> None:
         """Our Via: the transport the request leaves on, our port for it; ``alias`` on streams (RFC 5923)."""
@@ -409,8 +448,10 @@ class UserAgent:
     async def invite(self, target: str, *, from_uri: str | None = None, sdp: bytes = b"",
                      headers: list[tuple[str, str]] | None = None, credentials: Credentials | None = None,
                      addr: Addr | None = None, on_ringing: Callable[[SipResponse], None] | None = None,
-                     on_created: Callable[[SipCall], None] | None = None) -> SipCall:
-        """Place a call; returns a confirmed SipCall or raises CallFailed."""
+                     on_created: Callable[[SipCall], None] | None = None,
+                     on_early_media: Callable[[bytes], None] | None = None) -> SipCall:
+        """Place a call; returns a confirmed SipCall or raises CallFailed. ``on_early_media`` gets the SDP of
+        a 183 (or 180) before the answer; reliable provisionals are acknowledged with PRACK (RFC 3262)."""
         from_value = from_uri or f"<{self.contact_uri}>"
         req = SipRequest(method="INVITE", uri=target)
         h = req.headers
@@ -420,6 +461,7 @@ class UserAgent:
         h.add("Call-ID", new_call_id(self.advertised_host))
         h.add("CSeq", "1 INVITE")
         h.add("Allow", self.allow_header)
+        h.add("Supported", "100rel")
         for name, value in headers or []:
             h.add(name, value)
         if sdp:
@@ -429,34 +471,30 @@ class UserAgent:
             addr = await self.resolve_target(req)
         call = SipCall(self, req, addr, inbound=False)
         call.local_sdp = sdp
+        call.on_early_media = on_early_media
         self._calls.add(call)
         if on_created is not None:
             on_created(call)  # lets the caller CANCEL a call that rings too long
 
         def provisional(resp: SipResponse) -> None:
-            call.got_provisional = True
-            if resp.status in (180, 183) and call.state is CallState.CALLING:
-                call.state = CallState.RINGING
-                if on_ringing is not None:
-                    on_ringing(resp)
+            ringing = call.provisional(resp)
+            prack.on_provisional(call, resp, addr)
+            if ringing and on_ringing is not None:
+                on_ringing(resp)
 
-        call._outbound_addr = addr
         try:
             resp = await self.send_request(req, addr, credentials=credentials, on_provisional=provisional)
         except TransactionTimeout:
-            call._finish("timeout")  # noqa: SLF001
+            call.failed("timeout")
             raise CallFailed(408, "Request Timeout") from None
         if call.state is CallState.ENDED:
             raise CallFailed(487, "Request Terminated")
         if not 200 <= resp.status < 300:
-            call._finish(f"failed {resp.status}")  # noqa: SLF001
+            call.failed(f"failed {resp.status}")
             raise CallFailed(resp.status, resp.reason)
         dialog = Dialog.from_2xx(req, resp, addr)
-        call.dialog = dialog
-        call.remote_sdp = resp.body
-        call.state = CallState.CONFIRMED
-        call.answered_at = time.time()
-        self.register_dialog(call)
+        call.early.carry_cseq(dialog)
+        call.confirmed(dialog, resp.body)
         self.send_ack(dialog, req, resp)
         tx = self._find_client_tx(req)
         if tx is not None:
@@ -466,16 +504,24 @@ class UserAgent:
     def _find_client_tx(self, req: SipRequest) -> ClientTransaction | None:
         return self._client_txs.get((req.top_via.branch or "", req.method))
 
-    def abandon_invite(self, call: SipCall) -> None:
+    def abandon_request(self, req: SipRequest) -> bool:
+        """Stop waiting for ``req``'s final response (a health check past its deadline): its transaction ends
+        and ``send_request`` raises TransactionTimeout. False when ``req`` has no transaction (not sent yet)."""
+        tx = self._find_client_tx(req)
+        if tx is not None:
+            tx.terminate()
+        return tx is not None
+
+    def abandon_invite(self, invite: SipRequest) -> None:
         """Give up an outbound INVITE that got no provisional response: no CANCEL may be sent yet (§9.1), so
         stop retransmitting; a late answer finds no transaction and is dropped."""
-        tx = self._find_client_tx(call.invite)
+        tx = self._find_client_tx(invite)
         if tx is not None:
             tx.terminate()
 
-    async def cancel(self, call: SipCall) -> None:
-        """CANCEL a pending outbound INVITE (§9.1)."""
-        req = call.invite
+    async def cancel_invite(self, invite: SipRequest, addr: Addr) -> None:
+        """CANCEL a pending outbound INVITE sent to ``addr`` (§9.1)."""
+        req = invite
         cancel = SipRequest(method="CANCEL", uri=req.uri)
         cancel.headers.add("Via", req.headers.values("Via")[0])
         for name in ("Route",):
@@ -485,7 +531,6 @@ class UserAgent:
         for name in ("From", "To", "Call-ID"):
             cancel.headers.add(name, req.headers.get(name) or "")
         cancel.headers.add("CSeq", f"{req.cseq[0]} CANCEL")
-        addr: Addr = getattr(call, "_outbound_addr", call.addr)
         tx = ClientTransaction(cancel, addr, self, self.timers, self._client_tx_done)
         self._client_txs[tx.key] = tx
         tx.start()
@@ -667,34 +712,18 @@ class UserAgent:
             self._respond_stateless(req, addr, 403, "Forbidden (source not allowed)")
             self._log_throttled("request from disallowed source", addr, method=clip(method, 20))
             return
-        methods = SUPPORTED_METHODS | {"REGISTER"} if self.on_register is not None else SUPPORTED_METHODS
-        rejection = check_request(req, supported_methods=methods,
+        # Unknown methods: 501, known ones nobody handles: 405, both with Allow built from the table.
+        rejection = check_request(req, supported_methods=self.supported_methods,
                                   supported_extensions=SUPPORTED_EXTENSIONS,
                                   accepted_content_types=ACCEPTED_CONTENT_TYPES)
         if rejection is not None:
             self._respond_stateless(req, addr, rejection.status, rejection.reason, rejection.extra_headers)
             return
-        if method == "REGISTER" and self.on_register is not None:
-            status, reason, headers = self.on_register(req, addr)
-            self._respond_stateless(req, addr, status, reason, headers)
-            return
-        to_tag = req.to.tag
-        if to_tag:
+        incoming = _Incoming(self, req, addr)
+        if req.to.tag and method in DIALOG_METHODS:
+            self.handlers.notify(incoming)
             self._on_in_dialog(req, addr)
-            return
-        if method == "INVITE":
-            if self.guard is not None:
-                admitted, challenge, reason = self.guard.check(req, addr[0])
-                if not admitted:
-                    log.info("INVITE challenged", extra={"fields": {"src": addr[0], "reason": reason}})
-                    self._respond_stateless(req, addr, 401, headers=challenge)
-                    return
-            self._on_new_invite(req, addr)
-        elif method == "OPTIONS":
-            self._new_server_tx(req, addr).respond(self.options_response(req))
-        elif method in ("BYE", "INFO", "REFER", "NOTIFY", "UPDATE"):
-            self._respond_stateless(req, addr, 481, "Call/Transaction Does Not Exist")
-        else:
+        elif not self.handlers.dispatch(incoming):  # a responder unsubscribed between check and dispatch
             self._respond_stateless(req, addr, 405, headers=[("Allow", self.allow_header)])
 
     def _new_server_tx(self, req: SipRequest, addr: Addr, on_ack_timeout: Callable[[ServerTransaction], None]
@@ -709,14 +738,29 @@ class UserAgent:
         self._server_txs.pop(tx.key, None)
 
     def _respond_stateless(self, req: SipRequest, addr: Addr, status: int, reason: str | None = None,
-                           headers: list[tuple[str, str]] | None = None) -> None:
+                           headers: list[tuple[str, str]] | None = None, *, contact: bool = False) -> None:
         """Respond inside a server transaction so retransmissions get the same answer."""
         self._count(status)
         tx = self._new_server_tx(req, addr)
         tx.respond(self.make_response(req, status, reason, to_tag=None if req.to.tag else new_tag(),
-                                      headers=headers))
+                                      headers=headers, contact=contact))
 
-    def _on_new_invite(self, req: SipRequest, addr: Addr) -> None:
+    def call_setup(self, on_call: InviteHandler | None) -> Responder:
+        """The INVITE responder: digest guard, admission (draining, call limits, load), 100 Trying, a
+        :class:`SipCall` handed to ``on_call`` in a task of its own (no ``on_call``: 480)."""
+        def setup(incoming: Incoming) -> None:
+            req, addr = incoming.request, incoming.source
+            if self.guard is not None:
+                admitted, challenge, reason = self.guard.check(req, addr[0])
+                if not admitted:
+                    log.info("INVITE challenged", extra={"fields": {"src": addr[0], "reason": reason}})
+                    incoming.respond(401, headers=challenge)
+                    return
+            self._on_new_invite(req, addr, on_call)
+
+        return setup
+
+    def _on_new_invite(self, req: SipRequest, addr: Addr, on_call: InviteHandler | None) -> None:
         if not self.accepting:
             self._respond_stateless(req, addr, 503, "Service Unavailable (shutting down)",
                                     headers=[("Retry-After", "30")])
@@ -735,6 +779,10 @@ class UserAgent:
                                     headers=[("Retry-After", str(admission.retry_after_s))])
             self._log_throttled("call setup refused", addr, reason=overload)
             return
+        session_timer = negotiate_session_timer(req.headers, self.session_timers)
+        if isinstance(session_timer, TooSmall):  # RFC 4028 §8.1: 422 names the smallest interval we accept
+            self._respond_stateless(req, addr, 422, headers=[("Min-SE", str(session_timer.min_se))])
+            return
         call_holder: list[SipCall] = []
         def on_ack_timeout(_tx: ServerTransaction) -> None:
             if call_holder:
@@ -743,20 +791,20 @@ class UserAgent:
         tx = self._new_server_tx(req, addr, on_ack_timeout=on_ack_timeout)
         tx.respond(self.make_response(req, 100))
         call = SipCall(self, req, addr, inbound=True, server_tx=tx)
+        call.session_timer = session_timer
         call_holder.append(call)
         self._calls.add(call)
         self._pending_invites[tx.key] = call
         self._per_source[addr[0]] = self._per_source.get(addr[0], 0) + 1
         self.stats.calls_total += 1
-        if self.on_invite is None:
+        if on_call is None:
             call.reject(480, "No application")
             return
-        self.spawn(self._run_invite_handler(call))
+        self.spawn(self._run_invite_handler(call, on_call))
 
-    async def _run_invite_handler(self, call: SipCall) -> None:
-        assert self.on_invite is not None
+    async def _run_invite_handler(self, call: SipCall, on_call: InviteHandler) -> None:
         try:
-            await self.on_invite(call)
+            await on_call(call)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - one call's crash never takes down the others
@@ -768,13 +816,8 @@ class UserAgent:
 
     def _on_ack(self, req: SipRequest) -> None:
         call = self._dialogs.get((req.call_id, req.to.tag or "", req.from_.tag or ""))
-        if call is not None and call.server_tx is not None and call.server_tx.request.cseq[0] == req.cseq[0]:
-            call.server_tx.on_ack()
-            return
         if call is not None:
-            reinvite_tx = call.reinvite_txs.pop(req.cseq[0], None)
-            if reinvite_tx is not None:
-                reinvite_tx.on_ack()  # stops the 2xx retransmissions of a re-INVITE
+            call.ack_received(req.cseq[0])
             return
         self._log_drop("ACK matching no dialog dropped", ("-", 0))
 
@@ -798,11 +841,26 @@ class UserAgent:
         if not call.dialog.accept_remote_cseq(req):
             self._respond_stateless(req, addr, 500, "CSeq out of order")
             return
-        tx = self._new_server_tx(req, addr)
-        if req.method == "INVITE":
-            call.reinvite_txs[req.cseq[0]] = tx
-            tx.respond(self.make_response(req, 100))
-        self.spawn(call.handle_request(req, tx))
+        call.receive(req, self._new_server_tx(req, addr))
+
+
+@dataclass(frozen=True)
+class _Incoming:
+    """A request handed to the handler table (handlers.Incoming)."""
+
+    ua: UserAgent
+    request: SipRequest
+    source: Addr
+
+    def respond(self, status: int, reason: str | None = None, headers: list[tuple[str, str]] | None = None, *,
+                contact: bool = False) -> None:
+        self.ua._respond_stateless(self.request, self.source, status, reason, headers,  # noqa: SLF001
+                                   contact=contact)
+
+
+def _no_dialog(incoming: Incoming) -> None:
+    """The default for a dialog method outside any dialog (§12.2.2)."""
+    incoming.respond(481, "Call/Transaction Does Not Exist")
 
 
 def _as_method(req: SipRequest, method: str) -> SipRequest:

@@ -1,0 +1,98 @@
+"""RFC 4028 negotiation (pure) and the refresh / expiry clock of one call."""
+
+from __future__ import annotations
+
+import asyncio
+
+from voicebot.sip.headers import Headers
+from voicebot.sip.session_timer import (SessionRefresh, SessionTimer, SessionTimerPolicy, TooSmall, from_response,
+                                        negotiate)
+
+POLICY = SessionTimerPolicy(expires_s=1800, min_se_s=90)
+
+
+def test_too_small_is_a_422_naming_our_min_se() -> None:
+    assert negotiate(Headers([("Session-Expires", "60"), ("Supported", "timer")]), POLICY) == TooSmall(90)
+
+
+def test_interval_is_capped_by_policy_and_floored_by_the_peers_min_se() -> None:
+    agreed = negotiate(Headers([("Session-Expires", "7200;refresher=uac"), ("Supported", "timer")]), POLICY)
+    assert agreed == SessionTimer(1800, "uac", True)
+    agreed = negotiate(Headers([("Session-Expires", "1800"), ("Min-SE", "1900"), ("Supported", "timer")]), POLICY)
+    assert isinstance(agreed, SessionTimer) and agreed.interval == 1900
+
+
+def test_refresher_choice() -> None:
+    assert negotiate(Headers([("Session-Expires", "600;refresher=uas"), ("Supported", "timer")]),
+                     POLICY) == SessionTimer(600, "uas", True)
+    # without Supported: timer the caller cannot refresh, so we do, and do not Require it
+    plain = negotiate(Headers(), POLICY)
+    assert plain == SessionTimer(1800, "uas", False)
+    assert plain.response_headers() == [("Session-Expires", "1800;refresher=uas")]
+    assert ("Require", "timer") in SessionTimer(600, "uac", True).response_headers()
+    assert negotiate(Headers(), SessionTimerPolicy(enabled=False)) is None
+
+
+def test_from_response_takes_the_peers_interval() -> None:
+    current = SessionTimer(600, "uas", True)
+    assert from_response(Headers([("Session-Expires", "900;refresher=uas")]), current).interval == 900
+    assert from_response(Headers(), current) is current
+
+
+def test_refreshee_ends_the_call_when_no_refresh_comes() -> None:
+    async def scenario() -> list[str]:
+        expired: list[str] = []
+
+        async def refresh(_t: SessionTimer) -> SessionTimer | None:
+            raise AssertionError("the refreshee never refreshes")
+
+        async def expire(reason: str) -> None:
+            expired.append(reason)
+
+        clock = SessionRefresh(SessionTimer(1, "uac", True), refresh, expire)
+        await asyncio.wait_for(clock.run(), 5)
+        return expired
+
+    assert asyncio.run(scenario()) == ["session timer expired"]
+
+
+def test_peer_refreshes_keep_the_call_up() -> None:
+    async def scenario() -> tuple[bool, int]:
+        async def refresh(_t: SessionTimer) -> SessionTimer | None:
+            raise AssertionError("the refreshee never refreshes")
+
+        ended = asyncio.Event()
+
+        async def expire(_reason: str) -> None:
+            ended.set()
+
+        timer = SessionTimer(1, "uac", True)  # expiry after 0.67 s without a refresh
+        clock = SessionRefresh(timer, refresh, expire)
+        task = asyncio.ensure_future(clock.run())
+        for _ in range(6):  # 6 x 0.3 s = 1.8 s, well past one expiry
+            await asyncio.sleep(0.3)  # the peer's refresh cadence, not synchronisation
+            clock.refreshed(timer)
+        alive = not ended.is_set()
+        await asyncio.wait_for(task, 5)  # refreshes stop: it expires
+        return alive, clock.refreshes_received
+
+    assert asyncio.run(scenario()) == (True, 6)
+
+
+def test_refresher_refreshes_every_half_interval_and_stops_when_the_dialog_is_gone() -> None:
+    async def scenario() -> tuple[int, list[str]]:
+        sent: list[SessionTimer] = []
+        expired: list[str] = []
+
+        async def refresh(t: SessionTimer) -> SessionTimer | None:
+            sent.append(t)
+            return t if len(sent) < 3 else None  # the third gets 481
+
+        async def expire(reason: str) -> None:
+            expired.append(reason)
+
+        clock = SessionRefresh(SessionTimer(1, "uas", True), refresh, expire)
+        await asyncio.wait_for(clock.run(), 5)
+        return len(sent), expired
+
+    assert asyncio.run(scenario()) == (3, ["session refresh failed"])

@@ -1,0 +1,157 @@
+"""Session timers (RFC 4028) for the calls we answer: negotiation, refresh and expiry.
+
+A call whose peer vanished without a BYE would hold its media port and agent forever; with a session timer
+one side (the *refresher*) re-sends an UPDATE or re-INVITE every half interval, and the other ends the call
+with BYE when no refresh came in time. :func:`negotiate` is pure (an INVITE's headers → 422 or the agreed
+interval and refresher); :class:`SessionRefresh` runs the clock of one call through two callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Literal
+
+from .headers import Headers
+
+log = logging.getLogger("voicebot.sip.session_timer")
+
+Refresher = Literal["uac", "uas"]
+RFC_MIN_SE = 90  # RFC 4028 §4: the smallest Min-SE a deployment should use; tests may go lower
+
+
+@dataclass(frozen=True)
+class SessionTimerPolicy:
+    """Ours: ``expires_s`` the interval we grant at most (and ask for when the peer asks none), ``min_se_s``
+    the smallest we accept (smaller → 422)."""
+
+    enabled: bool = True
+    expires_s: int = 1800
+    min_se_s: int = RFC_MIN_SE
+
+
+@dataclass(frozen=True)
+class TooSmall:
+    """The request's Session-Expires is below our Min-SE: answer 422 with ``Min-SE: min_se``."""
+
+    min_se: int
+
+
+@dataclass(frozen=True)
+class SessionTimer:
+    """What was agreed: the session ``interval`` in seconds, which side refreshes, whether the peer knows
+    the extension (then our 2xx carries ``Require: timer``)."""
+
+    interval: int
+    refresher: Refresher
+    peer_supports: bool
+
+    def response_headers(self) -> list[tuple[str, str]]:
+        headers = [("Session-Expires", f"{self.interval};refresher={self.refresher}")]
+        if self.peer_supports:
+            headers.append(("Require", "timer"))
+        return headers
+
+    def request_headers(self, min_se: int) -> list[tuple[str, str]]:
+        """Headers of a refresh we send as the UAS refresher."""
+        return [("Session-Expires", f"{self.interval};refresher={self.refresher}"), ("Min-SE", str(min_se)),
+                ("Supported", "timer")]
+
+    @property
+    def expiry_s(self) -> float:
+        """How long the refreshee waits for a refresh before ending the call (RFC 4028 §10)."""
+        return self.interval - min(32.0, self.interval / 3)
+
+
+def _delta(value: str | None) -> tuple[int | None, dict[str, str]]:
+    """``4000;refresher=uac`` → (4000, {"refresher": "uac"}); (None, {}) when absent or not a number."""
+    if value is None:
+        return None, {}
+    head, *params = (part.strip() for part in value.split(";"))
+    options = {}
+    for param in params:
+        key, _, val = param.partition("=")
+        options[key.strip().lower()] = val.strip().lower()
+    return (int(head) if head.isdigit() and len(head) <= 9 else None), options
+
+
+def _supports_timer(headers: Headers) -> bool:
+    return any(v.strip().lower() == "timer" for name in ("Supported", "Require") for v in headers.values(name))
+
+
+def negotiate(headers: Headers, policy: SessionTimerPolicy) -> SessionTimer | TooSmall | None:
+    """The session timer for an INVITE (or a refresh) with ``headers`` received as UAS (RFC 4028 §9):
+    None when timers are off, :class:`TooSmall` for a 422, else the interval and refresher to answer with."""
+    if not policy.enabled:
+        return None
+    asked, params = _delta(headers.get("Session-Expires"))
+    peer_min, _ = _delta(headers.get("Min-SE"))
+    floor = max(policy.min_se_s, peer_min or 0)
+    supports = _supports_timer(headers)
+    if asked is not None and asked < policy.min_se_s:
+        return TooSmall(policy.min_se_s)
+    interval = max(min(asked if asked is not None else policy.expires_s, policy.expires_s), floor)
+    refresher: Refresher
+    if not supports:
+        refresher = "uas"  # a peer without the extension cannot refresh (§9)
+    elif params.get("refresher") in ("uac", "uas"):
+        refresher = params["refresher"]  # type: ignore[assignment]
+    else:
+        refresher = "uac"  # the caller's side refreshes; we watch and end a dead call
+    return SessionTimer(interval, refresher, supports)
+
+
+def from_response(headers: Headers, current: SessionTimer) -> SessionTimer:
+    """The timer after the peer answered our refresh: its Session-Expires, if any, is the new interval."""
+    interval, params = _delta(headers.get("Session-Expires"))
+    if interval is None:
+        return current
+    refresher = params.get("refresher", current.refresher)
+    return SessionTimer(interval, "uac" if refresher == "uac" else "uas", current.peer_supports)
+
+
+class SessionRefresh:
+    """The clock of one call we answered (we are the UAS). As refresher it calls ``refresh`` every half
+    interval (``refresh`` returns the timer the peer agreed, or None when the dialog is gone: 408/481); as
+    refreshee it calls ``expire`` when no refresh came within :attr:`SessionTimer.expiry_s`."""
+
+    def __init__(self, timer: SessionTimer, refresh: Callable[[SessionTimer], Awaitable[SessionTimer | None]],
+                 expire: Callable[[str], Awaitable[None]]) -> None:
+        self.timer = timer
+        self.refreshes_sent = 0
+        self.refreshes_received = 0
+        self._refresh = refresh
+        self._expire = expire
+        self._reset = asyncio.Event()
+
+    def refreshed(self, timer: SessionTimer) -> None:
+        """The peer refreshed the session (re-INVITE or UPDATE answered 2xx): restart the clock with ``timer``."""
+        self.timer = timer
+        self.refreshes_received += 1
+        self._reset.set()
+
+    async def _reset_within(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._reset.wait(), seconds)
+        except asyncio.TimeoutError:
+            return False
+        self._reset.clear()
+        return True
+
+    async def run(self) -> None:
+        """Until the call ends (the task is cancelled) or the session expires."""
+        while True:
+            timer = self.timer
+            if timer.refresher == "uas":
+                if await self._reset_within(timer.interval / 2):
+                    continue  # the peer re-INVITEd meanwhile: that refreshed the session too
+                agreed = await self._refresh(timer)
+                if agreed is None:
+                    await self._expire("session refresh failed")
+                    return
+                self.refreshes_sent += 1
+                self.timer = agreed
+            elif not await self._reset_within(timer.expiry_s):
+                await self._expire("session timer expired")
+                return
