@@ -5,7 +5,7 @@
 Added, observation only (no behaviour change of the server):
 - every second a JSON line ``{"msg": "bench stats", ...}`` with the media ticker's stats (ticks, late_ticks,
   skipped_ticks, max_lateness_ms, mean/max_busy_ms), active calls and the UA's message counters;
-- after each "call ended" line a ``{"msg": "bench call media", ...}`` line with the call's full RtpStream stats
+- after each SIP call's "call ended" line a ``{"msg": "bench call media", ...}`` line with its full RtpStream stats
   (jitter_late, interarrival_jitter_ms, ... which "call ended" leaves out);
 - SIGUSR1 resets the ticker's stats, so a benchmark can measure one window (e.g. the hold phase) alone;
 - SIGUSR2 logs ``{"msg": "bench objects", ...}``: live objects by type (the 12 most common, after a full GC)
@@ -27,6 +27,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from voicebot import cli  # noqa: E402
+from voicebot.calls.legs import SipLeg  # noqa: E402
+from voicebot.calls.lifecycle import CallLifecycle  # noqa: E402
 from voicebot.rtp.ticker import get_ticker  # noqa: E402
 from voicebot.server import VoicebotServer  # noqa: E402
 
@@ -34,7 +36,7 @@ log = logging.getLogger("voicebot.bench")
 STATS_PERIOD_S = 1.0
 
 _original_start = VoicebotServer.start
-_original_log_call_end = VoicebotServer._log_call_end
+_original_end = CallLifecycle.end
 
 
 async def _report_stats(server: VoicebotServer) -> None:
@@ -62,13 +64,15 @@ async def _start_with_stats(self: VoicebotServer) -> None:
     self._background.add(asyncio.ensure_future(_report_stats(self)))
 
 
-def _log_call_end_with_media(self: VoicebotServer, call: Any, record: Any, stream: Any) -> None:
-    _original_log_call_end(self, call, record, stream)
-    log.info("bench call media", extra={"fields": {"call_id": call.call_id, **stream.stats}})
+async def _end_with_media(self: CallLifecycle) -> None:
+    ended_before = self._ended  # noqa: SLF001 - observation only
+    await _original_end(self)
+    if not ended_before and isinstance(self.leg, SipLeg):
+        log.info("bench call media", extra={"fields": {"call_id": self.call_id, **self.leg.stream.stats}})
 
 
 VoicebotServer.start = _start_with_stats  # type: ignore[method-assign]
-VoicebotServer._log_call_end = _log_call_end_with_media  # type: ignore[method-assign]
+CallLifecycle.end = _end_with_media  # type: ignore[method-assign]
 
 if __name__ == "__main__":
     sys.exit(cli.main(["serve", *sys.argv[1:]]))

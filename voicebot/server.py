@@ -27,10 +27,13 @@ from voicebot.api.forward import AnswerForwarder, advertised_url
 from voicebot.api.tokens import TokenStore
 from voicebot.config import ListenConfig, ServerConfig, resolve_trunk_password
 from voicebot.dialplan.actions import Enqueue
+from voicebot.calls.events import QualityFlagged
+from voicebot.calls.legs import BrowserLeg, SipLeg
+from voicebot.calls.lifecycle import CallLifecycle, CallServices
 from voicebot.calls.quality_watch import quality_sink
 from voicebot.channels.base import Channel, LiveLeg
 from voicebot.compliance.lint import DEFAULT_POLICY_DIR, Policy, load_policies, policies_for
-from voicebot.compliance.quality import LiveQualityCheck, QualityAlert
+from voicebot.compliance.quality import LiveQualityCheck
 from voicebot.yamlsrc import ConfigErrors, YamlSourceError
 from voicebot.handoff import CallQueue, DialFailed, HandoffManager, OutboundDialer
 from voicebot.handoff.browser import BrowserAgentLegs, add_browser_agent_routes
@@ -42,7 +45,6 @@ from voicebot.queues.service import AcdService
 from voicebot.queues.liveness import NodeLiveness
 from voicebot.queues.resilient import ResilientStore
 from voicebot.queues.store import MemoryStore, Store
-from voicebot.calls.recording import CallRecorder, PacedTap, RecordingError, pcm16_bytes
 from voicebot.records.journal import open_journal
 from voicebot.rtp.ports import PortAllocator, PortsExhausted
 from voicebot.rtp.stream import RtpStream
@@ -50,7 +52,7 @@ from voicebot.rtp.ticker import get_ticker, log_media_stats
 from voicebot.rtp.trust import media_address_confirmed
 from voicebot.channels.webrtc import WebRtcChannel
 from voicebot.calls.conversation import DialplanSession
-from voicebot.web.captions import caption_session
+from voicebot.web.captions import caption_observer
 from voicebot.web.admission import BrowserLimits
 from voicebot.web.routes import add_webrtc_routes
 from voicebot.dialplan.events import CallContext
@@ -436,9 +438,9 @@ class VoicebotServer:
             call.reject(503, "Service Unavailable (no media ports)")
             log.error("no RTP port: %s", exc, extra={"fields": fields})
             return
+        leg = SipLeg(call, stream)
         record = CallRecord(call_id=call.call_id, from_=_shown_from(call), to=call.to_header)
-        recorder: CallRecorder | None = None
-        try:
+        async with CallLifecycle(leg, record, self._call_services()) as life:  # torn down however the call goes
             if self.config.answer_delay_s:
                 call.ringing()
                 try:
@@ -455,76 +457,54 @@ class VoicebotServer:
             if not await call.answer(negotiated.answer.encode()):
                 record.outcome = call.end_reason or "not answered"
                 return
-            channel = SipChannel(call, stream)
             dialplan = self._dialplan_for(call)
-            self.journal.start(call.call_id, caller=call.identity.shown, callee=call.to_uri_user or "",
-                               dialplan=dialplan, channel="sip")
-            if self.config.recording.enabled:
-                try:
-                    recorder = CallRecorder(Path(self.config.recording.directory), call.call_id,
-                                            stream.codec.decode)
-                    stream.on_tick_media(recorder.on_tick)
-                except RecordingError as exc:  # the caller is served anyway; the record says why
-                    record.recording = {"error": str(exc)}
-                    log.warning("call not recorded: %s", exc, extra={"fields": {"call_id": call.call_id}})
-            record.dialplan = dialplan
+            life.start(caller=call.identity.shown, callee=call.to_uri_user or "", dialplan=dialplan)
             if dialplan == KEYPAD_DEMO or self.runtime is None or dialplan not in self.runtime.interpreters:
-                await DemoDtmfSession(channel, self._demo_prompts(), self.prompts, record).run()
+                await life.run(DemoDtmfSession(leg.channel, self._demo_prompts(), self.prompts, record))
             else:
-                await self._run_dialplan(dialplan, call, channel, record, recorder)
-        finally:
-            await stream.close()
-            if recorder is not None:
-                stream.on_tick_media(None)
-                recorder.close()
-                record.recording = recorder.summary
-            if call.state.value != "ended":
-                await call.hangup("session ended")
-            self._log_call_end(call, record, stream)
+                redirect = call.redirection
+                context = CallContext(caller=call.identity.number, dnis=call.to_uri_user or "", channel="sip",
+                                      call_id=call.call_id, private=call.identity.private,
+                                      original_called=redirect.original_called if redirect else "",
+                                      redirect_reason=redirect.reason if redirect else "")
+                await life.run(self._dialplan_session(dialplan, leg.channel, context, life,
+                                                      self.config.transfer.allows))
 
     def _dialplan_for(self, call: SipCall) -> str:
         did = call.to_uri_user or ""
         trunk = self.config.trunk_for_source(call.addr[0])
         return self.config.dialplan_for(did, trunk)
 
-    async def _run_dialplan(self, name: str, call: SipCall, channel: SipChannel, record: CallRecord,
-                            recorder: CallRecorder | None) -> None:
-        assert self.runtime is not None and self.runtime.speech is not None
-        redirect = call.redirection
-        context = CallContext(caller=call.identity.number, dnis=call.to_uri_user or "", channel="sip",
-                              call_id=call.call_id, private=call.identity.private,
-                              original_called=redirect.original_called if redirect else "",
-                              redirect_reason=redirect.reason if redirect else "")
-        session = self._dialplan_session(name, channel, context, recorder, self.config.transfer.allows)
-        try:
-            record.outcome = await session.run()
-        finally:
-            record.transcript = session.transcript.entries
-            record.turns = [t.__dict__ for t in session.turns]
-            if self.handoff is not None and call.call_id in self.handoff.handed_over:  # this node stopped
-                record.outcome = self.handoff.handed_over.pop(call.call_id)
+    def _call_services(self, *, recorded: bool = True) -> CallServices:
+        """What each call is wired to: the call record and after-call case (unless ``recorded`` is False), the
+        live quality checks and their supervisor alerts, the recording directory, the drain's hand-overs."""
+        return CallServices(
+            journal=self.journal if recorded else None, after_call=self._after_call if recorded else None,
+            policies=self.policies, on_quality_alert=self._quality_alert,
+            recording_dir=Path(self.config.recording.directory) if self.config.recording.enabled else None,
+            handed_over=self._handed_over)
 
-    def _dialplan_session(self, name: str, channel: Channel, context: CallContext, recorder: CallRecorder | None,
+    def _handed_over(self, call_id: str) -> str | None:
+        """The outcome of a waiting caller this node handed over while draining (e.g. a callback), if any."""
+        return self.handoff.handed_over.pop(call_id, None) if self.handoff is not None else None
+
+    def _dialplan_session(self, name: str, channel: Channel, context: CallContext, life: CallLifecycle,
                           transfer_allowed: Callable[[str], bool]) -> DialplanSession:
         """The one way a call on any channel gets its dialplan session: queues (hold audio, agents), webhooks,
-        knowledge, the recorder's pause, and the call record written event by event."""
+        knowledge, the recorder's pause, and the call's event bus (record, quality checks, captions)."""
         assert self.runtime is not None and self.runtime.speech is not None
         queues = None
         if self.handoff is not None and isinstance(channel, (SipChannel, WebRtcChannel)):  # legs that can be bridged
             queues = CallQueuePort(self.handoff, channel, context.caller or "")
-        session = DialplanSession(
+        recorder = life.recorder
+        self.call_sinks.attach(context.call_id or "", life.entry_sink)  # a bridged call's live lines join the call
+        return DialplanSession(
             channel, self.runtime.interpreters[name], context, self.runtime.speech, self.runtime.nlu.get(name),
             webhooks=self.runtime.webhook, transfer_allowed=transfer_allowed,
             on_recording=recorder.pause if recorder is not None else None, queues=queues,
-            hold_audio=self.hold_audio, knowledge=self.runtime.answer)
-        call_id = context.call_id or ""
-        check = LiveQualityCheck(policies_for(name, self.policies))
-        session.transcript.record_sink = quality_sink(check, self.journal.sink(call_id),
-                                                      lambda alert: self._quality_alert(call_id, name, alert))
-        self.call_sinks.attach(call_id, session.transcript.record_sink)
-        return session
+            hold_audio=self.hold_audio, knowledge=self.runtime.answer, events=life.events)
 
-    def _quality_alert(self, call_id: str, dialplan: str, alert: QualityAlert) -> None:
+    def _quality_alert(self, call_id: str, dialplan: str, alert: QualityFlagged) -> None:
         """A live quality alert: logged (audited by the log pipeline) and pushed to the supervisor desktops."""
         fields = {"call_id": call_id, "dialplan": dialplan, "kind": alert.kind, "rule": alert.rule,
                   "policy": alert.policy, "speaker": alert.speaker, "detail": alert.detail}
@@ -544,47 +524,20 @@ class VoicebotServer:
 
     async def _on_browser_call(self, channel: WebRtcChannel) -> None:
         """A caller on the "call us" web page: the default dialplan, same session as a phone call (queues, hold
-        audio, agents and the stereo recording included)."""
+        audio, agents and the stereo recording included), with live captions. Without speech, the keypad demo
+        (not written to the call records)."""
         name = self.config.routing.default_dialplan
         record = CallRecord(call_id=channel.call_id, from_="browser", to=name, dialplan=name)
-        recorder = self._record_browser_call(channel, record)
-        try:
-            if self.runtime is None or name not in self.runtime.interpreters or self.runtime.speech is None:
-                await DemoDtmfSession(channel, self._demo_prompts(), self.prompts, record).run()
-            else:
-                context = CallContext(caller="", dnis=name, channel="webrtc", call_id=channel.call_id)
-                self.journal.start(channel.call_id, caller="browser", callee=name, dialplan=name, channel="webrtc")
-                session = self._dialplan_session(name, channel, context, recorder, lambda _target: False)
-                caption_session(session, channel.caption)
-                record.outcome = await session.run()
-                record.transcript = session.transcript.entries
-                self.journal.end(channel.call_id, outcome=record.outcome, end_reason="browser call ended",
-                                 recording=str(recorder.path) if recorder is not None else None)
-                self._after_call(channel.call_id)
-        finally:
-            if recorder is not None:
-                channel.on_wire_audio(None)
-                channel.on_sent_audio(None)
-                recorder.close()
-                record.recording = recorder.summary
-        log.info("browser call ended", extra={"fields": {"call_id": channel.call_id, "outcome": record.outcome,
-                                                         "transcript": record.transcript,
-                                                         "recording": record.recording}})
-
-    def _record_browser_call(self, channel: WebRtcChannel, record: CallRecord) -> CallRecorder | None:
-        """The browser call's stereo recording (caller left, bot or agent right), paced by the audio it sends."""
-        if not self.config.recording.enabled:
-            return None
-        try:
-            recorder = CallRecorder(Path(self.config.recording.directory), channel.call_id, pcm16_bytes)
-        except RecordingError as exc:  # the caller is served anyway; the record says why
-            record.recording = {"error": str(exc)}
-            log.warning("call not recorded: %s", exc, extra={"fields": {"call_id": channel.call_id}})
-            return None
-        tap = PacedTap(recorder, channel.live_rate)
-        channel.on_wire_audio(tap.on_caller)
-        channel.on_sent_audio(tap.on_sent)
-        return recorder
+        talks = self.runtime is not None and name in self.runtime.interpreters and self.runtime.speech is not None
+        async with CallLifecycle(BrowserLeg(channel), record, self._call_services(recorded=talks)) as life:
+            life.start(caller="browser", callee=name, dialplan=name)
+            if not talks:
+                await life.run(DemoDtmfSession(channel, self._demo_prompts(), self.prompts, record))
+                return
+            context = CallContext(caller="", dnis=name, channel="webrtc", call_id=channel.call_id)
+            session = self._dialplan_session(name, channel, context, life, lambda _target: False)
+            life.events.subscribe(caption_observer(channel.caption))
+            await life.run(session)
 
     def _apply_remote(self, stream: RtpStream, host: str, port: int, on_hold: bool,
                       signalling_host: str | None = None) -> None:
@@ -650,35 +603,13 @@ class VoicebotServer:
             return
         await referred.notify_refer(200, "OK", terminated=True)
         record = CallRecord(call_id=leg.call_id, from_=leg.call.from_header, to=leg.call.to_header)
-        try:
-            await DemoDtmfSession(leg, self._demo_prompts(), self.prompts, record).run()
-        finally:
-            await leg.close()
-            self._log_call_end(leg.call, record, leg.stream)
+        async with CallLifecycle(SipLeg.of(leg), record, self._call_services()) as life:
+            await life.run(DemoDtmfSession(leg, self._demo_prompts(), self.prompts, record))
 
     def _demo_prompts(self) -> DemoPrompts:
         p = self.config.prompts
         return DemoPrompts(greeting=p.greeting, goodbye=p.goodbye, digit_timeout_s=p.digit_timeout_s,
                            max_digits=p.max_digits)
-
-    def _log_call_end(self, call: SipCall, record: CallRecord, stream: RtpStream) -> None:
-        stats = stream.stats
-        self.journal.end(call.call_id, outcome=record.outcome, end_reason=call.end_reason or "",
-                         duration_s=round(call.duration, 2), dialplan=record.dialplan or None,
-                         recording=(record.recording or {}).get("path"),
-                         extra={"turns": record.turns, "rtp_sent": stats.get("packets_sent"),
-                                "rtp_received": stats.get("packets_received"), "rtp_lost": stats.get("cumulative_lost")})
-        self._after_call(call.call_id)
-        log.info("call ended", extra={"fields": {
-            "call_id": call.call_id, "from": _shown_from(call), "to": call.to_header,
-            "duration_s": round(call.duration, 2), "digits": record.digits, "outcome": record.outcome,
-            "dialplan": record.dialplan, "transcript": record.transcript, "turns": record.turns,
-            "recording": record.recording,
-            "end_reason": call.end_reason, "rtp_sent": stats.get("packets_sent"),
-            "rtp_received": stats.get("packets_received"), "rtp_lost": stats.get("cumulative_lost"),
-            "rtp_wrong_source": stats.get("wrong_source"), "srtp": stats.get("srtp"),
-            "srtp_auth_failed": stats.get("srtp_auth_failed"), "srtp_replayed": stats.get("srtp_replayed"),
-            "srtp_rekeys": stats.get("srtp_rekeys")}})
 
 
 def _industry_policies() -> list[Policy]:

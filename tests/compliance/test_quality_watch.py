@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from voicebot.calls.conversation import Transcript
-from voicebot.calls.quality_watch import quality_sink
+from voicebot.calls.events import QualityFlagged, record_entry
+from voicebot.calls.quality_watch import quality_observer
 from voicebot.compliance.lint import DEFAULT_POLICY_DIR, load_policies, policies_for
-from voicebot.compliance.quality import LiveQualityCheck, QualityAlert
+from voicebot.compliance.quality import LiveQualityCheck
 from voicebot.records.aftercall import summarize
 from voicebot.records.journal import event_kind
 
 
 def test_a_forbidden_promise_in_a_bot_line_is_a_quality_event_of_the_record_and_an_alert():
     recorded: list[dict] = []
-    alerts: list[QualityAlert] = []
+    alerts: list[QualityFlagged] = []
     transcript = Transcript()
     check = LiveQualityCheck(policies_for("finance", load_policies(DEFAULT_POLICY_DIR)))
-    transcript.record_sink = quality_sink(check, recorded.append, alerts.append)
+    bus = transcript.events
+    bus.subscribe(lambda event: recorded.append(entry) if (entry := record_entry(event)) else None)
+    bus.subscribe(quality_observer(check, bus.publish))
+    bus.subscribe(lambda event: alerts.append(event) if isinstance(event, QualityFlagged) else None)
     transcript.add("caller", "tell me about your funds")  # a caller may say anything
     transcript.add("bot", "Our Gold fund has guaranteed returns of 5 percent.")  # e.g. text from a webhook
     transcript.add("system", "queued in sales", event="queue_joined", queue="sales")

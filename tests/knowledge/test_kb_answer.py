@@ -160,7 +160,7 @@ async def test_a_call_record_keeps_the_article_and_version(tmp_path: Path, kb: K
                               ev.CallContext(caller="5550100", channel="text", lang="en-US", call_id="kb-call"),
                               channel.speech, nlu, knowledge=knowledge)
     journal.start("kb-call", caller="5550100", dialplan="kb_answer")
-    session.transcript.record_sink = journal.sink("kb-call")
+    session.transcript.events.subscribe(journal.observer("kb-call"))
     await asyncio.wait_for(session.run(), 120)
     assert journal.flush()
     assert threads and threading.get_ident() not in threads  # retrieval ran off the event loop's thread

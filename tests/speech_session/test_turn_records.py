@@ -59,7 +59,7 @@ def test_turns_record_confidence_and_reply_latency(pool: SpeechWorkerPool, nlu: 
     store = SqliteRecordStore(tmp_path / "calls.sqlite3")
     journal = CallJournal(store)
     journal.start("c1", dialplan="turn-records", started_at=1_000_000.0)
-    session.transcript.record_sink = journal.sink("c1")
+    session.transcript.events.subscribe(journal.observer("c1"))
 
     async def run() -> None:
         await asyncio.wait_for(session.run(), 120)

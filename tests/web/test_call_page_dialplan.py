@@ -25,7 +25,7 @@ from voicebot.nlu.base import load_nlu
 from voicebot.speech.prompts import PromptCache
 from voicebot.speech.services import SpeechServices
 from voicebot.speech.workers import SpeechWorkerPool
-from voicebot.web.captions import caption_session
+from voicebot.web.captions import caption_observer
 
 from .conftest import caller_wav
 from .test_call_page_browser import click, wait_for
@@ -56,7 +56,7 @@ def test_browser_caller_asks_for_the_balance_and_hears_account_number(tmp_path: 
                 state["prompt_start"] = len(state["sent"])  # the prompt's audio is queued after this frame
             channel.caption(who, text)
 
-        caption_session(session, caption)
+        session.transcript.events.subscribe(caption_observer(caption))
         channel.on_sent_audio(state["sent"].append)
         state.update(session=session, channel=channel)
         await asyncio.wait_for(session.run(), 100)

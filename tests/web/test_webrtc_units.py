@@ -12,7 +12,8 @@ from aiortc import RTCPeerConnection
 
 from voicebot.channels.base import Dtmf, HungUp
 from voicebot.channels.webrtc import FrameChunker, PlaybackQueue, WebRtcChannel
-from voicebot.web.captions import CaptionedTranscript
+from voicebot.calls.conversation import Transcript
+from voicebot.web.captions import caption_observer
 from voicebot.web.protocol import (CaptionMessage, DtmfMessage, HangupMessage, ProtocolError, encode_message,
                                    parse_message, parse_offer)
 from voicebot.web.routes import add_webrtc_routes, ice_configuration
@@ -109,9 +110,10 @@ async def test_channel_events_playback_and_transfer_without_a_peer() -> None:
         await channel.close()
 
 
-def test_captioned_transcript_forwards_bot_and_caller_lines() -> None:
+def test_caption_observer_forwards_bot_and_caller_lines() -> None:
     shown: list[tuple[str, str]] = []
-    transcript = CaptionedTranscript(sink=lambda who, text: shown.append((who, text)))
+    transcript = Transcript()
+    transcript.events.subscribe(caption_observer(lambda who, text: shown.append((who, text))))
     transcript.add("bot", "Welcome.")
     transcript.add("caller", "", kind="noinput")
     transcript.add("caller", "****", kind="dtmf")

@@ -16,6 +16,7 @@ from typing import Any, Awaitable, Callable, Protocol, Sequence
 
 import numpy as np
 
+from voicebot.calls.events import CallEvents, Line, Measured
 from voicebot.channels.base import Channel, Dtmf, HungUp
 from voicebot.compliance.redact import mask_keyed, redact, redact_obj
 from voicebot.dialplan import actions as act
@@ -77,22 +78,21 @@ class TurnTiming:
 
 @dataclass
 class Transcript:
-    """The call's conversation as text, sensitive input masked."""
+    """The call's conversation as text, sensitive input masked; each line and measurement is also published on the
+    call's event bus (voicebot.calls.events: the call record, quality checks and captions observe it)."""
 
     entries: list[dict[str, Any]] = field(default_factory=list)
-    record_sink: Callable[[dict[str, Any]], None] | None = None  # the call record: each entry as it happens
+    events: CallEvents = field(default_factory=CallEvents)
 
     def add(self, who: str, text: str, **extra: Any) -> None:
         """Record one line; card numbers, IDs, phone numbers and e-mails are masked before it is kept."""
-        entry = {"t": round(time.time(), 3), "who": who, "text": redact(text), **redact_obj(extra)}
-        self.entries.append(entry)
-        if self.record_sink is not None:
-            self.record_sink(entry)
+        line = Line(round(time.time(), 3), who, redact(text), redact_obj(extra))
+        self.entries.append(line.entry())
+        self.events.publish(line)
 
     def measure(self, event: str, **figures: float) -> None:
         """A measurement for the call record only (numbers: nothing to redact), not a line of the conversation."""
-        if self.record_sink is not None:
-            self.record_sink({"t": round(time.time(), 3), "event": event, **figures})
+        self.events.publish(Measured(round(time.time(), 3), event, figures))
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ class DialplanSession:
                  transfer_allowed: TransferPolicy = lambda _target: False,
                  on_recording: Callable[[bool], None] | None = None, play_rate: int = 16000,
                  queues: QueuePort | None = None, hold_audio: np.ndarray | None = None,
-                 knowledge: KnowledgeRunner | None = None) -> None:
+                 knowledge: KnowledgeRunner | None = None, events: CallEvents | None = None) -> None:
         self.channel = channel
         self.interpreter = interpreter
         self.context = context
@@ -156,7 +156,7 @@ class DialplanSession:
         self.bridged = False
         self._audio_attached = False
         self.lang = "en-US"
-        self.transcript = Transcript()
+        self.transcript = Transcript(events=events if events is not None else CallEvents(channel.call_id))
         self.turns: list[TurnTiming] = []
         self._turn_ended: float | None = None  # perf_counter() when the last speech turn ended (until its reply)
         self.outcome = ""

@@ -1,35 +1,50 @@
-"""Live quality checks on a call's transcript as it is written: each bot, caller or agent line goes through the
-industry policy (voicebot.compliance.quality); an alert becomes a `quality` event of the call record and is
-handed to `on_alert` (the server tells the supervisors). Lines are already redacted when they arrive; the live
-transcript of a bridged call (voicebot.handoff.live_transcript) writes its caller and agent lines here too."""
+"""Live quality checks on a call's transcript as it is written: an observer of the call's events that puts each
+bot, caller or agent line through the industry policy (voicebot.compliance.quality) and publishes every alert as a
+`QualityFlagged` event (the call record keeps it as a `quality` event; the server tells the supervisors). Lines are
+already redacted when they arrive; the live transcript of a bridged call (voicebot.handoff.live_transcript) writes
+its caller and agent lines to the same call's events."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
-from voicebot.compliance.quality import LiveQualityCheck, QualityAlert, Said
+from voicebot.calls.events import CallEvent, CallEvents, Line, Observer, QualityFlagged, entry_sink, record_entry
+from voicebot.compliance.quality import LiveQualityCheck, Said
 
 Sink = Callable[[dict[str, Any]], None]
 
 
-def quality_sink(check: LiveQualityCheck, record: Sink | None,
-                 on_alert: Callable[[QualityAlert], None] | None = None) -> Sink:
-    """A transcript sink that records each entry (when `record` is given), then checks spoken lines."""
+def quality_observer(check: LiveQualityCheck, publish: Callable[[CallEvent], None]) -> Observer:
+    """An observer that checks each spoken line and publishes what the check flags (through ``publish``)."""
 
-    def sink(entry: dict[str, Any]) -> None:
-        if record is not None:
-            record(entry)
-        who, text = entry.get("who"), entry.get("text")
-        if entry.get("event") or who not in ("bot", "caller", "agent") or not isinstance(text, str) or not text:
+    def observe(event: CallEvent) -> None:
+        if not isinstance(event, Line) or not event.spoken:
             return
-        at = float(entry.get("t") or 0.0)
-        start = min(at, float(entry.get("start") or at))  # live lines of a bridged call carry their start
-        for alert in check.heard(Said(str(who), text, start, at)):
-            if record is not None:
-                record({"t": at, "event": "quality", "kind": alert.kind, "rule": alert.rule,
-                        "policy": alert.policy, "speaker": alert.speaker, "detail": alert.detail})
-            if on_alert is not None:
-                on_alert(alert)
+        start = event.extras.get("start")  # live lines of a bridged call carry their start
+        begun = min(event.at, float(start)) if isinstance(start, (int, float)) else event.at
+        for alert in check.heard(Said(event.who, event.text, begun, event.at)):
+            publish(QualityFlagged(event.at, alert.kind, alert.rule, alert.policy, alert.speaker, alert.detail))
 
-    return sink
+    return observe
+
+
+def quality_sink(check: LiveQualityCheck, record: Sink | None,
+                 on_alert: Callable[[QualityFlagged], None] | None = None) -> Sink:
+    """A transcript-entry sink on an event bus of its own, for lines that belong to no running session (a bridged
+    call's live transcript after its session ended): each entry and flag goes to ``record``, alerts to ``on_alert``."""
+    bus = CallEvents()
+    if record is not None:
+        write = record
+
+        def keep(event: CallEvent) -> None:
+            entry = record_entry(event)
+            if entry is not None:
+                write(entry)
+
+        bus.subscribe(keep)
+    bus.subscribe(quality_observer(check, bus.publish))
+    if on_alert is not None:
+        alert = on_alert
+        bus.subscribe(lambda event: alert(event) if isinstance(event, QualityFlagged) else None)
+    return entry_sink(bus)

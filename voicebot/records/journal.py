@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from voicebot.calls.events import CallEnded, CallEvent, CallStarted, Observer, record_entry
 from voicebot.records.metrics import BotMetrics
 from voicebot.records.postgres import Shipper
 from voicebot.records.store import SqliteRecordStore
@@ -79,13 +80,32 @@ class CallJournal:
         self._guard("start", lambda: self.store.start_call(call_id, **fields))  # type: ignore[union-attr]
 
     def sink(self, call_id: str) -> Callable[[dict[str, Any]], None]:
-        """A transcript sink: each (already redacted) entry becomes an event of the call's record."""
+        """Each (already redacted) transcript entry given to the returned function becomes an event of the record."""
         def write(entry: dict[str, Any]) -> None:
             data = {k: v for k, v in entry.items() if k != "t"}
             self.metrics.event(call_id, event_kind(entry), data)
             self._guard("append", lambda: self.store.append(  # type: ignore[union-attr]
                 call_id, event_kind(entry), data, t=entry.get("t")))
         return write
+
+    def observer(self, call_id: str) -> Observer:
+        """The call-record writer as an observer of the call's events (voicebot.calls.events): the start opens
+        the record, each line, measurement and quality flag becomes an event, the end closes it."""
+        write = self.sink(call_id)
+
+        def observe(event: CallEvent) -> None:
+            if isinstance(event, CallStarted):
+                self.start(call_id, caller=event.caller, callee=event.callee, dialplan=event.dialplan,
+                           channel=event.channel)
+            elif isinstance(event, CallEnded):
+                self.end(call_id, outcome=event.outcome, end_reason=event.end_reason, duration_s=event.duration_s,
+                         dialplan=event.dialplan, recording=event.recording, extra=dict(event.extra))
+            else:
+                entry = record_entry(event)
+                if entry is not None:
+                    write(entry)
+
+        return observe
 
     def append(self, call_id: str, kind: str, data: dict[str, Any]) -> None:
         """One event from outside the call's transcript (e.g. the agent's disposition), in order with the rest."""
