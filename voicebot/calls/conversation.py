@@ -538,11 +538,7 @@ class DialplanSession:
         try:
             utterance, timing.speculative_hit = await speculation.final(revision, audio)
         except EngineCrashed as exc:
-            self.engine_failures += 1
-            log.error("ASR failed: %s; asking for keys instead", exc,
-                      extra={"fields": {"call_id": self.channel.call_id}})
-            self.transcript.add("caller", "", kind="asr_failed")
-            return ev.NoMatch()
+            return self._asr_failed(exc)
         timing.asr_ms = (time.perf_counter() - started) * 1000
         timing.asr_decodes = speculation.decodes
         parsed = judged.get(revision)[1] if revision in judged else None  # type: ignore[index]
@@ -577,6 +573,13 @@ class DialplanSession:
             self._committed_early = (paused[revision], listen, window_ms)
         return await self._interpret(utterance, listen, timing, parsed)
 
+    def _asr_failed(self, exc: EngineCrashed) -> ev.Event:
+        """The recogniser crashed on this turn: recorded, and a nomatch (the dialplan offers keys instead)."""
+        self.engine_failures += 1
+        log.error("ASR failed: %s; asking for keys instead", exc, extra={"fields": {"call_id": self.channel.call_id}})
+        self.transcript.add("caller", "", kind="asr_failed")
+        return ev.NoMatch()
+
     async def _rejoined(self, resume: EarlyTurn, audio: np.ndarray) -> ev.Event:
         """The caller went on within an early turn's hangover: recognise that turn's words with the rest, as the
         answer to the turn's own listen (the session handles it from the state before the turn)."""
@@ -589,11 +592,7 @@ class DialplanSession:
         try:
             utterance = await self._transcribe(np.concatenate([resume.audio, audio]), resume.listen)
         except EngineCrashed as exc:
-            self.engine_failures += 1
-            log.error("ASR failed: %s; asking for keys instead", exc,
-                      extra={"fields": {"call_id": self.channel.call_id}})
-            self.transcript.add("caller", "", kind="asr_failed")
-            return ev.NoMatch()
+            return self._asr_failed(exc)
         timing.asr_ms = (time.perf_counter() - started) * 1000
         timing.asr_decodes = 1
         return await self._interpret(utterance, resume.listen, timing, None)
