@@ -186,3 +186,28 @@ async def test_the_shipped_queues_follow_ecommerce_and_banking_calls_with_their_
     assert follower.follow("banking").assist_collection == "finance"
     assert follower.start_call(BridgedCall("c1", "cards", "a1", "en-US", "sip")) is None
     await follower.asr.close()
+
+
+@pytest.mark.asyncio
+async def test_finish_waits_for_the_line_in_flight_and_nothing_is_written_after_it() -> None:
+    release = asyncio.Event()
+
+    async def transcribe(audio: np.ndarray, lang: str | None) -> str:
+        await release.wait()  # the recogniser is still working when the bridge ends
+        return "I still need the refund for order A12."
+
+    recorded: list[dict[str, Any]] = []
+    asr = LiveAsr(transcribe, lambda: False, poll_s=0.01)
+    live = LiveCall(BridgedCall("call-2", "ecommerce", "a1", "en-US", "webrtc"), asr, recorded.append)
+    asr.start()
+    for frame in frames(np.concatenate([fixture("en_balance"), silence(1.2, 8000)]), 8000):
+        live.on_audio("a", frame, 8000)
+    finishing = asyncio.ensure_future(live.finish(max_wait_s=5))
+    await asyncio.sleep(0)
+    assert not finishing.done()  # the caller's last line is still being recognised: the record stays open
+    release.set()
+    await asyncio.wait_for(finishing, 5)
+    assert [e["who"] for e in recorded if e.get("live")] == ["caller"]  # it landed before finish returned
+    await live.heard("agent", "A line recognised too late.", 0.0, 1.0)  # after the record closed
+    assert [e["who"] for e in recorded if e.get("live")] == ["caller"] and live.dropped == 1
+    await asr.close()

@@ -89,3 +89,40 @@ def test_dialer_sends_and_receives_early_media_before_the_answer(tmp_path: Path)
             sipp.kill()
     assert at_answer["packets_sent"] >= 20, at_answer  # 1.5 s of 20 ms packets, less on a loaded box
     assert at_answer["packets_received"] >= 10, at_answer
+
+
+def test_an_answer_given_in_the_183_serves_a_200_without_sdp(tmp_path: Path) -> None:
+    """RFC 3264: the SDP of the 183 is the answer, and the 200 OK may carry none; the leg is kept (not hung up
+    as 'bad SDP answer') and its media points at the 183's address."""
+    require_tool("sipp")
+    port, media_port = free_udp_port(), free_media_port()
+    sipp = subprocess.Popen(["sipp", "-sf", str(SCENARIOS / "uas_183_sdp_200_without_sdp.xml"), "-i", "127.0.0.1",
+                             "-p", str(port), "-mi", "127.0.0.1", "-mp", str(media_port), "-rtp_echo", "-m", "1",
+                             "-nostdin", "-timeout", "30s", "-timeout_error"],
+                            cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+    async def scenario() -> tuple[str, int]:
+        ua = UserAgent("127.0.0.1", 0, egress=EgressPolicy(["127.0.0.0/8"]))
+        await ua.start()
+        start = free_udp_ports(1, span=40, even=True)[0]
+        dialer = OutboundDialer(ua, PortAllocator(start, start + 40), media_host="127.0.0.1",
+                                dtmf_payload_type=101, egress=EgressPolicy(["127.0.0.0/8"]))
+        try:
+            leg = await dialer.dial(f"sip:agent@127.0.0.1:{port}", [], ["PCMU"], timeout_s=20)
+            state = leg.call.state.value
+            remote_port = leg.stream.remote[1] if leg.stream.remote else 0
+            await leg.hangup()
+            await leg.close()
+            return state, remote_port
+        finally:
+            await ua.stop()
+
+    state, remote_port = asyncio.run(asyncio.wait_for(scenario(), 40))
+    try:
+        assert sipp.wait(20) == 0  # the BYE came from us at the end, not at the answer
+    finally:
+        if sipp.poll() is None:
+            sipp.kill()
+    assert state == "confirmed"
+    assert remote_port == media_port

@@ -124,6 +124,27 @@ async def test_a_callee_that_rang_out_is_not_dialled_again_via_the_next_proxy(
     assert not [r for r in caplog.records if "trying the next" in r.getMessage()]
 
 
+async def test_a_408_after_only_100_trying_fails_over_to_the_next_proxy(
+        ua: UserAgent, proxies: dict[str, Proxy], caplog: pytest.LogCaptureFixture) -> None:
+    dead_hop, ok = Proxy("trunk_proxy_trying_408.xml", proxies["ok"].cwd), proxies["ok"]
+    proxies["dead_hop"] = dead_hop
+    dead_hop.start()
+    ok.start()
+    probe = OptionsMonitor(ua, TrunkRoutes(), {})
+    await answering(probe, dead_hop.uri)
+    await answering(probe, ok.uri)
+    trunk = TrunkProxies("carrier", "carrier.example", [dead_hop.uri, ok.uri])
+    with caplog.at_level(logging.INFO, logger="voicebot.handoff.dialer"):
+        leg = await make_dialer(ua, trunk).dial(TARGET, [], timeout_s=20)
+    try:  # a 100 Trying is the proxy working, not the callee ringing: its 408 is a dead next hop
+        assert leg.call.dialog is not None and leg.call.dialog.remote_target.endswith(f":{ok.port}")
+        failover = [r for r in caplog.records if r.getMessage().startswith("trunk proxy failed the call")]
+        assert [(r.fields["proxy"], r.fields["status"]) for r in failover] == [(dead_hop.uri, 408)]  # type: ignore[attr-defined]
+    finally:
+        await leg.hangup()
+        await leg.close()
+
+
 async def test_options_checks_flip_health_and_the_dialer_skips_a_down_proxy(
         ua: UserAgent, proxies: dict[str, Proxy], caplog: pytest.LogCaptureFixture) -> None:
     first, second = proxies["ok"], Proxy("trunk_proxy.xml", proxies["ok"].cwd)

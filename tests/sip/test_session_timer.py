@@ -15,6 +15,12 @@ def test_too_small_is_a_422_naming_our_min_se() -> None:
     assert negotiate(Headers([("Session-Expires", "60"), ("Supported", "timer")]), POLICY) == TooSmall(90)
 
 
+def test_a_caller_without_the_extension_is_not_refused_its_short_interval_is_raised() -> None:
+    # RFC 4028 errata 1687: a 422 to a caller that does not support timers would only fail the call
+    agreed = negotiate(Headers([("Session-Expires", "60")]), POLICY)
+    assert agreed == SessionTimer(90, "uas", False)
+
+
 def test_interval_is_capped_by_policy_and_floored_by_the_peers_min_se() -> None:
     agreed = negotiate(Headers([("Session-Expires", "7200;refresher=uac"), ("Supported", "timer")]), POLICY)
     assert agreed == SessionTimer(1800, "uac", True)

@@ -334,6 +334,8 @@ class HandoffManager:
                 live.close()
             waiter.done = True
             await agent_leg.end("caller hung up")
+            if live is not None:  # the last lines reach the record before the caller's leg ends (and closes it)
+                await live.finish()
             await caller.end("agent hung up")
             await agent_leg.close()
             await self.service.call_ended(waiter.call_id)

@@ -111,7 +111,8 @@ class OutboundDialer:
             await stream.close()
             raise
         try:
-            negotiated = apply_answer(offer, parse_sdp(leg.remote_sdp))
+            # the answer may have come in a reliable 183 with a 200 OK carrying no SDP (RFC 3262/3264)
+            negotiated = apply_answer(offer, parse_sdp(leg.remote_sdp or leg.early_sdp))
         except SdpError as exc:
             await leg.hangup("bad SDP answer")
             await stream.close()
@@ -125,8 +126,8 @@ class OutboundDialer:
         if negotiated.codec.name != stream.codec.name:
             stream.set_codec(negotiated.codec.name, negotiated.codec.payload_type)  # a bridge transcodes
         stream.apply_sdes(negotiated.srtp)  # plain RTP when the answer carried no key
-        if negotiated.dtmf_payload_type is None:
-            stream.detect_inband_dtmf()  # the answer has no telephone-event: keypad tones come in the audio
+        # no telephone-event in this answer: keypad tones come in the audio (a later answer with it turns that off)
+        stream.detect_inband_dtmf(negotiated.dtmf_payload_type is None)
         stream.set_hold(negotiated.on_hold)
         if negotiated.remote_port and self.egress.allows(negotiated.remote_host):
             stream.set_remote(negotiated.remote_host, negotiated.remote_port)
@@ -158,7 +159,7 @@ class OutboundDialer:
                 return await self._invite_via(uri, sdp, [*headers, ("Route", f"<{loose_route(proxy)}>")], created,
                                               early_media, trunk.invite_timeout_s, attempt)
             except CallFailed as exc:
-                rang = bool(attempt) and attempt[0].got_provisional  # a 408 after that: the callee did not answer
+                rang = bool(attempt) and attempt[0].rang  # a 408 after a 180/183: the callee did not answer
                 if exc.status not in FAILOVER_STATUSES or (exc.status == 408 and rang) or number == len(proxies):
                     raise
                 log.warning("trunk proxy failed the call; trying the next",

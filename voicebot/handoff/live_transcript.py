@@ -84,7 +84,10 @@ class LiveCall:
     dropped: int = 0
     cards: int = 0
     closed: bool = False
+    finished: bool = False  # the call's record is being closed: a line arriving now is dropped, not written
     _segmenters: dict[str, StreamSegmenter] = field(default_factory=dict)
+    _outstanding: int = 0
+    _settled: asyncio.Event = field(default_factory=asyncio.Event)
 
     def on_audio(self, side: str, pcm: np.ndarray, rate: int) -> None:
         """A relayed frame of ``side`` ("a": the caller, "b": the agent)."""
@@ -96,22 +99,36 @@ class LiveCall:
             segmenter = self._segmenters[speaker] = StreamSegmenter(rate)
         for segment in segmenter.feed(pcm):
             end = self.clock()
+            self._outstanding += 1
+            self._settled.clear()
             self.asr.submit(LiveJob(segment.audio, self.call.lang,
                                     on_text=self._deliver(speaker, end - segment.duration_s, end),
                                     on_drop=self._dropped, priority=PRIORITY[speaker]))
 
     def _deliver(self, speaker: str, start: float, end: float) -> Callable[[str], Awaitable[None]]:
         async def deliver(text: str) -> None:
-            await self.heard(speaker, text, start, end)
+            try:
+                await self.heard(speaker, text, start, end)
+            finally:
+                self._settle()
         return deliver
 
     def _dropped(self, _reason: str) -> None:
         self.dropped += 1
+        self._settle()
+
+    def _settle(self) -> None:
+        self._outstanding = max(0, self._outstanding - 1)
+        if self._outstanding == 0:
+            self._settled.set()
 
     async def heard(self, speaker: str, text: str, start: float, end: float) -> None:
         """A recognised line: redacted, recorded (and quality-checked), pushed; the caller's feed assist."""
         line = redact(text.strip())
         if not line:
+            return
+        if self.finished:  # too late for the call's record (closed): counted, never written after call_ended
+            self.dropped += 1
             return
         self.lines += 1
         self.sink({"t": round(end, 3), "who": speaker, "text": line, "start": round(start, 3), "live": True})
@@ -139,6 +156,17 @@ class LiveCall:
     def close(self) -> None:
         """The bridge ended: no new utterances (those already queued are still recognised and written)."""
         self.closed = True
+
+    async def finish(self, max_wait_s: float = 5.0) -> None:
+        """Before the call's record closes: wait (bounded) for the utterances still being recognised, so the
+        last lines land before ``call_ended``; whatever comes later is dropped and counted."""
+        self.close()
+        if self._outstanding:
+            try:
+                await asyncio.wait_for(self._settled.wait(), max_wait_s)
+            except asyncio.TimeoutError:
+                pass
+        self.finished = True
         log.info("live transcript ended", extra={"fields": {
             "call_id": self.call.call_id, "agent": self.call.agent_id, "lines": self.lines,
             "dropped": self.dropped, "cards": self.cards}})

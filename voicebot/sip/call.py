@@ -150,6 +150,7 @@ class SipCall:
         self._refer_subscribed = False
         self._reinvite_txs: dict[int, ServerTransaction] = {}
         self._got_provisional = False
+        self._rang = False  # a 180/183 came: the far end was reached (a 100 Trying only says a proxy is working)
         # Who calls (P-Asserted-Identity / Remote-Party-ID believed only from a trusted source) and whom they
         # first dialled (Diversion / History-Info); outbound legs: the From we sent, no redirection.
         self.identity: CallerIdentity = caller_identity(invite.headers, inbound and transport.trusted_identity(addr[0]))
@@ -166,6 +167,11 @@ class SipCall:
     def got_provisional(self) -> bool:
         """An outbound leg had a 1xx: it may be CANCELled (before that it can only be abandoned, §9.1)."""
         return self._got_provisional
+
+    @property
+    def rang(self) -> bool:
+        """An outbound leg had a 180/183: a later 408 means the callee did not answer, not a dead next hop."""
+        return self._rang
 
     # ------------------------------------------------------------------ identity
     @property
@@ -460,6 +466,8 @@ class SipCall:
     def provisional(self, resp: SipResponse) -> bool:
         """A 1xx to our INVITE; True when it moved the call to RINGING (180/183)."""
         self._got_provisional = True
+        if resp.status in (180, 183):
+            self._rang = True
         if resp.status in (180, 183) and self.state is CallState.CALLING:
             self.state = CallState.RINGING
             return True

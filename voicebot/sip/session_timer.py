@@ -89,8 +89,9 @@ def negotiate(headers: Headers, policy: SessionTimerPolicy) -> SessionTimer | To
     peer_min, _ = _delta(headers.get("Min-SE"))
     floor = max(policy.min_se_s, peer_min or 0)
     supports = _supports_timer(headers)
-    if asked is not None and asked < policy.min_se_s:
-        return TooSmall(policy.min_se_s)
+    if asked is not None and asked < policy.min_se_s and supports:
+        return TooSmall(policy.min_se_s)  # a caller without the extension is not refused: its interval is raised
+        # to our Min-SE below (RFC 4028 errata 1687: a 422 to it would only fail the call)
     interval = max(min(asked if asked is not None else policy.expires_s, policy.expires_s), floor)
     refresher: Refresher
     if not supports:
