@@ -588,11 +588,11 @@ class DialplanSession:
         self.transcript.add("event", "rejoined", window_ms=round(resume.window_ms))
         timing = TurnTiming(endpoint_ms=float(max(200, resume.listen.end_silence_ms)), rejoined=True)
         started = time.perf_counter()
-        self._rejoin = resume.state
         try:
             utterance = await self._transcribe(np.concatenate([resume.audio, audio]), resume.listen)
-        except EngineCrashed as exc:
+        except EngineCrashed as exc:  # the early turn's answer stands: the failure is the next listen's nomatch
             return self._asr_failed(exc)
+        self._rejoin = resume.state
         timing.asr_ms = (time.perf_counter() - started) * 1000
         timing.asr_decodes = 1
         return await self._interpret(utterance, resume.listen, timing, None)
