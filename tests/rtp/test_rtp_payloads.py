@@ -11,6 +11,7 @@ from voicebot.calls.hold import load_hold_audio
 from voicebot.rtp.g711 import get_codec
 from voicebot.rtp.payloads import EncodedPayloads, shared_payloads
 from voicebot.rtp.stream import PortAllocator, RtpStream
+from voicebot.sip.call import CallEvents
 
 PCMU, PCMA = get_codec("PCMU"), get_codec("PCMA")
 
@@ -138,7 +139,7 @@ async def test_sip_channels_resample_and_encode_a_cached_prompt_once():
     prompt = frozen((6000 * np.sin(2 * np.pi * 300 * np.arange(16000) / 16000)).astype(np.int16))  # 1 s, 16 kHz
     streams = [await RtpStream.open("127.0.0.1", ports) for _ in range(3)]
     try:
-        channels = [sip.SipChannel(SimpleNamespace(call_id=f"c{i}"), s) for i, s in enumerate(streams)]
+        channels = [sip.SipChannel(SimpleNamespace(call_id=f"c{i}", events=CallEvents()), s) for i, s in enumerate(streams)]
         wire_hits, payload_hits = sip._wire_audio.hits, shared_payloads().hits
         for channel in channels:
             channel.play(prompt[160:], 16000)  # trimmed: a fresh view per call
