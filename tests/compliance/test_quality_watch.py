@@ -46,3 +46,15 @@ def test_the_calls_steps_on_the_bus_drive_the_timed_rules_and_the_end_stops_them
     bus.publish(Line(60.0, "caller", "hello?"))
     bus.publish(CallEnded("c1", "hangup", "caller_hangup"))
     assert check.tick(500.0) == []  # the call is over: nothing more to judge
+
+
+def test_a_call_transferred_away_is_not_judged_for_dead_air():
+    from voicebot.calls.events import CallEvents, Line
+
+    check = LiveQualityCheck(policies_for("finance", load_policies(DEFAULT_POLICY_DIR)))
+    bus = CallEvents()
+    bus.subscribe(quality_observer(check, bus.publish))
+    check.answered(0.0)
+    bus.publish(Line(2.0, "caller", "put me through to sales"))
+    bus.publish(Line(3.0, "system", "transferred to sip:sales@pbx", {"event": "transferred"}))
+    assert check.tick(60.0) == []

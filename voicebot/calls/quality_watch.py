@@ -5,7 +5,7 @@ already redacted when they arrive; the live transcript of a bridged call (voiceb
 its caller and agent lines to the same call's events.
 
 The timed rules (dead air, a wait without news, talk-over; voicebot.compliance.timing) are fed from the same bus:
-the ``queue_joined`` / ``queue_left`` / ``agent_answered`` lines the session writes, the ``live_transcript`` note the
+the ``queue_joined`` / ``queue_left`` / ``agent_answered`` / ``transferred`` lines the session writes, the ``live_transcript`` note the
 live transcript writes when it follows the bridge, the lines' times (a live line's ``start`` extra) and
 `CallEnded`; `quality_ticker` gives them the passing time.
 """
@@ -58,6 +58,8 @@ def quality_observer(check: LiveQualityCheck, publish: Callable[[CallEvent], Non
             check.left_queue(event.at)
         elif step == "agent_answered":
             check.agent_answered(event.at)
+        elif step == "transferred":  # the call left this server: nothing of it is ours to judge any more
+            check.ended()
         if not event.spoken:
             return
         start = event.extras.get("start")  # live lines of a bridged call carry their start
