@@ -1,6 +1,7 @@
 """The timed quality rules through the real path of a call: a CallLifecycle watching a healthcare call, its events
 bus fed the way the session and the live transcript feed it (queue_joined / agent_answered lines, the live
-transcript's note and its caller/agent lines with start times, written through the call's entry sink), the
+transcript's note, its voice activity and its caller/agent lines with start times, written through the call's entry
+sink), the
 lifecycle's ticker judging the time — each alert reaches the supervisor hook and the call record once."""
 
 from __future__ import annotations
@@ -104,12 +105,19 @@ async def test_a_long_wait_talk_over_and_silence_on_the_bridge_each_alert_once_i
         await clock.read(3)
         publish(Line(t0 + 100, "system", "connected to agent n1", {"event": "agent_answered", "agent": "n1"}))
         life.entry_sink({"t": t0 + 100, "event": "live_transcript", "queue": "nurses"})
+        # voice activity on both legs as the utterances end: the agent started 1500 ms before the caller's end
+        life.entry_sink({"t": t0 + 105, "spoke": "caller", "start": t0 + 101})
+        life.entry_sink({"t": t0 + 106, "spoke": "agent", "start": t0 + 103.5})
+        assert [a.kind for a in alerts] == ["long_hold", "talk_over"]  # before any word was recognised
         life.entry_sink({"t": t0 + 105, "who": "caller", "text": "my daughter has a fever since", "start": t0 + 101,
                          "live": True})
         life.entry_sink({"t": t0 + 106, "who": "agent", "text": "ok ok what is her temperature",
-                         "start": t0 + 103.5, "live": True})  # 1500 ms over the caller: healthcare's limit
-        assert [a.kind for a in alerts] == ["long_hold", "talk_over"]
-        clock.now = t0 + 126.5  # 20.5 s after the last word on the bridge
+                         "start": t0 + 103.5, "live": True})  # the same utterances' words: no second alert
+        life.entry_sink({"t": t0 + 110, "spoke": "caller", "start": t0 + 108})  # too late to be recognised
+        clock.now = t0 + 130
+        await clock.read(3)
+        assert len(alerts) == 2  # 20 s after the caller's unrecognised words
+        clock.now = t0 + 130.5
         await alert_count(alerts, 3, clock)
         clock.now = t0 + 300
         await clock.read(3)
@@ -121,7 +129,7 @@ async def test_a_long_wait_talk_over_and_silence_on_the_bridge_each_alert_once_i
     quality = [e.data for e in store.events("call-19") if e.kind == "quality"]
     assert [q["kind"] for q in quality] == ["long_hold", "talk_over", "long_silence"]
     kinds = [e.kind for e in store.events("call-19")]
-    assert kinds[-1] == "call_ended" and "live_transcript" in kinds
+    assert kinds[-1] == "call_ended" and "live_transcript" in kinds and kinds.count("caller") == 1  # no Spoke rows
     ticker = life._ticker
     assert ticker is not None
     await asyncio.wait([ticker], timeout=5)

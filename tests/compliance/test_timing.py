@@ -168,3 +168,11 @@ def test_one_interruption_is_one_alert_however_the_lines_are_cut() -> None:
     assert call.spoke(Span("caller", 10.5, 13.0)) == []  # the same agent line over another cut of the caller
     assert call.spoke(Span("agent", 12.0, 13.9)) == []  # another agent line over the caller line already flagged
     assert kinds(call.spoke(Span("caller", 30.0, 35.0)) + call.spoke(Span("agent", 31.0, 34.0))) == ["talk_over"]
+
+
+def test_an_utterance_heard_twice_voice_first_then_words_is_one_talk_over_and_one_silence_reset() -> None:
+    call = bridged(0.0)
+    call.spoke(Span("caller", 10.0, 15.0))
+    assert kinds(call.spoke(Span("agent", 13.0, 16.0))) == ["talk_over"]
+    assert call.spoke(Span("caller", 10.0, 15.0)) == [] and call.spoke(Span("agent", 13.0, 16.0)) == []
+    assert call.tick(36.0) == [] and kinds(call.tick(36.5)) == ["long_silence"]

@@ -25,6 +25,7 @@ from voicebot.calls.events import (
     Noted,
     Observer,
     QualityFlagged,
+    Spoke,
     entry_sink,
     record_entry,
 )
@@ -44,6 +45,10 @@ def quality_observer(check: LiveQualityCheck, publish: Callable[[CallEvent], Non
     def observe(event: CallEvent) -> None:
         if isinstance(event, CallEnded):
             check.ended()
+            return
+        if isinstance(event, Spoke):  # voice activity on a bridged leg: silence and talk-over before the words
+            for alert in check.sounded(event.who, event.start, event.at):
+                publish(flagged(alert))
             return
         if isinstance(event, Noted):
             if event.name == "live_transcript":

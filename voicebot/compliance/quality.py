@@ -128,6 +128,14 @@ class LiveQualityCheck:
         self._alerts += raised
         return raised
 
+    def sounded(self, speaker: str, start: float, end: float) -> list[QualityAlert]:
+        """Voice activity without words yet (a bridged leg's utterance): the timed rules only."""
+        if self._timed is None:
+            return []
+        raised = self._timed_alerts(self._timed.spoke(Span(speaker, start, end)))
+        self._alerts += raised
+        return raised
+
     def answered(self, at: float) -> None:
         if self._timed is not None:
             self._timed.answered(at)

@@ -110,6 +110,8 @@ class TimedRules:
         if span.speaker not in self._spans:
             return []
         spans = self._spans[span.speaker]
+        if span in spans:  # the same utterance again (its voice activity first, then its words)
+            return []
         spans.append(span)
         newest = max(s.end for s in spans)
         self._spans[span.speaker] = [s for s in spans if s.end >= newest - _KEEP_S][-32:]

@@ -97,6 +97,8 @@ class LiveCall:
             segmenter = self._segmenters[speaker] = StreamSegmenter(rate)
         for segment in segmenter.feed(pcm):
             end = self.clock()
+            # the quality checks hear that someone spoke now, before (and whatever) the recognition says
+            self.sink({"t": round(end, 3), "spoke": speaker, "start": round(end - segment.duration_s, 3)})
             self.asr.submit(LiveJob(segment.audio, self.call.lang,
                                     on_text=self._deliver(speaker, end - segment.duration_s, end),
                                     on_drop=self._dropped, priority=PRIORITY[speaker]))
