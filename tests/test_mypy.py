@@ -1,5 +1,6 @@
 """Types as part of the suite: mypy, with the repository's configuration (pyproject.toml [tool.mypy]: strict for
-voicebot.sip, .rtp, .dialplan, .queues, .knowledge, .channels and .handoff), reports no errors on those packages."""
+voicebot.sip, .rtp, .dialplan, .queues, .knowledge, .channels and .handoff, the call modules and the live quality
+checks), reports no errors on those packages."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 STRICT_PACKAGES = ["voicebot/sip", "voicebot/rtp", "voicebot/dialplan", "voicebot/queues", "voicebot/knowledge",
                    "voicebot/channels", "voicebot/handoff", "voicebot/calls/events.py", "voicebot/calls/lifecycle.py",
-                   "voicebot/calls/legs.py", "voicebot/calls/quality_watch.py"]
+                   "voicebot/calls/legs.py", "voicebot/calls/quality_watch.py",
+                   "voicebot/compliance/quality.py", "voicebot/compliance/timing.py"]
 
 
 def test_mypy_strict_packages_pass() -> None:

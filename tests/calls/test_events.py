@@ -107,3 +107,10 @@ def test_an_entry_written_from_outside_the_session_becomes_the_same_record_entry
     bus.subscribe(seen.append)
     entry_sink(bus)(live)
     assert seen == [line]
+
+
+def test_voice_activity_of_a_bridged_leg_is_an_event_for_the_checks_but_no_row_of_the_record():
+    from voicebot.calls.events import Spoke, entry_event, record_entry
+
+    spoke = entry_event({"t": 12.5, "spoke": "agent", "start": 10.0})
+    assert spoke == Spoke(12.5, "agent", 10.0) and record_entry(spoke) is None

@@ -101,3 +101,15 @@ def test_ca_file_without_certificates_is_an_error_at_its_line(tmp_path: Path) ->
     with pytest.raises(ConfigErrors) as info:
         load_server_config(path)
     assert str(info.value).startswith(f"{path}:5:") and f"CA file {bogus} holds no PEM certificate" in str(info.value)
+
+
+@pytest.mark.parametrize(("every_s", "flagged"), [(30, []), (59, []), (60, ["healthcare"]), (120, [
+    "common", "finance", "healthcare"])])
+def test_queue_announcements_no_more_often_than_a_policys_max_hold_are_warned_at_their_line(
+        tmp_path: Path, every_s: int, flagged: list[str]) -> None:
+    path = tmp_path / "voicebot.yaml"
+    path.write_text(f"demo_backend: true\nrouting: {{default_dialplan: ecommerce}}\nqueues:\n"
+                    f"  announce_every_s: {every_s}\n")
+    found = _warnings(path)
+    assert [w.split("policy '")[1].split("'")[0] for w in found] == flagged
+    assert all(w.startswith(f"{path}:4:") and "every wait in its dialplans would be flagged" in w for w in found)

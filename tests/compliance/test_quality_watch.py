@@ -28,3 +28,33 @@ def test_a_forbidden_promise_in_a_bot_line_is_a_quality_event_of_the_record_and_
     assert [(a.kind, a.rule, a.speaker) for a in alerts] == [("forbidden_phrase", "guaranteed returns", "bot")]
     summary = summarize([(event_kind(entry), entry) for entry in recorded])
     assert summary.qa_flags == ["guaranteed returns"]
+
+
+def test_the_calls_steps_on_the_bus_drive_the_timed_rules_and_the_end_stops_them():
+    from voicebot.calls.events import CallEnded, CallEvents, Line
+
+    check = LiveQualityCheck(policies_for("finance", load_policies(DEFAULT_POLICY_DIR)))
+    bus = CallEvents()
+    alerts: list[QualityFlagged] = []
+    bus.subscribe(quality_observer(check, bus.publish))
+    bus.subscribe(lambda event: alerts.append(event) if isinstance(event, QualityFlagged) else None)
+    check.answered(0.0)
+    bus.publish(Line(1.0, "system", "queued in sales", {"event": "queue_joined", "queue": "sales"}))
+    assert check.tick(20.5) == []  # waiting: no dead air
+    bus.publish(Line(30.0, "system", "left the queue (callback)", {"event": "queue_left", "reason": "callback"}))
+    assert [a.kind for a in check.tick(50.5)] == ["long_silence"]  # back with the bot, which said nothing
+    bus.publish(Line(60.0, "caller", "hello?"))
+    bus.publish(CallEnded("c1", "hangup", "caller_hangup"))
+    assert check.tick(500.0) == []  # the call is over: nothing more to judge
+
+
+def test_a_call_transferred_away_is_not_judged_for_dead_air():
+    from voicebot.calls.events import CallEvents, Line
+
+    check = LiveQualityCheck(policies_for("finance", load_policies(DEFAULT_POLICY_DIR)))
+    bus = CallEvents()
+    bus.subscribe(quality_observer(check, bus.publish))
+    check.answered(0.0)
+    bus.publish(Line(2.0, "caller", "put me through to sales"))
+    bus.publish(Line(3.0, "system", "transferred to sip:sales@pbx", {"event": "transferred"}))
+    assert check.tick(60.0) == []

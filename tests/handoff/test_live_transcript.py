@@ -92,7 +92,13 @@ async def test_both_legs_are_transcribed_labelled_redacted_recorded_checked_and_
     recorded: list[dict[str, Any]] = []
     alerts: list[QualityAlert] = []
     check = LiveQualityCheck(policies_for("ecommerce", load_policies(DEFAULT_POLICY_DIR)))
-    sink = quality_sink(check, recorded.append, alerts.append)
+    checked = quality_sink(check, recorded.append, alerts.append)
+    written: list[dict[str, Any]] = []
+
+    def sink(entry: dict[str, Any]) -> None:
+        written.append(entry)
+        checked(entry)
+
     desk = Desk()
     searched: list[str] = []
 
@@ -126,6 +132,11 @@ async def test_both_legs_are_transcribed_labelled_redacted_recorded_checked_and_
     assert [who for who, _ in lines] == ["caller", "agent"]
     assert "4111 1111 1111 1111" not in lines[0][1] and "refund" in lines[0][1]  # the one redactor masked it
     assert all(e["start"] < e["t"] for e in recorded if e.get("live"))
+    # Each utterance's voice activity went to the checks (not the record) as it ended, before its words.
+    spoke = [(e["spoke"], e["start"], e["t"]) for e in written if "spoke" in e]
+    assert spoke == [(e["who"], e["start"], e["t"]) for e in recorded if e.get("live")]
+    assert [e.get("spoke") or e.get("who") for e in written if "spoke" in e or e.get("live")][:2] == ["caller", "caller"]
+    assert not any("spoke" in e for e in recorded)
     # The agent's forbidden phrase: a quality event of the record and an alert, as for a bot line.
     assert [(a.kind, a.rule, a.speaker) for a in alerts] == [("forbidden_phrase", "your password is", "agent")]
     assert any(e.get("event") == "quality" and e["speaker"] == "agent" for e in recorded)

@@ -254,6 +254,8 @@ class DialplanSession:
             elif isinstance(action, act.LeaveQueue):
                 if self.membership is not None and self.queues is not None:
                     await self.queues.leave(self.membership, action.reason)
+                    self.transcript.add("system", f"left the queue ({action.reason})", event="queue_left",
+                                        reason=action.reason)
                 self.membership = None
             elif isinstance(action, act.SetRecording):
                 self.sensitive = action.paused

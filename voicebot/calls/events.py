@@ -102,6 +102,16 @@ class QualityFlagged:
 
 
 @dataclass(frozen=True)
+class Spoke:
+    """Someone spoke on a bridged call (voice activity on their leg, known before and whatever the recognition
+    makes of it): for the timed quality rules (silence, talk-over) only, not kept in the call record."""
+
+    at: float  # when the utterance ended
+    who: str  # caller or agent
+    start: float
+
+
+@dataclass(frozen=True)
 class CallEnded:
     """The call is over and torn down: the record's outcome and how it ended."""
 
@@ -117,21 +127,24 @@ class CallEnded:
         object.__setattr__(self, "extra", _frozen(self.extra))
 
 
-CallEvent = CallStarted | Line | Measured | Noted | QualityFlagged | CallEnded
+CallEvent = CallStarted | Line | Measured | Noted | QualityFlagged | Spoke | CallEnded
 Observer = Callable[[CallEvent], None]
 
 
 def record_entry(event: CallEvent) -> dict[str, Any] | None:
-    """The event as an entry of the call record's event list; None for the start and the end (their own rows)."""
+    """The event as an entry of the call record's event list; None for the start and the end (their own rows) and
+    for voice activity (`Spoke`)."""
     if isinstance(event, (Line, Measured, Noted, QualityFlagged)):
         return event.entry()
     return None
 
 
-def entry_event(entry: Mapping[str, Any]) -> Line | Noted:
+def entry_event(entry: Mapping[str, Any]) -> Line | Noted | Spoke:
     """A transcript entry written from outside the session (a bridged call's live lines, the agent assist):
-    {"t", "who", "text", ...} is a Line, {"t", "event", ...} a Noted event."""
+    {"t", "who", "text", ...} is a Line, {"t", "event", ...} a Noted event, {"t", "spoke", "start"} a Spoke."""
     at = float(entry.get("t") or 0.0)
+    if "spoke" in entry:
+        return Spoke(at, str(entry["spoke"]), float(entry.get("start") or at))
     if "who" in entry:
         extras = {k: v for k, v in entry.items() if k not in ("t", "who", "text")}
         return Line(at, str(entry["who"]), str(entry.get("text") or ""), extras)

@@ -6,6 +6,9 @@ tears the call down the same way for every transport, whatever happened during i
         call.start(caller=..., callee=..., dialplan=...)      # CallStarted: the record opens, the recording starts
         await call.run(session)                               # DialplanSession (quality-checked) or DemoDtmfSession
 
+A dialplan session's call is quality-checked live (voicebot.calls.quality_watch): its lines as they are written, and
+the timed rules (dead air, a wait without news, talk-over) by a ticker task that the teardown cancels.
+
 Teardown: the recording is stopped and closed, the leg released (media freed, a leg left up hung up), the outcome
 settled (a caller this node handed over keeps the hand-over's outcome), `CallEnded` published (the journal closes
 the record, then the after-call hook opens a case) and the "call ended" line logged. Each step is guarded: one that
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +30,7 @@ from typing import Any, Protocol
 from voicebot.calls.conversation import DialplanSession
 from voicebot.calls.events import CallEnded, CallEvent, CallEvents, CallStarted, QualityFlagged, entry_sink
 from voicebot.calls.keypad_session import CallRecord
-from voicebot.calls.quality_watch import quality_observer
+from voicebot.calls.quality_watch import TICK_S, quality_observer, quality_ticker
 from voicebot.calls.recording import CallRecorder, RecordingError
 from voicebot.channels.base import Channel
 from voicebot.compliance.lint import Policy, policies_for
@@ -98,6 +102,8 @@ class CallLifecycle:
         self.entry_sink = entry_sink(self.events)  # for lines written from outside the session (live transcript)
         self.recorder: CallRecorder | None = None
         self.session: Session | None = None
+        self.quality: LiveQualityCheck | None = None
+        self._ticker: asyncio.Task[None] | None = None
         self._ended = False
         if services.journal is not None:
             self.events.subscribe(services.journal.observer(self.call_id))
@@ -127,10 +133,20 @@ class CallLifecycle:
             self.record.recording = {"error": str(exc)}
             log.warning("call not recorded: %s", exc, extra={"fields": {"call_id": self.call_id}})
 
-    def watch_quality(self, dialplan: str) -> None:
-        """Check every spoken line against the industry policies of ``dialplan`` as it is said."""
-        check = LiveQualityCheck(policies_for(dialplan, list(self.services.policies)))
+    def watch_quality(self, dialplan: str, clock: Callable[[], float] = time.time,
+                      tick_s: float = TICK_S) -> LiveQualityCheck:
+        """Check every spoken line against the industry policies of ``dialplan`` as it is said, and (inside a
+        running event loop) the timed rules once a second until the call ends; the call counts as answered now."""
+        check = self.quality = LiveQualityCheck(policies_for(dialplan, list(self.services.policies)))
+        check.answered(clock())
         self.events.subscribe(quality_observer(check, self.events.publish))
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return check
+        self._ticker = asyncio.create_task(quality_ticker(check, self.events.publish, clock, tick_s),
+                                           name=f"quality-{self.call_id}")
+        return check
 
     async def run(self, session: Session) -> CallRecord:
         """Run the call's session until the call ends; a dialplan session's transcript and turns go to the record
@@ -157,6 +173,8 @@ class CallLifecycle:
         if self._ended:
             return
         self._ended = True
+        if self._ticker is not None:
+            self._ticker.cancel()
         if self.recorder is not None:
             try:
                 self.leg.stop_recording()

@@ -2,31 +2,86 @@
 bot, caller or agent line through the industry policy (voicebot.compliance.quality) and publishes every alert as a
 `QualityFlagged` event (the call record keeps it as a `quality` event; the server tells the supervisors). Lines are
 already redacted when they arrive; the live transcript of a bridged call (voicebot.handoff.live_transcript) writes
-its caller and agent lines to the same call's events."""
+its caller and agent lines to the same call's events.
+
+The timed rules (dead air, a wait without news, talk-over; voicebot.compliance.timing) are fed from the same bus:
+the ``queue_joined`` / ``queue_left`` / ``agent_answered`` / ``transferred`` lines the session writes, the ``live_transcript`` note the
+live transcript writes when it follows the bridge, the lines' times (a live line's ``start`` extra) and
+`CallEnded`; `quality_ticker` gives them the passing time.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
-from voicebot.calls.events import CallEvent, CallEvents, Line, Observer, QualityFlagged, entry_sink, record_entry
-from voicebot.compliance.quality import LiveQualityCheck, Said
+from voicebot.calls.events import (
+    CallEnded,
+    CallEvent,
+    CallEvents,
+    Line,
+    Noted,
+    Observer,
+    QualityFlagged,
+    Spoke,
+    entry_sink,
+    record_entry,
+)
+from voicebot.compliance.quality import LiveQualityCheck, QualityAlert, Said
 
 Sink = Callable[[dict[str, Any]], None]
+TICK_S = 1.0  # the timed rules are judged this often: an alert is at most this late
+
+
+def flagged(alert: QualityAlert) -> QualityFlagged:
+    return QualityFlagged(alert.at, alert.kind, alert.rule, alert.policy, alert.speaker, alert.detail)
 
 
 def quality_observer(check: LiveQualityCheck, publish: Callable[[CallEvent], None]) -> Observer:
-    """An observer that checks each spoken line and publishes what the check flags (through ``publish``)."""
+    """An observer that checks each spoken line and the call's steps, and publishes what the check flags."""
 
     def observe(event: CallEvent) -> None:
-        if not isinstance(event, Line) or not event.spoken:
+        if isinstance(event, CallEnded):
+            check.ended()
+            return
+        if isinstance(event, Spoke):  # voice activity on a bridged leg: silence and talk-over before the words
+            for alert in check.sounded(event.who, event.start, event.at):
+                publish(flagged(alert))
+            return
+        if isinstance(event, Noted):
+            if event.name == "live_transcript":
+                check.transcribing()
+            return
+        if not isinstance(event, Line):
+            return
+        step = event.extras.get("event")
+        if step == "queue_joined":
+            check.queued(event.at)
+        elif step == "queue_left":
+            check.left_queue(event.at)
+        elif step == "agent_answered":
+            check.agent_answered(event.at)
+        elif step == "transferred":  # the call left this server: nothing of it is ours to judge any more
+            check.ended()
+        if not event.spoken:
             return
         start = event.extras.get("start")  # live lines of a bridged call carry their start
         begun = min(event.at, float(start)) if isinstance(start, (int, float)) else event.at
         for alert in check.heard(Said(event.who, event.text, begun, event.at)):
-            publish(QualityFlagged(event.at, alert.kind, alert.rule, alert.policy, alert.speaker, alert.detail))
+            publish(flagged(alert))
 
     return observe
+
+
+async def quality_ticker(check: LiveQualityCheck, publish: Callable[[CallEvent], None],
+                         clock: Callable[[], float] = time.time, every_s: float = TICK_S) -> None:
+    """Judge the timed rules every ``every_s`` until cancelled (the call's teardown cancels it)."""
+    while True:
+        await asyncio.sleep(every_s)
+        for alert in check.tick(clock()):
+            publish(flagged(alert))
 
 
 def quality_sink(check: LiveQualityCheck, record: Sink | None,

@@ -4,7 +4,8 @@ Warnings, each at the config's file:line: the node's TLS certificate close to ex
 by other users, and a trunk that carries finance or healthcare calls (a dialplan a finance/healthcare compliance
 policy applies to) without SIP over TLS or without required SRTP — card numbers and health data keyed or said
 over clear RTP on a public network fail PCI DSS / HIPAA-style rules. Errors (expired certificate, key not matching,
-unreadable files) are the config loader's own (voicebot.config.TlsConfig).
+unreadable files) are the config loader's own (voicebot.config.TlsConfig). And queue announcements further apart
+than a policy's `quality.max_hold_s` (voicebot.compliance.timing): every wait would be flagged as one without news.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ def deployment_warnings(config: ServerConfig, lines: LineMap, path: str, policie
         return YamlSourceError(path, line, column, message, hint)
 
     warnings = [at(loc, message, hint) for loc, message, hint in certificate_findings(config, now)]
-    warnings += [at(loc, message, hint) for loc, message, hint in trunk_findings(config, list(policies))]
+    policies = list(policies)
+    warnings += [at(loc, message, hint) for loc, message, hint in trunk_findings(config, policies)]
+    warnings += [at(loc, message, hint) for loc, message, hint in announcement_findings(config, policies)]
     return warnings
 
 
@@ -101,3 +104,16 @@ def trunk_findings(config: ServerConfig, policies: list[Policy]) -> list[tuple[L
                           "set media_encryption: required on the trunk: card numbers and health data must not "
                           "travel in clear RTP"))
     return found
+
+
+def announcement_findings(config: ServerConfig, policies: list[Policy]) -> list[tuple[Loc, str, str]]:
+    """Queues announcing no more often than a policy's max_hold_s: the live check would flag every wait."""
+    queues = config.queues
+    if not queues.enabled:
+        return []
+    return [(("queues", "announce_every_s"),
+             f"queues announce every {queues.announce_every_s:g} s, but policy {p.policy!r} flags a wait of more "
+             f"than {p.quality.max_hold_s:g} s without an announcement: every wait in its dialplans would be flagged",
+             f"set queues.announce_every_s below {p.quality.max_hold_s:g} (or raise quality.max_hold_s in "
+             f"policies/{p.policy}.yaml)")
+            for p in policies if p.quality is not None and queues.announce_every_s >= p.quality.max_hold_s]

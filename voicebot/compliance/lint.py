@@ -12,6 +12,7 @@ Policy file (policies/<industry>.yaml):
         before: {nodes: [products, "product_*"], say_contains: ["investment funds"]}   # product-info nodes
         disclaimer: ["not deposits", "理财非存款"]   # any one of these, in every language of the node's say
     sensitive_slots_not_spoken: true         # no prompt may read a sensitive slot aloud
+    quality: {max_silence_s: 20, max_hold_s: 60, talk_over_ms: 1500}   # timed live checks (compliance/timing.py)
 
 A required disclaimer holds when every path from the call's entry points (start, global handlers, fallback) to a
 product-info node passes through a node whose say (every prompt, every language) contains one of the disclaimer
@@ -84,11 +85,17 @@ class RequiredDisclaimer(_Model):
 
 
 class QualityLimits(_Model):
-    """Live quality checks (质检) of a call with an agent: how long silence, hold and talking over may last."""
+    """Timed live quality checks (质检, voicebot/compliance/timing.py): how long dead air and a wait without news
+    may last, and how long the agent may talk over the caller. Every key is optional (the default applies)."""
 
-    max_silence_s: float = Field(15.0, gt=0, description="both sides silent this long while bridged: an alert")
-    max_hold_s: float = Field(120.0, gt=0, description="the caller on hold this long at once: an alert")
-    max_talk_over_s: float = Field(2.0, gt=0, description="the agent talking over the caller this long: an alert")
+    max_silence_s: float = Field(20.0, gt=0, le=600, description=(
+        "dead air longer than this is an alert: nobody speaks on a bridged call (transcribed live), or the bot "
+        "leaves the caller without a reply"))
+    max_hold_s: float = Field(120.0, gt=0, le=3600, description=(
+        "the caller waiting in a queue this long without an announcement or an agent: an alert (mind the queue's "
+        "announce interval, 30 s by default)"))
+    talk_over_ms: int = Field(2000, ge=100, le=60000, description=(
+        "the agent starting while the caller speaks and overlapping them at least this long: an alert"))
 
 
 class Policy(_Model):

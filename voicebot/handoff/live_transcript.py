@@ -1,6 +1,7 @@
 """Live transcript of bridged calls (issue 19): both legs recognised as they speak, each line labelled caller or
 agent, redacted with the compliance redactor, written to the call's record as it happens (through the call's
-transcript sink, so the live quality checks judge the agent's words as they judge the bot's), and pushed to the
+transcript sink, so the live quality checks judge the agent's words as they judge the bot's, and the lines' start
+and end times for talk-over and silence on the bridge), and pushed to the
 agent's desktop and to the supervisors. The caller's lines also drive agent assist: knowledge cards for the agent.
 
 CPU is bounded twice: only queues with ``live_transcript: true`` are followed, and recognition goes through
@@ -99,6 +100,8 @@ class LiveCall:
             segmenter = self._segmenters[speaker] = StreamSegmenter(rate)
         for segment in segmenter.feed(pcm):
             end = self.clock()
+            # the quality checks hear that someone spoke now, before (and whatever) the recognition says
+            self.sink({"t": round(end, 3), "spoke": speaker, "start": round(end - segment.duration_s, 3)})
             self._outstanding += 1
             self._settled.clear()
             self.asr.submit(LiveJob(segment.audio, self.call.lang,
@@ -201,6 +204,8 @@ class LiveTranscripts:
         search = self._searcher(follow) if follow.assist and self.knowledge is not None else None
         live = LiveCall(call, self.asr, self.sink_for(call.call_id), self.publisher(),
                         AgentAssist(min_score=follow.assist_min_score) if search is not None else None, search)
+        # the record notes it, and the live quality checks may now judge silence on the bridge (compliance.timing)
+        live.sink({"t": round(live.clock(), 3), "event": "live_transcript", "queue": call.queue})
         log.info("live transcript started", extra={"fields": {
             "call_id": call.call_id, "agent": call.agent_id, "queue": call.queue, "assist": search is not None}})
         return live
