@@ -133,10 +133,12 @@ class SrtpContext:
         self._totals.unprotected += 1
         return plain
 
-    def unprotect_rtcp(self, packet: bytes) -> bytes:
+    def unprotect_rtcp(self, packet: bytes, count_drop: bool = True) -> bytes:
+        """The plain RTCP packet; raises SrtpDropped like ``unprotect``."""
         try:
             return self._rx.unprotect_rtcp(packet)
         except (pylibsrtp.Error, ValueError, TypeError) as exc:
             kind = _kind(exc)
-            self._totals.dropped(kind)
+            if count_drop:
+                self._totals.dropped(kind)
             raise SrtpDropped(kind, str(exc)) from None

@@ -491,7 +491,7 @@ class RtpStream:
             self._counters["srtp_no_key"] += 1
             return None
         try:
-            return srtp.unprotect_rtcp(data) if rtcp else self._unprotect_rtp(srtp, data)
+            return self._unprotect_under_either_key(srtp, data, rtcp)
         except SrtpDropped as exc:
             counter = {"auth": "srtp_auth_failed", "replay": "srtp_replayed"}.get(exc.kind, "srtp_errors")
             self._counters[counter] += 1
@@ -500,15 +500,19 @@ class RtpStream:
                        self._counters["srtp_replayed"])
             return None
 
-    def _unprotect_rtp(self, srtp: SrtpContext, data: bytes) -> bytes:
+    def _unprotect_under_either_key(self, srtp: SrtpContext, data: bytes, rtcp: bool) -> bytes:
+        """RTP or RTCP under the current key or, during a rekey, the peer's previous one (an RTCP report sent
+        before the peer switched is in flight like its RTP). The first RTP packet under the new key retires
+        the old one."""
         previous = self._srtp_previous
         if previous is None:
-            return srtp.unprotect(data)
+            return srtp.unprotect_rtcp(data) if rtcp else srtp.unprotect(data)
         try:
-            plain = srtp.unprotect(data, count_drop=False)
+            plain = srtp.unprotect_rtcp(data, count_drop=False) if rtcp else srtp.unprotect(data, count_drop=False)
         except SrtpDropped:
-            return previous.unprotect(data)  # still under the peer's old key (in flight during a rekey)
-        self._srtp_previous = None  # the new key works: the old one is retired
+            return previous.unprotect_rtcp(data) if rtcp else previous.unprotect(data)
+        if not rtcp:
+            self._srtp_previous = None  # the new key works: the old one is retired
         return plain
 
     def _on_rtcp_datagram(self, data: bytes, addr: Any) -> None:
