@@ -3,7 +3,9 @@ at the caller.
 
 Each call (a `CallPlan`) dials the server, sends one 20 ms PCMU packet every 20 ms from the answer — its script's
 audio, then line noise, never digital silence — keys RFC 4733 digits when told, and hangs up after
-`duration_s` (or answers the server's BYE). What it sent (when each frame of its script left) and what it
+`duration_s` (or answers the server's BYE). A plan with `srtp` offers RTP/SAVP with an SDES key
+(AES_CM_128_HMAC_SHA1_80, RFC 4568): its packets are protected as they are sent; what arrives is timed on arrival
+and decrypted (authenticated) after the call, so the decryption does not slow the caller's clock. What it sent (when each frame of its script left) and what it
 received (arrival time, sequence number, level and high-band share of every packet) come back as a `CallTrace`.
 Timestamps are `time.monotonic()`, one clock for every process on the machine. Calls run in one asyncio loop per
 process; `run_calls` spreads many calls over several processes so the callers keep their 20 ms pace.
@@ -12,6 +14,7 @@ process; `run_calls` spreads many calls over several processes so the callers ke
 from __future__ import annotations
 
 import asyncio
+import base64
 import multiprocessing as mp
 import re
 import secrets
@@ -22,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from voicebot.rtp.g711 import ulaw_decode, ulaw_encode
+from voicebot.rtp.srtp import SrtpContext, SrtpDropped
 
 RATE = 8000
 FRAME = 160  # samples per 20 ms packet
@@ -29,6 +33,7 @@ FRAME_S = 0.02
 PCMU, TELEPHONE_EVENT = 0, 101
 RTP_HEADER = struct.Struct("!BBHII")
 DTMF_EVENTS = {**{str(d): d for d in range(10)}, "*": 10, "#": 11}
+SRTP_SUITE = "AES_CM_128_HMAC_SHA1_80"
 HIGH_BAND_BIN = 20  # rfft bin of 1 kHz in a 160-sample frame (50 Hz per bin)
 
 
@@ -42,6 +47,7 @@ class CallPlan:
     start_after_s: float = 0.0  # dial this long after the run starts
     noise_rms: float = 40.0  # line noise after the script (a real line is never digitally silent)
     seed: int = 0
+    srtp: bool = False  # offer RTP/SAVP with an SDES key (SRTP_SUITE); the answer must carry a=crypto
 
 
 @dataclass
@@ -54,10 +60,12 @@ class CallTrace:
     invite_retransmissions: int = 0
     frame_sent_at: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per frame of plan.audio
     received_at: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    received_timestamp: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # RTP timestamps
     received_seq: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     received_rms: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     received_high_band: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # energy share ≥ 1 kHz
     caller_max_lateness_ms: float = 0.0  # how far behind its 20 ms schedule this caller's process sent
+    srtp_dropped: int = 0  # received packets that failed SRTP authentication or the replay check
 
     @property
     def ok(self) -> bool:
@@ -119,6 +127,8 @@ class _Call:
         self.audio_frames = len(plan.audio) // FRAME
         self.frame_sent_at = np.full(self.audio_frames, np.nan)
         self.dtmf_packets: dict[int, list[tuple[bytes, bool, int]]] = {}
+        self.srtp_key = secrets.token_bytes(30) if plan.srtp else b""  # master key || salt, offered in a=crypto
+        self.srtp: SrtpContext | None = None
         for at_s, digit in plan.dtmf:
             if digit not in DTMF_EVENTS:
                 raise ValueError(f"DTMF digit must be one of {''.join(DTMF_EVENTS)}, got {digit!r}")
@@ -150,9 +160,22 @@ class _Call:
                 f"Content-Length: {len(body.encode())}\r\n\r\n{body}").encode()
 
     def _sdp(self) -> str:
+        profile = "RTP/SAVP" if self.plan.srtp else "RTP/AVP"
+        crypto = (f"a=crypto:1 {SRTP_SUITE} inline:{base64.b64encode(self.srtp_key).decode()}\r\n"
+                  if self.plan.srtp else "")
         return (f"v=0\r\no=caller 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
-                f"m=audio {self.rtp_port} RTP/AVP {PCMU} {TELEPHONE_EVENT}\r\na=rtpmap:0 PCMU/8000\r\n"
-                f"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n")
+                f"m=audio {self.rtp_port} {profile} {PCMU} {TELEPHONE_EVENT}\r\na=rtpmap:0 PCMU/8000\r\n"
+                f"a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n{crypto}")
+
+    def _key_srtp(self, answer: str) -> str:
+        """Key SRTP from the answer's a=crypto; the failure, or "" when keyed (or not asked for)."""
+        if not self.plan.srtp:
+            return ""
+        match = re.search(rf"^a=crypto:\d+ {SRTP_SUITE} inline:([A-Za-z0-9+/=]+)", answer, re.MULTILINE)
+        if match is None:
+            return f"200 OK without a {SRTP_SUITE} a=crypto answer"
+        self.srtp = SrtpContext(SRTP_SUITE, self.srtp_key, base64.b64decode(match.group(1)))
+        return ""
 
     def _on_sip(self, data: bytes, addr: tuple[str, int]) -> None:
         text = data.decode("utf-8", "replace")
@@ -184,6 +207,8 @@ class _Call:
             port = re.search(r"^m=audio (\d+) ", body, re.MULTILINE)
             if not host or not port:
                 self.trace.failure = "200 OK without a usable SDP answer"
+            elif (failure := self._key_srtp(body)):
+                self.trace.failure = failure
             else:
                 self.rtp_remote = (host.group(1), int(port.group(1)))
                 self.trace.answered_at = time.monotonic()
@@ -245,7 +270,7 @@ class _Call:
             payload, marker, first = event[0]
             header = RTP_HEADER.pack(0x80, TELEPHONE_EVENT | (0x80 if marker else 0), self.seq,
                                      (self.timestamp + first * FRAME) & 0xFFFFFFFF, self.ssrc)
-            self.rtp.sendto(header + payload, self.rtp_remote)
+            self._send_rtp(header + payload)
             return
         if index < self.audio_frames:
             payload = self.audio[index * FRAME:(index + 1) * FRAME]
@@ -254,13 +279,32 @@ class _Call:
             start = (index * FRAME) % (len(self.noise) - FRAME)
             payload = self.noise[start:start + FRAME]
         header = RTP_HEADER.pack(0x80, PCMU, self.seq, (self.timestamp + index * FRAME) & 0xFFFFFFFF, self.ssrc)
-        self.rtp.sendto(header + payload, self.rtp_remote)
+        self._send_rtp(header + payload)
+
+    def _send_rtp(self, packet: bytes) -> None:
+        assert self.rtp_remote is not None
+        self.rtp.sendto(self.srtp.protect(packet) if self.srtp is not None else packet, self.rtp_remote)
+
+    def _decrypted(self) -> list[tuple[float, bytes]]:
+        """What arrived, SRTP removed (RTCP from a neighbour's port and packets failing authentication dropped)."""
+        if self.srtp is None:
+            return self.received
+        plain = []
+        for at, data in self.received:
+            if len(data) < 12 or 200 <= data[1] <= 204:  # (S)RTCP: the server's port+1 may be another caller's RTP
+                continue
+            try:
+                plain.append((at, self.srtp.unprotect(data)))
+            except SrtpDropped:
+                self.trace.srtp_dropped += 1
+        return plain
 
     def finish(self) -> CallTrace:
         """Turn what arrived into per-packet arrays (audio packets only; DTMF and comfort noise are skipped)."""
-        audio = [(at, data) for at, data in self.received if len(data) == 12 + FRAME and data[1] & 0x7F == PCMU]
+        audio = [(at, data) for at, data in self._decrypted() if len(data) == 12 + FRAME and data[1] & 0x7F == PCMU]
         self.trace.received_at = np.array([at for at, _ in audio])
         self.trace.received_seq = np.array([int.from_bytes(data[2:4], "big") for _, data in audio], np.int64)
+        self.trace.received_timestamp = np.array([int.from_bytes(data[4:8], "big") for _, data in audio], np.int64)
         self.trace.received_rms, self.trace.received_high_band = frame_levels(b"".join(d[12:] for _, d in audio))
         self.trace.frame_sent_at = self.frame_sent_at
         self.received = []
