@@ -27,7 +27,8 @@ from voicebot.api.forward import AnswerForwarder, advertised_url
 from voicebot.api.tokens import TokenStore
 from voicebot.config import ListenConfig, ServerConfig, resolve_trunk_password
 from voicebot.dialplan.actions import Enqueue
-from voicebot.calls.events import Noted, QualityFlagged
+from voicebot.calls.events import Noted
+from voicebot.compliance.alerts import QualityAlert
 from voicebot.calls.legs import BrowserLeg, SipLeg
 from voicebot.calls.lifecycle import CallLifecycle, CallServices
 from voicebot.calls.quality_watch import quality_sink
@@ -504,7 +505,7 @@ class VoicebotServer:
             on_recording=recorder.pause if recorder is not None else None, queues=queues,
             hold_audio=self.hold_audio, knowledge=self.runtime.answer, events=life.events)
 
-    def _quality_alert(self, call_id: str, dialplan: str, alert: QualityFlagged) -> None:
+    def _quality_alert(self, call_id: str, dialplan: str, alert: QualityAlert) -> None:
         """A live quality alert: logged (audited by the log pipeline) and pushed to the supervisor desktops."""
         fields = {"call_id": call_id, "dialplan": dialplan, "kind": alert.kind, "rule": alert.rule,
                   "policy": alert.policy, "speaker": alert.speaker, "detail": alert.detail}

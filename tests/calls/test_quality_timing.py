@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from voicebot.calls.events import Line, QualityFlagged
+from voicebot.calls.events import Line
+from voicebot.compliance.alerts import QualityAlert
 from voicebot.calls.keypad_session import CallRecord
 from voicebot.calls.lifecycle import CallLifecycle, CallServices, LegEnd
 from voicebot.calls.recording import CallRecorder
@@ -67,7 +68,7 @@ class Clock:
             await asyncio.wait_for(self._changed.wait_for(lambda: self.reads >= target), 5)
 
 
-async def alert_count(alerts: list[QualityFlagged], count: int, clock: Clock) -> None:
+async def alert_count(alerts: list[QualityAlert], count: int, clock: Clock) -> None:
     """Wait until ``count`` alerts came, for at most 200 of the ticker's looks at the clock."""
     for _ in range(200):
         if len(alerts) >= count:
@@ -82,7 +83,7 @@ async def test_a_long_wait_talk_over_and_silence_on_the_bridge_each_alert_once_i
         tmp_path: Path) -> None:
     store = SqliteRecordStore(tmp_path / "calls.sqlite3")
     journal = CallJournal(store)
-    alerts: list[QualityFlagged] = []
+    alerts: list[QualityAlert] = []
     services = CallServices(journal=journal, policies=load_policies(DEFAULT_POLICY_DIR),
                             on_quality_alert=lambda _call, _plan, flag: alerts.append(flag))
     record = CallRecord(call_id="call-19", from_="5550100", to="clinic")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from voicebot.calls.conversation import Transcript
-from voicebot.calls.events import QualityFlagged, record_entry
+from voicebot.calls.events import record_entry
+from voicebot.compliance.alerts import QualityAlert
 from voicebot.calls.quality_watch import quality_observer
 from voicebot.compliance.lint import DEFAULT_POLICY_DIR, load_policies, policies_for
 from voicebot.compliance.quality import LiveQualityCheck
@@ -13,13 +14,13 @@ from voicebot.records.journal import event_kind
 
 def test_a_forbidden_promise_in_a_bot_line_is_a_quality_event_of_the_record_and_an_alert():
     recorded: list[dict] = []
-    alerts: list[QualityFlagged] = []
+    alerts: list[QualityAlert] = []
     transcript = Transcript()
     check = LiveQualityCheck(policies_for("finance", load_policies(DEFAULT_POLICY_DIR)))
     bus = transcript.events
     bus.subscribe(lambda event: recorded.append(entry) if (entry := record_entry(event)) else None)
     bus.subscribe(quality_observer(check, bus.publish))
-    bus.subscribe(lambda event: alerts.append(event) if isinstance(event, QualityFlagged) else None)
+    bus.subscribe(lambda event: alerts.append(event) if isinstance(event, QualityAlert) else None)
     transcript.add("caller", "tell me about your funds")  # a caller may say anything
     transcript.add("bot", "Our Gold fund has guaranteed returns of 5 percent.")  # e.g. text from a webhook
     transcript.add("system", "queued in sales", event="queue_joined", queue="sales")
@@ -35,9 +36,9 @@ def test_the_calls_steps_on_the_bus_drive_the_timed_rules_and_the_end_stops_them
 
     check = LiveQualityCheck(policies_for("finance", load_policies(DEFAULT_POLICY_DIR)))
     bus = CallEvents()
-    alerts: list[QualityFlagged] = []
+    alerts: list[QualityAlert] = []
     bus.subscribe(quality_observer(check, bus.publish))
-    bus.subscribe(lambda event: alerts.append(event) if isinstance(event, QualityFlagged) else None)
+    bus.subscribe(lambda event: alerts.append(event) if isinstance(event, QualityAlert) else None)
     check.answered(0.0)
     bus.publish(Line(1.0, "system", "queued in sales", {"event": "queue_joined", "queue": "sales"}))
     assert check.tick(20.5) == []  # waiting: no dead air

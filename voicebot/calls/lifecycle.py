@@ -28,7 +28,8 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from voicebot.calls.conversation import DialplanSession
-from voicebot.calls.events import CallEnded, CallEvent, CallEvents, CallStarted, QualityFlagged, entry_sink
+from voicebot.calls.events import CallEnded, CallEvent, CallEvents, CallStarted, entry_sink
+from voicebot.compliance.alerts import QualityAlert
 from voicebot.calls.keypad_session import CallRecord
 from voicebot.calls.quality_watch import TICK_S, quality_observer, quality_ticker
 from voicebot.calls.recording import CallRecorder, RecordingError
@@ -39,7 +40,7 @@ from voicebot.records.journal import CallJournal
 
 log = logging.getLogger("voicebot.calls.lifecycle")
 
-QualityAlertHook = Callable[[str, str, QualityFlagged], None]  # (call_id, dialplan, flag)
+QualityAlertHook = Callable[[str, str, QualityAlert], None]  # (call_id, dialplan, flag)
 
 
 @dataclass(frozen=True)
@@ -213,5 +214,5 @@ class CallLifecycle:
             self.services.after_call(self.call_id)
 
     def _quality_alert(self, event: CallEvent) -> None:
-        if isinstance(event, QualityFlagged) and self.services.on_quality_alert is not None:
+        if isinstance(event, QualityAlert) and self.services.on_quality_alert is not None:
             self.services.on_quality_alert(self.call_id, self.record.dialplan, event)

@@ -1,6 +1,6 @@
 """Live quality checks on a call's transcript as it is written: an observer of the call's events that puts each
-bot, caller or agent line through the industry policy (voicebot.compliance.quality) and publishes every alert as a
-`QualityFlagged` event (the call record keeps it as a `quality` event; the server tells the supervisors). Lines are
+bot, caller or agent line through the industry policy (voicebot.compliance.quality) and publishes every alert (a
+`QualityAlert`) on the bus (the call record keeps it as a `quality` event; the server tells the supervisors). Lines are
 already redacted when they arrive; the live transcript of a bridged call (voicebot.handoff.live_transcript) writes
 its caller and agent lines to the same call's events.
 
@@ -24,7 +24,6 @@ from voicebot.calls.events import (
     Line,
     Noted,
     Observer,
-    QualityFlagged,
     Spoke,
     entry_sink,
     record_entry,
@@ -33,10 +32,6 @@ from voicebot.compliance.quality import LiveQualityCheck, QualityAlert, Said
 
 Sink = Callable[[dict[str, Any]], None]
 TICK_S = 1.0  # the timed rules are judged this often: an alert is at most this late
-
-
-def flagged(alert: QualityAlert) -> QualityFlagged:
-    return QualityFlagged(alert.at, alert.kind, alert.rule, alert.policy, alert.speaker, alert.detail)
 
 
 def quality_observer(check: LiveQualityCheck, publish: Callable[[CallEvent], None]) -> Observer:
@@ -48,7 +43,7 @@ def quality_observer(check: LiveQualityCheck, publish: Callable[[CallEvent], Non
             return
         if isinstance(event, Spoke):  # voice activity on a bridged leg: silence and talk-over before the words
             for alert in check.sounded(event.who, event.start, event.at):
-                publish(flagged(alert))
+                publish(alert)
             return
         if isinstance(event, Noted):
             if event.name == "live_transcript":
@@ -70,7 +65,7 @@ def quality_observer(check: LiveQualityCheck, publish: Callable[[CallEvent], Non
         start = event.extras.get("start")  # live lines of a bridged call carry their start
         begun = min(event.at, float(start)) if isinstance(start, (int, float)) else event.at
         for alert in check.heard(Said(event.who, event.text, begun, event.at)):
-            publish(flagged(alert))
+            publish(alert)
 
     return observe
 
@@ -81,11 +76,11 @@ async def quality_ticker(check: LiveQualityCheck, publish: Callable[[CallEvent],
     while True:
         await asyncio.sleep(every_s)
         for alert in check.tick(clock()):
-            publish(flagged(alert))
+            publish(alert)
 
 
 def quality_sink(check: LiveQualityCheck, record: Sink | None,
-                 on_alert: Callable[[QualityFlagged], None] | None = None) -> Sink:
+                 on_alert: Callable[[QualityAlert], None] | None = None) -> Sink:
     """A transcript-entry sink on an event bus of its own, for lines that belong to no running session (a bridged
     call's live transcript after its session ended): each entry and flag goes to ``record``, alerts to ``on_alert``."""
     bus = CallEvents()
@@ -101,5 +96,5 @@ def quality_sink(check: LiveQualityCheck, record: Sink | None,
     bus.subscribe(quality_observer(check, bus.publish))
     if on_alert is not None:
         alert = on_alert
-        bus.subscribe(lambda event: alert(event) if isinstance(event, QualityFlagged) else None)
+        bus.subscribe(lambda event: alert(event) if isinstance(event, QualityAlert) else None)
     return entry_sink(bus)
