@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from voicebot.calls.conversation import Transcript
 from voicebot.calls.events import record_entry
 from voicebot.compliance.alerts import QualityAlert
@@ -59,3 +63,41 @@ def test_a_call_transferred_away_is_not_judged_for_dead_air():
     bus.publish(Line(2.0, "caller", "put me through to sales"))
     bus.publish(Line(3.0, "system", "transferred to sip:sales@pbx", {"event": "transferred"}))
     assert check.tick(60.0) == []
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_one_ticker_judges_every_watched_call_and_stops_when_none_is_left():
+    from voicebot.calls.events import CallEvents
+    from voicebot.calls.quality_watch import QualityTicker
+
+    now = [100.0]
+    ticker = QualityTicker(lambda: now[0], every_s=0.001)
+    flagged: dict[str, list[QualityAlert]] = {}
+    both = asyncio.Event()
+
+    def seen(name: str, event: object) -> None:
+        if isinstance(event, QualityAlert):
+            flagged[name].append(event)
+        if flagged["c1"] and flagged["c2"]:
+            both.set()
+
+    unwatch = []
+    for name in ("c1", "c2", "c3"):
+        check = LiveQualityCheck(policies_for("finance", load_policies(DEFAULT_POLICY_DIR)))
+        check.answered(100.0)  # the bot owes each caller a greeting
+        bus = CallEvents(name)
+        flagged[name] = []
+        bus.subscribe(lambda event, name=name: seen(name, event))
+        unwatch.append(ticker.watch(check, bus.publish))
+    task = ticker.task
+    assert task is not None and ticker.watched == 3
+    unwatch[2]()  # c3 ended before the silence ran out
+    now[0] = 1000.0
+    await asyncio.wait_for(both.wait(), 5)
+    assert ticker.task is task  # one task for all the calls
+    assert [a.kind for a in flagged["c1"] + flagged["c2"]] == ["long_silence", "long_silence"] and not flagged["c3"]
+    unwatch[0]()
+    unwatch[1]()
+    await asyncio.wait_for(task, 5)  # nothing left to watch: the ticker stops
+    assert ticker.watched == 0

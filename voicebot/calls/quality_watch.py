@@ -7,12 +7,13 @@ its caller and agent lines to the same call's events.
 The timed rules (dead air, a wait without news, talk-over; voicebot.compliance.timing) are fed from the same bus:
 the ``queue_joined`` / ``queue_left`` / ``agent_answered`` / ``transferred`` lines the session writes, the ``live_transcript`` note the
 live transcript writes when it follows the bridge, the lines' times (a live line's ``start`` extra) and
-`CallEnded`; `quality_ticker` gives them the passing time.
+`CallEnded`; one `QualityTicker` for all the calls of the process gives them the passing time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +33,8 @@ from voicebot.compliance.quality import LiveQualityCheck, QualityAlert, Said
 
 Sink = Callable[[dict[str, Any]], None]
 TICK_S = 1.0  # the timed rules are judged this often: an alert is at most this late
+
+log = logging.getLogger("voicebot.calls.quality_watch")
 
 
 def quality_observer(check: LiveQualityCheck, publish: Callable[[CallEvent], None]) -> Observer:
@@ -70,13 +73,60 @@ def quality_observer(check: LiveQualityCheck, publish: Callable[[CallEvent], Non
     return observe
 
 
-async def quality_ticker(check: LiveQualityCheck, publish: Callable[[CallEvent], None],
-                         clock: Callable[[], float] = time.time, every_s: float = TICK_S) -> None:
-    """Judge the timed rules every ``every_s`` until cancelled (the call's teardown cancels it)."""
-    while True:
-        await asyncio.sleep(every_s)
-        for alert in check.tick(clock()):
-            publish(alert)
+class QualityTicker:
+    """One task for every watched call of the process: each ``every_s`` it reads ``clock`` once and judges each
+    call's timed rules, publishing what they flag on that call's bus (a task per call would cost a wake-up per call
+    per second). It runs while at least one call is watched and starts again with the next call."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, every_s: float = TICK_S) -> None:
+        self.clock = clock
+        self.every_s = every_s
+        self._watched: dict[int, tuple[LiveQualityCheck, Callable[[CallEvent], None]]] = {}
+        self._next = 0
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def watched(self) -> int:
+        return len(self._watched)
+
+    def watch(self, check: LiveQualityCheck, publish: Callable[[CallEvent], None]) -> Callable[[], None]:
+        """Judge ``check`` on each tick until the returned function is called (the call's teardown calls it).
+        Needs a running event loop."""
+        loop = asyncio.get_running_loop()
+        key = self._next
+        self._next += 1
+        self._watched[key] = (check, publish)
+        if self.task is None or self.task.done() or self.task.get_loop() is not loop:
+            self.task = loop.create_task(self._run(), name="quality-ticker")
+
+        def unwatch() -> None:
+            self._watched.pop(key, None)
+
+        return unwatch
+
+    async def _run(self) -> None:
+        while self._watched:
+            await asyncio.sleep(self.every_s)
+            now = self.clock()
+            for check, publish in tuple(self._watched.values()):
+                try:
+                    alerts = check.tick(now)
+                except Exception:  # noqa: BLE001 - one call's bug must not stop the others' checks
+                    log.exception("timed quality rules failed")
+                    continue
+                for alert in alerts:
+                    publish(alert)
+
+
+_shared: QualityTicker | None = None
+
+
+def shared_quality_ticker() -> QualityTicker:
+    """The process-wide ticker (real time, once a second) that calls use unless given their own."""
+    global _shared
+    if _shared is None:
+        _shared = QualityTicker()
+    return _shared
 
 
 def quality_sink(check: LiveQualityCheck, record: Sink | None,
