@@ -27,7 +27,8 @@ from voicebot.api.forward import AnswerForwarder, advertised_url
 from voicebot.api.tokens import TokenStore
 from voicebot.config import ListenConfig, ServerConfig, resolve_trunk_password
 from voicebot.dialplan.actions import Enqueue
-from voicebot.calls.events import QualityFlagged
+from voicebot.calls.events import Noted
+from voicebot.compliance.alerts import QualityAlert
 from voicebot.calls.legs import BrowserLeg, SipLeg
 from voicebot.calls.lifecycle import CallLifecycle, CallServices
 from voicebot.calls.quality_watch import quality_sink
@@ -453,7 +454,7 @@ class VoicebotServer:
             self._apply_remote(stream, negotiated.remote_host, negotiated.remote_port, negotiated.on_hold,
                                call.addr[0])
             call.on_reinvite = lambda sdp: self._on_reinvite(stream, sdp, preference, call.addr[0], encryption, keys)
-            call.on_refer = lambda refer_to, _req: self._on_refer(call, refer_to)
+            call.on_refer = lambda refer_to, _req: self._on_refer(call, refer_to, life)
             if not await call.answer(negotiated.answer.encode()):
                 record.outcome = call.end_reason or "not answered"
                 return
@@ -504,7 +505,7 @@ class VoicebotServer:
             on_recording=recorder.pause if recorder is not None else None, queues=queues,
             hold_audio=self.hold_audio, knowledge=self.runtime.answer, events=life.events)
 
-    def _quality_alert(self, call_id: str, dialplan: str, alert: QualityFlagged) -> None:
+    def _quality_alert(self, call_id: str, dialplan: str, alert: QualityAlert) -> None:
         """A live quality alert: logged (audited by the log pipeline) and pushed to the supervisor desktops."""
         fields = {"call_id": call_id, "dialplan": dialplan, "kind": alert.kind, "rule": alert.rule,
                   "policy": alert.policy, "speaker": alert.speaker, "detail": alert.detail}
@@ -577,8 +578,9 @@ class VoicebotServer:
                                                 "rekeyed": negotiated.srtp is not None and negotiated.srtp != current}})
         return negotiated.answer.encode()
 
-    def _on_refer(self, call: SipCall, refer_to: str) -> bool:
-        """Accept a REFER only to a configured target; then call it and report progress by NOTIFY."""
+    def _on_refer(self, call: SipCall, refer_to: str, life: CallLifecycle) -> bool:
+        """Accept a REFER only to a configured target (noted in the referring call's record); then call it and
+        report progress by NOTIFY."""
         try:
             target = parse_name_addr(refer_to).uri
         except SipParseError:
@@ -590,11 +592,13 @@ class VoicebotServer:
                         extra={"fields": {"call_id": call.call_id, "target": target_text}})
             return False
         log.info("REFER accepted", extra={"fields": {"call_id": call.call_id, "target": target_text}})
+        life.events.publish(Noted(time.time(), "refer_accepted", {"target": target_text}))
         self.ua.spawn(self._follow_refer(call, target_text))
         return True
 
     async def _follow_refer(self, referred: SipCall, target: str) -> None:
-        """Place the referred call; the new leg gets a session of its own (blind transfer semantics)."""
+        """Place the referred call; the new leg gets a session of its own (blind transfer semantics) and a call
+        record of its own like any other leg, whose ``referred`` event names the referring call."""
         try:
             leg = await self.dialer.dial(target, [("Referred-By", f"<{self.ua.contact_uri}>")],
                                          list(self.config.codecs.preference), encryption=self.config.media_encryption)
@@ -604,6 +608,8 @@ class VoicebotServer:
         await referred.notify_refer(200, "OK", terminated=True)
         record = CallRecord(call_id=leg.call_id, from_=leg.call.from_header, to=leg.call.to_header)
         async with CallLifecycle(SipLeg.of(leg), record, self._call_services()) as life:
+            life.start(caller=referred.identity.shown, callee=leg.call.to_uri_user or "", dialplan=KEYPAD_DEMO)
+            life.events.publish(Noted(time.time(), "referred", {"referred_from": referred.call_id, "target": target}))
             await life.run(DemoDtmfSession(leg, self._demo_prompts(), self.prompts, record))
 
     def _demo_prompts(self) -> DemoPrompts:

@@ -8,7 +8,8 @@ import logging
 import pytest
 
 from voicebot.calls.conversation import Transcript
-from voicebot.calls.events import CallEvent, CallEvents, CallStarted, Line, Measured, QualityFlagged, record_entry
+from voicebot.calls.events import CallEvent, CallEvents, CallStarted, Line, Measured, record_entry
+from voicebot.compliance.alerts import QualityAlert
 
 
 def test_observers_get_every_event_in_subscription_order() -> None:
@@ -28,13 +29,13 @@ def test_an_event_published_by_an_observer_waits_until_the_current_one_reached_e
     def flagger(event: CallEvent) -> None:
         seen.append(("flagger", type(event).__name__))
         if isinstance(event, Line):
-            bus.publish(QualityFlagged(event.at, "forbidden_phrase", "r", "p", "bot"))
+            bus.publish(QualityAlert("forbidden_phrase", event.at, "p", "r", "", "bot"))
 
     bus.subscribe(flagger)
     bus.subscribe(lambda event: seen.append(("writer", type(event).__name__)))
     bus.publish(Line(1.0, "bot", "guaranteed"))
-    assert seen == [("flagger", "Line"), ("writer", "Line"), ("flagger", "QualityFlagged"),
-                    ("writer", "QualityFlagged")]
+    assert seen == [("flagger", "Line"), ("writer", "Line"), ("flagger", "QualityAlert"),
+                    ("writer", "QualityAlert")]
 
 
 def test_an_observer_that_raises_is_logged_and_the_others_still_get_the_event(

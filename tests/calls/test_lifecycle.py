@@ -17,7 +17,7 @@ from aiortc import RTCPeerConnection
 
 from tests.integration.support import free_udp_ports
 from voicebot.calls.conversation import DialplanSession
-from voicebot.calls.events import QualityFlagged
+from voicebot.compliance.alerts import QualityAlert
 from voicebot.calls.keypad_session import CallRecord
 from voicebot.calls.legs import BrowserLeg, SipLeg
 from voicebot.calls.lifecycle import CallLifecycle, CallServices, LegEnd
@@ -223,7 +223,7 @@ async def test_a_dialplan_sessions_lines_reach_the_record_the_quality_check_and_
     plan = validate(Dialplan, data, lines, "finance.yaml")
     store = SqliteRecordStore(tmp_path / "calls.sqlite3")
     journal = CallJournal(store)
-    alerts: list[tuple[str, str, QualityFlagged]] = []
+    alerts: list[tuple[str, str, QualityAlert]] = []
     handed = {"text-call": "callback"}
     services = CallServices(journal=journal, policies=load_policies(DEFAULT_POLICY_DIR),
                             on_quality_alert=lambda *alert: alerts.append(alert), handed_over=lambda cid: handed.pop(cid, None))

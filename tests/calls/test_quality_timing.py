@@ -2,7 +2,7 @@
 bus fed the way the session and the live transcript feed it (queue_joined / agent_answered lines, the live
 transcript's note, its voice activity and its caller/agent lines with start times, written through the call's entry
 sink), the
-lifecycle's ticker judging the time — each alert reaches the supervisor hook and the call record once."""
+quality ticker judging the time — each alert reaches the supervisor hook and the call record once."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from voicebot.calls.events import Line, QualityFlagged
+from voicebot.calls.events import Line
+from voicebot.compliance.alerts import QualityAlert
 from voicebot.calls.keypad_session import CallRecord
 from voicebot.calls.lifecycle import CallLifecycle, CallServices, LegEnd
+from voicebot.calls.quality_watch import QualityTicker
 from voicebot.calls.recording import CallRecorder
 from voicebot.channels.base import Channel
 from voicebot.compliance.lint import DEFAULT_POLICY_DIR, load_policies
@@ -67,7 +69,7 @@ class Clock:
             await asyncio.wait_for(self._changed.wait_for(lambda: self.reads >= target), 5)
 
 
-async def alert_count(alerts: list[QualityFlagged], count: int, clock: Clock) -> None:
+async def alert_count(alerts: list[QualityAlert], count: int, clock: Clock) -> None:
     """Wait until ``count`` alerts came, for at most 200 of the ticker's looks at the clock."""
     for _ in range(200):
         if len(alerts) >= count:
@@ -82,15 +84,16 @@ async def test_a_long_wait_talk_over_and_silence_on_the_bridge_each_alert_once_i
         tmp_path: Path) -> None:
     store = SqliteRecordStore(tmp_path / "calls.sqlite3")
     journal = CallJournal(store)
-    alerts: list[QualityFlagged] = []
-    services = CallServices(journal=journal, policies=load_policies(DEFAULT_POLICY_DIR),
-                            on_quality_alert=lambda _call, _plan, flag: alerts.append(flag))
-    record = CallRecord(call_id="call-19", from_="5550100", to="clinic")
+    alerts: list[QualityAlert] = []
     t0 = 1_800_000_000.0
     clock = Clock(t0)
+    ticker = QualityTicker(clock, every_s=0.001)
+    services = CallServices(journal=journal, policies=load_policies(DEFAULT_POLICY_DIR),
+                            on_quality_alert=lambda _call, _plan, flag: alerts.append(flag), quality_ticker=ticker)
+    record = CallRecord(call_id="call-19", from_="5550100", to="clinic")
     async with CallLifecycle(QuietLeg(), record, services) as life:
         life.start(caller="5550100", callee="clinic", dialplan="healthcare")
-        life.watch_quality("healthcare", clock=clock, tick_s=0.001)
+        life.watch_quality("healthcare")
         publish: Callable[[Line], None] = life.events.publish
         publish(Line(t0 + 1, "bot", "Let me find you a nurse."))
         publish(Line(t0 + 2, "system", "queued in nurses", {"event": "queue_joined", "queue": "nurses"}))
@@ -130,8 +133,8 @@ async def test_a_long_wait_talk_over_and_silence_on_the_bridge_each_alert_once_i
     assert [q["kind"] for q in quality] == ["long_hold", "talk_over", "long_silence"]
     kinds = [e.kind for e in store.events("call-19")]
     assert kinds[-1] == "call_ended" and "live_transcript" in kinds and kinds.count("caller") == 1  # no Spoke rows
-    ticker = life._ticker
-    assert ticker is not None
-    await asyncio.wait([ticker], timeout=5)
-    assert ticker.cancelled()  # the teardown stopped the ticker
+    task = ticker.task
+    assert task is not None and ticker.watched == 0  # the teardown stopped the ticker watching the call
+    await asyncio.wait([task], timeout=5)
+    assert task.done() and not task.cancelled()  # with no call left to watch the ticker stops
     journal.close()

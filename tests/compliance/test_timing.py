@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from voicebot.compliance.timing import Span, TimedAlert, TimedLimits, TimedRules
+from voicebot.compliance.alerts import QualityAlert
+from voicebot.compliance.timing import Span, TimedLimits, TimedRules
 
 LIMITS = TimedLimits(max_silence_s=20.0, max_hold_s=60.0, talk_over_ms=1500.0)
 
@@ -14,7 +15,7 @@ def rules(**limits: float) -> TimedRules:
     return TimedRules(TimedLimits(**{**vars(LIMITS), **limits}))
 
 
-def kinds(alerts: list[TimedAlert]) -> list[str]:
+def kinds(alerts: list[QualityAlert]) -> list[str]:
     return [a.kind for a in alerts]
 
 
@@ -176,3 +177,12 @@ def test_an_utterance_heard_twice_voice_first_then_words_is_one_talk_over_and_on
     assert kinds(call.spoke(Span("agent", 13.0, 16.0))) == ["talk_over"]
     assert call.spoke(Span("caller", 10.0, 15.0)) == [] and call.spoke(Span("agent", 13.0, 16.0)) == []
     assert call.tick(36.0) == [] and kinds(call.tick(36.5)) == ["long_silence"]
+
+
+def test_a_timed_alert_names_the_policy_whose_limit_applies() -> None:
+    call = TimedRules(LIMITS, policy_of={"max_hold_s": "banking"})
+    call.answered(0.0)
+    call.queued(0.0)
+    [alert] = call.tick(61.0)
+    assert alert == QualityAlert("long_hold", 61.0, "banking", "max_hold_s", alert.detail)
+    assert alert.entry()["policy"] == "banking" and alert.entry()["event"] == "quality"

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from voicebot.calls.events import QualityFlagged
+from voicebot.compliance.alerts import QualityAlert
 from voicebot.calls.quality_watch import quality_sink
 from voicebot.compliance.lint import DEFAULT_POLICY_DIR, load_policies, policies_for
 from voicebot.compliance.quality import LiveQualityCheck
@@ -24,7 +24,7 @@ async def never_heard(pcm16k: np.ndarray, lang: str | None) -> str:
 @pytest.mark.parametrize("followed", [True, False])
 async def test_a_followed_bridge_is_judged_for_silence_and_an_unfollowed_one_is_not(followed: bool) -> None:
     recorded: list[dict[str, Any]] = []
-    alerts: list[QualityFlagged] = []
+    alerts: list[QualityAlert] = []
     check = LiveQualityCheck(policies_for("finance", load_policies(DEFAULT_POLICY_DIR)))
     check.answered(0.0)
     check.agent_answered(10.0)

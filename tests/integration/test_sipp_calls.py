@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -89,7 +91,34 @@ def test_refer_to_allowed_target_is_followed(voicebot_server: ServerProcess, tmp
         if target_proc.poll() is None:
             target_proc.kill()
     logs = voicebot_server.records("REFER accepted")
-    assert logs and logs[0]["target"] == f"sip:agent@127.0.0.1:{target_port}"
+    target = f"sip:agent@127.0.0.1:{target_port}"
+    assert logs and logs[0]["target"] == target
+    referring = logs[0]["call_id"]
+    # The referred leg opens and closes a call record of its own, linked to the referring call's.
+    calls = _closed_calls(voicebot_server.workdir / "records" / "calls.sqlite3", 2)
+    assert set(calls) >= {referring} and len(calls) == 2, calls
+    leg = next(call_id for call_id in calls if call_id != referring)
+    assert calls[leg]["callee"] == "agent" and calls[leg]["dialplan"] == "keypad-demo", calls[leg]
+    kinds = [kind for kind, _ in calls[leg]["events"]]
+    assert kinds[0] == "call_started" and kinds[-1] == "call_ended", kinds
+    assert ("referred", {"event": "referred", "referred_from": referring, "target": target}) in calls[leg]["events"]
+    assert ("refer_accepted", {"event": "refer_accepted", "target": target}) in calls[referring]["events"]
+
+
+def _closed_calls(db: Path, count: int, timeout: float = 30.0) -> dict[str, dict]:
+    """The call records in ``db`` once ``count`` of them are closed (written by the server's record thread)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if db.exists():
+            with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as reader:
+                rows = reader.execute("SELECT call_id, callee, dialplan, ended_at FROM calls").fetchall()
+                events = reader.execute("SELECT call_id, kind, data FROM call_events ORDER BY call_id, seq").fetchall()
+            if sum(1 for row in rows if row[3] is not None) >= count:
+                return {call_id: {"callee": callee, "dialplan": dialplan,
+                                  "events": [(kind, json.loads(data)) for cid, kind, data in events if cid == call_id]}
+                        for call_id, callee, dialplan, _ in rows}
+        assert time.monotonic() < deadline, f"fewer than {count} closed call records in {db}"
+        time.sleep(0.1)
 
 
 def test_refer_to_unlisted_target_is_refused(voicebot_server: ServerProcess, tmp_path: Path) -> None:

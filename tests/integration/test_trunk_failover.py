@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -29,11 +30,17 @@ TARGET = "sip:+15550100@carrier.example"
 
 
 @pytest.fixture
-def proxies(tmp_path: Path) -> Iterator[dict[str, Proxy]]:
-    made = {"ok": Proxy("trunk_proxy.xml", tmp_path), "busy": Proxy("trunk_proxy_503.xml", tmp_path)}
-    yield made
-    for proxy in made.values():
-        proxy.stop()
+def proxy(tmp_path: Path) -> Iterator[Callable[[str], Proxy]]:
+    """Make a (not yet started) carrier proxy playing a scenario; every one made is stopped after the test."""
+    made: list[Proxy] = []
+
+    def make(scenario: str) -> Proxy:
+        made.append(Proxy(scenario, tmp_path))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.stop()
 
 
 @pytest_asyncio.fixture
@@ -42,6 +49,11 @@ async def ua() -> AsyncIterator[UserAgent]:
     await agent.start()
     yield agent
     await agent.stop()
+
+
+def carrier(uris: list[str], **settings: Any) -> TrunkProxies:
+    """The test trunk ("carrier", for carrier.example) over ``uris`` in that order."""
+    return TrunkProxies("carrier", "carrier.example", uris, **settings)
 
 
 def make_dialer(ua: UserAgent, trunk: TrunkProxies) -> OutboundDialer:
@@ -59,36 +71,44 @@ async def answering(monitor: OptionsMonitor, uri: str, attempts: int = 100) -> N
     raise AssertionError(f"{uri} never answered OPTIONS")
 
 
-async def test_invite_fails_over_from_a_503_proxy_to_the_next(ua: UserAgent, proxies: dict[str, Proxy],
-                                                              caplog: pytest.LogCaptureFixture) -> None:
-    busy, ok = proxies["busy"], proxies["ok"]
-    busy.start()
-    ok.start()
-    trunk = TrunkProxies("carrier", "carrier.example", [busy.uri, ok.uri])
+async def running(ua: UserAgent, *members: Proxy) -> list[str]:
+    """Start each proxy and wait until each answers OPTIONS; their URIs, in order (a trunk's proxy list)."""
     probe = OptionsMonitor(ua, TrunkRoutes(), {})
-    await answering(probe, busy.uri)
-    await answering(probe, ok.uri)
+    for member in members:
+        member.start()
+    for member in members:
+        await answering(probe, member.uri)
+    return [member.uri for member in members]
+
+
+def failovers(caplog: pytest.LogCaptureFixture) -> list[tuple[str, int]]:
+    """(proxy, status) of each "trunk proxy failed the call" the dialer logged."""
+    return [(r.fields["proxy"], r.fields["status"]) for r in caplog.records  # type: ignore[attr-defined]
+            if r.getMessage().startswith("trunk proxy failed the call")]
+
+
+async def test_invite_fails_over_from_a_503_proxy_to_the_next(ua: UserAgent, proxy: Callable[[str], Proxy],
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    busy, ok = proxy("trunk_proxy_503.xml"), proxy("trunk_proxy.xml")
+    trunk = carrier(await running(ua, busy, ok))
     with caplog.at_level(logging.INFO, logger="voicebot.handoff.dialer"):
         leg = await make_dialer(ua, trunk).dial(TARGET, [], timeout_s=20)
     try:
         assert leg.call.dialog is not None
         assert leg.call.dialog.remote_target == f"sip:proxy@127.0.0.1:{ok.port}"
-        failover = [r for r in caplog.records if r.getMessage().startswith("trunk proxy failed the call")]
-        assert [(r.fields["proxy"], r.fields["status"]) for r in failover] == [(busy.uri, 503)]  # type: ignore[attr-defined]
+        assert failovers(caplog) == [(busy.uri, 503)]
     finally:
         await leg.hangup()
         await leg.close()
 
 
-async def test_invite_fails_over_from_a_silent_proxy(ua: UserAgent, proxies: dict[str, Proxy]) -> None:
-    ok = proxies["ok"]
-    ok.start()
+async def test_invite_fails_over_from_a_silent_proxy(ua: UserAgent, proxy: Callable[[str], Proxy]) -> None:
+    ok = proxy("trunk_proxy.xml")
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a host that takes packets and never answers
     silent.bind(("127.0.0.1", 0))
     try:
         dead = f"sip:127.0.0.1:{silent.getsockname()[1]}"
-        trunk = TrunkProxies("carrier", "carrier.example", [dead, ok.uri], invite_timeout_s=0.5)
-        await answering(OptionsMonitor(ua, TrunkRoutes(), {}), ok.uri)
+        trunk = carrier([dead, *await running(ua, ok)], invite_timeout_s=0.5)
         leg = await make_dialer(ua, trunk).dial(TARGET, [], timeout_s=20)
         assert leg.call.dialog is not None and leg.call.dialog.remote_target.endswith(f":{ok.port}")
         assert b"INVITE sip:+15550100@carrier.example" in silent.recv(65535)  # it was tried first
@@ -98,26 +118,17 @@ async def test_invite_fails_over_from_a_silent_proxy(ua: UserAgent, proxies: dic
         silent.close()
 
 
-async def test_all_proxies_refusing_fails_the_dial(ua: UserAgent, proxies: dict[str, Proxy]) -> None:
-    busy = proxies["busy"]
-    busy.start()
-    await answering(OptionsMonitor(ua, TrunkRoutes(), {}), busy.uri)
-    trunk = TrunkProxies("carrier", "carrier.example", [busy.uri])
+async def test_all_proxies_refusing_fails_the_dial(ua: UserAgent, proxy: Callable[[str], Proxy]) -> None:
+    trunk = carrier(await running(ua, proxy("trunk_proxy_503.xml")))
     with pytest.raises(DialFailed) as failed:
         await make_dialer(ua, trunk).dial(TARGET, [], timeout_s=20)
     assert failed.value.status == 503
 
 
 async def test_a_callee_that_rang_out_is_not_dialled_again_via_the_next_proxy(
-        ua: UserAgent, proxies: dict[str, Proxy], caplog: pytest.LogCaptureFixture) -> None:
-    ringing, ok = Proxy("trunk_proxy_no_answer.xml", proxies["ok"].cwd), proxies["ok"]
-    proxies["ringing"] = ringing
-    ringing.start()
-    ok.start()
-    probe = OptionsMonitor(ua, TrunkRoutes(), {})
-    await answering(probe, ringing.uri)
-    await answering(probe, ok.uri)
-    trunk = TrunkProxies("carrier", "carrier.example", [ringing.uri, ok.uri])
+        ua: UserAgent, proxy: Callable[[str], Proxy], caplog: pytest.LogCaptureFixture) -> None:
+    ringing, ok = proxy("trunk_proxy_no_answer.xml"), proxy("trunk_proxy.xml")
+    trunk = carrier(await running(ua, ringing, ok))
     with caplog.at_level(logging.INFO, logger="voicebot.handoff.dialer"), pytest.raises(DialFailed) as failed:
         await make_dialer(ua, trunk).dial(TARGET, [], timeout_s=20)
     assert failed.value.status == 408  # 180 then 408: the callee did not answer; ringing it again would be wrong
@@ -125,39 +136,27 @@ async def test_a_callee_that_rang_out_is_not_dialled_again_via_the_next_proxy(
 
 
 async def test_a_408_after_only_100_trying_fails_over_to_the_next_proxy(
-        ua: UserAgent, proxies: dict[str, Proxy], caplog: pytest.LogCaptureFixture) -> None:
-    dead_hop, ok = Proxy("trunk_proxy_trying_408.xml", proxies["ok"].cwd), proxies["ok"]
-    proxies["dead_hop"] = dead_hop
-    dead_hop.start()
-    ok.start()
-    probe = OptionsMonitor(ua, TrunkRoutes(), {})
-    await answering(probe, dead_hop.uri)
-    await answering(probe, ok.uri)
-    trunk = TrunkProxies("carrier", "carrier.example", [dead_hop.uri, ok.uri])
+        ua: UserAgent, proxy: Callable[[str], Proxy], caplog: pytest.LogCaptureFixture) -> None:
+    dead_hop, ok = proxy("trunk_proxy_trying_408.xml"), proxy("trunk_proxy.xml")
+    trunk = carrier(await running(ua, dead_hop, ok))
     with caplog.at_level(logging.INFO, logger="voicebot.handoff.dialer"):
         leg = await make_dialer(ua, trunk).dial(TARGET, [], timeout_s=20)
     try:  # a 100 Trying is the proxy working, not the callee ringing: its 408 is a dead next hop
         assert leg.call.dialog is not None and leg.call.dialog.remote_target.endswith(f":{ok.port}")
-        failover = [r for r in caplog.records if r.getMessage().startswith("trunk proxy failed the call")]
-        assert [(r.fields["proxy"], r.fields["status"]) for r in failover] == [(dead_hop.uri, 408)]  # type: ignore[attr-defined]
+        assert failovers(caplog) == [(dead_hop.uri, 408)]
     finally:
         await leg.hangup()
         await leg.close()
 
 
 async def test_options_checks_flip_health_and_the_dialer_skips_a_down_proxy(
-        ua: UserAgent, proxies: dict[str, Proxy], caplog: pytest.LogCaptureFixture) -> None:
-    first, second = proxies["ok"], Proxy("trunk_proxy.xml", proxies["ok"].cwd)
-    proxies["second"] = second
-    first.start()
-    second.start()
-    trunk = TrunkProxies("carrier", "carrier.example", [first.uri, second.uri], down_after=2, up_after=1)
+        ua: UserAgent, proxy: Callable[[str], Proxy], caplog: pytest.LogCaptureFixture) -> None:
+    first, second = proxy("trunk_proxy.xml"), proxy("trunk_proxy.xml")
+    trunk = carrier(await running(ua, first, second), down_after=2, up_after=1)
     changes: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
     trunk.listeners.append(lambda _name, proxy: changes.put_nowait((proxy.uri, proxy.up)))
     routes = TrunkRoutes([trunk])
     monitor = OptionsMonitor(ua, routes, {"carrier": HealthSettings(interval_s=0.2, timeout_s=0.15)})
-    await answering(monitor, first.uri)
-    await answering(monitor, second.uri)
     with caplog.at_level(logging.INFO):
         monitor.start()
         try:

@@ -9,7 +9,7 @@ import asyncio
 import pytest
 
 from tests.sip.test_ua_paths import PEER, FakeTransport, settle
-from voicebot.sip.call import CallState, SipCall
+from voicebot.sip.call import CallState, Progress, SipCall, progress_of
 from voicebot.sip.dialog import Dialog
 from voicebot.sip.handlers import HandlerTable, Incoming
 from voicebot.sip.message import SipRequest, SipResponse
@@ -281,14 +281,29 @@ def outbound_invite() -> SipRequest:
 async def test_an_outbound_call_cancels_after_a_provisional_and_abandons_before_one_through_its_transport() -> None:
     ringing, silent = FakeCallTransport(), FakeCallTransport()
     call = SipCall(ringing, outbound_invite(), PEER, inbound=False)
-    assert call.provisional(SipResponse(status=100, reason="Trying")) is False
+    assert call.progress is Progress.NONE
+    assert call.provisional(SipResponse(status=100, reason="Trying")) is False and call.progress is Progress.TRYING
     assert call.provisional(SipResponse(status=180, reason="Ringing")) is True and call.state is CallState.RINGING
+    assert call.progress is Progress.RINGING
+    call.provisional(SipResponse(status=100, reason="Trying"))  # a late 100: the call still rang
+    assert call.progress is Progress.RINGING
     await call.hangup("caller left")
     assert ringing.log == [f"cancel h-1@127.0.0.1 {PEER}", "ended caller left"]
 
     quiet = SipCall(silent, outbound_invite(), PEER, inbound=False)
     await quiet.hangup("caller left")
     assert silent.log == ["abandon h-1@127.0.0.1", "ended caller left"]
+
+
+def test_the_progress_a_provisional_shows_trying_ringing_early_media() -> None:
+    sdp = b"v=0\r\n"
+    assert progress_of(SipResponse(status=100, reason="Trying")) is Progress.TRYING
+    assert progress_of(SipResponse(status=182, reason="Queued")) is Progress.TRYING
+    assert progress_of(SipResponse(status=180, reason="Ringing")) is Progress.RINGING
+    assert progress_of(SipResponse(status=183, reason="Session Progress")) is Progress.RINGING
+    early = SipResponse(status=183, reason="Session Progress", body=sdp)
+    early.headers.set("Content-Type", "application/sdp")
+    assert progress_of(early) is Progress.EARLY_MEDIA
 
 
 @pytest.mark.asyncio

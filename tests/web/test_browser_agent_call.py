@@ -24,6 +24,7 @@ import soundfile
 from tests.integration.support import REPO, api_request, start_server, stop_server
 from voicebot.api.tokens import TokenStore
 
+from .agent_desk import browser_agent_queues, go_available, sign_in_agent
 from .conftest import FIXTURES, caller_wav
 from .test_call_page_browser import click, wait_for
 
@@ -52,40 +53,24 @@ def agent_state(port: int, token: str) -> dict[str, Any]:
 
 def test_browser_agent_answers_queued_sip_caller_and_both_hear_each_other(
         tmp_path: Path, chromium: Callable[[Path], Any]) -> None:
-    (tmp_path / "agents.yaml").write_text("""agents:
-  - id: a1
-    name: Browser Agent
-    browser: true
-    skills: {billing: 5}
-    languages: [en-US]
-    wrap_up_s: 60
-  - id: a2
+    queues = browser_agent_queues(tmp_path, other_agents="""  - id: a2
     name: Other Agent
     browser: true
     skills: {sales: 5}
     languages: [en-US]
 """)
-    (tmp_path / "queues.yaml").write_text("queues:\n  - name: support\n    max_wait_s: 600\n")
-    soundfile.write(str(tmp_path / "silence.wav"), np.zeros(8000, np.int16), 8000)
     tokens = TokenStore.load(tmp_path / "tokens.json")
     token_a1, token_a2, admin = tokens.create("agent", agent="a1"), tokens.create("agent", agent="a2"), \
         tokens.create("admin")
     tokens.save()
-    server = start_server(tmp_path, f"""speech: {{workers: 1, asr_model: tiny.en}}
-queues: {{agents_file: {tmp_path / 'agents.yaml'}, queues_file: {tmp_path / 'queues.yaml'}, ring_timeout_s: 30,
-          hold_audio: {tmp_path / 'silence.wav'}}}
-""", dialplan="demo")
+    server = start_server(tmp_path, "speech: {workers: 1, asr_model: tiny.en}\n" + queues, dialplan="demo")
     caller: subprocess.Popen[str] | None = None
     try:
         api_port = server.wait_for("api listening", timeout=120)[0]["port"]
         driver = chromium(caller_wav(tmp_path, "en_long_talk"))  # the agent's fake microphone, looped
-        driver.get(f"http://127.0.0.1:{api_port}/agent")
-        driver.find_element("id", "token").send_keys(token_a1)
-        click(driver, "#login-form button")
-        wait_for(driver, "document.getElementById('agent-name').textContent.includes('(a1)')", 20, "sign-in")
+        sign_in_agent(driver, api_port, token_a1, available=False)
         assert driver.execute_script("return document.getElementById('accept').classList.contains('hidden')")
-        click(driver, "#go-available")
-        wait_for(driver, "document.getElementById('state').textContent === 'available'", 10, "available")
+        go_available(driver)
 
         # The caller: silent while pressing 0 (at 2 s) and being queued, then talks from 8 s on.
         talk, rate = soundfile.read(str(FIXTURES / "en_long_talk.wav"), dtype="int16")

@@ -27,6 +27,7 @@ from tests.integration.test_agent_registration import (PASSWORD, AgentPhone, age
                                                       tone_share)
 from voicebot.api.tokens import TokenStore
 
+from .agent_desk import browser_agent_queues, sign_in_agent
 from .conftest import caller_wav
 from .test_call_page_browser import click, wait_for
 
@@ -166,30 +167,16 @@ def test_browser_caller_waits_with_hold_audio_and_is_answered_by_sip_agent(
 
 def test_browser_caller_waits_with_hold_audio_and_is_answered_by_browser_agent(
         tmp_path: Path, chromium: Callable[[Path], Any]) -> None:
-    (tmp_path / "agents.yaml").write_text("""agents:
-  - id: a1
-    name: Browser Agent
-    browser: true
-    skills: {billing: 5}
-    languages: [en-US]
-    wrap_up_s: 60
-""")
-    (tmp_path / "queues.yaml").write_text("queues:\n  - name: support\n    max_wait_s: 600\n")
     write_hold_tone(tmp_path / "hold.wav")
+    queues = browser_agent_queues(tmp_path, tmp_path / "hold.wav")
     tokens = TokenStore.load(tmp_path / "tokens.json")
     agent_token = tokens.create("agent", agent="a1")
     tokens.save()
-    server = start_server(tmp_path, f"""speech: {{workers: 1, asr_model: tiny.en}}
-queues: {{agents_file: {tmp_path / 'agents.yaml'}, queues_file: {tmp_path / 'queues.yaml'}, ring_timeout_s: 30,
-          hold_audio: {tmp_path / 'hold.wav'}}}
-""", dialplan="demo")
+    server = start_server(tmp_path, "speech: {workers: 1, asr_model: tiny.en}\n" + queues, dialplan="demo")
     try:
         api_port = server.wait_for("api listening", timeout=120)[0]["port"]
         agent = chromium(caller_wav(tmp_path, "en_long_talk"))  # the agent's fake microphone: speech, looped
-        agent.get(f"http://127.0.0.1:{api_port}/agent")
-        agent.find_element("id", "token").send_keys(agent_token)
-        click(agent, "#login-form button")
-        wait_for(agent, "document.getElementById('agent-name').textContent.includes('(a1)')", 20, "sign-in")
+        sign_in_agent(agent, api_port, agent_token, available=False)
 
         caller = chromium(_speech_after(tmp_path, 2))
         queued = call_and_queue(caller, server, api_port)

@@ -29,6 +29,7 @@ from tests.integration.support import REPO, start_server, stop_server
 from voicebot.api.tokens import TokenStore
 from voicebot.speech.segmenter import LIVE_LISTEN
 
+from .agent_desk import browser_agent_queues, sign_in_agent
 from .conftest import FIXTURES, caller_wav
 from .test_call_page_browser import click, wait_for
 
@@ -95,30 +96,14 @@ def record_events(path: Path, call_id: str) -> list[tuple[str, dict[str, Any]]]:
 
 def test_bridged_call_is_transcribed_live_with_assist_cards_and_the_agents_words_checked(
         tmp_path: Path, chromium: Callable[[Path], Any]) -> None:
-    (tmp_path / "agents.yaml").write_text("""agents:
-  - id: a1
-    name: Browser Agent
-    browser: true
-    skills: {billing: 5}
-    languages: [en-US]
-    wrap_up_s: 60
-""")
-    (tmp_path / "queues.yaml").write_text("""queues:
-  - name: support
-    max_wait_s: 600
-    live_transcript: true
-    assist_collection: ecommerce
-""")
-    soundfile.write(str(tmp_path / "silence.wav"), np.zeros(8000, np.int16), 8000)
+    queues = browser_agent_queues(tmp_path, queue_options="    live_transcript: true\n    assist_collection: ecommerce\n")
     tokens = TokenStore.load(tmp_path / "tokens.json")
     agent_token, supervisor_token = tokens.create("agent", agent="a1"), tokens.create("supervisor")
     tokens.save()
     # The demo dialplan answers; ecommerce is routed too (DID 2002), so its knowledge base is loaded.
     # tiny.en on a 10 s window: a quarter of its 30 s window's decode (2 s → 0.5 s a line on a loaded box)
-    server = start_server(tmp_path, f"""speech: {{workers: 1, asr_model: tiny.en, asr_window_s: 10}}
-queues: {{agents_file: {tmp_path / 'agents.yaml'}, queues_file: {tmp_path / 'queues.yaml'}, ring_timeout_s: 30,
-          hold_audio: {tmp_path / 'silence.wav'}}}
-""", dialplan="demo", dids={"2002": "ecommerce"})
+    server = start_server(tmp_path, "speech: {workers: 1, asr_model: tiny.en, asr_window_s: 10}\n" + queues,
+                          dialplan="demo", dids={"2002": "ecommerce"})
     caller: subprocess.Popen[str] | None = None
     supervisor: SupervisorSocket | None = None
     try:
@@ -130,12 +115,7 @@ queues: {{agents_file: {tmp_path / 'agents.yaml'}, queues_file: {tmp_path / 'que
         click(board, "#login-form button")
         wait_for(board, "!document.getElementById('board').classList.contains('hidden')", 20, "the dashboard")
         driver = chromium(caller_wav(tmp_path, "en_agent_card_number", pad_s=2.5))  # the agent's mic, looped
-        driver.get(f"http://127.0.0.1:{api_port}/agent")
-        driver.find_element("id", "token").send_keys(agent_token)
-        click(driver, "#login-form button")
-        wait_for(driver, "document.getElementById('agent-name').textContent.includes('(a1)')", 20, "sign-in")
-        click(driver, "#go-available")
-        wait_for(driver, "document.getElementById('state').textContent === 'available'", 10, "available")
+        sign_in_agent(driver, api_port, agent_token)
 
         # The caller: silent while pressing 0 (at 2 s) and being queued, then asks about a refund, again and again.
         question, rate = soundfile.read(str(FIXTURES / "en_refund_question.wav"), dtype="int16")

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from voicebot.compliance.alerts import QualityAlert
+
 log = logging.getLogger("voicebot.calls.events")
 
 def _frozen(values: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -86,22 +88,6 @@ class Noted:
 
 
 @dataclass(frozen=True)
-class QualityFlagged:
-    """A live quality check fired on a line (voicebot.compliance.quality): kind, rule, policy, speaker, detail."""
-
-    at: float
-    kind: str
-    rule: str
-    policy: str
-    speaker: str | None
-    detail: str = ""
-
-    def entry(self) -> dict[str, Any]:
-        return {"t": self.at, "event": "quality", "kind": self.kind, "rule": self.rule, "policy": self.policy,
-                "speaker": self.speaker, "detail": self.detail}
-
-
-@dataclass(frozen=True)
 class Spoke:
     """Someone spoke on a bridged call (voice activity on their leg, known before and whatever the recognition
     makes of it): for the timed quality rules (silence, talk-over) only, not kept in the call record."""
@@ -127,14 +113,14 @@ class CallEnded:
         object.__setattr__(self, "extra", _frozen(self.extra))
 
 
-CallEvent = CallStarted | Line | Measured | Noted | QualityFlagged | Spoke | CallEnded
+CallEvent = CallStarted | Line | Measured | Noted | QualityAlert | Spoke | CallEnded
 Observer = Callable[[CallEvent], None]
 
 
 def record_entry(event: CallEvent) -> dict[str, Any] | None:
     """The event as an entry of the call record's event list; None for the start and the end (their own rows) and
     for voice activity (`Spoke`)."""
-    if isinstance(event, (Line, Measured, Noted, QualityFlagged)):
+    if isinstance(event, (Line, Measured, Noted, QualityAlert)):
         return event.entry()
     return None
 

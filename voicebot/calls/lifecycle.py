@@ -7,7 +7,8 @@ tears the call down the same way for every transport, whatever happened during i
         await call.run(session)                               # DialplanSession (quality-checked) or DemoDtmfSession
 
 A dialplan session's call is quality-checked live (voicebot.calls.quality_watch): its lines as they are written, and
-the timed rules (dead air, a wait without news, talk-over) by a ticker task that the teardown cancels.
+the timed rules (dead air, a wait without news, talk-over) by the process's one quality ticker, which the teardown
+tells to stop watching the call.
 
 Teardown: the recording is stopped and closed, the leg released (media freed, a leg left up hung up), the outcome
 settled (a caller this node handed over keeps the hand-over's outcome), `CallEnded` published (the journal closes
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,9 +28,10 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from voicebot.calls.conversation import DialplanSession
-from voicebot.calls.events import CallEnded, CallEvent, CallEvents, CallStarted, QualityFlagged, entry_sink
+from voicebot.calls.events import CallEnded, CallEvent, CallEvents, CallStarted, entry_sink
+from voicebot.compliance.alerts import QualityAlert
 from voicebot.calls.keypad_session import CallRecord
-from voicebot.calls.quality_watch import TICK_S, quality_observer, quality_ticker
+from voicebot.calls.quality_watch import QualityTicker, quality_observer, shared_quality_ticker
 from voicebot.calls.recording import CallRecorder, RecordingError
 from voicebot.channels.base import Channel
 from voicebot.compliance.lint import Policy, policies_for
@@ -39,7 +40,7 @@ from voicebot.records.journal import CallJournal
 
 log = logging.getLogger("voicebot.calls.lifecycle")
 
-QualityAlertHook = Callable[[str, str, QualityFlagged], None]  # (call_id, dialplan, flag)
+QualityAlertHook = Callable[[str, str, QualityAlert], None]  # (call_id, dialplan, flag)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ class Leg(Protocol):
 @dataclass(frozen=True)
 class CallServices:
     """What a call is wired to. ``journal`` None: no call record (and no after-call hook); ``recording_dir`` None:
-    not recorded; ``handed_over(call_id)``: the outcome when this node handed the waiting caller over (drain)."""
+    not recorded; ``handed_over(call_id)``: the outcome when this node handed the waiting caller over (drain);
+    ``quality_ticker`` None: the process-wide one (real time, once a second)."""
 
     journal: CallJournal | None = None
     after_call: Callable[[str], None] | None = None
@@ -84,6 +86,7 @@ class CallServices:
     on_quality_alert: QualityAlertHook | None = None
     recording_dir: Path | None = None
     handed_over: Callable[[str], str | None] | None = None
+    quality_ticker: QualityTicker | None = None
 
 
 class Session(Protocol):
@@ -103,7 +106,7 @@ class CallLifecycle:
         self.recorder: CallRecorder | None = None
         self.session: Session | None = None
         self.quality: LiveQualityCheck | None = None
-        self._ticker: asyncio.Task[None] | None = None
+        self._unwatch: Callable[[], None] | None = None  # stops the quality ticker judging this call
         self._ended = False
         if services.journal is not None:
             self.events.subscribe(services.journal.observer(self.call_id))
@@ -133,19 +136,19 @@ class CallLifecycle:
             self.record.recording = {"error": str(exc)}
             log.warning("call not recorded: %s", exc, extra={"fields": {"call_id": self.call_id}})
 
-    def watch_quality(self, dialplan: str, clock: Callable[[], float] = time.time,
-                      tick_s: float = TICK_S) -> LiveQualityCheck:
+    def watch_quality(self, dialplan: str) -> LiveQualityCheck:
         """Check every spoken line against the industry policies of ``dialplan`` as it is said, and (inside a
-        running event loop) the timed rules once a second until the call ends; the call counts as answered now."""
+        running event loop) the timed rules on each tick of the quality ticker until the call ends; the call counts
+        as answered now (on the ticker's clock)."""
+        ticker = self.services.quality_ticker or shared_quality_ticker()
         check = self.quality = LiveQualityCheck(policies_for(dialplan, list(self.services.policies)))
-        check.answered(clock())
+        check.answered(ticker.clock())
         self.events.subscribe(quality_observer(check, self.events.publish))
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             return check
-        self._ticker = asyncio.create_task(quality_ticker(check, self.events.publish, clock, tick_s),
-                                           name=f"quality-{self.call_id}")
+        self._unwatch = ticker.watch(check, self.events.publish)
         return check
 
     async def run(self, session: Session) -> CallRecord:
@@ -173,8 +176,8 @@ class CallLifecycle:
         if self._ended:
             return
         self._ended = True
-        if self._ticker is not None:
-            self._ticker.cancel()
+        if self._unwatch is not None:
+            self._unwatch()
         if self.recorder is not None:
             try:
                 self.leg.stop_recording()
@@ -213,5 +216,5 @@ class CallLifecycle:
             self.services.after_call(self.call_id)
 
     def _quality_alert(self, event: CallEvent) -> None:
-        if isinstance(event, QualityFlagged) and self.services.on_quality_alert is not None:
+        if isinstance(event, QualityAlert) and self.services.on_quality_alert is not None:
             self.services.on_quality_alert(self.call_id, self.record.dialplan, event)

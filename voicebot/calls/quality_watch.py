@@ -1,18 +1,19 @@
 """Live quality checks on a call's transcript as it is written: an observer of the call's events that puts each
-bot, caller or agent line through the industry policy (voicebot.compliance.quality) and publishes every alert as a
-`QualityFlagged` event (the call record keeps it as a `quality` event; the server tells the supervisors). Lines are
+bot, caller or agent line through the industry policy (voicebot.compliance.quality) and publishes every alert (a
+`QualityAlert`) on the bus (the call record keeps it as a `quality` event; the server tells the supervisors). Lines are
 already redacted when they arrive; the live transcript of a bridged call (voicebot.handoff.live_transcript) writes
 its caller and agent lines to the same call's events.
 
 The timed rules (dead air, a wait without news, talk-over; voicebot.compliance.timing) are fed from the same bus:
 the ``queue_joined`` / ``queue_left`` / ``agent_answered`` / ``transferred`` lines the session writes, the ``live_transcript`` note the
 live transcript writes when it follows the bridge, the lines' times (a live line's ``start`` extra) and
-`CallEnded`; `quality_ticker` gives them the passing time.
+`CallEnded`; one `QualityTicker` for all the calls of the process gives them the passing time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +25,6 @@ from voicebot.calls.events import (
     Line,
     Noted,
     Observer,
-    QualityFlagged,
     Spoke,
     entry_sink,
     record_entry,
@@ -34,9 +34,7 @@ from voicebot.compliance.quality import LiveQualityCheck, QualityAlert, Said
 Sink = Callable[[dict[str, Any]], None]
 TICK_S = 1.0  # the timed rules are judged this often: an alert is at most this late
 
-
-def flagged(alert: QualityAlert) -> QualityFlagged:
-    return QualityFlagged(alert.at, alert.kind, alert.rule, alert.policy, alert.speaker, alert.detail)
+log = logging.getLogger("voicebot.calls.quality_watch")
 
 
 def quality_observer(check: LiveQualityCheck, publish: Callable[[CallEvent], None]) -> Observer:
@@ -48,7 +46,7 @@ def quality_observer(check: LiveQualityCheck, publish: Callable[[CallEvent], Non
             return
         if isinstance(event, Spoke):  # voice activity on a bridged leg: silence and talk-over before the words
             for alert in check.sounded(event.who, event.start, event.at):
-                publish(flagged(alert))
+                publish(alert)
             return
         if isinstance(event, Noted):
             if event.name == "live_transcript":
@@ -70,22 +68,69 @@ def quality_observer(check: LiveQualityCheck, publish: Callable[[CallEvent], Non
         start = event.extras.get("start")  # live lines of a bridged call carry their start
         begun = min(event.at, float(start)) if isinstance(start, (int, float)) else event.at
         for alert in check.heard(Said(event.who, event.text, begun, event.at)):
-            publish(flagged(alert))
+            publish(alert)
 
     return observe
 
 
-async def quality_ticker(check: LiveQualityCheck, publish: Callable[[CallEvent], None],
-                         clock: Callable[[], float] = time.time, every_s: float = TICK_S) -> None:
-    """Judge the timed rules every ``every_s`` until cancelled (the call's teardown cancels it)."""
-    while True:
-        await asyncio.sleep(every_s)
-        for alert in check.tick(clock()):
-            publish(flagged(alert))
+class QualityTicker:
+    """One task for every watched call of the process: each ``every_s`` it reads ``clock`` once and judges each
+    call's timed rules, publishing what they flag on that call's bus (a task per call would cost a wake-up per call
+    per second). It runs while at least one call is watched and starts again with the next call."""
+
+    def __init__(self, clock: Callable[[], float] = time.time, every_s: float = TICK_S) -> None:
+        self.clock = clock
+        self.every_s = every_s
+        self._watched: dict[int, tuple[LiveQualityCheck, Callable[[CallEvent], None]]] = {}
+        self._next = 0
+        self.task: asyncio.Task[None] | None = None
+
+    @property
+    def watched(self) -> int:
+        return len(self._watched)
+
+    def watch(self, check: LiveQualityCheck, publish: Callable[[CallEvent], None]) -> Callable[[], None]:
+        """Judge ``check`` on each tick until the returned function is called (the call's teardown calls it).
+        Needs a running event loop."""
+        loop = asyncio.get_running_loop()
+        key = self._next
+        self._next += 1
+        self._watched[key] = (check, publish)
+        if self.task is None or self.task.done() or self.task.get_loop() is not loop:
+            self.task = loop.create_task(self._run(), name="quality-ticker")
+
+        def unwatch() -> None:
+            self._watched.pop(key, None)
+
+        return unwatch
+
+    async def _run(self) -> None:
+        while self._watched:
+            await asyncio.sleep(self.every_s)
+            now = self.clock()
+            for check, publish in tuple(self._watched.values()):
+                try:
+                    alerts = check.tick(now)
+                except Exception:  # noqa: BLE001 - one call's bug must not stop the others' checks
+                    log.exception("timed quality rules failed")
+                    continue
+                for alert in alerts:
+                    publish(alert)
+
+
+_shared: QualityTicker | None = None
+
+
+def shared_quality_ticker() -> QualityTicker:
+    """The process-wide ticker (real time, once a second) that calls use unless given their own."""
+    global _shared
+    if _shared is None:
+        _shared = QualityTicker()
+    return _shared
 
 
 def quality_sink(check: LiveQualityCheck, record: Sink | None,
-                 on_alert: Callable[[QualityFlagged], None] | None = None) -> Sink:
+                 on_alert: Callable[[QualityAlert], None] | None = None) -> Sink:
     """A transcript-entry sink on an event bus of its own, for lines that belong to no running session (a bridged
     call's live transcript after its session ended): each entry and flag goes to ``record``, alerts to ``on_alert``."""
     bus = CallEvents()
@@ -101,5 +146,5 @@ def quality_sink(check: LiveQualityCheck, record: Sink | None,
     bus.subscribe(quality_observer(check, bus.publish))
     if on_alert is not None:
         alert = on_alert
-        bus.subscribe(lambda event: alert(event) if isinstance(event, QualityFlagged) else None)
+        bus.subscribe(lambda event: alert(event) if isinstance(event, QualityAlert) else None)
     return entry_sink(bus)

@@ -21,7 +21,10 @@ import re
 from dataclasses import dataclass, field
 
 from voicebot.compliance.lint import Policy, normalise, phrase_pattern
-from voicebot.compliance.timing import Span, TimedAlert, TimedLimits, TimedRules
+from voicebot.compliance.alerts import QualityAlert
+from voicebot.compliance.timing import Span, TimedLimits, TimedRules
+
+__all__ = ["PENALTY", "SPEAKERS", "LiveQualityCheck", "QualityAlert", "QualityReport", "Said"]
 
 SPEAKERS = ("caller", "bot", "agent")
 PENALTY = {"forbidden_phrase": 30, "missing_disclaimer": 25, "long_hold": 10, "long_silence": 10, "talk_over": 5}
@@ -41,18 +44,6 @@ class Said:
             raise ValueError(f"speaker must be one of {SPEAKERS}, not {self.speaker!r}")
         if self.end < self.start:
             raise ValueError("an utterance cannot end before it starts")
-
-
-@dataclass(frozen=True)
-class QualityAlert:
-    """One breach: its kind (a PENALTY key), who caused it, when, the policy and rule, and a readable detail."""
-
-    kind: str
-    at: float
-    policy: str
-    rule: str
-    detail: str
-    speaker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,19 +86,17 @@ class LiveQualityCheck:
                              for p in self.policies for rule in p.required_disclaimers]
         limits = [(p.policy, p.quality) for p in self.policies if p.quality is not None]
         self._timed: TimedRules | None = None
-        self._limit_of: dict[str, str] = {}  # rule -> the policy whose limit is the strictest
-        if limits:  # the strictest of each limit across the policies that apply
+        if limits:  # the strictest of each limit across the policies that apply (an alert names its policy)
             strictest = {rule: min(limits, key=lambda named: float(getattr(named[1], rule)))
                          for rule in ("max_silence_s", "max_hold_s", "talk_over_ms")}
-            self._limit_of = {rule: name for rule, (name, _) in strictest.items()}
             self._timed = TimedRules(TimedLimits(
-                **{rule: float(getattr(quality, rule)) for rule, (_, quality) in strictest.items()}))
+                **{rule: float(getattr(quality, rule)) for rule, (_, quality) in strictest.items()}),
+                policy_of={rule: name for rule, (name, _) in strictest.items()})
 
     # ------------------------------------------------------------------ inputs
     def heard(self, said: Said) -> list[QualityAlert]:
         """An utterance finished: the phrase and disclaimer rules, silence and waits, talking over the caller."""
-        raised = self._timed_alerts(self._timed.spoke(Span(said.speaker, said.start, said.end))
-                                    if self._timed is not None else [])
+        raised = self._timed.spoke(Span(said.speaker, said.start, said.end)) if self._timed is not None else []
         if said.speaker == "caller":
             self._alerts += raised
             return raised
@@ -132,7 +121,7 @@ class LiveQualityCheck:
         """Voice activity without words yet (a bridged leg's utterance): the timed rules only."""
         if self._timed is None:
             return []
-        raised = self._timed_alerts(self._timed.spoke(Span(speaker, start, end)))
+        raised = self._timed.spoke(Span(speaker, start, end))
         self._alerts += raised
         return raised
 
@@ -164,7 +153,7 @@ class LiveQualityCheck:
         """Time passed: a wait or a silence that has now lasted too long (each alerted once per episode)."""
         if self._timed is None:
             return []
-        raised = self._timed_alerts(self._timed.tick(now))
+        raised = self._timed.tick(now)
         self._alerts += raised
         return raised
 
@@ -173,6 +162,3 @@ class LiveQualityCheck:
         score = max(0, 100 - sum(PENALTY[alert.kind] for alert in self._alerts))
         said = tuple(f"{rule.policy}:{rule.name}" for rule in self._disclaimers if rule.said)
         return QualityReport(score, tuple(self._alerts), said)
-
-    def _timed_alerts(self, timed: list[TimedAlert]) -> list[QualityAlert]:
-        return [QualityAlert(a.kind, a.at, self._limit_of.get(a.rule, ""), a.rule, a.detail, a.speaker) for a in timed]

@@ -18,9 +18,12 @@ second for the rules that fire on time passing. Each rule alerts at most once pe
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Span", "TimedAlert", "TimedLimits", "TimedRules"]
+from voicebot.compliance.alerts import QualityAlert
+
+__all__ = ["Span", "TimedLimits", "TimedRules"]
 
 _KEEP_S = 120.0  # how far back spoken lines are kept for talk-over (a leg's recognition lags by seconds, not minutes)
 _EPSILON_MS = 1e-6  # float noise in "exactly at the limit"
@@ -34,17 +37,6 @@ class TimedLimits:
 
 
 @dataclass(frozen=True)
-class TimedAlert:
-    """A timed rule fired: kind (long_silence, long_hold, talk_over), rule (the policy key), when, who, detail."""
-
-    kind: str
-    rule: str
-    at: float
-    detail: str
-    speaker: str | None = None
-
-
-@dataclass(frozen=True)
 class Span:
     """One spoken line's time: who, start, end (seconds)."""
 
@@ -55,9 +47,11 @@ class Span:
 
 @dataclass
 class TimedRules:
-    """The timed rules of one call under ``limits``; nothing is judged before `answered` or after `ended`."""
+    """The timed rules of one call under ``limits``; nothing is judged before `answered` or after `ended`. An alert
+    names the policy ``policy_of`` gives for its rule (the policy whose limit applies), else none."""
 
     limits: TimedLimits
+    policy_of: Mapping[str, str] = field(default_factory=dict)
     phase: str = "idle"  # idle -> bot -> queued -> bridged -> ended (queued -> bot when the caller leaves the queue)
     transcribed: bool = False  # the bridged legs are transcribed live
     _quiet_since: float | None = None  # the silence episode's start (None: nobody owes a word now)
@@ -94,7 +88,7 @@ class TimedRules:
     def ended(self) -> None:
         self.phase, self._quiet_since, self._waiting_since = "ended", None, None
 
-    def spoke(self, span: Span) -> list[TimedAlert]:
+    def spoke(self, span: Span) -> list[QualityAlert]:
         """A spoken line finished: it ends a silence (or, from the caller, makes the bot owe a reply), an
         announcement by the bot to a waiting caller starts a new wait episode, and agent lines are judged for
         talking over the caller."""
@@ -118,14 +112,14 @@ class TimedRules:
         return self._talk_over()
 
     # ------------------------------------------------------------------ time passing
-    def tick(self, now: float) -> list[TimedAlert]:
+    def tick(self, now: float) -> list[QualityAlert]:
         """The waits and silences that have now lasted longer than allowed (each once per episode)."""
-        raised: list[TimedAlert] = []
+        raised: list[QualityAlert] = []
         limits = self.limits
         if (self.phase == "queued" and self._waiting_since is not None and not self._hold_flagged
                 and now - self._waiting_since > limits.max_hold_s):
             self._hold_flagged = True
-            raised.append(TimedAlert("long_hold", "max_hold_s", now,
+            raised.append(self._alert("long_hold", "max_hold_s", now,
                                      f"caller waiting for more than {limits.max_hold_s:g} s without an "
                                      "announcement or an agent"))
         judged = self.phase == "bot" or (self.phase == "bridged" and self.transcribed)
@@ -133,24 +127,27 @@ class TimedRules:
                 and now - self._quiet_since > limits.max_silence_s):
             self._silence_flagged = True
             if self.phase == "bot":
-                raised.append(TimedAlert("long_silence", "max_silence_s", now,
+                raised.append(self._alert("long_silence", "max_silence_s", now,
                                          f"the bot left the caller in dead air for more than "
                                          f"{limits.max_silence_s:g} s", "bot"))
             else:
-                raised.append(TimedAlert("long_silence", "max_silence_s", now,
+                raised.append(self._alert("long_silence", "max_silence_s", now,
                                          f"nobody spoke on the bridged call for more than "
                                          f"{limits.max_silence_s:g} s"))
         return raised
 
     # ------------------------------------------------------------------ internals
+    def _alert(self, kind: str, rule: str, at: float, detail: str, speaker: str | None = None) -> QualityAlert:
+        return QualityAlert(kind, at, self.policy_of.get(rule, ""), rule, detail, speaker)
+
     def _silence_from(self, at: float) -> None:
         self._quiet_since, self._silence_flagged = at, False
 
     def _wait_from(self, at: float) -> None:
         self._waiting_since, self._hold_flagged = at, False
 
-    def _talk_over(self) -> list[TimedAlert]:
-        raised: list[TimedAlert] = []
+    def _talk_over(self) -> list[QualityAlert]:
+        raised: list[QualityAlert] = []
         limit_ms = self.limits.talk_over_ms
         for agent in self._spans["agent"]:
             if agent in self._flagged:
@@ -161,7 +158,7 @@ class TimedRules:
                 overlap_ms = (min(caller.end, agent.end) - agent.start) * 1000.0
                 if overlap_ms + _EPSILON_MS >= limit_ms:
                     self._flagged |= {agent, caller}
-                    raised.append(TimedAlert("talk_over", "talk_over_ms", agent.start,
+                    raised.append(self._alert("talk_over", "talk_over_ms", agent.start,
                                              f"agent talked over the caller for {overlap_ms:.0f} ms "
                                              f"(limit {limit_ms:g} ms)", "agent"))
                     break

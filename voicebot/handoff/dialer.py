@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from voicebot.channels.sip import SipChannel
 from voicebot.rtp.ports import PortAllocator, PortsExhausted
 from voicebot.rtp.stream import RtpStream
-from voicebot.sip.call import CallState, SipCall
+from voicebot.sip.call import CallState, Progress, SipCall
 from voicebot.sip.headers import SipParseError
 from voicebot.sip.proxyhealth import TrunkProxies, TrunkRoutes
 from voicebot.sip.sdp import Encryption, Negotiated, SdpError, apply_answer, build_offer, parse_sdp
@@ -159,7 +159,7 @@ class OutboundDialer:
                 return await self._invite_via(uri, sdp, [*headers, ("Route", f"<{loose_route(proxy)}>")], created,
                                               early_media, trunk.invite_timeout_s, attempt)
             except CallFailed as exc:
-                rang = bool(attempt) and attempt[0].rang  # a 408 after a 180/183: the callee did not answer
+                rang = bool(attempt) and attempt[0].progress >= Progress.RINGING  # a 408 after a 180/183: no answer
                 if exc.status not in FAILOVER_STATUSES or (exc.status == 408 and rang) or number == len(proxies):
                     raise
                 log.warning("trunk proxy failed the call; trying the next",
@@ -185,7 +185,7 @@ class OutboundDialer:
                                                     on_early_media=early_media))
         try:
             done, _ = await asyncio.wait({task}, timeout=timeout_s)
-            if not done and attempt and not attempt[0].got_provisional:
+            if not done and attempt and attempt[0].progress is Progress.NONE:
                 self.ua.abandon_invite(attempt[0].invite)  # the INVITE ends with 408: the caller fails over
             return await task
         except BaseException:

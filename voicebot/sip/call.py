@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, IntEnum
 from typing import Awaitable, Callable, Coroutine, Protocol
 
 from .dialog import Dialog, new_tag
@@ -46,6 +46,23 @@ class CallState(Enum):
     ANSWERING = "answering"
     CONFIRMED = "confirmed"
     ENDED = "ended"
+
+
+class Progress(IntEnum):
+    """How far an outbound INVITE got before its final response; it only ever goes up (a 100 after a 180 keeps
+    RINGING). Ordered: ``progress >= Progress.TRYING`` means a 1xx came, ``>= Progress.RINGING`` a 180/183."""
+
+    NONE = 0  # nothing answered yet: the INVITE can only be abandoned, not CANCELled (RFC 3261 §9.1)
+    TRYING = 1  # a 1xx other than 180/183 (100 Trying, 181, 182): a hop works on it; a 408 may be a dead next hop
+    RINGING = 2  # a 180/183 without SDP: the far end was reached (a later 408 is the callee not answering)
+    EARLY_MEDIA = 3  # a 180/183 with an SDP answer: reached, and its audio flows before the answer
+
+
+def progress_of(resp: SipResponse) -> Progress:
+    """The progress a provisional response to an INVITE shows."""
+    if resp.status not in (180, 183):
+        return Progress.TRYING
+    return Progress.EARLY_MEDIA if resp.body and resp.content_type == "application/sdp" else Progress.RINGING
 
 
 def parse_info_dtmf(content_type: str, body: bytes) -> str | None:
@@ -149,8 +166,7 @@ class SipCall:
         self.on_refer: Callable[[str, SipRequest], bool] | None = None
         self._refer_subscribed = False
         self._reinvite_txs: dict[int, ServerTransaction] = {}
-        self._got_provisional = False
-        self._rang = False  # a 180/183 came: the far end was reached (a 100 Trying only says a proxy is working)
+        self.progress = Progress.NONE  # an outbound leg's 1xx so far (see Progress)
         # Who calls (P-Asserted-Identity / Remote-Party-ID believed only from a trusted source) and whom they
         # first dialled (Diversion / History-Info); outbound legs: the From we sent, no redirection.
         self.identity: CallerIdentity = caller_identity(invite.headers, inbound and transport.trusted_identity(addr[0]))
@@ -162,16 +178,6 @@ class SipCall:
         self.early = EarlyDialogs()
         self.early_sdp: bytes = b""
         self.on_early_media: Callable[[bytes], None] | None = None
-
-    @property
-    def got_provisional(self) -> bool:
-        """An outbound leg had a 1xx: it may be CANCELled (before that it can only be abandoned, §9.1)."""
-        return self._got_provisional
-
-    @property
-    def rang(self) -> bool:
-        """An outbound leg had a 180/183: a later 408 means the callee did not answer, not a dead next hop."""
-        return self._rang
 
     # ------------------------------------------------------------------ identity
     @property
@@ -416,7 +422,7 @@ class SipCall:
             self.reject(480, "Temporarily Unavailable")
             return
         if not self.inbound and self.state in (CallState.CALLING, CallState.RINGING):
-            if self._got_provisional:
+            if self.progress >= Progress.TRYING:
                 await self.ua.cancel_invite(self.invite, self.addr)
             else:
                 self.ua.abandon_invite(self.invite)  # nothing answered: a CANCEL would wait out timer F for nothing
@@ -464,10 +470,9 @@ class SipCall:
 
     # ------------------------------------------------------------------ outbound INVITE progress (from the UA)
     def provisional(self, resp: SipResponse) -> bool:
-        """A 1xx to our INVITE; True when it moved the call to RINGING (180/183)."""
-        self._got_provisional = True
-        if resp.status in (180, 183):
-            self._rang = True
+        """A 1xx to our INVITE (the call's progress goes up to it); True when it moved the call to RINGING
+        (180/183)."""
+        self.progress = max(self.progress, progress_of(resp))
         if resp.status in (180, 183) and self.state is CallState.CALLING:
             self.state = CallState.RINGING
             return True
