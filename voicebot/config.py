@@ -13,7 +13,7 @@ import datetime as dt
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -439,6 +439,10 @@ class TrunkConfig(_Section):
     media_encryption: MediaEncryption | None = Field(
         None, description="SRTP policy for this trunk's calls: none, optional or required (default: the global "
                           "media_encryption)")
+    tls_names: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, description="mutual TLS: names (certificate common name or subjectAltName) the "
+        "trunk's TLS connections prove; when set, a call from allow_from that did not come over TLS with a "
+        "certificate for one of them is refused with 403 (needs listen.tls.client_auth)")
 
     @model_validator(mode="after")
     def _credentials(self) -> TrunkConfig:
@@ -475,6 +479,20 @@ class TrunkConfig(_Section):
     def matches_source(self, source: str | IpAddress) -> bool:
         """Whether a request from `source` comes from this trunk."""
         return _in_networks(source, self.allow_from)
+
+    def tls_refusal(self, transport: str, peer_names: Sequence[str]) -> str | None:
+        """Why a call from this trunk's sources is refused under ``tls_names`` (None: accepted). ``peer_names``
+        are the names of the verified client certificate the call's connection showed (none: empty)."""
+        if not self.tls_names:
+            return None
+        if transport != "tls":
+            return f"trunk {self.name!r} takes calls over mutual TLS only; this one came over {transport}"
+        if not peer_names:
+            return f"trunk {self.name!r} needs a client certificate; the connection showed none"
+        wanted = {name.lower() for name in self.tls_names}
+        if not wanted.intersection(name.lower() for name in peer_names):
+            return f"certificate of {peer_names[0]!r} is not one of trunk {self.name!r}'s tls_names"
+        return None
 
 
 class RoutingConfig(_Section):
@@ -738,6 +756,19 @@ class ServerConfig(_Section):
             if secret is not None:
                 raise LocatedValueError(f"cases webhook {secret}", loc=("cases", "webhook_headers", header),
                                         hint='write it as an environment reference, e.g. "Bearer ${SMS_TOKEN}"')
+        return self
+
+    @model_validator(mode="after")
+    def _trunk_tls_names_need_mutual_tls(self) -> ServerConfig:
+        tls = self.listen.tls
+        for index, trunk in enumerate(self.trunks):
+            if trunk.tls_names and ("tls" not in self.listen.transports or tls is None or tls.client_auth == "none"):
+                why = "listen.transports has no tls" if "tls" not in self.listen.transports or tls is None else \
+                    "listen.tls.client_auth is none"
+                raise LocatedValueError(
+                    f"trunk {trunk.name!r} has tls_names but the node asks no client certificate ({why})",
+                    loc=("trunks", index, "tls_names"),
+                    hint="listen on tls with listen.tls.client_auth: required and the trunks' CA in ca_file")
         return self
 
     @model_validator(mode="after")

@@ -412,7 +412,15 @@ class VoicebotServer:
                                      "identity": call.identity.source}
         if call.redirection is not None:
             fields["redirection"] = call.redirection.as_dict()
+        arrival = self._arrival(call)
+        fields.update({key: value for key, value in arrival.items() if key != "tls_names"})
         log.info("call offered", extra={"fields": fields})
+        trunk = self.config.trunk_for_source(call.addr[0])
+        refusal = trunk.tls_refusal(str(arrival["transport"]), arrival.get("tls_names", ())) if trunk else None
+        if refusal is not None:
+            call.reject(403, "Forbidden (mutual TLS required)")
+            log.warning("call rejected: trunk requires mutual TLS", extra={"fields": {**fields, "reason": refusal}})
+            return
         if not call.remote_sdp:
             call.reject(488, "Not Acceptable Here (an SDP offer is required)")
             log.warning("call rejected: no SDP offer", extra={"fields": fields})
@@ -470,6 +478,17 @@ class VoicebotServer:
                                       redirect_reason=redirect.reason if redirect else "")
                 await life.run(self._dialplan_session(dialplan, leg.channel, context, life,
                                                       self.config.transfer.allows))
+
+    def _arrival(self, call: SipCall) -> dict[str, Any]:
+        """How the INVITE came: its transport, the trunk its source belongs to, the TLS peer's certificate (its
+        common name as ``tls_peer``, every name it proves as ``tls_names``)."""
+        kind = self.ua.kind_for(call.addr)
+        trunk = self.config.trunk_for_source(call.addr[0])
+        arrival: dict[str, Any] = {"transport": kind, "trunk": trunk.name if trunk is not None else None}
+        conn = self.ua.stream.find(call.addr, "tls") if self.ua.stream is not None and kind == "tls" else None
+        if conn is not None:
+            arrival["tls_peer"], arrival["tls_names"] = conn.peer_name, conn.peer_names
+        return arrival
 
     def _dialplan_for(self, call: SipCall) -> str:
         did = call.to_uri_user or ""

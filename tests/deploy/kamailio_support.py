@@ -24,6 +24,7 @@ from pathlib import Path
 from tests.integration.support import REPO, ServerProcess, free_media_port, free_udp_port, launch_server
 
 KAMAILIO_CFG = REPO / "deploy" / "kamailio" / "kamailio.cfg"
+KAMAILIO_TLS_CFG = REPO / "deploy" / "kamailio" / "tls.cfg"
 SCENARIO = Path(__file__).resolve().parent / "sipp" / "keypad_via_proxy.xml"
 QUEUE_SCENARIO = Path(__file__).resolve().parent / "sipp" / "queue_via_proxy.xml"
 SIPP_PCAPS = Path("/usr/share/sip-tester")
@@ -32,8 +33,9 @@ SIPP_PCAPS = Path("/usr/share/sip-tester")
 # ------------------------------------------------------------------------------------------ pure config
 
 
-def dispatcher_list(nodes: list[tuple[str, int]], set_id: int = 1) -> str:
-    """A dispatcher list file: one ``<set> sip:<host>:<port>`` line per voicebot node."""
+def dispatcher_list(nodes: list[tuple[str, int]], set_id: int = 1, transport: str | None = None) -> str:
+    """A dispatcher list file: one ``<set> sip:<host>:<port>`` line per voicebot node (``;transport=tls`` etc.
+    when ``transport`` is given)."""
     if not nodes:
         raise ValueError("the dispatcher list needs at least one voicebot node")
     lines = []
@@ -41,14 +43,16 @@ def dispatcher_list(nodes: list[tuple[str, int]], set_id: int = 1) -> str:
         if not 1 <= port <= 65535:
             raise ValueError(f"node port {port} is outside 1..65535")
         shown = f"[{host}]" if ":" in host else host
-        lines.append(f"{set_id} sip:{shown}:{port}")
+        lines.append(f"{set_id} sip:{shown}:{port}" + (f";transport={transport}" if transport else ""))
     return "\n".join(lines) + "\n"
 
 
 def kamailio_command(config: Path, *, host: str, port: int, dispatcher_file: Path, allowed_sources: str,
                      ping_interval_s: int = 1, algorithm: int = 4, pike_density: int = 1000, children: int = 2,
-                     invite_timeout_ms: int = 2000) -> list[str]:
-    """The kamailio command line running ``config`` in the foreground, its defines set with -A."""
+                     invite_timeout_ms: int = 2000, tls_port: int | None = None,
+                     tls_config: Path | None = None) -> list[str]:
+    """The kamailio command line running ``config`` in the foreground, its defines set with -A; with
+    ``tls_port`` and ``tls_config`` also WITH_TLS (a TLS socket on ``host``, the TLS profiles file)."""
     defines = {
         "LISTEN": f"udp:{host}:{port}",
         "DISPATCHER_LIST": f'"{dispatcher_file}"',
@@ -61,9 +65,25 @@ def kamailio_command(config: Path, *, host: str, port: int, dispatcher_file: Pat
     }
     command = [kamailio_binary(), "-f", str(config), "-DD", "-E", "-m", "64", "-M", "8",
                "-Y", str(dispatcher_file.parent), "-P", str(dispatcher_file.parent / "kamailio.pid")]
+    if tls_port is not None and tls_config is not None:
+        defines |= {"TLS_LISTEN": f"tls:{host}:{tls_port}", "TLS_CONFIG": f'"{tls_config}"'}
+        command += ["-A", "WITH_TLS"]
     for name, value in defines.items():
         command += ["-A", f"{name}={value}"]
     return command
+
+
+def tls_profiles(template: Path, directory: Path, *, cert: Path, key: Path, ca: Path) -> Path:
+    """deploy/kamailio/tls.cfg with its /etc/kamailio/tls/ files replaced by ``cert``, ``key`` and ``ca``, written
+    to ``directory``; the path of the rendered file."""
+    text = template.read_text()
+    for name, path in (("edge.crt", cert), ("edge.key", key), ("ca.crt", ca)):
+        if f"/etc/kamailio/tls/{name}" not in text:
+            raise ValueError(f"{template} names no /etc/kamailio/tls/{name}")
+        text = text.replace(f"/etc/kamailio/tls/{name}", str(path))
+    rendered = directory / "tls.cfg"
+    rendered.write_text(text)
+    return rendered
 
 
 def node_config(*, workdir: Path, redis_url: str, namespace: str, node_id: str, rtp_start: int,
@@ -242,6 +262,7 @@ class Kamailio:
     proc: subprocess.Popen[str]
     host: str
     port: int
+    tls_port: int | None = None
     lines: list[str] = field(default_factory=list)
 
     def dispatched(self) -> collections.Counter[str]:
@@ -269,18 +290,27 @@ class Kamailio:
 
 
 def start_kamailio(workdir: Path, nodes: list[Node], *, allowed_sources: str = "127.0.0.0/8",
-                   ping_interval_s: int = 1, algorithm: int = 4, pike_density: int = 1000) -> Kamailio:
-    """Render the node list, start kamailio on a free loopback port, wait until it answers SIP."""
+                   ping_interval_s: int = 1, algorithm: int = 4, pike_density: int = 1000,
+                   tls_nodes: list[tuple[str, int]] | None = None, tls_config: Path | None = None) -> Kamailio:
+    """Render the node list, start kamailio on a free loopback port, wait until it answers SIP.
+
+    With ``tls_nodes`` (host, TLS port) and ``tls_config`` (see tls_profiles) the proxy runs WITH_TLS: it also
+    listens for TLS on a free port (``Kamailio.tls_port``) and reaches those nodes over TLS instead of ``nodes``."""
     workdir.mkdir(parents=True, exist_ok=True)
     ds_file = workdir / "dispatcher.list"
-    ds_file.write_text(dispatcher_list([(node.server.host, node.server.port) for node in nodes]))
+    if tls_nodes is not None:
+        ds_file.write_text(dispatcher_list(tls_nodes, transport="tls"))
+    else:
+        ds_file.write_text(dispatcher_list([(node.server.host, node.server.port) for node in nodes]))
     port = free_udp_port()
+    tls_port = free_tcp_port() if tls_nodes is not None else None
     command = kamailio_command(KAMAILIO_CFG, host="127.0.0.1", port=port, dispatcher_file=ds_file,
                                allowed_sources=allowed_sources, ping_interval_s=ping_interval_s,
-                               algorithm=algorithm, pike_density=pike_density)
+                               algorithm=algorithm, pike_density=pike_density, tls_port=tls_port,
+                               tls_config=tls_config)
     proc = subprocess.Popen(command, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
-    kamailio = Kamailio(proc=proc, host="127.0.0.1", port=port)
+    kamailio = Kamailio(proc=proc, host="127.0.0.1", port=port, tls_port=tls_port)
 
     def reader() -> None:
         assert proc.stderr is not None
@@ -295,6 +325,13 @@ def start_kamailio(workdir: Path, nodes: list[Node], *, allowed_sources: str = "
             raise RuntimeError("kamailio did not answer OPTIONS:\n" + "\n".join(kamailio.lines[-40:]))
         time.sleep(0.1)
     return kamailio
+
+
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` now (Kamailio's TLS socket)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 def sip_options_status(host: str, port: int, timeout: float = 0.5) -> int | None:

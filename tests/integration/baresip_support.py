@@ -69,6 +69,9 @@ class BaresipConfig:
     dump_dir: Path
     user: str = "caller"
     mediaenc: str | None = None  # "srtp" (best effort: RTP/AVP with a=crypto), "srtp-mand" (RTP/SAVP)
+    transport: str | None = None  # "tls": the account's calls go over SIP/TLS (the dialled URI names the port)
+    tls_certificate: Path | None = None  # PEM holding baresip's certificate and key (shown to a server asking one)
+    tls_ca: Path | None = None  # CAs baresip adds to its TLS context (sip_cafile)
 
 
 def write_baresip_config(cfg: BaresipConfig) -> None:
@@ -106,10 +109,13 @@ module_app		menu.so
 module_app		ctrl_tcp.so
 ctrl_tcp_listen		127.0.0.1:{cfg.ctrl_port}
 snd_path		{cfg.dump_dir}
+{f"sip_certificate		{cfg.tls_certificate}" if cfg.tls_certificate else ""}
+{f"sip_cafile		{cfg.tls_ca}" if cfg.tls_ca else ""}
 """)
     # regint=0: no registrar; G.711 only (telephone-event is always offered by baresip for RFC 4733 DTMF).
     (cfg.config_dir / "accounts").write_text(
-        f"<sip:{cfg.user}@127.0.0.1>;regint=0;audio_codecs=PCMU/8000/1,PCMA/8000/1"
+        f"<sip:{cfg.user}@127.0.0.1{';transport=' + cfg.transport if cfg.transport else ''}>;regint=0;"
+        "audio_codecs=PCMU/8000/1,PCMA/8000/1"
         + (f";mediaenc={cfg.mediaenc}" if cfg.mediaenc else "") + "\n")
     (cfg.config_dir / "contacts").write_text("")
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from voicebot.softphone.args import UsageError, parse_header
+from voicebot.softphone.args import UsageError, parse_header, uri_transport
 from voicebot.softphone.audio import resample_linear, to_mono
 from voicebot.softphone.summary import CallSummary, classify_result
 
@@ -493,6 +493,10 @@ def test_unanswered_call_times_out(tmp_path: Path) -> None:
         (["sip:a@127.0.0.1", "--username", "u"], "--username and --password"),
         (["sip:a@127.0.0.1", "--record", "/tmp"], "must name a .wav file"),
         (["sip:a@127.0.0.1", "--hangup-after-dtmf", "1"], "needs --dtmf"),
+        (["sip:a@127.0.0.1", "--tls-ca", "/etc/hostname"], "need a TLS URI"),
+        (["sip:a@127.0.0.1;transport=sctp"], "transport=sctp is not supported"),
+        (["sips:a@127.0.0.1", "--tls-cert", "/etc/hostname"], "--tls-cert and --tls-key go together"),
+        (["sip:a@127.0.0.1;transport=tls", "--tls-ca", "/nonexistent.pem"], "--tls-ca file not found"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_specific_message(args: list[str], message: str) -> None:
@@ -546,6 +550,13 @@ def test_resample_keeps_duration_and_pitch() -> None:
     assert out.size == rate_out
     assert dominant_frequency(out, rate_out) == pytest.approx(440.0, abs=1.0)
     assert to_mono(np.array([[1.0, 0.0], [0.5, 0.5]])).tolist() == [0.5, 0.5]
+
+
+def test_uri_transport() -> None:
+    assert uri_transport("sip:1000@127.0.0.1:5060") == "udp"
+    assert uri_transport("sips:1000@pbx.example.net") == "tls"
+    assert uri_transport("sip:1000@127.0.0.1:5061;transport=TLS") == "tls"
+    assert uri_transport("sip:1000@127.0.0.1;lr;transport=tcp?X-A=1") == "tcp"
 
 
 def test_parse_header() -> None:

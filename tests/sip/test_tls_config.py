@@ -8,6 +8,7 @@ import pytest
 
 from tests.certs import TestCa
 from voicebot.config import load_server_config
+from voicebot.sip.tls import certificate_names
 from voicebot.sip.ua import uri_transport
 from voicebot.yamlsrc import ConfigErrors, YamlSourceError
 
@@ -71,3 +72,32 @@ def test_uri_transport() -> None:
     assert uri_transport("sip", None) == "udp"
     assert uri_transport("sip", None, "tls") == "tls"
     assert uri_transport("sip", "sctp") == "udp"
+
+
+TRUNK = '  - {name: edge, registrar: "sip:127.0.0.1", register: false, allow_from: [10.0.0.2/32], tls_names: [%s]}\n'
+
+
+def test_trunk_tls_names_need_a_node_asking_client_certificates(tmp_path: Path, ca: TestCa) -> None:
+    pem = ca.issue("sip", ["sip.example.net"])
+    path = tmp_path / "voicebot.yaml"
+    path.write_text(f"listen:\n  transports: [udp, tls]\n  tls: {{cert_file: {pem.cert}, key_file: {pem.key}}}\n"
+                    "trunks:\n" + TRUNK % "edge.example.net")
+    with pytest.raises(ConfigErrors) as info:
+        load_server_config(path)
+    [error] = info.value.errors
+    assert error.line == 5 and "trunks[0].tls_names" in error.message and "client_auth" in error.message
+    path.write_text(f"listen:\n  transports: [udp, tls]\n  tls: {{cert_file: {pem.cert}, key_file: {pem.key}, "
+                    f"ca_file: {ca.pem.cert}, client_auth: required}}\ntrunks:\n" + TRUNK % "Edge.Example.net")
+    trunk = load_server_config(path).trunks[0]
+    assert trunk.tls_refusal("tls", ("edge.example.net", "10.0.0.2")) is None  # names compare without case
+    assert "over mutual TLS only; this one came over udp" in (trunk.tls_refusal("udp", ()) or "")
+    assert "showed none" in (trunk.tls_refusal("tls", ()) or "")
+    assert "'other.example.net' is not one of trunk 'edge'" in (trunk.tls_refusal("tls", ("other.example.net",)) or "")
+
+
+def test_certificate_names_of_a_peer_certificate() -> None:
+    cert = {"subject": ((("countryName", "NL"),), (("commonName", "edge.example.net"),)),
+            "subjectAltName": (("DNS", "edge.example.net"), ("DNS", "sbc.example.net"), ("IP Address", "10.0.0.2"),
+                               ("URI", "sip:edge.example.net"))}
+    assert certificate_names(cert) == ("edge.example.net", "sbc.example.net", "10.0.0.2")
+    assert certificate_names({}) == ()

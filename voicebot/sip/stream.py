@@ -16,7 +16,7 @@ from typing import Any, Callable, Coroutine, Literal
 
 from .framing import PONG, Frame, FramingError, Ping, StreamFramer
 from .logthrottle import LogThrottle
-from .tls import TlsSession, peer_subject
+from .tls import TlsSession, peer_names, peer_subject
 
 log = logging.getLogger("voicebot.sip.stream")
 
@@ -62,6 +62,8 @@ class Connection(asyncio.Protocol):
         self._pending: list[bytes] = []
         self._tls = TlsSession(server_ctx) if server_ctx is not None else None
         self.accepted_at = time.monotonic()
+        self.peer_name: str | None = None  # common name of the peer's verified TLS certificate (mutual TLS)
+        self.peer_names: tuple[str, ...] = ()  # every name that certificate proves (CN, subjectAltName)
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -103,7 +105,8 @@ class Connection(asyncio.Protocol):
             self.close()
             return None
         if self._tls.established and not was_ready:
-            subject = peer_subject(self._tls.ssl_object)
+            subject = self.peer_name = peer_subject(self._tls.ssl_object)
+            self.peer_names = peer_names(self._tls.ssl_object)
             if subject is not None:
                 log.info("tls peer certificate", extra={"fields": {
                     "src": f"{self.remote[0]}:{self.remote[1]}", "subject": subject}})

@@ -131,6 +131,22 @@ def peer_subject(ssl_object: ssl.SSLObject | None) -> str | None:
     return None
 
 
+def certificate_names(cert: dict[str, Any]) -> tuple[str, ...]:
+    """Names a verified certificate (``SSLObject.getpeercert()``) proves: subject common name, then its
+    subjectAltName DNS names and IP addresses, each once."""
+    names: list[str] = []
+    for rdn in cert.get("subject", ()):
+        names.extend(str(value) for key, value in rdn if key == "commonName")
+    names.extend(str(value) for kind, value in cert.get("subjectAltName", ()) if kind in ("DNS", "IP Address"))
+    return tuple(dict.fromkeys(names))
+
+
+def peer_names(ssl_object: ssl.SSLObject | None) -> tuple[str, ...]:
+    """The names of the peer's verified certificate (mutual TLS); empty when it showed none."""
+    cert = ssl_object.getpeercert() if ssl_object is not None else None
+    return certificate_names(cert) if cert else ()
+
+
 class TlsSession:
     """Server-side TLS over memory BIOs (no socket): bytes from the peer in, plaintext and bytes to send out.
 

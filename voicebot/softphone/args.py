@@ -15,7 +15,8 @@ class UsageError(ValueError):
 
 def add_call_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the `voicebot call` options to `parser`."""
-    parser.add_argument("uri", help="SIP URI to call, e.g. sip:100@127.0.0.1:5060")
+    parser.add_argument("uri", help="SIP URI to call, e.g. sip:100@127.0.0.1:5060; sips:… or ;transport=tls calls "
+                        "over TLS, ;transport=tcp over TCP")
     parser.add_argument("--play", type=Path, help="WAV (any rate/channels) to play into the call once")
     parser.add_argument("--record", type=Path, help="write what the softphone hears to this WAV")
     parser.add_argument("--dtmf", default="", help="DTMF digits to send after answer, e.g. 123#")
@@ -39,6 +40,10 @@ def add_call_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--srtp", choices=("off", "optional", "mandatory"), default="off",
                         help="SRTP with SDES keys: off (default), optional (RTP/AVP with a=crypto) or mandatory "
                              "(RTP/SAVP)")
+    parser.add_argument("--tls-ca", type=Path, metavar="PEM",
+                        help="CAs the server's TLS certificate must chain to (default: the system's)")
+    parser.add_argument("--tls-cert", type=Path, metavar="PEM", help="client certificate shown over TLS (mutual TLS)")
+    parser.add_argument("--tls-key", type=Path, metavar="PEM", help="private key of --tls-cert")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     parser.add_argument("--verbose", action="store_true", help="show pjsua logs and SIP traffic on stderr")
 
@@ -63,6 +68,25 @@ class CallPlan:
     timeout: float
     verbose: bool
     srtp: str = "off"
+    transport: str = "udp"  # from the URI: sips: or ;transport=tls -> tls, ;transport=tcp -> tcp
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+def uri_transport(uri: str) -> str:
+    """The transport a call to ``uri`` takes (RFC 3261 §19.1.1): ``sips:`` → tls, else its ``transport=``
+    parameter (udp, tcp or tls; default udp). Raises UsageError for another transport."""
+    if uri.lower().startswith("sips:"):
+        return "tls"
+    for param in uri.split(">")[0].split("?")[0].split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "transport":
+            value = value.strip().lower()
+            if value not in ("udp", "tcp", "tls"):
+                raise UsageError(f"transport={value} is not supported (udp, tcp or tls)")
+            return value
+    return "udp"
 
 
 def parse_header(text: str) -> tuple[str, str]:
@@ -79,8 +103,17 @@ def parse_header(text: str) -> tuple[str, str]:
 def plan_from_args(args: argparse.Namespace) -> CallPlan:
     """Validate parsed arguments into a CallPlan, raising UsageError with a specific message."""
     uri = str(args.uri).strip()
-    if not uri.lower().startswith("sip:"):
-        raise UsageError(f"URI must start with 'sip:' (UDP only), got {uri!r}")
+    if not uri.lower().startswith(("sip:", "sips:")):
+        raise UsageError(f"URI must start with 'sip:' or 'sips:', got {uri!r}")
+    transport = uri_transport(uri)
+    tls_ca, tls_cert, tls_key = (getattr(args, name, None) for name in ("tls_ca", "tls_cert", "tls_key"))
+    if (tls_ca or tls_cert or tls_key) and transport != "tls":
+        raise UsageError("--tls-ca/--tls-cert/--tls-key need a TLS URI (sips: or ;transport=tls)")
+    if (tls_cert is None) != (tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together")
+    for option, path in (("--tls-ca", tls_ca), ("--tls-cert", tls_cert), ("--tls-key", tls_key)):
+        if path is not None and not path.is_file():
+            raise UsageError(f"{option} file not found: {path}")
     bad_digits = sorted(set(args.dtmf) - DTMF_CHARACTERS)
     if bad_digits:
         raise UsageError(f"--dtmf accepts 0-9 * # A-D, got invalid {''.join(bad_digits)!r}")
@@ -111,5 +144,6 @@ def plan_from_args(args: argparse.Namespace) -> CallPlan:
         hangup_after_dtmf=args.hangup_after_dtmf,
         headers=tuple(parse_header(h) for h in args.header), local_port=args.local_port,
         bind=args.bind, username=args.username, password=args.password, timeout=args.timeout,
-        verbose=args.verbose, srtp=getattr(args, "srtp", "off"),
+        verbose=args.verbose, srtp=getattr(args, "srtp", "off"), transport=transport, tls_ca=tls_ca,
+        tls_cert=tls_cert, tls_key=tls_key,
     )

@@ -113,6 +113,7 @@ class CallSession:
         self.digits_sent = ""
         self.dtmf_sent_at: float | None = None
         self.error: str | None = None
+        self.transport_id: int | None = None  # the TCP/TLS transport the call goes through (None: UDP)
 
     # -- setup ---------------------------------------------------------------------------------
 
@@ -142,9 +143,31 @@ class CallSession:
         tcfg.boundAddress = self.plan.bind
         transport_type = pj.PJSIP_TRANSPORT_UDP6 if ipv6 else pj.PJSIP_TRANSPORT_UDP
         ep.transportCreate(transport_type, tcfg)
+        if self.plan.transport != "udp":  # the call's transport: the account sends through it
+            scfg = pj.TransportConfig()
+            scfg.port = 0
+            scfg.boundAddress = self.plan.bind
+            if self.plan.transport == "tls":
+                self._configure_tls(scfg.tlsConfig)
+                kind = pj.PJSIP_TRANSPORT_TLS6 if ipv6 else pj.PJSIP_TRANSPORT_TLS
+            else:
+                kind = pj.PJSIP_TRANSPORT_TCP6 if ipv6 else pj.PJSIP_TRANSPORT_TCP
+            self.transport_id = ep.transportCreate(kind, scfg)
         ep.libStart()
         ep.audDevManager().setNullDev()
         self._prefer_g711()
+
+    def _configure_tls(self, tls: Any) -> None:
+        """TLS 1.2 or later; the server's certificate verified (chain and name); ours shown when given."""
+        pj = self.pj
+        tls.method = pj.PJSIP_TLSV1_2_METHOD
+        tls.proto = pj.PJ_SSL_SOCK_PROTO_TLS1_2 | pj.PJ_SSL_SOCK_PROTO_TLS1_3
+        tls.verifyServer = True
+        if self.plan.tls_ca is not None:
+            tls.CaListFile = str(self.plan.tls_ca)
+        if self.plan.tls_cert is not None and self.plan.tls_key is not None:
+            tls.certFile = str(self.plan.tls_cert)
+            tls.privKeyFile = str(self.plan.tls_key)
 
     def _prefer_g711(self) -> None:
         for codec in self.endpoint.codecEnum2():
@@ -157,6 +180,8 @@ class CallSession:
         acfg = pj.AccountConfig()
         acfg.idUri = f"sip:{self.plan.username or 'voicebot'}@{host}"
         acfg.regConfig.registerOnAdd = False
+        if self.transport_id is not None:
+            acfg.sipConfig.transportId = self.transport_id
         acfg.mediaConfig.transportConfig.port = 0  # any free RTP port, so parallel runs never clash
         acfg.mediaConfig.transportConfig.boundAddress = self.plan.bind
         if self.plan.srtp != "off":  # SDES keys (a=crypto); signalling stays sip: (no SIPS requirement)

@@ -1,0 +1,168 @@
+"""Kamailio forwarding to a voicebot node over mutual TLS (deploy/kamailio/kamailio.cfg -A WITH_TLS, tls.cfg).
+
+Real processes on loopback: sipp calls Kamailio over UDP; Kamailio (Debian's kamailio-tls-modules) dispatches to
+`voicebot serve` over TLS, presenting the edge certificate the node requires (listen.tls.client_auth: required);
+the node's BYE goes back to the proxy over TLS along the Record-Route. Certificates come from tests/certs.py.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.certs import Pem, TestCa
+from tests.deploy.kamailio_support import (
+    KAMAILIO_TLS_CFG,
+    Kamailio,
+    sipp_command,
+    start_kamailio,
+    stop_kamailio,
+    tls_profiles,
+)
+from tests.integration.rawsip import RawPeer, sdp_offer
+from tests.integration.support import ServerProcess, require_tool, start_server, stop_server
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+EDGE_NAME = "edge.voicebot.test"
+
+
+@dataclass(frozen=True)
+class Pki:
+    ca: TestCa
+    node: Pem  # the voicebot node's certificate
+    edge: Pem  # the proxy's certificate, from the CA the node trusts
+    stranger: Pem  # a proxy certificate from a CA the node does not trust
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    directory = tmp_path_factory.mktemp("pki")
+    ca = TestCa(directory)
+    stranger_ca = TestCa(directory / "stranger", "stranger CA")
+    return Pki(ca, ca.issue("node", ["localhost", "127.0.0.1"]), ca.issue("edge", [EDGE_NAME, "127.0.0.1"]),
+               stranger_ca.issue("stranger-edge", [EDGE_NAME, "127.0.0.1"]))
+
+
+@pytest.fixture
+def tls_node(tmp_path: Path, pki: Pki) -> Iterator[ServerProcess]:
+    """A voicebot node taking SIP over TLS only from trunks whose certificate its CA signed (mutual TLS)."""
+    require_tool("sipp")
+    workdir = tmp_path / "node"
+    workdir.mkdir()
+    listen = (f"transports: [udp, tls], tls_port: 0, tls: {{cert_file: {pki.node.cert}, key_file: {pki.node.key}, "
+              f"ca_file: {pki.ca.pem.cert}, client_auth: required}}")
+    trunk = ('trunks:\n  - {name: edge, registrar: "sip:127.0.0.1", register: false, allow_from: [127.0.0.1/32], '
+             f'tls_names: [{EDGE_NAME}]}}\n')
+    server = start_server(workdir, "log: {keyed_digits: shown}\n" + trunk, listen=listen)
+    try:
+        yield server
+    finally:
+        stop_server(server)
+
+
+def start_tls_edge(workdir: Path, node: ServerProcess, pki: Pki, edge: Pem, *,
+                   client_certificate: bool = True) -> Kamailio:
+    """Kamailio with the deployed tls.cfg rendered for ``edge`` (its certificate) and the test CA; without
+    ``client_certificate`` the proxy shows no certificate when it connects to the node."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    profiles = tls_profiles(KAMAILIO_TLS_CFG, workdir, cert=edge.cert, key=edge.key, ca=pki.ca.pem.cert)
+    if not client_certificate:
+        server, client = profiles.read_text().split("[client:default]")
+        kept = [line for line in client.splitlines() if not line.startswith(("certificate", "private_key"))]
+        profiles.write_text(server + "[client:default]" + "\n".join(kept) + "\n")
+    return start_kamailio(workdir, [], tls_nodes=[(node.host, node.ports["tls"])], tls_config=profiles)
+
+
+def run_call(kamailio: Kamailio, workdir: Path, hold_ms: int = 2000) -> subprocess.CompletedProcess[str]:
+    """One sipp keypad call (keys 4 #) to the proxy over UDP; sipp echoes the node's RTP back to it."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    command = sipp_command(kamailio, workdir, calls=1, rate=1, hold_ms=hold_ms, timeout_s=30) + ["-rtp_echo"]
+    return subprocess.run(command, cwd=workdir, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          errors="replace", timeout=60)
+
+
+def errors_of(workdir: Path) -> str:
+    path = workdir / "sipp_errors.log"
+    return path.read_text(errors="replace")[-3000:] if path.exists() else ""
+
+
+def tls_options(node: ServerProcess, ca: TestCa, client: Pem) -> str:
+    """The status line of an OPTIONS sent to the node's TLS port by a client presenting ``client``."""
+    context = ssl.create_default_context(cafile=str(ca.pem.cert))
+    context.load_cert_chain(str(client.cert), str(client.key))
+    with socket.create_connection(("127.0.0.1", node.ports["tls"]), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname="localhost") as sock:
+        host, port = sock.getsockname()[:2]
+        sock.sendall((f"OPTIONS sip:{node.host}:{node.ports['tls']};transport=tls SIP/2.0\r\n"
+                      f"Via: SIP/2.0/TLS {host}:{port};branch=z9hG4bKcheck{port}\r\n"
+                      f"From: <sip:check@{host}>;tag=check\r\nTo: <sip:{node.host}>\r\n"
+                      f"Call-ID: check-{port}@{host}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+                      "Content-Length: 0\r\n\r\n").encode())
+        return sock.recv(65536).decode(errors="replace").split("\r\n", 1)[0]
+
+
+def test_call_through_kamailio_over_mutual_tls(tmp_path: Path, tls_node: ServerProcess, pki: Pki) -> None:
+    kamailio = start_tls_edge(tmp_path / "kamailio", tls_node, pki, pki.edge)
+    try:
+        result = run_call(kamailio, tmp_path / "sipp")
+        assert result.returncode == 0, errors_of(tmp_path / "sipp") + "\n".join(kamailio.lines[-30:])
+        ended = tls_node.wait_for("call ended")[0]
+        offered = tls_node.wait_for_match("call offered", call_id=ended["call_id"])
+    finally:
+        stop_kamailio(kamailio)
+        (tmp_path / "kamailio.log").write_text("\n".join(kamailio.lines) + "\n")
+    # The INVITE reached the node over TLS from the trusted trunk, which showed the edge certificate.
+    assert (offered["transport"], offered["trunk"], offered["tls_peer"]) == ("tls", "edge", EDGE_NAME), offered
+    peers = {record["subject"] for record in tls_node.records("tls peer certificate")}
+    assert peers == {EDGE_NAME}
+    # Answered, media both ways (sipp echoed the greeting back), keys relayed, the node hung up.
+    assert (ended["outcome"], ended["digits"], ended["end_reason"]) == ("completed", "4", "bot hangup"), ended
+    assert ended["rtp_sent"] > 50 and ended["rtp_received"] > 50, ended
+    # The proxy dispatched to the node's TLS socket and the node's BYE came back through it (Record-Route).
+    assert kamailio.grep(f"to sip:{tls_node.host}:{tls_node.ports['tls']};transport=tls")
+    assert kamailio.grep("edge: in-dialog BYE")
+    assert not tls_node.records("tls handshake failed")
+
+    # The trunk's tls_names make its address alone worthless: the same source over plain UDP is refused.
+    peer = RawPeer((tls_node.host, tls_node.port))
+    try:
+        peer.send(peer.request("INVITE", tls_node.uri, body=sdp_offer("127.0.0.1", 40000),
+                               content_type="application/sdp"))
+        refused = peer.wait_reply("INVITE", timeout=10)
+    finally:
+        peer.close()
+    assert refused is not None and refused.status == 403, refused
+    rejected = tls_node.wait_for("call rejected: trunk requires mutual TLS")[0]
+    assert rejected["trunk"] == "edge" and "over mutual TLS only" in rejected["reason"], rejected
+
+
+@pytest.mark.parametrize("shown", ["untrusted", "none"])
+def test_proxy_without_a_trusted_certificate_fails_the_call_and_the_node_keeps_serving(
+        tmp_path: Path, tls_node: ServerProcess, pki: Pki, shown: str) -> None:
+    """The proxy shows a certificate from a CA the node does not trust, or none at all."""
+    kamailio = start_tls_edge(tmp_path / "kamailio", tls_node, pki, pki.stranger if shown == "untrusted" else pki.edge,
+                              client_certificate=shown == "untrusted")
+    try:
+        result = run_call(kamailio, tmp_path / "sipp", hold_ms=200)
+        failure = tls_node.wait_for("tls handshake failed")[0]
+    finally:
+        stop_kamailio(kamailio)
+        (tmp_path / "kamailio.log").write_text("\n".join(kamailio.lines) + "\n")
+    assert result.returncode != 0  # the caller got a failure, not a call
+    assert re.search(r"received 'SIP/2.0 (408|503)", errors_of(tmp_path / "sipp")), errors_of(tmp_path / "sipp")
+    assert failure["src"].startswith("127.0.0.1:")
+    expected = "certificate verify failed" if shown == "untrusted" else "PEER_DID_NOT_RETURN_A_CERTIFICATE"
+    assert expected in failure["reason"], failure
+    assert tls_node.records("call offered") == []
+    # No crash: the node still answers over UDP and over TLS to a trusted client.
+    assert tls_node.proc.poll() is None
+    assert tls_options(tls_node, pki.ca, pki.edge).startswith("SIP/2.0 200")
+    assert {record["subject"] for record in tls_node.records("tls peer certificate")} == {EDGE_NAME}
