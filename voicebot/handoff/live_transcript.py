@@ -243,7 +243,7 @@ def follow_bridged_calls(queues: Any, speech: SpeechLike | None, *, sink_for: Ca
         return None
 
     async def transcribe(pcm16k: np.ndarray, lang: str | None) -> str:
-        return str((await speech.transcribe(pcm16k, lang)).text)
+        return str((await speech.transcribe(pcm16k, lang or None)).text)  # "": not known (a callback's lost context)
 
     return LiveTranscripts(LiveAsr(transcribe, speech.busy), follow=lambda name: by_name.get(name, QueueFollow()),
                            sink_for=sink_for, publisher=publisher, knowledge=knowledge)
