@@ -15,7 +15,7 @@ from typing import Any
 from voicebot.channels.sip import SipChannel
 from aiohttp import web
 
-from voicebot.api.app import HUB_KEY, NodeStatus, create_app
+from voicebot.api.app import EXTRA_METRICS_KEY, HUB_KEY, NodeStatus, create_app
 from voicebot.api.analytics import add_analytics_routes
 from voicebot.api.trunks import add_trunk_routes
 from voicebot.api.cases import CaseDesk, CaseWebhook, add_case_routes
@@ -37,7 +37,7 @@ from voicebot.compliance.quality import LiveQualityCheck
 from voicebot.yamlsrc import ConfigErrors, YamlSourceError
 from voicebot.handoff import CallQueue, DialFailed, HandoffManager, OutboundDialer
 from voicebot.handoff.browser import BrowserAgentLegs, add_browser_agent_routes
-from voicebot.handoff.live_transcript import CallSinks, follow_bridged_calls
+from voicebot.handoff.live_transcript import CallSinks, LiveTranscripts, follow_bridged_calls
 from voicebot.handoff.trunk_routes import trunk_routes
 from voicebot.calls.hold import load_hold_audio
 from voicebot.queues.models import AgentsConfig, QueuesConfig, check_queues_servable, load_agents, load_queues
@@ -205,6 +205,7 @@ class VoicebotServer:
         self._background: set[asyncio.Task] = set()
         self.cases: CaseDesk | None = None
         self.policies = _industry_policies()
+        self.live_transcripts: LiveTranscripts | None = None  # bridged calls followed live (issue 19)
         self.call_sinks = CallSinks()  # running calls' transcript sinks: a bridged call's live lines go there too
 
     @property
@@ -280,6 +281,8 @@ class VoicebotServer:
             self.handoff.browser_legs = BrowserAgentLegs(self.acd, ring_timeout_s=qc.ring_timeout_s,
                                                          media_host=api.media_host or api.host)
             add_browser_agent_routes(app, self.handoff.browser_legs)
+            if self.live_transcripts is not None:  # lines written and dropped (by reason) in /metrics
+                app[EXTRA_METRICS_KEY].append(self.live_transcripts.totals.prometheus)
             add_recording_routes(app, Path(self.config.recording.directory))
             add_analytics_routes(app, Path(self.config.records.path), Path(self.config.nlu_dir),
                                  metrics=self.journal.metrics)
@@ -309,6 +312,7 @@ class VoicebotServer:
             knowledge=lambda: runtime.knowledge if runtime is not None else None)
         if follower is not None:
             self.handoff.on_bridged = follower.start_call
+        self.live_transcripts = follower
 
     def _live_sink(self, call_id: str) -> Callable[[dict[str, Any]], None]:
         """Where a bridged call's live lines go: its session's sink (record + that dialplan's quality checks), else
