@@ -10,6 +10,9 @@ plays a WAV in a loop, records what it hears, and reports JSON lines on stdout:
     python tests/integration/pjsua_agent.py --port 5070 --play customer.wav --hangup-after 20   (no registration:
         a phone at a fixed address, e.g. a customer called back; hangs up that long after its media started)
 
+    --mark-sample N: {"event": "mark", "at": <time.time()>} each time the player passes sample N of --play (e.g. the
+        end of a phrase; polled every 10 ms, before the frame is encoded and sent)
+
 One pjlib thread (threadCnt=0) polled from main; callbacks only record state (see voicebot/softphone/session.py).
 """
 
@@ -136,8 +139,14 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     account.create(acfg)
     deadline = time.monotonic() + args.timeout
     unregistering_since: float | None = None
+    last_position = 0
     while time.monotonic() < deadline:
         ep.libHandleEvents(10)
+        if args.mark_sample and phone.player is not None:
+            position = int(phone.player.getPos())
+            if last_position < args.mark_sample <= position or position < last_position < args.mark_sample:
+                phone.emit(event="mark", at=time.time(), position=position)
+            last_position = position
         if (args.hangup_after and phone.media_at is not None and not phone.disconnected
                 and time.monotonic() - phone.media_at > args.hangup_after):
             phone.media_at = float("inf")  # once
@@ -167,6 +176,7 @@ def main() -> int:
     parser.add_argument("--user", default="agent")
     parser.add_argument("--password", default="")
     parser.add_argument("--port", type=int, default=0, help="the SIP port (0: any)")
+    parser.add_argument("--mark-sample", type=int, default=0, help="report when the player passes this sample")
     parser.add_argument("--hangup-after", type=float, default=0.0, help="seconds after media (0: never)")
     parser.add_argument("--play", default="")
     parser.add_argument("--record", default="")
