@@ -30,10 +30,9 @@ from voicebot.dialplan.actions import Enqueue
 from voicebot.calls.events import QualityFlagged
 from voicebot.calls.legs import BrowserLeg, SipLeg
 from voicebot.calls.lifecycle import CallLifecycle, CallServices
-from voicebot.calls.quality_watch import quality_sink
+from voicebot.calls.quality_watch import followed_call_sink
 from voicebot.channels.base import Channel, LiveLeg
-from voicebot.compliance.lint import DEFAULT_POLICY_DIR, Policy, load_policies, policies_for
-from voicebot.compliance.quality import LiveQualityCheck
+from voicebot.compliance.lint import DEFAULT_POLICY_DIR, Policy, load_policies
 from voicebot.yamlsrc import ConfigErrors, YamlSourceError
 from voicebot.handoff import CallQueue, DialFailed, HandoffManager, OutboundDialer
 from voicebot.handoff.browser import BrowserAgentLegs, add_browser_agent_routes
@@ -316,10 +315,13 @@ class VoicebotServer:
 
     def _live_sink(self, call_id: str) -> Callable[[dict[str, Any]], None]:
         """Where a bridged call's live lines go: its session's sink (record + that dialplan's quality checks), else
-        the record with the checks every dialplan has."""
-        return self.call_sinks.get(call_id) or quality_sink(
-            LiveQualityCheck(policies_for("", self.policies)), self.journal.sink(call_id),
-            lambda alert: self._quality_alert(call_id, "", alert))
+        (a callback following up a call that ended) the record with the checks of the dialplan that call ran."""
+        sink = self.call_sinks.get(call_id)
+        if sink is not None:
+            return sink
+        dialplan = self.journal.dialplan_of(call_id)
+        return followed_call_sink(dialplan, self.policies, self.journal.sink(call_id),
+                                  lambda alert: self._quality_alert(call_id, dialplan, alert))
 
     def _case_desk(self) -> CaseDesk:
         """Cases after calls (issue 19) in the call record database; notifications to cases.webhook_url."""
