@@ -15,7 +15,7 @@ from typing import Any
 from voicebot.channels.sip import SipChannel
 from aiohttp import web
 
-from voicebot.api.app import HUB_KEY, NodeStatus, create_app
+from voicebot.api.app import EXTRA_METRICS_KEY, HUB_KEY, NodeStatus, create_app
 from voicebot.api.analytics import add_analytics_routes
 from voicebot.api.trunks import add_trunk_routes
 from voicebot.api.cases import CaseDesk, CaseWebhook, add_case_routes
@@ -31,14 +31,13 @@ from voicebot.calls.events import Noted
 from voicebot.compliance.alerts import QualityAlert
 from voicebot.calls.legs import BrowserLeg, SipLeg
 from voicebot.calls.lifecycle import CallLifecycle, CallServices
-from voicebot.calls.quality_watch import quality_sink
+from voicebot.calls.quality_watch import followed_call_sink
 from voicebot.channels.base import Channel, LiveLeg
-from voicebot.compliance.lint import DEFAULT_POLICY_DIR, Policy, load_policies, policies_for
-from voicebot.compliance.quality import LiveQualityCheck
+from voicebot.compliance.lint import DEFAULT_POLICY_DIR, Policy, load_policies
 from voicebot.yamlsrc import ConfigErrors, YamlSourceError
 from voicebot.handoff import CallQueue, DialFailed, HandoffManager, OutboundDialer
 from voicebot.handoff.browser import BrowserAgentLegs, add_browser_agent_routes
-from voicebot.handoff.live_transcript import CallSinks, follow_bridged_calls
+from voicebot.handoff.live_transcript import CallSinks, LiveTranscripts, follow_bridged_calls
 from voicebot.handoff.trunk_routes import trunk_routes
 from voicebot.calls.hold import load_hold_audio
 from voicebot.queues.models import AgentsConfig, QueuesConfig, check_queues_servable, load_agents, load_queues
@@ -206,6 +205,7 @@ class VoicebotServer:
         self._background: set[asyncio.Task] = set()
         self.cases: CaseDesk | None = None
         self.policies = _industry_policies()
+        self.live_transcripts: LiveTranscripts | None = None  # bridged calls followed live (issue 19)
         self.call_sinks = CallSinks()  # running calls' transcript sinks: a bridged call's live lines go there too
 
     @property
@@ -281,6 +281,8 @@ class VoicebotServer:
             self.handoff.browser_legs = BrowserAgentLegs(self.acd, ring_timeout_s=qc.ring_timeout_s,
                                                          media_host=api.media_host or api.host)
             add_browser_agent_routes(app, self.handoff.browser_legs)
+            if self.live_transcripts is not None:  # lines written and dropped (by reason) in /metrics
+                app[EXTRA_METRICS_KEY].append(self.live_transcripts.totals.prometheus)
             add_recording_routes(app, Path(self.config.recording.directory))
             add_analytics_routes(app, Path(self.config.records.path), Path(self.config.nlu_dir),
                                  metrics=self.journal.metrics)
@@ -310,13 +312,17 @@ class VoicebotServer:
             knowledge=lambda: runtime.knowledge if runtime is not None else None)
         if follower is not None:
             self.handoff.on_bridged = follower.start_call
+        self.live_transcripts = follower
 
     def _live_sink(self, call_id: str) -> Callable[[dict[str, Any]], None]:
         """Where a bridged call's live lines go: its session's sink (record + that dialplan's quality checks), else
-        the record with the checks every dialplan has."""
-        return self.call_sinks.get(call_id) or quality_sink(
-            LiveQualityCheck(policies_for("", self.policies)), self.journal.sink(call_id),
-            lambda alert: self._quality_alert(call_id, "", alert))
+        (a callback following up a call that ended) the record with the checks of the dialplan that call ran."""
+        sink = self.call_sinks.get(call_id)
+        if sink is not None:
+            return sink
+        dialplan = self.journal.dialplan_of(call_id)
+        return followed_call_sink(dialplan, self.policies, self.journal.sink(call_id),
+                                  lambda alert: self._quality_alert(call_id, dialplan, alert))
 
     def _case_desk(self) -> CaseDesk:
         """Cases after calls (issue 19) in the call record database; notifications to cases.webhook_url."""

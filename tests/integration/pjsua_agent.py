@@ -7,6 +7,11 @@ plays a WAV in a loop, records what it hears, and reports JSON lines on stdout:
 
     python tests/integration/pjsua_agent.py --registrar sip:127.0.0.1:5060 --user alice --password pw \
         --play agent.wav --record heard.wav [--register-only] [--srtp mandatory] [--timeout 120]
+    python tests/integration/pjsua_agent.py --port 5070 --play customer.wav --hangup-after 20   (no registration:
+        a phone at a fixed address, e.g. a customer called back; hangs up that long after its media started)
+
+    --mark-sample N: {"event": "mark", "at": <time.time()>} each time the player passes sample N of --play (e.g. the
+        end of a phrase; polled every 10 ms, before the frame is encoded and sent)
 
 One pjlib thread (threadCnt=0) polled from main; callbacks only record state (see voicebot/softphone/session.py).
 """
@@ -34,6 +39,7 @@ class Phone:
         self.recorder: Any = None
         self.disconnected = False
         self.registrations: list[tuple[int, int]] = []
+        self.media_at: float | None = None
 
     def emit(self, **event: Any) -> None:
         print(json.dumps(event), file=self.out, flush=True)
@@ -78,14 +84,17 @@ def _call_class(phone: Phone) -> type:
                 for index, media in enumerate(info.media):
                     if media.type == pj.PJMEDIA_TYPE_AUDIO and media.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
                         audio = self.getAudioMedia(index)
-                        if phone.recorder is None:
+                        if phone.recorder is None and phone.args.record:
                             phone.recorder = pj.AudioMediaRecorder()
                             phone.recorder.createRecorder(phone.args.record)
-                        audio.startTransmit(phone.recorder)
+                        if phone.recorder is not None:
+                            audio.startTransmit(phone.recorder)
                         if phone.player is None:
                             phone.player = pj.AudioMediaPlayer()
                             phone.player.createPlayer(phone.args.play)  # loops
                         phone.player.startTransmit(audio)
+                        if phone.media_at is None:
+                            phone.media_at = time.monotonic()
                         phone.emit(event="media")
             except Exception:  # noqa: BLE001
                 traceback.print_exc()
@@ -107,7 +116,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     cfg.medConfig.ecTailLen = 0
     ep.libInit(cfg)
     tcfg = pj.TransportConfig()
-    tcfg.port = 0
+    tcfg.port = args.port
     tcfg.boundAddress = "127.0.0.1"
     ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, tcfg)
     ep.libStart()
@@ -116,10 +125,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         ep.codecSetPriority(codec.codecId, G711_PRIORITIES.get("/".join(codec.codecId.split("/")[:2]), 0))
     acfg = pj.AccountConfig()
     acfg.idUri = f"sip:{args.user}@127.0.0.1"
-    acfg.regConfig.registrarUri = args.registrar
-    acfg.regConfig.timeoutSec = 300
-    acfg.regConfig.retryIntervalSec = 0  # a refused registration stays refused: the test reads the code
-    acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", args.user, 0, args.password))
+    if args.registrar:
+        acfg.regConfig.registrarUri = args.registrar
+        acfg.regConfig.timeoutSec = 300
+        acfg.regConfig.retryIntervalSec = 0  # a refused registration stays refused: the test reads the code
+        acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", args.user, 0, args.password))
     acfg.mediaConfig.transportConfig.port = 0
     acfg.mediaConfig.transportConfig.boundAddress = "127.0.0.1"
     if args.srtp == "mandatory":  # SDES SRTP only: an offer without RTP/SAVP + a=crypto is refused
@@ -129,8 +139,18 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     account.create(acfg)
     deadline = time.monotonic() + args.timeout
     unregistering_since: float | None = None
+    last_position = 0
     while time.monotonic() < deadline:
         ep.libHandleEvents(10)
+        if args.mark_sample and phone.player is not None:
+            position = int(phone.player.getPos())
+            if last_position < args.mark_sample <= position or position < last_position < args.mark_sample:
+                phone.emit(event="mark", at=time.time(), position=position)
+            last_position = position
+        if (args.hangup_after and phone.media_at is not None and not phone.disconnected
+                and time.monotonic() - phone.media_at > args.hangup_after):
+            phone.media_at = float("inf")  # once
+            phone.call.hangup(pj.CallOpParam())
         finished = phone.disconnected or (args.register_only and phone.registrations)
         if finished and unregistering_since is None:
             unregistering_since = time.monotonic()
@@ -152,9 +172,12 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--registrar", required=True)
-    parser.add_argument("--user", required=True)
-    parser.add_argument("--password", required=True)
+    parser.add_argument("--registrar", default="", help="none: no registration (a phone at --port)")
+    parser.add_argument("--user", default="agent")
+    parser.add_argument("--password", default="")
+    parser.add_argument("--port", type=int, default=0, help="the SIP port (0: any)")
+    parser.add_argument("--mark-sample", type=int, default=0, help="report when the player passes this sample")
+    parser.add_argument("--hangup-after", type=float, default=0.0, help="seconds after media (0: never)")
     parser.add_argument("--play", default="")
     parser.add_argument("--record", default="")
     parser.add_argument("--register-only", action="store_true")

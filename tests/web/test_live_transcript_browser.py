@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any, Callable
 
@@ -159,6 +161,17 @@ def test_bridged_call_is_transcribed_live_with_assist_cards_and_the_agents_words
         texts = driver.execute_script("return Array.from(document.querySelectorAll('#live-transcript li'))"
                                       ".map((li) => li.textContent);")
         print(f"\nalert {latency:.2f} s after the agent's phrase ended; card {card}; desktop lines: {texts[:6]}")
+
+        # /metrics counts the call followed and its lines written; every drop reason is exported (zero or not).
+        request = urllib.request.Request(f"http://127.0.0.1:{api_port}/metrics",
+                                         headers={"Authorization": f"Bearer {supervisor_token}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            metrics = response.read().decode()
+        assert re.search(r"^voicebot_live_transcript_calls_total 1$", metrics, re.M), metrics
+        written = re.search(r"^voicebot_live_transcript_lines_total (\d+)$", metrics, re.M)
+        assert written and int(written.group(1)) >= 2
+        for reason in ("queue_full", "too_old", "failed", "record_closed"):
+            assert f'voicebot_live_transcript_lines_dropped_total{{reason="{reason}"}}' in metrics
 
         click(driver, "#hangup-call")
         server.wait_for("agent call ended", timeout=15)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from voicebot.calls.events import (
@@ -29,6 +29,7 @@ from voicebot.calls.events import (
     entry_sink,
     record_entry,
 )
+from voicebot.compliance.lint import Policy, policies_for
 from voicebot.compliance.quality import LiveQualityCheck, QualityAlert, Said
 
 Sink = Callable[[dict[str, Any]], None]
@@ -148,3 +149,11 @@ def quality_sink(check: LiveQualityCheck, record: Sink | None,
         alert = on_alert
         bus.subscribe(lambda event: alert(event) if isinstance(event, QualityAlert) else None)
     return entry_sink(bus)
+
+
+def followed_call_sink(dialplan: str, policies: Sequence[Policy], record: Sink | None,
+                       on_alert: Callable[[QualityFlagged], None] | None = None) -> Sink:
+    """:func:`quality_sink` for the live lines of a call whose session is gone (a callback the ACD placed to follow
+    up a call): judged by the policies of the dialplan that call ran (its record's), not only those for every
+    dialplan; ``dialplan`` "" (unknown) gets those alone."""
+    return quality_sink(LiveQualityCheck(policies_for(dialplan, list(policies))), record, on_alert)

@@ -253,13 +253,21 @@ class HandoffManager:
             return
         await self.service.agent_answered(assignment.id)
         bridge = ChannelBridge(customer_leg, agent_leg)
+        # followed live like an inbound bridged call (the queue's switch decides), in the caller's language
+        live = self._follow(bridge, assignment.call_id, assignment.queue, agent.id,
+                            await self._caller_lang(context_id), "sip")
         log.info("callback connected", extra={"fields": {"call_id": assignment.call_id, "agent": agent.id}})
         try:
             await bridge.wait_ended()
         finally:
             bridge.close()
+            if live is not None:
+                live.close()
+            await agent_leg.end("callback ended")
+            if live is not None:  # the last lines reach the record before the callback is reported ended
+                await live.finish()
+            await customer_leg.end("callback ended")
             for leg in (agent_leg, customer_leg):
-                await leg.end("callback ended")
                 await leg.close()
             await self.service.call_ended(assignment.call_id)
             log.info("callback ended", extra={"fields": {"call_id": assignment.call_id}})
@@ -319,7 +327,7 @@ class HandoffManager:
         self._waiting.pop(waiter.call_id, None)
         await self.service.forget_callback_number(waiter.call_id)
         bridge = ChannelBridge(caller, agent_leg)
-        live = self._follow(waiter, agent.id, kind, bridge)
+        live = self._follow(bridge, waiter.call_id, waiter.queue, agent.id, waiter.lang, kind)
         waiter.bridged.set()
         await waiter.events.put(ev.AgentAnswered(agent.id))
         log.info("agent connected", extra={"fields": {"call_id": waiter.call_id, "agent": agent.id, "leg": kind,
@@ -343,16 +351,27 @@ class HandoffManager:
                 "call_id": waiter.call_id, "agent": agent.id, "leg": kind, "hung_up_by": hung_up_by,
                 "frames_to_agent": bridge.frames_a_to_b, "frames_to_caller": bridge.frames_b_to_a}})
 
-    def _follow(self, waiter: CallQueue, agent_id: str, kind: str, bridge: ChannelBridge) -> LiveCall | None:
-        """The bridged call's live transcript (when the server follows bridged calls and the queue wants it)."""
+    async def _caller_lang(self, context_id: str) -> str:
+        """The language the customer spoke when they asked for the callback (their call's context record)."""
+        try:
+            context = await self.service.get_context(context_id)
+        except Exception:  # noqa: BLE001 - a store hiccup costs the transcript's language hint, not the call
+            log.warning("callback: no call context", extra={"fields": {"context_id": context_id}})
+            context = None
+        return str((context or {}).get("lang") or "")
+
+    def _follow(self, bridge: ChannelBridge, call_id: str, queue: str, agent_id: str, lang: str,
+                kind: str) -> LiveCall | None:
+        """The bridged call's live transcript (when the server follows bridged calls and the queue wants it):
+        inbound calls answered by an agent and the callbacks the ACD places alike."""
         if self.on_bridged is None:
             return None
         from voicebot.handoff.live_transcript import BridgedCall
 
         try:
-            live = self.on_bridged(BridgedCall(waiter.call_id, waiter.queue, agent_id, waiter.lang, kind))
+            live = self.on_bridged(BridgedCall(call_id, queue, agent_id, lang, kind))
         except Exception:  # noqa: BLE001 - following the call must never cost the call itself
-            log.exception("live transcript not started", extra={"fields": {"call_id": waiter.call_id}})
+            log.exception("live transcript not started", extra={"fields": {"call_id": call_id}})
             return None
         if live is not None:
             bridge.tap = live.on_audio

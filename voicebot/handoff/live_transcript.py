@@ -29,6 +29,7 @@ import numpy as np
 from voicebot.compliance.redact import redact
 from voicebot.handoff.assist import AgentAssist, HitLike
 from voicebot.handoff.live_asr import LiveAsr, LiveJob
+from voicebot.handoff.live_metrics import LiveTotals
 from voicebot.speech.segmenter import StreamSegmenter
 
 __all__ = ["BridgedCall", "CallSinks", "LiveCall", "LiveTranscripts", "Publisher", "SIDES"]
@@ -81,6 +82,7 @@ class LiveCall:
     assist: AgentAssist | None = None
     search: Callable[[str, str], Awaitable[Sequence[HitLike]]] | None = None
     clock: Callable[[], float] = time.time
+    totals: LiveTotals | None = None  # the process's counters (/metrics)
     lines: int = 0
     dropped: int = 0
     cards: int = 0
@@ -116,9 +118,14 @@ class LiveCall:
                 self._settle()
         return deliver
 
-    def _dropped(self, _reason: str) -> None:
-        self.dropped += 1
+    def _dropped(self, reason: str) -> None:
+        self._count_drop(reason)
         self._settle()
+
+    def _count_drop(self, reason: str) -> None:
+        self.dropped += 1
+        if self.totals is not None:
+            self.totals.drop(reason)
 
     def _settle(self) -> None:
         self._outstanding = max(0, self._outstanding - 1)
@@ -131,9 +138,11 @@ class LiveCall:
         if not line:
             return
         if self.finished:  # too late for the call's record (closed): counted, never written after call_ended
-            self.dropped += 1
+            self._count_drop("record closed")
             return
         self.lines += 1
+        if self.totals is not None:
+            self.totals.lines += 1
         self.sink({"t": round(end, 3), "who": speaker, "text": line, "start": round(start, 3), "live": True})
         message = {"type": "transcript", "call_id": self.call.call_id, "who": speaker, "text": line,
                    "t": round(end, 3)}
@@ -195,6 +204,7 @@ class LiveTranscripts:
         self.sink_for = sink_for
         self.publisher = publisher
         self.knowledge = knowledge
+        self.totals = LiveTotals()
 
     def start_call(self, call: BridgedCall) -> LiveCall | None:
         follow = self.follow(call.queue)
@@ -203,7 +213,9 @@ class LiveTranscripts:
         self.asr.start()
         search = self._searcher(follow) if follow.assist and self.knowledge is not None else None
         live = LiveCall(call, self.asr, self.sink_for(call.call_id), self.publisher(),
-                        AgentAssist(min_score=follow.assist_min_score) if search is not None else None, search)
+                        AgentAssist(min_score=follow.assist_min_score) if search is not None else None, search,
+                        totals=self.totals)
+        self.totals.calls += 1
         # the record notes it, and the live quality checks may now judge silence on the bridge (compliance.timing)
         live.sink({"t": round(live.clock(), 3), "event": "live_transcript", "queue": call.queue})
         log.info("live transcript started", extra={"fields": {
@@ -243,7 +255,7 @@ def follow_bridged_calls(queues: Any, speech: SpeechLike | None, *, sink_for: Ca
         return None
 
     async def transcribe(pcm16k: np.ndarray, lang: str | None) -> str:
-        return str((await speech.transcribe(pcm16k, lang)).text)
+        return str((await speech.transcribe(pcm16k, lang or None)).text)  # "": not known (a callback's lost context)
 
     return LiveTranscripts(LiveAsr(transcribe, speech.busy), follow=lambda name: by_name.get(name, QueueFollow()),
                            sink_for=sink_for, publisher=publisher, knowledge=knowledge)

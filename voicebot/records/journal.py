@@ -111,6 +111,16 @@ class CallJournal:
         """One event from outside the call's transcript (e.g. the agent's disposition), in order with the rest."""
         self._guard("append", lambda: self.store.append(call_id, kind, data))  # type: ignore[union-attr]
 
+    def dialplan_of(self, call_id: str) -> str:
+        """The dialplan a recorded call ran ("" if not recorded): a read of the store, a millisecond or so."""
+        if self.store is None:
+            return ""
+        try:
+            return self.store.dialplan_of(call_id)
+        except Exception as exc:  # noqa: BLE001 - a locked or failing store costs the answer, never the call
+            log.warning("call record store: dialplan lookup failed: %s", exc)
+            return ""
+
     def end(self, call_id: str, **fields: Any) -> None:
         self.metrics.ended(call_id, str(fields.get("outcome") or ""), (fields.get("extra") or {}).get("turns") or ())
         self._guard("end", lambda: self.store.end_call(call_id, **fields))  # type: ignore[union-attr]

@@ -299,6 +299,12 @@ class SqliteRecordStore:
                                     "ORDER BY seq", (call_id,)).fetchall()
         return [CallEvent(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
 
+    def dialplan_of(self, call_id: str) -> str:
+        """The dialplan the call ran ("" if the call is not recorded)."""
+        with self._lock:
+            row = self._db.execute("SELECT dialplan FROM calls WHERE call_id = ?", (call_id,)).fetchone()
+        return str(row[0] or "") if row is not None else ""
+
     def calls(self, *, limit: int = 50) -> list[dict[str, Any]]:
         """The most recent calls, newest first."""
         with self._lock:
