@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from voicebot.calls.events import QualityFlagged
+from voicebot.compliance.alerts import QualityAlert
 from voicebot.calls.quality_watch import followed_call_sink
 from voicebot.compliance.lint import DEFAULT_POLICY_DIR, load_policies
 from voicebot.records.journal import CallJournal
@@ -21,7 +21,7 @@ def test_a_followed_calls_lines_are_judged_by_the_policies_of_the_dialplan_it_ra
         journal.end(call_id, outcome="callback", dialplan=dialplan)
     assert journal.flush()
     policies = load_policies(DEFAULT_POLICY_DIR)
-    alerts: dict[str, list[QualityFlagged]] = {}
+    alerts: dict[str, list[QualityAlert]] = {}
     for call_id in ("c-fin", "c-shop", "c-unknown"):
         alerts[call_id] = []
         sink = followed_call_sink(journal.dialplan_of(call_id), policies, journal.sink(call_id),

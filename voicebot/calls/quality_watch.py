@@ -152,7 +152,7 @@ def quality_sink(check: LiveQualityCheck, record: Sink | None,
 
 
 def followed_call_sink(dialplan: str, policies: Sequence[Policy], record: Sink | None,
-                       on_alert: Callable[[QualityFlagged], None] | None = None) -> Sink:
+                       on_alert: Callable[[QualityAlert], None] | None = None) -> Sink:
     """:func:`quality_sink` for the live lines of a call whose session is gone (a callback the ACD placed to follow
     up a call): judged by the policies of the dialplan that call ran (its record's), not only those for every
     dialplan; ``dialplan`` "" (unknown) gets those alone."""
