@@ -27,7 +27,7 @@ from .dialog import Dialog, new_tag
 from .hooks import Hook, Removed
 from .identity import CallerIdentity, Redirection, caller_identity, redirection
 from .message import SipRequest, SipResponse
-from .prack import EarlyDialogs
+from .prack import EarlyDialogs, ReliableProvisionals, requires_100rel
 from .session_timer import SessionRefresh, SessionTimer, SessionTimerPolicy, TooSmall, from_response, negotiate
 from .transaction import ServerTransaction, Timers, TransactionTimeout
 
@@ -162,6 +162,10 @@ class SipCall:
         self.early = EarlyDialogs()
         self.early_sdp: bytes = b""
         self.on_early_media: Callable[[bytes], None] | None = None
+        # Inbound calls whose INVITE requires 100rel: our 180/183 sent reliably, the 2xx held until PRACKed
+        self.reliable: ReliableProvisionals | None = None
+        if inbound and server_tx is not None and requires_100rel(invite):
+            self.reliable = ReliableProvisionals(server_tx.respond, transport.timers.t1, self._unacknowledged)
 
     @property
     def got_provisional(self) -> bool:
@@ -211,10 +215,46 @@ class SipCall:
 
     # ------------------------------------------------------------------ inbound: answer / reject
     def ringing(self) -> None:
-        if self.server_tx is not None and self.state is CallState.INCOMING:
-            self.state = CallState.RINGING
-            self.server_tx.respond(self.ua.make_response(self.invite, 180, to_tag=self.local_tag,
-                                                         contact=True))
+        self.progress(180)
+
+    def progress(self, status: int = 183, sdp: bytes = b"") -> bool:
+        """Send a provisional (180 Ringing, 183 Session Progress with early-media ``sdp``); reliably when the
+        caller requires 100rel (RFC 3262). False when nothing was sent (answered, ended, or an earlier
+        reliable provisional still awaits its PRACK)."""
+        if self.server_tx is None or self.state not in (CallState.INCOMING, CallState.RINGING):
+            return False
+        resp = self.ua.make_response(self.invite, status, to_tag=self.local_tag, contact=True, body=sdp,
+                                     content_type="application/sdp" if sdp else None)
+        if self.reliable is not None:
+            if self.dialog is None:  # the early dialog PRACKs arrive in (§12.1.1, RFC 3262 §3)
+                self.dialog = Dialog.from_incoming_invite(self.invite, self.local_tag, self.addr)
+                self.ua.register_dialog(self)
+            if not self.reliable.send(resp):
+                return False
+        else:
+            self.server_tx.respond(resp)
+        if sdp:
+            self.local_sdp = sdp
+        self.state = CallState.RINGING
+        return True
+
+    def _unacknowledged(self) -> None:
+        """64*T1 passed without a PRACK for our reliable provisional: 5xx to the INVITE (RFC 3262 §3)."""
+        self.reject(504, "Server Time-out (provisional response not acknowledged)")
+
+    async def _reliable_acknowledged(self) -> bool:
+        """Wait until no reliable provisional is outstanding (the 2xx must not overtake it); False if the call
+        ended meanwhile (the caller never PRACKed, or gave up)."""
+        if self.reliable is None:
+            return True
+        acked = asyncio.ensure_future(self.reliable.acknowledged.wait())
+        ended = asyncio.ensure_future(self.ended.wait())
+        try:
+            await asyncio.wait({acked, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            acked.cancel()
+            ended.cancel()
+        return self.state in (CallState.INCOMING, CallState.RINGING)
 
     def reject(self, status: int, reason: str | None = None, headers: list[tuple[str, str]] | None = None) -> None:
         if self.server_tx is None or self.state not in (CallState.INCOMING, CallState.RINGING):
@@ -227,9 +267,12 @@ class SipCall:
         """Send 200 OK with ``sdp``; True once the ACK arrives, False if the caller gave up."""
         if self.server_tx is None or self.state not in (CallState.INCOMING, CallState.RINGING):
             return False
+        if not await self._reliable_acknowledged():
+            return False
         self.local_sdp = sdp
         self.state = CallState.ANSWERING
-        self.dialog = Dialog.from_incoming_invite(self.invite, self.local_tag, self.addr)
+        if self.dialog is None:  # else the early dialog of a reliable provisional goes on
+            self.dialog = Dialog.from_incoming_invite(self.invite, self.local_tag, self.addr)
         self.ua.register_dialog(self)
         timer_headers = self.session_timer.response_headers() if self.session_timer is not None else []
         ok = self.ua.make_response(self.invite, 200, to_tag=self.local_tag, contact=True, body=sdp,
@@ -277,6 +320,9 @@ class SipCall:
         method = req.method
         if method == "BYE":
             tx.respond(self.ua.make_response(req, 200))
+            if self.server_tx is not None and self.state in (CallState.INCOMING, CallState.RINGING):
+                # a BYE in the early dialog (RFC 3261 §15): the INVITE still owes its final response
+                self.server_tx.respond(self.ua.make_response(self.invite, 487, to_tag=self.local_tag))
             self._finish("remote hangup")
         elif method == "INFO":
             ctype = req.content_type
@@ -300,6 +346,11 @@ class SipCall:
                 tx.respond(self.ua.make_response(req, 200, contact=True, headers=self._refreshed(agreed)))
         elif method == "OPTIONS":
             tx.respond(self.ua.options_response(req))
+        elif method == "PRACK":
+            acked = self.reliable is not None and self.reliable.prack(req.headers.get("RAck"), self.invite.cseq)
+            tx.respond(self.ua.make_response(req, 200 if acked else 481))
+            log.info("PRACK received", extra={"fields": {"call_id": self.call_id, "matched": acked,
+                                                         "rack": req.headers.get("RAck")}})
         elif method == "REFER":
             self._handle_refer(req, tx)
         elif method == "NOTIFY":
@@ -493,6 +544,8 @@ class SipCall:
         self.end_reason = reason
         self.ended_at = time.time()
         self.ended.set()
+        if self.reliable is not None:
+            self.reliable.stop()
         if self._session_task is not None and self._session_task is not asyncio.current_task():
             self._session_task.cancel()
         self.ua.unregister_call(self)

@@ -46,10 +46,10 @@ TransportName = Literal["udp", "tcp", "tls"]
 InviteHandler = Callable[[SipCall], Awaitable[None]]
 
 CORE_METHODS = {"ACK", "CANCEL"}  # transaction-layer methods, handled by the UA itself
-DIALOG_METHODS = {"INVITE", "OPTIONS", "BYE", "INFO", "REFER", "NOTIFY", "UPDATE"}  # go to the call when in a dialog
-NO_DIALOG_METHODS = ("BYE", "INFO", "REFER", "NOTIFY", "UPDATE")  # outside a dialog: 481 unless an app claims them
+DIALOG_METHODS = {"INVITE", "OPTIONS", "BYE", "INFO", "REFER", "NOTIFY", "UPDATE", "PRACK"}  # go to the call when in a dialog
+NO_DIALOG_METHODS = ("BYE", "INFO", "REFER", "NOTIFY", "UPDATE", "PRACK")  # outside a dialog: 481 unless an app claims them
 UNADVERTISED = {"REGISTER"}  # served for agent phones, not a call method: left out of Allow in OPTIONS and INVITEs
-SUPPORTED_EXTENSIONS = {"replaces", "norefersub", "timer"}
+SUPPORTED_EXTENSIONS = {"replaces", "norefersub", "timer", "100rel"}
 ACCEPTED_CONTENT_TYPES = {"application/sdp", "application/dtmf-relay", "application/dtmf", "message/sipfrag",
                           "multipart/mixed"}
 
