@@ -28,7 +28,8 @@ from .hooks import Hook, Removed
 from .identity import CallerIdentity, Redirection, caller_identity, redirection
 from .message import SipRequest, SipResponse
 from .prack import EarlyDialogs, ReliableProvisionals, requires_100rel
-from .session_timer import SessionRefresh, SessionTimer, SessionTimerPolicy, TooSmall, from_response, negotiate
+from .session_timer import (SessionRefresh, SessionTimer, SessionTimerPolicy, TooSmall, as_peer_request,
+                            from_response, negotiate)
 from .transaction import ServerTransaction, Timers, TransactionTimeout
 
 log = logging.getLogger("voicebot.sip.call")
@@ -155,7 +156,9 @@ class SipCall:
         # first dialled (Diversion / History-Info); outbound legs: the From we sent, no redirection.
         self.identity: CallerIdentity = caller_identity(invite.headers, inbound and transport.trusted_identity(addr[0]))
         self.redirection: Redirection | None = redirection(invite.headers) if inbound else None
-        self.session_timer: SessionTimer | None = None  # agreed for an inbound call (RFC 4028), set by the UA
+        self.session_timer: SessionTimer | None = None  # agreed at setup (RFC 4028), set by the UA
+        # the methods the peer allows (its INVITE's Allow, or its 2xx's on an outbound leg): UPDATE refreshes
+        self.peer_allow: set[str] = {m.strip().upper() for m in invite.headers.values("Allow")} if inbound else set()
         self.session_refresh: SessionRefresh | None = None  # its clock, running once the call is confirmed
         self._session_task: asyncio.Task[None] | None = None
         # Outbound legs before the answer: early dialogs acknowledged with PRACK, early media (183 + SDP)
@@ -403,7 +406,7 @@ class SipCall:
         """A 2xx to a refresh goes out: restart the clock; the headers that 2xx carries."""
         if not isinstance(agreed, SessionTimer) or self.session_refresh is None:
             return []
-        self.session_refresh.refreshed(agreed)
+        self.session_refresh.refreshed(agreed if self.inbound else as_peer_request(agreed))
         log.info("session refreshed by peer", extra={"fields": {"call_id": self.call_id,
                                                                 "interval_s": agreed.interval,
                                                                 "refresher": agreed.refresher}})
@@ -412,13 +415,14 @@ class SipCall:
     def _start_session_timer(self) -> None:
         if self.session_timer is None or self.session_refresh is not None:
             return
-        self.session_refresh = SessionRefresh(self.session_timer, self._send_refresh, self._session_expired)
+        self.session_refresh = SessionRefresh(self.session_timer, self._send_refresh, self._session_expired,
+                                              local="uas" if self.inbound else "uac")
         self._session_task = self.ua.spawn(self.session_refresh.run())
 
     async def _send_refresh(self, timer: SessionTimer) -> SessionTimer | None:
         """As refresher: UPDATE when the peer allows it, else a re-INVITE with our current SDP (§7.4)."""
         headers = timer.request_headers(self.ua.session_timers.min_se_s)
-        allowed = {m.strip().upper() for m in self.invite.headers.values("Allow")}
+        allowed = self.peer_allow
         if "UPDATE" in allowed:
             resp = await self.send_in_dialog("UPDATE", headers=headers)
         else:
@@ -524,13 +528,16 @@ class SipCall:
             return True
         return False
 
-    def confirmed(self, dialog: Dialog, remote_sdp: bytes) -> None:
-        """The 2xx to our INVITE arrived: the dialog is confirmed."""
+    def confirmed(self, dialog: Dialog, remote_sdp: bytes, response: SipResponse | None = None) -> None:
+        """The 2xx to our INVITE arrived: the dialog is confirmed; the session timer (if one was agreed) runs."""
         self.dialog = dialog
         self.remote_sdp = remote_sdp
         self.state = CallState.CONFIRMED
         self.answered_at = time.time()
+        if response is not None:
+            self.peer_allow = {m.strip().upper() for m in response.headers.values("Allow")}
         self.ua.register_dialog(self)
+        self._start_session_timer()
 
     def failed(self, reason: str) -> None:
         """Our INVITE ended without a 2xx (timeout or a final error response)."""
