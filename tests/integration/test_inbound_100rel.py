@@ -15,7 +15,8 @@ from voicebot.sip.sdp import build_offer
 from voicebot.sip.transaction import Timers
 from voicebot.sip.ua import UserAgent
 
-from tests.integration.support import SCENARIOS, free_media_port, free_udp_port, require_tool
+from tests.integration.support import (SCENARIOS, free_media_port, free_udp_port, require_tool, run_sipp,
+                                       start_server, stop_server)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -73,3 +74,19 @@ def test_a_caller_that_never_pracks_gets_504_and_the_call_is_cleaned_up(tmp_path
     # sent at 0, retransmitted at T1, 3, 7, 15, 31, 63 T1 (intervals doubling), given up at 64 T1
     assert call.reliable.retransmissions == 6
     assert ua.active_calls == 0 and ua.pending_setups == 0
+
+
+def test_the_server_rings_reliably_and_answers_after_the_prack(tmp_path: Path) -> None:
+    """The whole server (answer_delay_s: it rings first): the keypad demo answers the 100rel caller only after
+    the PRACK; the caller hangs up and the call is recorded as answered."""
+    server = start_server(tmp_path, "answer_delay_s: 0.2")
+    try:
+        args = [f"{server.host}:{server.port}", "-sf", str(SCENARIOS / "uac_requires_100rel.xml"), "-m", "1",
+                "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mi", "127.0.0.1", "-mp", str(free_media_port())]
+        result = run_sipp(args, tmp_path, timeout=30)
+        assert result.returncode == 0, result.stderr
+        server.wait_for_match("call ended", end_reason="remote hangup")
+        [prack] = server.records("PRACK received")
+        assert prack["matched"] is True
+    finally:
+        stop_server(server)
