@@ -94,3 +94,26 @@ def test_a_leg_whose_answerer_refreshes_is_hung_up_when_the_refreshes_stop(tmp_p
     assert call.session_refresh is not None
     assert (call.session_refresh.refreshes_received, call.session_refresh.refreshes_sent) == (1, 0)
     assert 3.3 < call.duration < 6.0  # the refresh at 1 s restarted the 4 - 4/3 s wait
+
+
+def test_a_422_is_retried_with_the_answerers_min_se(tmp_path: Path) -> None:
+    port = free_udp_port()
+
+    async def scenario() -> tuple[SipCall, int, str]:
+        ua = _ua()
+        await ua.start()
+        sipp = await _sipp_uas(tmp_path, "uas_session_timer_422.xml", port)
+        try:
+            call = await ua.invite(f"sip:agent@127.0.0.1:{port}", sdp=build_offer("127.0.0.1", 40000).encode())
+            timer = call.session_timer
+            await call.hangup()
+            code, report = await _finish(tmp_path, sipp)
+            assert timer is not None
+            return call, code, report
+        finally:
+            await ua.stop()
+
+    call, code, report = asyncio.run(asyncio.wait_for(scenario(), 50))
+    assert code == 0, report  # Session-Expires 6, then 8 with Min-SE 8 and CSeq 2
+    assert call.session_timer is not None
+    assert (call.session_timer.interval, call.session_timer.refresher) == (8, "uas")
