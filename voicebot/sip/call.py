@@ -218,9 +218,9 @@ class SipCall:
 
     # ------------------------------------------------------------------ inbound: answer / reject
     def ringing(self) -> None:
-        self.progress(180)
+        self.send_provisional(180)
 
-    def progress(self, status: int = 183, sdp: bytes = b"") -> bool:
+    def send_provisional(self, status: int = 183, sdp: bytes = b"") -> bool:
         """Send a provisional (180 Ringing, 183 Session Progress with early-media ``sdp``); reliably when the
         caller requires 100rel (RFC 3262). False when nothing was sent (answered, ended, or an earlier
         reliable provisional still awaits its PRACK)."""
