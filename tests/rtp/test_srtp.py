@@ -223,3 +223,42 @@ async def test_srtp_offer_declined_by_a_plain_answer_receives_plain_rtp() -> Non
     finally:
         await a.close()
         await b.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(30)
+async def test_reset_peer_drops_the_first_peers_keys_and_source_and_the_next_answer_keys_afresh() -> None:
+    """An outbound leg's early media came from one trunk proxy (SRTP keyed by its 183) and the call failed over to
+    the next: after reset_peer the old key and source are gone (not kept as a rekey's previous key) and only
+    the second peer's media, under its own key, is received and latched."""
+    ports = allocator()
+    first = await RtpStream.open(HOST, ports)
+    second = await RtpStream.open(HOST, ports)
+    b = await RtpStream.open(HOST, ports)
+    try:
+        first_keys, b_first = keys(SUITES[0])
+        first.apply_sdes(first_keys)
+        b.apply_sdes(b_first)
+        b.set_remote(HOST, first.local_port)
+        b.detect_inband_dtmf()  # the 183 offered no telephone-event
+        first.set_remote(HOST, b.local_port)
+        first.play(tone(440, 2.0))
+        await wait_until(lambda: b.stats["packets_received"] >= 5)
+        assert b.stats["latched"] == (HOST, first.local_port)
+
+        b.reset_peer(srtp_expected=True)
+        assert b.remote is None and b.stats["srtp"] is None and not b.inband_dtmf
+        second_keys, b_second = keys(SUITES[1])
+        second.apply_sdes(second_keys)
+        b.apply_sdes(b_second)
+        assert b.stats["srtp_rekeys"] == 0  # keyed afresh: the first peer's key is not accepted as "previous"
+        b.set_remote(HOST, second.local_port)
+        received, refused = b.stats["packets_received"], b.stats["wrong_source"]
+        second.set_remote(HOST, b.local_port)
+        second.play(tone(880, 1.0))
+        await wait_until(lambda: b.stats["packets_received"] >= received + 10)
+        assert b.stats["latched"] == (HOST, second.local_port)
+        assert b.stats["wrong_source"] > refused  # the first peer still streaming: dropped, never latched
+    finally:
+        for stream in (first, second, b):
+            await stream.close()

@@ -17,8 +17,8 @@ from voicebot.sip.parser import parse_message
 from voicebot.sip.transaction import Timers
 from voicebot.sip.ua import UserAgent
 
-CALL_METHODS = "ACK, BYE, CANCEL, INFO, INVITE, NOTIFY, OPTIONS, REFER, UPDATE"  # Allow before the table existed
-VALIDATOR_ORDER = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, REFER, NOTIFY"  # check_request's 405 Allow
+CALL_METHODS = "ACK, BYE, CANCEL, INFO, INVITE, NOTIFY, OPTIONS, PRACK, REFER, UPDATE"  # Allow before the table existed
+VALIDATOR_ORDER = "INVITE, ACK, BYE, CANCEL, OPTIONS, PRACK, UPDATE, INFO, REFER, NOTIFY"  # check_request's 405 Allow
 
 
 def request(method: str, *, branch: str, cseq: int = 1, to_tag: str = "", body: bytes = b"",

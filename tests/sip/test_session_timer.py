@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from voicebot.sip.headers import Headers
-from voicebot.sip.session_timer import (SessionRefresh, SessionTimer, SessionTimerPolicy, TooSmall, from_response,
-                                        negotiate)
+from voicebot.sip.session_timer import (SessionRefresh, SessionTimer, SessionTimerPolicy, TooSmall, as_peer_request,
+                                        from_answer, from_response, negotiate, offer_headers)
 
 POLICY = SessionTimerPolicy(expires_s=1800, min_se_s=90)
 
@@ -102,3 +102,20 @@ def test_refresher_refreshes_every_half_interval_and_stops_when_the_dialog_is_go
         return len(sent), expired
 
     assert asyncio.run(scenario()) == (3, ["session refresh failed"])
+
+
+def test_an_outbound_offer_asks_our_interval_and_a_422_raises_it() -> None:
+    assert offer_headers(POLICY) == [("Session-Expires", "1800"), ("Min-SE", "90"), ("Supported", "timer")]
+    assert offer_headers(POLICY, min_se=3600)[:2] == [("Session-Expires", "3600"), ("Min-SE", "3600")]
+    assert offer_headers(SessionTimerPolicy(enabled=False)) == []
+
+
+def test_an_outbound_answer_names_the_refresher_and_without_one_we_refresh() -> None:
+    assert from_answer(Headers([("Session-Expires", "600;refresher=uas")]), POLICY) == SessionTimer(600, "uas", True)
+    assert from_answer(Headers([("Session-Expires", "600;refresher=uac")]), POLICY) == SessionTimer(600, "uac", True)
+    assert from_answer(Headers([]), POLICY) == SessionTimer(1800, "uac", False)  # §7.2: the answerer has no timers
+    assert from_answer(Headers([]), SessionTimerPolicy(enabled=False)) is None
+
+
+def test_a_refresh_from_the_answerer_names_roles_of_its_own_request() -> None:
+    assert as_peer_request(SessionTimer(600, "uac", True)) == SessionTimer(600, "uas", True)

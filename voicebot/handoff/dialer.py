@@ -7,7 +7,8 @@ SDP) is applied the same way before the answer, so the ringing leg's audio (anno
 
 A call to a trunk with proxies (voicebot.sip.proxyhealth) goes to its first healthy proxy (a loose Route); a 503,
 a timeout (no response at all within the trunk's invite_timeout_s) or a transport error moves it to the next (a
-408 after the call rang is the callee not answering: no failover).
+408 after the call rang is the callee not answering: no failover). A proxy that had sent early media before failing
+leaves nothing behind: the stream is reset (``RtpStream.reset_peer``) before the next proxy is tried.
 """
 
 from __future__ import annotations
@@ -96,9 +97,12 @@ class OutboundDialer:
             except SdpError as exc:  # the final answer may still be usable
                 log.info("early media SDP ignored", extra={"fields": {"uri": uri, "reason": exc.reason}})
 
+        def reset_media() -> None:  # failing over after early media: the next proxy's answer starts afresh
+            stream.reset_peer(srtp_expected=encryption != "none")
+
         try:
             leg = await asyncio.wait_for(self._invite(uri, offer.encode(), list(headers), created, early_media,
-                                                      self._trunk_for(uri, trunk)), timeout_s)
+                                                      self._trunk_for(uri, trunk), reset_media), timeout_s)
         except (CallFailed, asyncio.TimeoutError) as exc:
             if ringing and ringing[-1].state is not CallState.ENDED:
                 await ringing[-1].hangup("no answer")
@@ -146,7 +150,7 @@ class OutboundDialer:
 
     async def _invite(self, uri: str, sdp: bytes, headers: list[tuple[str, str]],
                       created: Callable[[SipCall], None], early_media: Callable[[bytes], None],
-                      trunk: TrunkProxies | None) -> SipCall:
+                      trunk: TrunkProxies | None, reset_media: Callable[[], None]) -> SipCall:
         """The answered call: straight to ``uri``, or through ``trunk``'s proxies with failover."""
         if trunk is None:
             return await self.ua.invite(uri, sdp=sdp, headers=headers, on_created=created,
@@ -162,6 +166,8 @@ class OutboundDialer:
                 rang = bool(attempt) and attempt[0].progress >= Progress.RINGING  # a 408 after a 180/183: no answer
                 if exc.status not in FAILOVER_STATUSES or (exc.status == 408 and rang) or number == len(proxies):
                     raise
+                if attempt and attempt[0].early_sdp:
+                    reset_media()  # the failed proxy's early media must not outlive it
                 log.warning("trunk proxy failed the call; trying the next",
                             extra={"fields": {**fields, "status": exc.status, "next": proxies[number]}})
             except OSError as exc:  # the proxy's name did not resolve, or no connection

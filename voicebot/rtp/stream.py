@@ -124,6 +124,7 @@ class RtpStream:
         self._srtp_pending = False
         self._sdes_keys: SdesKeys | None = None
         self._remote_report: dict[str, float] = {}
+        self._retired: set[Address] = set()  # media sources of a peer given up (reset_peer): dropped from then on
 
     # ---------------------------------------------------------------- lifecycle
     @classmethod
@@ -199,6 +200,24 @@ class RtpStream:
             self._remote_confirmed = confirmed
             self._latched = None
             self._rtcp_remote = None
+
+    def reset_peer(self, *, srtp_expected: bool = False) -> None:
+        """Forget the media peer an early answer set up (a 183 from a trunk proxy whose INVITE then failed over
+        to the next proxy): nothing is sent until the next answer; that peer's address and latched source are
+        retired (their late packets dropped, not latched); SRTP keys dropped (``srtp_expected``: wait for new
+        ones; the next answer keys afresh, not a rekey accepting the old key); the sequence, SSRC and jitter
+        state of the old source, a DTMF event in progress and in-band detection all start over."""
+        self._retired.update(a for a in (self._remote, self._latched) if a is not None)
+        self._remote = self._latched = self._rtcp_remote = None
+        self._remote_confirmed = True
+        self._srtp = self._srtp_previous = None
+        self._sdes_keys = None
+        self._srtp_pending = srtp_expected
+        self._jitter.reset()
+        self._reception = ReceptionStats(self.codec.sample_rate)
+        self._dtmf_in = DtmfReceiver()
+        self._inband = None
+        self._marker = True
 
     @property
     def remote(self) -> Address | None:
@@ -434,6 +453,9 @@ class RtpStream:
             counters["wrong_source"] += 1
             self._warn("wrong_source", "RTP from unexpected source %s:%s dropped (latched to %s:%s)",
                        source[0], source[1], latched[0], latched[1])
+            return
+        if latched is None and self._retired and source in self._retired and source != self._remote:
+            counters["wrong_source"] += 1  # the media of a peer given up (reset_peer) must not be latched
             return
         if self._srtp is not None or self._srtp_pending:
             plain = self._unprotect(data, source)

@@ -27,8 +27,9 @@ from .dialog import Dialog, new_tag
 from .hooks import Hook, Removed
 from .identity import CallerIdentity, Redirection, caller_identity, redirection
 from .message import SipRequest, SipResponse
-from .prack import EarlyDialogs
-from .session_timer import SessionRefresh, SessionTimer, SessionTimerPolicy, TooSmall, from_response, negotiate
+from .prack import EarlyDialogs, ReliableProvisionals, requires_100rel
+from .session_timer import (SessionRefresh, SessionTimer, SessionTimerPolicy, TooSmall, as_peer_request,
+                            from_response, negotiate)
 from .transaction import ServerTransaction, Timers, TransactionTimeout
 
 log = logging.getLogger("voicebot.sip.call")
@@ -171,13 +172,19 @@ class SipCall:
         # first dialled (Diversion / History-Info); outbound legs: the From we sent, no redirection.
         self.identity: CallerIdentity = caller_identity(invite.headers, inbound and transport.trusted_identity(addr[0]))
         self.redirection: Redirection | None = redirection(invite.headers) if inbound else None
-        self.session_timer: SessionTimer | None = None  # agreed for an inbound call (RFC 4028), set by the UA
+        self.session_timer: SessionTimer | None = None  # agreed at setup (RFC 4028), set by the UA
+        # the methods the peer allows (its INVITE's Allow, or its 2xx's on an outbound leg): UPDATE refreshes
+        self.peer_allow: set[str] = {m.strip().upper() for m in invite.headers.values("Allow")} if inbound else set()
         self.session_refresh: SessionRefresh | None = None  # its clock, running once the call is confirmed
         self._session_task: asyncio.Task[None] | None = None
         # Outbound legs before the answer: early dialogs acknowledged with PRACK, early media (183 + SDP)
         self.early = EarlyDialogs()
         self.early_sdp: bytes = b""
         self.on_early_media: Callable[[bytes], None] | None = None
+        # Inbound calls whose INVITE requires 100rel: our 180/183 sent reliably, the 2xx held until PRACKed
+        self.reliable: ReliableProvisionals | None = None
+        if inbound and server_tx is not None and requires_100rel(invite):
+            self.reliable = ReliableProvisionals(server_tx.respond, transport.timers.t1, self._unacknowledged)
 
     # ------------------------------------------------------------------ identity
     @property
@@ -217,10 +224,46 @@ class SipCall:
 
     # ------------------------------------------------------------------ inbound: answer / reject
     def ringing(self) -> None:
-        if self.server_tx is not None and self.state is CallState.INCOMING:
-            self.state = CallState.RINGING
-            self.server_tx.respond(self.ua.make_response(self.invite, 180, to_tag=self.local_tag,
-                                                         contact=True))
+        self.send_provisional(180)
+
+    def send_provisional(self, status: int = 183, sdp: bytes = b"") -> bool:
+        """Send a provisional (180 Ringing, 183 Session Progress with early-media ``sdp``); reliably when the
+        caller requires 100rel (RFC 3262). False when nothing was sent (answered, ended, or an earlier
+        reliable provisional still awaits its PRACK)."""
+        if self.server_tx is None or self.state not in (CallState.INCOMING, CallState.RINGING):
+            return False
+        resp = self.ua.make_response(self.invite, status, to_tag=self.local_tag, contact=True, body=sdp,
+                                     content_type="application/sdp" if sdp else None)
+        if self.reliable is not None:
+            if self.dialog is None:  # the early dialog PRACKs arrive in (§12.1.1, RFC 3262 §3)
+                self.dialog = Dialog.from_incoming_invite(self.invite, self.local_tag, self.addr)
+                self.ua.register_dialog(self)
+            if not self.reliable.send(resp):
+                return False
+        else:
+            self.server_tx.respond(resp)
+        if sdp:
+            self.local_sdp = sdp
+        self.state = CallState.RINGING
+        return True
+
+    def _unacknowledged(self) -> None:
+        """64*T1 passed without a PRACK for our reliable provisional: 5xx to the INVITE (RFC 3262 §3)."""
+        self.reject(504, "Server Time-out (provisional response not acknowledged)")
+
+    async def _reliable_acknowledged(self) -> bool:
+        """Wait until no reliable provisional is outstanding (the 2xx must not overtake it); False if the call
+        ended meanwhile (the caller never PRACKed, or gave up)."""
+        if self.reliable is None:
+            return True
+        acked = asyncio.ensure_future(self.reliable.acknowledged.wait())
+        ended = asyncio.ensure_future(self.ended.wait())
+        try:
+            await asyncio.wait({acked, ended}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            acked.cancel()
+            ended.cancel()
+        return self.state in (CallState.INCOMING, CallState.RINGING)
 
     def reject(self, status: int, reason: str | None = None, headers: list[tuple[str, str]] | None = None) -> None:
         if self.server_tx is None or self.state not in (CallState.INCOMING, CallState.RINGING):
@@ -233,9 +276,12 @@ class SipCall:
         """Send 200 OK with ``sdp``; True once the ACK arrives, False if the caller gave up."""
         if self.server_tx is None or self.state not in (CallState.INCOMING, CallState.RINGING):
             return False
+        if not await self._reliable_acknowledged():
+            return False
         self.local_sdp = sdp
         self.state = CallState.ANSWERING
-        self.dialog = Dialog.from_incoming_invite(self.invite, self.local_tag, self.addr)
+        if self.dialog is None:  # else the early dialog of a reliable provisional goes on
+            self.dialog = Dialog.from_incoming_invite(self.invite, self.local_tag, self.addr)
         self.ua.register_dialog(self)
         timer_headers = self.session_timer.response_headers() if self.session_timer is not None else []
         ok = self.ua.make_response(self.invite, 200, to_tag=self.local_tag, contact=True, body=sdp,
@@ -283,6 +329,9 @@ class SipCall:
         method = req.method
         if method == "BYE":
             tx.respond(self.ua.make_response(req, 200))
+            if self.server_tx is not None and self.state in (CallState.INCOMING, CallState.RINGING):
+                # a BYE in the early dialog (RFC 3261 §15): the INVITE still owes its final response
+                self.server_tx.respond(self.ua.make_response(self.invite, 487, to_tag=self.local_tag))
             self._finish("remote hangup")
         elif method == "INFO":
             ctype = req.content_type
@@ -306,6 +355,11 @@ class SipCall:
                 tx.respond(self.ua.make_response(req, 200, contact=True, headers=self._refreshed(agreed)))
         elif method == "OPTIONS":
             tx.respond(self.ua.options_response(req))
+        elif method == "PRACK":
+            acked = self.reliable is not None and self.reliable.prack(req.headers.get("RAck"), self.invite.cseq)
+            tx.respond(self.ua.make_response(req, 200 if acked else 481))
+            log.info("PRACK received", extra={"fields": {"call_id": self.call_id, "matched": acked,
+                                                         "rack": req.headers.get("RAck")}})
         elif method == "REFER":
             self._handle_refer(req, tx)
         elif method == "NOTIFY":
@@ -358,7 +412,7 @@ class SipCall:
         """A 2xx to a refresh goes out: restart the clock; the headers that 2xx carries."""
         if not isinstance(agreed, SessionTimer) or self.session_refresh is None:
             return []
-        self.session_refresh.refreshed(agreed)
+        self.session_refresh.refreshed(agreed if self.inbound else as_peer_request(agreed))
         log.info("session refreshed by peer", extra={"fields": {"call_id": self.call_id,
                                                                 "interval_s": agreed.interval,
                                                                 "refresher": agreed.refresher}})
@@ -367,13 +421,14 @@ class SipCall:
     def _start_session_timer(self) -> None:
         if self.session_timer is None or self.session_refresh is not None:
             return
-        self.session_refresh = SessionRefresh(self.session_timer, self._send_refresh, self._session_expired)
+        self.session_refresh = SessionRefresh(self.session_timer, self._send_refresh, self._session_expired,
+                                              local="uas" if self.inbound else "uac")
         self._session_task = self.ua.spawn(self.session_refresh.run())
 
     async def _send_refresh(self, timer: SessionTimer) -> SessionTimer | None:
         """As refresher: UPDATE when the peer allows it, else a re-INVITE with our current SDP (§7.4)."""
         headers = timer.request_headers(self.ua.session_timers.min_se_s)
-        allowed = {m.strip().upper() for m in self.invite.headers.values("Allow")}
+        allowed = self.peer_allow
         if "UPDATE" in allowed:
             resp = await self.send_in_dialog("UPDATE", headers=headers)
         else:
@@ -478,13 +533,16 @@ class SipCall:
             return True
         return False
 
-    def confirmed(self, dialog: Dialog, remote_sdp: bytes) -> None:
-        """The 2xx to our INVITE arrived: the dialog is confirmed."""
+    def confirmed(self, dialog: Dialog, remote_sdp: bytes, response: SipResponse | None = None) -> None:
+        """The 2xx to our INVITE arrived: the dialog is confirmed; the session timer (if one was agreed) runs."""
         self.dialog = dialog
         self.remote_sdp = remote_sdp
         self.state = CallState.CONFIRMED
         self.answered_at = time.time()
+        if response is not None:
+            self.peer_allow = {m.strip().upper() for m in response.headers.values("Allow")}
         self.ua.register_dialog(self)
+        self._start_session_timer()
 
     def failed(self, reason: str) -> None:
         """Our INVITE ended without a 2xx (timeout or a final error response)."""
@@ -498,6 +556,8 @@ class SipCall:
         self.end_reason = reason
         self.ended_at = time.time()
         self.ended.set()
+        if self.reliable is not None:
+            self.reliable.stop()
         if self._session_task is not None and self._session_task is not asyncio.current_task():
             self._session_task.cancel()
         self.ua.unregister_call(self)

@@ -1,9 +1,12 @@
-"""Session timers (RFC 4028) for the calls we answer: negotiation, refresh and expiry.
+"""Session timers (RFC 4028) for the calls we answer and the legs we place: negotiation, refresh and expiry.
 
 A call whose peer vanished without a BYE would hold its media port and agent forever; with a session timer
 one side (the *refresher*) re-sends an UPDATE or re-INVITE every half interval, and the other ends the call
 with BYE when no refresh came in time. :func:`negotiate` is pure (an INVITE's headers → 422 or the agreed
-interval and refresher); :class:`SessionRefresh` runs the clock of one call through two callbacks.
+interval and refresher); :func:`offer_headers` / :func:`from_answer` are the same for an INVITE we send (§7);
+:class:`SessionRefresh` runs the clock of one call through two callbacks. A :class:`SessionTimer`'s refresher is
+named by the call's roles in its initial INVITE (an outbound leg is the "uac"); a refresh request the peer sends
+names it by that request's roles (§9), which :func:`as_peer_request` turns round.
 """
 
 from __future__ import annotations
@@ -112,14 +115,43 @@ def from_response(headers: Headers, current: SessionTimer) -> SessionTimer:
     return SessionTimer(interval, "uac" if refresher == "uac" else "uas", current.peer_supports)
 
 
+def offer_headers(policy: SessionTimerPolicy, min_se: int | None = None) -> list[tuple[str, str]]:
+    """What an INVITE we send asks for (§7.1): our interval, our Min-SE (or a 422's), the extension supported;
+    the refresher is left to the answerer."""
+    if not policy.enabled:
+        return []
+    floor = max(policy.min_se_s, min_se or 0)
+    return [("Session-Expires", str(max(policy.expires_s, floor))), ("Min-SE", str(floor)), ("Supported", "timer")]
+
+
+def from_answer(headers: Headers, policy: SessionTimerPolicy, min_se: int | None = None) -> SessionTimer | None:
+    """The timer of an outbound leg from its 2xx (§7.2): the answerer's interval and refresher; a 2xx without
+    Session-Expires (the answerer knows no timers) leaves the refreshing to us with the interval we asked."""
+    if not policy.enabled:
+        return None
+    interval, params = _delta(headers.get("Session-Expires"))
+    if interval is None:
+        return SessionTimer(max(policy.expires_s, policy.min_se_s, min_se or 0), "uac", False)
+    refresher: Refresher = "uas" if params.get("refresher") == "uas" else "uac"
+    return SessionTimer(interval, refresher, True)
+
+
+def as_peer_request(timer: SessionTimer) -> SessionTimer:
+    """A refresh request the peer of an outbound leg sent names the refresher by that request's roles (the peer
+    is its UAC): the same timer with the refresher named by the initial INVITE's roles."""
+    return SessionTimer(timer.interval, "uas" if timer.refresher == "uac" else "uac", timer.peer_supports)
+
+
 class SessionRefresh:
-    """The clock of one call we answered (we are the UAS). As refresher it calls ``refresh`` every half
-    interval (``refresh`` returns the timer the peer agreed, or None when the dialog is gone: 408/481); as
-    refreshee it calls ``expire`` when no refresh came within :attr:`SessionTimer.expiry_s`."""
+    """The clock of one call; ``local`` is our role in its initial INVITE ("uas" for a call we answered, "uac"
+    for a leg we placed). As refresher it calls ``refresh`` every half interval (``refresh`` returns the timer
+    the peer agreed, or None when the dialog is gone: 408/481); as refreshee it calls ``expire`` when no
+    refresh came within :attr:`SessionTimer.expiry_s`."""
 
     def __init__(self, timer: SessionTimer, refresh: Callable[[SessionTimer], Awaitable[SessionTimer | None]],
-                 expire: Callable[[str], Awaitable[None]]) -> None:
+                 expire: Callable[[str], Awaitable[None]], local: Refresher = "uas") -> None:
         self.timer = timer
+        self.local = local
         self.refreshes_sent = 0
         self.refreshes_received = 0
         self._refresh = refresh
@@ -144,7 +176,7 @@ class SessionRefresh:
         """Until the call ends (the task is cancelled) or the session expires."""
         while True:
             timer = self.timer
-            if timer.refresher == "uas":
+            if timer.refresher == self.local:
                 if await self._reset_within(timer.interval / 2):
                     continue  # the peer re-INVITEd meanwhile: that refreshed the session too
                 agreed = await self._refresh(timer)

@@ -26,7 +26,8 @@ from .handlers import HandlerTable, Incoming, Observer, Responder
 from .hooks import Removed, Unsubscribe
 from .logthrottle import LogThrottle, clip
 from . import prack
-from .session_timer import SessionTimerPolicy, TooSmall, negotiate as negotiate_session_timer
+from .session_timer import SessionTimerPolicy, TooSmall, from_answer, negotiate as negotiate_session_timer, \
+    offer_headers
 from .ratelimit import SourceLimiter
 from .headers import SipParseError
 from .message import SipRequest, SipResponse
@@ -46,10 +47,10 @@ TransportName = Literal["udp", "tcp", "tls"]
 InviteHandler = Callable[[SipCall], Awaitable[None]]
 
 CORE_METHODS = {"ACK", "CANCEL"}  # transaction-layer methods, handled by the UA itself
-DIALOG_METHODS = {"INVITE", "OPTIONS", "BYE", "INFO", "REFER", "NOTIFY", "UPDATE"}  # go to the call when in a dialog
-NO_DIALOG_METHODS = ("BYE", "INFO", "REFER", "NOTIFY", "UPDATE")  # outside a dialog: 481 unless an app claims them
+DIALOG_METHODS = {"INVITE", "OPTIONS", "BYE", "INFO", "REFER", "NOTIFY", "UPDATE", "PRACK"}  # go to the call when in a dialog
+NO_DIALOG_METHODS = ("BYE", "INFO", "REFER", "NOTIFY", "UPDATE", "PRACK")  # outside a dialog: 481 unless an app claims them
 UNADVERTISED = {"REGISTER"}  # served for agent phones, not a call method: left out of Allow in OPTIONS and INVITEs
-SUPPORTED_EXTENSIONS = {"replaces", "norefersub", "timer"}
+SUPPORTED_EXTENSIONS = {"replaces", "norefersub", "timer", "100rel"}
 ACCEPTED_CONTENT_TYPES = {"application/sdp", "application/dtmf-relay", "application/dtmf", "message/sipfrag",
                           "multipart/mixed"}
 
@@ -142,7 +143,7 @@ class UserAgent:
             self.handlers.default(method, _no_dialog)
         self.accepting = True
         self.trusted_identity: Callable[[str], bool] = lambda _host: False  # sources whose PAI/RPID we believe
-        self.session_timers = SessionTimerPolicy()  # RFC 4028 on the calls we answer
+        self.session_timers = SessionTimerPolicy()  # RFC 4028 on the calls we answer and the legs we place
         self.media_lag: Callable[[], float] = lambda: 0.0  # seconds the media clock is behind (admission by load)
         self.stats = UaStats()
         self.transport: UdpTransport | None = None
@@ -464,6 +465,10 @@ class UserAgent:
         h.add("Supported", "100rel")
         for name, value in headers or []:
             h.add(name, value)
+        timed = "Session-Expires" not in h  # a caller that set its own keeps it (and its timer is its own)
+        if timed:
+            for name, value in offer_headers(self.session_timers):
+                h.add(name, value)
         if sdp:
             h.add("Content-Type", "application/sdp")
             req.body = sdp
@@ -482,8 +487,17 @@ class UserAgent:
             if ringing and on_ringing is not None:
                 on_ringing(resp)
 
+        min_se: int | None = None
         try:
             resp = await self.send_request(req, addr, credentials=credentials, on_provisional=provisional)
+            if timed and resp.status == 422 and call.state is not CallState.ENDED:
+                min_se = _min_se(resp)
+            if min_se is not None:  # RFC 4028 §7.4: once more with the interval the answerer accepts
+                for name, value in offer_headers(self.session_timers, min_se):
+                    if name != "Supported":
+                        h.set(name, value)
+                h.set("CSeq", f"{req.cseq[0] + 1} INVITE")
+                resp = await self.send_request(req, addr, credentials=credentials, on_provisional=provisional)
         except TransactionTimeout:
             call.failed("timeout")
             raise CallFailed(408, "Request Timeout") from None
@@ -494,7 +508,8 @@ class UserAgent:
             raise CallFailed(resp.status, resp.reason)
         dialog = Dialog.from_2xx(req, resp, addr)
         call.early.carry_cseq(dialog)
-        call.confirmed(dialog, resp.body)
+        call.session_timer = from_answer(resp.headers, self.session_timers, min_se) if timed else None
+        call.confirmed(dialog, resp.body, resp)
         self.send_ack(dialog, req, resp)
         tx = self._find_client_tx(req)
         if tx is not None:
@@ -856,6 +871,12 @@ class _Incoming:
                 contact: bool = False) -> None:
         self.ua._respond_stateless(self.request, self.source, status, reason, headers,  # noqa: SLF001
                                    contact=contact)
+
+
+def _min_se(resp: SipResponse) -> int | None:
+    """The Min-SE of a 422 (Session Interval Too Small), if usable (a number up to a day)."""
+    value = (resp.headers.get("Min-SE") or "").split(";")[0].strip()
+    return int(value) if value.isdigit() and 0 < int(value) <= 86400 else None
 
 
 def _no_dialog(incoming: Incoming) -> None:
