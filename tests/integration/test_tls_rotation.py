@@ -134,6 +134,8 @@ def test_certificate_rotation_keeps_calls_and_refuses_broken_files(tmp_path: Pat
         install(live, third.cert, third.key)
         assert reload(server, RELOADED)["serial"] == f"{serial_of(third):X}"
         assert options_over_new_connection(server, ca) == serial_of(third)
+        assert reload(server, "tls certificate unchanged")["cert_file"] == str(live.cert)  # nothing new: no reload
+        assert len(server.records(RELOADED)) == 2
         assert server.proc.poll() is None
         # Each reload, taken or refused, is in the audit log with the file it concerns.
         audited = [json.loads(line) for line in (tmp_path / "audit" / "audit.jsonl").read_text().splitlines()]
