@@ -98,9 +98,9 @@ async def _serve_async(config, args: argparse.Namespace) -> int:  # type: ignore
     print(f"voicebot: listening on {bound} — dial sip:demo@{host}:{server.ua.port}", file=sys.stderr, flush=True)
     watcher = asyncio.ensure_future(runtime.watch()) if runtime.dialplans else None
 
-    def reload() -> None:  # SIGHUP: the certificate on the loop (a quick swap), dialplans off it (NLU training)
-        server.reload_tls()
+    def reload() -> None:  # SIGHUP: dialplans off the loop (NLU training), the certificate on it (a quick swap)
         loop.run_in_executor(None, runtime.reload_changed)
+        server.reload_tls()
 
     loop.add_signal_handler(signal.SIGHUP, reload)
     stop = asyncio.Event()
