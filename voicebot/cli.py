@@ -97,7 +97,12 @@ async def _serve_async(config, args: argparse.Namespace) -> int:  # type: ignore
     bound = " / ".join(f"{kind} {host}:{port}" for kind, port in server.ua.ports.items())
     print(f"voicebot: listening on {bound} — dial sip:demo@{host}:{server.ua.port}", file=sys.stderr, flush=True)
     watcher = asyncio.ensure_future(runtime.watch()) if runtime.dialplans else None
-    loop.add_signal_handler(signal.SIGHUP, lambda: loop.run_in_executor(None, runtime.reload_changed))
+
+    def reload() -> None:  # SIGHUP: dialplans off the loop (NLU training), the certificate on it (a quick swap)
+        loop.run_in_executor(None, runtime.reload_changed)
+        server.reload_tls()
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

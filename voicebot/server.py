@@ -22,6 +22,7 @@ from voicebot.api.cases import CaseDesk, CaseWebhook, add_case_routes
 from voicebot.api.knowledge import add_knowledge_routes
 from voicebot.api.recordings import add_recording_routes
 from voicebot.compliance.audit import AuditLog
+from voicebot.compliance.deployment import certificate_findings
 from voicebot.api.cli import default_tokens_path
 from voicebot.api.forward import AnswerForwarder, advertised_url
 from voicebot.api.tokens import TokenStore
@@ -74,16 +75,20 @@ from voicebot.sip.sdp import Encryption, NoCommonCodec, SdpError, SrtpKeys, nego
 from voicebot.sip.transport import EgressPolicy
 from voicebot.sip.stream import StreamSettings
 from voicebot.sip.tls import TlsSettings
+from voicebot.sip.tlsreload import CertificateRotation
 from voicebot.sip.ua import TransportOptions, UaLimits, UserAgent
 
 log = logging.getLogger("voicebot.server")
 
 
 class AuditFileHandler(logging.Handler):
-    """Copies audit events (API logins, context and recording reads, agent states, dialplan reloads) to the
-    append-only audit file."""
+    """Copies audit events (API logins, context and recording reads, agent states, dialplan and certificate
+    reloads) to the append-only audit file."""
 
-    AUDITED_RUNTIME = {"dialplan reloaded": "config.reload", "dialplan reload refused": "config.reload_refused"}
+    AUDITED_RUNTIME = {"dialplan reloaded": "config.reload", "dialplan reload refused": "config.reload_refused",
+                       "tls certificate reloaded": "config.reload",
+                       "tls certificate reload refused": "config.reload_refused"}
+    AUDITED_LOGGERS = ("voicebot.audit", "voicebot.runtime", "voicebot.sip.tls")
 
     def __init__(self, audit: AuditLog) -> None:
         super().__init__(logging.INFO)
@@ -102,7 +107,8 @@ class AuditFileHandler(logging.Handler):
                 action = next((v for k, v in self.AUDITED_RUNTIME.items() if message.startswith(k)), None)
                 if action is not None:
                     fields = getattr(record, "fields", {}) or {}
-                    self.audit.record("system", action, str(fields.get("dialplan", "-")), **fields)
+                    target = fields.get("dialplan") or fields.get("file") or "-"
+                    self.audit.record("system", action, str(target), **fields)
         except Exception:  # noqa: BLE001 - auditing must never break the call path
             self.handleError(record)
 
@@ -203,6 +209,7 @@ class VoicebotServer:
         self.hold_audio = load_hold_audio(config.queues.hold_audio)
         self.journal, self.shipper = open_journal(config.records, node=f"{socket.gethostname()}:{config.listen.port}")
         self._background: set[asyncio.Task] = set()
+        self.certificates: CertificateRotation | None = None  # listen.tls files, re-read by reload_tls
         self.cases: CaseDesk | None = None
         self.policies = _industry_policies()
         self.live_transcripts: LiveTranscripts | None = None  # bridged calls followed live (issue 19)
@@ -217,6 +224,8 @@ class VoicebotServer:
         if self.shipper is not None:
             self.shipper.start()
         await self.ua.start()
+        if self.ua.options.tls is not None:
+            self.certificates = CertificateRotation(self.ua, self.ua.options.tls)
         log.info("listening", extra={"fields": {"host": self.config.listen.host, "port": self.ua.port,
                                                 **{f"{kind}_port": port for kind, port in self.ua.ports.items()}}})
         self._background.add(asyncio.ensure_future(log_media_stats(get_ticker())))  # "media ticker" every 60 s
@@ -232,11 +241,19 @@ class VoicebotServer:
             self.registrations.append(registration)
             self._background.add(asyncio.ensure_future(registration.run()))
 
+    def reload_tls(self) -> None:
+        """Reload (SIGHUP): re-read listen.tls's certificate, key and CA for new connections; a broken set is refused
+        (logged with its file) and the previous certificate keeps serving. Warns as `voicebot validate` does."""
+        if self.certificates is None or self.certificates.reload() != "reloaded":
+            return
+        for _loc, message, hint in certificate_findings(self.config):
+            log.warning("tls certificate warning: %s", message, extra={"fields": {"fix": hint}})
+
     def _start_audit(self) -> None:
         """Everything the API and the server audit (logger "voicebot.audit") also goes to the hash-chained file."""
         self.audit = AuditLog(self.config.api.audit_log)
         handler = AuditFileHandler(self.audit)
-        for name in ("voicebot.audit", "voicebot.runtime"):
+        for name in handler.AUDITED_LOGGERS:
             logging.getLogger(name).addHandler(handler)
 
     async def _start_queues(self) -> None:

@@ -2,7 +2,8 @@
 
 Real processes on loopback: sipp calls Kamailio over UDP; Kamailio (Debian's kamailio-tls-modules) dispatches to
 `voicebot serve` over TLS, presenting the edge certificate the node requires (listen.tls.client_auth: required);
-the node's BYE goes back to the proxy over TLS along the Record-Route. Certificates come from tests/certs.py.
+the node's BYE goes back to the proxy over TLS along the Record-Route. A phone (baresip) may call the proxy over TLS
+too, with SRTP end to end. Certificates come from tests/certs.py.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import re
 import socket
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import soundfile
 
 from tests.certs import Pem, TestCa
 from tests.deploy.kamailio_support import (
@@ -26,8 +29,17 @@ from tests.deploy.kamailio_support import (
     stop_kamailio,
     tls_profiles,
 )
+from tests.integration.baresip_support import (
+    BaresipConfig,
+    free_baresip_ports,
+    parse_sip_trace,
+    start_baresip,
+    stop_baresip,
+    voiced_seconds,
+)
 from tests.integration.rawsip import RawPeer, sdp_offer
 from tests.integration.support import ServerProcess, require_tool, start_server, stop_server
+from tests.integration.test_baresip import write_caller_wav
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -166,3 +178,55 @@ def test_proxy_without_a_trusted_certificate_fails_the_call_and_the_node_keeps_s
     assert tls_node.proc.poll() is None
     assert tls_options(tls_node, pki.ca, pki.edge).startswith("SIP/2.0 200")
     assert {record["subject"] for record in tls_node.records("tls peer certificate")} == {EDGE_NAME}
+
+
+def test_phone_over_tls_to_the_proxy_and_mutual_tls_to_the_node_with_srtp(tmp_path: Path, pki: Pki) -> None:
+    """Callers' side over TLS too: baresip (no client certificate, as phones have none) → the proxy's TLS listener
+    (the edge certificate) → mutual TLS → the node, SRTP required by the node and keyed end to end (SDES travels
+    only over TLS hops); media goes between phone and node, Kamailio relays signalling only."""
+    require_tool("baresip")
+    listen = (f"transports: [udp, tls], tls_port: 0, tls: {{cert_file: {pki.node.cert}, key_file: {pki.node.key}, "
+              f"ca_file: {pki.ca.pem.cert}, client_auth: required}}")
+    trunk = ('trunks:\n  - {name: edge, registrar: "sip:127.0.0.1", register: false, allow_from: [127.0.0.1/32], '
+             f'media_encryption: required, tls_names: [{EDGE_NAME}]}}\n')
+    (tmp_path / "node").mkdir()
+    node = start_server(tmp_path / "node", "log: {keyed_digits: shown}\n" + trunk, listen=listen)
+    kamailio = start_tls_edge(tmp_path / "kamailio", node, pki, pki.edge)
+    caller_wav = tmp_path / "caller.wav"
+    write_caller_wav(caller_wav)
+    sip_port, ctrl_port = free_baresip_ports()
+    baresip = start_baresip(BaresipConfig(
+        config_dir=tmp_path / "baresip", sip_port=sip_port, ctrl_port=ctrl_port, source_wav=caller_wav,
+        dump_dir=tmp_path / "baresip-audio", mediaenc="srtp-mand", transport="tls", tls_ca=pki.ca.pem.cert))
+    try:
+        assert kamailio.tls_port is not None
+        assert baresip.command("dial", f"sip:1000@127.0.0.1:{kamailio.tls_port}").get("ok")
+        established = baresip.wait_event("CALL_ESTABLISHED", timeout=20)
+        time.sleep(3.0)  # part of the greeting first
+        baresip.send_digits("12#")
+        baresip.wait_event("CALL_CLOSED", timeout=40)
+        offered = node.wait_for_match("call offered", call_id=established["id"])
+        ended = node.wait_for_match("call ended", timeout=30, call_id=established["id"])
+    finally:
+        stop_baresip(baresip)
+        stop_kamailio(kamailio)
+        stop_server(node)
+        (tmp_path / "kamailio.log").write_text("\n".join(kamailio.lines) + "\n")
+    # The phone reached the proxy over TLS; the proxy reached the node over mutual TLS with the edge certificate.
+    trace = parse_sip_trace(baresip.log())
+    proxy = f"127.0.0.1:{kamailio.tls_port}"
+    invites = [m for m in trace if m.start_line.startswith("INVITE ") and m.destination == proxy]
+    assert invites and ";transport=tls" in invites[0].start_line, trace[:4]
+    assert "TLS 127.0.0.1:" in baresip.log() and f"-> {proxy}" in baresip.log()
+    assert (offered["transport"], offered["trunk"], offered["tls_peer"]) == ("tls", "edge", EDGE_NAME), offered
+    # SRTP end to end: the node decrypted the phone's media (RFC 4733 keys) and the phone heard the bot.
+    assert ended["srtp"] in ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32") and ended["srtp_auth_failed"] == 0
+    assert (ended["digits"], ended["outcome"], ended["end_reason"]) == ("12", "completed", "bot hangup"), ended
+    assert ended["rtp_received"] > 100 and ended["rtp_sent"] > 100, ended
+    assert "RTP/SAVP" in baresip.log() and "a=crypto:" in baresip.log()
+    heard, rate = soundfile.read(str(baresip.decoded_dumps()[0]), dtype="int16")
+    assert voiced_seconds(heard, rate) > 1.0
+    # The node's BYE went back through the proxy (Record-Route) and on to the phone over its TLS connection.
+    assert kamailio.grep("edge: in-dialog BYE")
+    assert any(m.source == proxy and m.start_line.startswith("BYE ") for m in trace), trace
+    assert not node.records("tls handshake failed")

@@ -185,6 +185,7 @@ class StreamTransport:
         self.on_bad_frame = on_bad_frame
         self.settings = settings or StreamSettings()
         self.client_ctx: ssl.SSLContext | None = None
+        self.server_ctx: ssl.SSLContext | None = None  # the TLS listener's: read per accepted connection (rotation)
         self.banned: Callable[[str], bool] = lambda host: False
         self.on_connect_failed: Callable[[Addr, Kind, str], None] = lambda addr, kind, reason: None
         self.ports: dict[Kind, int] = {}
@@ -200,15 +201,28 @@ class StreamTransport:
 
     # ------------------------------------------------------------------ lifecycle
     async def listen(self, kind: Kind, host: str, port: int, server_ctx: ssl.SSLContext | None = None) -> int:
+        """Listen for ``kind``; a TLS listener needs ``server_ctx`` (replace it later with use_contexts)."""
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: Connection(self, kind, server_ctx=server_ctx), host, port,
-                                          reuse_address=True, backlog=1024)
+        if kind == "tls":
+            if server_ctx is None:
+                raise ValueError("a TLS listener needs a server context")
+            self.server_ctx = server_ctx
+        server = await loop.create_server(
+            lambda: Connection(self, kind, server_ctx=self.server_ctx if kind == "tls" else None), host, port,
+            reuse_address=True, backlog=1024)
         self._servers.append(server)
         bound = int(server.sockets[0].getsockname()[1])
         self.ports[kind] = bound
         if self._sweeper is None:
             self._sweeper = asyncio.ensure_future(self._sweep())
         return bound
+
+    def use_contexts(self, server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext) -> None:
+        """Certificate rotation: connections accepted or opened from now on use these contexts; established ones
+        keep the TLS session they have."""
+        if self.server_ctx is not None:
+            self.server_ctx = server_ctx
+        self.client_ctx = client_ctx
 
     def close(self) -> None:
         for server in self._servers:

@@ -116,6 +116,34 @@ def client_context(settings: TlsSettings | None) -> ssl.SSLContext:
     return context
 
 
+@dataclass(frozen=True)
+class TlsIdentity:
+    """What a node shows and trusts over TLS, loaded together from TlsSettings' files: the listener's and the
+    outbound contexts, and the certificate's serial and expiry for the log."""
+
+    server: ssl.SSLContext
+    client: ssl.SSLContext
+    serial: int
+    not_after: dt.datetime
+    subject: str
+
+
+def load_identity(settings: TlsSettings, now: dt.datetime | None = None) -> TlsIdentity:
+    """Check and load ``settings``' certificate, key and CA files (the config loader's checks: expiry, key match,
+    readable, PEM); raises CertificateError naming the file at fault."""
+    check_certificate(settings.cert_file, settings.key_file, now)
+    if settings.ca_file is not None:
+        check_ca_file(settings.ca_file)
+    try:
+        server, client = server_context(settings), client_context(settings)
+    except (ssl.SSLError, OSError) as exc:  # changed again since the check, or a CA file OpenSSL refuses
+        raise CertificateError(f"cannot load {settings.cert_file}, {settings.key_file}"
+                               f"{', ' + settings.ca_file if settings.ca_file else ''}: {exc}") from None
+    with open(settings.cert_file, "rb") as handle:
+        cert = x509.load_pem_x509_certificate(handle.read())
+    return TlsIdentity(server, client, cert.serial_number, cert.not_valid_after_utc, cert.subject.rfc4514_string())
+
+
 def peer_subject(ssl_object: ssl.SSLObject | None) -> str | None:
     """The common name of a verified peer certificate (mutual TLS), for the log."""
     if ssl_object is None:

@@ -36,7 +36,7 @@ from .uri import parse_name_addr, parse_uri
 from .transaction import (ClientTransaction, ServerTransaction, Timers, TransactionTimeout, new_branch,
                           server_key)
 from .stream import Kind, StreamSettings, StreamTransport, addr_key
-from .tls import TlsSettings, client_context, server_context
+from .tls import TlsIdentity, TlsSettings, client_context, load_identity
 from .transport import EgressPolicy, UdpTransport
 from .validate import build_response, check_request, default_reason
 
@@ -149,6 +149,7 @@ class UserAgent:
         self.transport: UdpTransport | None = None
         self.options = transports or TransportOptions()
         self.stream: StreamTransport | None = None
+        self.tls_identity: TlsIdentity | None = None  # the certificate new TLS connections show (rotated on reload)
         self.ports: dict[str, int] = {}  # transport -> bound port
         self._routes: OrderedDict[Addr, Route] = OrderedDict()  # outbound targets by transport
         self._stream_peers: OrderedDict[Addr, Kind] = OrderedDict()  # sources that reached us over TCP/TLS
@@ -191,14 +192,26 @@ class UserAgent:
         self.stream = StreamTransport(self._on_stream_message, self._on_bad_frame, settings)
         self.stream.banned = lambda host: self.limiter.banned(host, time.monotonic())
         self.stream.on_connect_failed = self._on_connect_failed
-        self.stream.client_ctx = client_context(opts.tls)
+        self.tls_identity = load_identity(opts.tls) if opts.tls is not None else None
+        self.stream.client_ctx = self.tls_identity.client if self.tls_identity else client_context(None)
         if "tcp" in kinds:
             port = self.ports["tcp"] = await self.stream.listen("tcp", self.host, port)
         if "tls" in kinds:
-            if opts.tls is None:
+            if self.tls_identity is None:
                 raise ValueError("the tls transport needs a certificate and key (listen.tls)")
-            self.ports["tls"] = await self.stream.listen("tls", self.host, opts.tls_port, server_context(opts.tls))
+            self.ports["tls"] = await self.stream.listen("tls", self.host, opts.tls_port, self.tls_identity.server)
         self.port = self.ports.get("udp") or self.ports.get("tcp") or self.ports.get("tls", port)
+
+    def reload_tls(self) -> TlsIdentity:
+        """Re-read listen.tls's files (certificate rotation): connections from now on show and trust what they hold,
+        established ones keep their session. Raises CertificateError naming the file, changing nothing, when one
+        is unusable (expired, key not matching, unreadable)."""
+        if self.options.tls is None or self.stream is None:
+            raise ValueError("no TLS identity to reload (listen.tls is not set)")
+        identity = load_identity(self.options.tls)
+        self.stream.use_contexts(identity.server, identity.client)
+        self.tls_identity = identity
+        return identity
 
     def _on_connect_failed(self, addr: Addr, kind: Kind, reason: str) -> None:
         for tx in [tx for tx in self._client_txs.values() if addr_key(*tx.addr) == addr]:
