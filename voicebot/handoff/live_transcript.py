@@ -166,8 +166,12 @@ class LiveCall:
                                                                  "cards": cards})
 
     def close(self) -> None:
-        """The bridge ended: no new utterances (those already queued are still recognised and written)."""
+        """The bridge ended: no new utterances (those already queued are still recognised and written); a sink
+        that runs timed rules of its own (a callback's: calls.quality_watch.FollowedSink) stops them."""
         self.closed = True
+        release = getattr(self.sink, "close", None)
+        if callable(release):
+            release()
 
     async def finish(self, max_wait_s: float = 5.0) -> None:
         """Before the call's record closes: wait (bounded) for the utterances still being recognised, so the
