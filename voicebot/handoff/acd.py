@@ -236,6 +236,9 @@ class HandoffManager:
                       extra={"fields": {"call_id": assignment.call_id}})
             await self.service.callback_failed(assignment.id)
             return
+        # what following the callback live needs is read before anyone is dialled: no store round trip between
+        # the bridge and its transcript (first words), none that a cancellation could interrupt with legs open
+        lang = await self._caller_lang(context_id) if self.on_bridged is not None else ""
         try:
             agent_leg = await self.dialer.dial(agent_uri, headers, timeout_s=self.ring_timeout_s,
                                                encryption=self.agent_encryption(agent))
@@ -253,20 +256,20 @@ class HandoffManager:
             return
         await self.service.agent_answered(assignment.id)
         bridge = ChannelBridge(customer_leg, agent_leg)
-        # followed live like an inbound bridged call (the queue's switch decides), in the caller's language
-        live = self._follow(bridge, assignment.call_id, assignment.queue, agent.id,
-                            await self._caller_lang(context_id), "sip")
-        log.info("callback connected", extra={"fields": {"call_id": assignment.call_id, "agent": agent.id}})
+        live: LiveCall | None = None
         try:
+            # followed live like an inbound bridged call (the queue's switch decides), in the caller's language
+            live = self._follow(bridge, assignment.call_id, assignment.queue, agent.id, lang, "sip")
+            log.info("callback connected", extra={"fields": {"call_id": assignment.call_id, "agent": agent.id}})
             await bridge.wait_ended()
         finally:
             bridge.close()
             if live is not None:
                 live.close()
             await agent_leg.end("callback ended")
+            await customer_leg.end("callback ended")  # nobody is left on a dead line while the transcript settles
             if live is not None:  # the last lines reach the record before the callback is reported ended
                 await live.finish()
-            await customer_leg.end("callback ended")
             for leg in (agent_leg, customer_leg):
                 await leg.close()
             await self.service.call_ended(assignment.call_id)
