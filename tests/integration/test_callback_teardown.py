@@ -1,5 +1,6 @@
 """A followed callback's set-up and teardown (issue 19 review): what following it needs (the caller's language from
-the call context) is read before anyone is dialled; when the agent hangs up, the customer's leg ends before the live transcript settles (they are
+the call context, the dialplan from the call's record, read in a worker thread off the event loop) is read before
+anyone is dialled; when the agent hangs up, the customer's leg ends before the live transcript settles (they are
 not left on a dead line for up to 5 s), and the utterances still being recognised then still reach the record.
 
 Real SIP peers on loopback (two PJSIP phones: the agent hangs up after a few seconds, the customer never does),
@@ -61,6 +62,7 @@ def test_the_customer_is_hung_up_before_the_transcript_settles_and_its_last_line
     recorded: list[dict[str, Any]] = []
     calls: list[BridgedCall] = []
     lives: list[LiveCall] = []
+    reads: list[int] = []
 
     async def scenario() -> dict[str, Any]:
         loop = asyncio.get_running_loop()
@@ -78,11 +80,15 @@ def test_the_customer_is_hung_up_before_the_transcript_settles_and_its_last_line
             await customer_gone.wait()  # recognised only once the customer's call is over
             return "words heard on the bridge"
 
-        def sink_for(call_id: str) -> Any:
+        def recorded_dialplan(call_id: str) -> str:
+            reads.append(threading.get_ident())
+            return "finance" if call_id == "caller-7" else ""
+
+        def sink_for(call: BridgedCall) -> Any:
+            calls.append(call)
             return recorded.append
 
         def on_bridged(call: BridgedCall) -> LiveCall | None:
-            calls.append(call)
             live = follower.start_call(call)
             if live is not None:
                 lives.append(live)
@@ -100,6 +106,7 @@ def test_the_customer_is_hung_up_before_the_transcript_settles_and_its_last_line
                                  dtmf_payload_type=101, egress=EgressPolicy(["127.0.0.0/8"]), ring_timeout_s=10,
                                  callback_uri_template=f"sip:{{number}}@127.0.0.1:{customer_port}")
         handoff.on_bridged = on_bridged
+        handoff.recorded_dialplan = recorded_dialplan
         handoff.start()
         try:
             context = CallContextRecord("ctx_caller7", "caller-7", "****0100", "en-US", time.time())
@@ -113,7 +120,8 @@ def test_the_customer_is_hung_up_before_the_transcript_settles_and_its_last_line
                 if stats.callbacks_done or stats.callbacks_failed:
                     break
                 await asyncio.sleep(0.2)
-            return {"done": stats.callbacks_done, "failed": stats.callbacks_failed}
+            return {"done": stats.callbacks_done, "failed": stats.callbacks_failed,
+                    "loop_thread": threading.get_ident()}
         finally:
             await handoff.close()
             await follower.asr.close()
@@ -127,8 +135,9 @@ def test_the_customer_is_hung_up_before_the_transcript_settles_and_its_last_line
                 proc.kill()
             proc.wait(10)
     assert (result["done"], result["failed"]) == (1, 0)
-    # Read before dialling: the caller's language (call context).
-    assert [(c.call_id, c.lang) for c in calls] == [("caller-7", "en-US")]
+    # Read before dialling: the caller's language (call context) and the call's dialplan, off the event loop.
+    assert [(c.call_id, c.lang, c.dialplan) for c in calls] == [("caller-7", "en-US", "finance")]
+    assert reads and all(thread != result["loop_thread"] for thread in reads)
     # The agent hung up: the customer was hung up at once, so the lines still being recognised reached the record.
     [live] = lives
     assert live.dropped == 0, f"{live.dropped} line(s) dropped: the customer was still on the line"
