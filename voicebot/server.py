@@ -38,7 +38,7 @@ from voicebot.compliance.lint import DEFAULT_POLICY_DIR, Policy, load_policies
 from voicebot.yamlsrc import ConfigErrors, YamlSourceError
 from voicebot.handoff import CallQueue, DialFailed, HandoffManager, OutboundDialer
 from voicebot.handoff.browser import BrowserAgentLegs, add_browser_agent_routes
-from voicebot.handoff.live_transcript import CallSinks, LiveTranscripts, follow_bridged_calls
+from voicebot.handoff.live_transcript import BridgedCall, CallSinks, LiveTranscripts, follow_bridged_calls
 from voicebot.handoff.trunk_routes import trunk_routes
 from voicebot.calls.hold import load_hold_audio
 from voicebot.queues.models import AgentsConfig, QueuesConfig, check_queues_servable, load_agents, load_queues
@@ -329,15 +329,18 @@ class VoicebotServer:
             knowledge=lambda: runtime.knowledge if runtime is not None else None)
         if follower is not None:
             self.handoff.on_bridged = follower.start_call
+            self.handoff.recorded_dialplan = self.journal.dialplan_of  # a callback's (read in a worker thread)
         self.live_transcripts = follower
 
-    def _live_sink(self, call_id: str) -> Callable[[dict[str, Any]], None]:
+    def _live_sink(self, call: BridgedCall) -> Callable[[dict[str, Any]], None]:
         """Where a bridged call's live lines go: its session's sink (record + that dialplan's quality checks), else
-        (a callback following up a call that ended) the record with the checks of the dialplan that call ran."""
+        (a callback following up a call that ended) the record with the checks (timed rules on the shared ticker)
+        of the dialplan that call ran, which the ACD read from the record before dialling (no store read here)."""
+        call_id = call.call_id
         sink = self.call_sinks.get(call_id)
         if sink is not None:
             return sink
-        dialplan = self.journal.dialplan_of(call_id)
+        dialplan = call.dialplan or ""
         return followed_call_sink(dialplan, self.policies, self.journal.sink(call_id),
                                   lambda alert: self._quality_alert(call_id, dialplan, alert))
 

@@ -1,12 +1,20 @@
 """A callback's live lines (its call's session long gone) are judged by the policies of the dialplan the call ran,
-read from the call's record (real SQLite store through the journal), and written to that record."""
+read from the call's record (real SQLite store through the journal), and written to that record; the bridge is
+judged by the timed rules (dead air) from the moment it is followed until the live transcript finishes."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
 
 from voicebot.compliance.alerts import QualityAlert
-from voicebot.calls.quality_watch import followed_call_sink
+from voicebot.calls.quality_watch import QualityTicker, followed_call_sink
+from voicebot.handoff.live_asr import LiveAsr
+from voicebot.handoff.live_transcript import BridgedCall, LiveTranscripts, QueueFollow
 from voicebot.compliance.lint import DEFAULT_POLICY_DIR, load_policies
 from voicebot.records.journal import CallJournal
 from voicebot.records.store import SqliteRecordStore
@@ -36,3 +44,33 @@ def test_a_followed_calls_lines_are_judged_by_the_policies_of_the_dialplan_it_ra
     kinds = [e.kind for e in journal.store.events("c-fin")]  # type: ignore[union-attr]
     assert "agent" in kinds and "quality" in kinds
     journal.close()
+
+
+async def never_heard(pcm16k: np.ndarray, lang: str | None) -> str:
+    raise AssertionError("nothing is recognised in this test")
+
+
+@pytest.mark.asyncio
+async def test_a_followed_calls_bridge_is_judged_for_dead_air_on_the_ticker_until_it_finishes() -> None:
+    now = [1000.0]
+    ticker = QualityTicker(clock=lambda: now[0], every_s=0.01)  # the server's is the process-wide one, in real time
+    recorded: list[dict[str, Any]] = []
+    alerts: list[QualityAlert] = []
+    flagged = asyncio.Event()
+
+    def alert(raised: QualityAlert) -> None:
+        alerts.append(raised)
+        flagged.set()
+
+    sink = followed_call_sink("finance", load_policies(DEFAULT_POLICY_DIR), recorded.append, alert, ticker=ticker)
+    follower = LiveTranscripts(LiveAsr(never_heard, lambda: False), follow=lambda queue: QueueFollow(True),
+                               sink_for=lambda call: sink, publisher=lambda: None)
+    live = follower.start_call(BridgedCall("c-fin", "support", "a1", "en-US", "sip"))
+    assert live is not None and ticker.watched == 1
+    now[0] += 21.0  # nobody said a word on the bridge for longer than finance's max_silence_s (20 s)
+    await asyncio.wait_for(flagged.wait(), 10)
+    assert [(a.kind, a.rule) for a in alerts] == [("long_silence", "max_silence_s")]
+    assert [e["kind"] for e in recorded if e.get("event") == "quality"] == ["long_silence"]
+    await live.finish()  # the callback ended: its check leaves the ticker
+    assert ticker.watched == 0
+    await follower.asr.close()

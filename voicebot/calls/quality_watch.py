@@ -130,10 +130,10 @@ def shared_quality_ticker() -> QualityTicker:
     return _shared
 
 
-def quality_sink(check: LiveQualityCheck, record: Sink | None,
-                 on_alert: Callable[[QualityAlert], None] | None = None) -> Sink:
-    """A transcript-entry sink on an event bus of its own, for lines that belong to no running session (a bridged
-    call's live transcript after its session ended): each entry and flag goes to ``record``, alerts to ``on_alert``."""
+def _sink_bus(check: LiveQualityCheck, record: Sink | None,
+              on_alert: Callable[[QualityAlert], None] | None) -> CallEvents:
+    """An event bus of its own for lines that belong to no running session: each entry and flag goes to
+    ``record``, each line through ``check``, alerts to ``on_alert``."""
     bus = CallEvents()
     if record is not None:
         write = record
@@ -148,12 +148,51 @@ def quality_sink(check: LiveQualityCheck, record: Sink | None,
     if on_alert is not None:
         alert = on_alert
         bus.subscribe(lambda event: alert(event) if isinstance(event, QualityAlert) else None)
-    return entry_sink(bus)
+    return bus
+
+
+def quality_sink(check: LiveQualityCheck, record: Sink | None,
+                 on_alert: Callable[[QualityAlert], None] | None = None) -> Sink:
+    """A transcript-entry sink on an event bus of its own, for lines that belong to no running session (a bridged
+    call's live transcript after its session ended): each entry and flag goes to ``record``, alerts to ``on_alert``.
+    The timed rules are not run (see :func:`followed_call_sink`)."""
+    return entry_sink(_sink_bus(check, record, on_alert))
+
+
+class FollowedSink:
+    """The sink of a followed call's live lines (its session gone): entries go to the record and the checks, and
+    the timed rules (dead air on the bridge, talk-over) are judged on the quality ticker until `close`."""
+
+    def __init__(self, check: LiveQualityCheck, bus: CallEvents, unwatch: Callable[[], None] | None) -> None:
+        self.check = check
+        self._publish = entry_sink(bus)
+        self._unwatch = unwatch
+
+    def __call__(self, entry: dict[str, Any]) -> None:
+        self._publish(entry)
+
+    def close(self) -> None:
+        """The bridge ended: no more timed rules (a late line is still written and checked for its words)."""
+        self.check.ended()
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None
 
 
 def followed_call_sink(dialplan: str, policies: Sequence[Policy], record: Sink | None,
-                       on_alert: Callable[[QualityAlert], None] | None = None) -> Sink:
-    """:func:`quality_sink` for the live lines of a call whose session is gone (a callback the ACD placed to follow
-    up a call): judged by the policies of the dialplan that call ran (its record's), not only those for every
-    dialplan; ``dialplan`` "" (unknown) gets those alone."""
-    return quality_sink(LiveQualityCheck(policies_for(dialplan, list(policies))), record, on_alert)
+                       on_alert: Callable[[QualityAlert], None] | None = None, *,
+                       ticker: QualityTicker | None = None) -> FollowedSink:
+    """The sink for the live lines of a call whose session is gone (a callback the ACD placed to follow up a
+    call), made when its agent and customer are bridged: judged by the policies of the dialplan that call ran
+    (its record's), not only those for every dialplan (``dialplan`` "" (unknown) gets those alone); the bridge
+    counts as answered by the agent now, and (inside a running event loop) the timed rules run on ``ticker``
+    (None: the process-wide one) until the sink is closed."""
+    ticker = ticker or shared_quality_ticker()
+    check = LiveQualityCheck(policies_for(dialplan, list(policies)))
+    check.agent_answered(ticker.clock())
+    bus = _sink_bus(check, record, on_alert)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return FollowedSink(check, bus, None)
+    return FollowedSink(check, bus, ticker.watch(check, bus.publish))

@@ -85,6 +85,9 @@ class HandoffManager:
         self.agent_contact: Callable[[str], str | None] | None = None  # agent id -> registered phone Contact
         # set by the server: a bridged call starts (live transcript, agent assist); None when it is not followed
         self.on_bridged: Callable[[BridgedCall], LiveCall | None] | None = None
+        # set by the server: the dialplan a recorded call ran (a blocking read of the call records: run in a
+        # thread before a callback is dialled, so its live lines are judged by that dialplan's policies)
+        self.recorded_dialplan: Callable[[str], str] | None = None
         self._waiting: dict[str, tuple[CallQueue, LiveLeg]] = {}
         self.handed_over: dict[str, str] = {}  # call id -> call record outcome, for callers a stopping node let go
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -236,6 +239,10 @@ class HandoffManager:
                       extra={"fields": {"call_id": assignment.call_id}})
             await self.service.callback_failed(assignment.id)
             return
+        # what following the callback live needs is read before anyone is dialled: no store round trip between
+        # the bridge and its transcript (first words), none that a cancellation could interrupt with legs open
+        lang = await self._caller_lang(context_id) if self.on_bridged is not None else ""
+        dialplan = await self._recorded_dialplan(assignment.call_id) if self.on_bridged is not None else ""
         try:
             agent_leg = await self.dialer.dial(agent_uri, headers, timeout_s=self.ring_timeout_s,
                                                encryption=self.agent_encryption(agent))
@@ -253,20 +260,21 @@ class HandoffManager:
             return
         await self.service.agent_answered(assignment.id)
         bridge = ChannelBridge(customer_leg, agent_leg)
-        # followed live like an inbound bridged call (the queue's switch decides), in the caller's language
-        live = self._follow(bridge, assignment.call_id, assignment.queue, agent.id,
-                            await self._caller_lang(context_id), "sip")
-        log.info("callback connected", extra={"fields": {"call_id": assignment.call_id, "agent": agent.id}})
+        live: LiveCall | None = None
         try:
+            # followed live like an inbound bridged call (the queue's switch decides), in the caller's language,
+            # judged by the policies of the dialplan the call ran
+            live = self._follow(bridge, assignment.call_id, assignment.queue, agent.id, lang, "sip", dialplan)
+            log.info("callback connected", extra={"fields": {"call_id": assignment.call_id, "agent": agent.id}})
             await bridge.wait_ended()
         finally:
             bridge.close()
             if live is not None:
                 live.close()
             await agent_leg.end("callback ended")
+            await customer_leg.end("callback ended")  # nobody is left on a dead line while the transcript settles
             if live is not None:  # the last lines reach the record before the callback is reported ended
                 await live.finish()
-            await customer_leg.end("callback ended")
             for leg in (agent_leg, customer_leg):
                 await leg.close()
             await self.service.call_ended(assignment.call_id)
@@ -360,16 +368,27 @@ class HandoffManager:
             context = None
         return str((context or {}).get("lang") or "")
 
+    async def _recorded_dialplan(self, call_id: str) -> str:
+        """The dialplan the followed-up call ran, from its record ("" if unknown), read in a worker thread."""
+        if self.recorded_dialplan is None:
+            return ""
+        try:
+            return await asyncio.to_thread(self.recorded_dialplan, call_id)
+        except Exception:  # noqa: BLE001 - a store hiccup costs the dialplan's own rules, not the call
+            log.warning("callback: call record not read", extra={"fields": {"call_id": call_id}})
+            return ""
+
     def _follow(self, bridge: ChannelBridge, call_id: str, queue: str, agent_id: str, lang: str,
-                kind: str) -> LiveCall | None:
+                kind: str, dialplan: str | None = None) -> LiveCall | None:
         """The bridged call's live transcript (when the server follows bridged calls and the queue wants it):
-        inbound calls answered by an agent and the callbacks the ACD places alike."""
+        inbound calls answered by an agent and the callbacks the ACD places alike (``dialplan``: a callback's,
+        from its call's record; None for a call whose session runs)."""
         if self.on_bridged is None:
             return None
         from voicebot.handoff.live_transcript import BridgedCall
 
         try:
-            live = self.on_bridged(BridgedCall(call_id, queue, agent_id, lang, kind))
+            live = self.on_bridged(BridgedCall(call_id, queue, agent_id, lang, kind, dialplan))
         except Exception:  # noqa: BLE001 - following the call must never cost the call itself
             log.exception("live transcript not started", extra={"fields": {"call_id": call_id}})
             return None

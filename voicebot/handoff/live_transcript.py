@@ -49,6 +49,7 @@ class BridgedCall:
     agent_id: str
     lang: str
     kind: str  # the agent's leg: "sip" or "webrtc"
+    dialplan: str | None = None  # a callback's: the dialplan its call ran ("" unknown); None: its session runs
 
 
 class Publisher(Protocol):
@@ -166,8 +167,12 @@ class LiveCall:
                                                                  "cards": cards})
 
     def close(self) -> None:
-        """The bridge ended: no new utterances (those already queued are still recognised and written)."""
+        """The bridge ended: no new utterances (those already queued are still recognised and written); a sink
+        that runs timed rules of its own (a callback's: calls.quality_watch.FollowedSink) stops them."""
         self.closed = True
+        release = getattr(self.sink, "close", None)
+        if callable(release):
+            release()
 
     async def finish(self, max_wait_s: float = 5.0) -> None:
         """Before the call's record closes: wait (bounded) for the utterances still being recognised, so the
@@ -197,7 +202,7 @@ class QueueFollow:
 class LiveTranscripts:
     """The server's follower of bridged calls: ``start_call`` is HandoffManager.on_bridged."""
 
-    def __init__(self, asr: LiveAsr, *, follow: Callable[[str], QueueFollow], sink_for: Callable[[str], Sink],
+    def __init__(self, asr: LiveAsr, *, follow: Callable[[str], QueueFollow], sink_for: Callable[[BridgedCall], Sink],
                  publisher: Callable[[], Publisher | None], knowledge: Callable[[], Any] | None = None) -> None:
         self.asr = asr
         self.follow = follow
@@ -212,7 +217,7 @@ class LiveTranscripts:
             return None
         self.asr.start()
         search = self._searcher(follow) if follow.assist and self.knowledge is not None else None
-        live = LiveCall(call, self.asr, self.sink_for(call.call_id), self.publisher(),
+        live = LiveCall(call, self.asr, self.sink_for(call), self.publisher(),
                         AgentAssist(min_score=follow.assist_min_score) if search is not None else None, search,
                         totals=self.totals)
         self.totals.calls += 1
@@ -244,7 +249,7 @@ class SpeechLike(Protocol):
     async def transcribe(self, pcm16k: np.ndarray, lang: str | None) -> Any: ...
 
 
-def follow_bridged_calls(queues: Any, speech: SpeechLike | None, *, sink_for: Callable[[str], Sink],
+def follow_bridged_calls(queues: Any, speech: SpeechLike | None, *, sink_for: Callable[[BridgedCall], Sink],
                          publisher: Callable[[], Publisher | None],
                          knowledge: Callable[[], Any] | None = None) -> LiveTranscripts | None:
     """The server's follower for ``queues`` (a QueuesConfig): None when no queue turns live_transcript on or there
