@@ -76,9 +76,26 @@ def speech_waits(server: ServerProcess, token: str) -> dict[str, tuple[int, floa
     return waits
 
 
-def report_waits(before: dict[str, tuple[int, float]], after: dict[str, tuple[int, float]]) -> dict[str, object]:
-    """Print and return the speech jobs' mean queue wait in one round (the server's own saturation figure)."""
-    figures: dict[str, object] = {}
+def speech_cpu_s(server: ServerProcess) -> float:
+    """CPU seconds used so far by the server's child processes (the speech workers), from /proc: the cost of the
+    speech work itself, which other jobs on a shared box do not inflate as they do wall times."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == server.proc.pid:  # ppid
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return total
+
+
+def report_waits(before: dict[str, tuple[int, float]], after: dict[str, tuple[int, float]], cpu_s: float,
+                 turns: int) -> dict[str, object]:
+    """Print and return the speech jobs' mean queue wait in one round (the server's own saturation figure) and the
+    speech workers' CPU per caller turn."""
+    figures: dict[str, object] = {"worker_cpu_s": round(cpu_s, 2), "worker_cpu_s_per_turn": round(cpu_s / max(1, turns), 3)}
     parts = []
     for key in sorted(after):
         if key == "asr dropped":
@@ -91,7 +108,8 @@ def report_waits(before: dict[str, tuple[int, float]], after: dict[str, tuple[in
     dropped = after["asr dropped"][0] - before.get("asr dropped", (0, 0.0))[0]
     figures["asr_dropped"] = dropped
     print(f"  speech job queue (server /metrics): {'; '.join(parts) or 'no jobs'}; {dropped} speculative ASR jobs "
-          f"dropped unrun", flush=True)
+          f"dropped unrun; speech workers' CPU {cpu_s:.1f} s = {cpu_s / max(1, turns):.2f} s per caller turn",
+          flush=True)
     return figures
 
 
@@ -265,7 +283,7 @@ def run(args: argparse.Namespace, arrivals_modes: list[str], levels: list[int], 
                 if not scripts:
                     continue
                 turns, records = [], []
-                waits_before = speech_waits(server, token)
+                waits_before, cpu_before = speech_waits(server, token), speech_cpu_s(server)
                 for script in scripts:
                     call_turns, call_records = run_round(server, [script], [0.0])
                     turns += call_turns
@@ -273,7 +291,8 @@ def run(args: argparse.Namespace, arrivals_modes: list[str], levels: list[int], 
                 figures = summarize(f"{language}, one call at a time ({len(scripts)} calls; load average "
                                     f"{load_average()})", turns)
                 breakdown(records, figures["mean"])
-                queues[language] = report_waits(waits_before, speech_waits(server, token))
+                queues[language] = report_waits(waits_before, speech_waits(server, token),
+                                                speech_cpu_s(server) - cpu_before, len(turns))
                 single[language] = figures
                 all_turns += turns
             overall = summarize("all single calls", all_turns)
@@ -296,11 +315,12 @@ def run(args: argparse.Namespace, arrivals_modes: list[str], levels: list[int], 
                     period = (len(scripts[0].audio) / 8000 - LEAD_S) / len(scripts[0].labels)
                     offsets = arrival_offsets(n, period, arrivals == "staggered")
                     label = f"{n} simultaneous calls, {arrivals} (load average {load_average()})"
-                    waits_before = speech_waits(server, token)
+                    waits_before, cpu_before = speech_waits(server, token), speech_cpu_s(server)
                     turns, records = run_round(server, scripts, offsets)
                     figures = summarize(label, turns)
                     breakdown(records, figures["mean"])
-                    queue = report_waits(waits_before, speech_waits(server, token))
+                    queue = report_waits(waits_before, speech_waits(server, token), speech_cpu_s(server) - cpu_before,
+                                         len(turns))
                     tried.append({"calls": n, **figures, "speech_queue": queue})
                     if figures["p95_with_failures"] <= TURN_GOAL_MS:
                         best = max(best, n)
