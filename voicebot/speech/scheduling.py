@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -112,7 +112,7 @@ class JobQueue(Generic[T]):
             self.remove(job)
 
 
-def prometheus_waits(queue: JobQueue[object], queued: int, oldest_s: float, workers: int, busy: int) -> str:
+def prometheus_waits(queue: JobQueue[Any], queued: int, oldest_s: float, workers: int, busy: int) -> str:
     """The queue's figures in Prometheus text format (0.0.4)."""
     lines = ["# HELP voicebot_speech_queue_wait_seconds Time a speech job (ASR, TTS) waited for a free worker "
              "process, by rank (urgent: a caller waits on it; speculative: a pause's early decode)",

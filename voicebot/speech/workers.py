@@ -10,6 +10,7 @@ fail, with `EngineCrashed`; the worker is replaced at once and later calls proce
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import multiprocessing
 import os
@@ -275,8 +276,11 @@ class SpeechWorkerPool:
                 worker = self._replace(index, worker)
                 future = worker.executor.submit(function, *args)
             worker.pending += 1
-            future.add_done_callback(lambda _f, w=worker: _call_soon(loop, self._job_done, w))
+            future.add_done_callback(functools.partial(self._job_handed_back, loop, worker))
             handed.set_result((index, worker, future))
+
+    def _job_handed_back(self, loop: asyncio.AbstractEventLoop, worker: _Worker, _future: Future[Any]) -> None:
+        _call_soon(loop, self._job_done, worker)  # from the executor's thread
 
     def _job_done(self, worker: _Worker) -> None:
         _release(worker)
