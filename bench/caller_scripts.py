@@ -10,6 +10,7 @@ speech ends (its last voiced sample), so latency can be taken from the caller's 
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,9 @@ import soundfile
 from bench.rtp_callers import RATE, line_noise
 from voicebot.speech.resample import resample
 
-HUMAN_SPEECH = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "human-speech"
+# ../shared beside the repository; HUMAN_SPEECH_DIR points elsewhere (a git worktree has no ../shared beside it)
+HUMAN_SPEECH = Path(os.environ.get("HUMAN_SPEECH_DIR")
+                    or Path(__file__).resolve().parents[2] / "shared" / "datasets" / "human-speech")
 FSDD = HUMAN_SPEECH / "fsdd-dev"
 AISHELL = HUMAN_SPEECH / "aishell-S0252"
 FSDD_SPEAKERS = ("george", "jackson", "lucas")

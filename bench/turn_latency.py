@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,7 @@ from bench.caller_scripts import (  # noqa: E402
 from bench.results import BenchRecord  # noqa: E402
 from bench.rtp_callers import CallPlan, run_calls  # noqa: E402
 from bench.turn_measure import TurnResult, measure_turns, percentile  # noqa: E402
+from voicebot.api.tokens import TokenStore  # noqa: E402
 from tests.integration.support import ServerProcess, start_server, stop_server  # noqa: E402
 
 LEAD_S = 2.0  # the caller starts while the greeting plays (barge-in)
@@ -54,6 +57,60 @@ GAP_S = 3.5  # from the end of one caller turn to the start of the next
 TURN_GOAL_MS = 1500.0
 VERBOSE = False
 END_SILENCE_MS = {"greet": 700, "default": 800}  # demo.yaml: greet sets 700, asks use the 800 ms default
+
+
+def speech_waits(server: ServerProcess, token: str) -> dict[str, tuple[int, float]]:
+    """The server's speech job queue so far, from /metrics: {"asr urgent": (jobs, total wait s), ...}."""
+    port = server.wait_for("api listening")[0]["port"]
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        text = response.read().decode()
+    waits: dict[str, tuple[int, float]] = {}
+    pattern = r'voicebot_speech_queue_wait_seconds_(sum|count)\{job="(\w+)",rank="(\w+)"\} ([\d.e+-]+)'
+    for what, kind, rank, number in re.findall(pattern, text):
+        value = float(number)
+        jobs, total = waits.get(f"{kind} {rank}", (0, 0.0))
+        waits[f"{kind} {rank}"] = (int(value), total) if what == "count" else (jobs, value)
+    dropped = re.search(r'voicebot_speech_jobs_dropped_total\{job="asr"\} (\d+)', text)
+    waits["asr dropped"] = (int(dropped.group(1)) if dropped else 0, 0.0)
+    return waits
+
+
+def speech_cpu_s(server: ServerProcess) -> float:
+    """CPU seconds used so far by the server's child processes (the speech workers), from /proc: the cost of the
+    speech work itself, which other jobs on a shared box do not inflate as they do wall times."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == server.proc.pid:  # ppid
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return total
+
+
+def report_waits(before: dict[str, tuple[int, float]], after: dict[str, tuple[int, float]], cpu_s: float,
+                 turns: int) -> dict[str, object]:
+    """Print and return the speech jobs' mean queue wait in one round (the server's own saturation figure) and the
+    speech workers' CPU per caller turn."""
+    figures: dict[str, object] = {"worker_cpu_s": round(cpu_s, 2), "worker_cpu_s_per_turn": round(cpu_s / max(1, turns), 3)}
+    parts = []
+    for key in sorted(after):
+        if key == "asr dropped":
+            continue
+        jobs = after[key][0] - before.get(key, (0, 0.0))[0]
+        total = after[key][1] - before.get(key, (0, 0.0))[1]
+        if jobs:
+            figures[key] = {"jobs": jobs, "mean_wait_ms": round(1000 * total / jobs, 1)}
+            parts.append(f"{key} {jobs} jobs, mean {1000 * total / jobs:.0f} ms")
+    dropped = after["asr dropped"][0] - before.get("asr dropped", (0, 0.0))[0]
+    figures["asr_dropped"] = dropped
+    print(f"  speech job queue (server /metrics): {'; '.join(parts) or 'no jobs'}; {dropped} speculative ASR jobs "
+          f"dropped unrun; speech workers' CPU {cpu_s:.1f} s = {cpu_s / max(1, turns):.2f} s per caller turn",
+          flush=True)
+    return figures
 
 
 def wait_records(server: ServerProcess, count: int, timeout: float = 30) -> list[dict]:
@@ -214,14 +271,19 @@ def run(args: argparse.Namespace, arrivals_modes: list[str], levels: list[int], 
               f"{args.workers or cores} speech workers, {cores} cores)...", flush=True)
         window = f", asr_window_s: {args.asr_window}" if args.asr_window else ""
         config = f"speech: {{workers: {args.workers}, asr_model: {args.asr_model}{window}}}"
+        tokens = TokenStore.load(workdir / "tokens.json")
+        token = tokens.create("admin")  # for /metrics: the server's speech queue waits
+        tokens.save()
         server = start_server(workdir, config, dialplan="demo")
         try:
             single: dict[str, dict[str, float]] = {}
+            queues: dict[str, dict[str, object]] = {}  # the server's speech job queue waits in each round
             all_turns: list[TurnResult] = []
             for language, scripts in (("English", english), ("Mandarin", mandarin)):
                 if not scripts:
                     continue
                 turns, records = [], []
+                waits_before, cpu_before = speech_waits(server, token), speech_cpu_s(server)
                 for script in scripts:
                     call_turns, call_records = run_round(server, [script], [0.0])
                     turns += call_turns
@@ -229,10 +291,13 @@ def run(args: argparse.Namespace, arrivals_modes: list[str], levels: list[int], 
                 figures = summarize(f"{language}, one call at a time ({len(scripts)} calls; load average "
                                     f"{load_average()})", turns)
                 breakdown(records, figures["mean"])
+                queues[language] = report_waits(waits_before, speech_waits(server, token),
+                                                speech_cpu_s(server) - cpu_before, len(turns))
                 single[language] = figures
                 all_turns += turns
             overall = summarize("all single calls", all_turns)
-            record.data.update(asr_model=args.asr_model, gap_s=args.gap, single=single, overall=overall)
+            record.data.update(asr_model=args.asr_model, gap_s=args.gap, single=single, overall=overall,
+                               single_speech_queue=queues)
             record.row(f"Turn latency at the caller (caller's last voiced frame sent → first reply packet received), "
                        f"Whisper {args.asr_model}, demo dialplan, human voices (FSDD digits, AISHELL Mandarin) + "
                        f"Piper, line noise in every pause, {overall['turns']} turns incl. free-form and hesitant "
@@ -250,10 +315,13 @@ def run(args: argparse.Namespace, arrivals_modes: list[str], levels: list[int], 
                     period = (len(scripts[0].audio) / 8000 - LEAD_S) / len(scripts[0].labels)
                     offsets = arrival_offsets(n, period, arrivals == "staggered")
                     label = f"{n} simultaneous calls, {arrivals} (load average {load_average()})"
+                    waits_before, cpu_before = speech_waits(server, token), speech_cpu_s(server)
                     turns, records = run_round(server, scripts, offsets)
                     figures = summarize(label, turns)
                     breakdown(records, figures["mean"])
-                    tried.append({"calls": n, **figures})
+                    queue = report_waits(waits_before, speech_waits(server, token), speech_cpu_s(server) - cpu_before,
+                                         len(turns))
+                    tried.append({"calls": n, **figures, "speech_queue": queue})
                     if figures["p95_with_failures"] <= TURN_GOAL_MS:
                         best = max(best, n)
                     else:

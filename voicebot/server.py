@@ -309,6 +309,7 @@ class VoicebotServer:
                 app[HUB_KEY].on_disposition = self.cases.set_disposition
             add_knowledge_routes(app, lambda: self.runtime.knowledge if self.runtime is not None else None)
             add_trunk_routes(app, self.trunk_routes)
+            app[EXTRA_METRICS_KEY].append(self._speech_metrics)
             self.api_runner = web.AppRunner(app, access_log=None)
             await self.api_runner.setup()
             site = web.TCPSite(self.api_runner, api.host, api.port)
@@ -317,6 +318,11 @@ class VoicebotServer:
             log.info("api listening", extra={"fields": {"host": api.host, "port": self.api_port}})
             self._advertise_api(self.handoff.browser_legs, api.advertise_url or advertised_url(
                 api.host, self.api_port, self.config.listen.public_host))
+
+    def _speech_metrics(self) -> str:
+        """The speech workers' queue (job waits: how saturated ASR/TTS are) for /metrics; empty without them."""
+        pool = self.runtime.pool if self.runtime is not None else None
+        return pool.queue_wait_metrics() if pool is not None else ""
 
     def _follow_bridged_calls(self, queues: QueuesConfig) -> None:
         """Live transcript + agent assist of bridged calls (queues with live_transcript: true; issue 19); pushed to

@@ -146,3 +146,38 @@ async def test_saturated_engines_defer_a_pause_until_it_is_kicked_or_ends() -> N
     recogniser.finish(1)
     utterance, reused = await final
     assert (utterance.text, reused, recogniser.asked) == ("audio 3", True, [2, 3])
+
+
+@pytest.mark.asyncio
+async def test_pause_decodes_are_speculative_until_the_turn_ends_on_them() -> None:
+    from voicebot.speech.scheduling import CURRENT_TICKET, Ticket
+
+    recogniser = Recogniser()
+    tickets: list[Ticket | None] = []
+
+    async def transcribe(pcm: np.ndarray) -> Utterance:
+        tickets.append(CURRENT_TICKET.get())  # what the worker pool sees when the job is queued
+        return await recogniser(pcm)
+
+    speculation = Speculation(transcribe)
+    speculation.start(1, audio(1))
+    speculation.cancel(1)
+    speculation.start(2, audio(2))  # waits behind revision 1
+    await settle()
+    assert len(tickets) == 1 and tickets[0] is not None and not tickets[0].urgent
+    assert CURRENT_TICKET.get() is None  # the session's own decodes stay urgent
+    final = asyncio.ensure_future(speculation.final(2, audio(2)))
+    await settle()
+    recogniser.finish(0)
+    await settle()
+    assert len(tickets) == 2 and tickets[1] is not None and tickets[1].urgent  # launched for a waiting caller
+    recogniser.finish(1)
+    assert (await final)[1]
+    speculation.start(3, audio(3))
+    await settle()
+    assert tickets[2] is not None and not tickets[2].urgent
+    final = asyncio.ensure_future(speculation.final(3, audio(3)))
+    await settle()
+    assert tickets[2].urgent  # the running pause decode is promoted when the turn ends on it
+    recogniser.finish(2)
+    assert (await final)[0].text == "audio 3"

@@ -122,3 +122,44 @@ async def test_close_fails_queued_jobs_with_engine_crashed_not_a_bare_cancellati
     outcomes = await asyncio.gather(running, *queued, return_exceptions=True)
     assert all(isinstance(o, EngineCrashed) for o in outcomes), outcomes
     assert all("the pool was closed" in str(o) for o in outcomes)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(180)
+async def test_busy_worker_takes_urgent_jobs_before_speculative_ones_and_drops_abandoned_ones():
+    from voicebot.speech.scheduling import CURRENT_TICKET, Ticket
+
+    async with SpeechWorkerPool(size=1, asr_models=("tiny.en",)) as pool:
+        pcm, rate = await pool.synthesize("Please transfer me to billing.")
+        speech16k = resample(pcm, rate, 16000)
+        done: list[str] = []
+
+        async def job(name: str, work, speculative: bool = False):  # type: ignore[no-untyped-def]
+            if speculative:
+                CURRENT_TICKET.set(Ticket(urgent=False))  # this task's own context, as Speculation does
+            result = await work
+            done.append(name)
+            return result
+
+        busy = asyncio.create_task(job("busy", pool.transcribe(np.tile(speech16k, 8), language="en")))
+        await asyncio.sleep(0)
+        assert pool.saturated()
+        pause = asyncio.create_task(job("pause", pool.transcribe(speech16k, language="en"), speculative=True))
+        overtaken = asyncio.create_task(job("overtaken", pool.transcribe(speech16k, language="en"),
+                                            speculative=True))
+        await asyncio.sleep(0)
+        turn_end = asyncio.create_task(job("turn end", pool.transcribe(speech16k, language="en")))
+        reply = asyncio.create_task(job("reply", pool.synthesize("Your balance is four dollars.")))
+        await asyncio.sleep(0)
+        overtaken.cancel()  # the caller spoke again before that pause's decode could start
+        results = await asyncio.gather(busy, pause, turn_end, reply)
+        assert done == ["busy", "turn end", "reply", "pause"]  # FIFO would have run the pause first
+        assert "bill" in results[2].text.lower() and "bill" in results[1].text.lower()
+        assert overtaken.cancelled()
+        metrics = pool.queue_wait_metrics().splitlines()
+        assert 'voicebot_speech_jobs_dropped_total{job="asr"} 1' in metrics
+        assert 'voicebot_speech_queue_wait_seconds_count{job="asr",rank="speculative"} 1' in metrics
+        urgent_waited = next(float(line.split()[-1]) for line in metrics
+                             if line.startswith('voicebot_speech_queue_wait_seconds_sum{job="asr",rank="urgent"'))
+        assert urgent_waited > 0.1  # the turn end waited for the busy job: saturation shows
+        assert "voicebot_speech_queue_length 0" in metrics

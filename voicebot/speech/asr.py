@@ -47,6 +47,12 @@ _SILENT_PEAK = 10 ** (-60 / 20)  # audio whose loudest sample is below -60 dBFS 
 _SILENT_LOG_MEL = (-10.0 + 4.0) / 4.0  # normalised log-mel of digital silence: log10(1e-10), then (x + 4) / 4
 _MAX_TOKENS_PER_S = 8  # speech is ~3-5 tokens/s: more means a short-window decode is repeating itself
 _MAX_COMPRESSION_RATIO = 2.4  # Whisper's own repetition rule (gzip ratio of the text)
+# Full-window decodes stop after this many tokens per second of audio (+ a floor): Mandarin speech is ~4-6 Hanzi/s,
+# ~1.5 tokens each; English ~3-5 tokens/s. Without it a looping decode ("0 0 0 0 ...", a doubtful short window
+# redone on 30 s) ran to the model's 448 tokens: 6-8 s of a worker on base (measured on 6 FSDD zeros), while the
+# callers of the other calls waited for that worker.
+_FULL_WINDOW_TOKENS_PER_S = 12
+_FULL_WINDOW_MIN_TOKENS = 24
 
 
 @dataclass(frozen=True)
@@ -163,7 +169,7 @@ class WhisperAsr:
             else model.feature_extractor.nb_max_frames
         encoder_output = model.encode(_pad_with_silence(features[..., :frames], frames))
         max_length = min(model.max_length, int(_MAX_TOKENS_PER_S * audio.size / SAMPLE_RATE) + 16) if short \
-            else model.max_length
+            else full_window_max_length(model.max_length, audio.size / SAMPLE_RATE)
         if language is None:
             language, share = self._detect(encoder_output)
             if short and (language != "en" or share < _SHORT_WINDOW_MIN_EN_SHARE):  # Mandarin or unsure: 30 s
@@ -195,8 +201,15 @@ class WhisperAsr:
         tokens = result.sequences_ids[0]
         text = tokenizer.decode(tokens).strip()
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
-        if short and (len(tokens) >= max_length - len(prompt) - 1 or _repetitive(text)
-                      or avg_logprob < LOGPROB_THRESHOLD):
+        looped = short and (len(tokens) >= max_length - len(prompt) - 1 or _repetitive(text))
+        if looped and grammar is not None and free_first:
+            # The grammar's own decode on this window first: a digit string read with pauses often loops the free
+            # decode of the short window, and its answer here spares the full window's encode (about four times the
+            # short one's: 1.3-2.5 s of a worker for base on a busy 2-core box, bench/turn_latency.py).
+            match = match_grammar(model.model, encoder_output, tokenizer, grammar, audio_frames)
+            if match is not None and match.value is not None and not match.runaway:
+                return match.text, language, match.avg_logprob, 0.0, window, match
+        if looped or (short and avg_logprob < LOGPROB_THRESHOLD):
             return self._transcribe_window(audio, language, hints, full_window=True, features=features,
                                            grammar=grammar if free_first else None)
         silent = result.no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD  # noinput
@@ -255,6 +268,13 @@ FREE_FIRST_LANGUAGES = ("en",)
 # bench/zh_asr_survey.py) base's CER fell from 19.3 % to 16.8 % at the same CPU per utterance (the 30 s encoder
 # dominates); English stays greedy (accurate already, and its short window makes the decoder the larger share).
 ZH_BEAM_SIZE = 5
+
+
+def full_window_max_length(model_max: int, duration_s: float) -> int:
+    """The `max_length` of a full-window decode of `duration_s` of audio. CTranslate2 stops a Whisper decode at
+    about half of max_length (see voicebot.speech.grammar_decode), hence twice the token budget."""
+    budget = int(_FULL_WINDOW_TOKENS_PER_S * duration_s) + _FULL_WINDOW_MIN_TOKENS
+    return min(model_max, 2 * budget)
 
 
 def beam_size_for(language: str | None) -> int:

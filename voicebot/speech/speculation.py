@@ -4,7 +4,8 @@ The endpointer announces each pause (a revision with the audio so far). Its deco
 one is still running in a worker (a decode cannot be stopped once running: cancelling it only wastes the CPU it
 already used); then the newest revision waits and starts when the worker job ends, and revisions overtaken
 meanwhile are never decoded. The result of the revision that ends the utterance is reused, so the recognition
-left after the endpoint is usually nothing.
+left after the endpoint is usually nothing. Its engine job is speculative (it waits behind jobs that callers wait
+on, voicebot.speech.scheduling) until the turn ends on its revision; then it is urgent.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
+from voicebot.speech.scheduling import CURRENT_TICKET, Ticket
 from voicebot.speech.services import Utterance
 
 log = logging.getLogger("voicebot.speech.speculation")
@@ -31,6 +33,8 @@ class Speculation:
         self._on_result = on_result
         self._busy = busy  # True: the engines are saturated, a pause's decode waits for `kick` (or the endpoint)
         self._running: tuple[int, asyncio.Task[Utterance]] | None = None
+        self._tickets: dict[int, Ticket] = {}  # the engines' rank of each revision's decode (speculative, urgent)
+        self._awaited: int | None = None  # the revision the turn ended on: its decode is urgent
         self._queued: tuple[int, np.ndarray] | None = None
         self._results: dict[int, Utterance | BaseException] = {}
         self._live: int | None = None  # the revision whose result is still wanted
@@ -73,11 +77,14 @@ class Speculation:
         of ``revision`` (e.g. EngineCrashed) is raised, as a decode at the endpoint would have.
         """
         if revision is not None:
+            self._awaited = revision  # the caller now waits on it: it goes before others' speculative decodes
+            if revision in self._tickets:
+                self._tickets[revision].urgent = True
             if self._queued is not None and self._queued[0] == revision:
                 await self._wait_running()
                 if self._queued is not None and self._queued[0] == revision:  # deferred (busy) or not yet started
-                    self._launch(*self._queued)
-                    self._queued = None
+                    queued, self._queued = self._queued, None
+                    self._launch(*queued, urgent=True)
             running = self._running
             if running is not None and running[0] == revision:
                 await asyncio.wait({running[1]})
@@ -101,13 +108,19 @@ class Speculation:
         if self._running is not None and not self._running[1].done():
             await asyncio.wait({self._running[1]})
 
-    def _launch(self, revision: int, audio: np.ndarray) -> None:
+    def _launch(self, revision: int, audio: np.ndarray, urgent: bool = False) -> None:
         self.decodes += 1
-        task = asyncio.ensure_future(self._transcribe(audio))
+        ticket = self._tickets[revision] = Ticket(urgent or revision == self._awaited)
+        token = CURRENT_TICKET.set(ticket)  # the task copies this context: its engine job carries the ticket
+        try:
+            task = asyncio.ensure_future(self._transcribe(audio))
+        finally:
+            CURRENT_TICKET.reset(token)
         self._running = (revision, task)
         task.add_done_callback(lambda done, rev=revision: self._finished(rev, done))
 
     def _finished(self, revision: int, task: asyncio.Task[Utterance]) -> None:
+        self._tickets.pop(revision, None)
         if self._running is not None and self._running[1] is task:
             self._running = None
         if not task.cancelled():

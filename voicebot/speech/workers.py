@@ -1,13 +1,16 @@
 """Speech engines in worker processes, so CTranslate2/onnxruntime never starve the event loop's 20 ms ticker.
 
 Each worker is its own single-process executor (spawned, models loaded and warmed once by the initializer,
-one CPU thread each). Jobs go to the least busy worker. If a worker process dies, only the jobs it held
+one CPU thread each). Jobs wait in the server (voicebot.speech.scheduling) and go to a worker when it is idle:
+urgent ones (a caller waits on them) before speculative ones, oldest first; a job its caller abandoned while
+it waited is dropped unrun. If a worker process dies, only the jobs it held
 fail, with `EngineCrashed`; the worker is replaced at once and later calls proceed normally.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import multiprocessing
 import os
@@ -23,6 +26,7 @@ import numpy as np
 from voicebot.speech.asr import AsrResult
 from voicebot.speech.grammar import Grammar
 from voicebot.speech.resample import resample
+from voicebot.speech.scheduling import CURRENT_TICKET, JobQueue, prometheus_waits
 from voicebot.speech.voices import VoiceSpec, default_voices
 
 
@@ -153,6 +157,7 @@ class SpeechWorkerPool:
         self.config = WorkerConfig(tuple(asr_models), chosen_voices, compute_type, asr_window_s)
         self.size = size
         self._workers: list[_Worker] = []
+        self._queue: JobQueue[tuple[Any, tuple[Any, ...], asyncio.Future[Any]]] = JobQueue()
         self.crashes = 0
 
     async def start(self) -> None:
@@ -175,6 +180,10 @@ class SpeechWorkerPool:
         process is killed. (``shutdown(wait=True)`` after ``wait=False`` returns at once, and the job then held
         the interpreter's exit, which joins the executor's thread, for as long as it ran.)"""
         workers, self._workers = self._workers, []
+        while (queued := self._queue.pop(time.monotonic())) is not None:  # never handed to a worker
+            handed = queued.payload[2]
+            if not handed.done():
+                handed.set_exception(EngineCrashed("speech job was queued when the pool was closed"))
         processes = [p for worker in workers for p in _processes(worker)]  # shutdown() forgets them
         for worker in workers:
             worker.executor.shutdown(wait=False, cancel_futures=True)
@@ -223,14 +232,16 @@ class SpeechWorkerPool:
     async def _run(self, job: str, function: Any, *args: Any) -> Any:
         if not self._workers:
             raise RuntimeError("SpeechWorkerPool is not started; use `async with` or await start()")
-        index = min(range(len(self._workers)), key=lambda i: self._workers[i].pending)
-        worker = self._workers[index]
+        loop = asyncio.get_running_loop()
+        handed: asyncio.Future[tuple[int, _Worker, Future[Any]]] = loop.create_future()
+        queued = self._queue.push((function, args, handed), "asr" if job == "transcribe" else "tts",
+                                  time.monotonic(), CURRENT_TICKET.get(), abandoned=handed.done)
+        self._dispatch()
         try:
-            future: Future[Any] = worker.executor.submit(function, *args)
-        except BrokenProcessPool:  # died while idle: replace it and use the fresh one
-            worker = self._replace(index, worker)
-            future = worker.executor.submit(function, *args)
-        worker.pending += 1
+            index, worker, future = await handed
+        except asyncio.CancelledError:
+            self._queue.remove(queued)  # never handed to a worker: it costs no CPU
+            raise
         try:
             return await asyncio.wrap_future(future)
         except BrokenProcessPool:
@@ -244,13 +255,43 @@ class SpeechWorkerPool:
             if future.cancelled() and not self._workers and (task is None or not task.cancelling()):
                 # close() cancelled the job while it still waited in the executor's queue, not our caller
                 raise EngineCrashed(f"speech {job} was queued when the pool was closed") from None
-            raise
-        finally:
-            if future.done() or future.cancel():
-                worker.pending -= 1
-            else:  # cancelled while running: the worker stays busy until the job ends
-                loop = asyncio.get_running_loop()
-                future.add_done_callback(lambda _f: _call_soon(loop, _release, worker))
+            raise  # a job cancelled while running keeps its worker busy until it ends (see _dispatch)
+
+    def _dispatch(self) -> None:
+        """Hand queued jobs to idle workers, most urgent and oldest first (voicebot.speech.scheduling)."""
+        loop = asyncio.get_running_loop()
+        while len(self._queue):
+            idle = [i for i, worker in enumerate(self._workers) if worker.pending == 0]
+            if not idle:
+                return
+            queued = self._queue.pop(time.monotonic())
+            if queued is None:
+                return
+            function, args, handed = queued.payload
+            index = idle[0]
+            worker = self._workers[index]
+            try:
+                future: Future[Any] = worker.executor.submit(function, *args)
+            except BrokenProcessPool:  # died while idle: replace it and use the fresh one
+                worker = self._replace(index, worker)
+                future = worker.executor.submit(function, *args)
+            worker.pending += 1
+            future.add_done_callback(functools.partial(self._job_handed_back, loop, worker))
+            handed.set_result((index, worker, future))
+
+    def _job_handed_back(self, loop: asyncio.AbstractEventLoop, worker: _Worker, _future: Future[Any]) -> None:
+        _call_soon(loop, self._job_done, worker)  # from the executor's thread
+
+    def _job_done(self, worker: _Worker) -> None:
+        _release(worker)
+        if self._workers:
+            self._dispatch()
+
+    def queue_wait_metrics(self) -> str:
+        """Prometheus text: how long speech jobs waited for a worker (the saturation of the speech engines)."""
+        now = time.monotonic()
+        return prometheus_waits(self._queue, len(self._queue), self._queue.oldest_wait_s(now), len(self._workers),
+                                sum(1 for worker in self._workers if worker.pending > 0))
 
     def _replace(self, index: int, dead: _Worker) -> _Worker:
         if index < len(self._workers) and self._workers[index] is dead:
