@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from voicebot.nlu.numbers import read_digits
 from voicebot.speech.asr import WhisperAsr
 from voicebot.speech.grammar import (
     Grammar,
@@ -62,6 +63,24 @@ def test_digit_string_of_the_wrong_length_is_no_match_not_truncated(base):
     assert result.grammar_used  # heard as digits ...
     assert result.text.replace(" ", "") == "1643885"
     assert result.grammar_value is None  # ... but not an answer: the dialplan's nomatch
+
+
+def test_a_digit_repeated_by_the_decoder_is_recounted_from_the_pauses(base):
+    """lucas reads 7822210588 with pauses; base writes "7 8 2 2 2 1 0 5 8 8 8" (one 8 too many). Without the count
+    of the pauses (voicebot.speech.spoken_count) the beam's string of the right length is a wrong value, 7822105888;
+    with it, the decode's one-digit deletions are scored and the caller's string wins."""
+    audio = spoken_digits("7822210588", "lucas", seed=7)
+    assert read_digits(base.transcribe(audio, language="en").text) == "78222105888"  # the free decode's error
+    result = base.transcribe(audio, language="en", grammar=digits_grammar(length=10))
+    assert result.grammar_used
+    assert result.grammar_value == "7822210588", result.text
+
+
+def test_a_longer_string_said_with_pauses_is_still_no_match(base):
+    """The pauses count what the caller said: eleven digits under a ten-digit grammar are not edited to fit."""
+    audio = spoken_digits("78222105884", "lucas", seed=7)
+    result = base.transcribe(audio, language="en", grammar=digits_grammar(length=10))
+    assert result.grammar_value is None, result.text
 
 
 def test_a_question_instead_of_digits_falls_back_to_the_free_decode(base):

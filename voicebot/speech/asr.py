@@ -29,6 +29,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # models come from installed wheel
 from voicebot.speech.grammar import Grammar
 from voicebot.speech.grammar_decode import GrammarMatch, match_grammar
 from voicebot.speech.models import WHISPER_MODELS, whisper_model_dir  # noqa: E402
+from voicebot.speech.spoken_count import word_count
 
 SAMPLE_RATE = 16000
 DETECTABLE_LANGUAGES = ("en", "zh")
@@ -179,9 +180,10 @@ class WhisperAsr:
         window = self.window_s if short else float(_WINDOW_SECONDS)
         audio_frames = min(frames, audio.size // model.feature_extractor.hop_length)
         free_first = grammar is not None and language in FREE_FIRST_LANGUAGES
+        spoken = word_count(audio, SAMPLE_RATE) if grammar is not None and grammar.kind == "digits" else 0
         if grammar is not None and not free_first:
-            match = match_grammar(model.model, encoder_output, tokenizer, grammar, audio_frames)
-            if short and match is not None and match.value is None:  # looped or a wrong length: try 30 s
+            match = match_grammar(model.model, encoder_output, tokenizer, grammar, audio_frames, spoken_count=spoken)
+            if short and match is not None and match.value is None and not match.counted:  # looped, wrong length
                 return self._transcribe_window(audio, language, hints, full_window=True, features=features,
                                                grammar=grammar)
             if match is not None and not match.runaway:
@@ -215,8 +217,8 @@ class WhisperAsr:
         silent = result.no_speech_prob > NO_SPEECH_THRESHOLD and avg_logprob < LOGPROB_THRESHOLD  # noinput
         if grammar is not None and free_first and not silent:
             match = match_grammar(model.model, encoder_output, tokenizer, grammar, audio_frames,
-                                  heard=(tokens, float(avg_logprob)))
-            if short and match is not None and match.value is None:  # looped or a wrong length: try 30 s
+                                  heard=(tokens, float(avg_logprob)), spoken_count=spoken)
+            if short and match is not None and match.value is None and not match.counted:  # looped, wrong length
                 return self._transcribe_window(audio, language, hints, full_window=True, features=features,
                                                grammar=grammar)
             if match is not None and not match.runaway:

@@ -49,6 +49,9 @@ ZH_DIGITS_BEAM = 5
 # the decode had cut scored -2.8 (taken), 0.7, 3.9, 4.7 below it (kept as nomatches: no margin separates them).
 REPAIR_BEAM = 5
 REPAIR_MARGIN = 0.0
+# When the audio's pauses count the wanted length (voicebot.speech.spoken_count) and the decode heard one digit fewer
+# or more: this many of the most likely one-digit edits are scored (`_recount`).
+RECOUNT_CANDIDATES = 6
 # Known values (grammar.known): scored when the decode is within this share of its length in edits of them (at
 # least 1), at most this many, the nearest first; the best wins within the margin of the decode's own score (mean
 # token log probability under the free model). Measured on the human sets: the true value, where base dropped or
@@ -76,10 +79,11 @@ class GrammarMatch:
     avg_logprob: float  # mean log probability of the text's tokens under the free model
     confidence: float  # 0..1
     runaway: bool = False  # the decode looped (no text): the caller's answer is unknown, not a nomatch
+    counted: bool = False  # a nomatch whose length the audio's pauses confirm: no other window will make it fit
 
 
 def match_grammar(model: Any, encoder_output: Any, tokenizer: Any, grammar: Grammar, num_frames: int,
-                  heard: tuple[list[int], float] | None = None) -> GrammarMatch | None:
+                  heard: tuple[list[int], float] | None = None, spoken_count: int = 0) -> GrammarMatch | None:
     """The grammar's answer in this encoded utterance, or None when the caller said something else.
 
     heard: the free decode's text tokens and their mean log probability, when it ran first (voicebot.speech.asr
@@ -94,7 +98,8 @@ def match_grammar(model: Any, encoder_output: Any, tokenizer: Any, grammar: Gram
     if tokenizer.language_code == "zh":  # as previous text: steers base to simplified characters (务, not 務)
         prompt = [tokenizer.sot_prev, *tokenizer.encode(SIMPLIFIED_PROMPT), *prompt]
     if grammar.kind == "digits":
-        return _match_digits(model, encoder_output, tokenizer, prompt, grammar, max(1, num_frames), heard)
+        return _match_digits(model, encoder_output, tokenizer, prompt, grammar, max(1, num_frames), heard,
+                             spoken_count)
     if grammar.closed:
         return _match_phrases(model, encoder_output, tokenizer, prompt, grammar, max(1, num_frames))
     return None
@@ -128,7 +133,8 @@ def _mentions_digits(text: str) -> bool:
 
 
 def _match_digits(model: Any, encoder_output: Any, tokenizer: Any, prompt: list[int], grammar: Grammar,
-                  num_frames: int, heard: tuple[list[int], float] | None = None) -> GrammarMatch | None:
+                  num_frames: int, heard: tuple[list[int], float] | None = None,
+                  spoken_count: int = 0) -> GrammarMatch | None:
     """English: greedy first (a free decode's cost); a string of the wrong length is decoded again with a beam, whose
     best hypothesis of an acceptable length wins when it scores nearly as well as the top one (base drops the last
     digit of a long string or repeats one: bench/asr_human.py). Mandarin: a beam over the Hanzi digits only, its best
@@ -155,6 +161,17 @@ def _match_digits(model: Any, encoder_output: Any, tokenizer: Any, prompt: list[
         return None
     tokens = checked
     digits = digits_from_text(tokenizer.decode(tokens))
+    if not zh and not grammar.known and _recountable(grammar, digits, spoken_count):
+        # the pauses count an acceptable length one off the decode's: edit it, no beam search for another length
+        recounted = _recount(model, encoder_output, tokenizer, prompt, grammar, tokens, num_frames)
+        if recounted is not None:
+            return GrammarMatch(" ".join(recounted[0]), recounted[0], recounted[1], math.exp(recounted[1]))
+        spoken_count = 0  # tried: the beam and the repair below decide
+    elif not zh and spoken_count and not grammar.min_digits <= spoken_count <= grammar.max_digits and \
+            abs(spoken_count - len(digits)) <= 1 and not grammar.accepts_digits(digits):
+        # the caller said a string of another length (the pauses count it, the decode agrees within a digit): a
+        # nomatch, not the beam's hypothesis of the grammar's length (that drops or invents a digit)
+        return GrammarMatch(" ".join(digits), None, score, math.exp(min(score, 0.0)), counted=True)
     if not grammar.accepts_digits(digits):
         if zh:  # the beam's best hypothesis of an acceptable length, whatever its score (base drops a 二 of 二二二)
             hypotheses = first  # Mandarin always decodes its beam above
@@ -175,7 +192,8 @@ def _match_digits(model: Any, encoder_output: Any, tokenizer: Any, prompt: list[
         if known is not None:
             return known
     if not grammar.accepts_digits(digits):
-        repaired = _repair_length(model, encoder_output, tokenizer, prompt, grammar, tokens, options)
+        repaired = _repair_length(model, encoder_output, tokenizer, prompt, grammar, tokens, options, num_frames,
+                                  spoken_count)
         if repaired is not None:
             digits, avg_logprob = repaired
             return GrammarMatch(" ".join(digits), digits, avg_logprob, math.exp(avg_logprob))
@@ -187,14 +205,20 @@ def _match_digits(model: Any, encoder_output: Any, tokenizer: Any, prompt: list[
 
 
 def _repair_length(model: Any, encoder_output: Any, tokenizer: Any, prompt: list[int], grammar: Grammar,
-                   tokens: list[int], options: dict[str, Any]) -> tuple[str, float] | None:
+                   tokens: list[int], options: dict[str, Any], num_frames: int,
+                   spoken_count: int = 0) -> tuple[str, float] | None:
     """(digits, mean token log probability) of the string of an allowed length the caller most likely said,
-    when the decode heard one digit fewer or more (see REPAIR_MARGIN); None to keep the heard string (a nomatch)."""
+    when the decode heard one digit fewer or more (see REPAIR_MARGIN); None to keep the heard string (a nomatch).
+
+    spoken_count: the words the audio's pauses separate (voicebot.speech.spoken_count; 0 unknown). When it is the
+    length wanted, the caller said that many digits and the decoder dropped or added one: see `_recount`."""
     heard = tokenizer.decode(tokens)
     digits = digits_from_text(heard)
     want = grammar.min_digits if len(digits) < grammar.min_digits else grammar.max_digits
     if abs(want - len(digits)) != 1:
         return None
+    if _recountable(grammar, digits, spoken_count):
+        return _recount(model, encoder_output, tokenizer, prompt, grammar, tokens, num_frames)
     per_digit = len(tokens) / len(digits)  # "7, 6, 4" is two tokens a digit, 七六四 one, 零 two
     count = max(1, round(len(tokens) + (want - len(digits)) * per_digit))
     start = len(prompt) - 1  # CTranslate2 decodes min(max_length / 2, max_length - start) tokens after the prompt
@@ -219,6 +243,73 @@ def _repair_length(model: Any, encoder_output: Any, tokenizer: Any, prompt: list
     return values[best], mean
 
 
+def _recountable(grammar: Grammar, digits: str, spoken_count: int) -> bool:
+    """The decode's digits are one off the length the audio's pauses count, which the grammar accepts."""
+    return grammar.min_digits <= spoken_count <= grammar.max_digits and abs(spoken_count - len(digits)) == 1 and \
+        not grammar.accepts_digits(digits)
+
+
+def _recount(model: Any, encoder_output: Any, tokenizer: Any, prompt: list[int], grammar: Grammar,
+             tokens: list[int], num_frames: int) -> tuple[str, float] | None:
+    """The heard digits one longer or shorter, as the audio's pauses count them: the decoder dropped a digit (a
+    repeated one, one it wrote as a word: "or 8996801793") or added one. One forced pass of the heard text gives
+    each step's distribution; the RECOUNT_CANDIDATES most likely edits (a digit the decoder nearly wrote at a step;
+    the least probable digit dropped), and the grammar's known values one edit away, are scored by the free model in
+    one batch and the best taken, when the heard text is probable at all (MIN_DIGITS_LOGPROB: the caller said digits;
+    the edit itself is a digit the decoder did not write, improbable by construction)."""
+    heard = tokenizer.decode(tokens)
+    digits = digits_from_text(heard)
+    steps = _step_logprobs(model, encoder_output, tokenizer, prompt, tokens)
+    if float(np.mean([steps[k][t] for k, t in enumerate(tokens)])) < MIN_DIGITS_LOGPROB:
+        return None  # not digits the caller said (a question): the free decode's
+    if len(digits) < grammar.min_digits:  # (a length within the grammar's range is never recounted)
+        ranked = _insertions(tokenizer, tokens, digits, steps)
+    else:
+        ranked = _deletions(tokenizer, tokens, digits, steps)
+    known = [v for v in grammar.known if edit_distance(v, digits) == 1 and v not in ranked]
+    values = [*ranked[:RECOUNT_CANDIDATES], *known]
+    if not values:
+        return None
+    # Written alike, so that their scores compare: as heard when it wrote a digit a token, else spaced ("58888171",
+    # tokens "58", "888", "171": a candidate written so would be tokenised differently, its score not comparable).
+    style = heard if all(len(digits_from_text(tokenizer.decode([t]))) <= 1 for t in tokens) else " " + " ".join(digits)
+    lists = [tokenizer.encode(_written_like(style, value)) for value in values]
+    scores = _token_logprobs(model, encoder_output, prompt, lists, num_frames)
+    best = max(range(len(values)), key=lambda k: float(np.sum(scores[k])))
+    return values[best], float(np.mean(scores[best]))
+
+
+def _insertions(tokenizer: Any, tokens: list[int], digits: str, steps: np.ndarray) -> list[str]:
+    """The heard digits with one more digit, most probable first: at each step of the heard text (before each token,
+    and before its end), a digit the decoder nearly wrote there instead of what it wrote."""
+    digit_tokens = _single_digit_tokens(tokenizer)
+    found: dict[str, float] = {}
+    for step in range(len(tokens) + 1):
+        before = len(digits_from_text(tokenizer.decode(tokens[:step])))
+        said = digits_from_text(tokenizer.decode(tokens[step:step + 1])) if step < len(tokens) else ""
+        for digit, ids in digit_tokens.items():
+            if said[:1] == digit:
+                continue
+            value = digits[:before] + digit + digits[before:]
+            logprob = float(max(steps[step][i] for i in ids))
+            found[value] = max(found.get(value, -math.inf), logprob)
+    return sorted(found, key=lambda v: -found[v])
+
+
+def _deletions(tokenizer: Any, tokens: list[int], digits: str, steps: np.ndarray) -> list[str]:
+    """The heard digits with one dropped: one of a pair first (Whisper repeats a digit: "74843700" for 7484370,
+    "4 3 6 0 8 8 8"), then the digit whose token the decoder found least probable (each digit of a token that writes
+    several, "748", with that token's probability)."""
+    found: dict[str, float] = {}
+    for step, token in enumerate(tokens):
+        before = len(digits_from_text(tokenizer.decode(tokens[:step])))
+        for k in range(len(digits_from_text(tokenizer.decode([token])))):
+            value = digits[:before + k] + digits[before + k + 1:]
+            found[value] = min(found.get(value, math.inf), float(steps[step][token]))
+    pairs = {digits[:i] + digits[i + 1:] for i in range(1, len(digits)) if digits[i] == digits[i - 1]}
+    return sorted(found, key=lambda v: (v not in pairs, found[v]))
+
+
 def _one_digit_off(digits: str, want: int) -> list[str]:
     """The heard digits with one of them said twice (one short) or with one of a repeated pair dropped (one over)."""
     if want == len(digits) + 1:
@@ -227,12 +318,37 @@ def _one_digit_off(digits: str, want: int) -> list[str]:
                               if digits[i] == digits[i - 1]))
 
 
-def _sequence_scores(model: Any, encoder_output: Any, tokenizer: Any, prompt: list[int],
-                     token_lists: list[list[int]]) -> list[tuple[float, float]]:
-    """(log probability of the whole text, its end included; mean log probability of its tokens) of each candidate
-    under the free model, in one batch: each is decoded as a forced prefix with nothing suppressed, and the logits
-    of every step give its tokens' probabilities and the end's after them (`align` normalises over text tokens only,
-    so it cannot say whether the caller stopped there)."""
+_SINGLE_DIGITS: dict[int, dict[str, list[int]]] = {}
+
+
+def _single_digit_tokens(tokenizer: Any) -> dict[str, list[int]]:
+    """Digit -> the token ids that write it alone ("4", " 4", 四), cached per vocabulary."""
+    key = id(tokenizer.tokenizer)
+    if key not in _SINGLE_DIGITS:
+        table: dict[str, list[int]] = {}
+        for digit in "0123456789":
+            for text in (digit, " " + digit, _ZH_WRITTEN[int(digit)]):
+                ids = tokenizer.tokenizer.encode(text, add_special_tokens=False).ids
+                if len(ids) == 1:
+                    table.setdefault(digit, []).append(ids[0])
+        _SINGLE_DIGITS[key] = table
+    return _SINGLE_DIGITS[key]
+
+
+def _step_logprobs(model: Any, encoder_output: Any, tokenizer: Any, prompt: list[int],
+                   tokens: list[int]) -> np.ndarray:
+    """Log probabilities over the vocabulary at each step of the text (its tokens, then its end), given the audio."""
+    rows = _forced_logits(model, encoder_output, prompt, [tokens])[0][:len(tokens) + 1]
+    return np.asarray(rows - _logsumexp(rows)[:, None])
+
+
+def _logsumexp(rows: np.ndarray) -> np.ndarray:
+    peak = rows.max(axis=1)
+    return np.asarray(peak + np.log(np.exp(rows - peak[:, None]).sum(axis=1)))
+
+
+def _forced_logits(model: Any, encoder_output: Any, prompt: list[int], token_lists: list[list[int]]) -> list[np.ndarray]:
+    """Vocabulary logits of every step of each candidate decoded as a forced prefix, nothing suppressed, one batch."""
     import ctranslate2
 
     count = len(token_lists)
@@ -243,14 +359,19 @@ def _sequence_scores(model: Any, encoder_output: Any, tokenizer: Any, prompt: li
     results = model.generate(features, [prompt + tokens for tokens in token_lists], beam_size=1,
                              max_length=max(2 * steps, steps + len(prompt) - 1), return_logits_vocab=True,
                              suppress_blank=False, suppress_tokens=[])
+    return [np.asarray(result.logits[0], dtype=np.float64) for result in results]
+
+
+def _sequence_scores(model: Any, encoder_output: Any, tokenizer: Any, prompt: list[int],
+                     token_lists: list[list[int]]) -> list[tuple[float, float]]:
+    """(log probability of the whole text, its end included; mean log probability of its tokens) of each candidate
+    under the free model, in one batch: each is decoded as a forced prefix with nothing suppressed, and the logits
+    of every step give its tokens' probabilities and the end's after them (`align` normalises over text tokens only,
+    so it cannot say whether the caller stopped there)."""
     out = []
-    for result, tokens in zip(results, token_lists):
-        rows = np.asarray(result.logits[0], dtype=np.float64)  # one row of vocabulary logits a step
-        logprobs = []
-        for step, token in enumerate([*tokens, tokenizer.eot]):
-            logits = rows[step]
-            peak = float(logits.max())
-            logprobs.append(float(logits[token]) - peak - math.log(float(np.exp(logits - peak).sum())))
+    for rows, tokens in zip(_forced_logits(model, encoder_output, prompt, token_lists), token_lists):
+        steps = rows[:len(tokens) + 1]
+        logprobs = [float(steps[k][t]) for k, t in enumerate([*tokens, tokenizer.eot])] - _logsumexp(steps)
         out.append((float(np.sum(logprobs)), float(np.mean(logprobs[:-1])) if tokens else -math.inf))
     return out
 
