@@ -217,7 +217,7 @@ def _repair_length(model: Any, encoder_output: Any, tokenizer: Any, prompt: list
     want = grammar.min_digits if len(digits) < grammar.min_digits else grammar.max_digits
     if abs(want - len(digits)) != 1:
         return None
-    if _recountable(grammar, digits, spoken_count):
+    if tokenizer.language_code != "zh" and _recountable(grammar, digits, spoken_count):  # English only: measured
         return _recount(model, encoder_output, tokenizer, prompt, grammar, tokens, num_frames)
     per_digit = len(tokens) / len(digits)  # "7, 6, 4" is two tokens a digit, 七六四 one, 零 two
     count = max(1, round(len(tokens) + (want - len(digits)) * per_digit))
