@@ -255,7 +255,7 @@ def _recount(model: Any, encoder_output: Any, tokenizer: Any, prompt: list[int],
     repeated one, one it wrote as a word: "or 8996801793") or added one. One forced pass of the heard text gives
     each step's distribution; the RECOUNT_CANDIDATES most likely edits (a digit the decoder nearly wrote at a step;
     the least probable digit dropped), and the grammar's known values one edit away, are scored by the free model in
-    one batch and the best taken, when the heard text is probable at all (MIN_DIGITS_LOGPROB: the caller said digits;
+    one batch, each whole with its end (`_sequence_scores`), and the best taken, when the heard text is probable at all (MIN_DIGITS_LOGPROB: the caller said digits;
     the edit itself is a digit the decoder did not write, improbable by construction)."""
     heard = tokenizer.decode(tokens)
     digits = digits_from_text(heard)
@@ -274,9 +274,12 @@ def _recount(model: Any, encoder_output: Any, tokenizer: Any, prompt: list[int],
     # tokens "58", "888", "171": a candidate written so would be tokenised differently, its score not comparable).
     style = heard if all(len(digits_from_text(tokenizer.decode([t]))) <= 1 for t in tokens) else " " + " ".join(digits)
     lists = [tokenizer.encode(_written_like(style, value)) for value in values]
-    scores = _token_logprobs(model, encoder_output, prompt, lists, num_frames)
-    best = max(range(len(values)), key=lambda k: float(np.sum(scores[k])))
-    return values[best], float(np.mean(scores[best]))
+    # the end included: a string cut short before the caller's last digit, or run on past it, must pay for it
+    # (scored by `align`, without its end, 7006817 heard "7, 0, 0, 6, 8, 7," became 7006878, 13153 heard
+    # "1, 2, 3, 1, 5, 3." 12315: development speaker george)
+    scores = _sequence_scores(model, encoder_output, tokenizer, prompt, lists)
+    best = max(range(len(values)), key=lambda k: scores[k][0])
+    return values[best], scores[best][1]
 
 
 def _insertions(tokenizer: Any, tokens: list[int], digits: str, steps: np.ndarray) -> list[str]:
