@@ -259,6 +259,10 @@ def _recount(model: Any, encoder_output: Any, tokenizer: Any, prompt: list[int],
     the edit itself is a digit the decoder did not write, improbable by construction)."""
     heard = tokenizer.decode(tokens)
     digits = digits_from_text(heard)
+    if any(len(digits_from_text(tokenizer.decode([t]))) > 1 for t in tokens):
+        # written in groups ("977-977-30-990-291422" for 9797309902914222): its errors are not one digit (a longer
+        # window decodes such strings better: development speaker george)
+        return None
     steps = _step_logprobs(model, encoder_output, tokenizer, prompt, tokens)
     if float(np.mean([steps[k][t] for k, t in enumerate(tokens)])) < MIN_DIGITS_LOGPROB:
         return None  # not digits the caller said (a question): the free decode's
@@ -270,10 +274,7 @@ def _recount(model: Any, encoder_output: Any, tokenizer: Any, prompt: list[int],
     values = [*ranked[:RECOUNT_CANDIDATES], *known]
     if not values:
         return None
-    # Written alike, so that their scores compare: as heard when it wrote a digit a token, else spaced ("58888171",
-    # tokens "58", "888", "171": a candidate written so would be tokenised differently, its score not comparable).
-    style = heard if all(len(digits_from_text(tokenizer.decode([t]))) <= 1 for t in tokens) else " " + " ".join(digits)
-    lists = [tokenizer.encode(_written_like(style, value)) for value in values]
+    lists = [tokenizer.encode(_written_like(heard, value)) for value in values]
     # the end included: a string cut short before the caller's last digit, or run on past it, must pay for it
     # (scored by `align`, without its end, 7006817 heard "7, 0, 0, 6, 8, 7," became 7006878, 13153 heard
     # "1, 2, 3, 1, 5, 3." 12315: development speaker george)
