@@ -208,7 +208,7 @@ class WhisperAsr:
             # The grammar's own decode on this window first: a digit string read with pauses often loops the free
             # decode of the short window, and its answer here spares the full window's encode (about four times the
             # short one's: 1.3-2.5 s of a worker for base on a busy 2-core box, bench/turn_latency.py).
-            match = match_grammar(model.model, encoder_output, tokenizer, grammar, audio_frames)
+            match = match_grammar(model.model, encoder_output, tokenizer, grammar, audio_frames, spoken_count=spoken)
             if match is not None and match.value is not None and not match.runaway:
                 return match.text, language, match.avg_logprob, 0.0, window, match
         if looped or (short and avg_logprob < LOGPROB_THRESHOLD):
