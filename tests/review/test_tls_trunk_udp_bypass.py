@@ -1,0 +1,71 @@
+"""Review: a trunk's tls_names are bypassed by a UDP INVITE from the ip:port of the trunk's open TLS connection.
+
+server._arrival asks ua.kind_for(call.addr), which looks the source address up in the TCP/TLS connection table;
+a UDP datagram from the same (ip, port) as a mutual-TLS connection is taken for a TLS request and inherits that
+connection's certificate names. Expected: 403 (the INVITE came over UDP). No Kamailio needed: a Python TLS client.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.certs import TestCa
+from tests.integration.rawsip import RawPeer, sdp_offer
+from tests.integration.support import ServerProcess, start_server, stop_server
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+EDGE = "edge.voicebot.test"
+
+
+@pytest.fixture
+def node(tmp_path: Path) -> Iterator[tuple[ServerProcess, TestCa]]:
+    ca = TestCa(tmp_path / "pki")
+    mine = ca.issue("node", ["localhost", "127.0.0.1"])
+    listen = (f"transports: [udp, tls], tls_port: 0, tls: {{cert_file: {mine.cert}, key_file: {mine.key}, "
+              f"ca_file: {ca.pem.cert}, client_auth: required}}")
+    trunk = ('trunks:\n  - {name: edge, registrar: "sip:127.0.0.1", register: false, allow_from: [127.0.0.1/32], '
+             f'tls_names: [{EDGE}]}}\n')
+    (tmp_path / "node").mkdir()
+    server = start_server(tmp_path / "node", trunk, listen=listen)
+    try:
+        yield server, ca
+    finally:
+        stop_server(server)
+
+
+def test_udp_invite_from_the_address_of_a_trunk_tls_connection_is_refused(node: tuple[ServerProcess, TestCa]) -> None:
+    server, ca = node
+    edge = ca.issue("edge", [EDGE, "127.0.0.1"])
+    context = ssl.create_default_context(cafile=str(ca.pem.cert))
+    context.load_cert_chain(str(edge.cert), str(edge.key))
+    with socket.create_connection(("127.0.0.1", server.ports["tls"]), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname="localhost") as tls:
+        host, port = tls.getsockname()[:2]
+        tls.sendall((f"OPTIONS sip:{server.host}:{server.ports['tls']};transport=tls SIP/2.0\r\n"
+                     f"Via: SIP/2.0/TLS {host}:{port};branch=z9hG4bKcheck{port}\r\n"
+                     f"From: <sip:check@{host}>;tag=check\r\nTo: <sip:{server.host}>\r\n"
+                     f"Call-ID: check-{port}@{host}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+                     "Content-Length: 0\r\n\r\n").encode())
+        assert tls.recv(65536).startswith(b"SIP/2.0 200")  # the trunk's mutual-TLS connection is up
+        # Someone else sends a plain UDP INVITE from the same ip:port (another protocol's port space).
+        peer = RawPeer((server.host, server.port))
+        peer.sock.close()
+        peer.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        peer.sock.bind(("127.0.0.1", port))
+        peer.host, peer.port = "127.0.0.1", port
+        try:
+            peer.send(peer.request("INVITE", server.uri, body=sdp_offer("127.0.0.1", 40000),
+                                   content_type="application/sdp",
+                                   extra="P-Asserted-Identity: <sip:+15550001111@127.0.0.1>\r\n"))
+            offered = server.wait_for_match("call offered", call_id=peer.call_id)
+        finally:
+            peer.close()
+    print({k: offered.get(k) for k in ("transport", "trunk", "tls_peer", "identity")})
+    assert offered["transport"] == "udp", offered  # it came over UDP
+    assert server.wait_for("call rejected: trunk requires mutual TLS", timeout=5), offered
