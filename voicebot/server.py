@@ -505,12 +505,11 @@ class VoicebotServer:
     def _arrival(self, call: SipCall) -> dict[str, Any]:
         """How the INVITE came: its transport, the trunk its source belongs to, the TLS peer's certificate (its
         common name as ``tls_peer``, every name it proves as ``tls_names``)."""
-        kind = self.ua.kind_for(call.addr)
+        came = call.arrival  # recorded by the UA from the socket the INVITE arrived on, never from its address
         trunk = self.config.trunk_for_source(call.addr[0])
-        arrival: dict[str, Any] = {"transport": kind, "trunk": trunk.name if trunk is not None else None}
-        conn = self.ua.stream.find(call.addr, "tls") if self.ua.stream is not None and kind == "tls" else None
-        if conn is not None:
-            arrival["tls_peer"], arrival["tls_names"] = conn.peer_name, conn.peer_names
+        arrival: dict[str, Any] = {"transport": came.transport, "trunk": trunk.name if trunk is not None else None}
+        if came.transport == "tls":
+            arrival["tls_peer"], arrival["tls_names"] = came.peer_name, came.peer_names
         return arrival
 
     def _dialplan_for(self, call: SipCall) -> str:

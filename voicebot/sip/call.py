@@ -26,7 +26,7 @@ from typing import Awaitable, Callable, Coroutine, Protocol
 from .dialog import Dialog, new_tag
 from .hooks import Hook, Removed
 from .identity import CallerIdentity, Redirection, caller_identity, redirection
-from .message import SipRequest, SipResponse
+from .message import Arrival, SipRequest, SipResponse
 from .prack import EarlyDialogs, ReliableProvisionals, requires_100rel
 from .session_timer import (SessionRefresh, SessionTimer, SessionTimerPolicy, TooSmall, as_peer_request,
                             from_response, negotiate)
@@ -190,6 +190,11 @@ class SipCall:
     @property
     def call_id(self) -> str:
         return self.invite.call_id
+
+    @property
+    def arrival(self) -> Arrival:
+        """How an inbound INVITE reached us (transport, TLS peer names); an outbound leg's: unknown (``""``)."""
+        return self.invite.arrival or Arrival("")
 
     @property
     def from_header(self) -> str:

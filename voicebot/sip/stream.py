@@ -22,7 +22,7 @@ log = logging.getLogger("voicebot.sip.stream")
 
 Addr = tuple[str, int]
 Kind = Literal["tcp", "tls"]
-MessageHandler = Callable[[bytes, Addr, Kind], None]
+MessageHandler = Callable[[bytes, "Connection"], None]  # the message and the connection it arrived on
 BadFrameHandler = Callable[[bytes, Addr, Kind, str], None]
 
 
@@ -128,7 +128,7 @@ class Connection(asyncio.Protocol):
             data = plain
         for event in self.framer.feed(data):
             if isinstance(event, Frame):
-                self.owner.on_message(event.data, self.remote, self.kind)
+                self.owner.on_message(event.data, self)
             elif isinstance(event, Ping):
                 self._write_now(PONG)
             elif isinstance(event, FramingError):

@@ -1,8 +1,8 @@
-"""Review: a trunk's tls_names are bypassed by a UDP INVITE from the ip:port of the trunk's open TLS connection.
+"""A trunk's tls_names judge the transport a request really arrived on, never its source address.
 
-server._arrival asks ua.kind_for(call.addr), which looks the source address up in the TCP/TLS connection table;
-a UDP datagram from the same (ip, port) as a mutual-TLS connection is taken for a TLS request and inherits that
-connection's certificate names. Expected: 403 (the INVITE came over UDP). No Kamailio needed: a Python TLS client.
+A UDP datagram from the same (ip, port) as the trunk's open mutual-TLS connection (another protocol's port space)
+must not be taken for a TLS request nor inherit that connection's certificate names: 403. (Issue 20 review: the
+transport used to be looked up by address in the TCP/TLS connection table.) A Python TLS client, no Kamailio.
 """
 
 from __future__ import annotations

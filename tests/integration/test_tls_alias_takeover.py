@@ -1,8 +1,8 @@
-"""Review: RFC 5923 ``;alias`` is accepted from any TLS peer for any sent-by, and replaces the connection already
-bound to that address. A second certificate holder (here: another client certificate from the same CA, e.g. a
-phone's) claims the trunk's ip:port and then receives what the node sends to the trunk (here: the trunk's own
-OPTIONS response). RFC 5923 §10.2 wants the alias's host checked against the peer certificate. Expected: the
-trunk's response comes back on the trunk's connection.
+"""RFC 5923 ``;alias`` never lets one connection take over an address another live connection holds.
+
+A second certificate holder (here: another client certificate from the same CA, e.g. a phone's) claims the trunk's
+ip:port with ``;alias``; what the node sends to the trunk (here: the answer to the trunk's next OPTIONS) must still
+go on the trunk's own connection. (Issue 20 review; RFC 5923 §10.2 also checks the alias host against the peer.)
 """
 
 from __future__ import annotations
