@@ -8,6 +8,7 @@ A connection is known by the peer's address as seen on the socket, plus any alia
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import ssl
 import time
@@ -42,6 +43,23 @@ def addr_key(host: str, port: int) -> Addr:
     if host.startswith("::ffff:") and "." in host:
         host = host[7:]
     return (host, port)
+
+
+def alias_host_allowed(host: str, source: str, cert_names: tuple[str, ...]) -> bool:
+    """Whether a connection from ``source`` whose peer proved ``cert_names`` may alias a Via sent-by ``host``:
+    the same IP address (any spelling), or one of the certificate's names (RFC 5923 §10.2)."""
+    try:
+        same = _ip(host) == _ip(source)
+    except ValueError:
+        same = False
+    return same or host.lower().rstrip(".") in {name.lower().rstrip(".") for name in cert_names}
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    address = ipaddress.ip_address(text.strip("[]"))
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 class Connection(asyncio.Protocol):
@@ -264,11 +282,20 @@ class StreamTransport:
         self._table[key] = conn
         conn.keys.add(addr)
 
-    def alias(self, kind: Kind, via_addr: Addr, remote: Addr) -> None:
-        """RFC 5923: the peer lets requests for ``via_addr`` (its Via sent-by) reuse this connection."""
-        conn = self._table.get((kind, remote))
-        if conn is not None and not conn.closed and via_addr != remote:
-            self._bind(conn, addr_key(*via_addr))
+    def alias(self, conn: Connection, via_addr: Addr) -> str | None:
+        """RFC 5923: the peer lets requests for ``via_addr`` (its Via sent-by) reuse ``conn``. Bound only when
+        the sent-by host is the connection's own source IP or a name its verified certificate proves (§10.2),
+        and the address is not held by another live connection. Returns why it was refused (None: bound)."""
+        addr = addr_key(*via_addr)
+        if conn.closed or addr == conn.remote:
+            return None
+        if not alias_host_allowed(addr[0], conn.remote[0], conn.peer_names):
+            return "sent-by host is neither the connection's source address nor a name of its certificate"
+        holder = self._table.get((conn.kind, addr))
+        if holder is not None and holder is not conn and not holder.closed:
+            return "address held by another connection"
+        self._bind(conn, addr)
+        return None
 
     def forget(self, conn: Connection) -> None:
         if conn not in self._all:

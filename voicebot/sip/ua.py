@@ -654,9 +654,12 @@ class UserAgent:
         else:
             self.stats.requests += 1
             msg.arrival = Arrival(conn.kind, conn.peer_name, conn.peer_names) if conn is not None else Arrival("udp")
-            if kind is not None and self.stream is not None and "alias" in msg.top_via.params:
+            if conn is not None and self.stream is not None and "alias" in msg.top_via.params:
                 via = msg.top_via
-                self.stream.alias(kind, addr_key(via.host, via.port or DEFAULT_PORTS[kind]), addr)
+                refused = self.stream.alias(conn, (via.host, via.port or DEFAULT_PORTS[conn.kind]))
+                if refused is not None:
+                    self._log_throttled("via alias refused", addr, transport=conn.kind, reason=refused,
+                                        sent_by=clip(f"{via.host}:{via.port or ''}", 80))
             self._on_request(msg, addr)
 
     def _admit_before_parse(self, data: bytes, addr: Addr) -> bool:
