@@ -69,6 +69,7 @@ from voicebot.sip.optionsping import OptionsMonitor
 from voicebot.sip.registration import Registration
 from voicebot.sip.headers import SipParseError
 from voicebot.sip.identity import ANONYMOUS
+from voicebot.sip.message import Arrival
 from voicebot.sip.session_timer import SessionTimerPolicy
 from voicebot.sip.uri import parse_name_addr, parse_uri
 from voicebot.sip.sdp import Encryption, NoCommonCodec, SdpError, SrtpKeys, negotiate, parse_sdp
@@ -179,8 +180,9 @@ class VoicebotServer:
                             transports=transport_options(config.listen))
         self.ua.media_lag = get_ticker().lag
         self.ua.accept_calls(self._on_invite)
-        # P-Asserted-Identity / Remote-Party-ID are believed only from a configured trunk (its allow_from)
-        self.ua.trusted_identity = lambda host: self.config.trunk_for_source(host) is not None
+        # P-Asserted-Identity / Remote-Party-ID are believed only from a configured trunk (its allow_from) whose
+        # checks the request passes (tls_names: over TLS with one of the trunk's certificates)
+        self.ua.trusted_identity = self._identity_trusted
         timers = config.listen.session_timers
         self.ua.session_timers = SessionTimerPolicy(timers.enabled, timers.expires_s, timers.min_se_s)
         if config.auth.challenge_non_trunk:
@@ -501,6 +503,12 @@ class VoicebotServer:
                                       redirect_reason=redirect.reason if redirect else "")
                 await life.run(self._dialplan_session(dialplan, leg.channel, context, life,
                                                       self.config.transfer.allows))
+
+    def _identity_trusted(self, host: str, arrival: Arrival) -> bool:
+        """Whether a request from ``host`` that arrived as ``arrival`` may assert the caller's identity: it comes
+        from a trunk and passes that trunk's tls_names check (a call the trunk check refuses asserts nothing)."""
+        trunk = self.config.trunk_for_source(host)
+        return trunk is not None and trunk.tls_refusal(arrival.transport, arrival.peer_names) is None
 
     def _arrival(self, call: SipCall) -> dict[str, Any]:
         """How the INVITE came: its transport, the trunk its source belongs to, the TLS peer's certificate (its

@@ -142,7 +142,8 @@ class UserAgent:
         for method in NO_DIALOG_METHODS:
             self.handlers.default(method, _no_dialog)
         self.accepting = True
-        self.trusted_identity: Callable[[str], bool] = lambda _host: False  # sources whose PAI/RPID we believe
+        # whose PAI/RPID we believe: (source host, how the request arrived) -> bool
+        self.trusted_identity: Callable[[str, Arrival], bool] = lambda _host, _arrival: False
         self.session_timers = SessionTimerPolicy()  # RFC 4028 on the calls we answer and the legs we place
         self.media_lag: Callable[[], float] = lambda: 0.0  # seconds the media clock is behind (admission by load)
         self.stats = UaStats()
