@@ -442,7 +442,8 @@ class TrunkConfig(_Section):
     tls_names: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list, description="mutual TLS: names (certificate common name or subjectAltName) the "
         "trunk's TLS connections prove; when set, a call from allow_from that did not come over TLS with a "
-        "certificate for one of them is refused with 403 (needs listen.tls.client_auth)")
+        "certificate for one of them is refused with 403 (needs listen.tls.client_auth); its allow_from may "
+        "overlap no other trunk's (a validation error: calls go to the first trunk covering their source)")
 
     @model_validator(mode="after")
     def _credentials(self) -> TrunkConfig:
@@ -769,6 +770,29 @@ class ServerConfig(_Section):
                     f"trunk {trunk.name!r} has tls_names but the node asks no client certificate ({why})",
                     loc=("trunks", index, "tls_names"),
                     hint="listen on tls with listen.tls.client_auth: required and the trunks' CA in ca_file")
+        return self
+
+    @model_validator(mode="after")
+    def _tls_trunks_not_shadowed(self) -> ServerConfig:
+        """A call belongs to the first trunk whose allow_from covers its source: a trunk with tls_names must share
+        no address with another trunk, or the other one's looser rules (no tls_names, other names) would apply to
+        some of its sources, or its own to the other's. A validation error, not a guess at the meant trunk."""
+        for later, trunk in enumerate(self.trunks):
+            for earlier in range(later):
+                other = self.trunks[earlier]
+                if not (trunk.tls_names or other.tls_names):
+                    continue
+                for at, network in enumerate(trunk.allow_from):
+                    clash = next((n for n in other.allow_from if n.version == network.version and n.overlaps(network)),
+                                 None)
+                    if clash is not None:
+                        strict = trunk if trunk.tls_names else other
+                        raise LocatedValueError(
+                            f"trunk {trunk.name!r} allow_from {network} overlaps trunk {other.name!r}'s {clash} "
+                            f"(trunks[{earlier}]); calls from there would be matched to {other.name!r} and "
+                            f"trunk {strict.name!r}'s tls_names would not decide",
+                            loc=("trunks", later, "allow_from", at),
+                            hint="give a trunk with tls_names source addresses no other trunk lists")
         return self
 
     @model_validator(mode="after")
