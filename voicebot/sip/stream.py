@@ -80,7 +80,7 @@ class Connection(asyncio.Protocol):
         self._pending: list[bytes] = []
         self._tls = TlsSession(server_ctx) if server_ctx is not None else None
         self.accepted_at = time.monotonic()
-        self.peer_name: str | None = None  # common name of the peer's verified TLS certificate (mutual TLS)
+        self.peer_name: str | None = None  # common name of the peer's verified TLS certificate (either direction)
         self.peer_names: tuple[str, ...] = ()  # every name that certificate proves (CN, subjectAltName)
 
     # ------------------------------------------------------------------ asyncio.Protocol
@@ -88,7 +88,8 @@ class Connection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.remote = addr_key(peer[0], peer[1]) if peer else ("", 0)
-        if self.outbound:
+        if self.outbound:  # asyncio completed the handshake (TLS) before calling this
+            self._learn_peer(transport.get_extra_info("ssl_object"))
             self._become_ready()
             return
         refusal = self.owner.refusal(self.remote[0])
@@ -123,13 +124,18 @@ class Connection(asyncio.Protocol):
             self.close()
             return None
         if self._tls.established and not was_ready:
-            subject = self.peer_name = peer_subject(self._tls.ssl_object)
-            self.peer_names = peer_names(self._tls.ssl_object)
-            if subject is not None:
-                log.info("tls peer certificate", extra={"fields": {
-                    "src": f"{self.remote[0]}:{self.remote[1]}", "subject": subject}})
+            self._learn_peer(self._tls.ssl_object)
             self._become_ready()
         return plain
+
+    def _learn_peer(self, ssl_object: ssl.SSLObject | None) -> None:
+        """The names the peer's certificate proves, on a connection of either direction: only a verified one
+        has any (an unverified certificate, e.g. verify_server off, gives none)."""
+        subject = self.peer_name = peer_subject(ssl_object)
+        self.peer_names = peer_names(ssl_object)
+        if subject is not None:
+            log.info("tls peer certificate", extra={"fields": {
+                "src" if not self.outbound else "dst": f"{self.remote[0]}:{self.remote[1]}", "subject": subject}})
 
     def _become_ready(self) -> None:
         self.ready = True
