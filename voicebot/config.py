@@ -19,6 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from voicebot.sip.certnames import names_match
 from voicebot.sip.targets import TargetPattern as TransferTargetPattern
 from voicebot.sip.targets import TargetPatternError, target_allowed
 from voicebot.yamlsrc import (
@@ -439,10 +440,12 @@ class TrunkConfig(_Section):
     media_encryption: MediaEncryption | None = Field(
         None, description="SRTP policy for this trunk's calls: none, optional or required (default: the global "
                           "media_encryption)")
-    tls_names: list[Annotated[str, Field(min_length=1)]] = Field(
+    tls_names: list[Annotated[str, Field(min_length=1, pattern=r"^[^*]+$")]] = Field(
         default_factory=list, description="mutual TLS: names (certificate common name or subjectAltName) the "
         "trunk's TLS connections prove; when set, a call from allow_from that did not come over TLS with a "
-        "certificate for one of them is refused with 403 (needs listen.tls.client_auth); its allow_from may "
+        "certificate for one of them is refused with 403 (needs listen.tls.client_auth). Names are exact (no "
+        "wildcards; a certificate with subjectAltName is named by it alone, IP addresses compare as addresses); "
+        "its allow_from may "
         "overlap no other trunk's (a validation error: calls go to the first trunk covering their source)")
 
     @model_validator(mode="after")
@@ -490,8 +493,7 @@ class TrunkConfig(_Section):
             return f"trunk {self.name!r} takes calls over mutual TLS only; this one came over {transport}"
         if not peer_names:
             return f"trunk {self.name!r} needs a client certificate; the connection showed none"
-        wanted = {name.lower() for name in self.tls_names}
-        if not wanted.intersection(name.lower() for name in peer_names):
+        if not names_match(self.tls_names, tuple(peer_names)):
             return f"certificate of {peer_names[0]!r} is not one of trunk {self.name!r}'s tls_names"
         return None
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Coroutine, Literal
 
 from .framing import PONG, Frame, FramingError, Ping, StreamFramer
+from .certnames import canonical_name, names_match
 from .logthrottle import LogThrottle
 from .tls import TlsSession, peer_names, peer_subject
 
@@ -49,17 +50,11 @@ def alias_host_allowed(host: str, source: str, cert_names: tuple[str, ...]) -> b
     """Whether a connection from ``source`` whose peer proved ``cert_names`` may alias a Via sent-by ``host``:
     the same IP address (any spelling), or one of the certificate's names (RFC 5923 §10.2)."""
     try:
-        same = _ip(host) == _ip(source)
+        ipaddress.ip_address(host.strip("[]"))
+        same = canonical_name(host) == canonical_name(source)
     except ValueError:
         same = False
-    return same or host.lower().rstrip(".") in {name.lower().rstrip(".") for name in cert_names}
-
-
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    address = ipaddress.ip_address(text.strip("[]"))
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
+    return same or names_match((host,), cert_names)
 
 
 class Connection(asyncio.Protocol):
