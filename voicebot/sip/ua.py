@@ -332,7 +332,8 @@ class UserAgent:
             if self.transport is not None:
                 self.transport.send(data, addr)
             return
-        conn = self.stream.find(addr, kind) if self.stream is not None and kind in ("tcp", "tls") else None
+        stream_kind: Kind | None = "tls" if kind == "tls" else "tcp" if kind == "tcp" else None
+        conn = self.stream.find(addr, stream_kind) if self.stream is not None and stream_kind is not None else None
         if conn is not None:
             conn.write(data)
             return
