@@ -19,6 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from voicebot.sip.certnames import names_match
 from voicebot.sip.targets import TargetPattern as TransferTargetPattern
 from voicebot.sip.targets import TargetPatternError, target_allowed
 from voicebot.yamlsrc import (
@@ -439,10 +440,13 @@ class TrunkConfig(_Section):
     media_encryption: MediaEncryption | None = Field(
         None, description="SRTP policy for this trunk's calls: none, optional or required (default: the global "
                           "media_encryption)")
-    tls_names: list[Annotated[str, Field(min_length=1)]] = Field(
+    tls_names: list[Annotated[str, Field(min_length=1, pattern=r"^[^*]+$")]] = Field(
         default_factory=list, description="mutual TLS: names (certificate common name or subjectAltName) the "
         "trunk's TLS connections prove; when set, a call from allow_from that did not come over TLS with a "
-        "certificate for one of them is refused with 403 (needs listen.tls.client_auth)")
+        "certificate for one of them is refused with 403 (needs listen.tls.client_auth). Names are exact (no "
+        "wildcards; a certificate with subjectAltName is named by it alone, IP addresses compare as addresses); "
+        "its allow_from may "
+        "overlap no other trunk's (a validation error: calls go to the first trunk covering their source)")
 
     @model_validator(mode="after")
     def _credentials(self) -> TrunkConfig:
@@ -489,8 +493,7 @@ class TrunkConfig(_Section):
             return f"trunk {self.name!r} takes calls over mutual TLS only; this one came over {transport}"
         if not peer_names:
             return f"trunk {self.name!r} needs a client certificate; the connection showed none"
-        wanted = {name.lower() for name in self.tls_names}
-        if not wanted.intersection(name.lower() for name in peer_names):
+        if not names_match(self.tls_names, tuple(peer_names)):
             return f"certificate of {peer_names[0]!r} is not one of trunk {self.name!r}'s tls_names"
         return None
 
@@ -769,6 +772,29 @@ class ServerConfig(_Section):
                     f"trunk {trunk.name!r} has tls_names but the node asks no client certificate ({why})",
                     loc=("trunks", index, "tls_names"),
                     hint="listen on tls with listen.tls.client_auth: required and the trunks' CA in ca_file")
+        return self
+
+    @model_validator(mode="after")
+    def _tls_trunks_not_shadowed(self) -> ServerConfig:
+        """A call belongs to the first trunk whose allow_from covers its source: a trunk with tls_names must share
+        no address with another trunk, or the other one's looser rules (no tls_names, other names) would apply to
+        some of its sources, or its own to the other's. A validation error, not a guess at the meant trunk."""
+        for later, trunk in enumerate(self.trunks):
+            for earlier in range(later):
+                other = self.trunks[earlier]
+                if not (trunk.tls_names or other.tls_names):
+                    continue
+                for at, network in enumerate(trunk.allow_from):
+                    clash = next((n for n in other.allow_from if n.version == network.version and n.overlaps(network)),
+                                 None)
+                    if clash is not None:
+                        strict = trunk if trunk.tls_names else other
+                        raise LocatedValueError(
+                            f"trunk {trunk.name!r} allow_from {network} overlaps trunk {other.name!r}'s {clash} "
+                            f"(trunks[{earlier}]); calls from there would be matched to {other.name!r} and "
+                            f"trunk {strict.name!r}'s tls_names would not decide",
+                            loc=("trunks", later, "allow_from", at),
+                            hint="give a trunk with tls_names source addresses no other trunk lists")
         return self
 
     @model_validator(mode="after")

@@ -69,6 +69,7 @@ from voicebot.sip.optionsping import OptionsMonitor
 from voicebot.sip.registration import Registration
 from voicebot.sip.headers import SipParseError
 from voicebot.sip.identity import ANONYMOUS
+from voicebot.sip.message import Arrival
 from voicebot.sip.session_timer import SessionTimerPolicy
 from voicebot.sip.uri import parse_name_addr, parse_uri
 from voicebot.sip.sdp import Encryption, NoCommonCodec, SdpError, SrtpKeys, negotiate, parse_sdp
@@ -179,8 +180,9 @@ class VoicebotServer:
                             transports=transport_options(config.listen))
         self.ua.media_lag = get_ticker().lag
         self.ua.accept_calls(self._on_invite)
-        # P-Asserted-Identity / Remote-Party-ID are believed only from a configured trunk (its allow_from)
-        self.ua.trusted_identity = lambda host: self.config.trunk_for_source(host) is not None
+        # P-Asserted-Identity / Remote-Party-ID are believed only from a configured trunk (its allow_from) whose
+        # checks the request passes (tls_names: over TLS with one of the trunk's certificates)
+        self.ua.trusted_identity = self._identity_trusted
         timers = config.listen.session_timers
         self.ua.session_timers = SessionTimerPolicy(timers.enabled, timers.expires_s, timers.min_se_s)
         if config.auth.challenge_non_trunk:
@@ -511,15 +513,20 @@ class VoicebotServer:
                 await life.run(self._dialplan_session(dialplan, leg.channel, context, life,
                                                       self.config.transfer.allows))
 
+    def _identity_trusted(self, host: str, arrival: Arrival) -> bool:
+        """Whether a request from ``host`` that arrived as ``arrival`` may assert the caller's identity: it comes
+        from a trunk and passes that trunk's tls_names check (a call the trunk check refuses asserts nothing)."""
+        trunk = self.config.trunk_for_source(host)
+        return trunk is not None and trunk.tls_refusal(arrival.transport, arrival.peer_names) is None
+
     def _arrival(self, call: SipCall) -> dict[str, Any]:
         """How the INVITE came: its transport, the trunk its source belongs to, the TLS peer's certificate (its
         common name as ``tls_peer``, every name it proves as ``tls_names``)."""
-        kind = self.ua.kind_for(call.addr)
+        came = call.arrival  # recorded by the UA from the socket the INVITE arrived on, never from its address
         trunk = self.config.trunk_for_source(call.addr[0])
-        arrival: dict[str, Any] = {"transport": kind, "trunk": trunk.name if trunk is not None else None}
-        conn = self.ua.stream.find(call.addr, "tls") if self.ua.stream is not None and kind == "tls" else None
-        if conn is not None:
-            arrival["tls_peer"], arrival["tls_names"] = conn.peer_name, conn.peer_names
+        arrival: dict[str, Any] = {"transport": came.transport, "trunk": trunk.name if trunk is not None else None}
+        if came.transport == "tls":
+            arrival["tls_peer"], arrival["tls_names"] = came.peer_name, came.peer_names
         return arrival
 
     def _dialplan_for(self, call: SipCall) -> str:

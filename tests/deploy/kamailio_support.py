@@ -27,6 +27,7 @@ KAMAILIO_CFG = REPO / "deploy" / "kamailio" / "kamailio.cfg"
 KAMAILIO_TLS_CFG = REPO / "deploy" / "kamailio" / "tls.cfg"
 SCENARIO = Path(__file__).resolve().parent / "sipp" / "keypad_via_proxy.xml"
 QUEUE_SCENARIO = Path(__file__).resolve().parent / "sipp" / "queue_via_proxy.xml"
+IDENTITY_SCENARIO = Path(__file__).resolve().parent / "sipp" / "asserted_identity_via_proxy.xml"
 SIPP_PCAPS = Path("/usr/share/sip-tester")
 
 
@@ -50,9 +51,10 @@ def dispatcher_list(nodes: list[tuple[str, int]], set_id: int = 1, transport: st
 def kamailio_command(config: Path, *, host: str, port: int, dispatcher_file: Path, allowed_sources: str,
                      ping_interval_s: int = 1, algorithm: int = 4, pike_density: int = 1000, children: int = 2,
                      invite_timeout_ms: int = 2000, tls_port: int | None = None,
-                     tls_config: Path | None = None) -> list[str]:
+                     tls_config: Path | None = None, trusted_identity_sources: str | None = None) -> list[str]:
     """The kamailio command line running ``config`` in the foreground, its defines set with -A; with
-    ``tls_port`` and ``tls_config`` also WITH_TLS (a TLS socket on ``host``, the TLS profiles file)."""
+    ``tls_port`` and ``tls_config`` also WITH_TLS (a TLS socket on ``host``, the TLS profiles file); with
+    ``trusted_identity_sources`` (CIDRs) TRUSTED_IDENTITY_SOURCES."""
     defines = {
         "LISTEN": f"udp:{host}:{port}",
         "DISPATCHER_LIST": f'"{dispatcher_file}"',
@@ -68,6 +70,8 @@ def kamailio_command(config: Path, *, host: str, port: int, dispatcher_file: Pat
     if tls_port is not None and tls_config is not None:
         defines |= {"TLS_LISTEN": f"tls:{host}:{tls_port}", "TLS_CONFIG": f'"{tls_config}"'}
         command += ["-A", "WITH_TLS"]
+    if trusted_identity_sources is not None:
+        defines["TRUSTED_IDENTITY_SOURCES"] = f'"{trusted_identity_sources}"'
     for name, value in defines.items():
         command += ["-A", f"{name}={value}"]
     return command
@@ -291,7 +295,8 @@ class Kamailio:
 
 def start_kamailio(workdir: Path, nodes: list[Node], *, allowed_sources: str = "127.0.0.0/8",
                    ping_interval_s: int = 1, algorithm: int = 4, pike_density: int = 1000,
-                   tls_nodes: list[tuple[str, int]] | None = None, tls_config: Path | None = None) -> Kamailio:
+                   tls_nodes: list[tuple[str, int]] | None = None, tls_config: Path | None = None,
+                   trusted_identity_sources: str | None = None) -> Kamailio:
     """Render the node list, start kamailio on a free loopback port, wait until it answers SIP.
 
     With ``tls_nodes`` (host, TLS port) and ``tls_config`` (see tls_profiles) the proxy runs WITH_TLS: it also
@@ -307,7 +312,7 @@ def start_kamailio(workdir: Path, nodes: list[Node], *, allowed_sources: str = "
     command = kamailio_command(KAMAILIO_CFG, host="127.0.0.1", port=port, dispatcher_file=ds_file,
                                allowed_sources=allowed_sources, ping_interval_s=ping_interval_s,
                                algorithm=algorithm, pike_density=pike_density, tls_port=tls_port,
-                               tls_config=tls_config)
+                               tls_config=tls_config, trusted_identity_sources=trusted_identity_sources)
     proc = subprocess.Popen(command, cwd=workdir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     kamailio = Kamailio(proc=proc, host="127.0.0.1", port=port, tls_port=tls_port)
@@ -376,6 +381,15 @@ def sipp_command(kamailio: Kamailio, workdir: Path, *, calls: int, rate: float, 
             "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-nostdin", "-timeout", f"{timeout_s}s",
             "-timeout_error", "-trace_err", "-error_file", str(workdir / "sipp_errors.log"),
             "-trace_stat", "-stf", str(workdir / "sipp_stats.csv"), "-fd", "1"]
+
+
+def identity_sipp_command(kamailio: Kamailio, workdir: Path, *, source: str, asserted: str) -> list[str]:
+    """sipp from ``source`` placing one keypad call through the proxy with P-Asserted-Identity ``asserted`` (its
+    media on 127.0.0.1, the proxy's address: the node sends RTP at once to the signalling source's host)."""
+    return ["sipp", f"{kamailio.host}:{kamailio.port}", "-sf", str(IDENTITY_SCENARIO), "-s", "9000", "-m", "1",
+            "-key", "pai", asserted, "-d", "2000", "-i", source, "-p", str(free_udp_port(source)),
+            "-mi", "127.0.0.1", "-mp", str(free_media_port()), "-nostdin", "-timeout", "30s", "-timeout_error",
+            "-trace_err", "-error_file", str(workdir / "sipp_errors.log"), "-rtp_echo"]
 
 
 def queue_sipp_command(kamailio: Kamailio, workdir: Path, *, calls: int, rate: float, wait_ms: int,

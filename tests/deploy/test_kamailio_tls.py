@@ -24,6 +24,7 @@ from tests.certs import Pem, TestCa
 from tests.deploy.kamailio_support import (
     KAMAILIO_TLS_CFG,
     Kamailio,
+    identity_sipp_command,
     sipp_command,
     start_kamailio,
     stop_kamailio,
@@ -91,6 +92,14 @@ def start_tls_edge(workdir: Path, node: ServerProcess, pki: Pki, edge: Pem, *,
         kept = [line for line in client.splitlines() if not line.startswith(("certificate", "private_key"))]
         profiles.write_text(server + "[client:default]" + "\n".join(kept) + "\n")
     return start_kamailio(workdir, [], tls_nodes=[(node.host, node.ports["tls"])], tls_config=profiles)
+
+
+def start_identity_edge(workdir: Path, node: ServerProcess, pki: Pki, trusted: str) -> Kamailio:
+    """The TLS edge believing caller identity only from ``trusted`` (TRUSTED_IDENTITY_SOURCES)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    profiles = tls_profiles(KAMAILIO_TLS_CFG, workdir, cert=pki.edge.cert, key=pki.edge.key, ca=pki.ca.pem.cert)
+    return start_kamailio(workdir, [], tls_nodes=[(node.host, node.ports["tls"])], tls_config=profiles,
+                          trusted_identity_sources=trusted)
 
 
 def run_call(kamailio: Kamailio, workdir: Path, hold_ms: int = 2000) -> subprocess.CompletedProcess[str]:
@@ -230,3 +239,30 @@ def test_phone_over_tls_to_the_proxy_and_mutual_tls_to_the_node_with_srtp(tmp_pa
     assert kamailio.grep("edge: in-dialog BYE")
     assert any(m.source == proxy and m.start_line.startswith("BYE ") for m in trace), trace
     assert not node.records("tls handshake failed")
+
+
+def test_the_edge_removes_caller_identity_from_untrusted_callers(tmp_path: Path, tls_node: ServerProcess,
+                                                                  pki: Pki) -> None:
+    """The node believes P-Asserted-Identity from its trunk (the proxy, over mutual TLS): the proxy must not pass on
+    one a caller chose. A sipp caller outside TRUSTED_IDENTITY_SOURCES sends one: the node sees the From; a carrier
+    inside it keeps its asserted number."""
+    kamailio = start_identity_edge(tmp_path / "kamailio", tls_node, pki, trusted="127.0.0.3/32")
+    offered: dict[str, dict] = {}
+    try:
+        for source, asserted in (("127.0.0.2", "+15550001111"), ("127.0.0.3", "+15550002222")):
+            workdir = tmp_path / f"sipp-{source}"
+            workdir.mkdir()
+            result = subprocess.run(identity_sipp_command(kamailio, workdir, source=source, asserted=asserted),
+                                    cwd=workdir, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                    errors="replace", timeout=60)
+            assert result.returncode == 0, errors_of(workdir) + "\n".join(kamailio.lines[-20:] + tls_node.lines[-12:])
+            offered[source] = tls_node.wait_for("call offered", count=len(offered) + 1)[-1]
+    finally:
+        stop_kamailio(kamailio)
+        (tmp_path / "kamailio.log").write_text("\n".join(kamailio.lines) + "\n")
+    untrusted, trusted = offered["127.0.0.2"], offered["127.0.0.3"]
+    assert (untrusted["transport"], untrusted["trunk"], untrusted["tls_peer"]) == ("tls", "edge", EDGE_NAME)
+    assert (untrusted["identity"], untrusted["caller"]) == ("from", "sipp"), untrusted
+    assert trusted["identity"] == "pai", trusted  # the header survives from a trusted source: the node believes it
+    assert kamailio.grep("caller identity headers removed from INVITE")
+    assert len(kamailio.grep("caller identity headers removed")) == 1

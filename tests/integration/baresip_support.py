@@ -235,6 +235,35 @@ class BaresipProcess:
         """WAV files the sndfile filter wrote with the decoded far-end audio."""
         return sorted(self.config.dump_dir.glob("dump-*-dec.wav"))
 
+    def wait_heard(self, seconds: float, timeout: float) -> float:
+        """Wait until the caller has heard ``seconds`` of voiced far-end audio (the decoded dump, read while
+        baresip still writes it); the voiced seconds heard. Fails after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        heard = 0.0
+        while time.monotonic() < deadline:
+            dumps = self.decoded_dumps()
+            heard = growing_wav_voiced_seconds(dumps[0]) if dumps else 0.0
+            if heard >= seconds:
+                return heard
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"the caller heard {heard:.2f}s of voiced audio, not {seconds}s, within {timeout}s")
+
+
+def growing_wav_voiced_seconds(path: Path) -> float:
+    """Voiced seconds in a 16-bit PCM WAV that may still be being written (its header's sizes not final yet):
+    format from the fmt chunk, samples from whatever follows the data chunk's header."""
+    raw = path.read_bytes()
+    fmt, data = raw.find(b"fmt "), raw.find(b"data")
+    if fmt < 0 or data < 0 or len(raw) < fmt + 24:
+        return 0.0
+    channels = int.from_bytes(raw[fmt + 10:fmt + 12], "little")
+    rate = int.from_bytes(raw[fmt + 12:fmt + 16], "little")
+    body = raw[data + 8:]
+    samples = np.frombuffer(body[: len(body) // (2 * channels) * 2 * channels], dtype="<i2")
+    return voiced_seconds(samples[::channels], rate) if channels and rate else 0.0
+
 
 def start_baresip(cfg: BaresipConfig, timeout: float = 10.0) -> BaresipProcess:
     """Write the config dir, start baresip with SIP tracing (-s) and connect to its ctrl_tcp port."""

@@ -9,6 +9,8 @@ from typing import Iterator
 
 import pytest
 
+from tests.certs import TestCa
+from tests.integration.rawsip import RawPeer, sdp_offer
 from tests.integration.support import (SCENARIOS, ServerProcess, free_media_port, free_udp_port, run_sipp,
                                        start_server, stop_server)
 
@@ -66,3 +68,28 @@ def test_privacy_id_keeps_the_number_out_of_logs_and_records(server: ServerProce
     assert _callers(tmp_path) == ["anonymous"]
     assert not [line for line in server.lines if ASSERTED in line]
     assert ASSERTED.encode() not in (tmp_path / "records" / "calls.sqlite3").read_bytes()
+
+
+def test_asserted_identity_is_ignored_when_the_trunk_refuses_the_call(tmp_path: Path) -> None:
+    """A trunk with tls_names takes calls over mutual TLS only: a UDP INVITE from its address is refused, and the
+    P-Asserted-Identity it carried is not believed (the call offered line shows the From)."""
+    ca = TestCa(tmp_path / "pki")
+    mine = ca.issue("node", ["localhost", "127.0.0.1"])
+    listen = (f"transports: [udp, tls], tls_port: 0, tls: {{cert_file: {mine.cert}, key_file: {mine.key}, "
+              f"ca_file: {ca.pem.cert}, client_auth: required}}")
+    trunk = ('trunks:\n  - {name: edge, registrar: "sip:127.0.0.1", register: false, allow_from: [127.0.0.1/32], '
+             'tls_names: [edge.voicebot.test]}\n')
+    (tmp_path / "node").mkdir()
+    server = start_server(tmp_path / "node", trunk, listen=listen)
+    peer = RawPeer((server.host, server.port))
+    try:
+        peer.send(peer.request("INVITE", server.uri, body=sdp_offer("127.0.0.1", free_media_port("127.0.0.1")),
+                               content_type="application/sdp",
+                               extra=f"P-Asserted-Identity: <sip:{ASSERTED}@127.0.0.1>\r\n"))
+        reply = peer.wait_reply("INVITE")
+        offered = server.wait_for_match("call offered", call_id=peer.call_id)
+    finally:
+        peer.close()
+        stop_server(server)
+    assert reply is not None and reply.status == 403
+    assert offered["identity"] == "from", offered

@@ -14,7 +14,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,7 +94,7 @@ def test_baresip_over_mutual_tls_with_mandatory_srtp(tls_server: ServerProcess, 
         # the account's ;transport=tls is added to the dialled URI
         assert baresip.command("dial", f"sip:1000@127.0.0.1:{tls_server.ports['tls']}").get("ok")
         established = baresip.wait_event("CALL_ESTABLISHED", timeout=20)
-        time.sleep(3.0)  # part of the greeting first
+        baresip.wait_heard(1.0, timeout=15)  # a second of the greeting heard (decrypted) before keying in
         baresip.send_digits("12#")
         baresip.wait_event("CALL_CLOSED", timeout=40)
     finally:

@@ -101,3 +101,52 @@ def test_certificate_names_of_a_peer_certificate() -> None:
                                ("URI", "sip:edge.example.net"))}
     assert certificate_names(cert) == ("edge.example.net", "sbc.example.net", "10.0.0.2")
     assert certificate_names({}) == ()
+
+
+def test_a_tls_names_trunk_may_share_no_source_address_with_another_trunk(tmp_path: Path, ca: TestCa) -> None:
+    """Calls go to the first trunk whose allow_from covers their source: an earlier trunk without tls_names
+    overlapping a tls_names trunk would take its calls without the certificate check (issue 20 review #4)."""
+    pem = ca.issue("sip", ["sip.example.net"])
+    path = tmp_path / "voicebot.yaml"
+    head = (f"listen:\n  transports: [udp, tls]\n  tls: {{cert_file: {pem.cert}, key_file: {pem.key}, "
+            f"ca_file: {ca.pem.cert}, client_auth: required}}\ntrunks:\n")
+    loose = '  - {name: carrier, registrar: "sip:127.0.0.1", register: false, allow_from: [10.0.0.0/24]}\n'
+    path.write_text(head + loose + TRUNK % "edge.example.net")
+    with pytest.raises(ConfigErrors) as info:
+        load_server_config(path)
+    [error] = info.value.errors
+    assert error.line == 6 and "trunks[1].allow_from[0]" in error.message, error.message
+    assert "overlaps trunk 'carrier'" in error.message and "trunk 'edge''s tls_names" in error.message
+    path.write_text(head + TRUNK % "edge.example.net" + loose)  # the other order shadows the carrier's: refused too
+    with pytest.raises(ConfigErrors) as info:
+        load_server_config(path)
+    assert info.value.errors[0].line == 6 and "trunks[1].allow_from[0]" in info.value.errors[0].message
+    path.write_text(head + loose.replace("10.0.0.0/24", "10.0.1.0/24") + TRUNK % "edge.example.net")
+    assert [t.name for t in load_server_config(path).trunks] == ["carrier", "edge"]  # disjoint: fine
+
+
+def test_certificate_names_follow_rfc_6125() -> None:
+    """subjectAltName alone names a certificate that has one (its common name is ignored), IP addresses compare as
+    addresses, wildcard names prove nothing (issue 20 review #6)."""
+    cert = {"subject": ((("commonName", "edge.example.net"),),),
+            "subjectAltName": (("DNS", "SBC.Example.net."), ("DNS", "*.example.net"),
+                               ("IP Address", "2001:DB8:0:0:0:0:0:1"), ("IP Address", "::ffff:10.0.0.2"))}
+    assert certificate_names(cert) == ("sbc.example.net", "2001:db8::1", "10.0.0.2")
+    assert certificate_names({"subject": ((("commonName", "Edge.example.net"),),)}) == ("edge.example.net",)
+    assert certificate_names({"subject": ((("commonName", "*.example.net"),),)}) == ()
+
+
+def test_tls_names_compare_canonically_and_refuse_wildcards(tmp_path: Path, ca: TestCa) -> None:
+    pem = ca.issue("sip", ["sip.example.net"])
+    path = tmp_path / "voicebot.yaml"
+    head = (f"listen:\n  transports: [udp, tls]\n  tls: {{cert_file: {pem.cert}, key_file: {pem.key}, "
+            f"ca_file: {ca.pem.cert}, client_auth: required}}\ntrunks:\n")
+    path.write_text(head + TRUNK % '"2001:db8::0:1", edge.example.net.')
+    trunk = load_server_config(path).trunks[0]
+    assert trunk.tls_refusal("tls", ("2001:DB8:0:0:0:0:0:1",)) is None
+    assert trunk.tls_refusal("tls", ("EDGE.example.net",)) is None
+    assert trunk.tls_refusal("tls", ("2001:db8::2",)) is not None
+    path.write_text(head + TRUNK % '"*.example.net"')
+    with pytest.raises(ConfigErrors) as info:
+        load_server_config(path)
+    assert info.value.errors[0].line == 5 and "tls_names[0]" in info.value.errors[0].message

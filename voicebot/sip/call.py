@@ -26,7 +26,7 @@ from typing import Awaitable, Callable, Coroutine, Protocol
 from .dialog import Dialog, new_tag
 from .hooks import Hook, Removed
 from .identity import CallerIdentity, Redirection, caller_identity, redirection
-from .message import SipRequest, SipResponse
+from .message import Arrival, SipRequest, SipResponse
 from .prack import EarlyDialogs, ReliableProvisionals, requires_100rel
 from .session_timer import (SessionRefresh, SessionTimer, SessionTimerPolicy, TooSmall, as_peer_request,
                             from_response, negotiate)
@@ -100,7 +100,7 @@ class CallTransport(Protocol):
     @property
     def session_timers(self) -> SessionTimerPolicy: ...
 
-    def trusted_identity(self, host: str) -> bool: ...
+    def trusted_identity(self, host: str, arrival: Arrival) -> bool: ...
 
     def make_response(self, req: SipRequest, status: int, reason: str | None = None, *, to_tag: str | None = None,
                       headers: list[tuple[str, str]] | None = None, body: bytes = b"",
@@ -170,7 +170,8 @@ class SipCall:
         self.progress = Progress.NONE  # an outbound leg's 1xx so far (see Progress)
         # Who calls (P-Asserted-Identity / Remote-Party-ID believed only from a trusted source) and whom they
         # first dialled (Diversion / History-Info); outbound legs: the From we sent, no redirection.
-        self.identity: CallerIdentity = caller_identity(invite.headers, inbound and transport.trusted_identity(addr[0]))
+        self.identity: CallerIdentity = caller_identity(
+            invite.headers, inbound and transport.trusted_identity(addr[0], self.arrival))
         self.redirection: Redirection | None = redirection(invite.headers) if inbound else None
         self.session_timer: SessionTimer | None = None  # agreed at setup (RFC 4028), set by the UA
         # the methods the peer allows (its INVITE's Allow, or its 2xx's on an outbound leg): UPDATE refreshes
@@ -190,6 +191,11 @@ class SipCall:
     @property
     def call_id(self) -> str:
         return self.invite.call_id
+
+    @property
+    def arrival(self) -> Arrival:
+        """How an inbound INVITE reached us (transport, TLS peer names); an outbound leg's: unknown (``""``)."""
+        return self.invite.arrival or Arrival("")
 
     @property
     def from_header(self) -> str:

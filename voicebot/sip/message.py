@@ -68,10 +68,21 @@ class SipMessage:
         return "\r\n".join(lines).encode("utf-8", "surrogateescape") + body
 
 
+@dataclass(frozen=True)
+class Arrival:
+    """How a received request reached us, as the socket saw it (never inferred from its source address): the
+    transport and, over TLS, the peer certificate's common name and every name it proves (none: no certificate)."""
+
+    transport: str = "udp"
+    peer_name: str | None = None
+    peer_names: tuple[str, ...] = ()
+
+
 @dataclass
 class SipRequest(SipMessage):
     method: str = ""
     uri: str = ""
+    arrival: Arrival | None = None  # set by the UA on requests it received; None on requests we build
 
     def serialize(self) -> bytes:
         return self._serialize(f"{self.method} {self.uri} {self.version}")

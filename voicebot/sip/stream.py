@@ -8,6 +8,7 @@ A connection is known by the peer's address as seen on the socket, plus any alia
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import ssl
 import time
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Coroutine, Literal
 
 from .framing import PONG, Frame, FramingError, Ping, StreamFramer
+from .certnames import canonical_name, names_match
 from .logthrottle import LogThrottle
 from .tls import TlsSession, peer_names, peer_subject
 
@@ -22,7 +24,7 @@ log = logging.getLogger("voicebot.sip.stream")
 
 Addr = tuple[str, int]
 Kind = Literal["tcp", "tls"]
-MessageHandler = Callable[[bytes, Addr, Kind], None]
+MessageHandler = Callable[[bytes, "Connection"], None]  # the message and the connection it arrived on
 BadFrameHandler = Callable[[bytes, Addr, Kind, str], None]
 
 
@@ -44,6 +46,17 @@ def addr_key(host: str, port: int) -> Addr:
     return (host, port)
 
 
+def alias_host_allowed(host: str, source: str, cert_names: tuple[str, ...]) -> bool:
+    """Whether a connection from ``source`` whose peer proved ``cert_names`` may alias a Via sent-by ``host``:
+    the same IP address (any spelling), or one of the certificate's names (RFC 5923 §10.2)."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        same = canonical_name(host) == canonical_name(source)
+    except ValueError:
+        same = False
+    return same or names_match((host,), cert_names)
+
+
 class Connection(asyncio.Protocol):
     """One TCP or TLS connection carrying framed SIP messages in both directions."""
 
@@ -62,7 +75,7 @@ class Connection(asyncio.Protocol):
         self._pending: list[bytes] = []
         self._tls = TlsSession(server_ctx) if server_ctx is not None else None
         self.accepted_at = time.monotonic()
-        self.peer_name: str | None = None  # common name of the peer's verified TLS certificate (mutual TLS)
+        self.peer_name: str | None = None  # common name of the peer's verified TLS certificate (either direction)
         self.peer_names: tuple[str, ...] = ()  # every name that certificate proves (CN, subjectAltName)
 
     # ------------------------------------------------------------------ asyncio.Protocol
@@ -70,7 +83,8 @@ class Connection(asyncio.Protocol):
         self._transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.remote = addr_key(peer[0], peer[1]) if peer else ("", 0)
-        if self.outbound:
+        if self.outbound:  # asyncio completed the handshake (TLS) before calling this
+            self._learn_peer(transport.get_extra_info("ssl_object"))
             self._become_ready()
             return
         refusal = self.owner.refusal(self.remote[0])
@@ -105,13 +119,18 @@ class Connection(asyncio.Protocol):
             self.close()
             return None
         if self._tls.established and not was_ready:
-            subject = self.peer_name = peer_subject(self._tls.ssl_object)
-            self.peer_names = peer_names(self._tls.ssl_object)
-            if subject is not None:
-                log.info("tls peer certificate", extra={"fields": {
-                    "src": f"{self.remote[0]}:{self.remote[1]}", "subject": subject}})
+            self._learn_peer(self._tls.ssl_object)
             self._become_ready()
         return plain
+
+    def _learn_peer(self, ssl_object: ssl.SSLObject | None) -> None:
+        """The names the peer's certificate proves, on a connection of either direction: only a verified one
+        has any (an unverified certificate, e.g. verify_server off, gives none)."""
+        subject = self.peer_name = peer_subject(ssl_object)
+        self.peer_names = peer_names(ssl_object)
+        if subject is not None:
+            log.info("tls peer certificate", extra={"fields": {
+                "src" if not self.outbound else "dst": f"{self.remote[0]}:{self.remote[1]}", "subject": subject}})
 
     def _become_ready(self) -> None:
         self.ready = True
@@ -128,7 +147,7 @@ class Connection(asyncio.Protocol):
             data = plain
         for event in self.framer.feed(data):
             if isinstance(event, Frame):
-                self.owner.on_message(event.data, self.remote, self.kind)
+                self.owner.on_message(event.data, self)
             elif isinstance(event, Ping):
                 self._write_now(PONG)
             elif isinstance(event, FramingError):
@@ -264,11 +283,20 @@ class StreamTransport:
         self._table[key] = conn
         conn.keys.add(addr)
 
-    def alias(self, kind: Kind, via_addr: Addr, remote: Addr) -> None:
-        """RFC 5923: the peer lets requests for ``via_addr`` (its Via sent-by) reuse this connection."""
-        conn = self._table.get((kind, remote))
-        if conn is not None and not conn.closed and via_addr != remote:
-            self._bind(conn, addr_key(*via_addr))
+    def alias(self, conn: Connection, via_addr: Addr) -> str | None:
+        """RFC 5923: the peer lets requests for ``via_addr`` (its Via sent-by) reuse ``conn``. Bound only when
+        the sent-by host is the connection's own source IP or a name its verified certificate proves (§10.2),
+        and the address is not held by another live connection. Returns why it was refused (None: bound)."""
+        addr = addr_key(*via_addr)
+        if conn.closed or addr == conn.remote:
+            return None
+        if not alias_host_allowed(addr[0], conn.remote[0], conn.peer_names):
+            return "sent-by host is neither the connection's source address nor a name of its certificate"
+        holder = self._table.get((conn.kind, addr))
+        if holder is not None and holder is not conn and not holder.closed:
+            return "address held by another connection"
+        self._bind(conn, addr)
+        return None
 
     def forget(self, conn: Connection) -> None:
         if conn not in self._all:

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from cryptography import x509
 
+from .certnames import certificate_names
+
 ClientAuth = Literal["none", "optional", "required"]
 MIN_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
 
@@ -157,16 +159,6 @@ def peer_subject(ssl_object: ssl.SSLObject | None) -> str | None:
             if key == "commonName":
                 return str(value)
     return None
-
-
-def certificate_names(cert: dict[str, Any]) -> tuple[str, ...]:
-    """Names a verified certificate (``SSLObject.getpeercert()``) proves: subject common name, then its
-    subjectAltName DNS names and IP addresses, each once."""
-    names: list[str] = []
-    for rdn in cert.get("subject", ()):
-        names.extend(str(value) for key, value in rdn if key == "commonName")
-    names.extend(str(value) for kind, value in cert.get("subjectAltName", ()) if kind in ("DNS", "IP Address"))
-    return tuple(dict.fromkeys(names))
 
 
 def peer_names(ssl_object: ssl.SSLObject | None) -> tuple[str, ...]:

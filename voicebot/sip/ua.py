@@ -30,12 +30,12 @@ from .session_timer import SessionTimerPolicy, TooSmall, from_answer, negotiate 
     offer_headers
 from .ratelimit import SourceLimiter
 from .headers import SipParseError
-from .message import SipRequest, SipResponse
+from .message import Arrival, SipRequest, SipResponse
 from .parser import parse_message
 from .uri import parse_name_addr, parse_uri
 from .transaction import (ClientTransaction, ServerTransaction, Timers, TransactionTimeout, new_branch,
                           server_key)
-from .stream import Kind, StreamSettings, StreamTransport, addr_key
+from .stream import Connection, Kind, StreamSettings, StreamTransport, addr_key
 from .tls import TlsIdentity, TlsSettings, client_context, load_identity
 from .transport import EgressPolicy, UdpTransport
 from .validate import build_response, check_request, default_reason
@@ -142,7 +142,8 @@ class UserAgent:
         for method in NO_DIALOG_METHODS:
             self.handlers.default(method, _no_dialog)
         self.accepting = True
-        self.trusted_identity: Callable[[str], bool] = lambda _host: False  # sources whose PAI/RPID we believe
+        # whose PAI/RPID we believe: (source host, how the request arrived) -> bool
+        self.trusted_identity: Callable[[str, Arrival], bool] = lambda _host, _arrival: False
         self.session_timers = SessionTimerPolicy()  # RFC 4028 on the calls we answer and the legs we place
         self.media_lag: Callable[[], float] = lambda: 0.0  # seconds the media clock is behind (admission by load)
         self.stats = UaStats()
@@ -323,6 +324,20 @@ class UserAgent:
                 return
         if self.transport is not None:
             self.transport.send(data, addr)
+
+    def send_on(self, data: bytes, addr: Addr, kind: str) -> None:
+        """Send to ``addr`` over ``kind``, the transport a request came on (RFC 3261 §18.2.2): a UDP request is
+        answered over UDP even when a TCP/TLS connection from the same ip:port is open, and the other way round."""
+        if kind == "udp":
+            if self.transport is not None:
+                self.transport.send(data, addr)
+            return
+        stream_kind: Kind | None = "tls" if kind == "tls" else "tcp" if kind == "tcp" else None
+        conn = self.stream.find(addr, stream_kind) if self.stream is not None and stream_kind is not None else None
+        if conn is not None:
+            conn.write(data)
+            return
+        self.send_bytes(data, addr)  # the connection closed: a new one by the route (§18.2.2 falls back likewise)
 
     def _remember(self, table: OrderedDict, addr: Addr, value: object) -> None:  # type: ignore[type-arg]
         table[addr] = value
@@ -591,10 +606,10 @@ class UserAgent:
             return  # CRLF keep-alive (RFC 5626)
         self._on_message(data, addr, None)
 
-    def _on_stream_message(self, data: bytes, addr: Addr, kind: Kind) -> None:
+    def _on_stream_message(self, data: bytes, conn: Connection) -> None:
         """One framed message from a TCP/TLS connection (the framer answered keep-alives already)."""
-        self._remember(self._stream_peers, addr, kind)
-        self._on_message(data, addr, kind)
+        self._remember(self._stream_peers, conn.remote, conn.kind)
+        self._on_message(data, conn.remote, conn)
 
     def _on_bad_frame(self, head: bytes, addr: Addr, kind: Kind, reason: str) -> None:
         """A stream that cannot be framed (no/bad Content-Length, too large): 400/513 if possible; the
@@ -619,17 +634,19 @@ class UserAgent:
             self._count(status)
             self.send_bytes(resp.serialize(), addr)
 
-    def _on_message(self, data: bytes, addr: Addr, kind: Kind | None) -> None:
+    def _on_message(self, data: bytes, addr: Addr, conn: Connection | None) -> None:
+        """A message from UDP (``conn`` None) or from the TCP/TLS connection ``conn``."""
         if not self._admit_before_parse(data, addr):
             self.stats.dropped_before_parse += 1
             return
+        kind = conn.kind if conn is not None else None
         try:
             msg = parse_message(data, max_headers=self.limits.max_headers, max_size=self.limits.max_message_bytes,
                                 stream=kind is not None)
         except SipParseError as err:
             self.stats.parse_errors += 1
             if self._source_allowed(addr[0]) and self.limiter.admit(addr[0], time.monotonic()):
-                self._reply_to_parse_error(err, addr, len(data))
+                self._reply_to_parse_error(err, addr, len(data), kind or "udp")
             else:  # outside the ACL (already charged above) or over its rate: no answer, an aggregated line
                 self._log_throttled("bad SIP message dropped", addr, bytes=len(data), reason=clip(err.reason))
             return
@@ -638,9 +655,13 @@ class UserAgent:
             self._on_response(msg, addr)
         else:
             self.stats.requests += 1
-            if kind is not None and self.stream is not None and "alias" in msg.top_via.params:
+            msg.arrival = Arrival(conn.kind, conn.peer_name, conn.peer_names) if conn is not None else Arrival("udp")
+            if conn is not None and self.stream is not None and "alias" in msg.top_via.params:
                 via = msg.top_via
-                self.stream.alias(kind, addr_key(via.host, via.port or DEFAULT_PORTS[kind]), addr)
+                refused = self.stream.alias(conn, (via.host, via.port or DEFAULT_PORTS[conn.kind]))
+                if refused is not None:
+                    self._log_throttled("via alias refused", addr, transport=conn.kind, reason=refused,
+                                        sent_by=clip(f"{via.host}:{via.port or ''}", 80))
             self._on_request(msg, addr)
 
     def _admit_before_parse(self, data: bytes, addr: Addr) -> bool:
@@ -667,7 +688,7 @@ class UserAgent:
             log.warning(message, extra={"fields": {"src": f"{addr[0]}:{addr[1]}", **fields,
                                                    "suppressed": suppressed}})
 
-    def _reply_to_parse_error(self, err: SipParseError, addr: Addr, size: int) -> None:
+    def _reply_to_parse_error(self, err: SipParseError, addr: Addr, size: int, kind: str) -> None:
         self._log_throttled("bad SIP message dropped" if err.status is None else "bad SIP message rejected", addr,
                             bytes=size, reason=clip(err.reason), status=err.status)
         if err.status is None or not err.is_request or err.headers is None or err.method == "ACK":
@@ -675,7 +696,7 @@ class UserAgent:
         resp = build_response(err.headers, err.status, f"{default_reason(err.status)} ({err.reason})"[:120])
         if resp is not None:
             self._count(err.status)
-            self.send_bytes(resp.serialize(), addr)
+            self.send_on(resp.serialize(), addr, kind)
 
     def _count(self, status: int) -> None:
         self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
@@ -756,9 +777,9 @@ class UserAgent:
 
     def _new_server_tx(self, req: SipRequest, addr: Addr, on_ack_timeout: Callable[[ServerTransaction], None]
                        | None = None) -> ServerTransaction:
-        reliable = self.stream is not None and self.stream.find(addr) is not None
-        tx = ServerTransaction(req, addr, self, self.timers, self._server_tx_done, on_ack_timeout,
-                               reliable=reliable)
+        kind = req.arrival.transport if req.arrival is not None else self.kind_for(addr)
+        tx = ServerTransaction(req, addr, _ReplyPath(self, kind), self.timers, self._server_tx_done, on_ack_timeout,
+                               reliable=kind != "udp")
         self._server_txs[tx.key] = tx
         return tx
 
@@ -870,6 +891,17 @@ class UserAgent:
             self._respond_stateless(req, addr, 500, "CSeq out of order")
             return
         call.receive(req, self._new_server_tx(req, addr))
+
+
+@dataclass(frozen=True)
+class _ReplyPath:
+    """A server transaction's sender: its responses leave on the transport its request arrived on."""
+
+    ua: UserAgent
+    kind: str
+
+    def send(self, data: bytes, addr: Addr) -> None:
+        self.ua.send_on(data, addr, self.kind)
 
 
 @dataclass(frozen=True)
