@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from voicebot.sip.headers import Headers
-from voicebot.sip.session_timer import (SessionRefresh, SessionTimer, SessionTimerPolicy, TooSmall, as_peer_request,
+from voicebot.sip.session_timer import (Refresher, SessionRefresh, SessionTimer, SessionTimerPolicy, TooSmall, as_peer_request,
                                         from_answer, from_response, negotiate, offer_headers)
 
 POLICY = SessionTimerPolicy(expires_s=1800, min_se_s=90)
@@ -43,6 +43,26 @@ def test_from_response_takes_the_peers_interval() -> None:
     current = SessionTimer(600, "uas", True)
     assert from_response(Headers([("Session-Expires", "900;refresher=uas")]), current).interval == 900
     assert from_response(Headers(), current) is current
+
+
+def test_a_refresh_we_send_names_its_sender_the_refresher_whatever_our_initial_role() -> None:
+    # RFC 4028 §7.4: the refresher of a refresh request is named by that request's roles; we send it as its UAC.
+    # Naming our initial role ("uas" on a call we answered) asked the caller to take the refreshing over.
+    roles: tuple[Refresher, ...] = ("uas", "uac")
+    for ours in roles:
+        headers = dict(SessionTimer(600, ours, True).request_headers(90))
+        assert headers["Session-Expires"] == "600;refresher=uac"
+
+
+def test_the_answer_to_our_refresh_is_read_by_the_refreshs_roles() -> None:
+    on_a_call_we_answered = SessionTimer(600, "uas", True)
+    kept = from_response(Headers([("Session-Expires", "600;refresher=uac")]), on_a_call_we_answered, "uas")
+    assert kept.refresher == "uas"  # the refresh's UAC, us: we keep refreshing
+    handed = from_response(Headers([("Session-Expires", "600;refresher=uas")]), on_a_call_we_answered, "uas")
+    assert handed.refresher == "uac"  # the refresh's UAS, the caller: it refreshes from now on
+    on_a_leg_we_placed = SessionTimer(600, "uac", True)
+    assert from_response(Headers([("Session-Expires", "600;refresher=uac")]), on_a_leg_we_placed, "uac") \
+        .refresher == "uac"
 
 
 def test_refreshee_ends_the_call_when_no_refresh_comes() -> None:

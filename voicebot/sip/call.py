@@ -28,8 +28,8 @@ from .hooks import Hook, Removed
 from .identity import CallerIdentity, Redirection, caller_identity, redirection
 from .message import Arrival, SipRequest, SipResponse
 from .prack import EarlyDialogs, ReliableProvisionals, requires_100rel
-from .session_timer import (SessionRefresh, SessionTimer, SessionTimerPolicy, TooSmall, as_peer_request,
-                            from_response, negotiate)
+from .session_timer import (Refresher, SessionRefresh, SessionTimer, SessionTimerPolicy, TooSmall,
+                            as_peer_request, from_response, negotiate)
 from .transaction import ServerTransaction, Timers, TransactionTimeout
 
 log = logging.getLogger("voicebot.sip.call")
@@ -444,7 +444,8 @@ class SipCall:
                                                            "method": "UPDATE" if "UPDATE" in allowed else "INVITE"}})
         if status in (408, 481):
             return None  # the dialog is gone (§10)
-        return from_response(resp.headers, timer) if resp is not None and 200 <= status < 300 else timer
+        local: Refresher = "uas" if self.inbound else "uac"
+        return from_response(resp.headers, timer, local) if resp is not None and 200 <= status < 300 else timer
 
     async def _session_expired(self, reason: str) -> None:
         log.warning(reason, extra={"fields": {"call_id": self.call_id}})

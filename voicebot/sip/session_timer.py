@@ -57,8 +57,10 @@ class SessionTimer:
         return headers
 
     def request_headers(self, min_se: int) -> list[tuple[str, str]]:
-        """Headers of a refresh we send as the UAS refresher."""
-        return [("Session-Expires", f"{self.interval};refresher={self.refresher}"), ("Min-SE", str(min_se)),
+        """Headers of a refresh we send as the refresher. Its refresher is named by the refresh's own roles
+        (§7.4, §9): we send it, so ``uac`` — whichever side we were in the initial INVITE. (Naming our initial
+        role instead told a caller we answered, ``refresher=uas``, to take the refreshing over.)"""
+        return [("Session-Expires", f"{self.interval};refresher=uac"), ("Min-SE", str(min_se)),
                 ("Supported", "timer")]
 
     @property
@@ -106,13 +108,17 @@ def negotiate(headers: Headers, policy: SessionTimerPolicy) -> SessionTimer | To
     return SessionTimer(interval, refresher, supports)
 
 
-def from_response(headers: Headers, current: SessionTimer) -> SessionTimer:
-    """The timer after the peer answered our refresh: its Session-Expires, if any, is the new interval."""
+def from_response(headers: Headers, current: SessionTimer, local: Refresher = "uac") -> SessionTimer:
+    """The timer after the peer answered our refresh: its Session-Expires, if any, is the new interval. The 2xx
+    names the refresher by the refresh's roles (we were its UAC); ``local``, our role in the initial INVITE,
+    turns that back into the initial INVITE's roles, which :class:`SessionTimer` keeps."""
     interval, params = _delta(headers.get("Session-Expires"))
     if interval is None:
         return current
-    refresher = params.get("refresher", current.refresher)
-    return SessionTimer(interval, "uac" if refresher == "uac" else "uas", current.peer_supports)
+    peer: Refresher = "uas" if local == "uac" else "uac"
+    named = params.get("refresher")
+    refresher = current.refresher if named not in ("uac", "uas") else (local if named == "uac" else peer)
+    return SessionTimer(interval, refresher, current.peer_supports)
 
 
 def offer_headers(policy: SessionTimerPolicy, min_se: int | None = None) -> list[tuple[str, str]]:
