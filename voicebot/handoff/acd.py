@@ -258,10 +258,10 @@ class HandoffManager:
             await self.service.callback_failed(assignment.id)
             log.info("callback: customer did not answer", extra={"fields": {"call_id": assignment.call_id}})
             return
-        await self.service.agent_answered(assignment.id)
         bridge = ChannelBridge(customer_leg, agent_leg)
         live: LiveCall | None = None
-        try:
+        try:  # from here both legs are up: whatever happens (a cancellation too) the finally ends them
+            await self.service.agent_answered(assignment.id)
             # followed live like an inbound bridged call (the queue's switch decides), in the caller's language,
             # judged by the policies of the dialplan the call ran
             live = self._follow(bridge, assignment.call_id, assignment.queue, agent.id, lang, "sip", dialplan)
