@@ -261,3 +261,15 @@ def api_request(port: int, method: str, path: str, token: str | None, body: dict
             return response.status, json.loads(response.read() or b"{}")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
+
+
+def write_callback_agent(directory: Path, agent_port: int) -> None:
+    """agents.yaml with one English billing agent, a SIP phone on ``agent_port``, no wrap-up (the callback tests)."""
+    (directory / "agents.yaml").write_text(f"""agents:
+  - id: a1
+    name: Test Agent
+    sip_uri: sip:agent@127.0.0.1:{agent_port}
+    skills: {{billing: 5}}
+    languages: [en-US]
+    wrap_up_s: 0
+""")

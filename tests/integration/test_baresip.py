@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,7 +56,7 @@ def test_baresip_call_enters_digits_and_is_hung_up_by_server(voicebot_server: Se
 
     established = baresip.wait_event("CALL_ESTABLISHED", timeout=15)
     assert established["peeruri"] == voicebot_server.uri
-    time.sleep(3.0)  # let part of the greeting play before keying in
+    baresip.wait_heard(1.0, timeout=15)  # a second of the greeting heard before keying in
     baresip.send_digits("12#")
 
     closed = baresip.wait_event("CALL_CLOSED", timeout=40)

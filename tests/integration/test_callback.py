@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.support import SCENARIOS, free_media_port, free_udp_ports, require_tool
+from tests.integration.support import SCENARIOS, free_media_port, free_udp_ports, require_tool, write_callback_agent
 from voicebot.handoff import HandoffManager
 from voicebot.queues.models import load_agents, load_queues
 from voicebot.queues.service import AcdService
@@ -32,14 +32,7 @@ def sipp_uas(scenario: str, port: int, cwd: Path, name: str, *extra: str) -> sub
 def test_callback_rings_agent_then_dials_customer_and_bridges(tmp_path: Path) -> None:
     require_tool("sipp")
     agent_port, customer_port = free_udp_ports(2)
-    (tmp_path / "agents.yaml").write_text(f"""agents:
-  - id: a1
-    name: Test Agent
-    sip_uri: sip:agent@127.0.0.1:{agent_port}
-    skills: {{billing: 5}}
-    languages: [en-US]
-    wrap_up_s: 0
-""")
+    write_callback_agent(tmp_path, agent_port)
     (tmp_path / "queues.yaml").write_text("queues:\n  - name: support\n    max_wait_s: 600\n")
     agent = sipp_uas("agent_answers.xml", agent_port, tmp_path, "agent", "-rtp_echo")
     customer = sipp_uas("customer_answers_then_hangs_up.xml", customer_port, tmp_path, "customer")

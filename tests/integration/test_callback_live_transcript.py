@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.integration.support import REPO, free_udp_ports, write_config
+from tests.integration.support import REPO, free_udp_ports, write_callback_agent, write_config
 from voicebot.api.tokens import TokenStore
 from voicebot.config import load_server_config
 from voicebot.runtime import Runtime
@@ -77,14 +77,7 @@ def pool() -> Any:
 def test_a_callback_bridged_to_an_agent_is_transcribed_checked_and_pushed_live(
         tmp_path: Path, pool: SpeechWorkerPool, followed: bool) -> None:
     agent_port, customer_port = free_udp_ports(2)
-    (tmp_path / "agents.yaml").write_text(f"""agents:
-  - id: a1
-    name: Test Agent
-    sip_uri: sip:agent@127.0.0.1:{agent_port}
-    skills: {{billing: 5}}
-    languages: [en-US]
-    wrap_up_s: 0
-""")
+    write_callback_agent(tmp_path, agent_port)
     (tmp_path / "queues.yaml").write_text(f"""queues:
   - name: support
     max_wait_s: 600

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.integration.support import REPO, free_udp_ports
+from tests.integration.support import REPO, free_udp_ports, write_callback_agent
 from voicebot.handoff import HandoffManager
 from voicebot.handoff.live_asr import LiveAsr
 from voicebot.handoff.live_transcript import BridgedCall, LiveCall, LiveTranscripts, QueueFollow
@@ -47,14 +47,7 @@ def phone(port: int, wav: str, *extra: str) -> subprocess.Popen[str]:
 
 def test_the_customer_is_hung_up_before_the_transcript_settles_and_its_last_lines_are_kept(tmp_path: Path) -> None:
     agent_port, customer_port = free_udp_ports(2)
-    (tmp_path / "agents.yaml").write_text(f"""agents:
-  - id: a1
-    name: Test Agent
-    sip_uri: sip:agent@127.0.0.1:{agent_port}
-    skills: {{billing: 5}}
-    languages: [en-US]
-    wrap_up_s: 0
-""")
+    write_callback_agent(tmp_path, agent_port)
     (tmp_path / "queues.yaml").write_text("queues:\n  - name: support\n    max_wait_s: 600\n"
                                           "    live_transcript: true\n    assist: false\n")
     agent = phone(agent_port, "en_agent_card_number.wav", "--hangup-after", "6")

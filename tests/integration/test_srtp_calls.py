@@ -109,7 +109,7 @@ def test_baresip_srtp_mandatory_call_to_required_trunk(required_server: ServerPr
     try:
         assert baresip.command("dial", required_server.uri).get("ok")
         established = baresip.wait_event("CALL_ESTABLISHED", timeout=20)
-        time.sleep(3.0)  # part of the greeting first
+        baresip.wait_heard(1.0, timeout=15)  # a second of the greeting heard (decrypted) first
         baresip.send_digits("12#")
         baresip.wait_event("CALL_CLOSED", timeout=40)
     finally:
@@ -156,7 +156,7 @@ def test_optional_serves_plain_rtp_and_best_effort_srtp(optional_server: ServerP
         try:
             assert baresip.command("dial", optional_server.uri).get("ok")
             established = baresip.wait_event("CALL_ESTABLISHED", timeout=20)
-            time.sleep(2.0)
+            baresip.wait_heard(1.0, timeout=15)  # a second of the greeting heard first
             baresip.send_digits("7#")
             baresip.wait_event("CALL_CLOSED", timeout=40)
         finally:

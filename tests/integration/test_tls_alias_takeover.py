@@ -15,27 +15,15 @@ from pathlib import Path
 import pytest
 
 from tests.certs import TestCa
-from tests.integration.support import ServerProcess, start_server, stop_server
+from tests.integration.support import ServerProcess
+from tests.integration.tls_trunk import EDGE, tls_trunk_node
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-EDGE = "edge.voicebot.test"
-
-
 @pytest.fixture
 def node(tmp_path: Path) -> Iterator[tuple[ServerProcess, TestCa]]:
-    ca = TestCa(tmp_path / "pki")
-    mine = ca.issue("node", ["localhost", "127.0.0.1"])
-    listen = (f"transports: [udp, tls], tls_port: 0, tls: {{cert_file: {mine.cert}, key_file: {mine.key}, "
-              f"ca_file: {ca.pem.cert}, client_auth: required}}")
-    trunk = ('trunks:\n  - {name: edge, registrar: "sip:127.0.0.1", register: false, allow_from: [127.0.0.1/32], '
-             f'tls_names: [{EDGE}]}}\n')
-    (tmp_path / "node").mkdir()
-    server = start_server(tmp_path / "node", trunk, listen=listen)
-    try:
-        yield server, ca
-    finally:
-        stop_server(server)
+    with tls_trunk_node(tmp_path) as started:
+        yield started
 
 
 def options(server: ServerProcess, sock: ssl.SSLSocket, sent_by: tuple[str, int], tag: str, alias: bool) -> None:
