@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from voicebot.speech.scheduling import JobQueue, Ticket, prometheus_waits
 
 
@@ -25,6 +27,17 @@ def test_a_speculative_job_becomes_urgent_when_its_caller_waits_on_it() -> None:
     ticket.urgent = True  # the turn ended on this pause
     assert [job.payload for job in iter(lambda: queue.pop(now=2.0), None)] == \
         ["later turn end", "older turn end", "pause that ended the turn"]
+
+
+def test_jobs_holding_audio_of_the_same_length_are_told_apart() -> None:
+    # ASR payloads are numpy audio: a job compared field by field raised "truth value of an array is ambiguous"
+    # as soon as two callers' utterances of one length waited together (a saturated pool)
+    queue: JobQueue[np.ndarray] = JobQueue()
+    first = queue.push(np.zeros(1600, dtype=np.int16), "asr", now=0.0, ticket=Ticket(urgent=False))
+    second = queue.push(np.ones(1600, dtype=np.int16), "asr", now=1.0)
+    popped = queue.pop(now=2.0)
+    assert popped is second
+    assert queue.remove(first) and len(queue) == 0
 
 
 def test_abandoned_and_removed_jobs_never_run_and_are_counted() -> None:

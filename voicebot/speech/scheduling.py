@@ -34,7 +34,7 @@ class Ticket:
 CURRENT_TICKET: contextvars.ContextVar[Ticket | None] = contextvars.ContextVar("speech_job_ticket", default=None)
 
 
-@dataclass
+@dataclass(eq=False)  # one job is itself, never another with equal fields: payloads hold numpy audio
 class QueuedJob(Generic[T]):
     payload: T
     kind: str  # "asr" or "tts", for the statistics
