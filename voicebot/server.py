@@ -26,7 +26,7 @@ from voicebot.compliance.deployment import certificate_findings
 from voicebot.api.cli import default_tokens_path
 from voicebot.api.forward import AnswerForwarder, advertised_url
 from voicebot.api.tokens import TokenStore
-from voicebot.config import ListenConfig, ServerConfig, resolve_trunk_password
+from voicebot.config import ListenConfig, ServerConfig, TrunkConfig, resolve_trunk_password
 from voicebot.dialplan.actions import Enqueue
 from voicebot.calls.events import Noted
 from voicebot.compliance.alerts import QualityAlert
@@ -446,11 +446,11 @@ class VoicebotServer:
                                      "identity": call.identity.source}
         if call.redirection is not None:
             fields["redirection"] = call.redirection.as_dict()
-        arrival = self._arrival(call)
-        fields.update({key: value for key, value in arrival.items() if key != "tls_names"})
+        trunk = self.config.trunk_for_source(call.addr[0])  # looked up once: every decision below uses it
+        fields.update(self._arrival(call, trunk))
         log.info("call offered", extra={"fields": fields})
-        trunk = self.config.trunk_for_source(call.addr[0])
-        refusal = trunk.tls_refusal(str(arrival["transport"]), arrival.get("tls_names", ())) if trunk else None
+        came = call.arrival
+        refusal = trunk.tls_refusal(came.transport, came.peer_names) if trunk is not None else None
         if refusal is not None:
             call.reject(403, "Forbidden (mutual TLS required)")
             log.warning("call rejected: trunk requires mutual TLS", extra={"fields": {**fields, "reason": refusal}})
@@ -459,7 +459,7 @@ class VoicebotServer:
             call.reject(488, "Not Acceptable Here (an SDP offer is required)")
             log.warning("call rejected: no SDP offer", extra={"fields": fields})
             return
-        encryption = self.config.media_encryption_for(self.config.trunk_for_source(call.addr[0]))
+        encryption = self.config.media_encryption_for(trunk)
         try:
             offer = parse_sdp(call.remote_sdp)
             preference = list(self.config.codecs.preference)
@@ -500,7 +500,7 @@ class VoicebotServer:
             if not await call.answer(negotiated.answer.encode()):
                 record.outcome = call.end_reason or "not answered"
                 return
-            dialplan = self._dialplan_for(call)
+            dialplan = self.config.dialplan_for(call.to_uri_user or "", trunk)
             life.start(caller=call.identity.shown, callee=call.to_uri_user or "", dialplan=dialplan)
             if dialplan == KEYPAD_DEMO or self.runtime is None or dialplan not in self.runtime.interpreters:
                 await life.run(DemoDtmfSession(leg.channel, self._demo_prompts(), self.prompts, record))
@@ -519,20 +519,15 @@ class VoicebotServer:
         trunk = self.config.trunk_for_source(host)
         return trunk is not None and trunk.tls_refusal(arrival.transport, arrival.peer_names) is None
 
-    def _arrival(self, call: SipCall) -> dict[str, Any]:
-        """How the INVITE came: its transport, the trunk its source belongs to, the TLS peer's certificate (its
-        common name as ``tls_peer``, every name it proves as ``tls_names``)."""
+    @staticmethod
+    def _arrival(call: SipCall, trunk: TrunkConfig | None) -> dict[str, Any]:
+        """How the INVITE came, for its log line: its transport, the trunk its source belongs to, the TLS peer's
+        certificate name as ``tls_peer``."""
         came = call.arrival  # recorded by the UA from the socket the INVITE arrived on, never from its address
-        trunk = self.config.trunk_for_source(call.addr[0])
         arrival: dict[str, Any] = {"transport": came.transport, "trunk": trunk.name if trunk is not None else None}
         if came.transport == "tls":
-            arrival["tls_peer"], arrival["tls_names"] = came.peer_name, came.peer_names
+            arrival["tls_peer"] = came.peer_name
         return arrival
-
-    def _dialplan_for(self, call: SipCall) -> str:
-        did = call.to_uri_user or ""
-        trunk = self.config.trunk_for_source(call.addr[0])
-        return self.config.dialplan_for(did, trunk)
 
     def _call_services(self, *, recorded: bool = True) -> CallServices:
         """What each call is wired to: the call record and after-call case (unless ``recorded`` is False), the
