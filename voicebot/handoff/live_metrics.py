@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 __all__ = ["DROP_REASONS", "LiveTotals", "drop_reason"]
 
 DROP_REASONS = ("queue_full", "too_old", "failed", "record_closed")
-_BY_TEXT = {"queue full": "queue_full", "too old": "too_old", "failed": "failed", "record closed": "record_closed"}
 
 
 def drop_reason(text: str) -> str:
     """The metric label of a drop reason as LiveAsr and LiveCall tell it ("queue full" -> "queue_full")."""
-    return _BY_TEXT.get(text, text.replace(" ", "_"))
+    return text.replace(" ", "_")
 
 
 @dataclass
